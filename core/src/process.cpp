@@ -1,0 +1,168 @@
+#include "butter/process.hpp"
+
+#include <linux/sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "butter/signalfd.hpp"
+#include "sys.hpp"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace butter {
+
+pid_t getpid() {
+    return sys::getpid();
+}
+pid_t getppid() {
+    return sys::getppid();
+}
+pid_t gettid() {
+    return sys::gettid();
+}
+
+namespace {
+
+ExitStatus decode(const siginfo_t& info) {
+    ExitStatus s;
+    s.pid = info.si_pid;
+    s.code = info.si_status;
+    switch (info.si_code) {
+        case CLD_EXITED:
+            s.kind = ExitStatus::Kind::Exited;
+            break;
+        case CLD_KILLED:
+            s.kind = ExitStatus::Kind::Killed;
+            break;
+        case CLD_DUMPED:
+            s.kind = ExitStatus::Kind::Dumped;
+            break;
+        case CLD_STOPPED:
+            s.kind = ExitStatus::Kind::Stopped;
+            break;
+        case CLD_CONTINUED:
+            s.kind = ExitStatus::Kind::Continued;
+            break;
+        default:
+            s.kind = ExitStatus::Kind::Trapped;
+            break;
+    }
+    return s;
+}
+
+Result<std::optional<ExitStatus>> do_waitid(idtype_t type, id_t id, int options, const char* call) {
+    siginfo_t info{};
+    int r = sys::retry_eintr([&] { return ::waitid(type, id, &info, options); });
+    if (r < 0) {
+        // A non-blocking pidfd reports "not exited yet" as EAGAIN, as WNOHANG does with 0.
+        if (errno == EAGAIN && type == static_cast<idtype_t>(P_PIDFD))
+            return std::optional<ExitStatus>();
+        return fail_errno(call);
+    }
+    if (info.si_pid == 0) return std::optional<ExitStatus>();  // WNOHANG, nothing yet
+    return std::optional<ExitStatus>(decode(info));
+}
+
+}  // namespace
+
+std::string ExitStatus::to_string() const {
+    switch (kind) {
+        case Kind::Exited:
+            return "exited " + std::to_string(code);
+        case Kind::Killed:
+            return "killed by " + signal_name(code);
+        case Kind::Dumped:
+            return "dumped core (" + signal_name(code) + ")";
+        case Kind::Stopped:
+            return "stopped by " + signal_name(code);
+        case Kind::Continued:
+            return "continued";
+        case Kind::Trapped:
+            return "trapped (" + signal_name(code) + ")";
+    }
+    return "unknown";
+}
+
+Result<Fd> pidfd_open(pid_t pid, bool nonblocking) {
+    int fd = sys::pidfd_open(pid, nonblocking ? O_NONBLOCK : 0);
+    if (fd < 0) return fail(Error("pidfd_open", -fd, std::to_string(pid)));
+    return Fd(fd);
+}
+
+Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig) {
+    int r = sys::pidfd_send_signal(pidfd.get(), sig, nullptr, 0);
+    if (r < 0) return fail(Error("pidfd_send_signal", -r, signal_name(sig)));
+    return {};
+}
+
+Result<std::optional<ExitStatus>> waitid_pidfd(BorrowedFd pidfd, int extra_options) {
+    return do_waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()),
+                     WEXITED | extra_options, "waitid(P_PIDFD)");
+}
+
+Result<std::optional<ExitStatus>> waitid_pid(pid_t pid, int extra_options) {
+    if (pid < 0) return do_waitid(P_ALL, 0, WEXITED | extra_options, "waitid(P_ALL)");
+    return do_waitid(P_PID, static_cast<id_t>(pid), WEXITED | extra_options, "waitid(P_PID)");
+}
+
+Result<CloneResult> clone3(const CloneArgs& args) {
+    int pidfd = -1;
+    struct clone_args ca {};
+    ca.flags = args.flags | (args.want_pidfd ? CLONE_PIDFD : 0) |
+               (args.cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+    ca.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+    ca.exit_signal = static_cast<std::uint64_t>(args.exit_signal);
+    if (args.cgroup_fd >= 0) ca.cgroup = static_cast<std::uint64_t>(args.cgroup_fd);
+    long r = sys::clone3(&ca, sizeof ca);
+    if (r < 0) return fail(Error("clone3", static_cast<int>(-r)));
+    CloneResult out;
+    out.pid = static_cast<pid_t>(r);
+    if (r > 0 && args.want_pidfd) out.pidfd = Fd(pidfd);
+    return out;
+}
+
+Result<void> set_parent_death_signal(int sig) {
+    if (::prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) < 0) return fail_errno("prctl(PR_SET_PDEATHSIG)");
+    return {};
+}
+
+Result<void> set_no_new_privs() {
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return fail_errno("prctl(PR_SET_NO_NEW_PRIVS)");
+    return {};
+}
+
+Result<bool> no_new_privs() {
+    int r = ::prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
+    if (r < 0) return fail_errno("prctl(PR_GET_NO_NEW_PRIVS)");
+    return r == 1;
+}
+
+Result<void> set_dumpable(bool on) {
+    if (::prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0) < 0)
+        return fail_errno("prctl(PR_SET_DUMPABLE)");
+    return {};
+}
+
+Result<void> set_child_subreaper(bool on) {
+    if (::prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0) < 0)
+        return fail_errno("prctl(PR_SET_CHILD_SUBREAPER)");
+    return {};
+}
+
+Result<void> set_process_name(const char* name) {
+    if (::prctl(PR_SET_NAME, name, 0, 0, 0) < 0) return fail_errno("prctl(PR_SET_NAME)", name);
+    return {};
+}
+
+Result<void> close_range(unsigned first, unsigned last, unsigned flags) {
+    int r = sys::close_range(first, last, flags);
+    if (r < 0) return fail(Error("close_range", -r));
+    return {};
+}
+
+}  // namespace butter

@@ -1,0 +1,91 @@
+// Raw system calls: the only place libbutter calls syscall(2) directly, and the only place
+// for kernel constants that the installed headers may lack. Each shim returns what the kernel
+// returns (a value >= 0, or -errno) and never touches errno-based reporting; the public
+// wrappers turn -errno into Result at the boundary (liburing's convention).
+#pragma once
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+namespace butter::sys {
+
+inline long ret(long r) {
+    return r < 0 ? -errno : r;
+}
+
+inline pid_t getpid() {
+    return static_cast<pid_t>(::syscall(SYS_getpid));
+}
+inline pid_t getppid() {
+    return static_cast<pid_t>(::syscall(SYS_getppid));
+}
+inline pid_t gettid() {
+    return static_cast<pid_t>(::syscall(SYS_gettid));
+}
+
+inline int pidfd_open(pid_t pid, unsigned flags) {
+    return static_cast<int>(ret(::syscall(SYS_pidfd_open, pid, flags)));
+}
+inline int pidfd_send_signal(int pidfd, int sig, siginfo_t* info, unsigned flags) {
+    return static_cast<int>(ret(::syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags)));
+}
+// clone3 with fork-like semantics (no stack): returns 0 in the child, the pid in the parent.
+inline long clone3(struct clone_args* args, std::size_t size) {
+    return ret(::syscall(SYS_clone3, args, size));
+}
+inline int pivot_root(const char* new_root, const char* put_old) {
+    return static_cast<int>(ret(::syscall(SYS_pivot_root, new_root, put_old)));
+}
+inline int close_range(unsigned first, unsigned last, unsigned flags) {
+    return static_cast<int>(ret(::syscall(SYS_close_range, first, last, flags)));
+}
+
+// Calls `fn` again while it fails with EINTR. Only for calls where a retry is correct (read,
+// write, waitid, epoll_wait, ...), never for close(2).
+template <typename F>
+auto retry_eintr(F&& fn) {
+    for (;;) {
+        auto r = fn();
+        if (r >= 0 || errno != EINTR) return r;
+    }
+}
+
+// Reads until `len` bytes or EOF. Returns the byte count (short only at EOF) or -errno.
+// Caveat (as folly's readFull): on error the bytes already read are consumed and lost, and on a
+// non-blocking fd EAGAIN after a partial read is reported as -EAGAIN.
+inline long read_full(int fd, void* buf, std::size_t len) {
+    std::size_t done = 0;
+    while (done < len) {
+        ssize_t r =
+            retry_eintr([&] { return ::read(fd, static_cast<char*>(buf) + done, len - done); });
+        if (r < 0) return -errno;
+        if (r == 0) break;
+        done += static_cast<std::size_t>(r);
+    }
+    return static_cast<long>(done);
+}
+
+// Writes all `len` bytes. Returns `len` or -errno (with the same caveats as read_full).
+inline long write_full(int fd, const void* buf, std::size_t len) {
+    std::size_t done = 0;
+    while (done < len) {
+        ssize_t r = retry_eintr(
+            [&] { return ::write(fd, static_cast<const char*>(buf) + done, len - done); });
+        if (r < 0) return -errno;
+        done += static_cast<std::size_t>(r);
+    }
+    return static_cast<long>(done);
+}
+
+}  // namespace butter::sys

@@ -1,0 +1,45 @@
+#include "tmpdir.hpp"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace butter::test {
+
+TempDir::TempDir() {
+    const char* base = ::getenv("TMPDIR");
+    std::string templ = std::string(base && *base ? base : "/tmp") + "/butter-test.XXXXXX";
+    if (::mkdtemp(templ.data()) == nullptr) {
+        std::perror("mkdtemp");
+        std::abort();
+    }
+    path_ = templ;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+void write_file(const std::string& path, const std::string& content) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << content;
+    if (!out) {
+        std::fprintf(stderr, "write_file(%s) failed\n", path.c_str());
+        std::abort();
+    }
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+}  // namespace butter::test

@@ -1,0 +1,26 @@
+// TempDir: a fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
+#pragma once
+
+#include <string>
+
+namespace butter::test {
+
+class TempDir {
+  public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+  private:
+    std::string path_;
+};
+
+// Writes `content` to `path` (creating or truncating it); aborts the test binary on failure.
+void write_file(const std::string& path, const std::string& content);
+// The whole file, or "" if it cannot be read.
+std::string read_file(const std::string& path);
+
+}  // namespace butter::test
