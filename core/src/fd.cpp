@@ -40,7 +40,11 @@ Result<void> set_nonblocking(BorrowedFd fd, bool on) {
 }
 
 Result<bool> Fd::nonblocking() const {
-    int flags = ::fcntl(fd_, F_GETFL);
+    return is_nonblocking(fd_);
+}
+
+Result<bool> is_nonblocking(BorrowedFd fd) {
+    int flags = ::fcntl(fd.get(), F_GETFL);
     if (flags < 0) return fail_errno("fcntl(F_GETFL)");
     return (flags & O_NONBLOCK) != 0;
 }

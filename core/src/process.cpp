@@ -99,6 +99,12 @@ Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig) {
     return {};
 }
 
+Result<Fd> pidfd_getfd(BorrowedFd pidfd, int target_fd) {
+    int fd = sys::pidfd_getfd(pidfd.get(), target_fd, 0);
+    if (fd < 0) return fail(Error("pidfd_getfd", -fd, "fd " + std::to_string(target_fd)));
+    return Fd(fd);
+}
+
 Result<std::optional<ExitStatus>> waitid_pidfd(BorrowedFd pidfd, int extra_options) {
     return do_waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()),
                      WEXITED | extra_options, "waitid(P_PIDFD)");

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -40,6 +41,9 @@ inline int pidfd_open(pid_t pid, unsigned flags) {
 inline int pidfd_send_signal(int pidfd, int sig, siginfo_t* info, unsigned flags) {
     return static_cast<int>(ret(::syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags)));
 }
+inline int pidfd_getfd(int pidfd, int targetfd, unsigned flags) {
+    return static_cast<int>(ret(::syscall(SYS_pidfd_getfd, pidfd, targetfd, flags)));
+}
 // clone3 with fork-like semantics (no stack): returns 0 in the child, the pid in the parent.
 inline long clone3(struct clone_args* args, std::size_t size) {
     return ret(::syscall(SYS_clone3, args, size));
@@ -49,6 +53,21 @@ inline int pivot_root(const char* new_root, const char* put_old) {
 }
 inline int close_range(unsigned first, unsigned last, unsigned flags) {
     return static_cast<int>(ret(::syscall(SYS_close_range, first, last, flags)));
+}
+
+// Linux native AIO (no glibc wrappers).
+inline int io_setup(unsigned nr, aio_context_t* ctx) {
+    return static_cast<int>(ret(::syscall(SYS_io_setup, nr, ctx)));
+}
+inline int io_destroy(aio_context_t ctx) {
+    return static_cast<int>(ret(::syscall(SYS_io_destroy, ctx)));
+}
+inline int io_submit(aio_context_t ctx, long n, struct iocb** iocbs) {
+    return static_cast<int>(ret(::syscall(SYS_io_submit, ctx, n, iocbs)));
+}
+inline int io_getevents(aio_context_t ctx, long min, long max, struct io_event* events,
+                        struct timespec* timeout) {
+    return static_cast<int>(ret(::syscall(SYS_io_getevents, ctx, min, max, events, timeout)));
 }
 
 // Calls `fn` again while it fails with EINTR. Only for calls where a retry is correct (read,

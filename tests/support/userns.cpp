@@ -5,6 +5,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -33,6 +34,22 @@ int enter_userns_as_root() {
 }
 }  // namespace
 
+std::string become_root_in_userns() {
+    if (::geteuid() == 0) return "";
+    int r = enter_userns_as_root();
+    return r == 0 ? "" : "entering a user namespace failed at step " + std::to_string(r);
+}
+
+std::string private_mount_namespace() {
+    std::string e = become_root_in_userns();
+    if (!e.empty()) return e;
+    if (::unshare(CLONE_NEWNS) < 0)
+        return std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
+        return std::string("make / private: ") + std::strerror(errno);
+    return "";
+}
+
 bool is_root() {
     return ::geteuid() == 0;
 }
@@ -44,10 +61,7 @@ bool have_userns() {
 
 bool have_mountns() {
     static const bool ok = run_in_child([] {
-                               if (::geteuid() != 0 && enter_userns_as_root() != 0) return 1;
-                               if (::unshare(CLONE_NEWNS) < 0) return 2;
-                               if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
-                                   return 3;
+                               if (!private_mount_namespace().empty()) return 1;
                                if (::mount("tmpfs", "/tmp", "tmpfs", 0, nullptr) < 0) return 4;
                                return 0;
                            }).code() == 0;

@@ -18,6 +18,12 @@ bool is_root();
 bool have_userns();
 // A mount namespace with a private tmpfs (as root, or as nobody inside a user namespace).
 bool have_mountns();
+// In a forked test child: when not root, enter a new user namespace mapping the caller to 0.
+// Returns "" or what failed.
+std::string become_root_in_userns();
+// In a forked test child: become_root_in_userns() when needed, then a new mount namespace with
+// "/" recursively private, so mounts made afterwards never reach the host.
+std::string private_mount_namespace();
 // Whether a missing feature must fail instead of skip.
 bool required(const char* feature);
 

@@ -61,6 +61,8 @@ class Fd {
 
 // Sets or clears O_NONBLOCK on a descriptor (fcntl F_GETFL/F_SETFL), owned or not.
 [[nodiscard]] Result<void> set_nonblocking(BorrowedFd fd, bool on);
+// Whether O_NONBLOCK is set on a descriptor (fcntl F_GETFL).
+[[nodiscard]] Result<bool> is_nonblocking(BorrowedFd fd);
 
 // open(2) with O_CLOEXEC always added.
 [[nodiscard]] Result<Fd> open(const char* path, int flags, unsigned mode = 0);

@@ -38,6 +38,9 @@ struct ExitStatus {
 [[nodiscard]] Result<Fd> pidfd_open(pid_t pid, bool nonblocking = false);
 // pidfd_send_signal(2). ESRCH once the process has been reaped.
 [[nodiscard]] Result<void> pidfd_send_signal(BorrowedFd pidfd, int sig);
+// pidfd_getfd(2): a close-on-exec duplicate of fd `target_fd` of the process. Needs ptrace
+// access to it (EPERM otherwise).
+[[nodiscard]] Result<Fd> pidfd_getfd(BorrowedFd pidfd, int target_fd);
 // waitid(P_PIDFD, ...) with WEXITED plus `extra_options` (WNOHANG, WSTOPPED, WNOWAIT, ...).
 // Blocks unless WNOHANG or the pidfd is non-blocking; then, with nothing to report, returns
 // std::nullopt. EINTR is retried. ECHILD: not our child.
