@@ -1,14 +1,173 @@
-// butter: the sandbox launcher's command line.
-#include <cstdio>
-#include <cstring>
+// butter: the command line. Parses flags, calls the pieces, prints what went wrong once, and
+// maps the outcome to an exit status. Nothing else prints.
+#include <unistd.h>
 
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <butter/signalfd.hpp>
+
+#include "cli.hpp"
+#include "plan.hpp"
+#include "profile/loader.hpp"
+#include "seccomp/policy.hpp"
+#include "spawn.hpp"
+#include "supervisor.hpp"
 #include "version.hpp"
 
-int main(int argc, char** argv) {
-    if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
-        std::printf("butter %s\n", BUTTER_VERSION);
+namespace butter::launcher {
+namespace {
+
+constexpr int kFailed = 125;
+
+void print_diagnostics(const profile::Diagnostics& d, bool notes = false) {
+    for (const auto& x : d)
+        if (notes || x.severity != profile::Diagnostic::Severity::Note)
+            std::fprintf(stderr, "%s\n", x.render().c_str());
+}
+
+std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string> argv) {
+    profile::LoadOptions lo;
+    lo.overrides = cli.sets;
+    profile::Loaded loaded = profile::load(cli.profile, lo);
+    print_diagnostics(loaded.diagnostics);
+    if (!loaded.ok()) return std::nullopt;
+    PlanOptions po;
+    po.argv = std::move(argv);
+    po.binds = cli.binds;
+    po.ro_binds = cli.ro_binds;
+    po.timeout = cli.timeout;
+    profile::Diagnostics d;
+    auto plan = make_plan(loaded.profile, po, d);
+    print_diagnostics(d);
+    return plan;
+}
+
+int cmd_run(const Cli& cli) {
+    auto plan = load_and_plan(cli, cli.args);
+    if (!plan) return kFailed;
+    // Block the forwarded signals before the clone: one that arrives in between stays pending
+    // for the supervisor's signalfd instead of killing butter.
+    auto blocked = SignalMaskGuard::block(supervised_signals(*plan));
+    if (!blocked) {
+        std::fprintf(stderr, "butter: %s\n", blocked.error().what().c_str());
+        return kFailed;
+    }
+    auto sandbox = spawn(*plan, blocked->previous());
+    if (!sandbox) {
+        std::fprintf(stderr, "butter: %s\n", sandbox.error().what().c_str());
+        return kFailed;
+    }
+    auto outcome = supervise(*plan, *sandbox);
+    if (!outcome) {
+        std::fprintf(stderr, "butter: supervising failed: %s\n", outcome.error().what().c_str());
+        return kFailed;
+    }
+    if (!outcome->message.empty()) std::fprintf(stderr, "butter: %s\n", outcome->message.c_str());
+    if (outcome->kind == RunOutcome::Kind::TimedOut)
+        std::fprintf(stderr, "butter: time limit reached, command stopped\n");
+    return outcome->exit_status();
+}
+
+int cmd_check(const Cli& cli) {
+    int status = 0;
+    for (const std::string& spec : cli.args) {
+        Cli one = cli;
+        one.profile = spec;
+        profile::LoadOptions lo;
+        profile::Loaded loaded = profile::load(spec, lo);
+        profile::Diagnostics d = loaded.diagnostics;
+        if (loaded.ok()) {
+            PlanOptions po;
+            po.argv = {"true"};
+            (void)make_plan(loaded.profile, po, d);
+        }
+        print_diagnostics(d, true);
+        if (profile::has_errors(d))
+            status = 1;
+        else
+            std::printf("%s: ok\n", spec.c_str());
+    }
+    return status;
+}
+
+int cmd_show(const Cli& cli) {
+    profile::LoadOptions lo;
+    lo.overrides = cli.sets;
+    profile::Loaded loaded = profile::load(cli.profile, lo);
+    print_diagnostics(loaded.diagnostics);
+    if (!loaded.ok()) return 1;
+    std::fputs(profile::show_profile(loaded.profile).c_str(), stdout);
+    return 0;
+}
+
+int cmd_profiles() {
+    for (const auto& p : profile::list_profiles(profile::search_path()))
+        std::printf("%-16s %-40s %s\n", p.name.c_str(), p.path.c_str(), p.description.c_str());
+    return 0;
+}
+
+int cmd_syscalls(const Cli& cli) {
+    const auto& groups = seccomp::groups();
+    if (cli.args.empty()) {
+        for (const auto& [name, members] : groups) {
+            profile::Diagnostics d;
+            auto native = seccomp::expand(
+                {"@" + name}, [](std::size_t) { return profile::SourceLoc{}; }, d);
+            std::printf("@%-16s %zu syscalls\n", name.c_str(), native.size());
+        }
         return 0;
     }
-    std::fprintf(stderr, "butter: usage: butter --version\n");
+    int status = 0;
+    for (const std::string& g : cli.args) {
+        profile::Diagnostics d;
+        auto native = seccomp::expand(
+            {g.starts_with("@") ? g : "@" + g},
+            [](std::size_t) {
+                return profile::SourceLoc{"butter syscalls", 0, 0};
+            },
+            d);
+        if (profile::has_errors(d)) {
+            print_diagnostics(d);
+            status = 2;
+            continue;
+        }
+        for (const auto& n : native)
+            std::printf("%s\n", n.c_str());
+    }
+    return status;
+}
+
+}  // namespace
+}  // namespace butter::launcher
+
+int main(int argc, char** argv) {
+    using namespace butter::launcher;
+    std::vector<std::string> args(argv, argv + argc);
+    auto cli = parse_cli(args);
+    if (!cli) {
+        std::fprintf(stderr, "butter: %s\n", cli.error().text().c_str());
+        // `run` promises 125 for its own failures; the other commands use 2 for usage errors.
+        return args.size() > 1 && args[1] == "run" ? kFailed : 2;
+    }
+    switch (cli->command) {
+        case Cli::Command::Version:
+            std::printf("butter %s\n", BUTTER_VERSION);
+            return 0;
+        case Cli::Command::Help:
+            std::fputs(usage().c_str(), stdout);
+            return 0;
+        case Cli::Command::Run:
+            return cmd_run(*cli);
+        case Cli::Command::Check:
+            return cmd_check(*cli);
+        case Cli::Command::Show:
+            return cmd_show(*cli);
+        case Cli::Command::Profiles:
+            return cmd_profiles();
+        case Cli::Command::Syscalls:
+            return cmd_syscalls(*cli);
+    }
     return 2;
 }

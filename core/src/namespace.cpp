@@ -7,6 +7,10 @@
 #include <array>
 #include <cstdio>
 
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include "butter/process.hpp"
 #include "sys.hpp"
 
 namespace butter {
@@ -124,6 +128,27 @@ Result<void> write_gid_map(pid_t pid, std::span<const IdMapping> map) {
 
 Result<void> write_setgroups(pid_t pid, bool allow) {
     return write_proc(proc_path(pid, "setgroups"), allow ? "allow" : "deny");
+}
+
+Result<Fd> make_user_namespace(std::span<const IdMapping> uid_map,
+                               std::span<const IdMapping> gid_map) {
+    CloneArgs args;
+    args.flags = CLONE_NEWUSER;
+    BUTTER_ASSIGN_OR_RETURN(CloneResult child, clone3(args));
+    if (child.is_child()) {
+        // Only to own the namespace: wait to be killed (and die with the caller).
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;)
+            ::pause();
+    }
+    auto result = [&]() -> Result<Fd> {
+        BUTTER_TRY(write_uid_map(child.pid, uid_map));
+        BUTTER_TRY(write_gid_map(child.pid, gid_map));
+        return open_namespace(child.pid, Namespace::User);
+    }();
+    (void)pidfd_send_signal(child.pidfd, SIGKILL);
+    (void)waitid_pidfd(child.pidfd);
+    return result;
 }
 
 Result<std::vector<IdMapping>> read_uid_map(pid_t pid) {

@@ -243,6 +243,7 @@ Result<T> with_context(Result<T>&& r, std::string_view outer) {
     } while (0)
 
 // `lhs = *expr`, or returns the error of `expr`. `lhs` may be a declaration (`auto fd`).
+// It expands to several statements (as absl's ASSIGN_OR_RETURN): put it in braces under an if.
 #define BUTTER_ASSIGN_OR_RETURN(lhs, expr) \
     BUTTER_ASSIGN_OR_RETURN_IMPL_(BUTTER_CONCAT_(butter_result_, __LINE__), lhs, expr)
 #define BUTTER_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)        \

@@ -73,6 +73,12 @@ std::string format_id_map(std::span<const IdMapping> map);
 // Writes "deny" or "allow" to /proc/PID/setgroups (before gid_map).
 [[nodiscard]] Result<void> write_setgroups(pid_t pid, bool allow);
 
+// A user namespace with the given maps, for idmapped mounts (mount_setattr's userns_fd): a
+// throwaway child creates it and waits while the caller (who needs CAP_SETUID/CAP_SETGID over
+// the ids) writes the maps; the returned fd keeps the namespace alive after the child is reaped.
+[[nodiscard]] Result<Fd> make_user_namespace(std::span<const IdMapping> uid_map,
+                                             std::span<const IdMapping> gid_map);
+
 // The caller's current uid_map / gid_map lines.
 [[nodiscard]] Result<std::vector<IdMapping>> read_uid_map(pid_t pid);
 [[nodiscard]] Result<std::vector<IdMapping>> read_gid_map(pid_t pid);

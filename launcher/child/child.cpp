@@ -1,0 +1,167 @@
+// The child's setup, top to bottom. Each step is a function returning Result; the first
+// failure is written to the parent as a ChildFailure and the child exits 125. The child
+// allocates only what it must and never prints.
+#include "child/child.hpp"
+
+#include <poll.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <butter/hostname.hpp>
+#include <butter/namespace.hpp>
+#include <butter/net.hpp>
+#include <butter/process.hpp>
+
+namespace butter::launcher {
+
+const char* step_name(Step s) {
+    switch (s) {
+        case Step::IdMaps:
+            return "user namespace id maps";
+        case Step::WaitParent:
+            return "waiting for the supervisor";
+        case Step::Propagation:
+            return "mount propagation";
+        case Step::PrepareBinds:
+            return "bind source";
+        case Step::Root:
+            return "root filesystem";
+        case Step::Mount:
+            return "mount";
+        case Step::PivotRoot:
+            return "pivot_root";
+        case Step::Proc:
+            return "/proc hardening";
+        case Step::ReadOnlyRoot:
+            return "read-only root";
+        case Step::Hostname:
+            return "hostname";
+        case Step::Network:
+            return "network";
+        case Step::Rlimits:
+            return "resource limits";
+        case Step::Chdir:
+            return "working directory";
+        case Step::Stdin:
+            return "stdin";
+        case Step::Session:
+            return "new session";
+        case Step::Identity:
+            return "uid/gid";
+        case Step::Capabilities:
+            return "capabilities";
+        case Step::NoNewPrivs:
+            return "no_new_privs";
+        case Step::CloseFds:
+            return "closing inherited fds";
+        case Step::Seccomp:
+            return "seccomp";
+        case Step::Exec:
+            return "exec";
+        case Step::Init:
+            return "init";
+    }
+    return "setup";
+}
+
+void die(const ChildChannels& ch, Step step, const Error& e, int mount) {
+    ChildFailure f;
+    f.step = static_cast<std::uint32_t>(step);
+    f.error = e.errno_value() != 0 ? e.errno_value() : EINVAL;
+    f.mount = mount;
+    std::strncpy(f.call, e.call(), sizeof f.call - 1);
+    std::strncpy(f.context, e.context().c_str(), sizeof f.context - 1);
+    // One write of a small record to a pipe is atomic; nothing more can be done if it fails.
+    [[maybe_unused]] ssize_t n = ::write(ch.error_fd, &f, sizeof f);
+    ::_exit(125);
+}
+
+namespace {
+
+// The supervisor lets a root-mode child go once it has written the maps: one byte, or EOF if
+// it gave up.
+Result<void> wait_for_parent(const ChildChannels& ch) {
+    char go = 0;
+    ssize_t n;
+    do
+        n = ::read(ch.control_fd, &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return fail_errno("read", "control socket");
+    if (n == 0) ::_exit(125);  // the supervisor is gone: nothing to report to
+    return {};
+}
+
+Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& step) {
+    if (!plan.namespaces.has(Namespace::User)) return {};
+    step = Step::IdMaps;
+    if (plan.child_writes_maps) {
+        BUTTER_TRY(write_setgroups(0, false));
+        BUTTER_TRY(write_uid_map(0, plan.uid_map));
+        BUTTER_TRY(write_gid_map(0, plan.gid_map));
+        return {};
+    }
+    step = Step::WaitParent;
+    BUTTER_TRY(wait_for_parent(ch));
+    // Our host ids are unmapped in the new namespace until we take mapped ones; the
+    // capabilities of the namespace's creator stay.
+    step = Step::IdMaps;
+    if (::setresgid(plan.setup_gid, plan.setup_gid, plan.setup_gid) < 0)
+        return fail_errno("setresgid");
+    if (::setresuid(plan.setup_uid, plan.setup_uid, plan.setup_uid) < 0)
+        return fail_errno("setresuid");
+    return {};
+}
+
+Result<void> set_rlimits(const SandboxPlan& plan) {
+    for (const Rlimit& r : plan.rlimits) {
+        struct rlimit lim {
+            r.value, r.value
+        };
+        if (::setrlimit(static_cast<__rlimit_resource>(r.resource), &lim) < 0)
+            return fail_errno("setrlimit", std::to_string(r.resource));
+    }
+    return {};
+}
+
+}  // namespace
+
+bool rearm_parent_death(const ChildChannels& ch) {
+    if (!set_parent_death_signal(SIGKILL)) return false;
+    struct pollfd p {
+        ch.parent_pidfd, POLLIN, 0
+    };
+    return !(ch.parent_pidfd >= 0 && ::poll(&p, 1, 0) == 1);
+}
+
+void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
+    // Die with the supervisor (again after each credential change below).
+    if (!rearm_parent_death(ch)) ::_exit(125);
+
+    Step step = Step::IdMaps;
+    if (auto r = setup_ids(plan, ch, step); !r) die(ch, step, r.error());
+    if (!rearm_parent_death(ch)) ::_exit(125);
+
+    if (plan.namespaces.has(Namespace::Mount)) {
+        StepError where{Step::Propagation, -1, {}};
+        if (auto r = build_rootfs(plan, ch, where); !r) die(ch, where.step, r.error(), where.mount);
+    }
+    if (!plan.hostname.empty())
+        if (auto r = sethostname(plan.hostname); !r) die(ch, Step::Hostname, r.error());
+    if (plan.loopback_up)
+        if (auto r = set_link_up("lo"); !r) die(ch, Step::Network, r.error());
+    if (auto r = set_rlimits(plan); !r) die(ch, Step::Rlimits, r.error());
+    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) < 0)
+        die(ch, Step::Chdir, Error::from_errno("chdir", plan.cwd));
+
+    if (!plan.namespaces.has(Namespace::Pid)) exec_command(plan, ch);
+    // PID 1 stays as init; the command runs as its child.
+    sigset_t init_signals = prepare_init_signals(plan);
+    pid_t command = ::fork();
+    if (command < 0) die(ch, Step::Init, Error::from_errno("fork"));
+    if (command == 0) exec_command(plan, ch);
+    run_init(ch, command, init_signals);
+}
+
+}  // namespace butter::launcher

@@ -1,0 +1,107 @@
+// The sandbox's side of spawn: the ordered setup steps that run inside the new namespaces
+// (as nsjail's containProc), the minimal init that stays PID 1, and the failure record that
+// carries a setup error back to the parent.
+#pragma once
+
+#include <signal.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <butter/error.hpp>
+
+#include "plan.hpp"
+
+namespace butter::launcher {
+
+// The setup steps, in order. The parent prints a failure as "STEP[ TARGET]: CALL: errno".
+enum class Step : std::uint32_t {
+    IdMaps,
+    WaitParent,
+    Propagation,
+    PrepareBinds,
+    Root,
+    Mount,
+    PivotRoot,
+    Proc,
+    ReadOnlyRoot,
+    Hostname,
+    Network,
+    Rlimits,
+    Chdir,
+    Stdin,
+    Session,
+    Identity,
+    Capabilities,
+    NoNewPrivs,
+    CloseFds,
+    Seccomp,
+    Exec,
+    Init,
+};
+const char* step_name(Step s);
+
+// One setup error, written by the child with a single write(2) and read by the parent.
+struct ChildFailure {
+    std::uint32_t step = 0;
+    std::int32_t error = 0;   // errno
+    std::int32_t mount = -1;  // index into plan.mounts, or -1
+    char call[40] = {};       // the failing call, e.g. "open_tree"
+    char context[128] = {};   // its argument (a path inside the sandbox), truncated
+};
+
+// Messages on the control socket from the sandbox to the supervisor.
+struct ControlMessage {
+    enum Type : std::uint32_t { Listener = 1, CommandStatus = 2 };
+    std::uint32_t type = 0;
+    std::int32_t value = 0;  // CommandStatus: the command's wait status (as waitpid gives)
+};
+
+// The descriptors the child side uses; all close-on-exec.
+struct ChildChannels {
+    int error_fd = -1;          // write end of the failure pipe: EOF at exec means success
+    int control_fd = -1;        // the sandbox end of the control socketpair
+    int parent_pidfd = -1;      // the supervisor's pidfd, to notice it died before PDEATHSIG
+    int null_fd = -1;           // /dev/null of the host, for stdin = "null"
+    sigset_t original_mask{};   // the caller's signal mask, restored before exec
+    std::vector<int> prepared;  // per plan.mounts entry: a detached tree the parent made, or -1
+};
+
+// Runs every setup step and execs the command (with a PID 1 init in front when the plan has a
+// pid namespace). Never returns: on failure writes a ChildFailure and _exits 125.
+[[noreturn]] void run_child(const SandboxPlan& plan, const ChildChannels& ch);
+
+// --- steps, in child/*.cpp ---------------------------------------------------------------------
+
+// Failure bookkeeping for the step functions.
+struct StepError {
+    Step step;
+    int mount = -1;
+    Error error;
+};
+
+// rootfs.cpp: propagation, the new root with every mount in order, pivot_root, /proc hardening,
+// the read-only root.
+Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, StepError& where);
+
+// identity.cpp: ids, capabilities, no_new_privs.
+Result<void> set_identity(const SandboxPlan& plan);
+Result<void> drop_privileges(const SandboxPlan& plan, StepError& where);
+
+// exec.cpp: the command's last steps (session, stdin, fds, seccomp) and execve.
+[[noreturn]] void exec_command(const SandboxPlan& plan, const ChildChannels& ch);
+// init.cpp: PID 1 of the sandbox: reap everything, forward signals to `command`, report its
+// status to the supervisor, exit when it exits (the kernel then kills what is left).
+// prepare_init_signals runs before the command is forked and returns the set init waits on.
+sigset_t prepare_init_signals(const SandboxPlan& plan);
+[[noreturn]] void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set);
+
+// PR_SET_PDEATHSIG(SIGKILL), then false if the supervisor is already gone. Needed again after
+// every credential change (setresuid, capset), which clears it.
+bool rearm_parent_death(const ChildChannels& ch);
+
+// Writes the failure record and _exits 125.
+[[noreturn]] void die(const ChildChannels& ch, Step step, const Error& e, int mount = -1);
+
+}  // namespace butter::launcher

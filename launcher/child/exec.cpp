@@ -1,0 +1,65 @@
+// The command's last steps: session, stdin, ids and privileges, inherited fds, seccomp (last),
+// and execve with a PATH search done inside the sandbox.
+#include <linux/close_range.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <butter/namespace.hpp>
+#include <butter/process.hpp>
+#include <butter/seccomp.hpp>
+#include <butter/unix_socket.hpp>
+
+#include "child/child.hpp"
+
+namespace butter::launcher {
+
+void exec_command(const SandboxPlan& plan, const ChildChannels& ch) {
+    // Everything the exec needs is built before seccomp, so nothing allocates after it.
+    std::vector<char*> argv, envp;
+    for (const auto& a : plan.argv)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : plan.env)
+        envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+
+    ::pthread_sigmask(SIG_SETMASK, &ch.original_mask, nullptr);
+    if (plan.new_session && ::setsid() < 0) die(ch, Step::Session, Error::from_errno("setsid"));
+    if (plan.stdin_null && ::dup2(ch.null_fd, 0) < 0)
+        die(ch, Step::Stdin, Error::from_errno("dup2"));
+    if (auto r = set_identity(plan); !r) die(ch, Step::Identity, r.error());
+    StepError where{Step::Capabilities, -1, {}};
+    if (auto r = drop_privileges(plan, where); !r) die(ch, where.step, r.error());
+    // Without a pid namespace this process is the sandbox: it must still die with butter.
+    if (!plan.namespaces.has(Namespace::Pid) && !rearm_parent_death(ch)) ::_exit(125);
+    // Every fd above 2 closes at exec, the caller's leaks included; ours are needed until then.
+    if (auto r = close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); !r) die(ch, Step::CloseFds, r.error());
+
+    if (!plan.seccomp.empty()) {
+        BpfLoadOptions opts;
+        opts.new_listener = plan.seccomp_listener;
+        auto listener = load_bpf(plan.seccomp, opts);
+        if (!listener) die(ch, Step::Seccomp, listener.error());
+        if (listener->valid()) {
+            ControlMessage m{ControlMessage::Listener, 0};
+            int fd = listener->get();
+            auto sent = send_fds(ch.control_fd, std::span(&fd, 1),
+                                 std::span(reinterpret_cast<const char*>(&m), sizeof m));
+            if (!sent) die(ch, Step::Seccomp, sent.error());
+            (void)listener->release();  // close-on-exec: gone at exec, no close call needed
+        }
+    }
+
+    int err = ENOENT;
+    bool denied = false;
+    for (const auto& path : plan.exec_candidates) {
+        ::execve(path.c_str(), argv.data(), envp.data());
+        err = errno;
+        if (err == EACCES) denied = true;
+        if (err != ENOENT && err != ENOTDIR && err != EACCES) break;
+    }
+    if (denied && (err == ENOENT || err == ENOTDIR)) err = EACCES;
+    die(ch, Step::Exec, Error("execve", err, plan.argv.empty() ? "" : plan.argv[0]));
+}
+
+}  // namespace butter::launcher

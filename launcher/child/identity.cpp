@@ -1,0 +1,36 @@
+// The command's ids and privileges: supplementary groups, gid, uid, then capabilities and
+// no_new_privs (a failure of any is fatal: a sandbox never runs with more than it asked for).
+#include <grp.h>
+#include <unistd.h>
+
+#include <butter/capabilities.hpp>
+#include <butter/process.hpp>
+
+#include "child/child.hpp"
+
+namespace butter::launcher {
+
+Result<void> set_identity(const SandboxPlan& plan) {
+    if (plan.clear_groups && ::setgroups(0, nullptr) < 0) return fail_errno("setgroups");
+    if (::setresgid(plan.gid, plan.gid, plan.gid) < 0)
+        return fail_errno("setresgid", std::to_string(plan.gid));
+    if (::setresuid(plan.uid, plan.uid, plan.uid) < 0)
+        return fail_errno("setresuid", std::to_string(plan.uid));
+    return {};
+}
+
+Result<void> drop_privileges(const SandboxPlan& plan, StepError& where) {
+    where.step = Step::Capabilities;
+    if (plan.keep_caps.empty()) {
+        // Locked no-root securebits and empty sets: nothing is regained at exec, even as uid 0,
+        // without walking the bounding set one capability at a time.
+        BUTTER_TRY(drop_all_locked());
+    } else {
+        BUTTER_TRY(drop_all_but(plan.keep_caps));
+    }
+    where.step = Step::NoNewPrivs;
+    if (plan.no_new_privs) BUTTER_TRY(set_no_new_privs());
+    return {};
+}
+
+}  // namespace butter::launcher

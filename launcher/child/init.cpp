@@ -1,0 +1,75 @@
+// PID 1 of the sandbox. It holds no privilege, reaps every child (orphans are reparented to
+// it), forwards the supervisor's signals to the command, and when the command exits sends its
+// exact wait status to the supervisor and exits; the kernel then kills whatever is left in the
+// pid namespace, so nothing outlives the command.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <butter/capabilities.hpp>
+#include <butter/process.hpp>
+
+#include "child/child.hpp"
+
+namespace butter::launcher {
+
+namespace {
+void ignore_signal(int) {}
+}  // namespace
+
+sigset_t prepare_init_signals(const SandboxPlan& plan) {
+    // A namespace's init only receives signals it has handlers for, and discards a SIGCHLD with
+    // the default disposition: install handlers and block the set *before* the command is
+    // forked, or a command that exits at once leaves init waiting forever.
+    sigset_t set;
+    sigemptyset(&set);
+    struct sigaction sa {};
+    sa.sa_handler = ignore_signal;
+    for (int sig : plan.forward_signals) {
+        sigaddset(&set, sig);
+        ::sigaction(sig, &sa, nullptr);
+    }
+    sigaddset(&set, SIGCHLD);
+    ::sigaction(SIGCHLD, &sa, nullptr);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+}
+
+void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set) {
+    ::close(ch.error_fd);  // only the command's copy remains: EOF at its exec
+    (void)set_process_name("butter-init");
+
+    // init keeps nothing it could be attacked for: no capabilities, not dumpable (so the
+    // sandbox cannot ptrace it), no new privileges.
+    if (!drop_all_locked() || !set_dumpable(false) || !set_no_new_privs()) {
+        ::kill(command, SIGKILL);
+        ::_exit(125);
+    }
+    // Dropping capabilities is a credential change, which clears the parent-death signal: set
+    // it again, and catch a supervisor that died in between.
+    if (!rearm_parent_death(ch)) {
+        ::kill(command, SIGKILL);
+        ::_exit(125);
+    }
+
+    for (;;) {
+        siginfo_t info;
+        int sig = ::sigwaitinfo(&set, &info);
+        if (sig < 0) continue;
+        if (sig != SIGCHLD) {
+            ::kill(command, sig);
+            continue;
+        }
+        int status = 0;
+        pid_t pid;
+        while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+            if (pid != command) continue;
+            ControlMessage m{ControlMessage::CommandStatus, status};
+            [[maybe_unused]] ssize_t n = ::send(ch.control_fd, &m, sizeof m, MSG_NOSIGNAL);
+            ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        }
+    }
+}
+
+}  // namespace butter::launcher

@@ -1,0 +1,242 @@
+// The new root: propagation first (MS_REC|MS_SLAVE, or pivot_root fails on a shared parent),
+// every bind source opened as a detached tree while the host paths are still visible, an
+// empty tmpfs root, the mounts in plan order with every target resolved inside the root
+// without following symlinks, pivot_root with the old root detached, /proc hardening, and the
+// root made read-only.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+#include <butter/mount.hpp>
+
+#include "child/child.hpp"
+
+namespace butter::launcher {
+
+namespace {
+
+using profile::MountType;
+
+// A path naming the object behind `fd` for mount(2): the host /proc is still mounted.
+std::string fd_path(int fd) {
+    return "/proc/self/fd/" + std::to_string(fd);
+}
+
+std::pair<std::string, std::string> split_parent(const std::string& target) {
+    auto slash = target.rfind('/');
+    return {target.substr(0, slash), target.substr(slash + 1)};
+}
+
+constexpr std::array<const char*, 6> kDevNodes = {"null",   "zero",    "full",
+                                                  "random", "urandom", "tty"};
+
+// /proc entries that leak host state or offer host-wide knobs, as OCI runtimes treat them.
+constexpr std::array<const char*, 5> kProcReadOnly = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+constexpr std::array<const char*, 8> kProcMaskedFiles = {
+    "kcore",       "keys",          "key-users", "timer_list",
+    "sched_debug", "latency_stats", "kmsg",      "config.gz"};
+constexpr std::array<const char*, 3> kProcMaskedDirs = {"acpi", "scsi", "asound"};
+
+Result<void> mount_at(int target_fd, const char* source, const char* fstype, MountFlags flags,
+                      const char* data) {
+    std::string where = fd_path(target_fd);
+    if (::mount(source, where.c_str(), fstype, flags.raw(), data) < 0)
+        return fail_errno("mount", std::string(fstype ? fstype : "bind") + " " + source);
+    return {};
+}
+
+Result<void> build_dev(const MountStep& m, int root, const std::vector<Fd>& nodes) {
+    BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+    BUTTER_TRY(mount_at(at.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoExec,
+                        m.options.c_str()));
+    // The fd still names the directory under the new mount: open the mount's root.
+    BUTTER_ASSIGN_OR_RETURN(Fd dev,
+                            open_in_root(root, m.target.c_str(), O_PATH | O_DIRECTORY, true));
+    for (std::size_t i = 0; i < kDevNodes.size(); ++i) {
+        if (!nodes[i].valid()) continue;  // the host lacks it (no /dev/tty without a tty)
+        BUTTER_ASSIGN_OR_RETURN(Fd node, make_file_in_root(dev, kDevNodes[i], 0666));
+        BUTTER_TRY(move_mount(nodes[i], "", node, ""));
+    }
+    for (auto [name, link] : {std::pair{"fd", "/proc/self/fd"},
+                              {"stdin", "/proc/self/fd/0"},
+                              {"stdout", "/proc/self/fd/1"},
+                              {"stderr", "/proc/self/fd/2"},
+                              {"ptmx", "pts/ptmx"}}) {
+        if (::symlinkat(link, dev.get(), name) < 0)
+            return fail_errno("symlinkat", m.target + "/" + name);
+    }
+    for (const char* sub : {"pts", "shm"})
+        if (::mkdirat(dev.get(), sub, 0755) < 0) return fail_errno("mkdirat", m.target + "/" + sub);
+    BUTTER_ASSIGN_OR_RETURN(Fd pts, open_in_root(dev, "pts", O_PATH | O_DIRECTORY, true));
+    BUTTER_TRY(mount_at(pts.get(), "devpts", "devpts", MountFlag::NoSuid | MountFlag::NoExec,
+                        "newinstance,ptmxmode=0666,mode=0620"));
+    BUTTER_ASSIGN_OR_RETURN(Fd shm, open_in_root(dev, "shm", O_PATH | O_DIRECTORY, true));
+    return mount_at(shm.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoDev, "mode=1777");
+}
+
+// After pivot_root: /proc of the sandbox, its host knobs read-only and its leaks masked.
+// `null_tree` is a detached clone of the host's /dev/null (made before the old root went away):
+// the first masked file gets it, the others a bind of that first one.
+Result<void> harden_proc(const std::string& proc, Fd& null_tree, std::string& null_path) {
+    for (const char* name : kProcReadOnly) {
+        std::string p = proc + "/" + name;
+        if (::access(p.c_str(), F_OK) < 0) continue;
+        BUTTER_TRY(bind_mount(p.c_str(), p.c_str(), true));
+        BUTTER_TRY(bind_remount(p.c_str(), MountFlag::ReadOnly | MountFlag::NoSuid |
+                                               MountFlag::NoDev | MountFlag::NoExec));
+    }
+    for (const char* name : kProcMaskedFiles) {
+        std::string p = proc + "/" + name;
+        if (::access(p.c_str(), F_OK) < 0) continue;
+        if (null_path.empty()) {
+            BUTTER_TRY(move_mount(null_tree, "", AT_FDCWD, p.c_str()));
+            null_path = p;
+        } else {
+            BUTTER_TRY(bind_mount(null_path.c_str(), p.c_str(), false));
+        }
+    }
+    for (const char* name : kProcMaskedDirs) {
+        std::string p = proc + "/" + name;
+        if (::access(p.c_str(), F_OK) < 0) continue;
+        BUTTER_TRY(butter::mount(
+            "tmpfs", p.c_str(), "tmpfs",
+            MountFlag::ReadOnly | MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec,
+            "size=0"));
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, StepError& where) {
+    where.step = Step::Propagation;
+    BUTTER_TRY(set_propagation("/", Propagation::Slave, true));
+
+    // Sources first: once the root tmpfs is attached it may hide them.
+    where.step = Step::PrepareBinds;
+    std::vector<Fd> trees(plan.mounts.size());
+    std::vector<Fd> dev_nodes;
+    Fd null_tree;
+    if (plan.has_proc) {
+        BUTTER_ASSIGN_OR_RETURN(null_tree, open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
+    }
+    for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
+        const MountStep& m = plan.mounts[i];
+        where.mount = static_cast<int>(i);
+        if (m.type == MountType::Dev && dev_nodes.empty()) {
+            for (const char* node : kDevNodes) {
+                std::string path = std::string("/dev/") + node;
+                auto t = open_tree(AT_FDCWD, path.c_str(), OpenTreeFlag::Clone);
+                dev_nodes.push_back(t ? std::move(*t) : Fd());
+            }
+        }
+        if (m.type != MountType::Bind) continue;
+        if (ch.prepared.size() > i && ch.prepared[i] >= 0) {
+            trees[i] = Fd(ch.prepared[i]);  // made by the parent (idmapped); ours to consume
+            continue;
+        }
+        Flags<OpenTreeFlag> f = OpenTreeFlag::Clone | OpenTreeFlag::Recursive;
+        BUTTER_ASSIGN_OR_RETURN(trees[i], open_tree(AT_FDCWD, m.source.c_str(), f));
+        if (m.read_only) {
+            MountSetattr ro;
+            ro.set = MountAttr::ReadOnly;
+            BUTTER_TRY(mount_setattr(trees[i], "", true, ro));
+        }
+    }
+    where.mount = -1;
+
+    where.step = Step::Root;
+    struct stat st {};
+    const char* staging = ::stat("/tmp", &st) == 0 && S_ISDIR(st.st_mode) ? "/tmp" : "/mnt";
+    if (plan.root_dir.empty()) {
+        BUTTER_TRY(butter::mount("tmpfs", staging, "tmpfs", MountFlag::NoSuid | MountFlag::NoDev,
+                                 "mode=0755"));
+    } else {
+        BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(AT_FDCWD, plan.root_dir.c_str(),
+                                                   OpenTreeFlag::Clone | OpenTreeFlag::Recursive));
+        BUTTER_TRY(move_mount(tree, "", AT_FDCWD, staging));
+    }
+    BUTTER_ASSIGN_OR_RETURN(Fd root, open(staging, O_PATH | O_DIRECTORY));
+
+    where.step = Step::Mount;
+    for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
+        const MountStep& m = plan.mounts[i];
+        where.mount = static_cast<int>(i);
+        switch (m.type) {
+            case MountType::Bind: {
+                Result<Fd> at = m.source_is_dir ? make_dirs_in_root(root, m.target.c_str())
+                                                : make_file_in_root(root, m.target.c_str());
+                if (!at) return fail(std::move(at).error());
+                BUTTER_TRY(move_mount(trees[i], "", *at, ""));
+                break;
+            }
+            case MountType::Symlink: {
+                auto [parent, name] = split_parent(m.target);
+                BUTTER_ASSIGN_OR_RETURN(Fd dir, make_dirs_in_root(root, parent.c_str()));
+                if (::symlinkat(m.source.c_str(), dir.get(), name.c_str()) < 0)
+                    return fail_errno("symlinkat", m.target);
+                break;
+            }
+            case MountType::Tmpfs: {
+                BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+                BUTTER_TRY(mount_at(at.get(), "tmpfs", "tmpfs",
+                                    MountFlag::NoSuid | MountFlag::NoDev, m.options.c_str()));
+                break;
+            }
+            case MountType::Proc: {
+                BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+                BUTTER_TRY(mount_at(at.get(), "proc", "proc",
+                                    MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec,
+                                    nullptr));
+                break;
+            }
+            case MountType::Mqueue: {
+                BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+                BUTTER_TRY(mount_at(at.get(), "mqueue", "mqueue",
+                                    MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec,
+                                    nullptr));
+                break;
+            }
+            case MountType::Dev:
+                BUTTER_TRY(build_dev(m, root.get(), dev_nodes));
+                break;
+            case MountType::Dir:
+                BUTTER_TRY(make_dirs_in_root(root, m.target.c_str(), m.mode));
+                break;
+        }
+    }
+    where.mount = -1;
+
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
+    // only the new root, with no directory needed for the old one.
+    where.step = Step::PivotRoot;
+    if (::fchdir(root.get()) < 0) return fail_errno("fchdir", staging);
+    BUTTER_TRY(pivot_root(".", "."));
+    BUTTER_TRY(umount2(".", UmountFlag::Detach));
+    if (::chdir("/") < 0) return fail_errno("chdir", "/");
+
+    where.step = Step::Proc;
+    std::string null_path;
+    for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
+        if (plan.mounts[i].type != MountType::Proc) continue;
+        where.mount = static_cast<int>(i);
+        BUTTER_TRY(harden_proc(plan.mounts[i].target, null_tree, null_path));
+    }
+    where.mount = -1;
+
+    where.step = Step::ReadOnlyRoot;
+    if (plan.read_only_root) {
+        // mount_setattr sets only what it names: a rootfs directory's locked flags stay as
+        // they are (a MS_REMOUNT would have to repeat them).
+        MountSetattr ro;
+        ro.set = MountAttr::ReadOnly;
+        BUTTER_TRY(mount_setattr(AT_FDCWD, "/", false, ro));
+    }
+    return {};
+}
+
+}  // namespace butter::launcher

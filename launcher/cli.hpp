@@ -1,0 +1,30 @@
+// The command line: subcommands and flags, parsed into a Cli value. Errors name the flag.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <butter/error.hpp>
+
+namespace butter::launcher {
+
+struct Cli {
+    enum class Command { Run, Check, Show, Profiles, Syscalls, Version, Help };
+    Command command = Command::Help;
+    std::optional<std::string> profile;  // -p/--profile
+    std::vector<std::string> sets;       // --set KEY=VALUE
+    std::vector<std::pair<std::string, std::string>> binds, ro_binds;
+    std::optional<std::chrono::nanoseconds> timeout;
+    std::vector<std::string> args;  // run: the command; check: profiles; syscalls: groups
+};
+
+// argv[0] is the program; errors read "unknown option '--frob' for 'butter run'".
+[[nodiscard]] Result<Cli> parse_cli(const std::vector<std::string>& argv);
+
+// The --help text.
+std::string usage();
+
+}  // namespace butter::launcher

@@ -1,0 +1,420 @@
+#include "plan.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+#include <butter/signalfd.hpp>
+
+#include "seccomp/policy.hpp"
+
+extern char** environ;
+
+namespace butter::launcher {
+
+using profile::Diagnostics;
+using profile::error_at;
+using profile::MountType;
+using profile::SourceLoc;
+using profile::warning_at;
+
+namespace {
+
+// The subordinate range root's sandboxes map into, from /etc/subuid (or /etc/subgid) when it
+// names root, else 100000:65536 (the range useradd hands out first).
+IdMapping root_range(const char* file) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+        auto a = line.find(':'), b = line.rfind(':');
+        if (a == std::string::npos || a == b) continue;
+        std::string who = line.substr(0, a);
+        if (who != "root" && who != "0") continue;
+        unsigned long start = std::strtoul(line.substr(a + 1, b - a - 1).c_str(), nullptr, 10);
+        unsigned long count = std::strtoul(line.substr(b + 1).c_str(), nullptr, 10);
+        if (start > 0 && count >= 1)
+            return {0, static_cast<std::uint32_t>(start),
+                    static_cast<std::uint32_t>(std::min(count, 65536UL))};
+    }
+    return {0, 100000, 65536};
+}
+
+std::optional<uid_t> parse_id(const std::string& s) {
+    if (s.empty() || !std::all_of(s.begin(), s.end(), ::isdigit)) return std::nullopt;
+    unsigned long v = std::strtoul(s.c_str(), nullptr, 10);
+    if (v > 4294967294UL) return std::nullopt;
+    return static_cast<uid_t>(v);
+}
+
+std::vector<std::string> make_env(const profile::Profile& p) {
+    std::map<std::string, std::string> vars;
+    std::vector<std::string> order;
+    auto put = [&](const std::string& k, const std::string& v) {
+        if (!vars.count(k)) order.push_back(k);
+        vars[k] = v;
+    };
+    for (char** e = environ; e && *e; ++e) {
+        std::string kv(*e);
+        auto eq = kv.find('=');
+        if (eq == std::string::npos) continue;
+        std::string k = kv.substr(0, eq);
+        bool keep = !p.process.env_clear ||
+                    std::find(p.process.env_keep.begin(), p.process.env_keep.end(), k) !=
+                        p.process.env_keep.end();
+        if (keep) put(k, kv.substr(eq + 1));
+    }
+    for (const auto& [k, v] : p.process.env_set)
+        put(k, v);
+    if (!vars.count("PATH"))
+        put("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
+    std::vector<std::string> out;
+    for (const auto& k : order)
+        out.push_back(k + "=" + vars[k]);
+    return out;
+}
+
+std::vector<std::string> exec_candidates(const std::string& arg0,
+                                         const std::vector<std::string>& env) {
+    if (arg0.find('/') != std::string::npos) return {arg0};
+    std::string path;
+    for (const auto& kv : env)
+        if (kv.starts_with("PATH=")) path = kv.substr(5);
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        std::size_t colon = path.find(':', start);
+        if (colon == std::string::npos) colon = path.size();
+        std::string dir = path.substr(start, colon - start);
+        if (dir.empty()) dir = ".";
+        out.push_back(dir + "/" + arg0);
+        start = colon + 1;
+    }
+    return out;
+}
+
+std::string tmpfs_options(const profile::MountSpec& m, unsigned default_mode) {
+    char mode[16];
+    std::snprintf(mode, sizeof mode, "%o", m.mode.value_or(default_mode));
+    std::string s = std::string("mode=") + mode;
+    if (m.size) s += ",size=" + std::to_string(*m.size);
+    return s;
+}
+
+}  // namespace
+
+std::optional<std::string> normalize_target(const std::string& path) {
+    if (path.empty() || path[0] != '/') return std::nullopt;
+    std::string out;
+    std::size_t i = 0;
+    while (i < path.size()) {
+        while (i < path.size() && path[i] == '/')
+            ++i;
+        std::size_t j = path.find('/', i);
+        if (j == std::string::npos) j = path.size();
+        std::string part = path.substr(i, j - i);
+        i = j;
+        if (part.empty() || part == ".") continue;
+        if (part == "..") return std::nullopt;
+        out += "/" + part;
+    }
+    return out.empty() ? "/" : out;
+}
+
+std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOptions& o,
+                                     Diagnostics& out) {
+    std::size_t errors_before = 0;
+    for (const auto& d : out)
+        errors_before += d.is_error() ? 1 : 0;
+    SandboxPlan plan;
+    plan.description = p.description;
+    plan.privileged = o.force_privileged.value_or(::geteuid() == 0);
+
+    // --- command and environment
+    plan.argv = o.argv;
+    plan.env = make_env(p);
+    if (!plan.argv.empty()) plan.exec_candidates = exec_candidates(plan.argv[0], plan.env);
+    plan.cwd = p.process.cwd;
+    plan.stdin_null = p.process.stdin_mode == "null";
+    plan.new_session = p.process.session != "inherit";
+    if (p.process.session == "pty")
+        out.push_back(error_at(p.loc_of("process.session"),
+                               "process.session: \"pty\" is not supported yet; use \"new\""));
+
+    // --- namespaces and ids
+    const auto& ns = p.namespaces;
+    Namespaces n;
+    if (ns.user) n |= Namespace::User;
+    if (ns.mount) n |= Namespace::Mount;
+    if (ns.pid) n |= Namespace::Pid;
+    if (ns.uts) n |= Namespace::Uts;
+    if (ns.ipc) n |= Namespace::Ipc;
+    if (ns.net && p.network.mode != "host") n |= Namespace::Net;
+    if (ns.cgroup) n |= Namespace::Cgroup;
+    if (ns.time) n |= Namespace::Time;
+    if (!ns.net && p.network.mode != "host")
+        out.push_back(error_at(p.loc_of("network.mode"), "network.mode \"" + p.network.mode +
+                                                             "\" needs namespaces.net = true"));
+    plan.namespaces = n;
+    plan.loopback_up = p.network.mode == "loopback";
+    if (!ns.mount && !p.filesystem.mounts.empty())
+        out.push_back(error_at(p.loc_of("namespaces.mount"),
+                               "filesystem.mounts need namespaces.mount = true"));
+    if (!ns.uts && p.locs.count("filesystem.hostname"))
+        out.push_back(
+            error_at(p.loc_of("filesystem.hostname"), "a hostname needs namespaces.uts = true"));
+    plan.hostname = ns.uts ? p.filesystem.hostname : "";
+
+    uid_t caller_uid = ::getuid();
+    gid_t caller_gid = ::getgid();
+    auto resolve_user = [&](const std::string& spec,
+                            bool is_group) -> std::optional<std::uint32_t> {
+        std::string key = is_group ? "process.group" : "process.user";
+        if (spec == "keep")
+            return plan.privileged && ns.user ? 0 : (is_group ? caller_gid : caller_uid);
+        if (auto id = parse_id(spec)) return *id;
+        if (is_group) {
+            if (struct group* g = ::getgrnam(spec.c_str())) return g->gr_gid;
+        } else if (struct passwd* pw = ::getpwnam(spec.c_str())) {
+            return pw->pw_uid;
+        }
+        out.push_back(error_at(p.loc_of(key), key + ": no " + (is_group ? "group" : "user") +
+                                                  " named '" + spec + "'"));
+        return std::nullopt;
+    };
+    std::optional<std::uint32_t> uid = resolve_user(p.process.user, false);
+    std::optional<std::uint32_t> gid = resolve_user(p.process.group, true);
+    if (p.process.group == "keep" && p.process.user != "keep" && uid) {
+        // A named user without a group gets that user's primary group.
+        if (struct passwd* pw = ::getpwuid(*uid))
+            gid = pw->pw_gid;
+        else
+            gid = *uid;
+    }
+    if (uid && gid) {
+        plan.uid = *uid;
+        plan.gid = *gid;
+        if (ns.user && !plan.privileged) {
+            // Unprivileged: one mapping of the caller's own ids, written by the child itself.
+            if (*uid != caller_uid && *uid != 0)
+                out.push_back(
+                    error_at(p.loc_of("process.user"),
+                             "process.user: without root, the sandbox can only run as your "
+                             "own uid (\"keep\") or as 0"));
+            if (*gid != caller_gid && *gid != 0)
+                out.push_back(error_at(p.loc_of("process.group"),
+                                       "process.group: without root, only your own gid or 0"));
+            plan.uid_map = {{*uid, caller_uid, 1}};
+            plan.gid_map = {{*gid, caller_gid, 1}};
+            plan.child_writes_maps = true;
+            plan.setup_uid = *uid;
+            plan.setup_gid = *gid;
+        } else if (ns.user) {
+            // Root: uid 0 inside is never uid 0 outside. "keep" maps a subordinate range (uid 0
+            // inside = its first id); an explicit id maps to itself.
+            plan.child_writes_maps = false;
+            plan.clear_groups = true;
+            if (p.process.user == "keep") {
+                plan.uid_map = {root_range("/etc/subuid")};
+                plan.gid_map = {root_range("/etc/subgid")};
+            } else {
+                if (*uid == 0)
+                    out.push_back(error_at(p.loc_of("process.user"),
+                                           "process.user: 0 inside a user namespace maps to an "
+                                           "unprivileged range; use \"keep\""));
+                plan.uid_map = {{*uid, *uid, 1}};
+                plan.gid_map = {{*gid, *gid, 1}};
+            }
+            plan.setup_uid = *uid;
+            plan.setup_gid = *gid;
+        } else if (!plan.privileged) {
+            out.push_back(error_at(p.loc_of("namespaces.user"),
+                                   "namespaces.user = false needs root (the other namespaces need "
+                                   "CAP_SYS_ADMIN)"));
+        } else {
+            plan.clear_groups = true;
+            plan.setup_uid = 0;
+            plan.setup_gid = 0;
+            if (*uid == 0)
+                out.push_back(
+                    warning_at(p.loc_of("namespaces.user"),
+                               "the command runs as the host's real root (namespaces.user "
+                               "= false with user 0)"));
+        }
+    }
+
+    // --- filesystem
+    if (p.filesystem.root != "tmpfs") {
+        struct stat st {};
+        if (::stat(p.filesystem.root.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+            out.push_back(
+                error_at(p.loc_of("filesystem.root"),
+                         "filesystem.root: '" + p.filesystem.root + "' is not a directory"));
+        plan.root_dir = p.filesystem.root;
+    }
+    plan.read_only_root = p.filesystem.read_only_root;
+    std::vector<profile::MountSpec> specs = p.filesystem.mounts;
+    auto cli_bind = [&](const std::pair<std::string, std::string>& b, bool ro) {
+        profile::MountSpec m;
+        m.type = MountType::Bind;
+        m.source = b.first;
+        m.target = b.second.empty() ? b.first : b.second;
+        m.read_only = ro;
+        m.loc = {ro ? "--ro-bind " + b.first : "--bind " + b.first, 0, 0};
+        m.expanded_target = true;  // the command line overrides the profile's mount there
+        specs.push_back(m);
+    };
+    for (const auto& b : o.binds)
+        cli_bind(b, false);
+    for (const auto& b : o.ro_binds)
+        cli_bind(b, true);
+
+    std::map<std::string, SourceLoc> targets;
+    for (const auto& m : specs) {
+        std::optional<std::string> target = normalize_target(m.target);
+        if (!target) {
+            out.push_back(error_at(
+                m.loc, "mount target '" + m.target + "' must be an absolute path without '..'"));
+            continue;
+        }
+        if (*target == "/" && m.type != MountType::Tmpfs) {
+            out.push_back(error_at(m.loc,
+                                   "a mount onto '/' would replace the sandbox's root; set "
+                                   "filesystem.root instead"));
+            continue;
+        }
+        if (auto it = targets.find(*target); it != targets.end()) {
+            // A target from $PWD (or the command line) replaces an earlier mount there; two
+            // literal targets are a mistake.
+            if (m.expanded_target) {
+                out.push_back(note_at(m.loc, "replaces the mount of '" + *target + "' at " +
+                                                 profile::render_loc(it->second)));
+                auto& mounts = plan.mounts;
+                mounts.erase(std::remove_if(mounts.begin(), mounts.end(),
+                                            [&](const MountStep& s) {
+                                                return s.target == *target ||
+                                                       s.target.starts_with(*target + "/");
+                                            }),
+                             mounts.end());
+            } else {
+                out.push_back(error_at(m.loc, "duplicate mount target '" + *target +
+                                                  "' (first at " + profile::render_loc(it->second) +
+                                                  ")"));
+                continue;
+            }
+        }
+        targets[*target] = m.loc;
+        MountStep s;
+        s.type = m.type;
+        s.target = *target;
+        s.read_only = m.read_only;
+        if (m.type == MountType::Bind) {
+            struct stat lst {};
+            if (::lstat(m.source.c_str(), &lst) < 0) {
+                if (m.optional) {
+                    out.push_back(note_at(
+                        m.loc, "skipping the optional mount of missing '" + m.source + "'"));
+                } else {
+                    out.push_back(
+                        error_at(m.loc, "mount source '" + m.source + "' does not exist"));
+                }
+                targets.erase(*target);
+                continue;
+            }
+            if (S_ISLNK(lst.st_mode) && m.source == *target) {
+                // /bin -> usr/bin on a merged-/usr host: the same symlink inside.
+                char buf[PATH_MAX];
+                ssize_t len = ::readlink(m.source.c_str(), buf, sizeof buf - 1);
+                if (len > 0) {
+                    s.type = MountType::Symlink;
+                    s.source.assign(buf, static_cast<std::size_t>(len));
+                    plan.mounts.push_back(s);
+                    continue;
+                }
+            }
+            char* real = ::realpath(m.source.c_str(), nullptr);
+            struct stat st {};
+            if (!real || ::stat(real, &st) < 0) {
+                std::free(real);
+                out.push_back(
+                    error_at(m.loc, "mount source '" + m.source + "' cannot be resolved"));
+                continue;
+            }
+            s.source = real;
+            std::free(real);
+            s.source_is_dir = S_ISDIR(st.st_mode);
+            s.source_uid = st.st_uid;
+            s.source_gid = st.st_gid;
+            s.idmap = plan.privileged && ns.user && !m.read_only;
+        } else if (m.type == MountType::Symlink) {
+            s.source = m.source;
+        } else if (m.type == MountType::Tmpfs) {
+            s.options = tmpfs_options(m, 01777);
+        } else if (m.type == MountType::Dev) {
+            s.options = tmpfs_options(m, 0755);
+        } else if (m.type == MountType::Dir) {
+            s.mode = m.mode.value_or(0755);
+        } else if (m.type == MountType::Proc) {
+            plan.has_proc = true;
+            if (!ns.pid)
+                out.push_back(warning_at(m.loc,
+                                         "a proc mount without namespaces.pid shows the "
+                                         "host's processes"));
+        }
+        plan.mounts.push_back(std::move(s));
+    }
+
+    // --- limits
+    const auto& l = p.limits;
+    if (o.timeout)
+        plan.time_limit = o.timeout;
+    else
+        plan.time_limit = l.time;
+    if (l.cpu) {
+        auto secs = std::chrono::ceil<std::chrono::seconds>(*l.cpu).count();
+        plan.rlimits.push_back({RLIMIT_CPU, static_cast<rlim_t>(secs)});
+    }
+    if (l.open_files) plan.rlimits.push_back({RLIMIT_NOFILE, *l.open_files});
+    if (l.file_size) plan.rlimits.push_back({RLIMIT_FSIZE, *l.file_size});
+    if (l.core) plan.rlimits.push_back({RLIMIT_CORE, *l.core});
+    if (l.stack) plan.rlimits.push_back({RLIMIT_STACK, *l.stack});
+    for (const char* key : {"limits.memory", "limits.pids"}) {
+        if (p.locs.count(key))
+            out.push_back((l.optional ? warning_at : error_at)(
+                p.loc_of(key),
+                std::string(key) + ": cgroup limits are not supported by this build yet"));
+    }
+
+    // --- privileges
+    for (const std::string& c : p.capabilities.keep)
+        if (auto cap = capability_from_name(c)) plan.keep_caps.add(*cap);
+    plan.no_new_privs = p.process.no_new_privs;
+    if (auto prog = seccomp::compile(p, out)) {
+        plan.seccomp = std::move(prog->program);
+        plan.seccomp_listener = prog->uses_notify;
+        plan.seccomp_errno = prog->denied_errno;
+    }
+    if (!plan.seccomp.empty() && !plan.no_new_privs && !plan.privileged && !ns.user)
+        out.push_back(error_at(p.loc_of("process.no_new_privs"),
+                               "a seccomp filter needs no_new_privs (or root)"));
+
+    // --- supervision
+    plan.stop_signal = parse_signal(p.supervise.stop_signal).value_or(SIGTERM);
+    plan.stop_timeout = p.supervise.stop_timeout;
+    plan.forward_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
+    std::size_t errors = 0;
+    for (const auto& d : out)
+        errors += d.is_error() ? 1 : 0;
+    if (errors != errors_before) return std::nullopt;
+    return plan;
+}
+
+}  // namespace butter::launcher

@@ -1,0 +1,101 @@
+// Profile + command line -> SandboxPlan: every decision made, every path resolved, the seccomp
+// program compiled. Pure data with no syscalls but stat/readlink/getpwnam, so it is fully
+// unit-testable; the last point where errors carry FILE:LINE:COL.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <butter/capabilities.hpp>
+#include <butter/namespace.hpp>
+#include <butter/seccomp.hpp>
+
+#include "profile/diagnostic.hpp"
+#include "profile/schema.hpp"
+
+namespace butter::launcher {
+
+struct MountStep {
+    profile::MountType type = profile::MountType::Bind;
+    std::string source;  // bind: absolute host path; symlink: the link text
+    std::string target;  // normalized absolute path inside the sandbox
+    bool read_only = false;
+    bool source_is_dir = true;  // bind: a directory (else a file: the target is a file)
+    bool idmap = false;         // root mode: a writable bind idmapped to the sandbox's root
+    uid_t source_uid = 0;       // bind: the owner of the source (for idmap)
+    gid_t source_gid = 0;
+    std::string options;   // tmpfs/dev: "size=...,mode=..."
+    unsigned mode = 0755;  // dir
+};
+
+struct Rlimit {
+    int resource = 0;
+    rlim_t value = 0;
+};
+
+struct SandboxPlan {
+    std::vector<std::string> argv;
+    std::vector<std::string> env;  // "KEY=VALUE"
+    // Where execve looks for argv[0] inside the sandbox (PATH search done in the child).
+    std::vector<std::string> exec_candidates;
+    std::string cwd;
+
+    Namespaces namespaces;
+    bool privileged = false;  // butter runs as root (a uid range, idmapped binds)
+    // User namespace maps; written by the child itself when `child_writes_maps`, else by the
+    // parent before it lets the child go.
+    std::vector<IdMapping> uid_map, gid_map;
+    bool child_writes_maps = true;
+    uid_t setup_uid = 0;  // ids the child takes as soon as the maps exist
+    gid_t setup_gid = 0;
+    uid_t uid = 0;  // the command's ids inside
+    gid_t gid = 0;
+    bool clear_groups = false;  // setgroups(0) (possible when the parent wrote the maps)
+
+    std::string root_dir;  // "" for a fresh tmpfs root
+    bool read_only_root = true;
+    std::vector<MountStep> mounts;
+    bool has_proc = false;
+    std::string hostname;
+    bool loopback_up = false;
+    std::vector<Rlimit> rlimits;
+
+    CapabilitySet keep_caps;
+    bool no_new_privs = true;
+    BpfProgram seccomp;
+    bool seccomp_listener = false;
+    int seccomp_errno = EPERM;
+
+    bool stdin_null = false;
+    bool new_session = true;
+    std::optional<std::chrono::nanoseconds> time_limit;
+    int stop_signal = 15;
+    std::chrono::nanoseconds stop_timeout{};
+    std::vector<int> forward_signals;
+
+    // The profile's source positions, kept for messages after planning.
+    std::string description;
+};
+
+// CLI additions on top of the profile.
+struct PlanOptions {
+    std::vector<std::string> argv;
+    std::vector<std::pair<std::string, std::string>> binds;     // --bind SRC[:DST]
+    std::vector<std::pair<std::string, std::string>> ro_binds;  // --ro-bind SRC[:DST]
+    std::optional<std::chrono::nanoseconds> timeout;            // --timeout
+    std::optional<bool> force_privileged;  // plan as root / not root (tests); default: euid
+};
+
+// Builds the plan; nullopt when a diagnostic is an error (all of them are in `out`).
+std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOptions& o,
+                                     profile::Diagnostics& out);
+
+// "/a//b/./c/" -> "/a/b/c"; nullopt when it holds ".." or is not absolute.
+std::optional<std::string> normalize_target(const std::string& path);
+
+}  // namespace butter::launcher

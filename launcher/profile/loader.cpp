@@ -1,0 +1,229 @@
+#include "profile/loader.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <functional>
+#include <set>
+#include <tuple>
+
+#include "profile/toml_reader.hpp"
+
+#ifndef BUTTER_PROFILES_DIR
+#define BUTTER_PROFILES_DIR "/usr/share/butter/profiles"
+#endif
+
+namespace butter::launcher::profile {
+
+namespace {
+
+bool is_file(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string canonical(const std::string& p) {
+    if (p == kEmbeddedDefaultName) return p;
+    char* r = ::realpath(p.c_str(), nullptr);
+    if (!r) return p;
+    std::string s(r);
+    std::free(r);
+    return s;
+}
+
+std::string dir_of(const std::string& file) {
+    auto slash = file.rfind('/');
+    return slash == std::string::npos ? "." : file.substr(0, slash);
+}
+
+std::optional<Value> parse_source(const std::string& where, Diagnostics& out) {
+    if (where == kEmbeddedDefaultName) return parse_toml(kEmbeddedDefault, where, out);
+    return read_toml_file(where, out);
+}
+
+// Reads `where` and its extends chain into one merged tree.
+std::optional<Value> load_chain(std::optional<Value> tree, const std::string& where,
+                                const std::vector<std::string>& path,
+                                std::vector<std::string>& chain, Diagnostics& out) {
+    if (!tree) return std::nullopt;
+    chain.push_back(where);
+    const Value* ext = tree->find("extends");
+    if (!ext) return tree;
+    if (ext->kind != Value::Kind::String) {
+        out.push_back(error_at(
+            ext->loc, std::string("extends: expected a string, got ") + kind_name(ext->kind)));
+        return std::nullopt;
+    }
+    std::string base_dir =
+        where == kEmbeddedDefaultName || where.starts_with("--") ? "" : dir_of(where);
+    std::optional<std::string> parent = locate(ext->string, path, base_dir);
+    if (!parent) {
+        out.push_back(
+            error_at(ext->loc, "extends: no profile '" + ext->string + "' on the search path"));
+        return std::nullopt;
+    }
+    std::string id = canonical(*parent);
+    for (const std::string& seen : chain) {
+        if (canonical(seen) == id) {
+            std::string cycle;
+            for (const auto& c : chain)
+                cycle += c + " -> ";
+            out.push_back(error_at(ext->loc, "extends: cycle: " + cycle + *parent));
+            return std::nullopt;
+        }
+    }
+    SourceLoc ext_loc = ext->loc;
+    std::optional<Value> base = load_chain(parse_source(*parent, out), *parent, path, chain, out);
+    if (!base) {
+        if (!has_errors(out))
+            out.push_back(error_at(ext_loc, "extends: cannot load '" + *parent + "'"));
+        return std::nullopt;
+    }
+    tree->erase("extends");
+    base->erase("extends");
+    merge_into(*base, *tree);
+    return base;
+}
+
+// "a.b.c=VALUE" -> a tree {a: {b: {c: VALUE}}}; a VALUE that is not TOML is taken as a string.
+std::optional<Value> parse_override(const std::string& arg, Diagnostics& out) {
+    std::string file = "--set " + arg;
+    auto eq = arg.find('=');
+    if (eq == std::string::npos || eq == 0) {
+        out.push_back(error_at({file, 0, 0}, "expected KEY=VALUE"));
+        return std::nullopt;
+    }
+    std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
+    Diagnostics ignored;
+    std::optional<Value> t = parse_toml(key + " = " + value, file, ignored);
+    if (!t) t = parse_toml(key + " = " + toml_quote(value), file, out);
+    // Positions inside the synthesized "KEY = VALUE" line mean nothing to the user: the flag
+    // itself is the position.
+    std::function<void(Value&)> unposition = [&](Value& v) {
+        v.loc = v.key_loc = {file, 0, 0};
+        for (auto& [k, c] : v.table)
+            unposition(c);
+        for (auto& c : v.array)
+            unposition(c);
+    };
+    if (t) unposition(*t);
+    return t;
+}
+
+Loaded finish(std::optional<Value> tree, const LoadOptions& o, Loaded l) {
+    if (!tree) return l;
+    for (const std::string& arg : o.overrides) {
+        std::optional<Value> over = parse_override(arg, l.diagnostics);
+        if (over) merge_into(*tree, *over);
+    }
+    l.profile = build_profile(*tree, o.expansion, l.diagnostics);
+    l.tree = std::move(*tree);
+    // Tables come back sorted by key: report in reading order instead.
+    std::stable_sort(l.diagnostics.begin(), l.diagnostics.end(), [](const auto& a, const auto& b) {
+        return a.loc.file == b.loc.file &&
+               std::tie(a.loc.line, a.loc.column) < std::tie(b.loc.line, b.loc.column);
+    });
+    return l;
+}
+
+}  // namespace
+
+std::vector<std::string> search_path() {
+    std::vector<std::string> dirs;
+    if (const char* env = std::getenv("BUTTER_PROFILE_PATH")) {
+        std::string s(env);
+        std::size_t start = 0;
+        while (start <= s.size()) {
+            std::size_t colon = s.find(':', start);
+            if (colon == std::string::npos) colon = s.size();
+            if (colon > start) dirs.push_back(s.substr(start, colon - start));
+            start = colon + 1;
+        }
+    }
+    if (const char* home = std::getenv("HOME"); home && *home)
+        dirs.push_back(std::string(home) + "/.config/butter/profiles");
+    dirs.push_back("/etc/butter/profiles");
+    dirs.push_back(BUTTER_PROFILES_DIR);
+    return dirs;
+}
+
+std::optional<std::string> locate(const std::string& spec, const std::vector<std::string>& path,
+                                  const std::string& relative_to) {
+    if (spec.empty()) return std::nullopt;
+    bool is_path = spec.find('/') != std::string::npos || spec.ends_with(".toml");
+    if (is_path) {
+        std::string p = spec[0] == '/' || relative_to.empty() ? spec : relative_to + "/" + spec;
+        if (is_file(p)) return p;
+        return std::nullopt;
+    }
+    for (const std::string& dir : path) {
+        std::string p = dir + "/" + spec + ".toml";
+        if (is_file(p)) return p;
+    }
+    if (spec == "default") return std::string(kEmbeddedDefaultName);
+    return std::nullopt;
+}
+
+Loaded load(const std::optional<std::string>& spec, const LoadOptions& options) {
+    Loaded l;
+    std::string where = kEmbeddedDefaultName;
+    if (spec) {
+        std::optional<std::string> found = locate(*spec, options.search_path);
+        if (!found) {
+            bool is_path = spec->find('/') != std::string::npos || spec->ends_with(".toml");
+            l.diagnostics.push_back(error_at(
+                {*spec, 0, 0}, is_path ? "no such profile file"
+                                       : "no profile named '" + *spec + "' on the search path"));
+            return l;
+        }
+        where = *found;
+    }
+    std::optional<Value> tree = load_chain(parse_source(where, l.diagnostics), where,
+                                           options.search_path, l.chain, l.diagnostics);
+    return finish(std::move(tree), options, std::move(l));
+}
+
+Loaded load_text(std::string_view text, const std::string& name, const LoadOptions& options) {
+    Loaded l;
+    std::optional<Value> tree = load_chain(parse_toml(text, name, l.diagnostics), name,
+                                           options.search_path, l.chain, l.diagnostics);
+    return finish(std::move(tree), options, std::move(l));
+}
+
+std::vector<ProfileInfo> list_profiles(const std::vector<std::string>& path) {
+    std::vector<ProfileInfo> out;
+    std::set<std::string> seen;
+    auto describe = [](const std::string& where) {
+        Diagnostics ignored;
+        std::optional<Value> t = where == kEmbeddedDefaultName
+                                     ? parse_toml(kEmbeddedDefault, where, ignored)
+                                     : read_toml_file(where, ignored);
+        if (!t) return std::string("(does not parse)");
+        const Value* d = t->find("description");
+        return d && d->kind == Value::Kind::String ? d->string : std::string();
+    };
+    for (const std::string& dir : path) {
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) continue;
+        std::vector<std::string> names;
+        while (struct dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n.size() > 5 && n.ends_with(".toml")) names.push_back(n.substr(0, n.size() - 5));
+        }
+        ::closedir(d);
+        std::sort(names.begin(), names.end());
+        for (const std::string& n : names) {
+            if (!seen.insert(n).second) continue;
+            std::string p = dir + "/" + n + ".toml";
+            out.push_back({n, p, describe(p)});
+        }
+    }
+    if (!seen.count("default"))
+        out.push_back({"default", kEmbeddedDefaultName, describe(kEmbeddedDefaultName)});
+    return out;
+}
+
+}  // namespace butter::launcher::profile

@@ -1,0 +1,58 @@
+// Finding and loading profiles: the search path, `extends` chains (cycle-checked; tables merge,
+// arrays replace), `--set KEY=VALUE` overrides, and the embedded default profile.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "profile/diagnostic.hpp"
+#include "profile/schema.hpp"
+#include "profile/value.hpp"
+
+namespace butter::launcher::profile {
+
+// profiles/default.toml, compiled in.
+extern const std::string_view kEmbeddedDefault;
+inline constexpr const char* kEmbeddedDefaultName = "<embedded>/default.toml";
+
+// $BUTTER_PROFILE_PATH (colon-separated), ~/.config/butter/profiles, /etc/butter/profiles, then
+// the installed profiles directory.
+std::vector<std::string> search_path();
+
+// A profile argument: a path (contains '/' or ends in .toml) or a name looked up as NAME.toml
+// on the search path. "default" falls back to the embedded profile (returned as
+// kEmbeddedDefaultName). nullopt when nothing matches.
+std::optional<std::string> locate(const std::string& spec, const std::vector<std::string>& path,
+                                  const std::string& relative_to = "");
+
+struct Loaded {
+    Profile profile;
+    Value tree;                      // merged, before typing (for tests)
+    Diagnostics diagnostics;         // every problem found (errors and warnings)
+    std::vector<std::string> chain;  // the files read, most derived first
+    bool ok() const { return !has_errors(diagnostics); }
+};
+
+struct LoadOptions {
+    std::vector<std::string> overrides;  // "KEY=VALUE" from --set, applied in order
+    std::vector<std::string> search_path = profile::search_path();
+    Expansion expansion = Expansion::from_environment();
+};
+
+// Loads `spec` (nullopt: the embedded default) with its extends chain, then the overrides, then
+// types it. Never throws; every problem is a diagnostic.
+Loaded load(const std::optional<std::string>& spec, const LoadOptions& options);
+// The same for TOML text given directly (tests, fuzzing); `name` is the file name in messages.
+Loaded load_text(std::string_view text, const std::string& name, const LoadOptions& options);
+
+struct ProfileInfo {
+    std::string name;
+    std::string path;
+    std::string description;
+};
+// Every profile on the search path (first occurrence of a name wins), plus the embedded default
+// when no file shadows it.
+std::vector<ProfileInfo> list_profiles(const std::vector<std::string>& path);
+
+}  // namespace butter::launcher::profile

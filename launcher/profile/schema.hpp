@@ -1,0 +1,144 @@
+// The profile: typed fields with defaults, and the key table that reads them from a Value tree,
+// writes them back as TOML (`butter show`) and documents them (`butter show --keys`, the man
+// page). One row per key; nothing about a key lives outside its row.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "profile/diagnostic.hpp"
+#include "profile/value.hpp"
+
+namespace butter::launcher::profile {
+
+using std::chrono::nanoseconds;
+
+enum class MountType { Bind, Tmpfs, Proc, Dev, Symlink, Dir, Mqueue };
+const char* to_string(MountType t);
+
+struct MountSpec {
+    MountType type = MountType::Bind;
+    std::string source;  // bind: host path; symlink: the link's text
+    std::string target;  // absolute path inside the sandbox
+    bool read_only = false;
+    bool optional = false;  // a missing source skips the mount (with a warning) instead of failing
+    std::optional<std::uint64_t> size;  // tmpfs
+    std::optional<unsigned> mode;       // tmpfs, dir
+    // The target came from $PWD/$HOME/$UID: a later such mount replaces an earlier mount of the
+    // same target instead of being a duplicate (cwd = /tmp over the tmpfs /tmp).
+    bool expanded_target = false;
+    SourceLoc loc;
+};
+
+struct Profile {
+    std::string description;
+
+    struct Process {
+        std::string cwd = "$PWD";
+        std::string user = "keep";  // keep | a name | a uid
+        std::string group = "keep";
+        bool no_new_privs = true;
+        bool env_clear = false;
+        std::vector<std::string> env_keep;
+        std::vector<std::pair<std::string, std::string>> env_set;
+        std::string stdin_mode = "inherit";  // inherit | null
+        std::string session = "new";         // new | inherit | pty
+    } process;
+
+    struct Namespaces {
+        bool user = true, mount = true, pid = true, uts = true, ipc = true, net = true,
+             cgroup = true, time = false;
+    } namespaces;
+
+    struct Filesystem {
+        std::string root = "tmpfs";  // tmpfs | an absolute directory used as the rootfs
+        std::string hostname = "sandbox";
+        bool read_only_root = true;  // the root tmpfs is remounted read-only after setup
+        std::vector<MountSpec> mounts;
+    } filesystem;
+
+    struct Limits {
+        std::optional<nanoseconds> time;  // wall clock (timerfd)
+        std::optional<nanoseconds> cpu;   // RLIMIT_CPU
+        std::optional<std::uint64_t> memory, pids, open_files, file_size, core, stack;
+        bool optional = false;  // cgroup limits that cannot be set only warn
+    } limits;
+
+    struct Seccomp {
+        std::string default_action = "allow";  // allow | errno:NAME | kill | log | notify
+        std::vector<std::string> deny;         // syscalls and @groups
+        std::vector<std::string> allow;
+        std::string errno_name = "EPERM";  // the errno for denied calls
+        bool report = false;               // name each denied syscall (user notification)
+    } seccomp;
+
+    struct Capabilities {
+        std::vector<std::string> keep;
+    } capabilities;
+
+    struct Network {
+        std::string mode = "none";  // none | loopback | host
+    } network;
+
+    struct Supervise {
+        std::string stop_signal = "SIGTERM";
+        nanoseconds stop_timeout = std::chrono::seconds(10);
+        std::string restart = "no";  // no | on-failure | always
+        nanoseconds restart_delay = std::chrono::seconds(1);
+        bool notify = false;
+    } supervise;
+
+    struct Watch {
+        std::vector<std::string> paths;
+        std::string on_change = "log";  // signal:NAME | restart | log
+    } watch;
+
+    struct Report {
+        std::string path;  // "" = no report, "-" = stdout
+        bool file_activity = false;
+    } report;
+
+    struct Output {
+        std::string stdout_mode = "inherit";  // inherit | file:PATH | tee:PATH
+        std::string stderr_mode = "inherit";
+    } output;
+
+    // Where each key was set (dotted key -> position), for later, positioned errors; list
+    // elements as "key[i]".
+    std::map<std::string, SourceLoc> locs;
+    SourceLoc loc_of(const std::string& key) const;
+};
+
+// Values substituted for $PWD, $HOME and $UID in path-like strings.
+struct Expansion {
+    std::string pwd;
+    std::string home;
+    std::string uid;
+    // The caller's environment (getcwd, $HOME, getuid).
+    static Expansion from_environment();
+};
+std::string expand(std::string_view text, const Expansion& x);
+
+// Applies a merged Value tree to a default Profile: unknown keys, wrong types and bad values
+// become diagnostics (all of them, not the first).
+Profile build_profile(const Value& tree, const Expansion& x, Diagnostics& out);
+
+// The profile as TOML that build_profile accepts back (defaults included).
+std::string show_profile(const Profile& p);
+
+struct KeyDoc {
+    std::string key;
+    std::string type;
+    std::string default_text;
+    std::string doc;
+};
+// One entry per key, in table order: for --help output and the man page.
+std::vector<KeyDoc> key_docs();
+
+}  // namespace butter::launcher::profile

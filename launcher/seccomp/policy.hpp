@@ -1,0 +1,37 @@
+// From a profile's [seccomp] table to a compiled BPF program: group expansion (@name), name
+// checks, and the filter itself (built with core's SeccompFilter, compiled in the parent).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <butter/seccomp.hpp>
+
+#include "profile/diagnostic.hpp"
+#include "profile/schema.hpp"
+
+namespace butter::launcher::seccomp {
+
+// The groups of syscall_groups.toml (compiled in): name (without '@') -> members as written.
+const std::map<std::string, std::vector<std::string>>& groups();
+
+// Expands syscall names and @groups into native syscall names. Unknown names and groups are
+// errors at the item's position (`loc_of(i)`); names that exist only on other architectures
+// are skipped with a note.
+std::set<std::string> expand(const std::vector<std::string>& items,
+                             const std::function<profile::SourceLoc(std::size_t)>& loc_of,
+                             profile::Diagnostics& out);
+
+struct Compiled {
+    BpfProgram program;
+    bool uses_notify = false;  // the child must pass a listener fd to the supervisor
+    int denied_errno = EPERM;
+};
+
+// Builds the filter of a profile; every problem is a diagnostic at the key's position.
+std::optional<Compiled> compile(const profile::Profile& p, profile::Diagnostics& out);
+
+}  // namespace butter::launcher::seccomp

@@ -1,0 +1,292 @@
+// `butter run` end to end with the default profile, as root and as nobody: each test runs the
+// probe inside a real sandbox and asserts what it sees.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "../support/butter_run.hpp"
+#include "../support/tmpdir.hpp"
+#include "../support/userns.hpp"
+
+namespace butter::test {
+namespace {
+
+class RunTest : public ::testing::TestWithParam<bool> {
+  protected:
+    void SetUp() override {
+        if (nobody()) {
+            BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+        } else {
+            BUTTER_REQUIRE_ROOT();
+        }
+        ASSERT_EQ(::chmod(work_.path().c_str(), 0777), 0);
+    }
+    bool nobody() const { return GetParam(); }
+
+    RunOptions opts() const {
+        RunOptions o;
+        o.as_nobody = nobody();
+        o.cwd = work_.path();
+        return o;
+    }
+    // butter run [extra...] -- /probe ARGS...
+    RunResult probe(std::vector<std::string> probe_args, std::vector<std::string> extra = {},
+                    RunOptions o = {}) {
+        if (o.cwd.empty()) o = opts();
+        std::vector<std::string> args{"run", "--ro-bind", std::string(probe_bin()) + ":/probe"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        args.push_back("--");
+        args.push_back("/probe");
+        args.insert(args.end(), probe_args.begin(), probe_args.end());
+        return run_butter(args, o);
+    }
+    TempDir work_;
+};
+
+TEST_P(RunTest, HostnameIsTheProfiles) {
+    auto r = probe({"hostname"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "sandbox\n");
+    auto other = probe({"hostname"}, {"--set", "filesystem.hostname=box2"});
+    EXPECT_EQ(other.out, "box2\n") << other.err;
+}
+
+TEST_P(RunTest, OwnPidNamespaceHidesHostProcesses) {
+    auto r = probe({"pid"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "2\n");  // PID 1 is butter's init
+    auto procs = probe({"procs"});
+    EXPECT_EQ(procs.out, "2\n") << "init and the probe only";
+}
+
+TEST_P(RunTest, HostPathsNotBoundAreAbsent) {
+    for (const char* p : {"/root", "/home", "/var", "/srv", "/boot"}) {
+        auto r = probe({"exists", p});
+        EXPECT_EQ(r.out, "no\n") << p;
+    }
+    EXPECT_EQ(probe({"exists", "/usr/bin"}).out, "yes\n");
+}
+
+TEST_P(RunTest, ReadOnlyBindsCannotBeWritten) {
+    EXPECT_EQ(probe({"write", "/usr/butter-probe-file"}).out, "EROFS\n");
+    EXPECT_EQ(probe({"write", "/etc/butter-probe-file"}).out, "EROFS\n");
+    EXPECT_EQ(probe({"write", "/new-file-in-root"}).out, "EROFS\n");
+    EXPECT_EQ(probe({"write", "/proc/sys/kernel/hostname"}).out, "EROFS\n");
+    if (::access("/proc/sysrq-trigger", F_OK) == 0) {  // absent without CONFIG_MAGIC_SYSRQ
+        EXPECT_EQ(probe({"write", "/proc/sysrq-trigger"}).out, "EROFS\n");
+    }
+    struct stat st {};
+    EXPECT_NE(::stat("/usr/butter-probe-file", &st), 0);
+}
+
+TEST_P(RunTest, WorkspaceIsWritableAndLandsOnTheHostWithItsOwner) {
+    std::string file = work_ / "from-sandbox.txt";
+    auto r = probe({"write", file});
+    EXPECT_EQ(r.out, "ok\n") << r.err;
+    EXPECT_EQ(read_file(file), "probe\n");
+    struct stat st {
+    }, dir{};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0);
+    ASSERT_EQ(::stat(work_.path().c_str(), &dir), 0);
+    if (nobody()) {
+        EXPECT_EQ(st.st_uid, 65534u);
+    } else {
+        // Root mode: uid 0 inside is an unprivileged host id, and the idmapped bind makes its
+        // writes land as the workspace's owner.
+        EXPECT_EQ(st.st_uid, dir.st_uid);
+    }
+}
+
+TEST_P(RunTest, PrivateTmpIsEmptyAndWritable) {
+    auto r = probe({"write", "/tmp/scratch"});
+    EXPECT_EQ(r.out, "ok\n") << r.err;
+    struct stat st {};
+    EXPECT_NE(::stat("/tmp/scratch", &st), 0) << "the sandbox's /tmp reached the host";
+}
+
+TEST_P(RunTest, NoNetworkButLoopbackDown) {
+    auto r = probe({"ifaces"});
+    EXPECT_EQ(r.out, "lo:down\n") << r.err;
+    auto up = probe({"ifaces"}, {"--set", "network.mode=loopback"});
+    EXPECT_EQ(up.out, "lo:up\n") << up.err;
+}
+
+TEST_P(RunTest, HostLoopbackPortIsUnreachable) {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(s, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(s, 4), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    std::string port = std::to_string(ntohs(a.sin_port));
+    auto r = probe({"connect", port});
+    EXPECT_NE(r.out, "connected\n");
+    EXPECT_NE(r.code, 0);
+    auto lo = probe({"connect", port}, {"--set", "network.mode=loopback"});
+    EXPECT_EQ(lo.out, "ECONNREFUSED\n") << "the sandbox's own loopback has no listener";
+    ::close(s);
+}
+
+TEST_P(RunTest, NoCapabilitiesNoNewPrivsAndSeccomp) {
+    auto r = probe({"caps"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("CapEff=0000000000000000"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("CapPrm=0000000000000000"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("NoNewPrivs=1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Seccomp=2"), std::string::npos) << r.out;
+}
+
+TEST_P(RunTest, DeniedSyscallsFailWithTheProfilesErrno) {
+    auto r = probe({"try-syscall", "mount"});
+    EXPECT_EQ(r.out, "EPERM\n");
+    // The filter, not just the missing capability: a different errno shows it.
+    for (const char* sc : {"mount", "keyctl", "bpf", "perf_event_open", "userfaultfd", "swapon",
+                           "init_module", "reboot", "ptrace"}) {
+        auto e = probe({"try-syscall", sc}, {"--set", "seccomp.errno=\"EACCES\""});
+        EXPECT_EQ(e.out, "EACCES\n") << sc << ": " << e.err;
+    }
+    auto allowed = probe({"try-syscall", "getpid"}, {"--set", "seccomp.errno=\"EACCES\""});
+    EXPECT_EQ(allowed.code, 0);
+}
+
+TEST_P(RunTest, InheritedFdsAreClosed) {
+    RunOptions o = opts();
+    o.leak_fd = 5;
+    auto r = probe({"fds"}, {}, o);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "fds:\n");
+}
+
+TEST_P(RunTest, TimeLimitGives124AndLeavesNothing) {
+    auto start = std::chrono::steady_clock::now();
+    // The root and nobody runs of this test may overlap (ctest -j2): a tag of its own each.
+    std::string tag = nobody() ? "4243" : "4242";
+    auto r = probe({"ignore-term", tag},
+                   {"--timeout", "300ms", "--set", "supervise.stop_timeout=\"300ms\""});
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.code, 124) << r.err;
+    EXPECT_LT(took, std::chrono::seconds(5));
+    EXPECT_TRUE(pids_matching("ignore-term " + tag).empty());
+}
+
+TEST_P(RunTest, ExitCodesFollowDesign) {
+    EXPECT_EQ(run_butter({"run", "--", "sh", "-c", "exit 7"}, opts()).code, 7);
+    EXPECT_EQ(run_butter({"run", "--", "sh", "-c", "kill -9 $$"}, opts()).code, 137);
+    auto missing = run_butter({"run", "--", "no-such-command-xyz"}, opts());
+    EXPECT_EQ(missing.code, 127);
+    EXPECT_NE(missing.err.find("no-such-command-xyz: command not found"), std::string::npos)
+        << missing.err;
+    EXPECT_EQ(run_butter({"run", "--", "/etc/hostname"}, opts()).code, 126);
+}
+
+TEST_P(RunTest, BadProfileIsPositionedAnd125) {
+    std::string bad = work_ / "bad.toml";
+    write_file(bad, "description = \"x\"\n[process]\ncwdd = \"/\"\n");
+    auto r = run_butter({"run", "-p", bad, "--", "true"}, opts());
+    EXPECT_EQ(r.code, 125);
+    EXPECT_EQ(r.err, bad + ":3:1: unknown key 'process.cwdd' (did you mean 'process.cwd'?)\n");
+}
+
+TEST_P(RunTest, ChildSetupErrorNamesStepPathAndErrno) {
+    auto r = run_butter({"run", "--set", "process.cwd=\"/no/such/dir\"", "--", "true"}, opts());
+    EXPECT_EQ(r.code, 125);
+    EXPECT_EQ(r.err,
+              "butter: setup failed: working directory: chdir(\"/no/such/dir\"): No such file or "
+              "directory\n");
+}
+
+TEST_P(RunTest, MissingBindSourceIsAnError) {
+    auto r = run_butter({"run", "--bind", "/no/such/source", "--", "true"}, opts());
+    EXPECT_EQ(r.code, 125);
+    EXPECT_EQ(r.err, "--bind /no/such/source: mount source '/no/such/source' does not exist\n");
+}
+
+TEST_P(RunTest, SignalsAreForwarded) {
+    auto s = start_butter(
+        {"run", "--ro-bind", std::string(probe_bin()) + ":/probe", "--", "/probe", "wait-signal"},
+        opts());
+    ASSERT_GT(s.pid, 0);
+    EXPECT_EQ(read_line(s.out_fd), "ready");
+    ::kill(s.pid, SIGHUP);
+    EXPECT_EQ(read_line(s.out_fd), "got HUP");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    ::close(s.out_fd);
+}
+
+TEST_P(RunTest, KillingButterKillsTheSandbox) {
+    auto s = start_butter({"run", "--ro-bind", std::string(probe_bin()) + ":/probe", "--", "/probe",
+                           "wait-signal", nobody() ? "7374" : "7373"},
+                          opts());
+    std::string needle = std::string("wait-signal ") + (nobody() ? "7374" : "7373");
+    ASSERT_EQ(read_line(s.out_fd), "ready");
+    ASSERT_FALSE(pids_matching(needle).empty());
+    ::kill(s.pid, SIGKILL);
+    wait_butter(s.pid);
+    ::close(s.out_fd);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; ++i) {
+        gone = pids_matching(needle).empty();
+        if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(gone) << "the sandboxed command outlived butter";
+}
+
+TEST_P(RunTest, InitReapsOrphans) {
+    auto r = probe({"orphans", "20"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "0\n") << "zombies left";
+}
+
+TEST_P(RunTest, DaemonDoesNotOutliveTheSandbox) {
+    std::string tag = nobody() ? "daemon-nobody" : "daemon-root";
+    auto r = probe({"spawn-daemon", tag});
+    EXPECT_EQ(r.out, "spawned\n") << r.err;
+    EXPECT_TRUE(pids_matching("spawn-daemon " + tag).empty());
+}
+
+TEST_P(RunTest, ProcIsTheSandboxsOwnAndMasked) {
+    // Masked with an empty file where the host has them.
+    for (const char* f : {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/kmsg"}) {
+        if (::access(f, F_OK) == 0) {
+            EXPECT_EQ(probe({"read", f}).out, "\n") << f;
+        }
+    }
+    if (::access("/proc/acpi", F_OK) == 0) {
+        EXPECT_EQ(probe({"write", "/proc/acpi/x"}).out, "EROFS\n");
+    }
+    EXPECT_EQ(probe({"read", "/proc/1/comm"}).out, "butter-init\n");
+}
+
+TEST_P(RunTest, RunsAsUserZeroOrSelf) {
+    auto r = probe({"ids"});
+    EXPECT_EQ(r.out, nobody() ? "65534 65534\n" : "0 0\n");
+    if (nobody()) {
+        auto zero = probe({"ids"}, {"--set", "process.user=0", "--set", "process.group=0"});
+        EXPECT_EQ(zero.out, "0 0\n") << zero.err;
+    }
+}
+
+TEST(RunAsRoot, NamedUserInside) {
+    BUTTER_REQUIRE_ROOT();
+    auto r = run_butter({"run", "--ro-bind", std::string(probe_bin()) + ":/probe", "--set",
+                         "process.user=\"nobody\"", "--", "/probe", "ids"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "65534 65534\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(RootAndNobody, RunTest, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? "nobody" : "root"; });
+
+}  // namespace
+}  // namespace butter::test

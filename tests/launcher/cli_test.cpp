@@ -1,0 +1,67 @@
+#include "cli.hpp"
+
+#include <gtest/gtest.h>
+
+namespace butter::launcher {
+namespace {
+
+Result<Cli> parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "butter");
+    return parse_cli(args);
+}
+
+TEST(Cli, RunWithEverything) {
+    auto c = parse({"run", "-p", "ci", "--set", "a.b=1", "--set=c=2", "--bind", "/src:/dst",
+                    "--ro-bind", "/etc", "--timeout", "30s", "--", "make", "-j2"});
+    ASSERT_TRUE(c) << c.error().what();
+    EXPECT_EQ(c->command, Cli::Command::Run);
+    EXPECT_EQ(*c->profile, "ci");
+    EXPECT_EQ(c->sets, (std::vector<std::string>{"a.b=1", "c=2"}));
+    ASSERT_EQ(c->binds.size(), 1u);
+    EXPECT_EQ(c->binds[0].second, "/dst");
+    EXPECT_EQ(c->ro_binds[0].first, "/etc");
+    EXPECT_EQ(c->ro_binds[0].second, "");
+    EXPECT_EQ(*c->timeout, std::chrono::seconds(30));
+    EXPECT_EQ(c->args, (std::vector<std::string>{"make", "-j2"}));
+}
+
+TEST(Cli, CommandFlagsAreNotButters) {
+    auto c = parse({"run", "ls", "-la", "--timeout", "5s"});
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->args, (std::vector<std::string>{"ls", "-la", "--timeout", "5s"}));
+    EXPECT_FALSE(c->timeout);
+}
+
+TEST(Cli, ErrorsNameTheFlag) {
+    EXPECT_EQ(parse({"run", "--frob", "x"}).error().text(),
+              "unknown option '--frob' for 'butter run'");
+    EXPECT_EQ(parse({"run", "--timeout"}).error().text(), "option '--timeout' needs a value");
+    EXPECT_EQ(parse({"run", "--timeout", "soon", "--", "x"}).error().text(),
+              "option '--timeout' expects a duration like 30s or 5m, got 'soon'");
+    EXPECT_EQ(parse({"run", "--bind", "rel", "--", "x"}).error().text(),
+              "option '--bind' expects absolute SRC[:DST], got 'rel'");
+    EXPECT_EQ(parse({"run", "--set", "novalue", "--", "x"}).error().text(),
+              "option '--set' expects KEY=VALUE, got 'novalue'");
+    EXPECT_EQ(parse({"run"}).error().text(),
+              "'butter run' needs a command (butter run -- COMMAND)");
+    EXPECT_EQ(parse({"check", "--bind", "/x"}).error().text(),
+              "option '--bind' does not apply to 'butter check'");
+    EXPECT_EQ(parse({"frobnicate"}).error().text(),
+              "unknown command 'frobnicate' (run, check, show, profiles, syscalls)");
+    EXPECT_EQ(parse({}).error().text(), "no command given (try 'butter --help')");
+    EXPECT_EQ(parse({"check"}).error().text(), "'butter check' needs at least one profile");
+}
+
+TEST(Cli, OtherCommands) {
+    EXPECT_EQ(parse({"--version"})->command, Cli::Command::Version);
+    EXPECT_EQ(parse({"--help"})->command, Cli::Command::Help);
+    auto check = parse({"check", "a.toml", "b"});
+    EXPECT_EQ(check->args, (std::vector<std::string>{"a.toml", "b"}));
+    auto show = parse({"show", "-p", "ci"});
+    EXPECT_EQ(*show->profile, "ci");
+    EXPECT_EQ(parse({"syscalls", "@mount"})->args, std::vector<std::string>{"@mount"});
+    EXPECT_FALSE(parse({"profiles", "extra"}));
+}
+
+}  // namespace
+}  // namespace butter::launcher

@@ -1,0 +1,192 @@
+// Profile -> SandboxPlan: pure, no privileges needed.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "../support/tmpdir.hpp"
+#include "plan.hpp"
+#include "profile/loader.hpp"
+
+namespace butter::launcher {
+namespace {
+
+using profile::MountType;
+
+profile::Profile load_default(std::vector<std::string> sets = {}, std::string pwd = "/tmp") {
+    profile::LoadOptions o;
+    o.search_path = {};
+    o.overrides = std::move(sets);
+    o.expansion = {pwd, "/root", std::to_string(::getuid())};
+    profile::Loaded l = profile::load(std::nullopt, o);
+    EXPECT_TRUE(l.ok());
+    return l.profile;
+}
+
+std::optional<SandboxPlan> plan_of(const profile::Profile& p, bool privileged,
+                                   profile::Diagnostics& d, PlanOptions o = {}) {
+    o.argv = o.argv.empty() ? std::vector<std::string>{"sh", "-c", "true"} : o.argv;
+    o.force_privileged = privileged;
+    return make_plan(p, o, d);
+}
+
+const MountStep* find_mount(const SandboxPlan& p, const std::string& target) {
+    for (const auto& m : p.mounts)
+        if (m.target == target) return &m;
+    return nullptr;
+}
+
+TEST(Plan, DefaultProfileUnprivileged) {
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default({}, "/usr/share"), false, d);
+    ASSERT_TRUE(plan);
+    Namespaces want = Namespace::User | Namespace::Mount | Namespace::Pid | Namespace::Uts |
+                      Namespace::Ipc | Namespace::Net | Namespace::Cgroup;
+    EXPECT_EQ(plan->namespaces, want);
+    EXPECT_TRUE(plan->child_writes_maps);
+    ASSERT_EQ(plan->uid_map.size(), 1u);
+    EXPECT_EQ(plan->uid_map[0].outside, ::getuid());
+    EXPECT_EQ(plan->uid_map[0].inside, ::getuid());
+    EXPECT_EQ(plan->uid_map[0].count, 1u);
+    EXPECT_EQ(plan->hostname, "sandbox");
+    const MountStep* usr = find_mount(*plan, "/usr");
+    ASSERT_NE(usr, nullptr);
+    EXPECT_TRUE(usr->read_only);
+    EXPECT_FALSE(usr->idmap);
+    const MountStep* cwd = find_mount(*plan, "/usr/share");
+    ASSERT_NE(cwd, nullptr);
+    EXPECT_FALSE(cwd->read_only);
+    EXPECT_TRUE(plan->has_proc);
+    EXPECT_FALSE(plan->seccomp.empty());
+    EXPECT_FALSE(plan->seccomp_listener);
+    EXPECT_EQ(plan->seccomp_errno, EPERM);
+    EXPECT_TRUE(plan->keep_caps.empty());
+    EXPECT_TRUE(plan->no_new_privs);
+    EXPECT_EQ(plan->cwd, "/usr/share");
+    EXPECT_FALSE(plan->time_limit.has_value());
+}
+
+TEST(Plan, MergedUsrSymlinksStaySymlinks) {
+    char buf[64];
+    ssize_t n = ::readlink("/bin", buf, sizeof buf);
+    if (n <= 0) GTEST_SKIP() << "/bin is not a symlink on this host";
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default(), false, d);
+    ASSERT_TRUE(plan);
+    const MountStep* bin = find_mount(*plan, "/bin");
+    ASSERT_NE(bin, nullptr);
+    EXPECT_EQ(bin->type, MountType::Symlink);
+    EXPECT_EQ(bin->source, std::string(buf, static_cast<std::size_t>(n)));
+}
+
+TEST(Plan, RootMapsARangeAndIdmapsWritableBinds) {
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default({}, "/var"), true, d);
+    ASSERT_TRUE(plan);
+    EXPECT_FALSE(plan->child_writes_maps);
+    ASSERT_EQ(plan->uid_map.size(), 1u);
+    EXPECT_EQ(plan->uid_map[0].inside, 0u);
+    EXPECT_GT(plan->uid_map[0].outside, 0u) << "uid 0 inside must not be host root";
+    EXPECT_GE(plan->uid_map[0].count, 1u);
+    EXPECT_EQ(plan->uid, 0u);
+    const MountStep* cwd = find_mount(*plan, "/var");
+    ASSERT_NE(cwd, nullptr);
+    EXPECT_TRUE(cwd->idmap);
+    EXPECT_FALSE(find_mount(*plan, "/usr")->idmap);
+}
+
+TEST(Plan, UnprivilegedCannotPickAnotherUser) {
+    if (::getuid() == 1234) GTEST_SKIP();
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default({"process.user=1234"}), false, d);
+    EXPECT_FALSE(plan);
+    EXPECT_TRUE(std::any_of(d.begin(), d.end(), [](const auto& x) {
+        return x.message.find("own uid") != std::string::npos;
+    }));
+}
+
+TEST(Plan, CwdOverTmpReplacesTheTmpfs) {
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default({}, "/tmp"), false, d);
+    ASSERT_TRUE(plan);
+    const MountStep* tmp = find_mount(*plan, "/tmp");
+    ASSERT_NE(tmp, nullptr);
+    EXPECT_EQ(tmp->type, MountType::Bind);
+    EXPECT_EQ(std::count_if(plan->mounts.begin(), plan->mounts.end(),
+                            [](const MountStep& m) { return m.target == "/tmp"; }),
+              1);
+}
+
+TEST(Plan, CliBindsAndTimeout) {
+    test::TempDir dir;
+    PlanOptions o;
+    o.binds = {{dir.path(), "/data"}};
+    o.ro_binds = {{"/etc/hostname", ""}};
+    o.timeout = std::chrono::seconds(3);
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default(), false, d, o);
+    ASSERT_TRUE(plan);
+    const MountStep* data = find_mount(*plan, "/data");
+    ASSERT_NE(data, nullptr);
+    EXPECT_FALSE(data->read_only);
+    const MountStep* host = find_mount(*plan, "/etc/hostname");
+    ASSERT_NE(host, nullptr);
+    EXPECT_TRUE(host->read_only);
+    EXPECT_FALSE(host->source_is_dir);
+    EXPECT_EQ(*plan->time_limit, std::chrono::seconds(3));
+}
+
+TEST(Plan, NoMountOntoRoot) {
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default({}, "/"), false, d);
+    EXPECT_FALSE(plan);
+}
+
+TEST(Plan, EnvironmentClearKeepSet) {
+    ::setenv("BUTTER_TEST_KEEP", "k", 1);
+    ::setenv("BUTTER_TEST_DROP", "d", 1);
+    profile::Diagnostics d;
+    auto plan =
+        plan_of(load_default({"process.env.clear=true", "process.env.keep=[\"BUTTER_TEST_KEEP\"]",
+                              "process.env.set={ CI = \"true\" }"}),
+                false, d);
+    ASSERT_TRUE(plan);
+    auto has = [&](const std::string& kv) {
+        return std::find(plan->env.begin(), plan->env.end(), kv) != plan->env.end();
+    };
+    EXPECT_TRUE(has("BUTTER_TEST_KEEP=k"));
+    EXPECT_FALSE(has("BUTTER_TEST_DROP=d"));
+    EXPECT_TRUE(has("CI=true"));
+    EXPECT_TRUE(std::any_of(plan->env.begin(), plan->env.end(),
+                            [](const std::string& kv) { return kv.starts_with("PATH="); }));
+}
+
+TEST(Plan, CommandSearchUsesTheSandboxPath) {
+    profile::Diagnostics d;
+    PlanOptions o;
+    o.argv = {"ls"};
+    auto plan =
+        plan_of(load_default({"process.env.clear=true", "process.env.set={ PATH = \"/x:/y\" }"}),
+                false, d, o);
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(plan->exec_candidates, (std::vector<std::string>{"/x/ls", "/y/ls"}));
+}
+
+TEST(Plan, ReportAndCustomErrnoCompileTheFilter) {
+    profile::Diagnostics d;
+    auto plan =
+        plan_of(load_default({"seccomp.errno=\"EACCES\"", "seccomp.report=true"}), false, d);
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(plan->seccomp_errno, EACCES);
+    EXPECT_TRUE(plan->seccomp_listener);
+}
+
+TEST(Plan, NormalizeTarget) {
+    EXPECT_EQ(*normalize_target("/a//b/./c/"), "/a/b/c");
+    EXPECT_EQ(*normalize_target("/"), "/");
+    EXPECT_FALSE(normalize_target("a/b"));
+    EXPECT_FALSE(normalize_target("/a/../b"));
+}
+
+}  // namespace
+}  // namespace butter::launcher

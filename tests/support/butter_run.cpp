@@ -1,0 +1,135 @@
+#include "butter_run.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace butter::test {
+
+namespace {
+
+[[noreturn]] void exec_butter(const std::vector<std::string>& args, const RunOptions& o) {
+    if (!o.cwd.empty() && ::chdir(o.cwd.c_str()) < 0) ::_exit(200);
+    if (o.leak_fd >= 0) {
+        int fd = ::open("/etc/hostname", O_RDONLY);  // no O_CLOEXEC: a leak on purpose
+        if (fd < 0 || ::dup2(fd, o.leak_fd) < 0) ::_exit(201);
+        if (fd != o.leak_fd) ::close(fd);
+    }
+    for (const auto& kv : o.env)
+        ::putenv(const_cast<char*>(kv.c_str()));
+    if (o.as_nobody && ::getuid() == 0) {
+        if (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 ||
+            ::setresuid(65534, 65534, 65534) < 0)
+            ::_exit(202);
+        ::setenv("HOME", "/nonexistent", 1);
+    }
+    std::vector<char*> argv{const_cast<char*>(butter_bin())};
+    for (const auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(butter_bin(), argv.data());
+    ::_exit(203);
+}
+
+}  // namespace
+
+const char* butter_bin() {
+    return BUTTER_BIN;
+}
+const char* probe_bin() {
+    return BUTTER_PROBE;
+}
+
+RunResult run_butter(const std::vector<std::string>& args, const RunOptions& o) {
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return {};
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(out[1], 1);
+        ::dup2(err[1], 2);
+        exec_butter(args, o);
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+    RunResult r;
+    struct pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = 2;
+    char buf[4096];
+    while (open_fds > 0) {
+        if (::poll(p, 2, -1) < 0 && errno != EINTR) break;
+        for (int i = 0; i < 2; ++i) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP))) continue;
+            ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+            if (n <= 0) {
+                ::close(p[i].fd);
+                p[i].fd = -1;
+                --open_fds;
+                continue;
+            }
+            (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    r.code = wait_butter(pid);
+    return r;
+}
+
+Started start_butter(const std::vector<std::string>& args, const RunOptions& o) {
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) < 0) return {};
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(out[1], 1);
+        exec_butter(args, o);
+    }
+    ::close(out[1]);
+    return {pid, out[0]};
+}
+
+std::string read_line(int fd, int ms) {
+    std::string line;
+    char c;
+    while (true) {
+        struct pollfd p {
+            fd, POLLIN, 0
+        };
+        if (::poll(&p, 1, ms) != 1) break;
+        if (::read(fd, &c, 1) != 1 || c == '\n') break;
+        line += c;
+    }
+    return line;
+}
+
+int wait_butter(pid_t pid) {
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+std::vector<pid_t> pids_matching(const std::string& needle) {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc");
+    while (dirent* e = d ? ::readdir(d) : nullptr) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline");
+        std::stringstream ss;
+        ss << in.rdbuf();
+        std::string cmd = ss.str();
+        for (auto& ch : cmd)
+            if (ch == '\0') ch = ' ';
+        if (cmd.find(needle) != std::string::npos) out.push_back(std::atoi(e->d_name));
+    }
+    if (d) ::closedir(d);
+    return out;
+}
+
+}  // namespace butter::test

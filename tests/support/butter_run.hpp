@@ -1,0 +1,46 @@
+// Running the real butter binary from tests: as root or as nobody, in a given directory,
+// optionally with a leaked fd, capturing stdout, stderr and the exit status.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace butter::test {
+
+struct RunResult {
+    int code = -1;  // exit status, or 128 + signal
+    std::string out;
+    std::string err;
+};
+
+struct RunOptions {
+    bool as_nobody = false;
+    std::string cwd;   // "" = the test's cwd
+    int leak_fd = -1;  // if >= 0, an open fd at this number (not close-on-exec) in butter
+    std::vector<std::string> env;  // extra KEY=VALUE
+};
+
+// The butter binary and the probe, from the build (BUTTER_BIN / BUTTER_PROBE).
+const char* butter_bin();
+const char* probe_bin();
+
+// Runs `butter ARGS...` and waits.
+RunResult run_butter(const std::vector<std::string>& args, const RunOptions& o = {});
+
+// Starts `butter ARGS...` without waiting: the pid and its stdout read end.
+struct Started {
+    pid_t pid = -1;
+    int out_fd = -1;
+};
+Started start_butter(const std::vector<std::string>& args, const RunOptions& o = {});
+// Reads a line from a started butter's stdout (waits up to `ms`).
+std::string read_line(int fd, int ms = 5000);
+// Waits for a started butter; returns its exit status as RunResult::code.
+int wait_butter(pid_t pid);
+
+// Host pids whose command line contains `needle`.
+std::vector<pid_t> pids_matching(const std::string& needle);
+
+}  // namespace butter::test

@@ -1,0 +1,245 @@
+// butter-probe: a small static multi-call program run inside sandboxes by the integration
+// tests. Each subcommand prints one fact or tries one thing and reports it, so the tests
+// assert on the sandbox from the inside (as bubblewrap's try-syscall and crun's init do).
+//
+//   probe hostname | ids | pid | caps | fds | procs | zombies | ifaces
+//   probe write PATH | read PATH | exists PATH
+//   probe try-syscall NAME        exit status = errno of the call (0 = it worked)
+//   probe connect PORT            tcp connect to 127.0.0.1:PORT: "connected" or the errno name
+//   probe sleep SECONDS | wait-signal | ignore-term SECONDS | orphans N | spawn-daemon
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+namespace {
+
+int report_errno(int r) {
+    if (r >= 0) {
+        std::puts("ok");
+        return 0;
+    }
+    int e = errno;
+    std::printf("%s\n", strerrorname_np(e));
+    return 1;
+}
+
+std::string status_field(const char* name) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(name, 0) == 0) return line.substr(line.find(':') + 1);
+    return "";
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.erase(s.begin());
+    return s;
+}
+
+int count_procs(bool zombies_only) {
+    int n = 0;
+    DIR* d = opendir("/proc");
+    if (!d) return -1;
+    while (dirent* e = readdir(d)) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        if (!zombies_only) {
+            ++n;
+            continue;
+        }
+        std::ifstream st(std::string("/proc/") + e->d_name + "/stat");
+        std::string line;
+        std::getline(st, line);
+        auto paren = line.rfind(')');
+        if (paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z') ++n;
+    }
+    closedir(d);
+    return n;
+}
+
+int try_syscall(const std::string& name) {
+    long r = -1;
+    errno = 0;
+    if (name == "mount")
+        r = ::mount("none", "/tmp", "tmpfs", 0, nullptr);
+    else if (name == "umount2")
+        r = ::umount2("/proc", MNT_DETACH);
+    else if (name == "pivot_root")
+        r = ::syscall(SYS_pivot_root, "/tmp", "/tmp");
+    else if (name == "unshare-user")
+        r = ::unshare(CLONE_NEWUSER);
+    else if (name == "unshare-net")
+        r = ::unshare(CLONE_NEWNET);
+    else if (name == "sethostname")
+        r = ::sethostname("x", 1);
+    else if (name == "keyctl")
+        r = ::syscall(SYS_keyctl, 0, 0, 0, 0, 0);
+    else if (name == "bpf")
+        r = ::syscall(SYS_bpf, 0, nullptr, 0);
+    else if (name == "perf_event_open")
+        r = ::syscall(SYS_perf_event_open, nullptr, 0, -1, -1, 0);
+    else if (name == "userfaultfd")
+        r = ::syscall(SYS_userfaultfd, 0);
+    else if (name == "ptrace")
+        r = ::syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, 1, 0, 0);
+    else if (name == "reboot")
+        r = ::syscall(SYS_reboot, 0, 0, 0, nullptr);
+    else if (name == "init_module")
+        r = ::syscall(SYS_init_module, nullptr, 0, "");
+    else if (name == "swapon")
+        r = ::syscall(SYS_swapon, "/nonexistent", 0);
+    else if (name == "chroot")
+        r = ::chroot("/");
+    else if (name == "getpid")
+        r = ::syscall(SYS_getpid);
+    else if (name == "io_uring_setup")
+        r = ::syscall(SYS_io_uring_setup, 1, nullptr);
+    else {
+        std::fprintf(stderr, "probe: unknown syscall %s\n", name.c_str());
+        return 255;
+    }
+    if (r >= 0) return 0;
+    std::printf("%s\n", strerrorname_np(errno));
+    return errno;
+}
+
+volatile sig_atomic_t g_signal = 0;
+void on_signal(int s) {
+    g_signal = s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) return 254;
+    std::string cmd = argv[1];
+    std::string arg = argc > 2 ? argv[2] : "";
+    if (cmd == "hostname") {
+        char buf[128] = {};
+        gethostname(buf, sizeof buf - 1);
+        std::puts(buf);
+    } else if (cmd == "ids") {
+        std::printf("%u %u\n", getuid(), getgid());
+    } else if (cmd == "pid") {
+        std::printf("%ld\n", static_cast<long>(syscall(SYS_getpid)));
+    } else if (cmd == "caps") {
+        std::printf("CapEff=%s CapPrm=%s CapBnd=%s NoNewPrivs=%s Seccomp=%s\n",
+                    trim(status_field("CapEff")).c_str(), trim(status_field("CapPrm")).c_str(),
+                    trim(status_field("CapBnd")).c_str(), trim(status_field("NoNewPrivs")).c_str(),
+                    trim(status_field("Seccomp")).c_str());
+    } else if (cmd == "fds") {
+        DIR* d = opendir("/proc/self/fd");
+        int self = d ? dirfd(d) : -1;
+        std::string out;
+        while (dirent* e = d ? readdir(d) : nullptr) {
+            if (e->d_name[0] == '.') continue;
+            int fd = std::atoi(e->d_name);
+            if (fd > 2 && fd != self) out += std::to_string(fd) + " ";
+        }
+        if (d) closedir(d);
+        std::printf("fds:%s\n", out.c_str());
+    } else if (cmd == "procs") {
+        std::printf("%d\n", count_procs(false));
+    } else if (cmd == "zombies") {
+        std::printf("%d\n", count_procs(true));
+    } else if (cmd == "ifaces") {
+        struct if_nameindex* ifs = if_nameindex();
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        for (auto* i = ifs; i && i->if_name; ++i) {
+            struct ifreq ifr {};
+            strncpy(ifr.ifr_name, i->if_name, IFNAMSIZ - 1);
+            ioctl(s, SIOCGIFFLAGS, &ifr);
+            std::printf("%s:%s\n", i->if_name, (ifr.ifr_flags & IFF_UP) ? "up" : "down");
+        }
+        if (ifs) if_freenameindex(ifs);
+    } else if (cmd == "write") {
+        int fd = open(arg.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0 && write(fd, "probe\n", 6) != 6) fd = -1;
+        return report_errno(fd);
+    } else if (cmd == "read") {
+        std::ifstream in(arg);
+        if (!in) return report_errno(-1);
+        std::string line;
+        std::getline(in, line);
+        std::puts(line.c_str());
+    } else if (cmd == "exists") {
+        std::puts(access(arg.c_str(), F_OK) == 0 ? "yes" : "no");
+    } else if (cmd == "try-syscall") {
+        return try_syscall(arg);
+    } else if (cmd == "connect") {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) return report_errno(-1);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(std::atoi(arg.c_str())));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+            std::puts("connected");
+            return 0;
+        }
+        return report_errno(-1);
+    } else if (cmd == "sleep") {
+        sleep(static_cast<unsigned>(std::atoi(arg.c_str())));
+    } else if (cmd == "wait-signal") {
+        signal(SIGTERM, on_signal);
+        signal(SIGHUP, on_signal);
+        signal(SIGUSR1, on_signal);
+        std::puts("ready");
+        std::fflush(stdout);
+        while (!g_signal)
+            pause();
+        std::printf("got %s\n", sigabbrev_np(g_signal));
+        return 0;
+    } else if (cmd == "ignore-term") {
+        signal(SIGTERM, SIG_IGN);
+        std::puts("ready");
+        std::fflush(stdout);
+        sleep(static_cast<unsigned>(std::atoi(arg.c_str())));
+    } else if (cmd == "orphans") {
+        // Children that fork grandchildren and exit: the grandchildren are orphaned to PID 1.
+        int n = std::atoi(arg.c_str());
+        for (int i = 0; i < n; ++i) {
+            pid_t p = fork();
+            if (p == 0) {
+                if (fork() == 0) _exit(0);  // orphan: exits at once, reaped by init
+                _exit(0);
+            }
+            waitpid(p, nullptr, 0);
+        }
+        usleep(200000);
+        std::printf("%d\n", count_procs(true));
+    } else if (cmd == "spawn-daemon") {
+        // A double-forked daemon that tries to outlive the sandbox, writing its pid.
+        pid_t p = fork();
+        if (p == 0) {
+            setsid();
+            if (fork() == 0) {
+                for (;;)
+                    pause();
+            }
+            _exit(0);
+        }
+        waitpid(p, nullptr, 0);
+        std::puts("spawned");
+    } else {
+        std::fprintf(stderr, "probe: unknown command %s\n", cmd.c_str());
+        return 254;
+    }
+    return 0;
+}
