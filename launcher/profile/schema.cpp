@@ -12,6 +12,7 @@
 
 #include "profile/toml_reader.hpp"
 #include "profile/units.hpp"
+#include "seccomp/rules.hpp"
 
 namespace butter::launcher::profile {
 
@@ -474,6 +475,24 @@ Row env_set_row() {
         "variables set in the sandbox (after clear/keep)"};
 }
 
+Row seccomp_rules_row() {
+    return {"seccomp.rules", "array of rule tables", bit(Kind::Array),
+            [](const Value& v, Profile& p, const Expansion&, Diagnostics& out) -> Err {
+                p.seccomp.rules.clear();
+                for (const Value& e : v.array)
+                    if (auto r = seccomp::parse_rule(e, out)) p.seccomp.rules.push_back(std::move(*r));
+                return {};
+            },
+            [](const Profile& p) -> std::optional<std::string> {
+                if (p.seccomp.rules.empty()) return "[]";
+                std::string s = "[\n";
+                for (const auto& r : p.seccomp.rules) s += "  " + r.text + ",\n";
+                return s + "]";
+            },
+            "argument rules: { syscall(s), match | unless = { argN = [values] | { eq|ne|lt|le|gt|ge "
+            "= v } | { any_bit|all_bits = [flags] } }, action }"};
+}
+
 #define FIELD(path)            \
     [](Profile & p) -> auto& { \
         return p.path;         \
@@ -533,6 +552,7 @@ const std::vector<Row>& rows() {
                    return {};
                }),
         boolean("seccomp.report", FIELD(seccomp.report), "name each denied syscall in the log"),
+        seccomp_rules_row(),
         string_list("capabilities.keep", FIELD(capabilities.keep), "capabilities kept (CAP_...)",
                     false, check_capability),
         string("network.mode", FIELD(network.mode),

@@ -36,6 +36,26 @@ struct MountSpec {
     SourceLoc loc;
 };
 
+// One check on one syscall argument of a [[seccomp.rules]] entry.
+struct ArgCheck {
+    enum class Kind { OneOf, Compare, AnyBit, AllBits };
+    unsigned index = 0;  // arg0 .. arg5
+    Kind kind = Kind::OneOf;
+    std::string op;  // Compare: eq, ne, lt, le, gt, ge
+    std::vector<std::uint64_t> values;  // OneOf: the values; AnyBit/AllBits: the bits; Compare: 1
+};
+
+// [[seccomp.rules]]: the syscalls get `action` when the arguments match (`match`), or when
+// they do not (`unless`).
+struct SeccompRule {
+    std::vector<std::string> syscalls;
+    std::string action;  // "" = errno:<seccomp.errno>
+    bool unless = false;
+    std::vector<ArgCheck> args;
+    std::string text;  // the rule as written, for `butter show`
+    SourceLoc loc;
+};
+
 struct Profile {
     std::string description;
 
@@ -76,6 +96,7 @@ struct Profile {
         std::vector<std::string> allow;
         std::string errno_name = "EPERM";  // the errno for denied calls
         bool report = false;               // name each denied syscall (user notification)
+        std::vector<SeccompRule> rules;
     } seccomp;
 
     struct Capabilities {

@@ -77,6 +77,140 @@ std::set<std::string> expand(const std::vector<std::string>& items,
     return result;
 }
 
+namespace {
+
+// libseccomp compares each argument once per rule, so a rule's checks expand into alternatives:
+// one list of comparisons per libseccomp rule, any of which gives the action.
+using Alternatives = std::vector<std::vector<ArgCondition>>;
+
+// A value that fits in 32 bits is compared on the low 32 bits only: int arguments arrive with
+// undefined upper halves, and the kernel ignores them (TIOCSTI with junk above bit 31 is still
+// TIOCSTI).
+ArgCondition equal(unsigned i, std::uint64_t v) {
+    if (v <= 0xffffffffULL) return {i, ArgOp::MaskedEq, v, 0xffffffffULL};
+    return {i, ArgOp::Eq, v, 0};
+}
+
+ArgOp op_of(const std::string& op) {
+    if (op == "eq") return ArgOp::Eq;
+    if (op == "ne") return ArgOp::Ne;
+    if (op == "lt") return ArgOp::Lt;
+    if (op == "le") return ArgOp::Le;
+    if (op == "gt") return ArgOp::Gt;
+    return ArgOp::Ge;
+}
+
+ArgOp negate(ArgOp op) {
+    switch (op) {
+        case ArgOp::Eq: return ArgOp::Ne;
+        case ArgOp::Ne: return ArgOp::Eq;
+        case ArgOp::Lt: return ArgOp::Ge;
+        case ArgOp::Le: return ArgOp::Gt;
+        case ArgOp::Gt: return ArgOp::Le;
+        case ArgOp::Ge: return ArgOp::Lt;
+        case ArgOp::MaskedEq: return ArgOp::MaskedEq;
+    }
+    return op;
+}
+
+constexpr std::size_t kMaxAlternatives = 512;
+
+std::uint64_t all_bits(const profile::ArgCheck& a) {
+    std::uint64_t bits = 0;
+    for (auto v : a.values) bits |= v;
+    return bits;
+}
+
+// The ways one check holds (each a single comparison).
+void holds(const profile::ArgCheck& a, std::vector<ArgCondition>& out) {
+    switch (a.kind) {
+        case profile::ArgCheck::Kind::OneOf:
+            for (auto v : a.values) out.push_back(equal(a.index, v));
+            break;
+        case profile::ArgCheck::Kind::Compare:
+            out.push_back({a.index, op_of(a.op), a.values[0], 0});
+            break;
+        case profile::ArgCheck::Kind::AnyBit:
+            for (int b = 0; b < 64; ++b)
+                if (all_bits(a) & (1ULL << b)) out.push_back({a.index, ArgOp::MaskedEq, 1ULL << b, 1ULL << b});
+            break;
+        case profile::ArgCheck::Kind::AllBits:
+            out.push_back({a.index, ArgOp::MaskedEq, all_bits(a), all_bits(a)});
+            break;
+    }
+}
+
+// The ways one check fails: the complement of `holds`, as single comparisons. A set of values
+// becomes "below the smallest", "above the largest" and every value in the gaps between them.
+std::optional<std::string> fails(const profile::ArgCheck& a, std::vector<ArgCondition>& out) {
+    switch (a.kind) {
+        case profile::ArgCheck::Kind::OneOf: {
+            std::vector<std::uint64_t> v = a.values;
+            std::sort(v.begin(), v.end());
+            v.erase(std::unique(v.begin(), v.end()), v.end());
+            if (v.front() > 0) out.push_back({a.index, ArgOp::Lt, v.front(), 0});
+            if (v.back() < ~0ULL) out.push_back({a.index, ArgOp::Gt, v.back(), 0});
+            for (std::size_t i = 0; i + 1 < v.size(); ++i) {
+                if (v[i + 1] - v[i] - 1 > kMaxAlternatives)
+                    return "the values " + std::to_string(v[i]) + " and " + std::to_string(v[i + 1]) +
+                           " are too far apart for 'unless' (libseccomp compares one value per "
+                           "rule); list what to deny with 'match' instead";
+                for (std::uint64_t x = v[i] + 1; x < v[i + 1]; ++x) out.push_back(equal(a.index, x));
+            }
+            break;
+        }
+        case profile::ArgCheck::Kind::Compare:
+            out.push_back({a.index, negate(op_of(a.op)), a.values[0], 0});
+            break;
+        case profile::ArgCheck::Kind::AnyBit:
+            out.push_back({a.index, ArgOp::MaskedEq, 0, all_bits(a)});  // none of the bits set
+            break;
+        case profile::ArgCheck::Kind::AllBits:
+            return std::string("'unless' cannot take all_bits (use any_bit, or match)");
+    }
+    if (out.size() > kMaxAlternatives) return std::string("'unless' expands to too many comparisons");
+    return std::nullopt;
+}
+
+// match: every check holds (one alternative per combination); unless: any check fails.
+std::optional<std::string> expand_rule(const profile::SeccompRule& r, Alternatives& out) {
+    out.clear();
+    if (r.args.empty()) {
+        out.push_back({});
+        return std::nullopt;
+    }
+    for (std::size_t i = 0; i < r.args.size(); ++i)
+        for (std::size_t j = i + 1; j < r.args.size(); ++j)
+            if (r.args[i].index == r.args[j].index)
+                return "arg" + std::to_string(r.args[i].index) + " appears twice";
+    if (r.unless) {
+        for (const auto& a : r.args) {
+            std::vector<ArgCondition> ways;
+            if (auto e = fails(a, ways)) return e;
+            for (const auto& w : ways) out.push_back({w});
+        }
+        return std::nullopt;
+    }
+    out.push_back({});
+    for (const auto& a : r.args) {
+        std::vector<ArgCondition> ways;
+        holds(a, ways);
+        Alternatives next;
+        for (const auto& prefix : out) {
+            for (const auto& w : ways) {
+                auto combo = prefix;
+                combo.push_back(w);
+                next.push_back(std::move(combo));
+            }
+        }
+        out = std::move(next);
+        if (out.size() > kMaxAlternatives) return std::string("the rule expands to too many comparisons");
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     const auto& s = p.seccomp;
     auto errors = [&] {
@@ -86,54 +220,82 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     Compiled c;
     c.denied_errno = parse_errno(s.errno_name).value_or(EPERM);
     auto item_loc = [&](const char* key) {
-        return [&p, key](std::size_t i) {
-            return p.loc_of(std::string(key) + "[" + std::to_string(i) + "]");
-        };
+        return [&p, key](std::size_t i) { return p.loc_of(std::string(key) + "[" + std::to_string(i) + "]"); };
     };
     std::set<std::string> deny = expand(s.deny, item_loc("seccomp.deny"), out);
     std::set<std::string> allow = expand(s.allow, item_loc("seccomp.allow"), out);
     auto def = SeccompAction::parse(s.default_action);
-    if (!def) {
-        out.push_back(
-            error_at(p.loc_of("seccomp.default"), "seccomp.default: " + def.error().text()));
-    }
+    if (!def) out.push_back(error_at(p.loc_of("seccomp.default"), "seccomp.default: " + def.error().text()));
     if (errors() != errors_before) return std::nullopt;
-    if (def->kind == SeccompAction::Kind::Allow && deny.empty()) return c;  // no filter at all
+    if (def->kind == SeccompAction::Kind::Allow && deny.empty() && s.rules.empty()) return c;
 
     // A denied call fails with the profile's errno; with report = true it goes to the
     // supervisor first, which names it and answers with the same errno.
-    SeccompAction denied =
-        s.report ? SeccompAction::notify() : SeccompAction::error(c.denied_errno);
-    SeccompAction default_action = *def;
-    if (s.report && default_action.kind == SeccompAction::Kind::Errno)
-        default_action = SeccompAction::notify();
-    c.uses_notify = denied.kind == SeccompAction::Kind::Notify ||
-                    default_action.kind == SeccompAction::Kind::Notify;
+    SeccompAction profile_errno = SeccompAction::error(c.denied_errno);
+    auto reported = [&](SeccompAction a) {
+        return s.report && a == profile_errno ? SeccompAction::notify() : a;
+    };
+    SeccompAction denied = reported(profile_errno);
+    SeccompAction default_action = reported(*def);
+    bool deny_list = default_action.kind == SeccompAction::Kind::Allow;
+    c.uses_notify = default_action.kind == SeccompAction::Kind::Notify;
 
     auto filter = SeccompFilter::create(default_action);
     if (!filter) {
         out.push_back(error_at(p.loc_of("seccomp"), "seccomp: " + filter.error().what()));
         return std::nullopt;
     }
-    auto add = [&](SeccompAction a, const std::string& name, const SourceLoc& loc) {
-        if (a == default_action) return;
-        if (auto r = filter->add_rule(a, name); !r)
+    auto add = [&](SeccompAction a, const std::string& name, std::span<const ArgCondition> conds,
+                   const SourceLoc& loc) {
+        if (a == default_action && conds.empty()) return;
+        if (a.kind == SeccompAction::Kind::Notify) c.uses_notify = true;
+        if (auto r = filter->add_rule(a, name, conds); !r)
             out.push_back(error_at(loc, "seccomp: " + r.error().what()));
     };
-    if (default_action.kind == SeccompAction::Kind::Allow) {
-        // Deny list: what is also allowed explicitly stays allowed.
+
+    // Argument rules first: their syscalls must not also be plain allow/deny entries.
+    std::set<std::string> ruled;
+    for (const auto& r : s.rules) {
+        SeccompAction action =
+            reported(r.action.empty() ? profile_errno : SeccompAction::parse(r.action).value_or(profile_errno));
+        Alternatives alts;
+        if (auto e = expand_rule(r, alts)) {
+            out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
+            continue;
+        }
+        std::set<std::string> names = expand(r.syscalls, [&](std::size_t) { return r.loc; }, out);
+        for (const auto& n : names) {
+            if (deny.count(n)) {
+                out.push_back(error_at(r.loc, "seccomp.rules: '" + n + "' is also in seccomp.deny"));
+                continue;
+            }
+            ruled.insert(n);
+            for (const auto& conds : alts) add(action, n, conds, r.loc);
+        }
+    }
+    if (errors() != errors_before) return std::nullopt;
+
+    if (deny_list) {
         for (const auto& n : deny)
-            if (!allow.count(n)) add(denied, n, p.loc_of("seccomp.deny"));
+            if (!allow.count(n)) add(denied, n, {}, p.loc_of("seccomp.deny"));
+        // clone's flags can be filtered but clone3's live in memory: ENOSYS makes libc fall
+        // back to clone.
+        if (ruled.count("clone") && !ruled.count("clone3") && !deny.count("clone3"))
+            add(SeccompAction::error(ENOSYS), "clone3", {}, p.loc_of("seccomp.rules"));
+        // Syscalls newer than libseccomp's table (added by a later kernel) are unknown to this
+        // deny list: ENOSYS, so an upgrade cannot open a way around it.
+        for (int nr = max_known_syscall() + 1; nr < 1024; ++nr)
+            if (auto r = filter->add_rule(SeccompAction::error(ENOSYS), nr); !r)
+                out.push_back(error_at(p.loc_of("seccomp"), "seccomp: " + r.error().what()));
     } else {
         // Allow list. execve must stay reachable: it is the sandbox's last setup call.
         allow.insert("execve");
         for (const auto& n : allow)
-            if (!deny.count(n)) add(SeccompAction::allow(), n, p.loc_of("seccomp.allow"));
-        for (const auto& n : deny)
-            add(denied, n, p.loc_of("seccomp.deny"));
+            if (!deny.count(n) && !ruled.count(n)) add(SeccompAction::allow(), n, {}, p.loc_of("seccomp.allow"));
+        for (const auto& n : deny) add(denied, n, {}, p.loc_of("seccomp.deny"));
         // The child hands its listener to the supervisor with sendmsg after loading.
-        if (c.uses_notify && !allow.count("sendmsg"))
-            add(SeccompAction::allow(), "sendmsg", p.loc_of("seccomp"));
+        if (c.uses_notify && !allow.count("sendmsg") && !ruled.count("sendmsg"))
+            add(SeccompAction::allow(), "sendmsg", {}, p.loc_of("seccomp"));
     }
     if (errors() != errors_before) return std::nullopt;
     (void)filter->set_binary_tree(true);
