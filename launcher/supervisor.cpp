@@ -14,6 +14,7 @@
 #include <butter/unix_socket.hpp>
 
 #include "child/child.hpp"
+#include "seccomp/describe.hpp"
 
 namespace butter::launcher {
 
@@ -111,15 +112,15 @@ void Run::on_notification() {
     auto all = notify_->read_events();
     if (!all) return;
     for (const SeccompNotification& n : *all) {
-        // Answer first: the caller is blocked until we do.
-        (void)notify_->respond_errno(n.id, plan_.seccomp_errno);
         std::string name = n.syscall_name();
-        if (denied_[name]++ == 0) {
-            std::fprintf(stderr, "butter: denied: %s(0x%llx, 0x%llx, ...) = %s\n", name.c_str(),
-                         static_cast<unsigned long long>(n.args[0]),
-                         static_cast<unsigned long long>(n.args[1]),
+        // The first of each syscall is described (reading its strings takes a few syscalls
+        // while the caller waits); every one is answered at once otherwise.
+        bool first = denied_[name]++ == 0;
+        std::string line = first ? seccomp::describe_call(n, *notify_) : std::string();
+        (void)notify_->respond_errno(n.id, plan_.seccomp_errno);
+        if (first)
+            std::fprintf(stderr, "butter: denied: %s = %s\n", line.c_str(),
                          errno_name(plan_.seccomp_errno).c_str());
-        }
     }
 }
 

@@ -4,7 +4,10 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
+
+#include <algorithm>
 
 #include "butter/signalfd.hpp"
 #include "sys.hpp"
@@ -163,6 +166,33 @@ Result<void> set_child_subreaper(bool on) {
 Result<void> set_process_name(const char* name) {
     if (::prctl(PR_SET_NAME, name, 0, 0, 0) < 0) return fail_errno("prctl(PR_SET_NAME)", name);
     return {};
+}
+
+Result<std::string> read_process_string(pid_t pid, std::uint64_t addr, std::size_t max) {
+    std::string out;
+    constexpr std::uint64_t kPage = 4096;
+    while (out.size() < max) {
+        // Never cross a page boundary in one read: the next page may be unmapped.
+        std::size_t chunk = static_cast<std::size_t>(kPage - (addr % kPage));
+        chunk = std::min(chunk, max - out.size());
+        char buf[4096];
+        struct iovec local {
+            buf, chunk
+        };
+        struct iovec remote {
+            reinterpret_cast<void*>(addr), chunk
+        };
+        ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+        if (n <= 0) {
+            if (!out.empty()) return out;
+            return fail_errno("process_vm_readv", std::to_string(pid));
+        }
+        std::size_t len = ::strnlen(buf, static_cast<std::size_t>(n));
+        out.append(buf, len);
+        if (len < static_cast<std::size_t>(n)) return out;
+        addr += static_cast<std::uint64_t>(n);
+    }
+    return out;
 }
 
 Result<void> close_range(unsigned first, unsigned last, unsigned flags) {

@@ -110,7 +110,28 @@ int try_syscall(const std::string& name) {
         r = ::syscall(SYS_getpid);
     else if (name == "io_uring_setup")
         r = ::syscall(SYS_io_uring_setup, 1, nullptr);
-    else {
+    else if (name == "x32-getpid")
+        r = ::syscall(0x40000000 | SYS_getpid);
+    else if (name == "int80-getpid") {
+        long ret;
+        asm volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+        if (ret < 0) errno = static_cast<int>(-ret);
+        r = ret < 0 ? -1 : ret;
+    } else if (name.rfind("nr:", 0) == 0) {
+        r = ::syscall(std::atol(name.c_str() + 3), 0, 0, 0, 0, 0);
+    } else if (name.rfind("socket:", 0) == 0) {
+        r = ::socket(std::atoi(name.c_str() + 7), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    } else if (name == "tiocsti-junk") {
+        // TIOCSTI with junk in the upper half: the kernel takes the low 32 bits.
+        char c = 'x';
+        r = ::syscall(SYS_ioctl, 0, 0xdead000000000000ULL | TIOCSTI, &c);
+    } else if (name == "clone-newuser") {
+        r = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+        if (r == 0) _exit(0);
+        if (r > 0) waitpid(static_cast<pid_t>(r), nullptr, 0);
+    } else if (name == "clone3") {
+        r = ::syscall(SYS_clone3, nullptr, 0);
+    } else {
         std::fprintf(stderr, "probe: unknown syscall %s\n", name.c_str());
         return 255;
     }

@@ -75,6 +75,12 @@ struct CloneResult {
 [[nodiscard]] Result<void> set_child_subreaper(bool on);        // PR_SET_CHILD_SUBREAPER
 [[nodiscard]] Result<void> set_process_name(const char* name);  // PR_SET_NAME (15 chars)
 
+// process_vm_readv(2) of a NUL-terminated string at `addr` in process `pid`, at most `max`
+// bytes (the result is cut there). Needs ptrace access to the process (EPERM otherwise);
+// EFAULT for a bad address. Reads page by page so a string near the end of a mapping works.
+[[nodiscard]] Result<std::string> read_process_string(pid_t pid, std::uint64_t addr,
+                                                      std::size_t max = 256);
+
 // close_range(2) with CLOSE_RANGE_* flags: closes every fd in [first, last].
 [[nodiscard]] Result<void> close_range(unsigned first, unsigned last, unsigned flags = 0);
 
