@@ -14,7 +14,7 @@
 
 #include <butter/signalfd.hpp>
 
-#include "seccomp/policy.hpp"
+#include "seccomp/cache.hpp"
 
 extern char** environ;
 
@@ -396,7 +396,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     for (const std::string& c : p.capabilities.keep)
         if (auto cap = capability_from_name(c)) plan.keep_caps.add(*cap);
     plan.no_new_privs = p.process.no_new_privs;
-    if (auto prog = seccomp::compile(p, out)) {
+    if (auto prog = seccomp::compile_cached(p, out)) {
         plan.seccomp = std::move(prog->program);
         plan.seccomp_listener = prog->uses_notify;
         plan.seccomp_errno = prog->denied_errno;

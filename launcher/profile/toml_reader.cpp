@@ -1,5 +1,7 @@
 #include "profile/toml_reader.hpp"
 
+// Header-only: the parser is compiled into this file (the one user of toml++).
+#define TOML_HEADER_ONLY 1
 #include <toml++/toml.h>
 
 #include <cstring>
