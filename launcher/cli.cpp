@@ -21,7 +21,7 @@ std::pair<std::string, std::string> split_bind(const std::string& v) {
 std::string usage() {
     return R"(usage:
   butter run [-p PROFILE] [--set KEY=VALUE]... [--bind SRC[:DST]]... [--ro-bind SRC[:DST]]...
-             [--timeout DURATION] [--] COMMAND [ARG...]
+             [--timeout DURATION] [--report FILE|-] [--quiet|--verbose] [--] COMMAND [ARG...]
   butter check PROFILE...      validate profiles; print every error as FILE:LINE:COL: message
   butter show [-p PROFILE] [--set KEY=VALUE]...   print the resolved profile as TOML
   butter profiles              list the profiles on the search path
@@ -117,6 +117,21 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
                 return fail(
                     bad("option '" + flag + "' expects absolute SRC[:DST], got '" + v + "'"));
             (flag == "--bind" ? cli.binds : cli.ro_binds).push_back(b);
+        } else if (flag == "--report") {
+            BUTTER_TRY(only(run));
+            BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
+            if (v.empty() ||
+                (v != "-" && v[0] != '/' && v.find('/') == std::string::npos && v.starts_with("-")))
+                return fail(bad("option '--report' expects a file or '-', got '" + v + "'"));
+            cli.report = v;
+        } else if (flag == "--quiet" || flag == "-q") {
+            BUTTER_TRY(only(run));
+            if (inline_value) return fail(bad("option '" + flag + "' takes no value"));
+            cli.verbosity = 0;
+        } else if (flag == "--verbose" || flag == "-v") {
+            BUTTER_TRY(only(run));
+            if (inline_value) return fail(bad("option '" + flag + "' takes no value"));
+            cli.verbosity = 2;
         } else if (flag == "--timeout") {
             BUTTER_TRY(only(run));
             BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());

@@ -18,7 +18,9 @@ struct Cli {
     std::vector<std::string> sets;       // --set KEY=VALUE
     std::vector<std::pair<std::string, std::string>> binds, ro_binds;
     std::optional<std::chrono::nanoseconds> timeout;
-    std::vector<std::string> args;  // run: the command; check: profiles; syscalls: groups
+    std::optional<std::string> report;  // --report FILE|-
+    int verbosity = 1;                  // --quiet 0, --verbose 2
+    std::vector<std::string> args;      // run: the command; check: profiles; syscalls: groups
 };
 
 // argv[0] is the program; errors read "unknown option '--frob' for 'butter run'".

@@ -11,8 +11,8 @@
 #include "cli.hpp"
 #include "plan.hpp"
 #include "profile/loader.hpp"
+#include "report.hpp"
 #include "seccomp/policy.hpp"
-#include "spawn.hpp"
 #include "supervisor.hpp"
 #include "version.hpp"
 
@@ -38,6 +38,15 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     po.binds = cli.binds;
     po.ro_binds = cli.ro_binds;
     po.timeout = cli.timeout;
+    if (cli.report) {
+        // Relative to where butter was started, as every other CLI path.
+        std::string r = *cli.report;
+        if (r != "-" && r[0] != '/') {
+            char cwd[4096];
+            if (::getcwd(cwd, sizeof cwd)) r = std::string(cwd) + "/" + r;
+        }
+        po.report = r;
+    }
     profile::Diagnostics d;
     auto plan = make_plan(loaded.profile, po, d);
     print_diagnostics(d);
@@ -54,19 +63,26 @@ int cmd_run(const Cli& cli) {
         std::fprintf(stderr, "butter: %s\n", blocked.error().what().c_str());
         return kFailed;
     }
-    auto sandbox = spawn(*plan, blocked->previous());
-    if (!sandbox) {
-        std::fprintf(stderr, "butter: %s\n", sandbox.error().what().c_str());
-        return kFailed;
-    }
-    auto outcome = supervise(*plan, *sandbox);
+    SupervisorOptions so;
+    so.verbosity = cli.verbosity;
+    auto outcome = run_sandbox(*plan, blocked->previous(), so);
     if (!outcome) {
-        std::fprintf(stderr, "butter: supervising failed: %s\n", outcome.error().what().c_str());
+        // butter itself failed: still a report, so a CI system sees why.
+        std::fprintf(stderr, "butter: %s\n", outcome.error().what().c_str());
+        RunOutcome failed;
+        failed.kind = RunOutcome::Kind::SetupFailed;
+        failed.message = outcome.error().what();
+        if (!plan->report_path.empty())
+            (void)write_report(plan->report_path, report_json(*plan, failed));
         return kFailed;
     }
     if (!outcome->message.empty()) std::fprintf(stderr, "butter: %s\n", outcome->message.c_str());
-    if (outcome->kind == RunOutcome::Kind::TimedOut)
+    if (outcome->kind == RunOutcome::Kind::TimedOut && cli.verbosity > 0)
         std::fprintf(stderr, "butter: time limit reached, command stopped\n");
+    if (!plan->report_path.empty()) {
+        if (auto w = write_report(plan->report_path, report_json(*plan, *outcome)); !w)
+            std::fprintf(stderr, "butter: report: %s\n", w.error().what().c_str());
+    }
     return outcome->exit_status();
 }
 

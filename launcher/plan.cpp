@@ -409,6 +409,28 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     plan.stop_signal = parse_signal(p.supervise.stop_signal).value_or(SIGTERM);
     plan.stop_timeout = p.supervise.stop_timeout;
     plan.forward_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    plan.restart = p.supervise.restart;
+    plan.restart_delay = p.supervise.restart_delay;
+    plan.restart_burst =
+        static_cast<unsigned>(std::min<std::uint64_t>(p.supervise.restart_burst, 1000));
+    plan.restart_interval = p.supervise.restart_interval;
+    plan.notify = p.supervise.notify;
+
+    // --- output and report
+    auto output = [](const std::string& mode) {
+        OutputSpec spec;
+        if (mode == "null")
+            spec.kind = OutputSpec::Kind::Null;
+        else if (mode.starts_with("file:"))
+            spec = {OutputSpec::Kind::File, mode.substr(5)};
+        else if (mode.starts_with("tee:"))
+            spec = {OutputSpec::Kind::Tee, mode.substr(4)};
+        return spec;
+    };
+    plan.stdout_spec = output(p.output.stdout_mode);
+    plan.stderr_spec = output(p.output.stderr_mode);
+    plan.report_path = o.report ? *o.report : p.report.path;
+    plan.file_activity = p.report.file_activity;
 
     std::size_t errors = 0;
     for (const auto& d : out)

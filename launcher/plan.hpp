@@ -33,6 +33,13 @@ struct MountStep {
     unsigned mode = 0755;  // dir
 };
 
+// Where the command's stdout or stderr goes.
+struct OutputSpec {
+    enum class Kind { Inherit, Null, File, Tee };
+    Kind kind = Kind::Inherit;
+    std::string path;  // File, Tee: a host path
+};
+
 struct Rlimit {
     int resource = 0;
     rlim_t value = 0;
@@ -77,6 +84,15 @@ struct SandboxPlan {
     int stop_signal = 15;
     std::chrono::nanoseconds stop_timeout{};
     std::vector<int> forward_signals;
+    std::string restart = "no";  // no | on-failure | always
+    std::chrono::nanoseconds restart_delay{};
+    unsigned restart_burst = 5;
+    std::chrono::nanoseconds restart_interval{};
+
+    OutputSpec stdout_spec, stderr_spec;
+    std::string report_path;  // "" none, "-" stdout
+    bool file_activity = false;
+    bool notify = false;
 
     // The profile's source positions, kept for messages after planning.
     std::string description;
@@ -88,6 +104,7 @@ struct PlanOptions {
     std::vector<std::pair<std::string, std::string>> binds;     // --bind SRC[:DST]
     std::vector<std::pair<std::string, std::string>> ro_binds;  // --ro-bind SRC[:DST]
     std::optional<std::chrono::nanoseconds> timeout;            // --timeout
+    std::optional<std::string> report;                          // --report FILE|-
     std::optional<bool> force_privileged;  // plan as root / not root (tests); default: euid
 };
 

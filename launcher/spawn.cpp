@@ -53,7 +53,8 @@ Result<std::vector<Fd>> prepare_idmapped_binds(const SandboxPlan& plan) {
 
 }  // namespace
 
-Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask) {
+Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask, int stdout_fd,
+                      int stderr_fd) {
     std::vector<Fd> prepared;
     if (plan.privileged && plan.namespaces.has(Namespace::User)) {
         BUTTER_ASSIGN_OR_RETURN(prepared, prepare_idmapped_binds(plan));
@@ -69,6 +70,8 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask) {
     ch.parent_pidfd = self.get();
     ch.null_fd = null.get();
     ch.original_mask = original_mask;
+    ch.stdout_fd = stdout_fd;
+    ch.stderr_fd = stderr_fd;
     for (const Fd& f : prepared)
         ch.prepared.push_back(f.valid() ? f.get() : -1);
 

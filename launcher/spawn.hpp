@@ -22,6 +22,8 @@ struct Sandbox {
 
 // Clones the sandbox and returns once the child runs on its own. `original_mask` is the
 // caller's signal mask from before the supervisor blocked its signals; the command gets it back.
-[[nodiscard]] Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask);
+// `stdout_fd`/`stderr_fd`: the command's output (-1: butter's own).
+[[nodiscard]] Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
+                                    int stdout_fd = -1, int stderr_fd = -1);
 
 }  // namespace butter::launcher

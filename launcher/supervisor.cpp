@@ -1,26 +1,60 @@
 #include "supervisor.hpp"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 
 #include <butter/loop.hpp>
+#include <butter/process.hpp>
 #include <butter/seccomp.hpp>
-#include <butter/signalfd.hpp>
 #include <butter/timerfd.hpp>
 #include <butter/unix_socket.hpp>
 
 #include "child/child.hpp"
+#include "output.hpp"
 #include "seccomp/describe.hpp"
+#include "spawn.hpp"
 
 namespace butter::launcher {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using std::chrono::nanoseconds;
+
+// One line per event on stderr: errors always, the rest by verbosity.
+class Log {
+  public:
+    explicit Log(int verbosity) : verbosity_(verbosity) {}
+    void warn(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+        if (verbosity_ < 1) return;
+        va_list ap;
+        va_start(ap, fmt);
+        line(fmt, ap);
+        va_end(ap);
+    }
+    void info(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+        if (verbosity_ < 2) return;
+        va_list ap;
+        va_start(ap, fmt);
+        line(fmt, ap);
+        va_end(ap);
+    }
+
+  private:
+    static void line(const char* fmt, va_list ap) {
+        char buf[1024];
+        std::vsnprintf(buf, sizeof buf, fmt, ap);
+        std::fprintf(stderr, "butter: %s\n", buf);
+    }
+    int verbosity_;
+};
 
 std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
     std::string s = "setup failed: ";
@@ -36,43 +70,43 @@ std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
     return s + ": " + e.what();
 }
 
-class Run {
+// One life of the sandbox: from spawn to the exit of its first process.
+class Attempt {
   public:
-    Run(const SandboxPlan& plan, Sandbox& sb, EventLoop& loop)
-        : plan_(plan), sb_(sb), loop_(loop) {}
+    Attempt(const SandboxPlan& plan, Sandbox& sb, EventLoop& loop, Log& log,
+            std::map<std::string, unsigned>& denied)
+        : plan_(plan), sb_(sb), loop_(loop), log_(log), denied_(denied) {}
 
-    Result<RunOutcome> go();
+    Result<void> start();
+    // Sends the stop signal, then SIGKILL to the whole sandbox after `grace`.
+    void request_stop(int sig, nanoseconds grace);
+    void forward(int sig) { (void)pidfd_send_signal(sb_.pidfd, sig); }
+    bool exited() const { return exited_; }
+    // After the loop saw the exit: collect the pipes and the status.
+    Result<RunOutcome> finish();
 
   private:
     Result<void> on_failure_pipe();
     Result<void> on_control();
-    void on_signal(int sig);
-    void on_timer();
-    void on_exit();
     void on_notification();
-    void send(int sig);
 
     const SandboxPlan& plan_;
     Sandbox& sb_;
     EventLoop& loop_;
+    Log& log_;
+    std::map<std::string, unsigned>& denied_;
     std::optional<ChildFailure> failure_;
     bool exec_done_ = false;
-    std::optional<int> command_status_;
-    std::optional<ExitStatus> first_status_;
-    bool timed_out_ = false;
+    bool exited_ = false;
     bool killing_ = false;
-    std::optional<TimerFd> timer_;
+    std::optional<int> command_status_;
+    std::optional<TimerFd> grace_;
     std::optional<SeccompNotifyFd> notify_;
-    EventLoop::Registration notify_reg_;
-    std::map<std::string, unsigned> denied_;
+    EventLoop::Registration fail_reg_, ctl_reg_, exit_reg_, grace_reg_, notify_reg_;
     std::optional<Error> error_;
 };
 
-void Run::send(int sig) {
-    (void)pidfd_send_signal(sb_.pidfd, sig);
-}
-
-Result<void> Run::on_failure_pipe() {
+Result<void> Attempt::on_failure_pipe() {
     ChildFailure f;
     ssize_t n = ::read(sb_.failure.get(), &f, sizeof f);
     if (n < 0) {
@@ -86,7 +120,7 @@ Result<void> Run::on_failure_pipe() {
     return {};
 }
 
-Result<void> Run::on_control() {
+Result<void> Attempt::on_control() {
     for (;;) {
         auto msg = recv_fds(sb_.control, 1, sizeof(ControlMessage));
         if (!msg) {
@@ -108,7 +142,7 @@ Result<void> Run::on_control() {
     }
 }
 
-void Run::on_notification() {
+void Attempt::on_notification() {
     auto all = notify_->read_events();
     if (!all) return;
     for (const SeccompNotification& n : *all) {
@@ -119,67 +153,50 @@ void Run::on_notification() {
         std::string line = first ? seccomp::describe_call(n, *notify_) : std::string();
         (void)notify_->respond_errno(n.id, plan_.seccomp_errno);
         if (first)
-            std::fprintf(stderr, "butter: denied: %s = %s\n", line.c_str(),
-                         errno_name(plan_.seccomp_errno).c_str());
+            log_.warn("denied: %s = %s", line.c_str(), errno_name(plan_.seccomp_errno).c_str());
     }
 }
 
-void Run::on_signal(int sig) {
-    // Forwarded to PID 1, which passes it to the command (or to the command itself).
-    send(sig);
-}
-
-void Run::on_timer() {
-    if (!timed_out_) {
-        timed_out_ = true;
-        send(plan_.stop_signal);
-        (void)timer_->set_relative(plan_.stop_timeout);
-    } else if (!killing_) {
-        killing_ = true;
-        send(SIGKILL);  // PID 1's death takes the whole pid namespace with it
-    }
-}
-
-Result<RunOutcome> Run::go() {
-    auto start = Clock::now();
+Result<void> Attempt::start() {
     BUTTER_TRY(set_nonblocking(sb_.failure.get(), true));
     BUTTER_TRY(set_nonblocking(sb_.control.get(), true));
-    bool exited = false;
     // Both fds stay readable at EOF: stop watching them then, or the loop spins.
-    EventLoop::Registration fail_reg, ctl_reg;
-    BUTTER_ASSIGN_OR_RETURN(fail_reg, loop_.add(sb_.failure, IoEvent::In, [&](IoEvents) {
+    BUTTER_ASSIGN_OR_RETURN(fail_reg_, loop_.add(sb_.failure, IoEvent::In, [this](IoEvents) {
         if (auto r = on_failure_pipe(); !r) error_ = r.error();
-        if (failure_ || exec_done_ || error_) fail_reg.reset();
+        if (failure_ || exec_done_ || error_) fail_reg_.reset();
     }));
-    BUTTER_ASSIGN_OR_RETURN(ctl_reg, loop_.add(sb_.control, IoEvent::In, [&](IoEvents ev) {
+    BUTTER_ASSIGN_OR_RETURN(ctl_reg_, loop_.add(sb_.control, IoEvent::In, [this](IoEvents ev) {
         if (auto r = on_control(); !r) error_ = r.error();
-        if (ev.any(IoEvent::Hup) || error_) ctl_reg.reset();
+        if (ev.any(IoEvent::Hup) || error_) ctl_reg_.reset();
     }));
-    BUTTER_ASSIGN_OR_RETURN(auto exit_reg, loop_.add(sb_.pidfd, IoEvent::In, [&](IoEvents) {
-        exited = true;
+    BUTTER_ASSIGN_OR_RETURN(exit_reg_, loop_.add(sb_.pidfd, IoEvent::In, [this](IoEvents) {
+        exited_ = true;
+        exit_reg_.reset();
         loop_.stop();
     }));
-    SignalSet sigs = supervised_signals(plan_);
-    BUTTER_ASSIGN_OR_RETURN(SignalFd sfd, SignalFd::create(sigs, SignalFdFlag::NonBlock));
-    BUTTER_ASSIGN_OR_RETURN(auto sig_reg, loop_.add(sfd.fd(), IoEvent::In, [&](IoEvents) {
-        while (auto s = sfd.read_event()) {
-            if (!*s) break;
-            on_signal((*s)->signo);
-        }
-    }));
-    EventLoop::Registration timer_reg;
-    if (plan_.time_limit) {
-        BUTTER_ASSIGN_OR_RETURN(timer_,
-                                TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock));
-        BUTTER_TRY(timer_->set_relative(*plan_.time_limit));
-        BUTTER_ASSIGN_OR_RETURN(timer_reg, loop_.add(timer_->fd(), IoEvent::In, [&](IoEvents) {
-            (void)timer_->read_event();
-            on_timer();
-        }));
-    }
-    while (!exited)
-        BUTTER_TRY(loop_.run());
+    return {};
+}
 
+void Attempt::request_stop(int sig, nanoseconds grace) {
+    if (grace_) return;
+    forward(sig);
+    auto t = TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock);
+    if (!t || !t->set_relative(grace)) {
+        forward(SIGKILL);
+        return;
+    }
+    grace_.emplace(std::move(*t));
+    auto reg = loop_.add(grace_->fd(), IoEvent::In, [this](IoEvents) {
+        (void)grace_->read_event();
+        if (killing_) return;
+        killing_ = true;
+        log_.info("grace period over: SIGKILL");
+        forward(SIGKILL);  // PID 1's death takes the whole pid namespace with it
+    });
+    if (reg) grace_reg_ = std::move(*reg);
+}
+
+Result<RunOutcome> Attempt::finish() {
     // The first process is gone: collect what it left in the pipes, then its status.
     while (!failure_ && !exec_done_) {
         if (auto r = on_failure_pipe(); !r || (!failure_ && !exec_done_)) break;
@@ -189,8 +206,6 @@ Result<RunOutcome> Run::go() {
     if (error_) return fail(std::move(*error_));
 
     RunOutcome out;
-    out.wall = Clock::now() - start;
-    out.denied = denied_;
     if (failure_) {
         if (static_cast<Step>(failure_->step) == Step::Exec) {
             out.kind = RunOutcome::Kind::ExecFailed;
@@ -202,10 +217,6 @@ Result<RunOutcome> Run::go() {
             out.kind = RunOutcome::Kind::SetupFailed;
             out.message = render_failure(plan_, *failure_);
         }
-        return out;
-    }
-    if (timed_out_) {
-        out.kind = RunOutcome::Kind::TimedOut;
         return out;
     }
     // The command's own wait status from PID 1, else PID 1's (it is the command without a
@@ -220,6 +231,24 @@ Result<RunOutcome> Run::go() {
         out.code = WEXITSTATUS(status);
     }
     return out;
+}
+
+nanoseconds tv(const struct timeval& t) {
+    return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+}
+
+// Whether the policy restarts after this outcome.
+bool wants_restart(const SandboxPlan& plan, const RunOutcome& o) {
+    if (o.kind == RunOutcome::Kind::SetupFailed || o.kind == RunOutcome::Kind::ExecFailed)
+        return false;
+    if (plan.restart == "always") return true;
+    if (plan.restart == "on-failure") return !(o.kind == RunOutcome::Kind::Exited && o.code == 0);
+    return false;
+}
+
+std::string describe(const RunOutcome& o) {
+    if (o.kind == RunOutcome::Kind::Signaled) return "was killed by " + signal_name(o.signal);
+    return "exited " + std::to_string(o.code);
 }
 
 }  // namespace
@@ -247,10 +276,138 @@ SignalSet supervised_signals(const SandboxPlan& plan) {
     return s;
 }
 
-Result<RunOutcome> supervise(const SandboxPlan& plan, Sandbox& sandbox) {
+Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original_mask,
+                               const SupervisorOptions& options) {
+    Log log(options.verbosity);
+    auto start = Clock::now();
+    struct rusage before {};
+    ::getrusage(RUSAGE_CHILDREN, &before);
     BUTTER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::create());
-    Run run(plan, sandbox, loop);
-    return run.go();
+    BUTTER_ASSIGN_OR_RETURN(Output out, Output::open(plan.stdout_spec, 1));
+    BUTTER_ASSIGN_OR_RETURN(Output err, Output::open(plan.stderr_spec, 2));
+
+    Attempt* current = nullptr;
+    bool stop_requested = false, time_up = false;
+    auto stop_now = [&] {
+        if (current)
+            current->request_stop(plan.stop_signal, plan.stop_timeout);
+        else
+            loop.stop();  // between runs: nothing to stop but the wait
+    };
+
+    // SIGTERM to butter is a stop request (systemd's stop, kill(1)): the command gets the
+    // profile's stop signal and the grace period. The others pass through.
+    BUTTER_ASSIGN_OR_RETURN(SignalFd sfd,
+                            SignalFd::create(supervised_signals(plan), SignalFdFlag::NonBlock));
+    BUTTER_ASSIGN_OR_RETURN(auto sig_reg, loop.add(sfd.fd(), IoEvent::In, [&](IoEvents) {
+        while (auto s = sfd.read_event()) {
+            if (!*s) break;
+            int sig = (*s)->signo;
+            if (sig == SIGTERM) {
+                if (!stop_requested) log.info("SIGTERM: stopping the command");
+                stop_requested = true;
+                stop_now();
+            } else if (current) {
+                log.info("forwarding %s", signal_name(sig).c_str());
+                current->forward(sig);
+            }
+        }
+    }));
+    std::optional<TimerFd> limit;
+    EventLoop::Registration limit_reg;
+    if (plan.time_limit) {
+        BUTTER_ASSIGN_OR_RETURN(limit,
+                                TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock));
+        BUTTER_TRY(limit->set_relative(*plan.time_limit));
+        BUTTER_ASSIGN_OR_RETURN(limit_reg, loop.add(limit->fd(), IoEvent::In, [&](IoEvents) {
+            (void)limit->read_event();
+            if (!time_up) log.info("time limit reached");
+            time_up = true;
+            stop_now();
+        }));
+    }
+
+    RunOutcome result;
+    std::deque<Clock::time_point> restart_times;
+    for (;;) {
+        BUTTER_ASSIGN_OR_RETURN(Sandbox sb,
+                                spawn(plan, original_mask, out.child_fd(), err.child_fd()));
+        out.after_spawn();
+        err.after_spawn();
+        BUTTER_TRY(out.start(loop));
+        BUTTER_TRY(err.start(loop));
+        log.info("sandbox started: pid %d", static_cast<int>(sb.pid));
+        Attempt attempt(plan, sb, loop, log, result.denied);
+        BUTTER_TRY(attempt.start());
+        current = &attempt;
+        if (stop_requested || time_up) stop_now();
+        while (!attempt.exited())
+            BUTTER_TRY(loop.run());
+        current = nullptr;
+        out.drain();
+        err.drain();
+        BUTTER_ASSIGN_OR_RETURN(RunOutcome o, attempt.finish());
+        o.denied = std::move(result.denied);
+        o.restarts = result.restarts;
+        result = std::move(o);
+        log.info("command %s", describe(result).c_str());
+
+        if (stop_requested || time_up || !wants_restart(plan, result)) break;
+        auto now = Clock::now();
+        restart_times.push_back(now);
+        while (!restart_times.empty() && now - restart_times.front() > plan.restart_interval)
+            restart_times.pop_front();
+        if (restart_times.size() > plan.restart_burst) {
+            result.stop = RunOutcome::Stop::RestartLimit;
+            log.warn("the command %s; %zu restarts within %lld ms: giving up",
+                     describe(result).c_str(), restart_times.size() - 1,
+                     static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                plan.restart_interval)
+                                                .count()));
+            break;
+        }
+        log.warn(
+            "the command %s; restarting in %lld ms", describe(result).c_str(),
+            static_cast<long long>(
+                std::chrono::duration_cast<std::chrono::milliseconds>(plan.restart_delay).count()));
+        BUTTER_ASSIGN_OR_RETURN(TimerFd delay,
+                                TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock));
+        BUTTER_TRY(delay.set_relative(plan.restart_delay));
+        bool waited = false;
+        BUTTER_ASSIGN_OR_RETURN(auto delay_reg, loop.add(delay.fd(), IoEvent::In, [&](IoEvents) {
+            waited = true;
+            loop.stop();
+        }));
+        while (!waited && !stop_requested && !time_up)
+            BUTTER_TRY(loop.run());
+        if (!waited) break;
+        ++result.restarts;
+        BUTTER_TRY(out.reopen_pipe_if_tee());
+        BUTTER_TRY(err.reopen_pipe_if_tee());
+    }
+
+    if (time_up) {
+        result.kind = RunOutcome::Kind::TimedOut;
+        result.stop = RunOutcome::Stop::TimeLimit;
+        result.limits_hit.push_back("time");
+    } else if (stop_requested) {
+        result.stop = RunOutcome::Stop::StopRequest;
+    }
+    result.wall = Clock::now() - start;
+    struct rusage after {};
+    ::getrusage(RUSAGE_CHILDREN, &after);
+    result.user_cpu = tv(after.ru_utime) - tv(before.ru_utime);
+    result.system_cpu = tv(after.ru_stime) - tv(before.ru_stime);
+    result.max_rss_bytes = static_cast<std::uint64_t>(after.ru_maxrss) * 1024;
+    if (plan.stdout_spec.kind == OutputSpec::Kind::Tee) result.stdout_bytes = out.bytes();
+    if (plan.stderr_spec.kind == OutputSpec::Kind::Tee) result.stderr_bytes = err.bytes();
+    for (const Output* o : {&out, &err}) {
+        if (o->error() && result.output_error.empty()) {
+            result.output_error = o->error()->what();
+            log.warn("output: %s", result.output_error.c_str());
+        }
+    }
+    return result;
 }
 
 }  // namespace butter::launcher

@@ -1,41 +1,62 @@
 // The parent's side of a run: one EventLoop over the sandbox's pidfd, the failure pipe, the
-// control socket, a signalfd (forwarding), a timerfd (time limit, then the stop grace period)
-// and the seccomp listener (denials named in the log). Returns a typed outcome; only main.cpp
-// turns it into an exit status.
+// control socket, a signalfd (forwarding; SIGTERM = graceful stop), timerfds (time limit,
+// stop grace period, restart delay), the seccomp listener and the output pipes. Restarts the
+// command as the profile's [supervise] table says. Returns a typed outcome; only main.cpp turns
+// it into an exit status.
 #pragma once
+
+#include <signal.h>
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <butter/error.hpp>
-#include <butter/process.hpp>
 #include <butter/signalfd.hpp>
 
 #include "plan.hpp"
-#include "spawn.hpp"
 
 namespace butter::launcher {
 
 struct RunOutcome {
     enum class Kind { Exited, Signaled, TimedOut, SetupFailed, ExecFailed };
+    // Why butter ended the command, if it did.
+    enum class Stop { None, TimeLimit, StopRequest, Oom, RestartLimit };
     Kind kind = Kind::Exited;
+    Stop stop = Stop::None;
     int code = 0;         // Exited: the exit code
     int signal = 0;       // Signaled: the signal
     int exec_errno = 0;   // ExecFailed
     std::string message;  // SetupFailed / ExecFailed: one line naming the step, path and errno
-    std::chrono::nanoseconds wall{};
+
+    std::chrono::nanoseconds wall{}, user_cpu{}, system_cpu{};
+    std::uint64_t max_rss_bytes = 0;
+    std::optional<std::uint64_t> peak_memory, peak_pids;  // from the cgroup, when there is one
+    std::vector<std::string> limits_hit;                  // "time", "memory", "pids"
+    unsigned restarts = 0;
     std::map<std::string, unsigned> denied;  // syscall name -> count (seccomp.report)
+    std::vector<std::pair<std::string, std::chrono::nanoseconds>> setup_steps;
+    std::vector<std::string> files_created, files_modified, files_deleted;
+    std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: bytes moved
+    std::string output_error;
 
     // DESIGN.md's exit codes: the command's own, 128+N, 124, 125, 126, 127.
     int exit_status() const;
 };
 
-// Runs the loop until the sandbox's first process is gone. Forwarded signals must already be
-// blocked by the caller (before spawn, so none is lost in between).
-[[nodiscard]] Result<RunOutcome> supervise(const SandboxPlan& plan, Sandbox& sandbox);
+struct SupervisorOptions {
+    int verbosity = 1;  // 0 --quiet (errors only), 1 normal, 2 --verbose (one line per event)
+};
 
-// The signals supervise() takes over: the plan's forwarded ones.
+// Spawns the sandbox (again, on restarts) and supervises it to the end. The forwarded signals
+// must already be blocked by the caller (so none is lost before the signalfd exists);
+// `original_mask` is the mask to give the command.
+[[nodiscard]] Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original_mask,
+                                             const SupervisorOptions& options);
+
+// The signals run_sandbox takes over: the plan's forwarded ones.
 SignalSet supervised_signals(const SandboxPlan& plan);
 
 }  // namespace butter::launcher

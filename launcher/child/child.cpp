@@ -44,7 +44,7 @@ const char* step_name(Step s) {
             return "resource limits";
         case Step::Chdir:
             return "working directory";
-        case Step::Stdin:
+        case Step::Stdio:
             return "stdin";
         case Step::Session:
             return "new session";

@@ -30,7 +30,7 @@ enum class Step : std::uint32_t {
     Network,
     Rlimits,
     Chdir,
-    Stdin,
+    Stdio,
     Session,
     Identity,
     Capabilities,
@@ -60,10 +60,12 @@ struct ControlMessage {
 
 // The descriptors the child side uses; all close-on-exec.
 struct ChildChannels {
-    int error_fd = -1;          // write end of the failure pipe: EOF at exec means success
-    int control_fd = -1;        // the sandbox end of the control socketpair
-    int parent_pidfd = -1;      // the supervisor's pidfd, to notice it died before PDEATHSIG
-    int null_fd = -1;           // /dev/null of the host, for stdin = "null"
+    int error_fd = -1;      // write end of the failure pipe: EOF at exec means success
+    int control_fd = -1;    // the sandbox end of the control socketpair
+    int parent_pidfd = -1;  // the supervisor's pidfd, to notice it died before PDEATHSIG
+    int null_fd = -1;       // /dev/null of the host, for stdin = "null"
+    int stdout_fd = -1;     // the command's stdout and stderr, or -1 to keep butter's
+    int stderr_fd = -1;
     sigset_t original_mask{};   // the caller's signal mask, restored before exec
     std::vector<int> prepared;  // per plan.mounts entry: a detached tree the parent made, or -1
 };

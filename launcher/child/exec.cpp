@@ -26,7 +26,11 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch) {
     ::pthread_sigmask(SIG_SETMASK, &ch.original_mask, nullptr);
     if (plan.new_session && ::setsid() < 0) die(ch, Step::Session, Error::from_errno("setsid"));
     if (plan.stdin_null && ::dup2(ch.null_fd, 0) < 0)
-        die(ch, Step::Stdin, Error::from_errno("dup2"));
+        die(ch, Step::Stdio, Error::from_errno("dup2", "stdin"));
+    if (ch.stdout_fd >= 0 && ::dup2(ch.stdout_fd, 1) < 0)
+        die(ch, Step::Stdio, Error::from_errno("dup2", "stdout"));
+    if (ch.stderr_fd >= 0 && ::dup2(ch.stderr_fd, 2) < 0)
+        die(ch, Step::Stdio, Error::from_errno("dup2", "stderr"));
     if (auto r = set_identity(plan); !r) die(ch, Step::Identity, r.error());
     StepError where{Step::Capabilities, -1, {}};
     if (auto r = drop_privileges(plan, where); !r) die(ch, where.step, r.error());

@@ -196,8 +196,12 @@ Row count(std::string_view key, G get, std::string_view doc) {
             },
             [get](const Profile& p) -> std::optional<std::string> {
                 const auto& f = get(const_cast<Profile&>(p));
-                if (!f) return std::nullopt;
-                return std::to_string(*f);
+                if constexpr (requires { f.has_value(); }) {
+                    if (!f) return std::nullopt;
+                    return std::to_string(*f);
+                } else {
+                    return std::to_string(f);
+                }
             },
             doc};
 }
@@ -476,21 +480,25 @@ Row env_set_row() {
 }
 
 Row seccomp_rules_row() {
-    return {"seccomp.rules", "array of rule tables", bit(Kind::Array),
-            [](const Value& v, Profile& p, const Expansion&, Diagnostics& out) -> Err {
-                p.seccomp.rules.clear();
-                for (const Value& e : v.array)
-                    if (auto r = seccomp::parse_rule(e, out)) p.seccomp.rules.push_back(std::move(*r));
-                return {};
-            },
-            [](const Profile& p) -> std::optional<std::string> {
-                if (p.seccomp.rules.empty()) return "[]";
-                std::string s = "[\n";
-                for (const auto& r : p.seccomp.rules) s += "  " + r.text + ",\n";
-                return s + "]";
-            },
-            "argument rules: { syscall(s), match | unless = { argN = [values] | { eq|ne|lt|le|gt|ge "
-            "= v } | { any_bit|all_bits = [flags] } }, action }"};
+    return {
+        "seccomp.rules",
+        "array of rule tables",
+        bit(Kind::Array),
+        [](const Value& v, Profile& p, const Expansion&, Diagnostics& out) -> Err {
+            p.seccomp.rules.clear();
+            for (const Value& e : v.array)
+                if (auto r = seccomp::parse_rule(e, out)) p.seccomp.rules.push_back(std::move(*r));
+            return {};
+        },
+        [](const Profile& p) -> std::optional<std::string> {
+            if (p.seccomp.rules.empty()) return "[]";
+            std::string s = "[\n";
+            for (const auto& r : p.seccomp.rules)
+                s += "  " + r.text + ",\n";
+            return s + "]";
+        },
+        "argument rules: { syscall(s), match | unless = { argN = [values] | { eq|ne|lt|le|gt|ge "
+        "= v } | { any_bit|all_bits = [flags] } }, action }"};
 }
 
 #define FIELD(path)            \
@@ -566,6 +574,10 @@ const std::vector<Row>& rows() {
                choice({"no", "on-failure", "always"})),
         duration("supervise.restart_delay", FIELD(supervise.restart_delay),
                  "pause before a restart"),
+        count("supervise.restart_burst", FIELD(supervise.restart_burst),
+              "at most this many restarts within restart_interval"),
+        duration("supervise.restart_interval", FIELD(supervise.restart_interval),
+                 "the window of restart_burst"),
         boolean("supervise.notify", FIELD(supervise.notify),
                 "pass sd_notify through (Type=notify)"),
         string_list("watch.paths", FIELD(watch.paths), "host paths watched for changes", true,

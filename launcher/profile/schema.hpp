@@ -41,7 +41,7 @@ struct ArgCheck {
     enum class Kind { OneOf, Compare, AnyBit, AllBits };
     unsigned index = 0;  // arg0 .. arg5
     Kind kind = Kind::OneOf;
-    std::string op;  // Compare: eq, ne, lt, le, gt, ge
+    std::string op;                     // Compare: eq, ne, lt, le, gt, ge
     std::vector<std::uint64_t> values;  // OneOf: the values; AnyBit/AllBits: the bits; Compare: 1
 };
 
@@ -112,6 +112,9 @@ struct Profile {
         nanoseconds stop_timeout = std::chrono::seconds(10);
         std::string restart = "no";  // no | on-failure | always
         nanoseconds restart_delay = std::chrono::seconds(1);
+        // More than restart_burst restarts within restart_interval: give up (a crash loop).
+        std::uint64_t restart_burst = 5;
+        nanoseconds restart_interval = std::chrono::seconds(10);
         bool notify = false;
     } supervise;
 

@@ -54,7 +54,13 @@ RunResult run_butter(const std::vector<std::string>& args, const RunOptions& o) 
     if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return {};
     pid_t pid = ::fork();
     if (pid == 0) {
-        ::dup2(out[1], 1);
+        if (!o.stdout_file.empty()) {
+            int f = ::open(o.stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (f < 0) ::_exit(204);
+            ::dup2(f, 1);
+        } else {
+            ::dup2(out[1], 1);
+        }
         ::dup2(err[1], 2);
         exec_butter(args, o);
     }

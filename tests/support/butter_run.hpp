@@ -20,6 +20,7 @@ struct RunOptions {
     std::string cwd;   // "" = the test's cwd
     int leak_fd = -1;  // if >= 0, an open fd at this number (not close-on-exec) in butter
     std::vector<std::string> env;  // extra KEY=VALUE
+    std::string stdout_file;       // non-empty: butter's stdout goes to this file, not captured
 };
 
 // The butter binary and the probe, from the build (BUTTER_BIN / BUTTER_PROBE).

@@ -19,9 +19,11 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -245,6 +247,46 @@ int main(int argc, char** argv) {
         }
         usleep(200000);
         std::printf("%d\n", count_procs(true));
+    } else if (cmd == "emit") {
+        // N pseudo-random bytes (xorshift64 from a fixed seed) on stdout.
+        unsigned long long left = std::strtoull(arg.c_str(), nullptr, 10);
+        std::uint64_t x = 88172645463325252ULL;
+        static std::uint64_t buf[8192];
+        while (left > 0) {
+            for (auto& w : buf) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w = x;
+            }
+            std::size_t n = left < sizeof buf ? static_cast<std::size_t>(left) : sizeof buf;
+            const char* p = reinterpret_cast<const char*>(buf);
+            for (std::size_t off = 0; off < n;) {
+                ssize_t w = write(1, p + off, n - off);
+                if (w <= 0) return 1;
+                off += static_cast<std::size_t>(w);
+            }
+            left -= n;
+        }
+    } else if (cmd == "spin") {
+        // Burns CPU for MS milliseconds of its own CPU time.
+        long ms = std::atol(arg.c_str());
+        struct timespec ts {};
+        volatile unsigned long sink = 0;
+        do {
+            for (int i = 0; i < 100000; ++i)
+                sink = sink + static_cast<unsigned long>(i);
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        } while (ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < ms);
+    } else if (cmd == "alloc") {
+        // Touches MB megabytes, then sleeps a moment holding them.
+        std::size_t mb = static_cast<std::size_t>(std::atol(arg.c_str()));
+        char* p = static_cast<char*>(malloc(mb << 20));
+        if (!p) return 1;
+        for (std::size_t i = 0; i < (mb << 20); i += 4096)
+            p[i] = 1;
+        usleep(100000);
+        std::puts("allocated");
     } else if (cmd == "spawn-daemon") {
         // A double-forked daemon that tries to outlive the sandbox, writing its pid.
         pid_t p = fork();

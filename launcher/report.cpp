@@ -1,0 +1,152 @@
+#include "report.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <butter/fd.hpp>
+#include <butter/signalfd.hpp>
+
+namespace butter::launcher {
+
+namespace {
+
+std::string str(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    return out + "\"";
+}
+
+std::string seconds(std::chrono::nanoseconds d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6f", static_cast<double>(d.count()) / 1e9);
+    return buf;
+}
+
+const char* reason(const RunOutcome& o) {
+    switch (o.stop) {
+        case RunOutcome::Stop::None:
+            break;
+        case RunOutcome::Stop::TimeLimit:
+            return "time_limit";
+        case RunOutcome::Stop::StopRequest:
+            return "stop_request";
+        case RunOutcome::Stop::Oom:
+            return "oom";
+        case RunOutcome::Stop::RestartLimit:
+            return "restart_limit";
+    }
+    switch (o.kind) {
+        case RunOutcome::Kind::Exited:
+            return "exited";
+        case RunOutcome::Kind::Signaled:
+            return "signaled";
+        case RunOutcome::Kind::TimedOut:
+            return "time_limit";
+        case RunOutcome::Kind::SetupFailed:
+            return "setup_failed";
+        case RunOutcome::Kind::ExecFailed:
+            return "exec_failed";
+    }
+    return "unknown";
+}
+
+}  // namespace
+
+std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
+    std::string j = "{\n";
+    auto field = [&](const std::string& k, const std::string& v, bool last = false) {
+        j += "  " + str(k) + ": " + v + (last ? "\n" : ",\n");
+    };
+    std::string cmd = "[";
+    for (std::size_t i = 0; i < plan.argv.size(); ++i)
+        cmd += (i ? ", " : "") + str(plan.argv[i]);
+    field("command", cmd + "]");
+    field("status", std::to_string(o.exit_status()));
+    field("reason", str(reason(o)));
+    field("exit_code", o.kind == RunOutcome::Kind::Exited ? std::to_string(o.code) : "null");
+    field("signal", o.kind == RunOutcome::Kind::Signaled ? str(signal_name(o.signal)) : "null");
+    field("error", o.message.empty() ? "null" : str(o.message));
+    field("wall_seconds", seconds(o.wall));
+    field("user_cpu_seconds", seconds(o.user_cpu));
+    field("system_cpu_seconds", seconds(o.system_cpu));
+    field("max_rss_bytes", std::to_string(o.max_rss_bytes));
+    field("peak_memory_bytes", o.peak_memory ? std::to_string(*o.peak_memory) : "null");
+    field("peak_pids", o.peak_pids ? std::to_string(*o.peak_pids) : "null");
+    std::string hits = "[";
+    for (std::size_t i = 0; i < o.limits_hit.size(); ++i)
+        hits += (i ? ", " : "") + str(o.limits_hit[i]);
+    field("limits_hit", hits + "]");
+    field("restarts", std::to_string(o.restarts));
+    std::string denied = "{";
+    bool first = true;
+    for (const auto& [name, count] : o.denied) {
+        denied += (first ? "" : ", ") + str(name) + ": " + std::to_string(count);
+        first = false;
+    }
+    field("denied_syscalls", denied + "}");
+    std::string steps = "[";
+    for (std::size_t i = 0; i < o.setup_steps.size(); ++i)
+        steps += (i ? ", " : "") + std::string("{\"step\": ") + str(o.setup_steps[i].first) +
+                 ", \"seconds\": " + seconds(o.setup_steps[i].second) + "}";
+    field("setup", steps + "]");
+    auto files = [&](const std::vector<std::string>& v) {
+        std::string s = "[";
+        for (std::size_t i = 0; i < v.size(); ++i)
+            s += (i ? ", " : "") + str(v[i]);
+        return s + "]";
+    };
+    if (plan.file_activity) {
+        j += "  \"files\": {\"created\": " + files(o.files_created) +
+             ", \"modified\": " + files(o.files_modified) +
+             ", \"deleted\": " + files(o.files_deleted) + "},\n";
+    } else {
+        field("files", "null");
+    }
+    std::string outputs = "{";
+    outputs += "\"stdout_bytes\": " + (o.stdout_bytes ? std::to_string(*o.stdout_bytes) : "null");
+    outputs += ", \"stderr_bytes\": " + (o.stderr_bytes ? std::to_string(*o.stderr_bytes) : "null");
+    outputs +=
+        ", \"error\": " + (o.output_error.empty() ? std::string("null") : str(o.output_error)) +
+        "}";
+    field("output", outputs, true);
+    return j + "}\n";
+}
+
+Result<void> write_report(const std::string& path, const std::string& json) {
+    if (path == "-") {
+        std::fwrite(json.data(), 1, json.size(), stdout);
+        std::fflush(stdout);
+        return {};
+    }
+    BUTTER_ASSIGN_OR_RETURN(Fd fd, open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+    if (::write(fd.get(), json.data(), json.size()) != static_cast<ssize_t>(json.size()))
+        return fail_errno("write", path);
+    return fd.close();
+}
+
+}  // namespace butter::launcher

@@ -1,0 +1,19 @@
+// The JSON report of a run (`[report] path`, `--report FILE|-`), written even when the command
+// or butter failed. Its schema is documented in README.md ("The report").
+#pragma once
+
+#include <string>
+
+#include <butter/error.hpp>
+
+#include "plan.hpp"
+#include "supervisor.hpp"
+
+namespace butter::launcher {
+
+std::string report_json(const SandboxPlan& plan, const RunOutcome& outcome);
+
+// Writes the report to `path` ("-": stdout).
+[[nodiscard]] Result<void> write_report(const std::string& path, const std::string& json);
+
+}  // namespace butter::launcher

@@ -1,0 +1,268 @@
+// Supervision end to end: graceful stop, restarts, outputs, the JSON report, log levels.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "../support/butter_run.hpp"
+#include "../support/child.hpp"
+#include "../support/tmpdir.hpp"
+#include "../support/userns.hpp"
+
+namespace butter::test {
+namespace {
+
+class Supervise : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        BUTTER_REQUIRE(is_root() || have_userns(), "USERNS", "no way to run a sandbox");
+        ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
+    }
+    std::vector<std::string> probe_args(std::vector<std::string> extra,
+                                        std::vector<std::string> cmd) {
+        std::vector<std::string> args{"run", "--ro-bind", std::string(probe_bin()) + ":/probe"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        args.push_back("--");
+        args.push_back("/probe");
+        args.insert(args.end(), cmd.begin(), cmd.end());
+        return args;
+    }
+    RunOptions opts() const {
+        RunOptions o;
+        o.cwd = dir_.path();
+        return o;
+    }
+    TempDir dir_;
+};
+
+// The value of "key" in butter's flat JSON report, as text.
+std::string json_field(const std::string& json, const std::string& key) {
+    auto at = json.find("\"" + key + "\": ");
+    if (at == std::string::npos) return "<missing>";
+    at += key.size() + 4;
+    auto end = json.find_first_of(",\n", at);
+    if (json[at] == '{' || json[at] == '[') end = json.find_first_of("}]", at) + 1;
+    return json.substr(at, end - at);
+}
+
+// A word-wise FNV-style hash over a file (its size must be a multiple of 8), 0 if unreadable.
+std::uint64_t file_hash(const std::string& path, std::uint64_t* size) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    std::uint64_t h = 1469598103934665603ULL;
+    *size = 0;
+    static std::uint64_t buf[1 << 17];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+        // Whole words only: the last partial word of a read is carried into the next.
+        std::size_t words = static_cast<std::size_t>(n) / 8;
+        for (std::size_t i = 0; i < words; ++i)
+            h = (h ^ buf[i]) * 1099511628211ULL;
+        *size += words * 8;
+        if (n % 8 != 0) ::lseek(fd, -(n % 8), SEEK_CUR);
+    }
+    ::close(fd);
+    return h;
+}
+
+// The bytes `probe emit N` writes (N a multiple of 8), hashed the same way.
+std::uint64_t expected_hash(std::uint64_t n) {
+    std::uint64_t h = 1469598103934665603ULL, x = 88172645463325252ULL;
+    for (std::uint64_t done = 0; done < n; done += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        h = (h ^ x) * 1099511628211ULL;
+    }
+    return h;
+}
+
+TEST_F(Supervise, SigtermStopsGracefullyWithTheStopSignal) {
+    auto s = start_butter(
+        probe_args({"--set", "supervise.stop_signal=\"SIGUSR1\"", "--report", dir_ / "r.json"},
+                   {"wait-signal"}),
+        opts());
+    ASSERT_EQ(read_line(s.out_fd), "ready");
+    ::kill(s.pid, SIGTERM);
+    EXPECT_EQ(read_line(s.out_fd), "got USR1");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    ::close(s.out_fd);
+    std::string r = read_file(dir_ / "r.json");
+    EXPECT_EQ(json_field(r, "reason"), "\"stop_request\"");
+    EXPECT_EQ(json_field(r, "exit_code"), "0");
+}
+
+TEST_F(Supervise, StopTimeoutKillsACommandIgnoringTheSignal) {
+    auto start = std::chrono::steady_clock::now();
+    auto s = start_butter(
+        probe_args({"--set", "supervise.stop_timeout=\"200ms\""}, {"ignore-term", "6161"}), opts());
+    ASSERT_EQ(read_line(s.out_fd), "ready");
+    ::kill(s.pid, SIGTERM);
+    EXPECT_EQ(wait_butter(s.pid), 128 + SIGKILL);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+    EXPECT_TRUE(pids_matching("ignore-term 6161").empty());
+    ::close(s.out_fd);
+}
+
+TEST_F(Supervise, RestartOnFailureStopsAtTheBurstLimit) {
+    std::string count = dir_ / "count";
+    auto r = run_butter(
+        {"run", "--report", dir_ / "r.json", "--set", "supervise.restart=\"on-failure\"", "--set",
+         "supervise.restart_delay=\"50ms\"", "--set", "supervise.restart_burst=3", "--", "sh", "-c",
+         "echo run >> " + count + "; exit 3"},
+        opts());
+    EXPECT_EQ(r.code, 3);
+    EXPECT_EQ(read_file(count), "run\nrun\nrun\nrun\n");  // the first run and 3 restarts
+    EXPECT_NE(r.err.find("3 restarts within 10000 ms: giving up"), std::string::npos) << r.err;
+    std::string rep = read_file(dir_ / "r.json");
+    EXPECT_EQ(json_field(rep, "restarts"), "3");
+    EXPECT_EQ(json_field(rep, "reason"), "\"restart_limit\"");
+}
+
+TEST_F(Supervise, NoRestartAfterSuccessOnFailurePolicy) {
+    std::string count = dir_ / "count";
+    auto r = run_butter({"run", "--set", "supervise.restart=\"on-failure\"", "--", "sh", "-c",
+                         "echo run >> " + count},
+                        opts());
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(read_file(count), "run\n");
+}
+
+TEST_F(Supervise, RestartAlwaysUntilStopped) {
+    std::string count = dir_ / "count";
+    auto s =
+        start_butter({"run", "--set", "supervise.restart=\"always\"", "--set",
+                      "supervise.restart_delay=\"20ms\"", "--set", "supervise.restart_burst=1000",
+                      "--", "sh", "-c", "echo run >> " + count + "; sleep 0.05"},
+                     opts());
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    ::kill(s.pid, SIGTERM);
+    // The status of the run the stop met: killed by the stop signal, or 0 between runs.
+    int code = wait_butter(s.pid);
+    EXPECT_TRUE(code == 128 + SIGTERM || code == 0) << code;
+    ::close(s.out_fd);
+    std::string runs = read_file(count);
+    EXPECT_GE(std::count(runs.begin(), runs.end(), '\n'), 3);
+}
+
+TEST_F(Supervise, TeeMovesAGibibyteWithoutLosingAByte) {
+    constexpr std::uint64_t kBytes = 1ULL << 30;
+    RunOptions o = opts();
+    o.stdout_file = dir_ / "stdout.bin";
+    auto r = run_butter(probe_args({"--set", "output.stdout=\"tee:" + (dir_ / "tee.bin") + "\"",
+                                    "--report", dir_ / "r.json"},
+                                   {"emit", std::to_string(kBytes)}),
+                        o);
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::uint64_t want = expected_hash(kBytes), size = 0;
+    EXPECT_EQ(file_hash(dir_ / "tee.bin", &size), want);
+    EXPECT_EQ(size, kBytes);
+    EXPECT_EQ(file_hash(dir_ / "stdout.bin", &size), want);
+    EXPECT_EQ(size, kBytes);
+    EXPECT_NE(read_file(dir_ / "r.json").find("\"stdout_bytes\": 1073741824"), std::string::npos);
+}
+
+TEST_F(Supervise, FileAndNullOutputs) {
+    auto r =
+        run_butter({"run", "--set", "output.stdout=\"file:" + (dir_ / "out.txt") + "\"", "--set",
+                    "output.stderr=\"null\"", "--", "sh", "-c", "echo to-file; echo hidden >&2"},
+                   opts());
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(read_file(dir_ / "out.txt"), "to-file\n");
+}
+
+TEST_F(Supervise, FullDiskIsReportedNotAHang) {
+    BUTTER_REQUIRE_ROOT();
+    std::string d = dir_.path(), small = dir_ / "small";
+    ASSERT_EQ(::mkdir(small.c_str(), 0755), 0);
+    auto r = run_in_child([&] {
+        std::string e = private_mount_namespace();
+        CHILD_ASSERT(e.empty(), e);
+        CHILD_ASSERT(::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=256k") == 0, "mount");
+        RunOptions o;
+        o.cwd = d;
+        o.stdout_file = d + "/stdout.bin";
+        auto res = run_butter({"run", "--ro-bind", std::string(probe_bin()) + ":/probe", "--set",
+                               "output.stdout=\"tee:" + small + "/out.bin\"", "--report",
+                               d + "/r.json", "--", "/probe", "emit", "4194304"},
+                              o);
+        CHILD_ASSERT(res.code == 0, "exit " << res.code << ": " << res.err);
+        CHILD_ASSERT(res.err.find("No space left on device") != std::string::npos, res.err);
+        struct stat st {};
+        CHILD_ASSERT(::stat((d + "/stdout.bin").c_str(), &st) == 0 && st.st_size == 4194304,
+                     "stdout got " << st.st_size);
+        return 0;
+    });
+    EXPECT_EQ(r.code(), 0) << r.output;
+    EXPECT_NE(json_field(read_file(dir_ / "r.json"), "output").find("No space left on device"),
+              std::string::npos);
+}
+
+TEST_F(Supervise, ReportFieldsMatchKnownRuns) {
+    std::string rp = dir_ / "r.json";
+    auto r = run_butter(probe_args({"--report", rp}, {"spin", "300"}), opts());
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::string j = read_file(rp);
+    EXPECT_EQ(json_field(j, "status"), "0");
+    EXPECT_EQ(json_field(j, "reason"), "\"exited\"");
+    EXPECT_GE(std::stod(json_field(j, "user_cpu_seconds")), 0.25);
+    EXPECT_GE(std::stod(json_field(j, "wall_seconds")), 0.25);
+    EXPECT_EQ(json_field(j, "restarts"), "0");
+
+    auto mem = run_butter(probe_args({"--report", rp}, {"alloc", "64"}), opts());
+    ASSERT_EQ(mem.code, 0);
+    EXPECT_GE(std::stoull(json_field(read_file(rp), "max_rss_bytes")), 64ULL << 20);
+
+    auto sig = run_butter({"run", "--report", rp, "--", "sh", "-c", "kill -USR2 $$"}, opts());
+    EXPECT_EQ(sig.code, 128 + SIGUSR2);
+    std::string js = read_file(rp);
+    EXPECT_EQ(json_field(js, "signal"), "\"SIGUSR2\"");
+    EXPECT_EQ(json_field(js, "exit_code"), "null");
+
+    auto timeout =
+        run_butter(probe_args({"--report", rp, "--timeout", "200ms"}, {"sleep", "10"}), opts());
+    EXPECT_EQ(timeout.code, 124);
+    std::string jt = read_file(rp);
+    EXPECT_EQ(json_field(jt, "reason"), "\"time_limit\"");
+    EXPECT_EQ(json_field(jt, "limits_hit"), "[\"time\"]");
+
+    auto denied =
+        run_butter({"run", "--report", rp, "--set", "seccomp.report=true", "--", "sh", "-c",
+                    "mount -t tmpfs x /mnt 2>/dev/null; mount -t tmpfs x /mnt 2>/dev/null; true"},
+                   opts());
+    EXPECT_EQ(json_field(read_file(rp), "denied_syscalls"), "{\"mount\": 2}");
+
+    auto missing = run_butter({"run", "--report", rp, "--", "no-such-cmd"}, opts());
+    EXPECT_EQ(missing.code, 127);
+    std::string jm = read_file(rp);
+    EXPECT_EQ(json_field(jm, "reason"), "\"exec_failed\"");
+    EXPECT_EQ(json_field(jm, "error"), "\"no-such-cmd: command not found\"");
+}
+
+TEST_F(Supervise, ReportToStdoutAfterTheCommandsOutput) {
+    auto r = run_butter({"run", "--report", "-", "--", "echo", "out"}, opts());
+    EXPECT_EQ(r.code, 0);
+    EXPECT_TRUE(r.out.starts_with("out\n{\n")) << r.out;
+}
+
+TEST_F(Supervise, QuietAndVerbose) {
+    auto v = run_butter({"run", "--verbose", "--", "true"}, opts());
+    EXPECT_NE(v.err.find("butter: sandbox started: pid "), std::string::npos) << v.err;
+    EXPECT_NE(v.err.find("butter: command exited 0"), std::string::npos) << v.err;
+    auto q = run_butter({"run", "--quiet", "--set", "seccomp.report=true", "--", "sh", "-c",
+                         "mount -t tmpfs x /mnt 2>/dev/null; true"},
+                        opts());
+    EXPECT_EQ(q.err, "");
+    auto normal = run_butter({"run", "--", "true"}, opts());
+    EXPECT_EQ(normal.err, "");
+}
+
+}  // namespace
+}  // namespace butter::test
