@@ -385,12 +385,10 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     if (l.file_size) plan.rlimits.push_back({RLIMIT_FSIZE, *l.file_size});
     if (l.core) plan.rlimits.push_back({RLIMIT_CORE, *l.core});
     if (l.stack) plan.rlimits.push_back({RLIMIT_STACK, *l.stack});
-    for (const char* key : {"limits.memory", "limits.pids"}) {
-        if (p.locs.count(key))
-            out.push_back((l.optional ? warning_at : error_at)(
-                p.loc_of(key),
-                std::string(key) + ": cgroup limits are not supported by this build yet"));
-    }
+    plan.memory_limit = l.memory;
+    plan.pids_limit = l.pids;
+    plan.cpus = l.cpus;
+    plan.limits_optional = l.optional;
 
     // --- privileges
     for (const std::string& c : p.capabilities.keep)

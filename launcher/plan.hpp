@@ -71,6 +71,10 @@ struct SandboxPlan {
     std::string hostname;
     bool loopback_up = false;
     std::vector<Rlimit> rlimits;
+    // Cgroup limits (created at spawn, below butter's own cgroup).
+    std::optional<std::uint64_t> memory_limit, pids_limit;
+    std::optional<double> cpus;
+    bool limits_optional = false;
 
     CapabilitySet keep_caps;
     bool no_new_privs = true;

@@ -10,6 +10,7 @@
 #include <butter/splice.hpp>
 #include <butter/unix_socket.hpp>
 
+#include "cgroup.hpp"
 #include "child/child.hpp"
 
 namespace butter::launcher {
@@ -53,8 +54,8 @@ Result<std::vector<Fd>> prepare_idmapped_binds(const SandboxPlan& plan) {
 
 }  // namespace
 
-Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask, int stdout_fd,
-                      int stderr_fd) {
+Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
+                      const SpawnExtras& extras) {
     std::vector<Fd> prepared;
     if (plan.privileged && plan.namespaces.has(Namespace::User)) {
         BUTTER_ASSIGN_OR_RETURN(prepared, prepare_idmapped_binds(plan));
@@ -70,8 +71,11 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask, in
     ch.parent_pidfd = self.get();
     ch.null_fd = null.get();
     ch.original_mask = original_mask;
-    ch.stdout_fd = stdout_fd;
-    ch.stderr_fd = stderr_fd;
+    ch.stdout_fd = extras.stdout_fd;
+    ch.stderr_fd = extras.stderr_fd;
+    bool join_cgroups = extras.cgroups && !extras.cgroups->empty();
+    bool parent_maps = plan.namespaces.has(Namespace::User) && !plan.child_writes_maps;
+    ch.wait_for_parent = join_cgroups || parent_maps;
     for (const Fd& f : prepared)
         ch.prepared.push_back(f.valid() ? f.get() : -1);
 
@@ -89,10 +93,14 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask, in
     prepared.clear();
 
     Sandbox s{c.pid, std::move(c.pidfd), std::move(failure.read), std::move(control.first)};
-    if (plan.namespaces.has(Namespace::User) && !plan.child_writes_maps) {
+    if (ch.wait_for_parent) {
+        // The one round trip: what the child cannot do itself, then "go".
         auto go = [&]() -> Result<void> {
-            BUTTER_TRY(write_uid_map(s.pid, plan.uid_map));
-            BUTTER_TRY(write_gid_map(s.pid, plan.gid_map));
+            if (parent_maps) {
+                BUTTER_TRY(write_uid_map(s.pid, plan.uid_map));
+                BUTTER_TRY(write_gid_map(s.pid, plan.gid_map));
+            }
+            if (join_cgroups) BUTTER_TRY(extras.cgroups->join(s.pid));
             char byte = 1;
             if (::send(s.control.get(), &byte, 1, MSG_NOSIGNAL) != 1)
                 return fail_errno("send", "control socket");

@@ -22,8 +22,16 @@ struct Sandbox {
 
 // Clones the sandbox and returns once the child runs on its own. `original_mask` is the
 // caller's signal mask from before the supervisor blocked its signals; the command gets it back.
-// `stdout_fd`/`stderr_fd`: the command's output (-1: butter's own).
+class SandboxCgroups;
+
+// What a spawn adds to the plan at run time.
+struct SpawnExtras {
+    int stdout_fd = -1;  // the command's output (-1: butter's own)
+    int stderr_fd = -1;
+    const SandboxCgroups* cgroups = nullptr;  // joined before the child goes on
+};
+
 [[nodiscard]] Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
-                                    int stdout_fd = -1, int stderr_fd = -1);
+                                    const SpawnExtras& extras = {});
 
 }  // namespace butter::launcher

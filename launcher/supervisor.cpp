@@ -16,6 +16,7 @@
 #include <butter/timerfd.hpp>
 #include <butter/unix_socket.hpp>
 
+#include "cgroup.hpp"
 #include "child/child.hpp"
 #include "output.hpp"
 #include "seccomp/describe.hpp"
@@ -285,6 +286,9 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original
     BUTTER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::create());
     BUTTER_ASSIGN_OR_RETURN(Output out, Output::open(plan.stdout_spec, 1));
     BUTTER_ASSIGN_OR_RETURN(Output err, Output::open(plan.stderr_spec, 2));
+    BUTTER_ASSIGN_OR_RETURN(
+        SandboxCgroups cgroups,
+        SandboxCgroups::create(plan, [&](const std::string& w) { log.warn("%s", w.c_str()); }));
 
     Attempt* current = nullptr;
     bool stop_requested = false, time_up = false;
@@ -330,8 +334,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original
     RunOutcome result;
     std::deque<Clock::time_point> restart_times;
     for (;;) {
-        BUTTER_ASSIGN_OR_RETURN(Sandbox sb,
-                                spawn(plan, original_mask, out.child_fd(), err.child_fd()));
+        BUTTER_ASSIGN_OR_RETURN(
+            Sandbox sb, spawn(plan, original_mask, {out.child_fd(), err.child_fd(), &cgroups}));
         out.after_spawn();
         err.after_spawn();
         BUTTER_TRY(out.start(loop));
@@ -350,6 +354,9 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original
         o.denied = std::move(result.denied);
         o.restarts = result.restarts;
         result = std::move(o);
+        cgroups.collect(result);
+        if (result.stop == RunOutcome::Stop::Oom)
+            log.warn("the command ran out of memory (limits.memory)");
         log.info("command %s", describe(result).c_str());
 
         if (stop_requested || time_up || !wants_restart(plan, result)) break;
@@ -393,6 +400,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original
     } else if (stop_requested) {
         result.stop = RunOutcome::Stop::StopRequest;
     }
+    cgroups.destroy();
     result.wall = Clock::now() - start;
     struct rusage after {};
     ::getrusage(RUSAGE_CHILDREN, &after);

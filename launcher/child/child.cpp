@@ -94,23 +94,26 @@ Result<void> wait_for_parent(const ChildChannels& ch) {
 }
 
 Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& step) {
-    if (!plan.namespaces.has(Namespace::User)) return {};
+    bool userns = plan.namespaces.has(Namespace::User);
     step = Step::IdMaps;
-    if (plan.child_writes_maps) {
+    if (userns && plan.child_writes_maps) {
         BUTTER_TRY(write_setgroups(0, false));
         BUTTER_TRY(write_uid_map(0, plan.uid_map));
         BUTTER_TRY(write_gid_map(0, plan.gid_map));
-        return {};
     }
-    step = Step::WaitParent;
-    BUTTER_TRY(wait_for_parent(ch));
-    // Our host ids are unmapped in the new namespace until we take mapped ones; the
-    // capabilities of the namespace's creator stay.
-    step = Step::IdMaps;
-    if (::setresgid(plan.setup_gid, plan.setup_gid, plan.setup_gid) < 0)
-        return fail_errno("setresgid");
-    if (::setresuid(plan.setup_uid, plan.setup_uid, plan.setup_uid) < 0)
-        return fail_errno("setresuid");
+    if (ch.wait_for_parent) {
+        step = Step::WaitParent;
+        BUTTER_TRY(wait_for_parent(ch));
+    }
+    if (userns && !plan.child_writes_maps) {
+        // Our host ids are unmapped in the new namespace until we take mapped ones; the
+        // capabilities of the namespace's creator stay.
+        step = Step::IdMaps;
+        if (::setresgid(plan.setup_gid, plan.setup_gid, plan.setup_gid) < 0)
+            return fail_errno("setresgid");
+        if (::setresuid(plan.setup_uid, plan.setup_uid, plan.setup_uid) < 0)
+            return fail_errno("setresuid");
+    }
     return {};
 }
 

@@ -544,6 +544,22 @@ const std::vector<Row>& rows() {
         duration("limits.cpu", FIELD(limits.cpu), "CPU time (RLIMIT_CPU, whole seconds)"),
         size("limits.memory", FIELD(limits.memory), "memory (cgroup memory.max / limit_in_bytes)"),
         count("limits.pids", FIELD(limits.pids), "processes and threads (cgroup pids.max)"),
+        {"limits.cpus", "number", bit(Kind::Integer) | bit(Kind::Float),
+         [](const Value& v, Profile& p, const Expansion&, Diagnostics&) -> Err {
+             double c = v.kind == Kind::Integer ? static_cast<double>(v.integer) : v.floating;
+             if (!(c >= 0.01 && c <= 4096))
+                 return std::string("must be between 0.01 and 4096 CPUs");
+             p.limits.cpus = c;
+             return {};
+         },
+         [](const Profile& p) -> std::optional<std::string> {
+             if (!p.limits.cpus) return std::nullopt;
+             char buf[32];
+             std::snprintf(buf, sizeof buf, "%g", *p.limits.cpus);
+             std::string s = buf;
+             return s.find_first_of(".e") == std::string::npos ? s + ".0" : s;
+         },
+         "CPU bandwidth in CPUs, e.g. 1.5 (cgroup cpu.max / cpu.cfs_quota_us)"},
         count("limits.open_files", FIELD(limits.open_files), "RLIMIT_NOFILE"),
         size("limits.file_size", FIELD(limits.file_size), "RLIMIT_FSIZE"),
         size("limits.core", FIELD(limits.core), "RLIMIT_CORE"),

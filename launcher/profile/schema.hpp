@@ -87,7 +87,8 @@ struct Profile {
         std::optional<nanoseconds> time;  // wall clock (timerfd)
         std::optional<nanoseconds> cpu;   // RLIMIT_CPU
         std::optional<std::uint64_t> memory, pids, open_files, file_size, core, stack;
-        bool optional = false;  // cgroup limits that cannot be set only warn
+        std::optional<double> cpus;  // CPU bandwidth in CPUs (cgroup cpu.max / cfs_quota_us)
+        bool optional = false;       // cgroup limits that cannot be set only warn
     } limits;
 
     struct Seccomp {

@@ -287,6 +287,25 @@ int main(int argc, char** argv) {
             p[i] = 1;
         usleep(100000);
         std::puts("allocated");
+    } else if (cmd == "forkbomb") {
+        // Forks paused children until fork fails; prints how many it got.
+        int made = 0;
+        for (; made < 100000; ++made) {
+            pid_t p = fork();
+            if (p == 0) {
+                pause();
+                _exit(0);
+            }
+            if (p < 0) break;
+        }
+        std::printf("%d %s\n", made, strerrorname_np(errno));
+        std::fflush(stdout);
+        kill(0, SIGKILL);
+    } else if (cmd == "open-many") {
+        int n = 0;
+        while (open("/dev/null", O_RDONLY) >= 0)
+            ++n;
+        std::printf("%d %s\n", n, strerrorname_np(errno));
     } else if (cmd == "spawn-daemon") {
         // A double-forked daemon that tries to outlive the sandbox, writing its pid.
         pid_t p = fork();

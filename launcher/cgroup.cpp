@@ -1,0 +1,109 @@
+#include "cgroup.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+
+#include "supervisor.hpp"
+
+namespace butter::launcher {
+
+namespace {
+
+struct Setting {
+    std::string file;
+    std::string value;
+};
+
+// The files and values of one limit in each cgroup version.
+std::vector<Setting> settings(const std::string& controller, const SandboxPlan& p,
+                              CgroupVersion v) {
+    bool v2 = v == CgroupVersion::V2;
+    if (controller == "memory") {
+        std::string bytes = std::to_string(*p.memory_limit);
+        if (v2) return {{"memory.max", bytes}, {"memory.swap.max", "0"}};
+        return {{"memory.limit_in_bytes", bytes}, {"memory.memsw.limit_in_bytes", bytes}};
+    }
+    if (controller == "pids") return {{"pids.max", std::to_string(*p.pids_limit)}};
+    // cpu: a quota per 100 ms period.
+    auto quota = static_cast<long long>(std::llround(*p.cpus * 100000.0));
+    if (v2) return {{"cpu.max", std::to_string(quota) + " 100000"}};
+    return {{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", std::to_string(quota)}};
+}
+
+}  // namespace
+
+Result<SandboxCgroups> SandboxCgroups::create(const SandboxPlan& plan,
+                                              const std::function<void(const std::string&)>& warn) {
+    SandboxCgroups out;
+    std::vector<std::pair<const char*, const char*>> wanted;  // controller, profile key
+    if (plan.memory_limit) wanted.emplace_back("memory", "limits.memory");
+    if (plan.pids_limit) wanted.emplace_back("pids", "limits.pids");
+    if (plan.cpus) wanted.emplace_back("cpu", "limits.cpus");
+    std::string name = "butter-" + std::to_string(::getpid());
+    for (auto [controller, key] : wanted) {
+        auto made = [&]() -> Result<Cgroup> {
+            BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
+            BUTTER_ASSIGN_OR_RETURN(Cgroup cg, Cgroup::create(h, name));
+            for (const Setting& s : settings(controller, plan, h.version)) {
+                // The swap knobs exist only with swap accounting: skip them when absent.
+                if (s.file.find("swap") != std::string::npos && !cg.has(s.file)) continue;
+                BUTTER_TRY(cg.write(s.file, s.value));
+            }
+            return cg;
+        }();
+        if (made) {
+            out.groups_.push_back({controller, std::move(*made)});
+            continue;
+        }
+        Error e = std::move(made).error().with_context(key);
+        if (is_privilege(e) || e.errno_value() == EROFS) {
+            (void)std::move(e).with_hint("no writable cgroup for the " + std::string(controller) +
+                                         " controller: run as root, or below a delegated cgroup "
+                                         "v2, or set limits.optional = true");
+        }
+        if (!plan.limits_optional) return fail(std::move(e));
+        warn("warning: " + e.what() + " (the limit is not applied: limits.optional)");
+    }
+    return out;
+}
+
+Result<void> SandboxCgroups::join(pid_t pid) const {
+    for (const Group& g : groups_)
+        BUTTER_TRY(g.cgroup.add(pid));
+    return {};
+}
+
+const SandboxCgroups::Group* SandboxCgroups::find(const char* controller) const {
+    for (const Group& g : groups_)
+        if (g.controller == controller) return &g;
+    return nullptr;
+}
+
+void SandboxCgroups::collect(RunOutcome& out) const {
+    if (const Group* m = find("memory")) {
+        const Cgroup& cg = m->cgroup;
+        bool v2 = cg.version() == CgroupVersion::V2;
+        if (auto peak = cg.read_number(v2 ? "memory.peak" : "memory.max_usage_in_bytes"))
+            out.peak_memory = *peak;
+        auto ooms = cg.read_key(v2 ? "memory.events" : "memory.oom_control", "oom_kill");
+        if (ooms && *ooms > 0) {
+            out.limits_hit.push_back("memory");
+            if (out.kind == RunOutcome::Kind::Signaled && out.stop == RunOutcome::Stop::None)
+                out.stop = RunOutcome::Stop::Oom;
+        }
+    }
+    if (const Group* p = find("pids")) {
+        if (auto peak = p->cgroup.read_number("pids.peak")) out.peak_pids = *peak;
+        auto hits = p->cgroup.read_key("pids.events", "max");
+        if (hits && *hits > 0) out.limits_hit.push_back("pids");
+    }
+}
+
+void SandboxCgroups::destroy() {
+    for (Group& g : groups_)
+        (void)g.cgroup.destroy();
+    groups_.clear();
+}
+
+}  // namespace butter::launcher

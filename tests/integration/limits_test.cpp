@@ -1,0 +1,135 @@
+// [limits] end to end: cgroup memory/pids/cpu limits and rlimits.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include <butter/cgroup.hpp>
+
+#include "../support/butter_run.hpp"
+#include "../support/tmpdir.hpp"
+#include "../support/userns.hpp"
+
+namespace butter::test {
+namespace {
+
+std::string field(const std::string& json, const std::string& key) {
+    auto at = json.find("\"" + key + "\": ");
+    if (at == std::string::npos) return "<missing>";
+    at += key.size() + 4;
+    auto end = json.find_first_of(",\n", at);
+    if (json[at] == '[' || json[at] == '{') end = json.find_first_of("]}", at) + 1;
+    return json.substr(at, end - at);
+}
+
+class Limits : public ::testing::Test {
+  protected:
+    void SetUp() override { ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0); }
+    RunResult probe(std::vector<std::string> extra, std::vector<std::string> cmd,
+                    bool nobody = false) {
+        std::vector<std::string> args{"run", "--ro-bind", std::string(probe_bin()) + ":/probe",
+                                      "--report", dir_ / "r.json"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        args.push_back("--");
+        args.push_back("/probe");
+        args.insert(args.end(), cmd.begin(), cmd.end());
+        RunOptions o;
+        o.cwd = dir_.path();
+        o.as_nobody = nobody;
+        return run_butter(args, o);
+    }
+    std::string report() { return read_file(dir_ / "r.json"); }
+    TempDir dir_;
+};
+
+TEST_F(Limits, MemoryHogIsKilledAndReportedAsOom) {
+    BUTTER_REQUIRE_ROOT();
+    auto r = probe({"--set", "limits.memory=\"64M\""}, {"alloc", "512"});
+    EXPECT_EQ(r.code, 137) << r.err;
+    EXPECT_NE(r.err.find("ran out of memory"), std::string::npos) << r.err;
+    std::string j = report();
+    EXPECT_EQ(field(j, "reason"), "\"oom\"");
+    EXPECT_EQ(field(j, "limits_hit"), "[\"memory\"]");
+    EXPECT_LE(std::stoull(field(j, "peak_memory_bytes")), 64ULL << 20);
+    auto fits = probe({"--set", "limits.memory=\"256M\""}, {"alloc", "64"});
+    EXPECT_EQ(fits.code, 0) << fits.err;
+    EXPECT_EQ(field(report(), "limits_hit"), "[]");
+}
+
+TEST_F(Limits, ForkBombStopsAtThePidsLimit) {
+    BUTTER_REQUIRE_ROOT();
+    auto r = probe({"--set", "limits.pids=16"}, {"forkbomb"});
+    // init and the probe count too: the probe gets at most 14 children.
+    int made = std::atoi(r.out.c_str());
+    EXPECT_GT(made, 0) << r.out << r.err;
+    EXPECT_LE(made, 14) << r.out;
+    EXPECT_NE(r.out.find("EAGAIN"), std::string::npos) << r.out;
+    std::string j = report();
+    EXPECT_EQ(field(j, "limits_hit"), "[\"pids\"]");
+    EXPECT_TRUE(pids_matching("/probe forkbomb").empty());
+}
+
+TEST_F(Limits, CpuQuotaSlowsASpinner) {
+    BUTTER_REQUIRE_ROOT();
+    auto start = std::chrono::steady_clock::now();
+    auto r = probe({"--set", "limits.cpus=0.25"}, {"spin", "250"});
+    auto wall = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.code, 0) << r.err;
+    // 250 ms of CPU at a quarter of a CPU needs about a second of wall time.
+    EXPECT_GE(wall, std::chrono::milliseconds(700));
+}
+
+TEST_F(Limits, CgroupsAreRemovedAfterTheRun) {
+    BUTTER_REQUIRE_ROOT();
+    auto r = probe({"--set", "limits.pids=32", "--set", "limits.memory=\"128M\""}, {"pid"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    // butter's cgroups are created below the test's own cgroup in each hierarchy.
+    auto butter_dirs = [] {
+        int n = 0;
+        for (const char* c : {"pids", "memory"}) {
+            auto h = find_cgroup_hierarchy(c);
+            if (!h) continue;
+            if (DIR* d = ::opendir(h->own_path().c_str())) {
+                while (dirent* e = ::readdir(d))
+                    n += std::string(e->d_name).starts_with("butter-") ? 1 : 0;
+                ::closedir(d);
+            }
+        }
+        return n;
+    };
+    EXPECT_EQ(butter_dirs(), 0);
+}
+
+TEST_F(Limits, UnprivilegedWithoutCgroupIsAClearErrorOrAWarning) {
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable");
+    auto r = probe({"--set", "limits.memory=\"64M\""}, {"pid"}, true);
+    EXPECT_EQ(r.code, 125);
+    EXPECT_NE(r.err.find("no writable cgroup for the memory controller"), std::string::npos)
+        << r.err;
+    auto opt =
+        probe({"--set", "limits.memory=\"64M\"", "--set", "limits.optional=true"}, {"pid"}, true);
+    EXPECT_EQ(opt.code, 0) << opt.err;
+    EXPECT_EQ(opt.out, "2\n");
+    EXPECT_NE(opt.err.find("warning:"), std::string::npos) << opt.err;
+}
+
+TEST_F(Limits, Rlimits) {
+    BUTTER_REQUIRE(is_root() || have_userns(), "USERNS", "no way to run a sandbox");
+    auto r = probe({"--set", "limits.open_files=20"}, {"open-many"});
+    EXPECT_EQ(r.out, "17 EMFILE\n") << r.err;  // 0-2 are open
+    auto big = run_butter({"run", "--set", "limits.file_size=\"4K\"", "--", "sh", "-c",
+                           "head -c 8192 /dev/zero > " + (dir_ / "big") + "; echo $?"},
+                          [&] {
+                              RunOptions o;
+                              o.cwd = dir_.path();
+                              return o;
+                          }());
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "big").c_str(), &st), 0);
+    EXPECT_EQ(st.st_size, 4096);
+}
+
+}  // namespace
+}  // namespace butter::test
