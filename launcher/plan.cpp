@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 
@@ -54,6 +55,14 @@ std::optional<uid_t> parse_id(const std::string& s) {
     return static_cast<uid_t>(v);
 }
 
+// systemd's service protocol variables: they describe butter's own process and fds, so they
+// pass to the command only through the features that translate them (notify, socket
+// activation), never as they are.
+bool is_service_var(const std::string& k) {
+    return k == "NOTIFY_SOCKET" || k == "LISTEN_PID" || k == "LISTEN_FDS" ||
+           k == "LISTEN_FDNAMES" || k == "WATCHDOG_PID" || k == "WATCHDOG_USEC";
+}
+
 std::vector<std::string> make_env(const profile::Profile& p) {
     std::map<std::string, std::string> vars;
     std::vector<std::string> order;
@@ -66,6 +75,7 @@ std::vector<std::string> make_env(const profile::Profile& p) {
         auto eq = kv.find('=');
         if (eq == std::string::npos) continue;
         std::string k = kv.substr(0, eq);
+        if (is_service_var(k)) continue;
         bool keep = !p.process.env_clear ||
                     std::find(p.process.env_keep.begin(), p.process.env_keep.end(), k) !=
                         p.process.env_keep.end();
@@ -413,6 +423,28 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
         static_cast<unsigned>(std::min<std::uint64_t>(p.supervise.restart_burst, 1000));
     plan.restart_interval = p.supervise.restart_interval;
     plan.notify = p.supervise.notify;
+    // Socket activation: fds 3.. were passed to butter (LISTEN_PID is ours); they go on to the
+    // command with LISTEN_PID rewritten to its pid inside. The watchdog likewise.
+    const char* listen_pid = std::getenv("LISTEN_PID");
+    const char* listen_fds = std::getenv("LISTEN_FDS");
+    if (listen_pid && listen_fds && std::strtol(listen_pid, nullptr, 10) == ::getpid()) {
+        long fds = std::strtol(listen_fds, nullptr, 10);
+        if (fds > 0 && fds < 1024) {
+            plan.listen_fds = static_cast<int>(fds);
+            plan.env.push_back(std::string("LISTEN_FDS=") + listen_fds);
+            if (const char* names = std::getenv("LISTEN_FDNAMES"))
+                plan.env.push_back(std::string("LISTEN_FDNAMES=") + names);
+            plan.env.push_back("LISTEN_PID=");  // the command's pid, filled in by the child
+            plan.pid_env.push_back(plan.env.size() - 1);
+        }
+    }
+    const char* wd_usec = std::getenv("WATCHDOG_USEC");
+    const char* wd_pid = std::getenv("WATCHDOG_PID");
+    if (plan.notify && wd_usec && (!wd_pid || std::strtol(wd_pid, nullptr, 10) == ::getpid())) {
+        plan.env.push_back(std::string("WATCHDOG_USEC=") + wd_usec);
+        plan.env.push_back("WATCHDOG_PID=");
+        plan.pid_env.push_back(plan.env.size() - 1);
+    }
 
     // --- output and report
     auto output = [](const std::string& mode) {

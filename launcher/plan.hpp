@@ -48,6 +48,10 @@ struct Rlimit {
 struct SandboxPlan {
     std::vector<std::string> argv;
     std::vector<std::string> env;  // "KEY=VALUE"
+    // Indexes into env of "NAME=" entries the child completes with the command's own pid
+    // (LISTEN_PID, WATCHDOG_PID).
+    std::vector<std::size_t> pid_env;
+    int listen_fds = 0;  // socket activation: fds 3 .. 3+n-1 pass to the command
     // Where execve looks for argv[0] inside the sandbox (PATH search done in the child).
     std::vector<std::string> exec_candidates;
     std::string cwd;

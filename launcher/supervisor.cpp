@@ -18,6 +18,7 @@
 
 #include "cgroup.hpp"
 #include "child/child.hpp"
+#include "notify.hpp"
 #include "output.hpp"
 #include "seccomp/describe.hpp"
 #include "spawn.hpp"
@@ -277,9 +278,25 @@ SignalSet supervised_signals(const SandboxPlan& plan) {
     return s;
 }
 
-Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original_mask,
+Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& original_mask,
                                const SupervisorOptions& options) {
     Log log(options.verbosity);
+    // What the run adds to the plan: the notify socket's bind and variable.
+    SandboxPlan plan = profile_plan;
+    BUTTER_ASSIGN_OR_RETURN(
+        std::optional<NotifyRelay> relay,
+        plan.notify ? NotifyRelay::create() : Result<std::optional<NotifyRelay>>());
+    {
+        if (relay) {
+            MountStep m;
+            m.type = profile::MountType::Bind;
+            m.source = relay->dir();
+            m.target = NotifyRelay::kInsideDir;
+            m.read_only = true;  // a socket still accepts connections on a read-only mount
+            plan.mounts.push_back(m);
+            plan.env.push_back(std::string("NOTIFY_SOCKET=") + NotifyRelay::kInsideSocket);
+        }
+    }
     auto start = Clock::now();
     struct rusage before {};
     ::getrusage(RUSAGE_CHILDREN, &before);
@@ -328,6 +345,17 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original
             if (!time_up) log.info("time limit reached");
             time_up = true;
             stop_now();
+        }));
+    }
+
+    if (relay) {
+        BUTTER_TRY(relay->start(loop, [&](const std::string& msg) {
+            std::string one = msg;
+            while (!one.empty() && one.back() == '\n')
+                one.pop_back();
+            for (auto& c : one)
+                if (c == '\n') c = ' ';
+            log.info("notify: %s", one.c_str());
         }));
     }
 

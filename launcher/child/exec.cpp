@@ -1,5 +1,6 @@
 // The command's last steps: session, stdin, ids and privileges, inherited fds, seccomp (last),
 // and execve with a PATH search done inside the sandbox.
+#include <fcntl.h>
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -19,7 +20,11 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch) {
     for (const auto& a : plan.argv)
         argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    for (const auto& e : plan.env)
+    // LISTEN_PID and WATCHDOG_PID name this process as the command will see itself.
+    std::vector<std::string> env = plan.env;
+    for (std::size_t i : plan.pid_env)
+        env[i] += std::to_string(butter::getpid());
+    for (const auto& e : env)
         envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
 
@@ -37,7 +42,13 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch) {
     // Without a pid namespace this process is the sandbox: it must still die with butter.
     if (!plan.namespaces.has(Namespace::Pid) && !rearm_parent_death(ch)) ::_exit(125);
     // Every fd above 2 closes at exec, the caller's leaks included; ours are needed until then.
-    if (auto r = close_range(3, ~0U, CLOSE_RANGE_CLOEXEC); !r) die(ch, Step::CloseFds, r.error());
+    // Socket activation's fds 3.. stay open (and lose close-on-exec if they had it).
+    unsigned first_closed = 3 + static_cast<unsigned>(plan.listen_fds);
+    for (int fd = 3; fd < static_cast<int>(first_closed); ++fd)
+        if (::fcntl(fd, F_SETFD, 0) < 0)
+            die(ch, Step::CloseFds, Error::from_errno("fcntl(F_SETFD)", std::to_string(fd)));
+    if (auto r = close_range(first_closed, ~0U, CLOSE_RANGE_CLOEXEC); !r)
+        die(ch, Step::CloseFds, r.error());
 
     if (!plan.seccomp.empty()) {
         BpfLoadOptions opts;

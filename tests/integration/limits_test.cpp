@@ -115,6 +115,39 @@ TEST_F(Limits, UnprivilegedWithoutCgroupIsAClearErrorOrAWarning) {
     EXPECT_NE(opt.err.find("warning:"), std::string::npos) << opt.err;
 }
 
+TEST_F(Limits, CiJobEndToEnd) {
+    // What a CI runner does: a time limit, memory and pids limits, output to a file, the report.
+    BUTTER_REQUIRE_ROOT();
+    std::string log = dir_ / "job.log";
+    auto r = run_butter(
+        {"run", "--report", dir_ / "r.json", "--timeout", "30s", "--set", "limits.memory=\"256M\"",
+         "--set", "limits.pids=64", "--set", "output.stdout=\"file:" + log + "\"", "--", "sh", "-c",
+         "echo building; for i in 1 2 3; do echo step $i; done; exit 0"},
+        [&] {
+            RunOptions o;
+            o.cwd = dir_.path();
+            return o;
+        }());
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(read_file(log), "building\nstep 1\nstep 2\nstep 3\n");
+    std::string j = report();
+    EXPECT_EQ(field(j, "status"), "0");
+    EXPECT_EQ(field(j, "limits_hit"), "[]");
+    EXPECT_NE(field(j, "peak_memory_bytes"), "null");
+    EXPECT_NE(field(j, "peak_pids"), "<missing>");
+    // The same job over its time limit: 124, reported.
+    auto slow = run_butter({"run", "--report", dir_ / "r.json", "--timeout", "300ms", "--set",
+                            "limits.memory=\"256M\"", "--", "sleep", "30"},
+                           [&] {
+                               RunOptions o;
+                               o.cwd = dir_.path();
+                               return o;
+                           }());
+    EXPECT_EQ(slow.code, 124);
+    EXPECT_EQ(field(report(), "reason"), "\"time_limit\"");
+}
+
 TEST_F(Limits, Rlimits) {
     BUTTER_REQUIRE(is_root() || have_userns(), "USERNS", "no way to run a sandbox");
     auto r = probe({"--set", "limits.open_files=20"}, {"open-many"});

@@ -26,6 +26,13 @@ namespace {
     }
     for (const auto& kv : o.env)
         ::putenv(const_cast<char*>(kv.c_str()));
+    if (o.listen_fd >= 0) {
+        // dup2 onto itself keeps close-on-exec: clear it either way.
+        if (::dup2(o.listen_fd, 3) < 0 || ::fcntl(3, F_SETFD, 0) < 0) ::_exit(205);
+        ::setenv("LISTEN_FDS", "1", 1);
+        ::setenv("LISTEN_FDNAMES", "web", 1);
+        ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+    }
     if (o.as_nobody && ::getuid() == 0) {
         if (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 ||
             ::setresuid(65534, 65534, 65534) < 0)
@@ -93,7 +100,10 @@ Started start_butter(const std::vector<std::string>& args, const RunOptions& o) 
     if (::pipe2(out, O_CLOEXEC) < 0) return {};
     pid_t pid = ::fork();
     if (pid == 0) {
-        ::dup2(out[1], 1);
+        int f = o.stdout_file.empty()
+                    ? -1
+                    : ::open(o.stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(f >= 0 ? f : out[1], 1);
         exec_butter(args, o);
     }
     ::close(out[1]);

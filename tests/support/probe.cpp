@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -306,6 +307,55 @@ int main(int argc, char** argv) {
         while (open("/dev/null", O_RDONLY) >= 0)
             ++n;
         std::printf("%d %s\n", n, strerrorname_np(errno));
+    } else if (cmd == "notify") {
+        // sd_notify(MSG) by hand: one datagram to $NOTIFY_SOCKET.
+        const char* path = getenv("NOTIFY_SOCKET");
+        if (!path) {
+            std::puts("no NOTIFY_SOCKET");
+            return 0;
+        }
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+        std::string msg = arg;
+        for (auto& c : msg)
+            if (c == ';') c = '\n';
+        if (sendto(s, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0)
+            return report_errno(-1);
+        std::puts("sent");
+    } else if (cmd == "service") {
+        // A Type=notify daemon: READY=1, serve until SIGTERM, STOPPING=1, exit ARG.
+        const char* path = getenv("NOTIFY_SOCKET");
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        if (path) strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+        auto notify = [&](const char* msg) {
+            if (path) sendto(s, msg, strlen(msg), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        };
+        signal(SIGTERM, on_signal);
+        notify("READY=1\nSTATUS=serving");
+        while (!g_signal)
+            pause();
+        notify("STOPPING=1");
+        return std::atoi(arg.c_str());
+    } else if (cmd == "listen-serve") {
+        // Socket activation: LISTEN_PID must be us, fd 3 a listening socket to serve once.
+        const char* lp = getenv("LISTEN_PID");
+        const char* lf = getenv("LISTEN_FDS");
+        const char* ln = getenv("LISTEN_FDNAMES");
+        if (!lp || !lf || std::atol(lp) != getpid() || std::atoi(lf) != 1) {
+            std::printf("bad env: LISTEN_PID=%s LISTEN_FDS=%s pid=%d\n", lp ? lp : "-",
+                        lf ? lf : "-", getpid());
+            return 1;
+        }
+        int c = accept(3, nullptr, nullptr);
+        if (c < 0) return report_errno(-1);
+        std::string hello = std::string("hello from ") + (ln ? ln : "?") + "\n";
+        (void)!write(c, hello.data(), hello.size());
+        close(c);
+        std::puts("served");
     } else if (cmd == "spawn-daemon") {
         // A double-forked daemon that tries to outlive the sandbox, writing its pid.
         pid_t p = fork();
