@@ -462,6 +462,24 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     plan.report_path = o.report ? *o.report : p.report.path;
     plan.file_activity = p.report.file_activity;
 
+    // --- watch
+    for (std::size_t i = 0; i < p.watch.paths.size(); ++i) {
+        const std::string& w = p.watch.paths[i];
+        if (::access(w.c_str(), F_OK) < 0) {
+            out.push_back(error_at(p.loc_of("watch.paths[" + std::to_string(i) + "]"),
+                                   "watch.paths: '" + w + "' does not exist"));
+            continue;
+        }
+        plan.watch_paths.push_back(w);
+    }
+    if (p.watch.on_change == "restart") {
+        plan.on_change = SandboxPlan::OnChange::Restart;
+    } else if (p.watch.on_change.starts_with("signal:")) {
+        plan.on_change = SandboxPlan::OnChange::Signal;
+        plan.watch_signal = parse_signal(p.watch.on_change.substr(7)).value_or(SIGHUP);
+    }
+    plan.watch_debounce = p.watch.debounce;
+
     std::size_t errors = 0;
     for (const auto& d : out)
         errors += d.is_error() ? 1 : 0;

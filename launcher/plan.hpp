@@ -98,6 +98,12 @@ struct SandboxPlan {
     std::chrono::nanoseconds restart_interval{};
 
     OutputSpec stdout_spec, stderr_spec;
+    // [watch]: host paths, and what a change does (one of them).
+    std::vector<std::string> watch_paths;
+    enum class OnChange { Log, Signal, Restart } on_change = OnChange::Log;
+    int watch_signal = 0;
+    std::chrono::nanoseconds watch_debounce{};
+
     std::string report_path;  // "" none, "-" stdout
     bool file_activity = false;
     bool notify = false;

@@ -22,6 +22,7 @@
 #include "output.hpp"
 #include "seccomp/describe.hpp"
 #include "spawn.hpp"
+#include "watch.hpp"
 
 namespace butter::launcher {
 
@@ -359,6 +360,32 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         }));
     }
 
+    // [watch]: a change logs, signals the command, or restarts it (whatever the policy).
+    bool restart_requested = false;
+    std::optional<Watcher> watcher;
+    if (!plan.watch_paths.empty()) {
+        BUTTER_ASSIGN_OR_RETURN(watcher, Watcher::create(plan.watch_paths, plan.watch_debounce));
+        BUTTER_TRY(watcher->start(loop, [&](const std::string& path, unsigned n) {
+            switch (plan.on_change) {
+                case SandboxPlan::OnChange::Log:
+                    log.warn("watch: %s changed (%u change%s)", path.c_str(), n, n == 1 ? "" : "s");
+                    break;
+                case SandboxPlan::OnChange::Signal:
+                    log.info("watch: %s changed: %s", path.c_str(),
+                             signal_name(plan.watch_signal).c_str());
+                    if (current) current->forward(plan.watch_signal);
+                    break;
+                case SandboxPlan::OnChange::Restart:
+                    log.warn("watch: %s changed: restarting", path.c_str());
+                    if (current) {
+                        restart_requested = true;
+                        current->request_stop(plan.stop_signal, plan.stop_timeout);
+                    }
+                    break;
+            }
+        }));
+    }
+
     RunOutcome result;
     std::deque<Clock::time_point> restart_times;
     for (;;) {
@@ -387,7 +414,16 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
             log.warn("the command ran out of memory (limits.memory)");
         log.info("command %s", describe(result).c_str());
 
-        if (stop_requested || time_up || !wants_restart(plan, result)) break;
+        if (stop_requested || time_up) break;
+        if (restart_requested) {
+            // A change asked for it: now, without the delay or the crash-loop count.
+            restart_requested = false;
+            ++result.restarts;
+            BUTTER_TRY(out.reopen_pipe_if_tee());
+            BUTTER_TRY(err.reopen_pipe_if_tee());
+            continue;
+        }
+        if (!wants_restart(plan, result)) break;
         auto now = Clock::now();
         restart_times.push_back(now);
         while (!restart_times.empty() && now - restart_times.front() > plan.restart_interval)

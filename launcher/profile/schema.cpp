@@ -600,6 +600,8 @@ const std::vector<Row>& rows() {
                     check_absolute),
         string("watch.on_change", FIELD(watch.on_change), "signal:NAME | restart | log", false,
                check_on_change),
+        duration("watch.debounce", FIELD(watch.debounce),
+                 "changes within this time after the first count as one"),
         string("report.path", FIELD(report.path), "JSON report file, or - for stdout", true,
                check_absolute_or_empty),
         boolean("report.file_activity", FIELD(report.file_activity),

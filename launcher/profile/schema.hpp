@@ -121,7 +121,8 @@ struct Profile {
 
     struct Watch {
         std::vector<std::string> paths;
-        std::string on_change = "log";  // signal:NAME | restart | log
+        std::string on_change = "log";                          // signal:NAME | restart | log
+        nanoseconds debounce = std::chrono::milliseconds(200);  // a burst of changes counts once
     } watch;
 
     struct Report {
