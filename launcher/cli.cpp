@@ -1,5 +1,9 @@
 #include "cli.hpp"
 
+#include <fcntl.h>
+
+#include <cstdlib>
+
 #include "profile/units.hpp"
 
 namespace butter::launcher {
@@ -21,7 +25,8 @@ std::pair<std::string, std::string> split_bind(const std::string& v) {
 std::string usage() {
     return R"(usage:
   butter run [-p PROFILE] [--set KEY=VALUE]... [--bind SRC[:DST]]... [--ro-bind SRC[:DST]]...
-             [--timeout DURATION] [--report FILE|-] [--quiet|--verbose] [--] COMMAND [ARG...]
+             [--timeout DURATION] [--report FILE|-] [--events FD] [--quiet|--verbose]
+             [--] COMMAND [ARG...]
   butter check PROFILE...      validate profiles; print every error as FILE:LINE:COL: message
   butter show [-p PROFILE] [--set KEY=VALUE]...   print the resolved profile as TOML
   butter profiles              list the profiles on the search path
@@ -124,6 +129,16 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
                 (v != "-" && v[0] != '/' && v.find('/') == std::string::npos && v.starts_with("-")))
                 return fail(bad("option '--report' expects a file or '-', got '" + v + "'"));
             cli.report = v;
+        } else if (flag == "--events") {
+            BUTTER_TRY(only(run));
+            BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
+            char* end = nullptr;
+            long fd = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || fd < 3 || fd > 65535 ||
+                ::fcntl(static_cast<int>(fd), F_GETFD) < 0)
+                return fail(bad("option '--events' expects an open file descriptor above 2, got '" +
+                                v + "'"));
+            cli.events_fd = static_cast<int>(fd);
         } else if (flag == "--quiet" || flag == "-q") {
             BUTTER_TRY(only(run));
             if (inline_value) return fail(bad("option '" + flag + "' takes no value"));

@@ -20,6 +20,7 @@ struct Cli {
     std::optional<std::chrono::nanoseconds> timeout;
     std::optional<std::string> report;  // --report FILE|-
     int verbosity = 1;                  // --quiet 0, --verbose 2
+    int events_fd = -1;                 // --events FD
     std::vector<std::string> args;      // run: the command; check: profiles; syscalls: groups
 };
 

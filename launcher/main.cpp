@@ -38,6 +38,7 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     po.binds = cli.binds;
     po.ro_binds = cli.ro_binds;
     po.timeout = cli.timeout;
+    po.events = cli.events_fd >= 0;
     if (cli.report) {
         // Relative to where butter was started, as every other CLI path.
         std::string r = *cli.report;
@@ -65,6 +66,7 @@ int cmd_run(const Cli& cli) {
     }
     SupervisorOptions so;
     so.verbosity = cli.verbosity;
+    so.events_fd = cli.events_fd;
     auto outcome = run_sandbox(*plan, blocked->previous(), so);
     if (!outcome) {
         // butter itself failed: still a report, so a CI system sees why.

@@ -461,6 +461,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     plan.stderr_spec = output(p.output.stderr_mode);
     plan.report_path = o.report ? *o.report : p.report.path;
     plan.file_activity = p.report.file_activity;
+    plan.record_steps = !plan.report_path.empty() || o.events;
 
     // --- watch
     for (std::size_t i = 0; i < p.watch.paths.size(); ++i) {

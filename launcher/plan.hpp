@@ -106,6 +106,7 @@ struct SandboxPlan {
 
     std::string report_path;  // "" none, "-" stdout
     bool file_activity = false;
+    bool record_steps = false;  // the child reports its setup timings (report, --events)
     bool notify = false;
 
     // The profile's source positions, kept for messages after planning.
@@ -119,6 +120,7 @@ struct PlanOptions {
     std::vector<std::pair<std::string, std::string>> ro_binds;  // --ro-bind SRC[:DST]
     std::optional<std::chrono::nanoseconds> timeout;            // --timeout
     std::optional<std::string> report;                          // --report FILE|-
+    bool events = false;                                        // --events FD
     std::optional<bool> force_privileged;  // plan as root / not root (tests); default: euid
 };
 

@@ -11,6 +11,7 @@
 #include <deque>
 
 #include <butter/loop.hpp>
+#include <butter/namespace.hpp>
 #include <butter/process.hpp>
 #include <butter/seccomp.hpp>
 #include <butter/timerfd.hpp>
@@ -18,6 +19,7 @@
 
 #include "cgroup.hpp"
 #include "child/child.hpp"
+#include "events.hpp"
 #include "notify.hpp"
 #include "output.hpp"
 #include "seccomp/describe.hpp"
@@ -59,6 +61,30 @@ class Log {
     int verbosity_;
 };
 
+std::int64_t monotonic_ns() {
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+// What each StepClock mark closes, for the report and the events.
+const char* step_label(Step s) {
+    switch (s) {
+        case Step::IdMaps:
+            return "clone and id maps";
+        case Step::Mount:
+            return "mounts and pivot_root";
+        case Step::Hostname:
+            return "hostname, network, limits, cwd";
+        case Step::Init:
+            return "init";
+        case Step::Capabilities:
+            return "ids, capabilities, fds";
+        default:
+            return step_name(s);
+    }
+}
+
 std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
     std::string s = "setup failed: ";
     s += step_name(static_cast<Step>(f.step));
@@ -77,8 +103,14 @@ std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
 class Attempt {
   public:
     Attempt(const SandboxPlan& plan, Sandbox& sb, EventLoop& loop, Log& log,
-            std::map<std::string, unsigned>& denied)
-        : plan_(plan), sb_(sb), loop_(loop), log_(log), denied_(denied) {}
+            std::map<std::string, unsigned>& denied, Events& events, std::int64_t spawned_ns)
+        : plan_(plan),
+          sb_(sb),
+          loop_(loop),
+          log_(log),
+          denied_(denied),
+          events_(events),
+          last_mark_ns_(spawned_ns) {}
 
     Result<void> start();
     // Sends the stop signal, then SIGKILL to the whole sandbox after `grace`.
@@ -98,6 +130,10 @@ class Attempt {
     EventLoop& loop_;
     Log& log_;
     std::map<std::string, unsigned>& denied_;
+    Events& events_;
+    std::int64_t last_mark_ns_;
+    std::vector<std::pair<std::string, nanoseconds>> steps_;
+    void add_step(const std::string& name, std::int64_t end_ns);
     std::optional<ChildFailure> failure_;
     bool exec_done_ = false;
     bool exited_ = false;
@@ -116,16 +152,19 @@ Result<void> Attempt::on_failure_pipe() {
         if (errno == EAGAIN || errno == EINTR) return {};
         return fail_errno("read", "failure pipe");
     }
-    if (n == static_cast<ssize_t>(sizeof f))
+    if (n == static_cast<ssize_t>(sizeof f)) {
         failure_ = f;
-    else
+    } else {
         exec_done_ = true;  // EOF: every copy closed at exec
+        if (plan_.record_steps) add_step("seccomp and exec", monotonic_ns());
+        events_.emit("exec");
+    }
     return {};
 }
 
 Result<void> Attempt::on_control() {
     for (;;) {
-        auto msg = recv_fds(sb_.control, 1, sizeof(ControlMessage));
+        auto msg = recv_fds(sb_.control, 1, sizeof(ControlMessage) + sizeof(StepClock::marks));
         if (!msg) {
             if (msg.error().errno_value() == EAGAIN) return {};
             return fail(std::move(msg).error());
@@ -135,6 +174,15 @@ Result<void> Attempt::on_control() {
         std::memcpy(&m, msg->data.data(), sizeof m);
         if (m.type == ControlMessage::CommandStatus) {
             command_status_ = m.value;
+        } else if (m.type == ControlMessage::Timings) {
+            std::size_t n =
+                std::min<std::size_t>(static_cast<std::size_t>(m.value), StepClock::kMax);
+            if (msg->data.size() < sizeof m + n * sizeof(StepClock::Mark)) continue;
+            for (std::size_t i = 0; i < n; ++i) {
+                StepClock::Mark mark;
+                std::memcpy(&mark, msg->data.data() + sizeof m + i * sizeof mark, sizeof mark);
+                add_step(step_label(static_cast<Step>(mark.step)), mark.ns);
+            }
         } else if (m.type == ControlMessage::Listener && !msg->fds.empty() && !notify_) {
             notify_.emplace(std::move(msg->fds[0]));
             BUTTER_TRY(set_nonblocking(notify_->fd(), true));
@@ -153,6 +201,7 @@ void Attempt::on_notification() {
         // The first of each syscall is described (reading its strings takes a few syscalls
         // while the caller waits); every one is answered at once otherwise.
         bool first = denied_[name]++ == 0;
+        events_.emit("denied", {{"syscall", Events::str(name)}, {"pid", std::to_string(n.pid)}});
         std::string line = first ? seccomp::describe_call(n, *notify_) : std::string();
         (void)notify_->respond_errno(n.id, plan_.seccomp_errno);
         if (first)
@@ -209,6 +258,7 @@ Result<RunOutcome> Attempt::finish() {
     if (error_) return fail(std::move(*error_));
 
     RunOutcome out;
+    out.setup_steps = std::move(steps_);
     if (failure_) {
         if (static_cast<Step>(failure_->step) == Step::Exec) {
             out.kind = RunOutcome::Kind::ExecFailed;
@@ -234,6 +284,15 @@ Result<RunOutcome> Attempt::finish() {
         out.code = WEXITSTATUS(status);
     }
     return out;
+}
+
+void Attempt::add_step(const std::string& name, std::int64_t end_ns) {
+    nanoseconds d(end_ns - last_mark_ns_);
+    last_mark_ns_ = end_ns;
+    steps_.emplace_back(name, d);
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.6f", static_cast<double>(d.count()) / 1e9);
+    events_.emit("setup", {{"step", Events::str(name)}, {"seconds", secs}});
 }
 
 nanoseconds tv(const struct timeval& t) {
@@ -301,6 +360,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     auto start = Clock::now();
     struct rusage before {};
     ::getrusage(RUSAGE_CHILDREN, &before);
+    Events events(options.events_fd);
     BUTTER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::create());
     BUTTER_ASSIGN_OR_RETURN(Output out, Output::open(plan.stdout_spec, 1));
     BUTTER_ASSIGN_OR_RETURN(Output err, Output::open(plan.stderr_spec, 2));
@@ -389,6 +449,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     RunOutcome result;
     std::deque<Clock::time_point> restart_times;
     for (;;) {
+        std::int64_t spawned_ns = monotonic_ns();
         BUTTER_ASSIGN_OR_RETURN(
             Sandbox sb, spawn(plan, original_mask, {out.child_fd(), err.child_fd(), &cgroups}));
         out.after_spawn();
@@ -396,7 +457,20 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         BUTTER_TRY(out.start(loop));
         BUTTER_TRY(err.start(loop));
         log.info("sandbox started: pid %d", static_cast<int>(sb.pid));
-        Attempt attempt(plan, sb, loop, log, result.denied);
+        if (events.on()) {
+            std::string ids = "{";
+            for (const FlagName<Namespace>& ns : flag_names(Namespace{})) {
+                if (!plan.namespaces.has(ns.value)) continue;
+                auto id = namespace_id(sb.pid, ns.value);
+                if (!id) continue;
+                ids += (ids.size() > 1 ? ", " : "") +
+                       Events::str(std::string(proc_name(ns.value))) + ": " + std::to_string(*id);
+            }
+            events.emit("started", {{"pid", std::to_string(sb.pid)},
+                                    {"namespaces", ids + "}"},
+                                    {"restart", std::to_string(result.restarts)}});
+        }
+        Attempt attempt(plan, sb, loop, log, result.denied, events, spawned_ns);
         BUTTER_TRY(attempt.start());
         current = &attempt;
         if (stop_requested || time_up) stop_now();
@@ -479,6 +553,10 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
             log.warn("output: %s", result.output_error.c_str());
         }
     }
+    for (const std::string& l : result.limits_hit)
+        events.emit("limit", {{"limit", Events::str(l)}});
+    events.emit("exit", {{"status", std::to_string(result.exit_status())},
+                         {"restarts", std::to_string(result.restarts)}});
     return result;
 }
 

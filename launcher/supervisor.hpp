@@ -47,7 +47,8 @@ struct RunOutcome {
 };
 
 struct SupervisorOptions {
-    int verbosity = 1;  // 0 --quiet (errors only), 1 normal, 2 --verbose (one line per event)
+    int verbosity = 1;   // 0 --quiet (errors only), 1 normal, 2 --verbose (one line per event)
+    int events_fd = -1;  // --events FD: JSON lines
 };
 
 // Spawns the sandbox (again, on restarts) and supervises it to the end. The forwarded signals

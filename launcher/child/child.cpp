@@ -5,6 +5,8 @@
 
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -138,17 +140,38 @@ bool rearm_parent_death(const ChildChannels& ch) {
     return !(ch.parent_pidfd >= 0 && ::poll(&p, 1, 0) == 1);
 }
 
+void StepClock::mark(Step s) {
+    if (!on || count == kMax) return;
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    marks[count++] = {static_cast<std::uint32_t>(s), 0, ts.tv_sec * 1'000'000'000LL + ts.tv_nsec};
+}
+
+void StepClock::send(int control_fd) const {
+    if (!on) return;
+    char buf[sizeof(ControlMessage) + sizeof marks];
+    ControlMessage m{ControlMessage::Timings, static_cast<std::int32_t>(count)};
+    std::memcpy(buf, &m, sizeof m);
+    std::memcpy(buf + sizeof m, marks, count * sizeof(Mark));
+    [[maybe_unused]] ssize_t n =
+        ::send(control_fd, buf, sizeof m + count * sizeof(Mark), MSG_NOSIGNAL);
+}
+
 void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
+    StepClock clock;
+    clock.on = plan.record_steps;
     // Die with the supervisor (again after each credential change below).
     if (!rearm_parent_death(ch)) ::_exit(125);
 
     Step step = Step::IdMaps;
     if (auto r = setup_ids(plan, ch, step); !r) die(ch, step, r.error());
     if (!rearm_parent_death(ch)) ::_exit(125);
+    clock.mark(Step::IdMaps);
 
     if (plan.namespaces.has(Namespace::Mount)) {
         StepError where{Step::Propagation, -1, {}};
         if (auto r = build_rootfs(plan, ch, where); !r) die(ch, where.step, r.error(), where.mount);
+        clock.mark(Step::Mount);
     }
     if (!plan.hostname.empty())
         if (auto r = sethostname(plan.hostname); !r) die(ch, Step::Hostname, r.error());
@@ -157,13 +180,17 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
     if (auto r = set_rlimits(plan); !r) die(ch, Step::Rlimits, r.error());
     if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) < 0)
         die(ch, Step::Chdir, Error::from_errno("chdir", plan.cwd));
+    clock.mark(Step::Hostname);
 
-    if (!plan.namespaces.has(Namespace::Pid)) exec_command(plan, ch);
+    if (!plan.namespaces.has(Namespace::Pid)) exec_command(plan, ch, clock);
     // PID 1 stays as init; the command runs as its child.
     sigset_t init_signals = prepare_init_signals(plan);
     pid_t command = ::fork();
     if (command < 0) die(ch, Step::Init, Error::from_errno("fork"));
-    if (command == 0) exec_command(plan, ch);
+    if (command == 0) {
+        clock.mark(Step::Init);
+        exec_command(plan, ch, clock);
+    }
     run_init(ch, command, init_signals);
 }
 

@@ -53,9 +53,26 @@ struct ChildFailure {
 
 // Messages on the control socket from the sandbox to the supervisor.
 struct ControlMessage {
-    enum Type : std::uint32_t { Listener = 1, CommandStatus = 2 };
+    enum Type : std::uint32_t { Listener = 1, CommandStatus = 2, Timings = 3 };
     std::uint32_t type = 0;
-    std::int32_t value = 0;  // CommandStatus: the command's wait status (as waitpid gives)
+    std::int32_t value = 0;  // CommandStatus: the command's wait status; Timings: the count
+};
+
+// When each setup step ended (CLOCK_MONOTONIC), collected by the child when the plan asks
+// (report or --events) and sent as one Timings message just before seccomp.
+struct StepClock {
+    struct Mark {
+        std::uint32_t step;
+        std::uint32_t pad;
+        std::int64_t ns;
+    };
+    static constexpr std::size_t kMax = 24;
+    bool on = false;
+    std::size_t count = 0;
+    Mark marks[kMax]{};
+    void mark(Step s);
+    // One message on the control socket (nothing when off).
+    void send(int control_fd) const;
 };
 
 // The descriptors the child side uses; all close-on-exec.
@@ -93,7 +110,7 @@ Result<void> set_identity(const SandboxPlan& plan);
 Result<void> drop_privileges(const SandboxPlan& plan, StepError& where);
 
 // exec.cpp: the command's last steps (session, stdin, fds, seccomp) and execve.
-[[noreturn]] void exec_command(const SandboxPlan& plan, const ChildChannels& ch);
+[[noreturn]] void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& clock);
 // init.cpp: PID 1 of the sandbox: reap everything, forward signals to `command`, report its
 // status to the supervisor, exit when it exits (the kernel then kills what is left).
 // prepare_init_signals runs before the command is forked and returns the set init waits on.

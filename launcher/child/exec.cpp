@@ -14,7 +14,7 @@
 
 namespace butter::launcher {
 
-void exec_command(const SandboxPlan& plan, const ChildChannels& ch) {
+void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& clock) {
     // Everything the exec needs is built before seccomp, so nothing allocates after it.
     std::vector<char*> argv, envp;
     for (const auto& a : plan.argv)
@@ -50,6 +50,8 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch) {
     if (auto r = close_range(first_closed, ~0U, CLOSE_RANGE_CLOEXEC); !r)
         die(ch, Step::CloseFds, r.error());
 
+    clock.mark(Step::Capabilities);
+    clock.send(ch.control_fd);  // before seccomp: a strict filter may not allow sending after
     if (!plan.seccomp.empty()) {
         BpfLoadOptions opts;
         opts.new_listener = plan.seccomp_listener;

@@ -46,7 +46,15 @@ std::string json_field(const std::string& json, const std::string& key) {
     if (at == std::string::npos) return "<missing>";
     at += key.size() + 4;
     auto end = json.find_first_of(",\n", at);
-    if (json[at] == '{' || json[at] == '[') end = json.find_first_of("}]", at) + 1;
+    if (json[at] == '{' || json[at] == '[') {
+        // The matching bracket (the report's strings hold no brackets).
+        int depth = 0;
+        for (end = at; end < json.size(); ++end) {
+            if (json[end] == '{' || json[end] == '[') ++depth;
+            if ((json[end] == '}' || json[end] == ']') && --depth == 0) break;
+        }
+        ++end;
+    }
     return json.substr(at, end - at);
 }
 
@@ -250,6 +258,38 @@ TEST_F(Supervise, ReportToStdoutAfterTheCommandsOutput) {
     auto r = run_butter({"run", "--report", "-", "--", "echo", "out"}, opts());
     EXPECT_EQ(r.code, 0);
     EXPECT_TRUE(r.out.starts_with("out\n{\n")) << r.out;
+}
+
+TEST_F(Supervise, EventsStreamAndSetupTimings) {
+    RunOptions o = opts();
+    o.fd5_file = dir_ / "events.jsonl";
+    auto r = run_butter(
+        {"run", "--events", "5", "--report", dir_ / "r.json", "--set", "seccomp.report=true", "--",
+         "sh", "-c", "mount -t tmpfs x /mnt 2>/dev/null; exit 4"},
+        o);
+    EXPECT_EQ(r.code, 4) << r.err;
+    std::string ev = read_file(dir_ / "events.jsonl");
+    std::vector<std::string> lines;
+    for (std::size_t at = 0, nl; (nl = ev.find('\n', at)) != std::string::npos; at = nl + 1)
+        lines.push_back(ev.substr(at, nl - at));
+    ASSERT_GE(lines.size(), 5u) << ev;
+    EXPECT_TRUE(lines.front().starts_with("{\"event\": \"started\"")) << lines.front();
+    EXPECT_NE(lines.front().find("\"user\": "), std::string::npos)
+        << "namespace ids: " << lines.front();
+    EXPECT_NE(ev.find("{\"event\": \"setup\""), std::string::npos);
+    EXPECT_NE(ev.find("\"step\": \"mounts and pivot_root\""), std::string::npos);
+    EXPECT_NE(ev.find("{\"event\": \"exec\""), std::string::npos);
+    EXPECT_NE(ev.find("{\"event\": \"denied\", "), std::string::npos);
+    EXPECT_NE(ev.find("\"syscall\": \"mount\""), std::string::npos);
+    EXPECT_TRUE(lines.back().starts_with("{\"event\": \"exit\"")) << lines.back();
+    EXPECT_NE(lines.back().find("\"status\": 4"), std::string::npos);
+    // The report carries the same setup steps.
+    std::string setup = json_field(read_file(dir_ / "r.json"), "setup");
+    EXPECT_NE(setup.find("\"step\": \"clone and id maps\""), std::string::npos) << setup;
+    EXPECT_NE(setup.find("\"step\": \"seccomp and exec\""), std::string::npos) << setup;
+    auto bad = run_butter({"run", "--events", "77", "--", "true"}, opts());
+    EXPECT_EQ(bad.code, 125);
+    EXPECT_NE(bad.err.find("'--events' expects an open file descriptor"), std::string::npos);
 }
 
 TEST_F(Supervise, QuietAndVerbose) {

@@ -26,6 +26,10 @@ namespace {
     }
     for (const auto& kv : o.env)
         ::putenv(const_cast<char*>(kv.c_str()));
+    if (!o.fd5_file.empty()) {
+        int f = ::open(o.fd5_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (f < 0 || ::dup2(f, 5) < 0) ::_exit(206);
+    }
     if (o.listen_fd >= 0) {
         // dup2 onto itself keeps close-on-exec: clear it either way.
         if (::dup2(o.listen_fd, 3) < 0 || ::fcntl(3, F_SETFD, 0) < 0) ::_exit(205);

@@ -21,7 +21,8 @@ struct RunOptions {
     int leak_fd = -1;  // if >= 0, an open fd at this number (not close-on-exec) in butter
     std::vector<std::string> env;  // extra KEY=VALUE
     std::string stdout_file;       // non-empty: butter's stdout goes to this file, not captured
-    int listen_fd = -1;  // socket activation: this fd becomes butter's fd 3 with LISTEN_* set
+    int listen_fd = -1;    // socket activation: this fd becomes butter's fd 3 with LISTEN_* set
+    std::string fd5_file;  // non-empty: butter gets this file open for writing as fd 5
 };
 
 // The butter binary and the probe, from the build (BUTTER_BIN / BUTTER_PROBE).
