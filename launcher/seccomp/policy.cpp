@@ -102,13 +102,20 @@ ArgOp op_of(const std::string& op) {
 
 ArgOp negate(ArgOp op) {
     switch (op) {
-        case ArgOp::Eq: return ArgOp::Ne;
-        case ArgOp::Ne: return ArgOp::Eq;
-        case ArgOp::Lt: return ArgOp::Ge;
-        case ArgOp::Le: return ArgOp::Gt;
-        case ArgOp::Gt: return ArgOp::Le;
-        case ArgOp::Ge: return ArgOp::Lt;
-        case ArgOp::MaskedEq: return ArgOp::MaskedEq;
+        case ArgOp::Eq:
+            return ArgOp::Ne;
+        case ArgOp::Ne:
+            return ArgOp::Eq;
+        case ArgOp::Lt:
+            return ArgOp::Ge;
+        case ArgOp::Le:
+            return ArgOp::Gt;
+        case ArgOp::Gt:
+            return ArgOp::Le;
+        case ArgOp::Ge:
+            return ArgOp::Lt;
+        case ArgOp::MaskedEq:
+            return ArgOp::MaskedEq;
     }
     return op;
 }
@@ -117,7 +124,8 @@ constexpr std::size_t kMaxAlternatives = 512;
 
 std::uint64_t all_bits(const profile::ArgCheck& a) {
     std::uint64_t bits = 0;
-    for (auto v : a.values) bits |= v;
+    for (auto v : a.values)
+        bits |= v;
     return bits;
 }
 
@@ -125,14 +133,16 @@ std::uint64_t all_bits(const profile::ArgCheck& a) {
 void holds(const profile::ArgCheck& a, std::vector<ArgCondition>& out) {
     switch (a.kind) {
         case profile::ArgCheck::Kind::OneOf:
-            for (auto v : a.values) out.push_back(equal(a.index, v));
+            for (auto v : a.values)
+                out.push_back(equal(a.index, v));
             break;
         case profile::ArgCheck::Kind::Compare:
             out.push_back({a.index, op_of(a.op), a.values[0], 0});
             break;
         case profile::ArgCheck::Kind::AnyBit:
             for (int b = 0; b < 64; ++b)
-                if (all_bits(a) & (1ULL << b)) out.push_back({a.index, ArgOp::MaskedEq, 1ULL << b, 1ULL << b});
+                if (all_bits(a) & (1ULL << b))
+                    out.push_back({a.index, ArgOp::MaskedEq, 1ULL << b, 1ULL << b});
             break;
         case profile::ArgCheck::Kind::AllBits:
             out.push_back({a.index, ArgOp::MaskedEq, all_bits(a), all_bits(a)});
@@ -152,10 +162,12 @@ std::optional<std::string> fails(const profile::ArgCheck& a, std::vector<ArgCond
             if (v.back() < ~0ULL) out.push_back({a.index, ArgOp::Gt, v.back(), 0});
             for (std::size_t i = 0; i + 1 < v.size(); ++i) {
                 if (v[i + 1] - v[i] - 1 > kMaxAlternatives)
-                    return "the values " + std::to_string(v[i]) + " and " + std::to_string(v[i + 1]) +
+                    return "the values " + std::to_string(v[i]) + " and " +
+                           std::to_string(v[i + 1]) +
                            " are too far apart for 'unless' (libseccomp compares one value per "
                            "rule); list what to deny with 'match' instead";
-                for (std::uint64_t x = v[i] + 1; x < v[i + 1]; ++x) out.push_back(equal(a.index, x));
+                for (std::uint64_t x = v[i] + 1; x < v[i + 1]; ++x)
+                    out.push_back(equal(a.index, x));
             }
             break;
         }
@@ -168,7 +180,8 @@ std::optional<std::string> fails(const profile::ArgCheck& a, std::vector<ArgCond
         case profile::ArgCheck::Kind::AllBits:
             return std::string("'unless' cannot take all_bits (use any_bit, or match)");
     }
-    if (out.size() > kMaxAlternatives) return std::string("'unless' expands to too many comparisons");
+    if (out.size() > kMaxAlternatives)
+        return std::string("'unless' expands to too many comparisons");
     return std::nullopt;
 }
 
@@ -187,7 +200,8 @@ std::optional<std::string> expand_rule(const profile::SeccompRule& r, Alternativ
         for (const auto& a : r.args) {
             std::vector<ArgCondition> ways;
             if (auto e = fails(a, ways)) return e;
-            for (const auto& w : ways) out.push_back({w});
+            for (const auto& w : ways)
+                out.push_back({w});
         }
         return std::nullopt;
     }
@@ -204,7 +218,8 @@ std::optional<std::string> expand_rule(const profile::SeccompRule& r, Alternativ
             }
         }
         out = std::move(next);
-        if (out.size() > kMaxAlternatives) return std::string("the rule expands to too many comparisons");
+        if (out.size() > kMaxAlternatives)
+            return std::string("the rule expands to too many comparisons");
     }
     return std::nullopt;
 }
@@ -220,12 +235,16 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     Compiled c;
     c.denied_errno = parse_errno(s.errno_name).value_or(EPERM);
     auto item_loc = [&](const char* key) {
-        return [&p, key](std::size_t i) { return p.loc_of(std::string(key) + "[" + std::to_string(i) + "]"); };
+        return [&p, key](std::size_t i) {
+            return p.loc_of(std::string(key) + "[" + std::to_string(i) + "]");
+        };
     };
     std::set<std::string> deny = expand(s.deny, item_loc("seccomp.deny"), out);
     std::set<std::string> allow = expand(s.allow, item_loc("seccomp.allow"), out);
     auto def = SeccompAction::parse(s.default_action);
-    if (!def) out.push_back(error_at(p.loc_of("seccomp.default"), "seccomp.default: " + def.error().text()));
+    if (!def)
+        out.push_back(
+            error_at(p.loc_of("seccomp.default"), "seccomp.default: " + def.error().text()));
     if (errors() != errors_before) return std::nullopt;
     if (def->kind == SeccompAction::Kind::Allow && deny.empty() && s.rules.empty()) return c;
 
@@ -257,20 +276,24 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     std::set<std::string> ruled;
     for (const auto& r : s.rules) {
         SeccompAction action =
-            reported(r.action.empty() ? profile_errno : SeccompAction::parse(r.action).value_or(profile_errno));
+            reported(r.action.empty() ? profile_errno
+                                      : SeccompAction::parse(r.action).value_or(profile_errno));
         Alternatives alts;
         if (auto e = expand_rule(r, alts)) {
             out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
             continue;
         }
-        std::set<std::string> names = expand(r.syscalls, [&](std::size_t) { return r.loc; }, out);
+        std::set<std::string> names = expand(
+            r.syscalls, [&](std::size_t) { return r.loc; }, out);
         for (const auto& n : names) {
             if (deny.count(n)) {
-                out.push_back(error_at(r.loc, "seccomp.rules: '" + n + "' is also in seccomp.deny"));
+                out.push_back(
+                    error_at(r.loc, "seccomp.rules: '" + n + "' is also in seccomp.deny"));
                 continue;
             }
             ruled.insert(n);
-            for (const auto& conds : alts) add(action, n, conds, r.loc);
+            for (const auto& conds : alts)
+                add(action, n, conds, r.loc);
         }
     }
     if (errors() != errors_before) return std::nullopt;
@@ -291,8 +314,10 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
         // Allow list. execve must stay reachable: it is the sandbox's last setup call.
         allow.insert("execve");
         for (const auto& n : allow)
-            if (!deny.count(n) && !ruled.count(n)) add(SeccompAction::allow(), n, {}, p.loc_of("seccomp.allow"));
-        for (const auto& n : deny) add(denied, n, {}, p.loc_of("seccomp.deny"));
+            if (!deny.count(n) && !ruled.count(n))
+                add(SeccompAction::allow(), n, {}, p.loc_of("seccomp.allow"));
+        for (const auto& n : deny)
+            add(denied, n, {}, p.loc_of("seccomp.deny"));
         // The child hands its listener to the supervisor with sendmsg after loading.
         if (c.uses_notify && !allow.count("sendmsg") && !ruled.count("sendmsg"))
             add(SeccompAction::allow(), "sendmsg", {}, p.loc_of("seccomp"));

@@ -19,7 +19,8 @@ constexpr const char* kWhere = "seccomp.rules: ";
 std::optional<std::uint64_t> value_of(const Value& v, Diagnostics& out) {
     if (v.kind == Kind::Integer) {
         if (v.integer < 0) {
-            out.push_back(error_at(v.loc, std::string(kWhere) + "negative value " + std::to_string(v.integer)));
+            out.push_back(error_at(
+                v.loc, std::string(kWhere) + "negative value " + std::to_string(v.integer)));
             return std::nullopt;
         }
         return static_cast<std::uint64_t>(v.integer);
@@ -29,21 +30,25 @@ std::optional<std::uint64_t> value_of(const Value& v, Diagnostics& out) {
         out.push_back(error_at(v.loc, std::string(kWhere) + "unknown constant '" + v.string + "'"));
         return std::nullopt;
     }
-    out.push_back(error_at(v.loc, std::string(kWhere) + "a value is a number or a constant name, got " +
-                                      kind_name(v.kind)));
+    out.push_back(error_at(
+        v.loc,
+        std::string(kWhere) + "a value is a number or a constant name, got " + kind_name(v.kind)));
     return std::nullopt;
 }
 
 bool values_of(const Value& list, std::vector<std::uint64_t>& into, Diagnostics& out) {
     if (list.kind != Kind::Array || list.array.empty()) {
-        out.push_back(error_at(list.loc, std::string(kWhere) + "expected a non-empty list of values"));
+        out.push_back(
+            error_at(list.loc, std::string(kWhere) + "expected a non-empty list of values"));
         return false;
     }
     bool ok = true;
     for (const Value& e : list.array) {
         auto v = value_of(e, out);
-        if (v) into.push_back(*v);
-        else ok = false;
+        if (v)
+            into.push_back(*v);
+        else
+            ok = false;
     }
     return ok;
 }
@@ -51,7 +56,8 @@ bool values_of(const Value& list, std::vector<std::uint64_t>& into, Diagnostics&
 std::optional<ArgCheck> parse_arg(const std::string& key, const Value& v, Diagnostics& out) {
     ArgCheck a;
     if (key.size() != 4 || !key.starts_with("arg") || key[3] < '0' || key[3] > '5') {
-        out.push_back(error_at(v.key_loc, std::string(kWhere) + "unknown argument '" + key + "' (arg0 .. arg5)"));
+        out.push_back(error_at(
+            v.key_loc, std::string(kWhere) + "unknown argument '" + key + "' (arg0 .. arg5)"));
         return std::nullopt;
     }
     a.index = static_cast<unsigned>(key[3] - '0');
@@ -108,12 +114,15 @@ std::optional<profile::SeccompRule> parse_rule(const Value& v, Diagnostics& out)
             }
         } else if (k == "syscalls") {
             bool good = e.kind == Kind::Array && !e.array.empty();
-            for (const Value& s : e.array) good = good && s.kind == Kind::String;
+            for (const Value& s : e.array)
+                good = good && s.kind == Kind::String;
             if (!good) {
-                out.push_back(error_at(e.loc, std::string(kWhere) + "'syscalls' must be a list of names"));
+                out.push_back(
+                    error_at(e.loc, std::string(kWhere) + "'syscalls' must be a list of names"));
                 ok = false;
             } else {
-                for (const Value& s : e.array) r.syscalls.push_back(s.string);
+                for (const Value& s : e.array)
+                    r.syscalls.push_back(s.string);
             }
         } else if (k == "action") {
             if (e.kind != Kind::String || !SeccompAction::parse(e.string)) {
@@ -126,7 +135,8 @@ std::optional<profile::SeccompRule> parse_rule(const Value& v, Diagnostics& out)
             }
         } else if (k == "match" || k == "unless") {
             if (match) {
-                out.push_back(error_at(e.key_loc, std::string(kWhere) + "a rule has 'match' or 'unless', not both"));
+                out.push_back(error_at(
+                    e.key_loc, std::string(kWhere) + "a rule has 'match' or 'unless', not both"));
                 ok = false;
             }
             match = &e;
@@ -138,18 +148,22 @@ std::optional<profile::SeccompRule> parse_rule(const Value& v, Diagnostics& out)
         }
     }
     if (r.syscalls.empty()) {
-        out.push_back(error_at(v.loc, std::string(kWhere) + "a rule needs 'syscall' or 'syscalls'"));
+        out.push_back(
+            error_at(v.loc, std::string(kWhere) + "a rule needs 'syscall' or 'syscalls'"));
         ok = false;
     }
     if (match) {
         if (!match->is_table() || match->table.empty()) {
-            out.push_back(error_at(match->loc, std::string(kWhere) + "'match'/'unless' is a table of arguments"));
+            out.push_back(error_at(
+                match->loc, std::string(kWhere) + "'match'/'unless' is a table of arguments"));
             ok = false;
         } else {
             for (const auto& [arg, spec] : match->table) {
                 auto a = parse_arg(arg, spec, out);
-                if (a) r.args.push_back(*a);
-                else ok = false;
+                if (a)
+                    r.args.push_back(*a);
+                else
+                    ok = false;
             }
         }
     } else if (r.action.empty()) {
