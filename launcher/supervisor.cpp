@@ -17,6 +17,7 @@
 #include <butter/timerfd.hpp>
 #include <butter/unix_socket.hpp>
 
+#include "activity.hpp"
 #include "cgroup.hpp"
 #include "child/child.hpp"
 #include "events.hpp"
@@ -446,6 +447,17 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         }));
     }
 
+    // report.file_activity: what the sandbox writes where it reaches the host.
+    std::optional<FileActivity> activity;
+    if (plan.file_activity) {
+        std::vector<std::string> roots;
+        for (const MountStep& m : plan.mounts)
+            if (m.type == profile::MountType::Bind && !m.read_only && m.source_is_dir)
+                roots.push_back(m.source);
+        BUTTER_ASSIGN_OR_RETURN(activity, FileActivity::create(roots));
+        BUTTER_TRY(activity->start(loop));
+    }
+
     RunOutcome result;
     std::deque<Clock::time_point> restart_times;
     for (;;) {
@@ -539,6 +551,14 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         result.stop = RunOutcome::Stop::StopRequest;
     }
     cgroups.destroy();
+    if (activity) {
+        activity->drain();
+        result.files_created = activity->created();
+        result.files_modified = activity->modified();
+        result.files_deleted = activity->deleted();
+        if (activity->truncated())
+            log.warn("file activity: too many directories or events; the list is partial");
+    }
     result.wall = Clock::now() - start;
     struct rusage after {};
     ::getrusage(RUSAGE_CHILDREN, &after);

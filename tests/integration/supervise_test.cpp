@@ -254,6 +254,28 @@ TEST_F(Supervise, ReportFieldsMatchKnownRuns) {
     EXPECT_EQ(json_field(jm, "error"), "\"no-such-cmd: command not found\"");
 }
 
+TEST_F(Supervise, FileActivityInWritableBinds) {
+    write_file(dir_ / "existing", "old\n");
+    write_file(dir_ / "doomed", "x\n");
+    ASSERT_EQ(::chmod((dir_ / "existing").c_str(), 0666), 0);
+    ASSERT_EQ(::chmod((dir_ / "doomed").c_str(), 0666), 0);
+    std::string rp = dir_ / "r.json";
+    auto r =
+        run_butter({"run", "--report", rp, "--set", "report.file_activity=true", "--", "sh", "-c",
+                    "echo new > created.txt; echo more >> existing; rm -f doomed; "
+                    "mkdir -p deep/er && echo x > deep/er/file; echo t > temp; rm temp; "
+                    "echo private > /tmp/not-reported"},
+                   opts());
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::string files = json_field(read_file(rp), "files");
+    std::string d = dir_.path();
+    // The report itself is written by butter after the run: not the sandbox's activity.
+    EXPECT_EQ(files, "{\"created\": [\"" + d + "/created.txt\", \"" + d +
+                         "/deep/er/file\"], \"modified\": [\"" + d +
+                         "/existing\"], \"deleted\": [\"" + d + "/doomed\"]}")
+        << files;
+}
+
 TEST_F(Supervise, ReportToStdoutAfterTheCommandsOutput) {
     auto r = run_butter({"run", "--report", "-", "--", "echo", "out"}, opts());
     EXPECT_EQ(r.code, 0);
