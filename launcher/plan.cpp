@@ -154,9 +154,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     plan.cwd = p.process.cwd;
     plan.stdin_null = p.process.stdin_mode == "null";
     plan.new_session = p.process.session != "inherit";
-    if (p.process.session == "pty")
-        out.push_back(error_at(p.loc_of("process.session"),
-                               "process.session: \"pty\" is not supported yet; use \"new\""));
+    plan.pty = p.process.session == "pty";
 
     // --- namespaces and ids
     const auto& ns = p.namespaces;
@@ -459,6 +457,12 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     };
     plan.stdout_spec = output(p.output.stdout_mode);
     plan.stderr_spec = output(p.output.stderr_mode);
+    if (plan.pty && (plan.stdout_spec.kind != OutputSpec::Kind::Inherit ||
+                     plan.stderr_spec.kind != OutputSpec::Kind::Inherit))
+        out.push_back(
+            error_at(p.loc_of("process.session"),
+                     "process.session = \"pty\" carries stdout and stderr on the terminal: "
+                     "output.stdout/stderr must be \"inherit\""));
     plan.report_path = o.report ? *o.report : p.report.path;
     plan.file_activity = p.report.file_activity;
     plan.record_steps = !plan.report_path.empty() || o.events;

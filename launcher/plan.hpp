@@ -88,6 +88,7 @@ struct SandboxPlan {
 
     bool stdin_null = false;
     bool new_session = true;
+    bool pty = false;  // the command's stdio is a pseudo-terminal butter proxies
     std::optional<std::chrono::nanoseconds> time_limit;
     int stop_signal = 15;
     std::chrono::nanoseconds stop_timeout{};

@@ -73,6 +73,7 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     ch.original_mask = original_mask;
     ch.stdout_fd = extras.stdout_fd;
     ch.stderr_fd = extras.stderr_fd;
+    ch.tty_fd = extras.tty_fd;
     bool join_cgroups = extras.cgroups && !extras.cgroups->empty();
     bool parent_maps = plan.namespaces.has(Namespace::User) && !plan.child_writes_maps;
     ch.wait_for_parent = join_cgroups || parent_maps;

@@ -29,6 +29,7 @@ struct SpawnExtras {
     int stdout_fd = -1;  // the command's output (-1: butter's own)
     int stderr_fd = -1;
     const SandboxCgroups* cgroups = nullptr;  // joined before the child goes on
+    int tty_fd = -1;                          // session = "pty": the terminal's slave
 };
 
 [[nodiscard]] Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,

@@ -23,6 +23,7 @@
 #include "events.hpp"
 #include "notify.hpp"
 #include "output.hpp"
+#include "pty.hpp"
 #include "seccomp/describe.hpp"
 #include "spawn.hpp"
 #include "watch.hpp"
@@ -365,6 +366,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     BUTTER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::create());
     BUTTER_ASSIGN_OR_RETURN(Output out, Output::open(plan.stdout_spec, 1));
     BUTTER_ASSIGN_OR_RETURN(Output err, Output::open(plan.stderr_spec, 2));
+    std::optional<PtyProxy> pty;  // session = "pty": one per run of the command
     BUTTER_ASSIGN_OR_RETURN(
         SandboxCgroups cgroups,
         SandboxCgroups::create(plan, [&](const std::string& w) { log.warn("%s", w.c_str()); }));
@@ -390,6 +392,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
                 if (!stop_requested) log.info("SIGTERM: stopping the command");
                 stop_requested = true;
                 stop_now();
+            } else if (sig == SIGWINCH && pty) {
+                pty->resize();  // the kernel signals the pty's foreground group itself
             } else if (current) {
                 log.info("forwarding %s", signal_name(sig).c_str());
                 current->forward(sig);
@@ -462,8 +466,15 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     std::deque<Clock::time_point> restart_times;
     for (;;) {
         std::int64_t spawned_ns = monotonic_ns();
+        pty.reset();
+        if (plan.pty) {
+            BUTTER_ASSIGN_OR_RETURN(PtyProxy p, PtyProxy::create());
+            pty.emplace(std::move(p));
+        }
         BUTTER_ASSIGN_OR_RETURN(
-            Sandbox sb, spawn(plan, original_mask, {out.child_fd(), err.child_fd(), &cgroups}));
+            Sandbox sb, spawn(plan, original_mask,
+                              {out.child_fd(), err.child_fd(), &cgroups, pty ? pty->slave() : -1}));
+        if (pty) BUTTER_TRY(pty->start(loop));
         out.after_spawn();
         err.after_spawn();
         BUTTER_TRY(out.start(loop));
@@ -491,6 +502,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         current = nullptr;
         out.drain();
         err.drain();
+        if (pty) pty->drain();
         BUTTER_ASSIGN_OR_RETURN(RunOutcome o, attempt.finish());
         o.denied = std::move(result.denied);
         o.restarts = result.restarts;

@@ -83,6 +83,7 @@ struct ChildChannels {
     int null_fd = -1;       // /dev/null of the host, for stdin = "null"
     int stdout_fd = -1;     // the command's stdout and stderr, or -1 to keep butter's
     int stderr_fd = -1;
+    int tty_fd = -1;  // session = "pty": the terminal's slave, the command's controlling tty
     bool wait_for_parent = false;  // block until the supervisor sends "go" (maps, cgroups)
     sigset_t original_mask{};      // the caller's signal mask, restored before exec
     std::vector<int> prepared;     // per plan.mounts entry: a detached tree the parent made, or -1

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <butter/namespace.hpp>
@@ -30,6 +31,13 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
 
     ::pthread_sigmask(SIG_SETMASK, &ch.original_mask, nullptr);
     if (plan.new_session && ::setsid() < 0) die(ch, Step::Session, Error::from_errno("setsid"));
+    if (ch.tty_fd >= 0) {
+        // The pseudo-terminal becomes stdio and the controlling terminal of the new session.
+        for (int fd = 0; fd < 3; ++fd)
+            if (::dup2(ch.tty_fd, fd) < 0) die(ch, Step::Session, Error::from_errno("dup2", "tty"));
+        if (::ioctl(0, TIOCSCTTY, 0) < 0)
+            die(ch, Step::Session, Error::from_errno("ioctl(TIOCSCTTY)"));
+    }
     if (plan.stdin_null && ::dup2(ch.null_fd, 0) < 0)
         die(ch, Step::Stdio, Error::from_errno("dup2", "stdin"));
     if (ch.stdout_fd >= 0 && ::dup2(ch.stdout_fd, 1) < 0)

@@ -1,7 +1,10 @@
 // Supervision end to end: graceful stop, restarts, outputs, the JSON report, log levels.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -312,6 +315,50 @@ TEST_F(Supervise, EventsStreamAndSetupTimings) {
     auto bad = run_butter({"run", "--events", "77", "--", "true"}, opts());
     EXPECT_EQ(bad.code, 125);
     EXPECT_NE(bad.err.find("'--events' expects an open file descriptor"), std::string::npos);
+}
+
+TEST_F(Supervise, PtySessionProxiesATerminal) {
+    // butter runs on a terminal (the test's pty) and gives the command a terminal of its own.
+    int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(master, 0);
+    ASSERT_EQ(::grantpt(master), 0);
+    ASSERT_EQ(::unlockpt(master), 0);
+    struct winsize ws {};
+    ws.ws_row = 33;
+    ws.ws_col = 99;
+    ASSERT_EQ(::ioctl(master, TIOCSWINSZ, &ws), 0);
+    std::string slave = ::ptsname(master);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::setsid();
+        int s = ::open(slave.c_str(), O_RDWR);
+        for (int fd = 0; fd < 3; ++fd)
+            ::dup2(s, fd);
+        if (::chdir(dir_.path().c_str()) < 0) ::_exit(99);
+        ::execl(butter_bin(), "butter", "run", "--set", "process.session=\"pty\"", "--", "sh", "-c",
+                "stty size; test -t 0 && echo on-a-tty; read line; echo got:$line", nullptr);
+        ::_exit(98);
+    }
+    std::string seen;
+    auto wait_for = [&](const std::string& what) {
+        for (int i = 0; i < 100 && seen.find(what) == std::string::npos; ++i) {
+            struct pollfd p {
+                master, POLLIN, 0
+            };
+            if (::poll(&p, 1, 50) == 1) {
+                char buf[256];
+                ssize_t n = ::read(master, buf, sizeof buf);
+                if (n > 0) seen.append(buf, static_cast<std::size_t>(n));
+            }
+        }
+        return seen.find(what) != std::string::npos;
+    };
+    EXPECT_TRUE(wait_for("33 99")) << seen;  // the window size reached the inner terminal
+    EXPECT_TRUE(wait_for("on-a-tty")) << seen;
+    ASSERT_EQ(::write(master, "hello\r", 6), 6);
+    EXPECT_TRUE(wait_for("got:hello")) << seen;
+    EXPECT_EQ(wait_butter(pid), 0);
+    ::close(master);
 }
 
 TEST_F(Supervise, QuietAndVerbose) {
