@@ -393,6 +393,23 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     if (l.file_size) plan.rlimits.push_back({RLIMIT_FSIZE, *l.file_size});
     if (l.core) plan.rlimits.push_back({RLIMIT_CORE, *l.core});
     if (l.stack) plan.rlimits.push_back({RLIMIT_STACK, *l.stack});
+    // rlimits are not namespaced: above butter's own hard limit only CAP_SYS_RESOURCE in the
+    // host's namespace could raise them. Say so here, with the key's position.
+    for (const Rlimit& r : plan.rlimits) {
+        struct rlimit cur {};
+        if (::getrlimit(static_cast<__rlimit_resource>(r.resource), &cur) == 0 &&
+            cur.rlim_max != RLIM_INFINITY && r.value > cur.rlim_max) {
+            std::string key = r.resource == RLIMIT_CPU      ? "limits.cpu"
+                              : r.resource == RLIMIT_NOFILE ? "limits.open_files"
+                              : r.resource == RLIMIT_FSIZE  ? "limits.file_size"
+                              : r.resource == RLIMIT_CORE   ? "limits.core"
+                                                            : "limits.stack";
+            out.push_back(error_at(p.loc_of(key), key + ": " + std::to_string(r.value) +
+                                                      " is above butter's own hard limit " +
+                                                      std::to_string(cur.rlim_max) +
+                                                      " (a limit can only be lowered)"));
+        }
+    }
     plan.memory_limit = l.memory;
     plan.pids_limit = l.pids;
     plan.cpus = l.cpus;

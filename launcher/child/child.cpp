@@ -125,7 +125,11 @@ Result<void> set_rlimits(const SandboxPlan& plan) {
             r.value, r.value
         };
         if (::setrlimit(static_cast<__rlimit_resource>(r.resource), &lim) < 0)
-            return fail_errno("setrlimit", std::to_string(r.resource));
+            return fail_errno("setrlimit", r.resource == RLIMIT_CPU      ? "RLIMIT_CPU"
+                                           : r.resource == RLIMIT_NOFILE ? "RLIMIT_NOFILE"
+                                           : r.resource == RLIMIT_FSIZE  ? "RLIMIT_FSIZE"
+                                           : r.resource == RLIMIT_CORE   ? "RLIMIT_CORE"
+                                                                         : "RLIMIT_STACK");
     }
     return {};
 }

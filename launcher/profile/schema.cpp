@@ -158,21 +158,23 @@ Row duration(std::string_view key, G get, std::string_view doc) {
             doc};
 }
 
-// A size: "256M" or a plain integer of bytes.
+// A size: "256M" or a plain integer of bytes. `zero_ok` for limits where 0 means "none at
+// all" (core dumps).
 template <typename G>
-Row size(std::string_view key, G get, std::string_view doc) {
+Row size(std::string_view key, G get, std::string_view doc, bool zero_ok = false) {
     return {key,
             "size",
             bit(Kind::String) | bit(Kind::Integer),
-            [get](const Value& v, Profile& p, const Expansion&, Diagnostics&) -> Err {
+            [get, zero_ok](const Value& v, Profile& p, const Expansion&, Diagnostics&) -> Err {
+                const char* bad = zero_ok ? "must not be negative" : "must be a positive size";
                 if (v.kind == Kind::Integer) {
-                    if (v.integer <= 0) return std::string("must be a positive size");
+                    if (v.integer < 0 || (v.integer == 0 && !zero_ok)) return std::string(bad);
                     get(p) = static_cast<std::uint64_t>(v.integer);
                     return {};
                 }
                 auto s = parse_size(v.string);
                 if (!s) return s.error().text() + ": '" + v.string + "'";
-                if (*s == 0) return std::string("must be a positive size");
+                if (*s == 0 && !zero_ok) return std::string(bad);
                 get(p) = *s;
                 return {};
             },
@@ -562,7 +564,7 @@ const std::vector<Row>& rows() {
          "CPU bandwidth in CPUs, e.g. 1.5 (cgroup cpu.max / cpu.cfs_quota_us)"},
         count("limits.open_files", FIELD(limits.open_files), "RLIMIT_NOFILE"),
         size("limits.file_size", FIELD(limits.file_size), "RLIMIT_FSIZE"),
-        size("limits.core", FIELD(limits.core), "RLIMIT_CORE"),
+        size("limits.core", FIELD(limits.core), "RLIMIT_CORE (0: no core dumps)", true),
         size("limits.stack", FIELD(limits.stack), "RLIMIT_STACK"),
         boolean("limits.optional", FIELD(limits.optional),
                 "cgroup limits that cannot be applied only warn"),

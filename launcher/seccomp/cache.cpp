@@ -70,10 +70,13 @@ std::string cache_key(const profile::Profile& p) {
     // libseccomp's version stands for its syscall table (probing the table costs more than
     // the whole cached run).
     const scmp_version* v = seccomp_version();
+    std::string groups(syscall_groups_text());
     std::string k = std::string("butter ") + BUTTER_VERSION + "\n" + "libseccomp " +
                     std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-                    std::to_string(v->micro) + "\n" + "default " + s.default_action + "\nerrno " +
-                    s.errno_name + "\nreport " + (s.report ? "1" : "0") + "\n";
+                    std::to_string(v->micro) + "\n" + "compiler " + kPolicyCompilerStamp + "\n" +
+                    "groups " + std::to_string(fnv1a(groups)) + "\n" + "default " +
+                    s.default_action + "\nerrno " + s.errno_name + "\nreport " +
+                    (s.report ? "1" : "0") + "\n";
     for (const auto& d : s.deny)
         k += "deny " + d + "\n";
     for (const auto& a : s.allow)

@@ -50,6 +50,12 @@ void expand_one(const std::string& item, const SourceLoc& loc, Diagnostics& out,
 
 }  // namespace
 
+const char* const kPolicyCompilerStamp = __DATE__ " " __TIME__;
+
+std::string_view syscall_groups_text() {
+    return kSyscallGroupsToml;
+}
+
 const std::map<std::string, std::vector<std::string>>& groups() {
     static const auto kGroups = [] {
         std::map<std::string, std::vector<std::string>> g;
@@ -294,6 +300,20 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
             ruled.insert(n);
             for (const auto& conds : alts)
                 add(action, n, conds, r.loc);
+            // In an allow list, an allowed syscall that a rule restricts stays allowed where the
+            // rule does not apply: allow on the rule's complement (match <-> unless).
+            if (!deny_list && allow.count(n) && !r.args.empty() &&
+                action.kind != SeccompAction::Kind::Allow) {
+                profile::SeccompRule flipped = r;
+                flipped.unless = !r.unless;
+                Alternatives rest;
+                if (auto e = expand_rule(flipped, rest)) {
+                    out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
+                    continue;
+                }
+                for (const auto& conds : rest)
+                    add(SeccompAction::allow(), n, conds, r.loc);
+            }
         }
     }
     if (errors() != errors_before) return std::nullopt;

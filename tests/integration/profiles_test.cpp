@@ -1,0 +1,162 @@
+// Each shipped profile runs a real program and keeps what its header promises.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "../support/butter_run.hpp"
+#include "../support/tmpdir.hpp"
+#include "../support/userns.hpp"
+
+namespace butter::test {
+namespace {
+
+const std::string kProfiles = BUTTER_PROFILES_SRC;
+
+class Profiles : public ::testing::TestWithParam<bool> {
+  protected:
+    void SetUp() override {
+        if (GetParam()) {
+            BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+        } else {
+            BUTTER_REQUIRE_ROOT();
+        }
+        ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
+    }
+    bool nobody() const { return GetParam(); }
+    RunResult run(const std::string& profile, std::vector<std::string> cmd,
+                  std::vector<std::string> extra = {}) {
+        std::vector<std::string> args{"run", "-p", profile, "--ro-bind",
+                                      std::string(probe_bin()) + ":/probe"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        args.push_back("--");
+        args.insert(args.end(), cmd.begin(), cmd.end());
+        RunOptions o;
+        o.cwd = dir_.path();
+        o.as_nobody = nobody();
+        o.env = {"BUTTER_PROFILE_PATH=" + kProfiles, "BUTTER_TEST_MARKER=leaked"};
+        return run_butter(args, o);
+    }
+    TempDir dir_;
+};
+
+TEST(ShippedProfiles, AllCheckCleanAndDescribeThemselves) {
+    DIR* d = ::opendir(kProfiles.c_str());
+    ASSERT_NE(d, nullptr);
+    int n = 0;
+    while (dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (!name.ends_with(".toml")) continue;
+        ++n;
+        std::string path = kProfiles + "/" + name;
+        std::ifstream in(path);
+        std::string first;
+        std::getline(in, first);
+        EXPECT_EQ(first,
+                  "# " + name.substr(0, name.size() - 5) + ": " + first.substr(first.find(':') + 2))
+            << name << " lacks its '# NAME: who it is for' header";
+        RunOptions o;
+        o.env = {"BUTTER_PROFILE_PATH=" + kProfiles};
+        auto r = run_butter({"check", path}, o);
+        EXPECT_EQ(r.code, 0) << name << ": " << r.err;
+    }
+    ::closedir(d);
+    EXPECT_EQ(n, 6);
+    RunOptions o;
+    o.env = {"BUTTER_PROFILE_PATH=" + kProfiles};
+    auto list = run_butter({"profiles"}, o);
+    for (const char* p : {"untrusted", "ci", "build", "service", "network-client", "default"})
+        EXPECT_NE(list.out.find(p), std::string::npos) << list.out;
+}
+
+TEST_P(Profiles, UntrustedIsReadOnlyOfflineAndFiltered) {
+    auto py = run("untrusted", {"python3", "-c", "print(sum(range(10)))"});
+    EXPECT_EQ(py.out, "45\n") << py.err;
+    EXPECT_EQ(run("untrusted", {"/probe", "write", dir_ / "x"}).out,
+              "EROFS\n");                                                    // workspace: read-only
+    EXPECT_EQ(run("untrusted", {"/probe", "write", "/tmp/x"}).out, "ok\n");  // private /tmp
+    EXPECT_EQ(run("untrusted", {"/probe", "exists", "/home"}).out, "no\n");
+    EXPECT_EQ(run("untrusted", {"/probe", "exists", "/etc/passwd"}).out, "no\n");
+    // No netlink under its filter: count the interfaces in /proc instead (lo only).
+    EXPECT_EQ(
+        run("untrusted", {"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"}).out,
+        "lo\n");
+    auto env = run("untrusted", {"sh", "-c", "echo ${BUTTER_TEST_MARKER:-clean} $HOME"});
+    EXPECT_EQ(env.out, "clean /tmp\n") << env.err;
+    EXPECT_EQ(run("untrusted", {"/probe", "try-syscall", "mount"}).out, "ENOSYS\n");  // not allowed
+    EXPECT_EQ(run("untrusted", {"/probe", "try-syscall", "io_uring_setup"}).out, "EPERM\n");
+    EXPECT_EQ(run("untrusted", {"/probe", "try-syscall", "unshare-user"}).out, "EPERM\n");
+    EXPECT_EQ(run("untrusted", {"/probe", "try-syscall", "clone-newuser"}).out, "EPERM\n");
+    EXPECT_EQ(
+        run("untrusted", {"/probe", "try-syscall", "socket:" + std::to_string(AF_NETLINK)}).out,
+        "EAFNOSUPPORT\n");
+    EXPECT_EQ(run("untrusted", {"/probe", "try-syscall", "tiocsti-junk"}).out, "EPERM\n");
+    if (!nobody()) {
+        auto hog = run("untrusted", {"/probe", "alloc", "1024"});
+        EXPECT_EQ(hog.code, 137) << hog.err;
+    }
+}
+
+TEST_P(Profiles, CiWritesTheWorkspaceAndTheReport) {
+    auto r = run(
+        "ci", {"sh", "-c", "echo built > artifact.txt; touch /etc/x 2>/dev/null || echo etc-ro"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "etc-ro\n");
+    EXPECT_EQ(read_file(dir_ / "artifact.txt"), "built\n");
+    std::string report = read_file(dir_ / "butter-report.json");
+    EXPECT_NE(report.find("\"status\": 0"), std::string::npos) << report;
+    EXPECT_NE(report.find(dir_ / "artifact.txt"), std::string::npos) << "file activity: " << report;
+    EXPECT_EQ(run("ci", {"/probe", "ifaces"}).out, "lo:down\n");
+}
+
+TEST_P(Profiles, BuildCompilesWithCcMakeAndCmake) {
+    write_file(dir_ / "hello.c",
+               "#include <stdio.h>\nint main(void){puts(\"built in butter\");return 0;}\n");
+    write_file(dir_ / "Makefile", "hello: hello.c\n\tcc -O2 -o hello hello.c\n");
+    auto make = run("build", {"sh", "-c", "make -s && ./hello"});
+    EXPECT_EQ(make.out, "built in butter\n") << make.err;
+    write_file(dir_ / "CMakeLists.txt",
+               "cmake_minimum_required(VERSION 3.13)\nproject(h C)\nadd_executable(h2 hello.c)\n");
+    auto cmake =
+        run("build",
+            {"sh", "-c", "cmake -S . -B b >/dev/null && cmake --build b >/dev/null && ./b/h2"});
+    EXPECT_EQ(cmake.out, "built in butter\n") << cmake.err;
+    EXPECT_EQ(run("build", {"/probe", "ifaces"}).out, "lo:down\n");
+}
+
+TEST_P(Profiles, ServiceHasLoopbackStateDirAndRestarts) {
+    EXPECT_EQ(run("service", {"/probe", "ifaces"}).out, "lo:up\n");
+    std::string count = dir_ / "runs";
+    auto r =
+        run("service",
+            {"sh", "-c", "echo run >> " + count + "; [ $(wc -l < " + count + ") -ge 2 ] || exit 1"},
+            {"--set", "supervise.restart_delay=\"50ms\""});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(read_file(count), "run\nrun\n");  // crashed once, restarted, then succeeded
+}
+
+TEST_P(Profiles, NetworkClientUsesTheHostNetwork) {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(s, 4), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    auto r = run("network-client", {"/probe", "connect", std::to_string(ntohs(a.sin_port))});
+    EXPECT_EQ(r.out, "connected\n") << r.err;
+    ::close(s);
+    EXPECT_EQ(run("network-client", {"/probe", "exists", "/home"}).out, "no\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(RootAndNobody, Profiles, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? "nobody" : "root"; });
+
+}  // namespace
+}  // namespace butter::test
