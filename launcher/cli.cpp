@@ -31,6 +31,7 @@ std::string usage() {
   butter show [-p PROFILE] [--set KEY=VALUE]...   print the resolved profile as TOML
   butter profiles              list the profiles on the search path
   butter syscalls [GROUP...]   list syscall groups, or the syscalls of groups
+  butter doctor                what works here, what blocks a sandbox (and the fix), which profiles run
   butter --version | --help
 
 PROFILE is a path or a name looked up in $BUTTER_PROFILE_PATH, ~/.config/butter/profiles,
@@ -62,10 +63,13 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
         cli.command = Cli::Command::Profiles;
     else if (cmd == "syscalls")
         cli.command = Cli::Command::Syscalls;
+    else if (cmd == "doctor")
+        cli.command = Cli::Command::Doctor;
     else if (cmd.starts_with("-"))
         return fail(bad("unknown option '" + cmd + "' (try 'butter --help')"));
     else
-        return fail(bad("unknown command '" + cmd + "' (run, check, show, profiles, syscalls)"));
+        return fail(
+            bad("unknown command '" + cmd + "' (run, check, show, profiles, syscalls, doctor)"));
 
     const std::string where = "'butter " + cmd + "'";
     bool takes_profile = cli.command == Cli::Command::Run || cli.command == Cli::Command::Show;
@@ -163,8 +167,9 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
         return fail(bad("'butter run' needs a command (butter run -- COMMAND)"));
     if (cli.command == Cli::Command::Check && cli.args.empty())
         return fail(bad("'butter check' needs at least one profile"));
-    if (cli.command == Cli::Command::Profiles && !cli.args.empty())
-        return fail(bad("'butter profiles' takes no arguments"));
+    if ((cli.command == Cli::Command::Profiles || cli.command == Cli::Command::Doctor) &&
+        !cli.args.empty())
+        return fail(bad("'butter " + cmd + "' takes no arguments"));
     return cli;
 }
 

@@ -12,7 +12,7 @@
 namespace butter::launcher {
 
 struct Cli {
-    enum class Command { Run, Check, Show, Profiles, Syscalls, Version, Help };
+    enum class Command { Run, Check, Show, Profiles, Syscalls, Doctor, Version, Help };
     Command command = Command::Help;
     std::optional<std::string> profile;  // -p/--profile
     std::vector<std::string> sets;       // --set KEY=VALUE

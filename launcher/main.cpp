@@ -9,6 +9,7 @@
 #include <butter/signalfd.hpp>
 
 #include "cli.hpp"
+#include "doctor.hpp"
 #include "plan.hpp"
 #include "profile/loader.hpp"
 #include "report.hpp"
@@ -186,6 +187,8 @@ int main(int argc, char** argv) {
             return cmd_profiles();
         case Cli::Command::Syscalls:
             return cmd_syscalls(*cli);
+        case Cli::Command::Doctor:
+            return run_doctor();
     }
     return 2;
 }

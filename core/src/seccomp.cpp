@@ -290,6 +290,13 @@ Result<Fd> SeccompFilter::load_with_listener() const {
     return Fd(dup);
 }
 
+Result<bool> seccomp_action_available(SeccompAction action) {
+    std::uint32_t a = action.native() & SECCOMP_RET_ACTION_FULL;
+    if (::syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &a) == 0) return true;
+    if (errno == EOPNOTSUPP) return false;
+    return fail_errno("seccomp", "SECCOMP_GET_ACTION_AVAIL");
+}
+
 Result<Fd> load_bpf(std::span<const struct sock_filter> program, const BpfLoadOptions& options) {
     struct sock_fprog prog {};
     prog.len = static_cast<unsigned short>(program.size());

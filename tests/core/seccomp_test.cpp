@@ -32,6 +32,16 @@ TEST(SeccompAction, ParseAndPrint) {
     EXPECT_EQ(errno_name(ENOENT), "ENOENT");
 }
 
+TEST(Seccomp, ActionAvailability) {
+    // This kernel (6.x) has every action butter uses.
+    for (auto a : {SeccompAction::allow(), SeccompAction::kill_process(), SeccompAction::log(),
+                   SeccompAction::notify(), SeccompAction::error(EPERM)}) {
+        auto ok = seccomp_action_available(a);
+        ASSERT_TRUE(ok) << ok.error().what();
+        EXPECT_TRUE(*ok) << a.to_string();
+    }
+}
+
 TEST(Seccomp, ResolveNames) {
     EXPECT_EQ(*resolve_syscall("getppid"), SYS_getppid);
     EXPECT_EQ(syscall_name(SYS_mount), "mount");

@@ -111,6 +111,10 @@ class SeccompFilter {
     std::unique_ptr<Ctx> ctx_;
 };
 
+// seccomp(SECCOMP_GET_ACTION_AVAIL): whether the kernel implements `action` (user
+// notification needs 5.0, kill-process 4.14, log 4.14).
+[[nodiscard]] Result<bool> seccomp_action_available(SeccompAction action);
+
 struct BpfLoadOptions {
     bool new_listener = false;  // SECCOMP_FILTER_FLAG_NEW_LISTENER: return a notify fd
     bool tsync = false;         // SECCOMP_FILTER_FLAG_TSYNC: all threads

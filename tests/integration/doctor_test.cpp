@@ -1,0 +1,56 @@
+// butter doctor: the layers it reports, the fixes it gives, the profiles it tries.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "../support/butter_run.hpp"
+#include "../support/tmpdir.hpp"
+#include "../support/userns.hpp"
+
+namespace butter::test {
+namespace {
+
+RunOptions with_profiles(bool nobody) {
+    RunOptions o;
+    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    o.as_nobody = nobody;
+    o.cwd = "/tmp";
+    return o;
+}
+
+TEST(Doctor, AsRootEverythingWorksAndEveryProfileRuns) {
+    BUTTER_REQUIRE_ROOT();
+    auto r = run_butter({"doctor"}, with_profiles(false));
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    for (const char* layer :
+         {"user namespaces", "mnt namespace", "pid namespace", "net namespace", "seccomp",
+          "landlock", "fanotify", "cgroup memory", "cgroup pids", "idmapped mounts"})
+        EXPECT_NE(r.out.find(layer), std::string::npos) << layer << "\n" << r.out;
+    EXPECT_NE(r.out.find("user namespaces      ok"), std::string::npos) << r.out;
+    for (const char* p : {"default", "untrusted", "ci", "build", "service", "network-client"})
+        EXPECT_NE(r.out.find(std::string("  ") + p), std::string::npos) << p;
+    EXPECT_EQ(r.out.find("cannot run"), std::string::npos) << r.out;
+}
+
+TEST(Doctor, AsNobodyCgroupsAreBlockedWithTheFix) {
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    auto r = run_butter({"doctor"}, with_profiles(true));
+    EXPECT_EQ(r.code, 0) << r.out << r.err;  // the default profile still runs
+    EXPECT_NE(r.out.find("cgroup memory        BLOCKED"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("fix: limits.* need root"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  default          runs"), std::string::npos) << r.out;
+}
+
+TEST(Doctor, InsideAFilterThatBlocksUnshareItSaysSo) {
+    BUTTER_REQUIRE(is_root() || have_userns(), "USERNS", "no way to run a sandbox");
+    auto r = run_butter({"run", "--set", "seccomp.deny=[\"unshare\", \"@mount\"]", "--ro-bind",
+                         std::string(butter_bin()) + ":/butter", "--", "/butter", "doctor"},
+                        with_profiles(false));
+    EXPECT_EQ(r.code, 1) << r.out << r.err;
+    EXPECT_NE(r.out.find("user namespaces      BLOCKED"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("a policy around this process blocks unshare"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("  default          cannot run"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace butter::test
