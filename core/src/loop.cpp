@@ -53,12 +53,15 @@ struct EventLoop::State {
 };
 
 EventLoop::Registration::Registration(Registration&& o) noexcept
-    : state_(std::exchange(o.state_, nullptr)), id_(o.id_), fd_(o.fd_) {}
+    : state_(std::move(o.state_)), id_(o.id_), fd_(o.fd_) {
+    o.state_.reset();
+}
 
 EventLoop::Registration& EventLoop::Registration::operator=(Registration&& o) noexcept {
     if (this != &o) {
         reset();
-        state_ = std::exchange(o.state_, nullptr);
+        state_ = std::move(o.state_);
+        o.state_.reset();
         id_ = o.id_;
         fd_ = o.fd_;
     }
@@ -66,20 +69,22 @@ EventLoop::Registration& EventLoop::Registration::operator=(Registration&& o) no
 }
 
 void EventLoop::Registration::reset() {
-    if (state_) std::exchange(state_, nullptr)->remove(id_, fd_);
+    if (auto s = state_.lock()) s->remove(id_, fd_);
+    state_.reset();
 }
 
 Result<void> EventLoop::Registration::modify(IoEvents events) {
-    assert(state_);
+    auto state = state_.lock();
+    if (!state) return fail(Error("epoll_ctl(EPOLL_CTL_MOD)", EBADF, "the loop is gone"));
     struct epoll_event ev {};
     ev.events = events.raw();
     ev.data.u64 = id_;
-    if (::epoll_ctl(state_->epoll.get(), EPOLL_CTL_MOD, fd_, &ev) < 0)
+    if (::epoll_ctl(state->epoll.get(), EPOLL_CTL_MOD, fd_, &ev) < 0)
         return fail_errno("epoll_ctl(EPOLL_CTL_MOD)", "fd " + std::to_string(fd_));
     return {};
 }
 
-EventLoop::EventLoop(std::unique_ptr<State> s) : s_(std::move(s)) {}
+EventLoop::EventLoop(std::shared_ptr<State> s) : s_(std::move(s)) {}
 EventLoop::EventLoop(EventLoop&&) noexcept = default;
 EventLoop& EventLoop::operator=(EventLoop&&) noexcept = default;
 EventLoop::~EventLoop() = default;
@@ -87,7 +92,7 @@ EventLoop::~EventLoop() = default;
 Result<EventLoop> EventLoop::create() {
     int fd = ::epoll_create1(EPOLL_CLOEXEC);
     if (fd < 0) return fail_errno("epoll_create1");
-    auto s = std::make_unique<State>();
+    auto s = std::make_shared<State>();
     s->epoll = Fd(fd);
     return EventLoop(std::move(s));
 }
@@ -105,7 +110,7 @@ Result<EventLoop::Registration> EventLoop::add(BorrowedFd fd, IoEvents events, C
         return fail_errno("epoll_ctl(EPOLL_CTL_ADD)", "fd " + std::to_string(fd.get()));
     s_->entries.emplace(
         id, std::make_shared<State::Entry>(State::Entry{fd.get(), std::move(callback)}));
-    return Registration(s_.get(), id, fd.get());
+    return Registration(s_, id, fd.get());
 }
 
 void EventLoop::call_soon(std::function<void()> fn) {

@@ -73,6 +73,21 @@ TEST(EventLoop, CallbackMayRemoveItself) {
     EXPECT_EQ(calls, 1);
 }
 
+TEST(EventLoop, RegistrationOutlivingTheLoopIsInert) {
+    auto p = Pipe::create(true);
+    EventLoop::Registration reg;
+    {
+        auto loop = EventLoop::create();
+        reg = std::move(*loop->add(p->read, IoEvent::In, [](IoEvents) {}));
+        EXPECT_TRUE(reg.active());
+    }
+    EXPECT_FALSE(reg.active());
+    auto m = reg.modify(IoEvent::In);
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().errno_value(), EBADF);
+    reg.reset();  // nothing to do, nothing touched (ASan would see a use after free)
+}
+
 TEST(EventLoop, AddRegularFileFails) {
     auto loop = EventLoop::create();
     test::TempDir dir;

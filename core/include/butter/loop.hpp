@@ -52,7 +52,7 @@ class EventLoop {
     using Callback = std::function<void(IoEvents)>;
 
     // An fd's registration; removing it (destructor or reset) deregisters the fd. The callback
-    // may destroy its own registration.
+    // may destroy its own registration, and a registration that outlives its loop is inert.
     class Registration {
       public:
         Registration() = default;
@@ -62,12 +62,13 @@ class EventLoop {
         // epoll_ctl(EPOLL_CTL_MOD) with the new interest set.
         [[nodiscard]] Result<void> modify(IoEvents events);
         void reset();
-        bool active() const { return state_ != nullptr; }
+        bool active() const { return !state_.expired(); }
 
       private:
         friend class EventLoop;
-        Registration(State* s, std::uint64_t id, int fd) : state_(s), id_(id), fd_(fd) {}
-        State* state_ = nullptr;
+        Registration(std::weak_ptr<State> s, std::uint64_t id, int fd)
+            : state_(std::move(s)), id_(id), fd_(fd) {}
+        std::weak_ptr<State> state_;
         std::uint64_t id_ = 0;
         int fd_ = -1;
     };
@@ -111,10 +112,10 @@ class EventLoop {
     int fd() const;
 
   private:
-    explicit EventLoop(std::unique_ptr<State> s);
+    explicit EventLoop(std::shared_ptr<State> s);
     Result<void> iterate(int timeout_ms, const std::function<bool()>* done);
     void adopt(Task<void> task);
-    std::unique_ptr<State> s_;
+    std::shared_ptr<State> s_;
 };
 
 template <typename T>
