@@ -29,6 +29,7 @@ std::string usage() {
              [--] COMMAND [ARG...]
   butter check PROFILE...      validate profiles; print every error as FILE:LINE:COL: message
   butter show [-p PROFILE] [--set KEY=VALUE]...   print the resolved profile as TOML
+  butter show --keys[=text|roff|markdown]         every profile key: type, default, meaning
   butter profiles              list the profiles on the search path
   butter syscalls [GROUP...]   list syscall groups, or the syscalls of groups
   butter doctor                what works here, what blocks a sandbox (and the fix), which profiles run
@@ -107,7 +108,14 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
             if (!allowed) return fail(bad("option '" + flag + "' does not apply to " + where));
             return {};
         };
-        if (flag == "-p" || flag == "--profile") {
+        if (flag == "--keys") {
+            BUTTER_TRY(only(cli.command == Cli::Command::Show));
+            cli.keys_format = inline_value ? value : "text";
+            if (cli.keys_format != "text" && cli.keys_format != "roff" &&
+                cli.keys_format != "markdown")
+                return fail(bad("option '--keys' takes text, roff or markdown, got '" +
+                                cli.keys_format + "'"));
+        } else if (flag == "-p" || flag == "--profile") {
             BUTTER_TRY(only(takes_profile));
             BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
             if (v.empty()) return fail(bad("option '" + flag + "' needs a profile name or path"));

@@ -21,6 +21,7 @@ struct Cli {
     std::optional<std::string> report;  // --report FILE|-
     int verbosity = 1;                  // --quiet 0, --verbose 2
     int events_fd = -1;                 // --events FD
+    std::string keys_format;            // show --keys[=text|roff|markdown]
     std::vector<std::string> args;      // run: the command; check: profiles; syscalls: groups
 };
 

@@ -111,7 +111,28 @@ int cmd_check(const Cli& cli) {
     return status;
 }
 
+// The key table as documentation: for --help-like reading, the man page, README.
+int show_keys(const std::string& format) {
+    for (const auto& k : profile::key_docs()) {
+        if (format == "roff") {
+            std::printf(".TP\n.B %s\n(%s, default: %s)\n%s\n", k.key.c_str(), k.type.c_str(),
+                        k.default_text.c_str(), k.doc.c_str());
+        } else if (format == "markdown") {
+            std::string def = k.default_text;
+            for (auto& c : def)
+                if (c == '\n') c = ' ';
+            std::printf("| `%s` | %s | `%s` | %s |\n", k.key.c_str(), k.type.c_str(), def.c_str(),
+                        k.doc.c_str());
+        } else {
+            std::printf("%-28s %-22s %s\n%28s default: %s\n", k.key.c_str(), k.type.c_str(),
+                        k.doc.c_str(), "", k.default_text.c_str());
+        }
+    }
+    return 0;
+}
+
 int cmd_show(const Cli& cli) {
+    if (!cli.keys_format.empty()) return show_keys(cli.keys_format);
     profile::LoadOptions lo;
     lo.overrides = cli.sets;
     profile::Loaded loaded = profile::load(cli.profile, lo);

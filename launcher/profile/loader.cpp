@@ -147,6 +147,21 @@ std::vector<std::string> search_path() {
         dirs.push_back(std::string(home) + "/.config/butter/profiles");
     dirs.push_back("/etc/butter/profiles");
     dirs.push_back(BUTTER_PROFILES_DIR);
+    // Also next to the binary (PREFIX/bin/butter -> PREFIX/share/butter/profiles), so a
+    // package unpacked elsewhere or a DESTDIR install finds its own profiles.
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        std::string bin(exe, static_cast<std::size_t>(n));
+        auto slash = bin.rfind('/');
+        if (slash != std::string::npos && slash > 0) {
+            auto up = bin.rfind('/', slash - 1);
+            if (up != std::string::npos) {
+                std::string rel = bin.substr(0, up) + "/share/butter/profiles";
+                if (rel != BUTTER_PROFILES_DIR) dirs.push_back(rel);
+            }
+        }
+    }
     return dirs;
 }
 
