@@ -41,7 +41,11 @@ Result<SandboxCgroups> SandboxCgroups::create(const SandboxPlan& plan,
     if (plan.pids_limit) wanted.emplace_back("pids", "limits.pids");
     if (plan.cpus) wanted.emplace_back("cpu", "limits.cpus");
     std::string name = "butter-" + std::to_string(::getpid());
-    for (auto [controller, key] : wanted) {
+    for (const auto& want : wanted) {
+        // Named copies: a lambda may not capture structured bindings before C++20's P1091
+        // (clang 14, the fuzzing build).
+        const char* controller = want.first;
+        const char* key = want.second;
         auto made = [&]() -> Result<Cgroup> {
             BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
             BUTTER_ASSIGN_OR_RETURN(Cgroup cg, Cgroup::create(h, name));

@@ -320,7 +320,9 @@ std::optional<MountSpec> parse_mount(const Value& e, const Expansion& x, Diagnos
         out.push_back(error_at(v.loc, "filesystem.mounts: " + msg));
         ok = false;
     };
-    for (const auto& [k, v] : e.table) {
+    for (const auto& entry : e.table) {
+        const std::string& k = entry.first;  // not a structured binding: the lambda uses it
+        const Value& v = entry.second;
         auto want = [&](Kind kind) {
             if (v.kind == kind) return true;
             bad(v, "'" + k + "' must be " + kind_name(kind) + ", got " + kind_name(v.kind));

@@ -24,6 +24,10 @@ struct Value {
     SourceLoc loc;
     SourceLoc key_loc;  // where the key naming this value is written (its table's entry)
 
+    // User-provided, not defaulted: clang with libstdc++ otherwise recurses into
+    // pair<string, Value> while Value is still incomplete (the fuzzing build).
+    Value() {}  // NOLINT(modernize-use-equals-default)
+
     bool is_table() const { return kind == Kind::Table; }
     const Value* find(std::string_view key) const;
     Value* find(std::string_view key);
