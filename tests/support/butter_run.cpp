@@ -19,8 +19,15 @@ namespace {
 
 [[noreturn]] void exec_butter(const std::vector<std::string>& args, const RunOptions& o) {
     if (!o.cwd.empty() && ::chdir(o.cwd.c_str()) < 0) ::_exit(200);
+    if (!o.ctty.empty()) {
+        // setsid, then the first terminal opened without O_NOCTTY becomes the controlling one.
+        if (::setsid() < 0) ::_exit(207);
+        int t = ::open(o.ctty.c_str(), O_RDWR);
+        if (t < 0 || ::dup2(t, 0) < 0) ::_exit(207);
+        if (t != 0) ::close(t);
+    }
     if (o.leak_fd >= 0) {
-        int fd = ::open("/etc/hostname", O_RDONLY);  // no O_CLOEXEC: a leak on purpose
+        int fd = ::open(o.leak_path.c_str(), O_RDONLY);  // no O_CLOEXEC: a leak on purpose
         if (fd < 0 || ::dup2(fd, o.leak_fd) < 0) ::_exit(201);
         if (fd != o.leak_fd) ::close(fd);
     }
@@ -43,11 +50,12 @@ namespace {
             ::_exit(202);
         ::setenv("HOME", "/nonexistent", 1);
     }
-    std::vector<char*> argv{const_cast<char*>(butter_bin())};
+    const char* program = o.program.empty() ? butter_bin() : o.program.c_str();
+    std::vector<char*> argv{const_cast<char*>(program)};
     for (const auto& a : args)
         argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    ::execv(butter_bin(), argv.data());
+    ::execv(program, argv.data());
     ::_exit(203);
 }
 

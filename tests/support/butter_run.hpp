@@ -23,6 +23,10 @@ struct RunOptions {
     std::string stdout_file;       // non-empty: butter's stdout goes to this file, not captured
     int listen_fd = -1;    // socket activation: this fd becomes butter's fd 3 with LISTEN_* set
     std::string fd5_file;  // non-empty: butter gets this file open for writing as fd 5
+    std::string leak_path = "/etc/hostname";  // what leak_fd has open (a directory works)
+    std::string ctty;     // non-empty: a new session with this terminal as controlling tty
+                          // and stdin (the TIOCSTI tests)
+    std::string program;  // non-empty: run this instead of butter (the tests' controls)
 };
 
 // The butter binary and the probe, from the build (BUTTER_BIN / BUTTER_PROBE).

@@ -1,0 +1,412 @@
+/* hostile: attacks a sandboxed program would try, one per subcommand. Each attempt prints one
+ * line, "NAME: blocked ERRNO" or "NAME: ESCAPED DETAIL", so that the tests can assert on every
+ * line and show the one that got through. Run outside a sandbox (as root), most of them
+ * succeed: the tests do that too, to prove each attack is real.
+ *
+ *   tty                    TIOCSTI into fds 0-2 and /dev/tty; TIOCLINUX paste
+ *   fds [SECRET]           every fd above 2; through a directory fd, openat(fd, SECRET)
+ *   ptrace PID             ptrace/process_vm_readv/proc mem of init (pid 1) and PID
+ *   handle MOUNTDIR HEX    open_by_handle_at with a host file handle
+ *   kernel-files           open /proc/sys, /proc/sysrq-trigger and /sys files for writing
+ *   remount                remount /, unmask /proc, pivot_root, new mounts, mount API
+ *   userns                 a new user+mount namespace, then the same from inside it
+ *   syscalls               io_uring, userfaultfd, keyctl, add_key, perf_event_open, bpf, ...
+ *   x32 / int80            getpid through the x32 ABI and through int 0x80
+ *   kill PID               signals to a host pid and to every process (-1)
+ *   euid                   prints "euid R E" (run as a setuid copy)
+ *   daemon TAG             double-fork a daemon that sleeps with TAG in its command line
+ *   ignore-term            ignore SIGTERM, then sleep
+ *   forkbomb               fork until it fails; prints how many
+ *   membomb                allocate and touch memory until killed
+ *   fill DIR               write DIR/fill until it fails; prints the bytes and the errno
+ *   mounts                 the mount points this process sees, one per line
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <linux/keyctl.h>
+#include <linux/perf_event.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int escaped;
+
+static void report(const char* what, long rc, int err) {
+    if (rc >= 0) {
+        printf("%s: ESCAPED (returned %ld)\n", what, rc);
+        escaped = 1;
+    } else {
+        printf("%s: blocked %s\n", what, strerrorname_np(err) ? strerrorname_np(err) : "?");
+    }
+    fflush(stdout);
+}
+#define TRY(what, call)                \
+    do {                               \
+        errno = 0;                     \
+        long rc_ = (long)(call);       \
+        report((what), rc_, errno);    \
+    } while (0)
+
+static long sys(long nr, long a, long b, long c, long d, long e) {
+    return syscall(nr, a, b, c, d, e, 0);
+}
+
+static void attack_tty(void) {
+    char c = 'X';
+    char what[64];
+    for (int fd = 0; fd < 3; ++fd) {
+        snprintf(what, sizeof what, "TIOCSTI fd %d", fd);
+        TRY(what, ioctl(fd, TIOCSTI, &c));
+    }
+    int tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (tty >= 0) {
+        TRY("TIOCSTI /dev/tty", ioctl(tty, TIOCSTI, &c));
+        close(tty);
+    } else {
+        report("open /dev/tty", -1, errno);
+    }
+    char paste = 3; /* TIOCL_PASTESEL: paste the console selection as input */
+    TRY("TIOCLINUX paste fd 0", ioctl(0, TIOCLINUX, &paste));
+}
+
+static void attack_fds(const char* secret) {
+    int open_fds = 0;
+    for (int fd = 3; fd < 1024; ++fd) {
+        struct stat st;
+        if (fstat(fd, &st) < 0) continue;
+        ++open_fds;
+        printf("fd %d: ESCAPED (open, mode %o)\n", fd, st.st_mode & S_IFMT);
+        escaped = 1;
+        if (S_ISDIR(st.st_mode) && secret) {
+            int f = openat(fd, secret, O_RDONLY | O_CLOEXEC);
+            if (f >= 0) printf("openat(fd %d, %s): ESCAPED (host file read)\n", fd, secret);
+        }
+    }
+    if (!open_fds) printf("fds above 2: blocked EBADF\n");
+}
+
+static void attack_ptrace(pid_t host_pid) {
+    char what[64];
+    pid_t targets[2] = {1, host_pid};
+    for (int i = 0; i < 2; ++i) {
+        pid_t p = targets[i];
+        if (p <= 0) continue;
+        snprintf(what, sizeof what, "PTRACE_ATTACH %d", p);
+        long rc = ptrace(PTRACE_ATTACH, p, 0, 0);
+        int err = errno;
+        report(what, rc, err);
+        if (rc == 0) ptrace(PTRACE_DETACH, p, 0, 0);
+        snprintf(what, sizeof what, "PTRACE_SEIZE %d", p);
+        rc = ptrace(PTRACE_SEIZE, p, 0, 0);
+        err = errno;
+        report(what, rc, err);
+        if (rc == 0) ptrace(PTRACE_DETACH, p, 0, 0);
+        char buf[16];
+        struct iovec local = {buf, sizeof buf}, remote = {(void*)0x400000, sizeof buf};
+        snprintf(what, sizeof what, "process_vm_readv %d", p);
+        TRY(what, process_vm_readv(p, &local, 1, &remote, 1, 0));
+        snprintf(what, sizeof what, "open /proc/%d/mem", p);
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/mem", p);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        report(what, fd, errno);
+        if (fd >= 0) close(fd);
+    }
+}
+
+static void attack_handle(const char* mount_dir, const char* hex) {
+    size_t n = strlen(hex) / 2;
+    struct file_handle* h = malloc(sizeof *h + n);
+    unsigned type = 0;
+    int used = 0;
+    sscanf(hex, "%8x%n", &type, &used);
+    h->handle_type = (int)type;
+    h->handle_bytes = (unsigned)(n - 4);
+    for (size_t i = 0; i + 4 < n; ++i) {
+        unsigned b;
+        sscanf(hex + 8 + 2 * i, "%2x", &b);
+        h->f_handle[i] = (unsigned char)b;
+    }
+    int mfd = open(mount_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (mfd < 0) {
+        report("open mount dir", -1, errno);
+        return;
+    }
+    int fd = open_by_handle_at(mfd, h, O_RDONLY);
+    int err = errno;
+    report("open_by_handle_at", fd, err);
+    if (fd >= 0) {
+        char buf[64] = {0};
+        if (read(fd, buf, sizeof buf - 1) > 0) printf("read through the handle: %s\n", buf);
+    }
+    free(h);
+}
+
+static void attack_kernel_files(void) {
+    const char* files[] = {"/proc/sys/kernel/hostname",
+                           "/proc/sys/kernel/core_pattern",
+                           "/proc/sys/vm/drop_caches",
+                           "/proc/sysrq-trigger",
+                           "/proc/sys/fs/binfmt_misc/register",
+                           "/sys/kernel/mm/transparent_hugepage/enabled",
+                           "/sys/kernel/uevent_helper",
+                           "/sys/fs/cgroup/cgroup.procs",
+                           "/sys/power/state"};
+    char what[128];
+    for (size_t i = 0; i < sizeof files / sizeof *files; ++i) {
+        /* Opening for writing is the escape; nothing is ever written. */
+        int fd = open(files[i], O_WRONLY | O_CLOEXEC);
+        int err = errno;
+        snprintf(what, sizeof what, "open %s for writing", files[i]);
+        report(what, fd, err);
+        if (fd >= 0) close(fd);
+    }
+}
+
+static void attack_remount(void) {
+    TRY("remount / read-write", mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND, NULL));
+    TRY("remount /usr read-write", mount(NULL, "/usr", NULL, MS_REMOUNT | MS_BIND, NULL));
+    TRY("umount /proc/sys", umount2("/proc/sys", MNT_DETACH));
+    TRY("umount /proc/keys mask", umount2("/proc/keys", MNT_DETACH));
+    TRY("umount /usr", umount2("/usr", MNT_DETACH));
+    TRY("mount tmpfs on /tmp", mount("tmpfs", "/tmp", "tmpfs", 0, NULL));
+    TRY("mount proc on /tmp", mount("proc", "/tmp", "proc", 0, NULL));
+    TRY("pivot_root", sys(SYS_pivot_root, (long)"/tmp", (long)"/tmp", 0, 0, 0));
+    TRY("chroot", chroot("/tmp"));
+    TRY("fsopen tmpfs", sys(SYS_fsopen, (long)"tmpfs", 0, 0, 0, 0));
+    TRY("open_tree /usr", sys(SYS_open_tree, AT_FDCWD, (long)"/usr", 1 /* CLONE */, 0, 0));
+}
+
+static void attack_nested_userns(void) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
+        report("unshare(CLONE_NEWUSER|CLONE_NEWNS)", -1, errno);
+        return;
+    }
+    /* Allowed (as in bubblewrap): the new namespaces are below the sandbox's, so the mounts
+     * made by butter are locked together. The escapes are the masks and read-only flags. */
+    printf("unshare(CLONE_NEWUSER|CLONE_NEWNS): allowed\n");
+    TRY("nested: umount /proc/keys mask", umount2("/proc/keys", MNT_DETACH));
+    TRY("nested: umount /proc/sys", umount2("/proc/sys", MNT_DETACH));
+    TRY("nested: remount /usr read-write",
+        mount(NULL, "/usr", NULL, MS_REMOUNT | MS_BIND, NULL));
+    int fd = open("/usr/.butter-hostile", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    report("nested: write /usr", fd, errno);
+    if (fd >= 0) {
+        close(fd);
+        unlink("/usr/.butter-hostile");
+    }
+}
+
+static void attack_syscalls(void) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    TRY("io_uring_setup", sys(SYS_io_uring_setup, 8, (long)&p, 0, 0, 0));
+    TRY("userfaultfd", sys(SYS_userfaultfd, O_CLOEXEC, 0, 0, 0, 0));
+    TRY("keyctl", sys(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0, 0, 0));
+    TRY("add_key", sys(SYS_add_key, (long)"user", (long)"butter", (long)"x", 1,
+                       KEY_SPEC_PROCESS_KEYRING));
+    TRY("request_key", sys(SYS_request_key, (long)"user", (long)"butter", 0, 0, 0));
+    struct perf_event_attr pa;
+    memset(&pa, 0, sizeof pa);
+    pa.size = sizeof pa;
+    pa.type = PERF_TYPE_SOFTWARE;
+    pa.config = PERF_COUNT_SW_CPU_CLOCK;
+    pa.exclude_kernel = 1;
+    TRY("perf_event_open", sys(SYS_perf_event_open, (long)&pa, 0, -1, -1, 0));
+    char attr[128];
+    memset(attr, 0, sizeof attr);
+    TRY("bpf", sys(SYS_bpf, 0 /* BPF_MAP_CREATE */, (long)attr, sizeof attr, 0, 0));
+    TRY("init_module", sys(SYS_init_module, 0, 0, (long)"", 0, 0));
+    /* Harmless where allowed: invalid flags, a missing file, a no-op time change. */
+    TRY("kexec_load", sys(SYS_kexec_load, 0, 0, 0, 0xffff0000L, 0));
+    TRY("settimeofday", sys(SYS_settimeofday, 0, 0, 0, 0, 0));
+    TRY("acct", sys(SYS_acct, (long)"/nonexistent/acct", 0, 0, 0, 0));
+    TRY("swapoff", sys(SYS_swapoff, (long)"/nonexistent", 0, 0, 0, 0));
+}
+
+static void attack_x32(void) {
+    errno = 0;
+    long rc = syscall(0x40000000 | SYS_getpid);
+    report("x32 getpid", rc, errno);
+}
+
+static void attack_int80(void) {
+    long rc = 20; /* i386 getpid */
+    __asm__ volatile("int $0x80" : "+a"(rc) : : "memory");
+    report("int 0x80 getpid", rc, rc < 0 ? (int)-rc : 0);
+}
+
+static void attack_kill(pid_t host_pid) {
+    char what[64];
+    snprintf(what, sizeof what, "kill(%d, 0)", host_pid);
+    TRY(what, kill(host_pid, 0));
+    snprintf(what, sizeof what, "kill(%d, SIGKILL)", host_pid);
+    TRY(what, kill(host_pid, SIGKILL));
+    /* -1: every process this one may signal; in a pid namespace only the sandbox's own. Only
+     * ever inside a butter sandbox: anywhere else it would be a real attack on the host. */
+    char comm[32] = {0};
+    FILE* f = fopen("/proc/1/comm", "re");
+    if (!f || !fgets(comm, sizeof comm, f) || strcmp(comm, "butter-init\n") != 0) {
+        printf("kill(-1, SIGKILL): skipped (not inside butter)\n");
+        if (f) fclose(f);
+        return;
+    }
+    fclose(f);
+    // A sandboxed bystander, so that kill(-1) has someone to reach inside.
+    pid_t bystander = fork();
+    if (bystander == 0) {
+        for (;;) pause();
+    }
+    errno = 0;
+    int rc = kill(-1, SIGKILL);
+    int saved = errno;
+    int st = 0;
+    if (bystander > 0) waitpid(bystander, &st, 0);
+    if (rc != 0)
+        printf("kill(-1, SIGKILL): %s\n", strerrorname_np(saved));
+    else
+        printf("kill(-1, SIGKILL): delivered (inside the sandbox only%s)\n",
+               WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? ", bystander killed" : "");
+}
+
+static void daemon_loop(const char* tag) {
+    (void)tag;
+    for (;;) pause();
+}
+
+static int fork_daemon(const char* self, const char* tag) {
+    pid_t p = fork();
+    if (p < 0) return 1;
+    if (p == 0) {
+        setsid();
+        pid_t q = fork();
+        if (q == 0) {
+            signal(SIGHUP, SIG_IGN);
+            signal(SIGTERM, SIG_IGN);
+            execl(self, self, "daemon-loop", tag, (char*)NULL);
+            _exit(127);
+        }
+        _exit(q < 0);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    printf("daemon: started\n");
+    return 0;
+}
+
+static int forkbomb(void) {
+    int n = 0;
+    for (;;) {
+        pid_t p = fork();
+        if (p < 0) {
+            printf("forkbomb: stopped after %d (%s)\n", n, strerrorname_np(errno));
+            fflush(stdout);
+            kill(0, SIGKILL);
+            return 0;
+        }
+        if (p == 0) {
+            pause();
+            _exit(0);
+        }
+        ++n;
+    }
+}
+
+static int membomb(void) {
+    size_t total = 0;
+    for (;;) {
+        size_t chunk = 16 << 20;
+        char* m = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            printf("membomb: mmap failed after %zu MiB\n", total >> 20);
+            return 0;
+        }
+        memset(m, 1, chunk);
+        total += chunk;
+    }
+}
+
+static int fill(const char* dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fill", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        report("open fill", -1, errno);
+        return 0;
+    }
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit then shows as EFBIG */
+    static char buf[1 << 20];
+    memset(buf, 'x', sizeof buf);
+    unsigned long long total = 0;
+    for (;;) {
+        ssize_t n = write(fd, buf, sizeof buf);
+        if (n <= 0) {
+            printf("fill: %llu bytes, then %s\n", total, n < 0 ? strerrorname_np(errno) : "0");
+            return 0;
+        }
+        total += (unsigned long long)n;
+    }
+}
+
+static int mounts(void) {
+    FILE* f = fopen("/proc/self/mountinfo", "re");
+    if (!f) return 1;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        char point[4096];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1) printf("%s\n", point);
+    }
+    fclose(f);
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: hostile ATTACK [ARGS]\n");
+        return 2;
+    }
+    const char* cmd = argv[1];
+    const char* arg = argc > 2 ? argv[2] : NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!strcmp(cmd, "tty")) attack_tty();
+    else if (!strcmp(cmd, "fds")) attack_fds(arg);
+    else if (!strcmp(cmd, "ptrace")) attack_ptrace(arg ? atoi(arg) : 0);
+    else if (!strcmp(cmd, "handle") && argc > 3) attack_handle(argv[2], argv[3]);
+    else if (!strcmp(cmd, "kernel-files")) attack_kernel_files();
+    else if (!strcmp(cmd, "remount")) attack_remount();
+    else if (!strcmp(cmd, "userns")) attack_nested_userns();
+    else if (!strcmp(cmd, "syscalls")) attack_syscalls();
+    else if (!strcmp(cmd, "x32")) attack_x32();
+    else if (!strcmp(cmd, "int80")) attack_int80();
+    else if (!strcmp(cmd, "kill") && arg) attack_kill(atoi(arg));
+    else if (!strcmp(cmd, "euid")) printf("euid %d %d\n", (int)getuid(), (int)geteuid());
+    else if (!strcmp(cmd, "daemon") && arg) return fork_daemon(argv[0], arg);
+    else if (!strcmp(cmd, "daemon-loop")) daemon_loop(arg);
+    else if (!strcmp(cmd, "ignore-term")) {
+        signal(SIGTERM, SIG_IGN);
+        printf("ignoring SIGTERM\n");
+        for (;;) pause();
+    } else if (!strcmp(cmd, "forkbomb")) return forkbomb();
+    else if (!strcmp(cmd, "membomb")) return membomb();
+    else if (!strcmp(cmd, "fill") && arg) return fill(arg);
+    else if (!strcmp(cmd, "mounts")) return mounts();
+    else {
+        fprintf(stderr, "hostile: unknown attack '%s'\n", cmd);
+        return 2;
+    }
+    return escaped;
+}
