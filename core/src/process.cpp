@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "butter/signalfd.hpp"
 #include "sys.hpp"
@@ -126,7 +127,27 @@ Result<CloneResult> clone3(const CloneArgs& args) {
     ca.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
     ca.exit_signal = static_cast<std::uint64_t>(args.exit_signal);
     if (args.cgroup_fd >= 0) ca.cgroup = static_cast<std::uint64_t>(args.cgroup_fd);
-    long r = sys::clone3(&ca, sizeof ca);
+    // clone3 can be missing: kernels before 5.3, and sandboxes and tools whose filters answer
+    // ENOSYS for it so that libc falls back to clone (Docker's default profile, valgrind). Then
+    // clone(2) does the same when the flags fit its 32 bits and do not collide with the exit
+    // signal's byte (CLONE_NEWTIME does), and no cgroup is asked for.
+    static std::atomic<bool> no_clone3{false};
+    long r = -ENOSYS;
+    if (!no_clone3.load(std::memory_order_relaxed)) {
+        r = sys::clone3(&ca, sizeof ca);
+        if (r == -ENOSYS) no_clone3.store(true, std::memory_order_relaxed);
+    }
+    if (r == -ENOSYS) {
+        std::uint64_t flags = ca.flags & ~static_cast<std::uint64_t>(CLONE_PIDFD);
+        if (flags > 0xffffffffU || (flags & CSIGNAL) != 0 || args.exit_signal < 0 ||
+            args.exit_signal > static_cast<int>(CSIGNAL))
+            return fail(Error("clone3", ENOSYS,
+                              "and clone(2) cannot carry these flags (CLONE_NEWTIME or "
+                              "CLONE_INTO_CGROUP need clone3)"));
+        r = sys::clone(ca.flags | static_cast<std::uint64_t>(args.exit_signal),
+                       args.want_pidfd ? &pidfd : nullptr);
+        if (r < 0) return fail(Error("clone", static_cast<int>(-r)));
+    }
     if (r < 0) return fail(Error("clone3", static_cast<int>(-r)));
     CloneResult out;
     out.pid = static_cast<pid_t>(r);

@@ -48,6 +48,11 @@ inline int pidfd_getfd(int pidfd, int targetfd, unsigned flags) {
 inline long clone3(struct clone_args* args, std::size_t size) {
     return ret(::syscall(SYS_clone3, args, size));
 }
+// clone(2) with fork-like semantics; with CLONE_PIDFD the parent's pidfd lands in *pidfd
+// (x86-64 argument order: flags, stack, parent_tid, child_tid, tls).
+inline long clone(std::uint64_t flags, int* pidfd) {
+    return ret(::syscall(SYS_clone, flags, nullptr, pidfd, nullptr, nullptr));
+}
 inline int pivot_root(const char* new_root, const char* put_old) {
     return static_cast<int>(ret(::syscall(SYS_pivot_root, new_root, put_old)));
 }

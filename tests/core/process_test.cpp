@@ -9,6 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/syscall.h>
+
+#include "butter/seccomp.hpp"
+
 #include "../support/child.hpp"
 #include "../support/userns.hpp"
 
@@ -44,6 +48,39 @@ TEST(Process, PidNamespaceInitSeesOneAndZero) {
         CHILD_OK(st);
         CHILD_ASSERT(st->has_value() && (*st)->exited() && (*st)->code == 0,
                      "init saw wrong pids: " << (*st)->to_string());
+        return 0;
+    });
+    EXPECT_EQ(r.code(), 0) << r.output;
+}
+
+// Where a filter answers ENOSYS for clone3 (Docker's default profile, valgrind), clone3()
+// falls back to clone(2): same namespaces, same pidfd. CLONE_NEWTIME cannot ride on clone(2)
+// and gets a clear error instead.
+TEST(Process, Clone3FallsBackToCloneWhereClone3IsFiltered) {
+    bool root = test::is_root();
+    BUTTER_REQUIRE(root || test::have_userns(), "USERNS", "no user namespaces for a pid namespace");
+    auto r = test::run_in_child([root] {
+        auto filter = SeccompFilter::create(SeccompAction::allow());
+        CHILD_OK(filter);
+        CHILD_OK(filter->add_rule(SeccompAction::error(ENOSYS), "clone3"));
+        CHILD_OK(filter->load());
+        CHILD_ASSERT(::syscall(SYS_clone3, nullptr, 0) < 0 && errno == ENOSYS, "not filtered");
+
+        CloneArgs args;
+        args.flags = CLONE_NEWPID | CLONE_NEWUTS | (root ? 0 : CLONE_NEWUSER);
+        auto c = clone3(args);
+        CHILD_OK(c);
+        if (c->is_child()) ::_exit(butter::getpid() == 1 ? 42 : 1);
+        CHILD_ASSERT(c->pidfd.valid(), "no pidfd from clone(2)");
+        auto st = waitid_pidfd(c->pidfd);
+        CHILD_OK(st);
+        CHILD_ASSERT(st->has_value() && (*st)->exited() && (*st)->code == 42,
+                     "child: " << (*st)->to_string());
+
+        args.flags |= CLONE_NEWTIME;
+        auto t = clone3(args);
+        CHILD_ASSERT(!t, "CLONE_NEWTIME through clone(2)");
+        CHILD_ASSERT(t.error().what().find("CLONE_NEWTIME") != std::string::npos, t.error().what());
         return 0;
     });
     EXPECT_EQ(r.code(), 0) << r.output;
