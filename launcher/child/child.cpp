@@ -189,6 +189,11 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
     if (!plan.namespaces.has(Namespace::Pid)) exec_command(plan, ch, clock);
     // PID 1 stays as init; the command runs as its child.
     sigset_t init_signals = prepare_init_signals(plan);
+    // Named and not dumpable before the command can run: with vfork, init resumes only after
+    // the command's exec, and the command must never see an init it could ptrace. Both belong
+    // to init's memory, which the command leaves at its exec.
+    (void)set_process_name("butter-init");
+    if (auto r = set_dumpable(false); !r) die(ch, Step::Init, r.error());
     // vfork: the command borrows init's memory until its exec instead of getting a copy (no
     // page tables to copy and tear down, no copy-on-write faults on the way to exec: these
     // dominate start-up on a paravirtualized VM). init stays suspended meanwhile, and the

@@ -38,11 +38,10 @@ sigset_t prepare_init_signals(const SandboxPlan& plan) {
 
 void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set) {
     ::close(ch.error_fd);  // only the command's copy remains: EOF at its exec
-    (void)set_process_name("butter-init");
 
-    // init keeps nothing it could be attacked for: no capabilities, not dumpable (so the
-    // sandbox cannot ptrace it), no new privileges.
-    if (!drop_all_locked() || !set_dumpable(false) || !set_no_new_privs()) {
+    // init keeps nothing it could be attacked for: no capabilities, not dumpable (already so
+    // since before the command's vfork: the sandbox cannot ptrace it), no new privileges.
+    if (!drop_all_locked() || !set_no_new_privs()) {
         ::kill(command, SIGKILL);
         ::_exit(125);
     }
