@@ -1,6 +1,7 @@
 #include "output.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -73,6 +74,7 @@ Result<Output> Output::open(const OutputSpec& spec, int own_fd) {
 }
 
 Result<void> Output::reopen_pipe() {
+    pending_ = 0;
     BUTTER_ASSIGN_OR_RETURN(Pipe p, Pipe::create());
     read_ = std::move(p.read);
     write_ = std::move(p.write);
@@ -96,18 +98,78 @@ void Output::after_spawn() {
 
 Result<void> Output::start(EventLoop& loop) {
     if (spec_.kind != OutputSpec::Kind::Tee) return {};
-    BUTTER_ASSIGN_OR_RETURN(reg_, loop.add(read_, IoEvent::In, [this](IoEvents) {
+    loop_ = &loop;
+    return watch_input();
+}
+
+Result<void> Output::watch_input() {
+    BUTTER_ASSIGN_OR_RETURN(reg_, loop_->add(read_, IoEvent::In, [this](IoEvents) {
         if (!pump()) reg_.reset();
     }));
     return {};
 }
 
+bool Output::flush_pending() {
+    while (pending_ > 0) {
+        // Non-blocking on butter's stream whatever its own flags: a reader that stops reading
+        // must stall the command (as tee(1) would), never the supervisor's loop.
+        auto n = splice(read_, nullptr, own_fd_, nullptr, pending_,
+                        SpliceFlag::Move | SpliceFlag::NonBlock);
+        if (n && *n > 0) {
+            pending_ -= *n;
+            bytes_ += *n;
+            continue;
+        }
+        if (!n && n.error().errno_value() == EAGAIN) return false;
+        if (!n && n.error().errno_value() == EINTR) continue;
+        // Not spliceable (a terminal): copy; gone (EPIPE): drop what it was owed.
+        std::size_t len = pending_;
+        if (!move(read_.get(), own_fd_, len, nullptr)) discard(read_.get(), len);
+        bytes_ += len;
+        pending_ = 0;
+    }
+    return true;
+}
+
+void Output::wait_writable() {
+    reg_.reset();  // no more input until butter's stream takes what it is owed
+    auto r = loop_->add(own_fd_, IoEvent::Out, [this](IoEvents) {
+        if (!flush_pending()) return;
+        out_reg_.reset();
+        if (auto w = watch_input(); !w && !error_) error_ = w.error();
+    });
+    if (r) {
+        out_reg_ = std::move(*r);
+        return;
+    }
+    // Not pollable: wait in place.
+    (void)flush_pending_blocking(-1);
+}
+
+bool Output::flush_pending_blocking(int interrupt_fd) {
+    while (!flush_pending()) {
+        pollfd p[2] = {{own_fd_, POLLOUT, 0}, {interrupt_fd, POLLIN, 0}};
+        int n = ::poll(p, interrupt_fd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 || (p[1].revents & POLLIN)) {
+            // A signal for the supervisor (a stop request) ends the wait: the rest is dropped.
+            discard(read_.get(), pending_);
+            pending_ = 0;
+            return false;
+        }
+    }
+    return true;
+}
+
 bool Output::pump() {
     for (;;) {
-        std::size_t n = 0;
+        if (pending_ > 0 && !flush_pending()) {
+            wait_writable();
+            return true;
+        }
         if (!error_) {
-            // Duplicate what the pipe holds, then move the copy to the file and the original
-            // to butter's stream.
+            // Duplicate what the pipe holds, then move the copy to the file; the original
+            // then goes to butter's stream.
             auto t = tee(read_, dup_write_, kChunk, SpliceFlag::NonBlock);
             if (!t) {
                 if (t.error().errno_value() == EAGAIN) return true;
@@ -115,36 +177,44 @@ bool Output::pump() {
                 continue;
             }
             if (*t == 0) return false;  // EOF
-            n = *t;
-            if (!move(dup_read_.get(), file_.get(), n, &error_)) discard(dup_read_.get(), n);
+            if (!move(dup_read_.get(), file_.get(), *t, &error_)) discard(dup_read_.get(), *t);
+            pending_ = *t;
         } else {
             // The file failed: keep the command's output flowing to butter's stream.
-            auto sp = splice(read_, nullptr, own_fd_, nullptr, kChunk, SpliceFlag::NonBlock);
-            if (!sp) {
-                if (sp.error().errno_value() == EAGAIN) return true;
-                char buf[65536];
-                ssize_t r = ::read(read_.get(), buf, sizeof buf);
-                if (r <= 0) return r != 0;
-                (void)!::write(own_fd_, buf, static_cast<std::size_t>(r));
-                bytes_ += static_cast<std::uint64_t>(r);
+            int avail = 0;
+            if (::ioctl(read_.get(), FIONREAD, &avail) < 0) return false;
+            if (avail > 0) {
+                pending_ = static_cast<std::size_t>(avail);
                 continue;
             }
-            if (*sp == 0) return false;
-            bytes_ += *sp;
-            continue;
+            pollfd p{read_.get(), POLLIN, 0};
+            return !(::poll(&p, 1, 0) > 0 && (p.revents & POLLHUP));  // empty: EOF or not yet
         }
-        move(read_.get(), own_fd_, n, nullptr);
-        bytes_ += n;
     }
 }
 
-void Output::drain() {
+void Output::drain(int interrupt_fd, bool stopping) {
     if (spec_.kind != OutputSpec::Kind::Tee || !read_.valid()) return;
-    // pump() stops at EAGAIN; the sandbox is gone, so an empty pipe means done.
-    while (pump()) {
+    // The sandbox is gone: everything in the pipe goes out now, and an empty pipe means done.
+    // Normally butter waits for its reader (no byte is lost) unless a signal interrupts; when
+    // butter is stopping (a stop request, the time limit) it moves only what fits at once.
+    out_reg_.reset();
+    for (;;) {
+        bool flushed = stopping ? flush_pending() : flush_pending_blocking(interrupt_fd);
+        if (!flushed) {
+            int avail = 0;
+            if (::ioctl(read_.get(), FIONREAD, &avail) == 0 && avail > 0)
+                discard(read_.get(), static_cast<std::size_t>(avail));
+            pending_ = 0;
+            break;
+        }
+        if (!pump()) break;
+        out_reg_.reset();
+        if (pending_ > 0) continue;
         int avail = 0;
         if (::ioctl(read_.get(), FIONREAD, &avail) < 0 || avail == 0) break;
     }
+    out_reg_.reset();
     reg_.reset();
 }
 

@@ -27,8 +27,10 @@ class Output {
     void after_spawn();
     // Tee mode: start moving data on the loop.
     [[nodiscard]] Result<void> start(EventLoop& loop);
-    // Moves everything still in the pipe (the command is gone: no more data will come).
-    void drain();
+    // Moves everything still in the pipe (the command is gone: no more data will come),
+    // waiting for butter's stream to take it; `interrupt_fd` readable (the signalfd) ends the
+    // wait and drops the rest. When `stopping`, moves only what the stream takes at once.
+    void drain(int interrupt_fd = -1, bool stopping = false);
     // A new pipe for the next run of the command (restart); nothing without tee.
     [[nodiscard]] Result<void> reopen_pipe_if_tee();
 
@@ -39,15 +41,24 @@ class Output {
 
   private:
     Output(OutputSpec spec, int own_fd) : spec_(std::move(spec)), own_fd_(own_fd) {}
-    // Moves what is readable now; false at EOF.
+    // Moves what is readable now; false at EOF. When butter's stream is full, stops reading
+    // the command's pipe and waits on the loop for the stream to take what it is owed.
     bool pump();
+    Result<void> watch_input();
+    // Moves the `pending_` bytes (already in the file) to butter's stream without blocking;
+    // false while the stream is full.
+    bool flush_pending();
+    bool flush_pending_blocking(int interrupt_fd);
+    void wait_writable();
     Result<void> reopen_pipe();
     OutputSpec spec_;
     int own_fd_;
     Fd file_;
     Fd read_, write_;          // the command's pipe (tee)
     Fd dup_read_, dup_write_;  // tee(2)'s copy, spliced to the file
-    EventLoop::Registration reg_;
+    EventLoop* loop_ = nullptr;
+    EventLoop::Registration reg_, out_reg_;
+    std::size_t pending_ = 0;  // at the head of the pipe: in the file, owed to butter's stream
     std::uint64_t bytes_ = 0;
     std::optional<Error> error_;
 };

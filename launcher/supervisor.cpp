@@ -500,8 +500,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         while (!attempt.exited())
             BUTTER_TRY(loop.run());
         current = nullptr;
-        out.drain();
-        err.drain();
+        out.drain(sfd.fd(), stop_requested || time_up);
+        err.drain(sfd.fd(), stop_requested || time_up);
         if (pty) pty->drain();
         BUTTER_ASSIGN_OR_RETURN(RunOutcome o, attempt.finish());
         o.denied = std::move(result.denied);
