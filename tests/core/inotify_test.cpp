@@ -369,7 +369,7 @@ TEST(Inotify, UnmountIsReported) {
     auto r = test::run_in_child([&] {
         if (::geteuid() != 0) CHILD_ASSERT(::unshare(CLONE_NEWUSER) == 0, "userns");
         CHILD_ASSERT(::unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS)");
-        CHILD_ASSERT(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, "private");
+        CHILD_ASSERT(::mount("none", "/", "none", MS_REC | MS_PRIVATE, nullptr) == 0, "private");
         CHILD_ASSERT(::mount("tmpfs", path.c_str(), "tmpfs", 0, nullptr) == 0, "mount tmpfs");
         auto in = Inotify::create(InotifyFlag::NonBlock);
         CHILD_OK(in);

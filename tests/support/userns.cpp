@@ -45,7 +45,7 @@ std::string private_mount_namespace() {
     if (!e.empty()) return e;
     if (::unshare(CLONE_NEWNS) < 0)
         return std::string("unshare(CLONE_NEWNS): ") + std::strerror(errno);
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
+    if (::mount("none", "/", "none", MS_REC | MS_PRIVATE, nullptr) < 0)
         return std::string("make / private: ") + std::strerror(errno);
     return "";
 }
