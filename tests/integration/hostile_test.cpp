@@ -61,6 +61,15 @@ class HostSleeper {
             ::execl("/bin/sleep", "sleep", "60", static_cast<char*>(nullptr));
             ::_exit(127);
         }
+        // Until it has exec'd: a ptrace attach (the control runs) before the exec would leave
+        // the exec's SIGTRAP to kill it once the tracer is gone.
+        std::string comm = "/proc/" + std::to_string(pid_) + "/comm";
+        for (int i = 0; i < 2000; ++i) {
+            std::ifstream in(comm);
+            std::string name;
+            if (std::getline(in, name) && name == "sleep") break;
+            ::usleep(1000);
+        }
     }
     ~HostSleeper() {
         ::kill(pid_, SIGKILL);
