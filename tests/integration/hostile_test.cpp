@@ -46,10 +46,20 @@ std::string outcome(const std::string& out, const std::string& name) {
 }
 
 std::string mountinfo() {
-    std::ifstream in("/proc/self/mountinfo");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return read_file("/proc/self/mountinfo");
+}
+
+// butter run -p PROFILE --ro-bind HOSTILE:/hostile [extra...] -- /hostile ARGS...
+std::vector<std::string> hostile_run(const std::string& profile,
+                                     const std::vector<std::string>& extra,
+                                     const std::vector<std::string>& hostile_args) {
+    std::vector<std::string> args{"run", "-p", profile, "--ro-bind",
+                                  std::string(hostile_bin()) + ":/hostile"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("--");
+    args.push_back("/hostile");
+    args.insert(args.end(), hostile_args.begin(), hostile_args.end());
+    return args;
 }
 
 // A host process to aim at: `sleep 60`, killed with the object.
@@ -128,13 +138,7 @@ class Hostile : public ::testing::TestWithParam<Param> {
             base.ctty = o.ctty;
             o = base;
         }
-        std::vector<std::string> args{"run", "-p", GetParam().profile, "--ro-bind",
-                                      std::string(hostile_bin()) + ":/hostile"};
-        args.insert(args.end(), extra.begin(), extra.end());
-        args.push_back("--");
-        args.push_back("/hostile");
-        args.insert(args.end(), hostile_args.begin(), hostile_args.end());
-        return run_butter(args, o);
+        return run_butter(hostile_run(GetParam().profile, extra, hostile_args), o);
     }
     // The hostile program straight on the host (the control runs).
     RunResult control(std::vector<std::string> hostile_args, RunOptions o = {}) {
@@ -420,13 +424,7 @@ class HostileBombs : public ::testing::TestWithParam<const char*> {
         RunOptions o;
         o.cwd = work_.path();
         o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
-        std::vector<std::string> args{"run", "-p", GetParam(), "--ro-bind",
-                                      std::string(hostile_bin()) + ":/hostile"};
-        args.insert(args.end(), extra.begin(), extra.end());
-        args.push_back("--");
-        args.push_back("/hostile");
-        args.insert(args.end(), hostile_args.begin(), hostile_args.end());
-        return run_butter(args, o);
+        return run_butter(hostile_run(GetParam(), extra, hostile_args), o);
     }
     TempDir work_;
 };
@@ -476,16 +474,7 @@ TEST(HostileRace, SymlinkSwappedMountTargetIsRefusedNotFollowed) {
     std::string before = mountinfo();
     RunOptions o;
     o.cwd = work.path();
-    std::vector<std::string> args{"run",
-                                  "-p",
-                                  profile,
-                                  "--ro-bind",
-                                  std::string(hostile_bin()) + ":/hostile",
-                                  "--set",
-                                  "process.cwd=\"/\"",
-                                  "--",
-                                  "/hostile",
-                                  "mounts"};
+    auto args = hostile_run(profile, {"--set", "process.cwd=\"/\""}, {"mounts"});
 
     // Deterministic: a symlink already in place is refused with the path named.
     ASSERT_EQ(::symlink("/", (data / "sub").c_str()), 0);

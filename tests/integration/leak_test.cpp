@@ -30,13 +30,6 @@ namespace fs = std::filesystem;
 using launcher::RunOutcome;
 using launcher::SandboxPlan;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // "fd -> what it points at", for every open fd.
 std::map<int, std::string> open_fds() {
     std::map<int, std::string> out;
@@ -52,7 +45,7 @@ std::map<int, std::string> open_fds() {
 std::string children() {
     std::string all;
     for (const auto& t : fs::directory_iterator("/proc/self/task"))
-        all += slurp(t.path() / "children");
+        all += read_file(t.path() / "children");
     return all;
 }
 
@@ -61,7 +54,7 @@ std::string children() {
 std::vector<std::string> cgroup_tree() {
     std::string mine = "butter-" + std::to_string(::getpid());
     std::vector<std::string> out;
-    std::istringstream in(slurp("/proc/self/cgroup"));
+    std::istringstream in(read_file("/proc/self/cgroup"));
     for (std::string line; std::getline(in, line);) {
         auto a = line.find(':'), b = line.find(':', a + 1);
         std::string controllers = line.substr(a + 1, b - a - 1);
@@ -85,8 +78,13 @@ std::size_t heap_in_use() {
 struct Variant {
     const char* name;
     std::vector<std::string> sets;
-    bool needs_root;
 };
+
+void expect_no_errors(const Variant& v, const launcher::profile::Diagnostics& d) {
+    for (const auto& x : d)
+        if (x.severity == launcher::profile::Diagnostic::Severity::Error)
+            ADD_FAILURE() << v.name << ": " << x.render();
+}
 
 SandboxPlan plan_for(const Variant& v, const std::string& work) {
     launcher::profile::LoadOptions lo;
@@ -96,9 +94,7 @@ SandboxPlan plan_for(const Variant& v, const std::string& work) {
         if (at != std::string::npos) s.replace(at, 6, work);
     }
     auto loaded = launcher::profile::load(std::nullopt, lo);  // the embedded default
-    for (const auto& x : loaded.diagnostics)
-        if (x.severity == launcher::profile::Diagnostic::Severity::Error)
-            ADD_FAILURE() << v.name << ": " << x.render();
+    expect_no_errors(v, loaded.diagnostics);
     launcher::PlanOptions po;
     // Only the output variant writes to its outputs: the others would write into the test's.
     bool output = v.name == std::string("tee");
@@ -106,9 +102,7 @@ SandboxPlan plan_for(const Variant& v, const std::string& work) {
     launcher::profile::Diagnostics d;
     auto plan = launcher::make_plan(loaded.profile, po, d);
     EXPECT_TRUE(plan.has_value()) << v.name;
-    for (const auto& x : d)
-        if (x.severity == launcher::profile::Diagnostic::Severity::Error)
-            ADD_FAILURE() << v.name << ": " << x.render();
+    expect_no_errors(v, d);
     return plan ? *plan : SandboxPlan{};
 }
 
@@ -116,19 +110,17 @@ SandboxPlan plan_for(const Variant& v, const std::string& work) {
 // notification, a pty, file activity, a restart loop and a time limit.
 std::vector<Variant> variants() {
     return {
-        {"plain", {}, false},
-        {"limits", {"limits.memory=64M", "limits.pids=16", "limits.optional=false"}, true},
+        {"plain", {}},
+        {"limits", {"limits.memory=64M", "limits.pids=16", "limits.optional=false"}},
         {"tee",
          {"output.stdout=\"tee:@WORK@/out\"", "output.stderr=\"file:@WORK@/err\"",
-          "report.file_activity=true"},
-         false},
-        {"notify", {"seccomp.report=true"}, false},
-        {"pty", {"process.session=\"pty\""}, false},
+          "report.file_activity=true"}},
+        {"notify", {"seccomp.report=true"}},
+        {"pty", {"process.session=\"pty\""}},
         {"restart",
          {"supervise.restart=\"always\"", "supervise.restart_delay=\"1ms\"",
-          "supervise.restart_burst=3", "supervise.restart_interval=\"1h\""},
-         false},
-        {"timeout", {"limits.time=\"10s\""}, false},
+          "supervise.restart_burst=3", "supervise.restart_interval=\"1h\""}},
+        {"timeout", {"limits.time=\"10s\""}},
     };
 }
 
@@ -161,7 +153,7 @@ TEST_F(Leaks, AThousandRunsInOneProcessLeaveNothingBehind) {
         EXPECT_EQ(r->exit_status(), 0) << name << ": " << r->message;
     }
     auto fds = open_fds();
-    auto mounts = slurp("/proc/self/mountinfo");
+    auto mounts = read_file("/proc/self/mountinfo");
     auto cgroups = cgroup_tree();
     std::size_t heap = heap_in_use();
 
@@ -176,7 +168,7 @@ TEST_F(Leaks, AThousandRunsInOneProcessLeaveNothingBehind) {
     }
 
     EXPECT_EQ(open_fds(), fds) << "fds leaked";
-    EXPECT_EQ(slurp("/proc/self/mountinfo"), mounts) << "mounts left behind";
+    EXPECT_EQ(read_file("/proc/self/mountinfo"), mounts) << "mounts left behind";
     EXPECT_EQ(cgroup_tree(), cgroups) << "cgroups left behind";
     EXPECT_EQ(children(), "") << "processes left behind";
     // The heap may move by allocator bookkeeping, never by a per-run amount.
@@ -193,7 +185,7 @@ std::size_t count_fds(pid_t pid) {
 }
 
 long rss_kib(pid_t pid) {
-    std::istringstream in(slurp("/proc/" + std::to_string(pid) + "/status"));
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
     for (std::string line; std::getline(in, line);)
         if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
     return -1;
@@ -227,7 +219,7 @@ TEST(LongRun, SupervisorHoldsSteadyOverHundredsOfRestarts) {
     ::usleep(1000 * 1000);
     std::size_t fds_early = max_fds();
     long rss_early = rss_kib(s.pid);
-    std::string out_early = slurp(d / "out");
+    std::string out_early = read_file(d / "out");
     auto starts_early = std::count(out_early.begin(), out_early.end(), '\n');
     ::usleep(3500 * 1000);
     std::size_t fds_late = max_fds();
@@ -236,7 +228,7 @@ TEST(LongRun, SupervisorHoldsSteadyOverHundredsOfRestarts) {
     int status = wait_butter(s.pid);
     EXPECT_TRUE(status == 3 || status == 128 + SIGTERM) << status;
 
-    std::string out = slurp(d / "out");
+    std::string out = read_file(d / "out");
     auto starts = std::count(out.begin(), out.end(), '\n');
     EXPECT_GT(starts, starts_early + 30) << "too few restarts to prove anything";
     // A leak of one fd per restart would show as hundreds here; a look that catches a spawn
@@ -253,7 +245,7 @@ TEST(LongRun, SupervisorHoldsSteadyOverHundredsOfRestarts) {
 #endif
     EXPECT_TRUE(pids_matching(tag).empty()) << "processes left behind";
     // Both halves of the tee got every line.
-    EXPECT_EQ(slurp(d / "terminal"), out);
+    EXPECT_EQ(read_file(d / "terminal"), out);
 }
 
 // A reader that stops reading butter's stdout stalls the command (as with tee(1)), never the
