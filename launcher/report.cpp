@@ -8,37 +8,15 @@
 #include <butter/fd.hpp>
 #include <butter/signalfd.hpp>
 
+#include "events.hpp"
+
 namespace butter::launcher {
 
 namespace {
 
+// The same JSON string literals as the --events stream.
 std::string str(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += c;
-                }
-        }
-    }
-    return out + "\"";
+    return Events::str(s);
 }
 
 std::string seconds(std::chrono::nanoseconds d) {
