@@ -9,11 +9,11 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <functional>
 
 #include <butter/cgroup.hpp>
 #include <butter/fanotify.hpp>
+#include <butter/fd.hpp>
 #include <butter/landlock.hpp>
 #include <butter/mount.hpp>
 #include <butter/namespace.hpp>
@@ -39,9 +39,9 @@ struct Line {
 };
 
 std::string read_sysctl(const char* path) {
-    std::ifstream in(path);
-    std::string v;
-    if (!(in >> v)) return "";
+    std::string v = read_file(path).value_or("");
+    v.erase(0, v.find_first_not_of(" \t\n"));
+    v.erase(std::min(v.find_first_of(" \t\n"), v.size()));
     return v;
 }
 

@@ -10,9 +10,9 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 
+#include <butter/fd.hpp>
 #include <butter/signalfd.hpp>
 
 #include "seccomp/cache.hpp"
@@ -32,15 +32,18 @@ namespace {
 // The subordinate range root's sandboxes map into, from /etc/subuid (or /etc/subgid) when it
 // names root, else 100000:65536 (the range useradd hands out first).
 IdMapping root_range(const char* file) {
-    std::ifstream in(file);
-    std::string line;
-    while (std::getline(in, line)) {
+    std::string text = read_file(file).value_or("");
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        std::string_view line = rest.substr(0, rest.find('\n'));
+        rest.remove_prefix(std::min(line.size() + 1, rest.size()));
         auto a = line.find(':'), b = line.rfind(':');
-        if (a == std::string::npos || a == b) continue;
-        std::string who = line.substr(0, a);
+        if (a == std::string_view::npos || a == b) continue;
+        std::string_view who = line.substr(0, a);
         if (who != "root" && who != "0") continue;
-        unsigned long start = std::strtoul(line.substr(a + 1, b - a - 1).c_str(), nullptr, 10);
-        unsigned long count = std::strtoul(line.substr(b + 1).c_str(), nullptr, 10);
+        unsigned long start =
+            std::strtoul(std::string(line.substr(a + 1, b - a - 1)).c_str(), nullptr, 10);
+        unsigned long count = std::strtoul(std::string(line.substr(b + 1)).c_str(), nullptr, 10);
         if (start > 0 && count >= 1)
             return {0, static_cast<std::uint32_t>(start),
                     static_cast<std::uint32_t>(std::min(count, 65536UL))};

@@ -5,9 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <charconv>
 #include <limits>
-#include <sstream>
 #include <thread>
 
 #include "sys.hpp"
@@ -17,10 +16,37 @@ namespace butter {
 namespace {
 
 std::string read_text(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return read_file(path.c_str()).value_or("");
+}
+
+// The whitespace-separated words of `s`, as views into it.
+std::vector<std::string_view> words(std::string_view s) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        i = s.find_first_not_of(" \t\n", i);
+        if (i == std::string_view::npos) break;
+        std::size_t j = std::min(s.find_first_of(" \t\n", i), s.size());
+        out.push_back(s.substr(i, j - i));
+        i = j;
+    }
+    return out;
+}
+
+// Each line of `s` without its newline, the last one also without one.
+template <typename F>
+void for_each_line(std::string_view s, F&& fn) {
+    while (!s.empty()) {
+        std::size_t nl = std::min(s.find('\n'), s.size());
+        fn(s.substr(0, nl));
+        s.remove_prefix(std::min(nl + 1, s.size()));
+    }
+}
+
+template <typename T>
+bool parse_number(std::string_view s, T& out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size();
 }
 
 // mountinfo fields: id parent dev root mountpoint options [optional...] - fstype source super
@@ -30,18 +56,16 @@ struct MountLine {
 
 std::vector<MountLine> cgroup_mounts() {
     std::vector<MountLine> out;
-    std::istringstream in(read_text("/proc/self/mountinfo"));
-    std::string line;
-    while (std::getline(in, line)) {
+    std::string text = read_text("/proc/self/mountinfo");
+    for_each_line(text, [&](std::string_view line) {
         auto dash = line.find(" - ");
-        if (dash == std::string::npos) continue;
-        std::istringstream head(line.substr(0, dash)), tail(line.substr(dash + 3));
-        std::string id, parent, dev, root, mp, fstype, source, super;
-        head >> id >> parent >> dev >> root >> mp;
-        tail >> fstype >> source >> super;
-        if (fstype == "cgroup" || fstype == "cgroup2")
-            out.push_back({mp, fstype, "," + super + ","});
-    }
+        if (dash == std::string_view::npos) return;
+        auto head = words(line.substr(0, dash)), tail = words(line.substr(dash + 3));
+        if (head.size() < 5 || tail.size() < 3) return;
+        if (tail[0] == "cgroup" || tail[0] == "cgroup2")
+            out.push_back(
+                {std::string(head[4]), std::string(tail[0]), "," + std::string(tail[2]) + ","});
+    });
     return out;
 }
 
@@ -51,17 +75,17 @@ Result<CgroupHierarchy> find_cgroup_hierarchy(std::string_view controller) {
     // /proc/self/cgroup: "0::/path" for v2, "N:ctrl1,ctrl2:/path" for v1.
     std::string v2_own;
     std::vector<std::pair<std::string, std::string>> v1;  // controllers, path
-    std::istringstream in(read_text("/proc/self/cgroup"));
-    std::string line;
-    while (std::getline(in, line)) {
-        auto a = line.find(':'), b = line.find(':', a + 1);
-        if (a == std::string::npos || b == std::string::npos) continue;
-        std::string ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    std::string text = read_text("/proc/self/cgroup");
+    for_each_line(text, [&](std::string_view line) {
+        auto a = line.find(':');
+        auto b = a == std::string_view::npos ? a : line.find(':', a + 1);
+        if (b == std::string_view::npos) return;
+        std::string_view ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
         if (line.substr(0, a) == "0" && ctrls.empty())
             v2_own = path;
         else
-            v1.emplace_back("," + ctrls + ",", path);
-    }
+            v1.emplace_back("," + std::string(ctrls) + ",", path);
+    });
     std::string want = "," + std::string(controller) + ",";
     for (const MountLine& m : cgroup_mounts()) {
         if (m.fstype == "cgroup2") {
@@ -120,31 +144,25 @@ Result<void> Cgroup::write(std::string_view file, std::string_view value) const 
 }
 
 Result<std::string> Cgroup::read(std::string_view file) const {
-    std::string p = path_ + "/" + std::string(file);
-    std::ifstream in(p);
-    if (!in) return fail_errno("open", p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return read_file((path_ + "/" + std::string(file)).c_str());
 }
 
 Result<std::uint64_t> Cgroup::read_number(std::string_view file) const {
     BUTTER_ASSIGN_OR_RETURN(std::string s, read(file));
     if (s.starts_with("max")) return std::numeric_limits<std::uint64_t>::max();
-    try {
-        return static_cast<std::uint64_t>(std::stoull(s));
-    } catch (...) {
+    std::uint64_t v = 0;
+    auto w = words(s);
+    if (w.size() != 1 || !parse_number(w[0], v))
         return fail(Error::message("read", "not a number: " + s, path_ + "/" + std::string(file)));
-    }
+    return v;
 }
 
 Result<std::uint64_t> Cgroup::read_key(std::string_view file, std::string_view key) const {
     BUTTER_ASSIGN_OR_RETURN(std::string s, read(file));
-    std::istringstream in(s);
-    std::string k;
-    std::uint64_t v;
-    while (in >> k >> v)
-        if (k == key) return v;
+    auto w = words(s);
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i + 1 < w.size(); i += 2)
+        if (w[i] == key && parse_number(w[i + 1], v)) return v;
     return fail(
         Error::message("read", "no key " + std::string(key), path_ + "/" + std::string(file)));
 }
@@ -156,10 +174,10 @@ Result<void> Cgroup::add(pid_t pid) const {
 Result<std::vector<pid_t>> Cgroup::processes() const {
     BUTTER_ASSIGN_OR_RETURN(std::string s, read("cgroup.procs"));
     std::vector<pid_t> out;
-    std::istringstream in(s);
-    pid_t p;
-    while (in >> p)
-        out.push_back(p);
+    for (std::string_view w : words(s)) {
+        pid_t p = 0;
+        if (parse_number(w, p)) out.push_back(p);
+    }
     return out;
 }
 

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "sys.hpp"
+
 namespace butter {
 
 void Fd::reset(int fd) {
@@ -59,6 +61,26 @@ Result<Fd> openat(BorrowedFd dir, const char* path, int flags, unsigned mode) {
     int fd = ::openat(dir.get(), path, flags | O_CLOEXEC, mode);
     if (fd < 0) return fail_errno("openat", path);
     return Fd(fd);
+}
+
+Result<std::string> read_all(BorrowedFd fd) {
+    std::string out;
+    std::size_t used = 0;
+    for (;;) {
+        if (out.size() - used < 4096) out.resize(out.size() + 8192);
+        ssize_t n = sys::retry_eintr(
+            [&] { return ::read(fd.get(), out.data() + used, out.size() - used); });
+        if (n < 0) return fail_errno("read");
+        if (n == 0) break;
+        used += static_cast<std::size_t>(n);
+    }
+    out.resize(used);
+    return out;
+}
+
+Result<std::string> read_file(const char* path) {
+    BUTTER_ASSIGN_OR_RETURN(Fd fd, open(path, O_RDONLY));
+    return with_context(read_all(fd), path);
 }
 
 }  // namespace butter

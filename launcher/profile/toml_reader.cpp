@@ -20,8 +20,8 @@ TOML_IMPL_NAMESPACE_END;
 #include <toml++/toml.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
+
+#include <butter/fd.hpp>
 
 namespace butter::launcher::profile {
 
@@ -99,15 +99,13 @@ std::optional<Value> parse_toml(std::string_view text, const std::string& file, 
 }
 
 std::optional<Value> read_toml_file(const std::string& path, Diagnostics& out) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        out.push_back(
-            error_at({path, 0, 0}, std::string("cannot read profile: ") + std::strerror(errno)));
+    auto text = read_file(path.c_str());
+    if (!text) {
+        out.push_back(error_at({path, 0, 0}, std::string("cannot read profile: ") +
+                                                 std::strerror(text.error().errno_value())));
         return std::nullopt;
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return parse_toml(ss.str(), path, out);
+    return parse_toml(*text, path, out);
 }
 
 std::string toml_quote(std::string_view s) {

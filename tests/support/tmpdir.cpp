@@ -7,7 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
+
+#include <butter/fd.hpp>
 
 namespace butter::test {
 
@@ -36,10 +37,7 @@ void write_file(const std::string& path, const std::string& content) {
 }
 
 std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return butter::read_file(path.c_str()).value_or("");
 }
 
 }  // namespace butter::test

@@ -6,6 +6,7 @@
 // close-on-exec. Non-owning parameters take `int` or `BorrowedFd`.
 #pragma once
 
+#include <string>
 #include <utility>
 
 #include "butter/error.hpp"
@@ -67,5 +68,12 @@ class Fd {
 // open(2) with O_CLOEXEC always added.
 [[nodiscard]] Result<Fd> open(const char* path, int flags, unsigned mode = 0);
 [[nodiscard]] Result<Fd> openat(BorrowedFd dir, const char* path, int flags, unsigned mode = 0);
+
+// Reads `fd` from its current offset to EOF (read(2), retried on EINTR; a short read is not
+// EOF, only a read of 0 is). Blocks on a pipe or socket until the writer closes it.
+[[nodiscard]] Result<std::string> read_all(BorrowedFd fd);
+// Reads a whole file: open(2) O_RDONLY|O_CLOEXEC, then read_all. Errors name the path. No
+// iostreams: their locale set-up costs more than the read at start-up.
+[[nodiscard]] Result<std::string> read_file(const char* path);
 
 }  // namespace butter

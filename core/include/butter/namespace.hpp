@@ -74,8 +74,9 @@ std::string format_id_map(std::span<const IdMapping> map);
 [[nodiscard]] Result<void> write_setgroups(pid_t pid, bool allow);
 
 // A user namespace with the given maps, for idmapped mounts (mount_setattr's userns_fd): a
-// throwaway child creates it and waits while the caller (who needs CAP_SETUID/CAP_SETGID over
-// the ids) writes the maps; the returned fd keeps the namespace alive after the child is reaped.
+// throwaway child sharing the caller's memory (CLONE_VM, so no page tables are copied) creates
+// it and waits while the caller (who needs CAP_SETUID/CAP_SETGID over the ids) writes the
+// maps; the returned fd keeps the namespace alive after the child is reaped.
 [[nodiscard]] Result<Fd> make_user_namespace(std::span<const IdMapping> uid_map,
                                              std::span<const IdMapping> gid_map);
 
