@@ -80,6 +80,14 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     for (const Fd& f : prepared)
         ch.prepared.push_back(f.valid() ? f.get() : -1);
 
+    // Formatted before the clone: after it, every page the supervisor writes costs a
+    // copy-on-write fault while the child waits for the maps.
+    std::string uid_text, gid_text;
+    if (parent_maps) {
+        uid_text = format_id_map(plan.uid_map);
+        gid_text = format_id_map(plan.gid_map);
+    }
+
     CloneArgs args;
     args.flags = plan.namespaces.raw();
     BUTTER_ASSIGN_OR_RETURN(CloneResult c, clone3(args));
@@ -89,29 +97,29 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
         control.first.reset();
         run_child(plan, ch);
     }
+    // The one round trip, first (the child is waiting): what the child cannot do itself,
+    // then "go". Closing our copies of the child's ends waits until after.
+    auto go = [&]() -> Result<void> {
+        if (!ch.wait_for_parent) return {};
+        if (parent_maps) {
+            BUTTER_TRY(write_uid_map(c.pid, uid_text));
+            BUTTER_TRY(write_gid_map(c.pid, gid_text));
+        }
+        if (join_cgroups) BUTTER_TRY(extras.cgroups->join(c.pid));
+        char byte = 1;
+        if (::send(control.first.get(), &byte, 1, MSG_NOSIGNAL) != 1)
+            return fail_errno("send", "control socket");
+        return {};
+    }();
     failure.write.reset();
     control.second.reset();
     prepared.clear();
 
     Sandbox s{c.pid, std::move(c.pidfd), std::move(failure.read), std::move(control.first)};
-    if (ch.wait_for_parent) {
-        // The one round trip: what the child cannot do itself, then "go".
-        auto go = [&]() -> Result<void> {
-            if (parent_maps) {
-                BUTTER_TRY(write_uid_map(s.pid, plan.uid_map));
-                BUTTER_TRY(write_gid_map(s.pid, plan.gid_map));
-            }
-            if (join_cgroups) BUTTER_TRY(extras.cgroups->join(s.pid));
-            char byte = 1;
-            if (::send(s.control.get(), &byte, 1, MSG_NOSIGNAL) != 1)
-                return fail_errno("send", "control socket");
-            return {};
-        }();
-        if (!go) {
-            (void)pidfd_send_signal(s.pidfd, SIGKILL);
-            (void)waitid_pidfd(s.pidfd);
-            return fail(std::move(go).error());
-        }
+    if (!go) {
+        (void)pidfd_send_signal(s.pidfd, SIGKILL);
+        (void)waitid_pidfd(s.pidfd);
+        return fail(std::move(go).error());
     }
     return s;
 }

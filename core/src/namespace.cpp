@@ -34,9 +34,15 @@ std::string proc_path(pid_t pid, std::string_view leaf) {
            std::string(leaf);
 }
 
-// One write(2) of the whole text: the kernel parses a map only from a single write.
-Result<void> write_proc(const std::string& path, const std::string& text) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+// One write(2) of the whole text: the kernel parses a map only from a single write. The path
+// is built on the stack: a forked caller writing a child's maps allocates nothing.
+Result<void> write_proc(pid_t pid, const char* leaf, std::string_view text) {
+    char path[64];
+    if (pid == 0)
+        std::snprintf(path, sizeof path, "/proc/self/%s", leaf);
+    else
+        std::snprintf(path, sizeof path, "/proc/%d/%s", static_cast<int>(pid), leaf);
+    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return fail_errno("open", path);
     ssize_t n = sys::retry_eintr([&] { return ::write(fd, text.data(), text.size()); });
     int saved = errno;
@@ -120,15 +126,23 @@ std::string format_id_map(std::span<const IdMapping> map) {
 }
 
 Result<void> write_uid_map(pid_t pid, std::span<const IdMapping> map) {
-    return write_proc(proc_path(pid, "uid_map"), format_id_map(map));
+    return write_proc(pid, "uid_map", format_id_map(map));
+}
+
+Result<void> write_uid_map(pid_t pid, std::string_view map_text) {
+    return write_proc(pid, "uid_map", map_text);
+}
+
+Result<void> write_gid_map(pid_t pid, std::string_view map_text) {
+    return write_proc(pid, "gid_map", map_text);
 }
 
 Result<void> write_gid_map(pid_t pid, std::span<const IdMapping> map) {
-    return write_proc(proc_path(pid, "gid_map"), format_id_map(map));
+    return write_proc(pid, "gid_map", format_id_map(map));
 }
 
 Result<void> write_setgroups(pid_t pid, bool allow) {
-    return write_proc(proc_path(pid, "setgroups"), allow ? "allow" : "deny");
+    return write_proc(pid, "setgroups", allow ? "allow" : "deny");
 }
 
 namespace {
@@ -140,9 +154,8 @@ namespace {
 __attribute__((no_sanitize("address")))
 #endif
 int hold_namespace(void*) {
-    sigset_t all;
-    ::sigfillset(&all);
-    ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, sizeof(unsigned long));
+    unsigned long all = ~0UL;  // the kernel's sigset: no libc (or sanitizer) call in between
+    ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, sizeof all);
     ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     for (;;)
         ::syscall(SYS_pause);

@@ -14,24 +14,16 @@
 
 namespace butter::launcher {
 
-namespace {
-void ignore_signal(int) {}
-}  // namespace
-
 sigset_t prepare_init_signals(const SandboxPlan& plan) {
-    // A namespace's init only receives signals it has handlers for, and discards a SIGCHLD with
-    // the default disposition: install handlers and block the set *before* the command is
-    // forked, or a command that exits at once leaves init waiting forever.
+    // A namespace's init ignores signals whose disposition is the default, unless they are
+    // blocked: the kernel never ignores a blocked signal (sig_ignored() checks the mask first),
+    // so blocking the set *before* the command is forked is enough for sigwaitinfo to see
+    // every one of them, SIGCHLD of a command that exits at once included. No handlers.
     sigset_t set;
     sigemptyset(&set);
-    struct sigaction sa {};
-    sa.sa_handler = ignore_signal;
-    for (int sig : plan.forward_signals) {
+    for (int sig : plan.forward_signals)
         sigaddset(&set, sig);
-        ::sigaction(sig, &sa, nullptr);
-    }
     sigaddset(&set, SIGCHLD);
-    ::sigaction(SIGCHLD, &sa, nullptr);
     ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
     return set;
 }

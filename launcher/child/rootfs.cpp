@@ -78,34 +78,42 @@ Result<void> build_dev(const MountStep& m, int root, const std::vector<Fd>& node
     return mount_at(shm.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoDev, "mode=1777");
 }
 
+// What a /proc entry this kernel lacks makes of a mount on it: ENOENT, skipped. No access(2)
+// probe first: a probe per entry costs as much as the mount it guards.
+Result<bool> mounted_unless_missing(Result<void> r) {
+    if (r) return true;
+    if (r.error().errno_value() == ENOENT) return false;
+    return fail(std::move(r).error());
+}
+
 // After pivot_root: /proc of the sandbox, its host knobs read-only and its leaks masked.
 // `null_tree` is a detached clone of the host's /dev/null (made before the old root went away):
 // the first masked file gets it, the others a bind of that first one.
 Result<void> harden_proc(const std::string& proc, Fd& null_tree, std::string& null_path) {
     for (const char* name : kProcReadOnly) {
         std::string p = proc + "/" + name;
-        if (::access(p.c_str(), F_OK) < 0) continue;
-        BUTTER_TRY(bind_mount(p.c_str(), p.c_str(), true));
+        BUTTER_ASSIGN_OR_RETURN(bool bound,
+                                mounted_unless_missing(bind_mount(p.c_str(), p.c_str(), true)));
+        if (!bound) continue;
         BUTTER_TRY(bind_remount(p.c_str(), MountFlag::ReadOnly | MountFlag::NoSuid |
                                                MountFlag::NoDev | MountFlag::NoExec));
     }
     for (const char* name : kProcMaskedFiles) {
         std::string p = proc + "/" + name;
-        if (::access(p.c_str(), F_OK) < 0) continue;
         if (null_path.empty()) {
-            BUTTER_TRY(move_mount(null_tree, "", AT_FDCWD, p.c_str()));
-            null_path = p;
+            BUTTER_ASSIGN_OR_RETURN(
+                bool moved, mounted_unless_missing(move_mount(null_tree, "", AT_FDCWD, p.c_str())));
+            if (moved) null_path = p;
         } else {
-            BUTTER_TRY(bind_mount(null_path.c_str(), p.c_str(), false));
+            BUTTER_TRY(mounted_unless_missing(bind_mount(null_path.c_str(), p.c_str(), false)));
         }
     }
     for (const char* name : kProcMaskedDirs) {
         std::string p = proc + "/" + name;
-        if (::access(p.c_str(), F_OK) < 0) continue;
-        BUTTER_TRY(butter::mount(
+        BUTTER_TRY(mounted_unless_missing(butter::mount(
             "tmpfs", p.c_str(), "tmpfs",
             MountFlag::ReadOnly | MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec,
-            "size=0"));
+            "size=0")));
     }
     return {};
 }

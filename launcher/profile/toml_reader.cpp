@@ -2,6 +2,10 @@
 
 // Header-only: the parser is compiled into this file (the one user of toml++).
 #define TOML_HEADER_ONLY 1
+// toml++ 3.3 assumes GCC lacks floating-point std::from_chars/to_chars (GCC 11 added them) and
+// falls back to iostreams, which drags libstdc++'s locale and stream machinery (~400 KB of
+// text, touched at start-up) into the static binary. libstdc++ 12 has them.
+#define TOML_FLOAT_CHARCONV 1
 // toml++ 3.3's generated is_non_ascii_horizontal_whitespace() reaches __builtin_unreachable()
 // for U+00A1..U+0499 (found by tests/fuzz: undefined behaviour on a profile holding, say,
 // "25ʲ"). Its definition is renamed out of the way and replaced by an exact one.

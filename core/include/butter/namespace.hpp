@@ -70,6 +70,10 @@ std::string format_id_map(std::span<const IdMapping> map);
 [[nodiscard]] Result<void> write_uid_map(pid_t pid, std::span<const IdMapping> map);
 // Writes /proc/PID/gid_map. Unprivileged writers must first deny setgroups.
 [[nodiscard]] Result<void> write_gid_map(pid_t pid, std::span<const IdMapping> map);
+// The same with the text already formatted (format_id_map): a caller that has just forked
+// writes a child's maps without allocating, so without copy-on-write faults on its heap.
+[[nodiscard]] Result<void> write_uid_map(pid_t pid, std::string_view map_text);
+[[nodiscard]] Result<void> write_gid_map(pid_t pid, std::string_view map_text);
 // Writes "deny" or "allow" to /proc/PID/setgroups (before gid_map).
 [[nodiscard]] Result<void> write_setgroups(pid_t pid, bool allow);
 
