@@ -1,5 +1,6 @@
 #include "supervisor.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -31,6 +32,9 @@
 namespace butter::launcher {
 
 namespace {
+
+// How long the command runs before the supervisor trims its own memory (release_program_text).
+constexpr std::chrono::milliseconds kIdleTrimDelay{100};
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::nanoseconds;
@@ -461,6 +465,20 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         BUTTER_ASSIGN_OR_RETURN(activity, FileActivity::create(roots));
         BUTTER_TRY(activity->start(loop));
     }
+
+    // Once the command has run for a moment, the supervisor only waits: give back what set-up
+    // alone used (its code and rodata pages, free heap). A command that ends sooner pays
+    // nothing; later the loop's own code faults back in, a few pages.
+    BUTTER_ASSIGN_OR_RETURN(TimerFd idle,
+                            TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock));
+    BUTTER_TRY(idle.set_relative(kIdleTrimDelay));
+    EventLoop::Registration idle_reg;
+    BUTTER_ASSIGN_OR_RETURN(idle_reg, loop.add(idle.fd(), IoEvent::In, [&](IoEvents) {
+        (void)idle.read_event();
+        idle_reg.reset();
+        if (auto r = release_program_text(); !r) log.info("%s", r.error().what().c_str());
+        ::malloc_trim(0);
+    }));
 
     RunOutcome result;
     std::deque<Clock::time_point> restart_times;

@@ -1,8 +1,10 @@
 #include "butter/process.hpp"
 
+#include <link.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -220,6 +222,59 @@ Result<void> close_range(unsigned first, unsigned last, unsigned flags) {
     int r = sys::close_range(first, last, flags);
     if (r < 0) return fail(Error("close_range", -r));
     return {};
+}
+
+namespace {
+
+struct TextRanges {
+    std::uintptr_t ranges[8][2];
+    int count = 0;
+    std::uintptr_t relro_begin = 0, relro_end = 0;
+};
+
+// The main program is the first object dl_iterate_phdr reports (static or not).
+int collect_text(struct dl_phdr_info* info, std::size_t, void* data) {
+    auto* t = static_cast<TextRanges*>(data);
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+        std::uintptr_t begin = info->dlpi_addr + ph.p_vaddr, end = begin + ph.p_memsz;
+        if (ph.p_type == PT_GNU_RELRO) {
+            t->relro_begin = begin;
+            t->relro_end = end;
+        } else if (ph.p_type == PT_LOAD && (ph.p_flags & PF_W) == 0 && t->count < 8) {
+            t->ranges[t->count][0] = begin;
+            t->ranges[t->count][1] = end;
+            ++t->count;
+        }
+    }
+    return 1;  // the main program only
+}
+
+}  // namespace
+
+Result<std::size_t> release_program_text() {
+    TextRanges t;
+    ::dl_iterate_phdr(collect_text, &t);
+    const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    std::size_t released = 0;
+    for (int i = 0; i < t.count; ++i) {
+        // Whole pages inside the segment only, and none that RELRO shares.
+        std::uintptr_t begin = (t.ranges[i][0] + page - 1) & ~(page - 1);
+        std::uintptr_t end = t.ranges[i][1] & ~(page - 1);
+        if (t.relro_end > t.relro_begin && begin < t.relro_end && t.relro_begin < end) {
+            std::uintptr_t rb = t.relro_begin & ~(page - 1);
+            std::uintptr_t re = (t.relro_end + page - 1) & ~(page - 1);
+            if (rb <= begin)
+                begin = std::max(begin, re);
+            else
+                end = std::min(end, rb);
+        }
+        if (end <= begin) continue;
+        if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED) < 0)
+            return fail_errno("madvise(MADV_DONTNEED)", "program text");
+        released += end - begin;
+    }
+    return released;
 }
 
 }  // namespace butter

@@ -11,6 +11,7 @@
 
 #include <sys/syscall.h>
 
+#include "butter/fd.hpp"
 #include "butter/seccomp.hpp"
 
 #include "../support/child.hpp"
@@ -146,6 +147,28 @@ TEST(Process, WaitidPidAny) {
     ASSERT_TRUE(st->has_value());
     EXPECT_EQ((*st)->pid, pid);
     EXPECT_EQ((*st)->code, 7);
+}
+
+// kB of this process's resident file-backed pages (/proc/self/status RssFile).
+long rss_file_kb() {
+    std::string s = read_file("/proc/self/status").value_or("");
+    auto at = s.find("RssFile:");
+    return at == std::string::npos ? -1 : std::strtol(s.c_str() + at + 8, nullptr, 10);
+}
+
+// In this process, not a forked child: a child starts with none of the text mapped (fork does
+// not copy file-backed page tables), and the test would measure its own faults.
+TEST(Process, ReleaseProgramTextLeavesTheResidentSetAndRunsOn) {
+    long before = rss_file_kb();
+    auto released = release_program_text();
+    ASSERT_TRUE(released) << released.error().what();
+    EXPECT_GT(*released, 0u);
+    long after = rss_file_kb();
+    EXPECT_GE(after, 0);
+    EXPECT_LT(after, before);
+    // The code and constants fault back in: calls and string literals work as before.
+    EXPECT_EQ(butter::getpid(), ::getpid());
+    EXPECT_EQ(std::string("still") + " here", "still here");
 }
 
 TEST(Process, PrctlSwitches) {

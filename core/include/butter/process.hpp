@@ -75,6 +75,13 @@ struct CloneResult {
 [[nodiscard]] Result<void> set_child_subreaper(bool on);        // PR_SET_CHILD_SUBREAPER
 [[nodiscard]] Result<void> set_process_name(const char* name);  // PR_SET_NAME (15 chars)
 
+// Drops this process's mappings of its own executable's read-only segments (text, rodata:
+// madvise(2) MADV_DONTNEED), so that code run once, at start-up, stops counting in its resident
+// set; the pages stay in the page cache and fault back in when run again. Writable segments
+// and RELRO (written at start-up, then made read-only) are left alone, and with them anything
+// that holds state. For a long-running process after its set-up. Returns the bytes released.
+[[nodiscard]] Result<std::size_t> release_program_text();
+
 // process_vm_readv(2) of a NUL-terminated string at `addr` in process `pid`, at most `max`
 // bytes (the result is cut there). Needs ptrace access to the process (EPERM otherwise);
 // EFAULT for a bad address. Reads page by page so a string near the end of a mapping works.
