@@ -250,15 +250,14 @@ int collect_text(struct dl_phdr_info* info, std::size_t, void* data) {
     return 1;  // the main program only
 }
 
-}  // namespace
-
-Result<std::size_t> release_program_text() {
+// madvise(2) `advice` over the whole pages of the main program's read-only segments, none
+// shared with RELRO. Returns the bytes covered.
+Result<std::size_t> advise_program_text(int advice, const char* call) {
     TextRanges t;
     ::dl_iterate_phdr(collect_text, &t);
     const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    std::size_t released = 0;
+    std::size_t covered = 0;
     for (int i = 0; i < t.count; ++i) {
-        // Whole pages inside the segment only, and none that RELRO shares.
         std::uintptr_t begin = (t.ranges[i][0] + page - 1) & ~(page - 1);
         std::uintptr_t end = t.ranges[i][1] & ~(page - 1);
         if (t.relro_end > t.relro_begin && begin < t.relro_end && t.relro_begin < end) {
@@ -270,11 +269,26 @@ Result<std::size_t> release_program_text() {
                 end = std::min(end, rb);
         }
         if (end <= begin) continue;
-        if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED) < 0)
-            return fail_errno("madvise(MADV_DONTNEED)", "program text");
-        released += end - begin;
+        if (::madvise(reinterpret_cast<void*>(begin), end - begin, advice) < 0)
+            return fail_errno(call, "program text");
+        covered += end - begin;
     }
-    return released;
+    return covered;
+}
+
+}  // namespace
+
+Result<std::size_t> release_program_text() {
+    return advise_program_text(MADV_DONTNEED, "madvise(MADV_DONTNEED)");
+}
+
+Result<void> prefault_program_text() {
+#ifdef MADV_POPULATE_READ
+    BUTTER_TRY(advise_program_text(MADV_POPULATE_READ, "madvise(MADV_POPULATE_READ)"));
+    return {};
+#else
+    return fail(Error("madvise(MADV_POPULATE_READ)", EINVAL, "program text"));
+#endif
 }
 
 }  // namespace butter

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "profile/toml_reader.hpp"
+#include "profile/tree_codec.hpp"
 
 #ifndef BUTTER_PROFILES_DIR
 #define BUTTER_PROFILES_DIR "/usr/share/butter/profiles"
@@ -40,7 +41,7 @@ std::string dir_of(const std::string& file) {
 }
 
 std::optional<Value> parse_source(const std::string& where, Diagnostics& out) {
-    if (where == kEmbeddedDefaultName) return parse_toml(kEmbeddedDefault, where, out);
+    if (where == kEmbeddedDefaultName) return embedded_default(out);
     return read_toml_file(where, out);
 }
 
@@ -131,6 +132,11 @@ Loaded finish(std::optional<Value> tree, const LoadOptions& o, Loaded l) {
 
 }  // namespace
 
+std::optional<Value> embedded_default(Diagnostics& out) {
+    if (auto tree = decode_tree(kEmbeddedDefaultTree)) return tree;
+    return parse_toml(kEmbeddedDefault, kEmbeddedDefaultName, out);
+}
+
 std::vector<std::string> search_path() {
     std::vector<std::string> dirs;
     if (const char* env = std::getenv("BUTTER_PROFILE_PATH")) {
@@ -213,9 +219,8 @@ std::vector<ProfileInfo> list_profiles(const std::vector<std::string>& path) {
     std::set<std::string> seen;
     auto describe = [](const std::string& where) {
         Diagnostics ignored;
-        std::optional<Value> t = where == kEmbeddedDefaultName
-                                     ? parse_toml(kEmbeddedDefault, where, ignored)
-                                     : read_toml_file(where, ignored);
+        std::optional<Value> t = where == kEmbeddedDefaultName ? embedded_default(ignored)
+                                                               : read_toml_file(where, ignored);
         if (!t) return std::string("(does not parse)");
         const Value* d = t->find("description");
         return d && d->kind == Value::Kind::String ? d->string : std::string();

@@ -12,9 +12,14 @@
 
 namespace butter::launcher::profile {
 
-// profiles/default.toml, compiled in.
+// profiles/default.toml, compiled in: its text, and the tree parsed from it at build time
+// (tree_codec.hpp; empty where the build could not run its tool, e.g. cross-compiling).
 extern const std::string_view kEmbeddedDefault;
+extern const std::string_view kEmbeddedDefaultTree;
 inline constexpr const char* kEmbeddedDefaultName = "<embedded>/default.toml";
+
+// The embedded default's tree: the pre-parsed one, else parsed from the text.
+std::optional<Value> embedded_default(Diagnostics& out);
 
 // $BUTTER_PROFILE_PATH (colon-separated), ~/.config/butter/profiles, /etc/butter/profiles, then
 // the installed profiles directory.

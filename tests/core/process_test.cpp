@@ -158,7 +158,7 @@ long rss_file_kb() {
 
 // In this process, not a forked child: a child starts with none of the text mapped (fork does
 // not copy file-backed page tables), and the test would measure its own faults.
-TEST(Process, ReleaseProgramTextLeavesTheResidentSetAndRunsOn) {
+TEST(Process, ProgramTextLeavesTheResidentSetAndComesBack) {
     long before = rss_file_kb();
     auto released = release_program_text();
     ASSERT_TRUE(released) << released.error().what();
@@ -169,6 +169,11 @@ TEST(Process, ReleaseProgramTextLeavesTheResidentSetAndRunsOn) {
     // The code and constants fault back in: calls and string literals work as before.
     EXPECT_EQ(butter::getpid(), ::getpid());
     EXPECT_EQ(std::string("still") + " here", "still here");
+    // And all of them at once again.
+    long released_rss = rss_file_kb();
+    auto back = prefault_program_text();
+    ASSERT_TRUE(back) << back.error().what();
+    EXPECT_GE(rss_file_kb() - released_rss, static_cast<long>(*released / 1024 / 2));
 }
 
 TEST(Process, PrctlSwitches) {
