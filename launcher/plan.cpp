@@ -16,6 +16,7 @@
 #include <butter/signalfd.hpp>
 
 #include "seccomp/cache.hpp"
+#include "seccomp/kernel_log.hpp"
 
 extern char** environ;
 
@@ -426,6 +427,12 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
         plan.seccomp = std::move(prog->program);
         plan.seccomp_listener = prog->uses_notify;
         plan.seccomp_errno = prog->denied_errno;
+        if (plan.seccomp_listener) {
+            if (auto lf = seccomp::logged_filters(plan.seccomp, plan.seccomp_errno)) {
+                plan.seccomp_base = std::move(lf->base);
+                plan.seccomp_logged = std::move(lf->logged);
+            }
+        }
     }
     if (!plan.seccomp.empty() && !plan.no_new_privs && !plan.privileged && !ns.user)
         out.push_back(error_at(p.loc_of("process.no_new_privs"),

@@ -84,6 +84,9 @@ struct SandboxPlan {
     bool no_new_privs = true;
     BpfProgram seccomp;
     bool seccomp_listener = false;
+    // seccomp.report where no listener can be had (seccomp/kernel_log.hpp): the program with
+    // its notifications as errno, and the one that logs those denials.
+    BpfProgram seccomp_base, seccomp_logged;
     int seccomp_errno = EPERM;
 
     bool stdin_null = false;

@@ -1,5 +1,7 @@
 #include "supervisor.hpp"
 
+#include <fcntl.h>
+#include <linux/seccomp.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -26,6 +28,7 @@
 #include "output.hpp"
 #include "pty.hpp"
 #include "seccomp/describe.hpp"
+#include "seccomp/kernel_log.hpp"
 #include "spawn.hpp"
 #include "watch.hpp"
 
@@ -91,6 +94,16 @@ const char* step_label(Step s) {
     }
 }
 
+// /dev/kmsg at its end, for seccomp.report without a listener: opened before each spawn, so no
+// record made between the sandbox's filter load and the supervisor's first read is skipped.
+Result<Fd> open_kernel_log(const SandboxPlan& plan) {
+    if (!plan.seccomp_listener || plan.seccomp_base.empty())
+        return fail(Error("open", EBADF, "/dev/kmsg (not needed)"));
+    BUTTER_ASSIGN_OR_RETURN(Fd fd, open("/dev/kmsg", O_RDONLY | O_NONBLOCK));
+    if (::lseek(fd.get(), 0, SEEK_END) < 0) return fail_errno("lseek", "/dev/kmsg");
+    return fd;
+}
+
 std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
     std::string s = "setup failed: ";
     s += step_name(static_cast<Step>(f.step));
@@ -109,14 +122,16 @@ std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
 class Attempt {
   public:
     Attempt(const SandboxPlan& plan, Sandbox& sb, EventLoop& loop, Log& log,
-            std::map<std::string, unsigned>& denied, Events& events, std::int64_t spawned_ns)
+            std::map<std::string, unsigned>& denied, Events& events, std::int64_t spawned_ns,
+            Result<Fd> kmsg)
         : plan_(plan),
           sb_(sb),
           loop_(loop),
           log_(log),
           denied_(denied),
           events_(events),
-          last_mark_ns_(spawned_ns) {}
+          last_mark_ns_(spawned_ns),
+          kmsg_(std::move(kmsg)) {}
 
     Result<void> start();
     // Sends the stop signal, then SIGKILL to the whole sandbox after `grace`.
@@ -130,6 +145,9 @@ class Attempt {
     Result<void> on_failure_pipe();
     Result<void> on_control();
     void on_notification();
+    void on_kernel_log_mode(int why);
+    void on_kernel_log();
+    bool in_sandbox(pid_t pid) const;
 
     const SandboxPlan& plan_;
     Sandbox& sb_;
@@ -147,7 +165,12 @@ class Attempt {
     std::optional<int> command_status_;
     std::optional<TimerFd> grace_;
     std::optional<SeccompNotifyFd> notify_;
-    EventLoop::Registration fail_reg_, ctl_reg_, exit_reg_, grace_reg_, notify_reg_;
+    // seccomp.report without a listener: /dev/kmsg, opened before the spawn (at its end).
+    Result<Fd> kmsg_;
+    bool kernel_log_ = false;
+    std::optional<std::uint64_t> pid_ns_;
+    std::optional<std::uint32_t> audit_session_;
+    EventLoop::Registration fail_reg_, ctl_reg_, exit_reg_, grace_reg_, notify_reg_, kmsg_reg_;
     std::optional<Error> error_;
 };
 
@@ -189,6 +212,10 @@ Result<void> Attempt::on_control() {
                 std::memcpy(&mark, msg->data.data() + sizeof m + i * sizeof mark, sizeof mark);
                 add_step(step_label(static_cast<Step>(mark.step)), mark.ns);
             }
+        } else if (m.type == ControlMessage::AuditSession) {
+            audit_session_ = static_cast<std::uint32_t>(m.value);
+        } else if (m.type == ControlMessage::KernelLog && !kernel_log_) {
+            on_kernel_log_mode(m.value);
         } else if (m.type == ControlMessage::Listener && !msg->fds.empty() && !notify_) {
             notify_.emplace(std::move(msg->fds[0]));
             BUTTER_TRY(set_nonblocking(notify_->fd(), true));
@@ -212,6 +239,79 @@ void Attempt::on_notification() {
         (void)notify_->respond_errno(n.id, plan_.seccomp_errno);
         if (first)
             log_.warn("denied: %s = %s", line.c_str(), errno_name(plan_.seccomp_errno).c_str());
+    }
+}
+
+void Attempt::on_kernel_log_mode(int why) {
+    kernel_log_ = true;
+    std::string reason = why == EBUSY ? "EBUSY: an outer filter holds the one listener"
+                                      : errno_name(why) + ": the kernel lacks it";
+    if (!kmsg_) {
+        log_.warn(
+            "seccomp.report: no user notification here (%s), and the kernel log cannot be "
+            "read (%s): denials are not reported",
+            reason.c_str(), kmsg_.error().what().c_str());
+        return;
+    }
+    log_.info(
+        "seccomp.report: no user notification here (%s): denials come from the kernel "
+        "log, without their arguments",
+        reason.c_str());
+    if (plan_.namespaces.has(Namespace::Pid))
+        if (auto id = namespace_id(sb_.pid, Namespace::Pid)) pid_ns_ = *id;
+    auto reg = loop_.add(*kmsg_, IoEvent::In, [this](IoEvents) { on_kernel_log(); });
+    if (!reg) {
+        log_.warn("seccomp.report: %s", reg.error().what().c_str());
+        return;
+    }
+    kmsg_reg_ = std::move(*reg);
+    on_kernel_log();
+}
+
+// The record's pid (initial namespace) is the sandbox's: in its pid namespace, or without one
+// a descendant of its first process.
+bool Attempt::in_sandbox(pid_t pid) const {
+    if (pid_ns_) {
+        auto id = namespace_id(pid, Namespace::Pid);
+        return id && *id == *pid_ns_;
+    }
+    for (int depth = 0; pid > 1 && depth < 64; ++depth) {
+        if (pid == sb_.pid) return true;
+        auto stat = read_file(("/proc/" + std::to_string(pid) + "/stat").c_str());
+        if (!stat) return false;
+        std::size_t paren = stat->rfind(')');
+        if (paren == std::string::npos || paren + 4 > stat->size()) return false;
+        // ") S PPID ..."
+        pid = static_cast<pid_t>(std::strtol(stat->c_str() + paren + 4, nullptr, 10));
+    }
+    return false;
+}
+
+void Attempt::on_kernel_log() {
+    if (!kernel_log_ || !kmsg_ || !kmsg_reg_.active()) return;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(kmsg_->get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR || errno == EPIPE) continue;  // EPIPE: records overwritten
+            if (errno != EAGAIN) {
+                log_.warn("seccomp.report: read /dev/kmsg: %s", std::strerror(errno));
+                kmsg_reg_.reset();
+            }
+            return;
+        }
+        if (n == 0) return;
+        auto d = seccomp::parse_audit_record(std::string_view(buf, static_cast<std::size_t>(n)));
+        if (!d || d->action != SECCOMP_RET_ERRNO) continue;
+        // The sandbox's own audit session when it could take one (exact, even for a process
+        // gone by now), else the pid while it still runs.
+        if (audit_session_ ? d->session != audit_session_ : !in_sandbox(d->pid)) continue;
+        std::string name = seccomp::audit_syscall_name(*d);
+        bool first = denied_[name]++ == 0;
+        events_.emit("denied", {{"syscall", Events::str(name)}, {"pid", std::to_string(d->pid)}});
+        if (first)
+            log_.warn("denied: %s = %s (from the kernel log: no arguments)", name.c_str(),
+                      errno_name(plan_.seccomp_errno).c_str());
     }
 }
 
@@ -260,6 +360,7 @@ Result<RunOutcome> Attempt::finish() {
         if (auto r = on_failure_pipe(); !r || (!failure_ && !exec_done_)) break;
     }
     BUTTER_TRY(on_control());
+    on_kernel_log();
     BUTTER_ASSIGN_OR_RETURN(auto st, waitid_pidfd(sb_.pidfd));
     if (error_) return fail(std::move(*error_));
 
@@ -484,6 +585,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     std::deque<Clock::time_point> restart_times;
     for (;;) {
         std::int64_t spawned_ns = monotonic_ns();
+        Result<Fd> kmsg = open_kernel_log(plan);
         pty.reset();
         if (plan.pty) {
             BUTTER_ASSIGN_OR_RETURN(PtyProxy p, PtyProxy::create());
@@ -511,7 +613,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
                                     {"namespaces", ids + "}"},
                                     {"restart", std::to_string(result.restarts)}});
         }
-        Attempt attempt(plan, sb, loop, log, result.denied, events, spawned_ns);
+        Attempt attempt(plan, sb, loop, log, result.denied, events, spawned_ns, std::move(kmsg));
         BUTTER_TRY(attempt.start());
         current = &attempt;
         if (stop_requested || time_up) stop_now();

@@ -3,14 +3,18 @@
 // allocates only what it must and never prints.
 #include "child/child.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
+#include <butter/fd.hpp>
 #include <butter/hostname.hpp>
 #include <butter/namespace.hpp>
 #include <butter/net.hpp>
@@ -95,6 +99,31 @@ Result<void> wait_for_parent(const ChildChannels& ch) {
     return {};
 }
 
+// A new audit session for the sandbox, inherited by all it starts, so that its seccomp records
+// in the kernel log carry an id of their own (ses=) should the listener be refused
+// (seccomp/kernel_log.hpp). Any process may set its login uid while none is set (not under
+// a login session), to a uid mapped in its namespace; the kernel then assigns the next
+// session id. Called while the process still owns its /proc entries (before its ids change
+// and it stops being dumpable). Without /proc's loginuid, or with a login uid set: nothing,
+// and the supervisor goes by each record's pid.
+void take_audit_session(const ChildChannels& ch, std::uint32_t uid) {
+    char text[16];
+    int len = std::snprintf(text, sizeof text, "%u", uid);
+    {
+        auto fd = open("/proc/self/loginuid", O_WRONLY);
+        if (!fd || ::write(fd->get(), text, static_cast<std::size_t>(len)) != len) return;
+    }
+    auto fd = open("/proc/self/sessionid", O_RDONLY);
+    if (!fd) return;
+    char buf[16] = {};
+    if (::read(fd->get(), buf, sizeof buf - 1) <= 0) return;
+    char* end = nullptr;
+    unsigned long ses = std::strtoul(buf, &end, 10);
+    if (end == buf || ses >= 0xffffffffUL) return;
+    ControlMessage m{ControlMessage::AuditSession, static_cast<std::int32_t>(ses)};
+    [[maybe_unused]] ssize_t n = ::send(ch.control_fd, &m, sizeof m, MSG_NOSIGNAL);
+}
+
 Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& step) {
     bool userns = plan.namespaces.has(Namespace::User);
     step = Step::IdMaps;
@@ -107,6 +136,10 @@ Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& s
         step = Step::WaitParent;
         BUTTER_TRY(wait_for_parent(ch));
     }
+    if (plan.seccomp_listener && !plan.seccomp_base.empty())
+        take_audit_session(ch, userns && !plan.child_writes_maps
+                                   ? plan.setup_uid
+                                   : static_cast<std::uint32_t>(::getuid()));
     if (userns && !plan.child_writes_maps) {
         // Our host ids are unmapped in the new namespace until we take mapped ones; the
         // capabilities of the namespace's creator stay.

@@ -53,7 +53,16 @@ struct ChildFailure {
 
 // Messages on the control socket from the sandbox to the supervisor.
 struct ControlMessage {
-    enum Type : std::uint32_t { Listener = 1, CommandStatus = 2, Timings = 3 };
+    // KernelLog: no listener could be had (value: the errno of the attempt); the denials go
+    // to the kernel log. AuditSession: the audit session id the sandbox took (value, as bits)
+    // so that the supervisor tells its records from the rest of the log.
+    enum Type : std::uint32_t {
+        Listener = 1,
+        CommandStatus = 2,
+        Timings = 3,
+        KernelLog = 4,
+        AuditSession = 5
+    };
     std::uint32_t type = 0;
     std::int32_t value = 0;  // CommandStatus: the command's wait status; Timings: the count
 };

@@ -4,6 +4,7 @@
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <butter/namespace.hpp>
@@ -64,6 +65,17 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         BpfLoadOptions opts;
         opts.new_listener = plan.seccomp_listener;
         auto listener = load_bpf(plan.seccomp, opts);
+        int why = listener ? 0 : listener.error().errno_value();
+        if (opts.new_listener && (why == EBUSY || why == EINVAL) && !plan.seccomp_base.empty()) {
+            // EBUSY: an outer filter has the chain's one listener; EINVAL: a kernel without
+            // user notification. The denials go to the kernel log (seccomp/kernel_log.hpp).
+            ControlMessage m{ControlMessage::KernelLog, why};
+            [[maybe_unused]] ssize_t n = ::send(ch.control_fd, &m, sizeof m, MSG_NOSIGNAL);
+            if (auto r = load_bpf(plan.seccomp_base); !r) die(ch, Step::Seccomp, r.error());
+            BpfLoadOptions logged;
+            logged.log = true;
+            listener = load_bpf(plan.seccomp_logged, logged);
+        }
         if (!listener) die(ch, Step::Seccomp, listener.error());
         if (listener->valid()) {
             ControlMessage m{ControlMessage::Listener, 0};

@@ -3,8 +3,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +53,15 @@ namespace {
             ::setresuid(65534, 65534, 65534) < 0)
             ::_exit(202);
         ::setenv("HOME", "/nonexistent", 1);
+    }
+    if (o.outer_listener) {
+        struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        struct sock_fprog prog = {1, &allow};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) ::_exit(208);
+        long fd = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                            &prog);
+        // dup2 drops close-on-exec: the listener (and so the refusal) lasts through the exec.
+        if (fd < 0 || ::dup2(static_cast<int>(fd), 90) < 0) ::_exit(208);
     }
     const char* program = o.program.empty() ? butter_bin() : o.program.c_str();
     std::vector<char*> argv{const_cast<char*>(program)};

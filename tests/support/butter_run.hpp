@@ -27,6 +27,9 @@ struct RunOptions {
     std::string ctty;     // non-empty: a new session with this terminal as controlling tty
                           // and stdin (the TIOCSTI tests)
     std::string program;  // non-empty: run this instead of butter (the tests' controls)
+    // butter runs under a seccomp filter holding a user-notification listener (fd 90), as in a
+    // sandbox whose manager intercepts syscalls: the kernel refuses butter's own (EBUSY).
+    bool outer_listener = false;
 };
 
 // The butter binary and the probe, from the build (BUTTER_BIN / BUTTER_PROBE).
