@@ -1,15 +1,30 @@
 // report.file_activity: the files the sandbox created, modified and deleted in its writable
-// binds (the only places its writes reach the host), from recursive inotify watches on the
-// bind sources. New directories are watched as they appear. A file created and then deleted
-// in the run is not listed; one created and then written is "created".
+// binds (the only places its writes reach the host). A file created and then deleted in the
+// run is not listed; one created and then written is "created".
+//
+// Two backends:
+// - fanotify (root: CAP_SYS_ADMIN): a filesystem mark on each bind's filesystem reporting
+//   directory handles and names, so every directory is covered at once (no watch limit, no
+//   race with a directory made during the run). Each event's directory is resolved from its
+//   handle (cached; the directories that exist at the start are cached up front, so a
+//   directory removed before its events are read still resolves), and only the sandbox's
+//   writes count: neither butter's own nor those of a live process outside the sandbox's pid
+//   namespace (a writer gone by the time its event is read is counted).
+// - inotify (otherwise, or where fanotify refuses the filesystem): recursive watches on the
+//   bind sources, new directories watched as they appear; they see every writer.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <butter/error.hpp>
+#include <butter/fanotify.hpp>
 #include <butter/inotify.hpp>
 #include <butter/loop.hpp>
 
@@ -17,16 +32,24 @@ namespace butter::launcher {
 
 class FileActivity {
   public:
+    enum class Backend { Inotify, Fanotify };
     static constexpr std::size_t kMaxWatches = 16384;
 
-    // Watches every directory below each root (up to kMaxWatches; `truncated()` says so).
-    [[nodiscard]] static Result<FileActivity> create(const std::vector<std::string>& roots);
+    // With `fanotify`, tries that backend first (falling back to inotify where it is refused).
+    // Watches (or caches) every directory below each root up to kMaxWatches; `truncated()`
+    // says when that, a queue overflow or an unresolvable directory made the list partial.
+    [[nodiscard]] static Result<FileActivity> create(const std::vector<std::string>& roots,
+                                                     bool fanotify);
     FileActivity(FileActivity&&) = default;
     FileActivity& operator=(FileActivity&&) = default;
     [[nodiscard]] Result<void> start(EventLoop& loop);
+    // fanotify: the sandbox whose writes count, after each spawn (its pid namespace, when it
+    // has one).
+    void set_sandbox(std::optional<std::uint64_t> pid_ns) { pid_ns_ = pid_ns; }
     // Reads what is still queued (call after the sandbox is gone).
     void drain();
 
+    Backend backend() const { return fanotify_ ? Backend::Fanotify : Backend::Inotify; }
     std::vector<std::string> created() const;
     std::vector<std::string> modified() const;
     std::vector<std::string> deleted() const;
@@ -34,13 +57,32 @@ class FileActivity {
 
   private:
     enum class State { Created, Modified, Deleted };
-    explicit FileActivity(Inotify in) : inotify_(std::move(in)) {}
-    // `fresh`: the directory appeared during the run, so what is already in it was created.
+    enum class Change { Create, Write, Delete };
+    FileActivity() = default;
+    static Result<FileActivity> with_fanotify(const std::vector<std::string>& roots);
+    static Result<FileActivity> with_inotify(const std::vector<std::string>& roots);
+    // inotify: `fresh`: the directory appeared during the run, so what is already in it was
+    // created.
     void watch_tree(const std::string& dir, bool fresh);
-    void on_event(const InotifyEvent& e);
+    void on_inotify(const InotifyEvent& e);
+    // fanotify
+    void cache_tree(const std::string& dir, std::uint64_t fsid);
+    void on_fanotify(const FanotifyEvent& e);
+    std::optional<std::string> dir_of(const FileHandle& h);
+    bool from_sandbox(pid_t pid) const;
+    bool under_roots(const std::string& path) const;
+    // A directory that arrived during the run: what it holds was created.
+    void fresh_tree(const std::string& dir, int depth = 0);
+
+    void record(const std::string& path, Change c);
     std::vector<std::string> with(State s) const;
 
-    Inotify inotify_;
+    std::optional<Inotify> inotify_;
+    std::optional<Fanotify> fanotify_;
+    std::vector<std::string> roots_;
+    std::map<std::uint64_t, Fd> mount_fds_;    // fsid -> an fd on that filesystem
+    std::map<std::string, std::string> dirs_;  // fsid, type and handle bytes -> path
+    std::optional<std::uint64_t> pid_ns_;
     std::map<std::string, State> files_;
     bool truncated_ = false;
     EventLoop::Registration reg_;

@@ -101,7 +101,8 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
     if (plan.file_activity) {
         j += "  \"files\": {\"created\": " + files(o.files_created) +
              ", \"modified\": " + files(o.files_modified) +
-             ", \"deleted\": " + files(o.files_deleted) + "},\n";
+             ", \"deleted\": " + files(o.files_deleted) + ", \"backend\": " +
+             (o.files_backend.empty() ? std::string("null") : str(o.files_backend)) + "},\n";
     } else {
         field("files", "null");
     }

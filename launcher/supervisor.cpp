@@ -563,7 +563,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         for (const MountStep& m : plan.mounts)
             if (m.type == profile::MountType::Bind && !m.read_only && m.source_is_dir)
                 roots.push_back(m.source);
-        BUTTER_ASSIGN_OR_RETURN(activity, FileActivity::create(roots));
+        // fanotify as root: the sandbox's writes only, every directory at once.
+        BUTTER_ASSIGN_OR_RETURN(activity, FileActivity::create(roots, plan.privileged));
         BUTTER_TRY(activity->start(loop));
     }
 
@@ -600,6 +601,12 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         BUTTER_TRY(out.start(loop));
         BUTTER_TRY(err.start(loop));
         log.info("sandbox started: pid %d", static_cast<int>(sb.pid));
+        if (activity) {
+            std::optional<std::uint64_t> ns;
+            if (plan.namespaces.has(Namespace::Pid))
+                if (auto id = namespace_id(sb.pid, Namespace::Pid)) ns = *id;
+            activity->set_sandbox(ns);
+        }
         if (events.on()) {
             std::string ids = "{";
             for (const FlagName<Namespace>& ns : flag_names(Namespace{})) {
@@ -688,6 +695,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         result.files_created = activity->created();
         result.files_modified = activity->modified();
         result.files_deleted = activity->deleted();
+        result.files_backend =
+            activity->backend() == FileActivity::Backend::Fanotify ? "fanotify" : "inotify";
         if (activity->truncated())
             log.warn("file activity: too many directories or events; the list is partial");
     }

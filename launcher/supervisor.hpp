@@ -39,6 +39,7 @@ struct RunOutcome {
     std::map<std::string, unsigned> denied;  // syscall name -> count (seccomp.report)
     std::vector<std::pair<std::string, std::chrono::nanoseconds>> setup_steps;
     std::vector<std::string> files_created, files_modified, files_deleted;
+    std::string files_backend;  // "fanotify" or "inotify" ("" if the run never got that far)
     std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: bytes moved
     std::string output_error;
 

@@ -131,11 +131,7 @@ std::string FanotifyEvent::name() const {
 }
 
 std::string FanotifyEvent::path() const {
-    if (!fd.valid()) return "";
-    char buf[PATH_MAX];
-    std::string link = "/proc/self/fd/" + std::to_string(fd.get());
-    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
-    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+    return fd.valid() ? fd_path(fd) : "";
 }
 
 std::string FanotifyEvent::to_string() const {
@@ -235,6 +231,22 @@ Result<void> Fanotify::respond(const FanotifyEvent& event, bool allow, bool audi
     ssize_t n = sys::retry_eintr([&] { return ::write(fd_.get(), &r, sizeof r); });
     if (n < 0) return fail_errno("write(fanotify response)");
     return {};
+}
+
+Result<FileHandle> name_to_handle(BorrowedFd dirfd, const char* path, std::uint64_t fsid,
+                                  int flags) {
+    // MAX_HANDLE_SZ (128) bytes hold any filesystem's handle.
+    alignas(struct file_handle) unsigned char storage[sizeof(struct file_handle) + 128];
+    auto* fh = reinterpret_cast<struct file_handle*>(storage);
+    fh->handle_bytes = 128;
+    int mount_id = 0;
+    if (::name_to_handle_at(dirfd.get(), path, fh, &mount_id, flags) < 0)
+        return fail_errno("name_to_handle_at", path);
+    FileHandle h;
+    h.fsid = fsid;
+    h.handle_type = fh->handle_type;
+    h.handle.assign(fh->f_handle, fh->f_handle + fh->handle_bytes);
+    return h;
 }
 
 Result<Fd> open_by_handle(BorrowedFd mount_fd, const FileHandle& handle, int flags) {

@@ -1,6 +1,7 @@
 #include "butter/fd.hpp"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -61,6 +62,13 @@ Result<Fd> openat(BorrowedFd dir, const char* path, int flags, unsigned mode) {
     int fd = ::openat(dir.get(), path, flags | O_CLOEXEC, mode);
     if (fd < 0) return fail_errno("openat", path);
     return Fd(fd);
+}
+
+std::string fd_path(BorrowedFd fd) {
+    char link[32], buf[PATH_MAX];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd.get());
+    ssize_t n = ::readlink(link, buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
 }
 
 Result<std::string> read_all(BorrowedFd fd) {

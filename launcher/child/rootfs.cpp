@@ -22,7 +22,7 @@ namespace {
 using profile::MountType;
 
 // A path naming the object behind `fd` for mount(2): the host /proc is still mounted.
-std::string fd_path(int fd) {
+std::string proc_fd_link(int fd) {
     return "/proc/self/fd/" + std::to_string(fd);
 }
 
@@ -43,7 +43,7 @@ constexpr std::array<const char*, 3> kProcMaskedDirs = {"acpi", "scsi", "asound"
 
 Result<void> mount_at(int target_fd, const char* source, const char* fstype, MountFlags flags,
                       const char* data) {
-    std::string where = fd_path(target_fd);
+    std::string where = proc_fd_link(target_fd);
     if (::mount(source, where.c_str(), fstype, flags.raw(), data) < 0)
         return fail_errno("mount", std::string(fstype ? fstype : "bind") + " " + source);
     return {};

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "../support/child.hpp"
 #include "../support/tmpdir.hpp"
@@ -78,6 +81,36 @@ TEST(Fanotify, DfidNameReportsEntryNames) {
     ::fstat(opened->get(), &a);
     ::stat(dir.path().c_str(), &b);
     EXPECT_EQ(a.st_ino, b.st_ino);
+}
+
+TEST(Fanotify, NameToHandleGivesTheHandleEventsCarry) {
+    BUTTER_REQUIRE_ROOT();
+    test::TempDir dir;
+    struct statfs sf {};
+    ASSERT_EQ(::statfs(dir.path().c_str(), &sf), 0);
+    std::uint64_t fsid = 0;
+    std::memcpy(&fsid, &sf.f_fsid, sizeof fsid);
+    auto fan = Fanotify::create(kFanotifyReportDfidName | FanotifyInit::NonBlock);
+    ASSERT_TRUE(fan) << fan.error().what();
+    ASSERT_TRUE(fan->add_mark(dir.path(), M::Create));
+    test::write_file(dir / "f", "");
+    auto ev = fan->read_event();
+    ASSERT_TRUE(ev && ev->has_value() && !(*ev)->handles.empty());
+    const FileHandle& from_event = (*ev)->handles[0];
+    auto h = name_to_handle(AT_FDCWD, dir.path().c_str(), fsid);
+    ASSERT_TRUE(h) << h.error().what();
+    EXPECT_EQ(h->fsid, from_event.fsid);
+    EXPECT_EQ(h->handle_type, from_event.handle_type);
+    EXPECT_EQ(h->handle, from_event.handle);
+    // And back to the path.
+    auto mnt = open(dir.path().c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_TRUE(mnt);
+    auto opened = open_by_handle(*mnt, *h, O_PATH);
+    ASSERT_TRUE(opened) << opened.error().what();
+    EXPECT_EQ(fd_path(*opened), dir.path());
+    auto missing = name_to_handle(AT_FDCWD, (dir / "nope").c_str(), fsid);
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().errno_value(), ENOENT);
 }
 
 TEST(Fanotify, PermissionEventsAllowAndDeny) {

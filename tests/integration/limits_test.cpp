@@ -1,6 +1,7 @@
 // [limits] end to end: cgroup memory/pids/cpu limits and rlimits.
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,23 +84,32 @@ TEST_F(Limits, CpuQuotaSlowsASpinner) {
 
 TEST_F(Limits, CgroupsAreRemovedAfterTheRun) {
     BUTTER_REQUIRE_ROOT();
-    auto r = probe({"--set", "limits.pids=32", "--set", "limits.memory=\"128M\""}, {"pid"});
-    EXPECT_EQ(r.code, 0) << r.err;
-    // butter's cgroups are created below the test's own cgroup in each hierarchy.
-    auto butter_dirs = [] {
+    RunOptions o;
+    o.cwd = dir_.path();
+    auto s = start_butter(
+        {"run", "--ro-bind", std::string(probe_bin()) + ":/probe", "--set", "limits.pids=32",
+         "--set", "limits.memory=\"128M\"", "--", "/probe", "wait-signal"},
+        o);
+    ASSERT_GT(s.pid, 0);
+    // This butter's cgroups (named by its pid; other tests may run butters meanwhile), below
+    // the test's own cgroup in each hierarchy.
+    auto ours = [&] {
         int n = 0;
         for (const char* c : {"pids", "memory"}) {
             auto h = find_cgroup_hierarchy(c);
-            if (!h) continue;
-            if (DIR* d = ::opendir(h->own_path().c_str())) {
-                while (dirent* e = ::readdir(d))
-                    n += std::string(e->d_name).starts_with("butter-") ? 1 : 0;
-                ::closedir(d);
-            }
+            struct stat st {};
+            if (h && ::stat((h->own_path() + "/butter-" + std::to_string(s.pid)).c_str(), &st) == 0)
+                ++n;
         }
         return n;
     };
-    EXPECT_EQ(butter_dirs(), 0);
+    ASSERT_EQ(read_line(s.out_fd), "ready");
+    EXPECT_EQ(ours(), 2);
+    ::kill(s.pid, SIGHUP);
+    EXPECT_EQ(read_line(s.out_fd), "got HUP");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    ::close(s.out_fd);
+    EXPECT_EQ(ours(), 0);
 }
 
 TEST_F(Limits, UnprivilegedWithoutCgroupIsAClearErrorOrAWarning) {

@@ -154,5 +154,10 @@ class Fanotify {
 // open_by_handle_at(2) for a FID handle: needs CAP_DAC_READ_SEARCH; `mount_fd` is any fd on
 // the same filesystem.
 [[nodiscard]] Result<Fd> open_by_handle(BorrowedFd mount_fd, const FileHandle& handle, int flags);
+// name_to_handle_at(2): the handle of `path` (relative to `dirfd`), as FID reporting gives it
+// for the same object on the same filesystem; `fsid` is the caller's (statfs f_fsid), the
+// kernel does not return it. `flags`: AT_SYMLINK_FOLLOW, AT_EMPTY_PATH.
+[[nodiscard]] Result<FileHandle> name_to_handle(BorrowedFd dirfd, const char* path,
+                                                std::uint64_t fsid, int flags = 0);
 
 }  // namespace butter

@@ -72,6 +72,9 @@ class Fd {
 // Reads `fd` from its current offset to EOF (read(2), retried on EINTR; a short read is not
 // EOF, only a read of 0 is). Blocks on a pipe or socket until the writer closes it.
 [[nodiscard]] Result<std::string> read_all(BorrowedFd fd);
+// The path /proc gives for an open fd (readlink of /proc/self/fd/N: " (deleted)" appended for
+// an unlinked file), or "" if it cannot be read.
+std::string fd_path(BorrowedFd fd);
 // Reads a whole file: open(2) O_RDONLY|O_CLOEXEC, then read_all. Errors name the path. No
 // iostreams: their locale set-up costs more than the read at start-up.
 [[nodiscard]] Result<std::string> read_file(const char* path);
