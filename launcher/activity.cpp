@@ -3,12 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
-
-#include <cstring>
-
-#include <butter/namespace.hpp>
 
 namespace butter::launcher {
 
@@ -20,22 +15,6 @@ using F = FanotifyMask;
 const FanotifyMasks kFanotifyMask =
     F::Create | F::Delete | F::MovedFrom | F::MovedTo | F::Modify | F::CloseWrite | F::OnDir;
 constexpr int kMaxDepth = 64;
-
-std::optional<std::uint64_t> fsid_of(const std::string& path) {
-    struct statfs st {};
-    if (::statfs(path.c_str(), &st) < 0) return std::nullopt;
-    std::uint64_t id = 0;
-    static_assert(sizeof st.f_fsid == sizeof id);
-    std::memcpy(&id, &st.f_fsid, sizeof id);
-    return id;
-}
-
-std::string handle_key(const FileHandle& h) {
-    std::string k(reinterpret_cast<const char*>(&h.fsid), sizeof h.fsid);
-    k += std::to_string(h.handle_type) + ":";
-    k.append(reinterpret_cast<const char*>(h.handle.data()), h.handle.size());
-    return k;
-}
 
 // The subdirectories of `dir` (and with `files`, the other entries).
 void list_dir(const std::string& dir, std::vector<std::string>& subdirs,
@@ -71,57 +50,15 @@ Result<FileActivity> FileActivity::with_inotify(const std::vector<std::string>& 
 }
 
 Result<FileActivity> FileActivity::with_fanotify(const std::vector<std::string>& roots) {
-    BUTTER_ASSIGN_OR_RETURN(Fanotify fan,
-                            Fanotify::create(kFanotifyReportDfidName | FanotifyInit::NonBlock));
+    BUTTER_ASSIGN_OR_RETURN(FanotifyTree tree, FanotifyTree::create(kFanotifyMask));
     FileActivity a;
-    a.fanotify_.emplace(std::move(fan));
+    a.fanotify_.emplace(std::move(tree));
     for (const std::string& r : roots) {
-        char real[PATH_MAX];
-        if (!::realpath(r.c_str(), real)) continue;  // gone: nothing of it to report
-        a.roots_.push_back(real);
-        auto fsid = fsid_of(real);
-        if (!fsid) continue;
-        if (!a.mount_fds_.count(*fsid)) {
-            BUTTER_ASSIGN_OR_RETURN(Fd fd, open(real, O_RDONLY | O_DIRECTORY));
-            // EINVAL or ENODEV: a filesystem that cannot report handles (inotify can).
-            BUTTER_TRY(a.fanotify_->add_mark(real, kFanotifyMask, FanotifyMarkType::Filesystem));
-            a.mount_fds_.emplace(*fsid, std::move(fd));
-        }
-        a.cache_tree(real, *fsid);
+        BUTTER_ASSIGN_OR_RETURN(std::string real, a.fanotify_->add(r));
+        if (!a.fanotify_->cache_tree(real)) a.truncated_ = true;
+        a.roots_.push_back(std::move(real));
     }
     return a;
-}
-
-// Remembers the handle of each directory below `dir` (a filesystem mounted inside gets a mark
-// of its own), so that events on a directory removed before they are read still resolve.
-void FileActivity::cache_tree(const std::string& dir, std::uint64_t fsid) {
-    if (dirs_.size() >= kMaxWatches) return;  // the rest resolves when its events come
-    auto h = name_to_handle(AT_FDCWD, dir.c_str(), fsid);
-    if (!h) return;
-    dirs_[handle_key(*h)] = dir;
-    std::vector<std::string> subdirs;
-    list_dir(dir, subdirs, nullptr);
-    struct stat parent {};
-    if (::stat(dir.c_str(), &parent) < 0) return;
-    for (const std::string& s : subdirs) {
-        struct stat st {};
-        if (::lstat(s.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) continue;
-        std::uint64_t sub = fsid;
-        if (st.st_dev != parent.st_dev) {
-            auto id = fsid_of(s);
-            if (!id) continue;
-            sub = *id;
-            if (!mount_fds_.count(sub)) {
-                auto fd = open(s.c_str(), O_RDONLY | O_DIRECTORY);
-                if (!fd || !fanotify_->add_mark(s, kFanotifyMask, FanotifyMarkType::Filesystem)) {
-                    truncated_ = true;  // a filesystem inside that fanotify cannot watch
-                    continue;
-                }
-                mount_fds_.emplace(sub, std::move(*fd));
-            }
-        }
-        cache_tree(s, sub);
-    }
 }
 
 void FileActivity::watch_tree(const std::string& dir, bool fresh) {
@@ -139,7 +76,7 @@ void FileActivity::watch_tree(const std::string& dir, bool fresh) {
 }
 
 Result<void> FileActivity::start(EventLoop& loop) {
-    int fd = fanotify_ ? fanotify_->fd() : inotify_->fd();
+    int fd = fanotify_ ? fanotify_->group().fd() : inotify_->fd();
     BUTTER_ASSIGN_OR_RETURN(reg_, loop.add(fd, IoEvent::In, [this](IoEvents) { drain(); }));
     return {};
 }
@@ -147,7 +84,7 @@ Result<void> FileActivity::start(EventLoop& loop) {
 void FileActivity::drain() {
     for (;;) {
         if (fanotify_) {
-            auto evs = fanotify_->read_events();
+            auto evs = fanotify_->group().read_events();
             if (!evs || evs->empty()) return;
             for (const FanotifyEvent& e : *evs)
                 on_fanotify(e);
@@ -180,38 +117,15 @@ void FileActivity::on_inotify(const InotifyEvent& e) {
         record(path, Change::Delete);
 }
 
-bool FileActivity::from_sandbox(pid_t pid) const {
-    if (pid == ::getpid()) return false;  // butter's own files: outputs, the report
-    if (!pid_ns_) return true;
-    auto ns = namespace_id(pid, Namespace::Pid);
-    return !ns || *ns == *pid_ns_;  // gone by now: it cannot be told apart, so it counts
-}
-
 bool FileActivity::under_roots(const std::string& path) const {
     for (const std::string& r : roots_)
-        if (path.size() > r.size() && path.compare(0, r.size(), r) == 0 &&
-            (r == "/" || path[r.size()] == '/'))
-            return true;
+        if (path != r && path_within(path, r)) return true;
     return false;
-}
-
-std::optional<std::string> FileActivity::dir_of(const FileHandle& h) {
-    std::string key = handle_key(h);
-    if (auto it = dirs_.find(key); it != dirs_.end()) return it->second;
-    auto m = mount_fds_.find(h.fsid);
-    if (m == mount_fds_.end()) return std::nullopt;
-    auto fd = open_by_handle(m->second, h, O_PATH);
-    if (!fd) return std::nullopt;
-    std::string p = fd_path(*fd);
-    if (p.empty() || p[0] != '/' || p.ends_with(" (deleted)")) return std::nullopt;
-    dirs_[key] = p;
-    return p;
 }
 
 void FileActivity::fresh_tree(const std::string& dir, int depth) {
     if (depth > kMaxDepth) return;
-    if (auto fsid = fsid_of(dir); fsid && dirs_.size() < kMaxWatches)
-        if (auto h = name_to_handle(AT_FDCWD, dir.c_str(), *fsid)) dirs_[handle_key(*h)] = dir;
+    fanotify_->cache(dir);
     std::vector<std::string> subdirs, files;
     list_dir(dir, subdirs, &files);
     for (const std::string& f : files)
@@ -225,18 +139,12 @@ void FileActivity::on_fanotify(const FanotifyEvent& e) {
         truncated_ = true;
         return;
     }
-    if (!from_sandbox(e.pid)) return;
-    const FileHandle* h = nullptr;
-    for (const FileHandle& x : e.handles)
-        if (x.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) h = &x;
-    if (!h || h->name.empty() || h->name == ".") return;
-    auto dir = dir_of(*h);
-    if (!dir) {
-        truncated_ = true;  // a directory that went before its handle could be resolved
-        return;
-    }
-    std::string path = (*dir == "/" ? "" : *dir) + "/" + h->name;
-    if (!under_roots(path)) return;
+    if (FanotifyTree::foreign(e.pid, pid_ns_)) return;
+    bool unresolved = false;
+    auto p = fanotify_->path_of(e, &unresolved);
+    if (unresolved) truncated_ = true;  // a directory that went before it could be resolved
+    if (!p || !under_roots(*p)) return;
+    const std::string& path = *p;
     bool created = e.mask.any(F::Create | F::MovedTo);
     bool written = e.mask.any(F::Modify | F::CloseWrite);
     bool gone = e.mask.any(F::Delete | F::MovedFrom);

@@ -3,13 +3,11 @@
 // run is not listed; one created and then written is "created".
 //
 // Two backends:
-// - fanotify (root: CAP_SYS_ADMIN): a filesystem mark on each bind's filesystem reporting
-//   directory handles and names, so every directory is covered at once (no watch limit, no
-//   race with a directory made during the run). Each event's directory is resolved from its
-//   handle (cached; the directories that exist at the start are cached up front, so a
-//   directory removed before its events are read still resolves), and only the sandbox's
-//   writes count: neither butter's own nor those of a live process outside the sandbox's pid
-//   namespace (a writer gone by the time its event is read is counted).
+// - fanotify (root: CAP_SYS_ADMIN; fanotify_tree.hpp): every directory of the binds at once
+//   (no watch limit, no race with a directory made during the run; the directories that
+//   exist at the start are cached, so one removed before its events are read still
+//   resolves), and only the sandbox's writes count: neither butter's own nor those of a live
+//   process outside the sandbox's pid namespace (a writer gone by then is counted).
 // - inotify (otherwise, or where fanotify refuses the filesystem): recursive watches on the
 //   bind sources, new directories watched as they appear; they see every writer.
 #pragma once
@@ -24,9 +22,10 @@
 #include <vector>
 
 #include <butter/error.hpp>
-#include <butter/fanotify.hpp>
 #include <butter/inotify.hpp>
 #include <butter/loop.hpp>
+
+#include "fanotify_tree.hpp"
 
 namespace butter::launcher {
 
@@ -65,11 +64,7 @@ class FileActivity {
     // created.
     void watch_tree(const std::string& dir, bool fresh);
     void on_inotify(const InotifyEvent& e);
-    // fanotify
-    void cache_tree(const std::string& dir, std::uint64_t fsid);
     void on_fanotify(const FanotifyEvent& e);
-    std::optional<std::string> dir_of(const FileHandle& h);
-    bool from_sandbox(pid_t pid) const;
     bool under_roots(const std::string& path) const;
     // A directory that arrived during the run: what it holds was created.
     void fresh_tree(const std::string& dir, int depth = 0);
@@ -78,10 +73,8 @@ class FileActivity {
     std::vector<std::string> with(State s) const;
 
     std::optional<Inotify> inotify_;
-    std::optional<Fanotify> fanotify_;
-    std::vector<std::string> roots_;
-    std::map<std::uint64_t, Fd> mount_fds_;    // fsid -> an fd on that filesystem
-    std::map<std::string, std::string> dirs_;  // fsid, type and handle bytes -> path
+    std::optional<FanotifyTree> fanotify_;
+    std::vector<std::string> roots_;  // real paths (fanotify)
     std::optional<std::uint64_t> pid_ns_;
     std::map<std::string, State> files_;
     bool truncated_ = false;

@@ -511,6 +511,10 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
         plan.watch_signal = parse_signal(p.watch.on_change.substr(7)).value_or(SIGHUP);
     }
     plan.watch_debounce = p.watch.debounce;
+    plan.watch_fanotify = p.watch.backend == "fanotify";
+    if (plan.watch_fanotify && !plan.privileged)
+        out.push_back(error_at(p.loc_of("watch.backend"),
+                               "watch.backend: fanotify needs root (CAP_SYS_ADMIN); use inotify"));
 
     std::size_t errors = 0;
     for (const auto& d : out)

@@ -107,6 +107,7 @@ struct SandboxPlan {
     enum class OnChange { Log, Signal, Restart } on_change = OnChange::Log;
     int watch_signal = 0;
     std::chrono::nanoseconds watch_debounce{};
+    bool watch_fanotify = false;  // watch.backend = "fanotify"
 
     std::string report_path;  // "" none, "-" stdout
     bool file_activity = false;

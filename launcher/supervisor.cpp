@@ -534,7 +534,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     bool restart_requested = false;
     std::optional<Watcher> watcher;
     if (!plan.watch_paths.empty()) {
-        BUTTER_ASSIGN_OR_RETURN(watcher, Watcher::create(plan.watch_paths, plan.watch_debounce));
+        BUTTER_ASSIGN_OR_RETURN(
+            watcher, Watcher::create(plan.watch_paths, plan.watch_debounce, plan.watch_fanotify));
         BUTTER_TRY(watcher->start(loop, [&](const std::string& path, unsigned n) {
             switch (plan.on_change) {
                 case SandboxPlan::OnChange::Log:
@@ -601,11 +602,13 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         BUTTER_TRY(out.start(loop));
         BUTTER_TRY(err.start(loop));
         log.info("sandbox started: pid %d", static_cast<int>(sb.pid));
-        if (activity) {
+        if (activity || watcher) {
+            // Whose writes are the sandbox's (fanotify).
             std::optional<std::uint64_t> ns;
             if (plan.namespaces.has(Namespace::Pid))
                 if (auto id = namespace_id(sb.pid, Namespace::Pid)) ns = *id;
-            activity->set_sandbox(ns);
+            if (activity) activity->set_sandbox(ns);
+            if (watcher) watcher->set_sandbox(ns);
         }
         if (events.on()) {
             std::string ids = "{";

@@ -1,6 +1,7 @@
 #include "watch.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -11,24 +12,48 @@ using M = InotifyMask;
 // What counts as a change: content written, renamed in or out, created, deleted, chmod/chown.
 const InotifyMasks kChange = M::CloseWrite | M::MovedTo | M::MovedFrom | M::Create | M::Delete |
                              M::Attrib | M::DeleteSelf | M::MoveSelf;
+using F = FanotifyMask;
+const FanotifyMasks kFanotifyChange =
+    F::CloseWrite | F::MovedTo | F::MovedFrom | F::Create | F::Delete | F::Attrib | F::OnDir;
 }  // namespace
 
 Result<Watcher> Watcher::create(const std::vector<std::string>& paths,
-                                std::chrono::nanoseconds debounce) {
-    BUTTER_ASSIGN_OR_RETURN(Inotify in, Inotify::create(InotifyFlag::NonBlock));
+                                std::chrono::nanoseconds debounce, bool fanotify) {
     BUTTER_ASSIGN_OR_RETURN(TimerFd t,
                             TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock));
-    Watcher w(std::move(in), std::move(t), debounce);
+    Watcher w(std::move(t), debounce);
+    if (fanotify) {
+        BUTTER_ASSIGN_OR_RETURN(FanotifyTree tree, FanotifyTree::create(kFanotifyChange));
+        w.fanotify_.emplace(std::move(tree));
+        for (const std::string& p : paths) {
+            struct stat st {};
+            if (::stat(p.c_str(), &st) < 0) return fail_errno("stat", p);
+            bool dir = S_ISDIR(st.st_mode);
+            auto slash = p.rfind('/');
+            std::string at = dir ? p : slash == 0 ? "/" : p.substr(0, slash);
+            BUTTER_ASSIGN_OR_RETURN(std::string real, w.fanotify_->add(at));
+            if (dir) {
+                (void)w.fanotify_->cache_tree(real);
+                w.targets_.push_back({real, true});
+            } else {
+                w.fanotify_->cache(real);
+                w.targets_.push_back({(real == "/" ? "" : real) + p.substr(slash), false});
+            }
+        }
+        return w;
+    }
+    BUTTER_ASSIGN_OR_RETURN(Inotify in, Inotify::create(InotifyFlag::NonBlock));
+    w.inotify_.emplace(std::move(in));
     for (const std::string& p : paths) {
         struct stat st {};
         if (::stat(p.c_str(), &st) < 0) return fail_errno("stat", p);
         if (S_ISDIR(st.st_mode)) {
-            BUTTER_ASSIGN_OR_RETURN(int wd, w.inotify_.add_watch(p, kChange | M::OnlyDir));
+            BUTTER_ASSIGN_OR_RETURN(int wd, w.inotify_->add_watch(p, kChange | M::OnlyDir));
             w.names_[wd].push_back("");
         } else {
             auto slash = p.rfind('/');
             std::string dir = slash == 0 ? "/" : p.substr(0, slash);
-            BUTTER_ASSIGN_OR_RETURN(int wd, w.inotify_.add_watch(dir, kChange | M::OnlyDir));
+            BUTTER_ASSIGN_OR_RETURN(int wd, w.inotify_->add_watch(dir, kChange | M::OnlyDir));
             w.names_[wd].push_back(p.substr(slash + 1));
         }
     }
@@ -37,8 +62,13 @@ Result<Watcher> Watcher::create(const std::vector<std::string>& paths,
 
 Result<void> Watcher::start(EventLoop& loop, Callback on_change) {
     callback_ = std::move(on_change);
-    BUTTER_ASSIGN_OR_RETURN(
-        in_reg_, loop.add(inotify_.fd(), IoEvent::In, [this](IoEvents) { on_events(); }));
+    int fd = fanotify_ ? fanotify_->group().fd() : inotify_->fd();
+    BUTTER_ASSIGN_OR_RETURN(in_reg_, loop.add(fd, IoEvent::In, [this](IoEvents) {
+        if (fanotify_)
+            on_fanotify();
+        else
+            on_events();
+    }));
     BUTTER_ASSIGN_OR_RETURN(timer_reg_,
                             loop.add(timer_.fd(), IoEvent::In, [this](IoEvents) { on_timer(); }));
     return {};
@@ -46,7 +76,7 @@ Result<void> Watcher::start(EventLoop& loop, Callback on_change) {
 
 void Watcher::on_events() {
     for (;;) {
-        auto evs = inotify_.read_events();
+        auto evs = inotify_->read_events();
         if (!evs || evs->empty()) return;
         for (const InotifyEvent& e : *evs) {
             auto it = names_.find(e.wd);
@@ -55,12 +85,37 @@ void Watcher::on_events() {
                                                          [&](const std::string& n) {
                                                              return n.empty() || n == e.name;
                                                          });
-            if (!wanted) continue;
-            if (count_++ == 0) {
-                first_ = e.is_overflow() ? "(many changes)" : e.path();
-                (void)timer_.set_relative(debounce_);
-            }
+            if (wanted) changed(e.is_overflow() ? "(many changes)" : e.path());
         }
+    }
+}
+
+void Watcher::on_fanotify() {
+    for (;;) {
+        auto evs = fanotify_->group().read_events();
+        if (!evs || evs->empty()) return;
+        for (const FanotifyEvent& e : *evs) {
+            if (e.is_overflow()) {
+                changed("(many changes)");
+                continue;
+            }
+            // The sandbox's own writes and butter's are no changes; everyone else's are.
+            if (e.pid == ::getpid() || (pid_ns_ && !FanotifyTree::foreign(e.pid, pid_ns_)))
+                continue;
+            auto path = fanotify_->path_of(e);
+            if (!path) continue;
+            bool wanted = std::any_of(targets_.begin(), targets_.end(), [&](const Target& t) {
+                return t.tree ? path_within(*path, t.path) : *path == t.path;
+            });
+            if (wanted) changed(*path);
+        }
+    }
+}
+
+void Watcher::changed(const std::string& path) {
+    if (count_++ == 0) {
+        first_ = path;
+        (void)timer_.set_relative(debounce_);
     }
 }
 

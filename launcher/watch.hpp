@@ -1,6 +1,9 @@
-// [watch]: host paths watched with inotify on the supervisor's loop. A file is watched through
-// its directory (editors replace files by rename), a directory directly. Changes are
-// debounced: the first starts a timer, everything until it fires counts as one change.
+// [watch]: host paths watched on the supervisor's loop. A file is watched through its
+// directory (editors replace files by rename). With inotify (the default) a directory's own
+// entries count; with fanotify (watch.backend, root; fanotify_tree.hpp) everything below it,
+// and the writes of the sandbox itself and of butter do not (a sandbox writer already gone
+// when its event is read cannot be told apart and counts). Changes are debounced: the first
+// starts a timer, everything until it fires counts as one change.
 #pragma once
 
 #include <functional>
@@ -14,6 +17,8 @@
 #include <butter/loop.hpp>
 #include <butter/timerfd.hpp>
 
+#include "fanotify_tree.hpp"
+
 namespace butter::launcher {
 
 class Watcher {
@@ -22,19 +27,31 @@ class Watcher {
     using Callback = std::function<void(const std::string&, unsigned)>;
 
     [[nodiscard]] static Result<Watcher> create(const std::vector<std::string>& paths,
-                                                std::chrono::nanoseconds debounce);
+                                                std::chrono::nanoseconds debounce,
+                                                bool fanotify = false);
     // Movable until start(): the loop's callbacks hold `this` from then on.
     Watcher(Watcher&&) = default;
     Watcher& operator=(Watcher&&) = default;
     [[nodiscard]] Result<void> start(EventLoop& loop, Callback on_change);
+    // fanotify: the sandbox whose own writes are no changes, after each spawn.
+    void set_sandbox(std::optional<std::uint64_t> pid_ns) { pid_ns_ = pid_ns; }
 
   private:
-    Watcher(Inotify in, TimerFd timer, std::chrono::nanoseconds debounce)
-        : inotify_(std::move(in)), timer_(std::move(timer)), debounce_(debounce) {}
+    Watcher(TimerFd timer, std::chrono::nanoseconds debounce)
+        : timer_(std::move(timer)), debounce_(debounce) {}
     void on_events();
+    void on_fanotify();
+    void changed(const std::string& path);
     void on_timer();
 
-    Inotify inotify_;
+    std::optional<Inotify> inotify_;
+    std::optional<FanotifyTree> fanotify_;
+    struct Target {
+        std::string path;  // real path
+        bool tree;         // a directory: anything below; else this one file
+    };
+    std::vector<Target> targets_;
+    std::optional<std::uint64_t> pid_ns_;
     TimerFd timer_;
     std::chrono::nanoseconds debounce_;
     std::map<int, std::vector<std::string>> names_;  // wd -> watched names ("" = any)

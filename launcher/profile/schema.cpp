@@ -265,6 +265,11 @@ Err check_on_change(const std::string& s) {
     return "'" + s + "' is not one of: signal:NAME, restart, log";
 }
 
+Err check_watch_backend(const std::string& s) {
+    if (s == "inotify" || s == "fanotify") return {};
+    return "'" + s + "' is not one of: inotify, fanotify";
+}
+
 Err check_capability(const std::string& s) {
     if (!capability_from_name(s)) return "unknown capability '" + s + "'";
     return {};
@@ -606,6 +611,9 @@ const std::vector<Row>& rows() {
                check_on_change),
         duration("watch.debounce", FIELD(watch.debounce),
                  "changes within this time after the first count as one"),
+        string("watch.backend", FIELD(watch.backend),
+               "inotify | fanotify (root: a directory's whole tree, not the sandbox's own writes)",
+               false, check_watch_backend),
         string("report.path", FIELD(report.path), "JSON report file, or - for stdout", true,
                check_absolute_or_empty),
         boolean("report.file_activity", FIELD(report.file_activity),

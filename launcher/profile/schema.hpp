@@ -123,6 +123,7 @@ struct Profile {
         std::vector<std::string> paths;
         std::string on_change = "log";                          // signal:NAME | restart | log
         nanoseconds debounce = std::chrono::milliseconds(200);  // a burst of changes counts once
+        std::string backend = "inotify";                        // inotify | fanotify
     } watch;
 
     struct Report {

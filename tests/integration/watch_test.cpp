@@ -105,5 +105,43 @@ TEST_F(Watch, MissingPathIsAnError) {
         << r.err;
 }
 
+// fanotify (root): anywhere below a watched directory, and not the sandbox's own writes.
+TEST_F(Watch, FanotifyWatchesTheWholeTreeButNotTheSandboxsOwnWrites) {
+    BUTTER_REQUIRE_ROOT();
+    std::string tree = dir_ / "tree";
+    ASSERT_EQ(::mkdir(tree.c_str(), 0777), 0);
+    ASSERT_EQ(::chmod(tree.c_str(), 0777), 0);
+    auto s = start_butter(
+        {"run", "--ro-bind", std::string(probe_bin()) + ":/probe", "--set",
+         "watch.paths=[\"" + tree + "\"]", "--set", "watch.on_change=\"signal:SIGHUP\"", "--set",
+         "watch.debounce=\"100ms\"", "--set", "watch.backend=\"fanotify\"", "--", "sh", "-c",
+         "mkdir -p tree/deep && echo own > tree/deep/own && "
+         "exec /probe wait-signal"},
+        opts());
+    ASSERT_EQ(read_line(s.out_fd), "ready");
+    // The sandbox's own writes (three events) triggered nothing within a few debounces.
+    EXPECT_EQ(read_line(s.out_fd, 500), "");
+    write_file(tree + "/deep/from-host", "x\n");  // two levels down: inotify would not see it
+    EXPECT_EQ(read_line(s.out_fd), "got HUP");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    ::close(s.out_fd);
+}
+
+TEST_F(Watch, FanotifyBackendNeedsRootAndValuesAreChecked) {
+    RunOptions o = opts();
+    o.as_nobody = is_root();
+    auto r = run_butter({"run", "--set", "watch.paths=[\"" + conf_ + "\"]", "--set",
+                         "watch.backend=\"fanotify\"", "--", "true"},
+                        o);
+    EXPECT_EQ(r.code, 125);
+    EXPECT_NE(r.err.find("watch.backend: fanotify needs root (CAP_SYS_ADMIN); use inotify"),
+              std::string::npos)
+        << r.err;
+    auto bad = run_butter({"run", "--set", "watch.backend=\"dnotify\"", "--", "true"}, opts());
+    EXPECT_EQ(bad.code, 125);
+    EXPECT_NE(bad.err.find("'dnotify' is not one of: inotify, fanotify"), std::string::npos)
+        << bad.err;
+}
+
 }  // namespace
 }  // namespace butter::test
