@@ -152,11 +152,32 @@ void check_seccomp(std::vector<Line>& out) {
         return;
     }
     auto notify = seccomp_action_available(SeccompAction::notify());
-    bool n = notify && *notify;
-    out.push_back(
-        {"seccomp", Verdict::Ok,
-         std::string("filters load; user notification ") + (n ? "available" : "missing"),
-         n ? "" : "seccomp.report falls back to the kernel log (Linux 5.0+ has notification)"});
+    if (!notify || !*notify) {
+        out.push_back(
+            {"seccomp", Verdict::Info, "filters load; user notification missing",
+             "seccomp.report reads the kernel log instead (Linux 5.0+ has notification)"});
+        return;
+    }
+    // One listener per chain of filters: inside a sandbox whose manager holds one, EBUSY.
+    int l = in_child(false, [] {
+        auto f = SeccompFilter::create(SeccompAction::allow());
+        if (!f || !f->add_rule(SeccompAction::notify(), "acct")) return EINVAL;
+        auto prog = f->export_bpf();
+        if (!prog) return prog.error().errno_value();
+        (void)set_no_new_privs();
+        BpfLoadOptions o;
+        o.new_listener = true;
+        auto fd = load_bpf(*prog, o);  // the kernel's own errno (libseccomp's would be ECANCELED)
+        return fd ? 0 : fd.error().errno_value();
+    });
+    if (l == 0)
+        out.push_back({"seccomp", Verdict::Ok, "filters load; user notification available", ""});
+    else
+        out.push_back({"seccomp", Verdict::Info,
+                       "filters load; user notification refused: " + err(l) +
+                           (l == EBUSY ? " (an outer filter holds the listener)" : ""),
+                       "seccomp.report reads the kernel log instead (root, or "
+                       "kernel.dmesg_restrict=0)"});
 }
 
 void check_landlock(std::vector<Line>& out) {

@@ -40,6 +40,24 @@ TEST(Doctor, AsNobodyCgroupsAreBlockedWithTheFix) {
     EXPECT_NE(r.out.find("  default          runs"), std::string::npos) << r.out;
 }
 
+TEST(Doctor, UnderAnOuterListenerNotificationIsRefusedAndTheFallbackNamed) {
+    BUTTER_REQUIRE_ROOT();
+    RunOptions o = with_profiles(false);
+    o.outer_listener = true;
+    auto r = run_butter({"doctor"}, o);
+    EXPECT_NE(r.out.find("seccomp              info     filters load; user notification refused: "
+                         "EBUSY (Device or resource busy) (an outer filter holds the listener)\n"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("fix: seccomp.report reads the kernel log instead"), std::string::npos)
+        << r.out;
+    auto plain = run_butter({"doctor"}, with_profiles(false));
+    EXPECT_NE(plain.out.find("seccomp              ok       filters load; user notification "
+                             "available\n"),
+              std::string::npos)
+        << plain.out;
+}
+
 TEST(Doctor, InsideAFilterThatBlocksUnshareItSaysSo) {
     BUTTER_REQUIRE(is_root() || have_userns(), "USERNS", "no way to run a sandbox");
     auto r = run_butter({"run", "--set", "seccomp.deny=[\"unshare\", \"@mount\"]", "--ro-bind",
