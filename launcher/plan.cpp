@@ -62,23 +62,34 @@ std::optional<uid_t> parse_id(const std::string& s) {
 // systemd's service protocol variables: they describe butter's own process and fds, so they
 // pass to the command only through the features that translate them (notify, socket
 // activation), never as they are.
-bool is_service_var(const std::string& k) {
+bool is_service_var(std::string_view k) {
     return k == "NOTIFY_SOCKET" || k == "LISTEN_PID" || k == "LISTEN_FDS" ||
            k == "LISTEN_FDNAMES" || k == "WATCHDOG_PID" || k == "WATCHDOG_USEC";
 }
 
+// The command's environment: each variable where it first appeared, with its last value.
+// Keys are views into environ and the profile (both outlive this); a few dozen variables, so a
+// linear search beats a map's allocations.
 std::vector<std::string> make_env(const profile::Profile& p) {
-    std::map<std::string, std::string> vars;
-    std::vector<std::string> order;
-    auto put = [&](const std::string& k, const std::string& v) {
-        if (!vars.count(k)) order.push_back(k);
-        vars[k] = v;
+    std::vector<std::string> out;
+    std::vector<std::string_view> keys;
+    auto put = [&](std::string_view k, std::string_view v) {
+        std::string kv;
+        kv.reserve(k.size() + 1 + v.size());
+        kv.append(k).append(1, '=').append(v);
+        for (std::size_t i = 0; i < keys.size(); ++i)
+            if (keys[i] == k) {
+                out[i] = std::move(kv);
+                return;
+            }
+        keys.push_back(k);
+        out.push_back(std::move(kv));
     };
     for (char** e = environ; e && *e; ++e) {
-        std::string kv(*e);
+        std::string_view kv(*e);
         auto eq = kv.find('=');
-        if (eq == std::string::npos) continue;
-        std::string k = kv.substr(0, eq);
+        if (eq == std::string_view::npos) continue;
+        std::string_view k = kv.substr(0, eq);
         if (is_service_var(k)) continue;
         bool keep = !p.process.env_clear ||
                     std::find(p.process.env_keep.begin(), p.process.env_keep.end(), k) !=
@@ -87,11 +98,8 @@ std::vector<std::string> make_env(const profile::Profile& p) {
     }
     for (const auto& [k, v] : p.process.env_set)
         put(k, v);
-    if (!vars.count("PATH"))
+    if (std::find(keys.begin(), keys.end(), std::string_view("PATH")) == keys.end())
         put("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
-    std::vector<std::string> out;
-    for (const auto& k : order)
-        out.push_back(k + "=" + vars[k]);
     return out;
 }
 
