@@ -125,8 +125,12 @@ int show_keys(const std::string& format) {
             std::string def = k.default_text;
             for (auto& c : def)
                 if (c == '\n') c = ' ';
+            // A '|' in a cell would end it: escaped, as GitHub's tables take it.
+            std::string doc;
+            for (char c : k.doc)
+                doc += c == '|' ? std::string("\\|") : std::string(1, c);
             std::printf("| `%s` | %s | `%s` | %s |\n", k.key.c_str(), k.type.c_str(), def.c_str(),
-                        k.doc.c_str());
+                        doc.c_str());
         } else {
             std::printf("%-28s %-22s %s\n%28s default: %s\n", k.key.c_str(), k.type.c_str(),
                         k.doc.c_str(), "", k.default_text.c_str());

@@ -81,5 +81,23 @@ TEST(Cli, SyscallsListsGroups) {
     EXPECT_EQ(bad.code, 2);
 }
 
+// README's key reference is `butter show --keys=markdown`, verbatim, and its cells hold.
+TEST(Cli, ReadmeKeyTableIsTheGeneratedOne) {
+    auto keys = run_butter({"show", "--keys=markdown"});
+    ASSERT_EQ(keys.code, 0);
+    std::string readme = read_file(BUTTER_README);
+    EXPECT_NE(readme.find(keys.out), std::string::npos)
+        << "README.md's key table is stale: regenerate it with butter show --keys=markdown";
+    std::size_t at = 0, rows = 0;
+    for (std::size_t nl; (nl = keys.out.find('\n', at)) != std::string::npos; at = nl + 1, ++rows) {
+        std::string line = keys.out.substr(at, nl - at);
+        std::size_t cells = 0;
+        for (std::size_t i = 0; i < line.size(); ++i)
+            cells += line[i] == '|' && (i == 0 || line[i - 1] != '\\');
+        EXPECT_EQ(cells, 5U) << line;  // four cells: an unescaped '|' would make more
+    }
+    EXPECT_GT(rows, 40U);
+}
+
 }  // namespace
 }  // namespace butter::test
