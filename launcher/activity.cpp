@@ -1,6 +1,5 @@
 #include "activity.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,22 +14,6 @@ using F = FanotifyMask;
 const FanotifyMasks kFanotifyMask =
     F::Create | F::Delete | F::MovedFrom | F::MovedTo | F::Modify | F::CloseWrite | F::OnDir;
 constexpr int kMaxDepth = 64;
-
-// The subdirectories of `dir` (and with `files`, the other entries).
-void list_dir(const std::string& dir, std::vector<std::string>& subdirs,
-              std::vector<std::string>* files) {
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return;
-    while (struct dirent* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (n == "." || n == "..") continue;
-        if (e->d_type == DT_DIR)
-            subdirs.push_back(dir + "/" + n);
-        else if (files)
-            files->push_back(dir + "/" + n);
-    }
-    ::closedir(d);
-}
 
 }  // namespace
 

@@ -42,6 +42,21 @@ bool path_within(const std::string& path, const std::string& root) {
            (root == "/" || path[root.size()] == '/');
 }
 
+void list_dir(const std::string& dir, std::vector<std::string>& subdirs,
+              std::vector<std::string>* files) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    while (struct dirent* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        if (n == "." || n == "..") continue;
+        if (e->d_type == DT_DIR)
+            subdirs.push_back(dir + "/" + n);
+        else if (files)
+            files->push_back(dir + "/" + n);
+    }
+    ::closedir(d);
+}
+
 Result<FanotifyTree> FanotifyTree::create(FanotifyMasks mask) {
     BUTTER_ASSIGN_OR_RETURN(Fanotify fan,
                             Fanotify::create(kFanotifyReportDfidName | FanotifyInit::NonBlock));
@@ -81,14 +96,8 @@ bool FanotifyTree::cache_tree(const std::string& dir, int depth) {
     cache(dir);
     struct stat parent {};
     if (::stat(dir.c_str(), &parent) < 0) return true;
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return true;
     std::vector<std::string> subdirs;
-    while (struct dirent* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (e->d_type == DT_DIR && n != "." && n != "..") subdirs.push_back(dir + "/" + n);
-    }
-    ::closedir(d);
+    list_dir(dir, subdirs);
     bool all = true;
     for (const std::string& s : subdirs) {
         struct stat st {};

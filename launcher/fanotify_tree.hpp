@@ -57,5 +57,8 @@ class FanotifyTree {
 
 // True if `path` is `root` or below it.
 bool path_within(const std::string& path, const std::string& root);
+// The subdirectories of `dir` as paths (and with `files`, its other entries).
+void list_dir(const std::string& dir, std::vector<std::string>& subdirs,
+              std::vector<std::string>* files = nullptr);
 
 }  // namespace butter::launcher

@@ -306,7 +306,7 @@ void Attempt::on_kernel_log() {
         // The sandbox's own audit session when it could take one (exact, even for a process
         // gone by now), else the pid while it still runs.
         if (audit_session_ ? d->session != audit_session_ : !in_sandbox(d->pid)) continue;
-        std::string name = seccomp::audit_syscall_name(*d);
+        std::string name = syscall_name(d->syscall_nr, d->arch);
         bool first = denied_[name]++ == 0;
         events_.emit("denied", {{"syscall", Events::str(name)}, {"pid", std::to_string(d->pid)}});
         if (first)

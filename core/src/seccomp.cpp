@@ -143,8 +143,9 @@ Result<int> resolve_syscall(std::string_view name) {
     return nr;
 }
 
-std::string syscall_name(int nr) {
-    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+std::string syscall_name(int nr, std::uint32_t arch) {
+    static_assert(SCMP_ARCH_NATIVE == 0);
+    char* name = seccomp_syscall_resolve_num_arch(arch, nr);
     if (!name) return "syscall_" + std::to_string(nr);
     std::string s(name);
     std::free(name);

@@ -2,10 +2,8 @@
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <seccomp.h>
 
 #include <charconv>
-#include <cstdlib>
 
 namespace butter::launcher::seccomp {
 
@@ -76,14 +74,6 @@ std::optional<AuditDenial> parse_audit_record(std::string_view record) {
     if (auto ses = number<std::uint32_t>(field(msg, "ses", false), 10); ses && *ses != 0xffffffffU)
         d.session = *ses;
     return d;
-}
-
-std::string audit_syscall_name(const AuditDenial& d) {
-    char* name = seccomp_syscall_resolve_num_arch(d.arch, d.syscall_nr);
-    if (!name) return "syscall_" + std::to_string(d.syscall_nr);
-    std::string s(name);
-    std::free(name);
-    return s;
 }
 
 }  // namespace butter::launcher::seccomp

@@ -37,9 +37,7 @@ struct AuditDenial {
     std::uint32_t action = 0;              // SECCOMP_RET_ACTION_FULL of `code`
     std::optional<std::uint32_t> session;  // ses=, unless unset (4294967295)
 };
+// (Its syscall's name: butter::syscall_name(syscall_nr, arch).)
 std::optional<AuditDenial> parse_audit_record(std::string_view record);
-
-// The syscall's name for the record's architecture, or "syscall N".
-std::string audit_syscall_name(const AuditDenial& d);
 
 }  // namespace butter::launcher::seccomp

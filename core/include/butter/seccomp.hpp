@@ -64,8 +64,9 @@ struct ArgCondition {
 // The native syscall number of `name` (seccomp_syscall_resolve_name); an Error naming it when
 // the native architecture has no such syscall.
 [[nodiscard]] Result<int> resolve_syscall(std::string_view name);
-// The native name of `nr`, or "syscall_N".
-std::string syscall_name(int nr);
+// The name of `nr` on `arch` (an AUDIT_ARCH_* value as seccomp_data and audit records carry
+// it; 0: the native one), or "syscall_N".
+std::string syscall_name(int nr, std::uint32_t arch = 0);
 // Whether `name` is a syscall on some architecture libseccomp knows (for "exists elsewhere").
 bool syscall_known_on_any_arch(std::string_view name);
 // The highest syscall number the native table of libseccomp knows.
