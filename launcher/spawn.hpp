@@ -1,6 +1,19 @@
-// Starting a sandbox: one clone3 with every namespace flag and a pidfd, the close-on-exec
-// failure pipe and the control socket, and (root mode only) the one round trip in which the
-// parent writes the id maps the child cannot write itself.
+// Starting a sandbox: one clone with every namespace flag and a pidfd, the close-on-exec
+// failure pipe and the control socket, and the one round trip in which the parent writes what
+// the child cannot (root mode's id maps, the cgroups) and lets it go.
+//
+// The child borrows the supervisor's memory (CLONE_VM, on a stack of its own) instead of a
+// copy-on-write duplicate of it: no page tables to copy, no copy-on-write faults on either
+// side, and the set-up code it runs is already mapped. This is what a fork costs most on a
+// virtual machine with shadow page tables. The two take turns, as vfork's parent and child do:
+// where the child waits for "go" (root mode's maps, cgroups) it touches nothing but its stack
+// until then; the supervisor, from "go" (or the clone) until the failure pipe's EOF, nothing
+// but its stack and raw system calls. EOF comes when the command has exec'd and init has
+// entered its loop (child/init.cpp), which touches only its own stack from then on. While
+// init lives the supervisor's memory is not dumpable (it is init's too, which the sandbox must
+// not ptrace); it is again once init is reaped. A plan with a time namespace (the kernel refuses
+// CLONE_VM into one) or a seccomp listener (the command may wait on the supervisor's answer
+// before its exec) gets a fork-like child instead.
 #pragma once
 
 #include <signal.h>
@@ -9,15 +22,51 @@
 #include <butter/error.hpp>
 #include <butter/fd.hpp>
 
+#include <cstdint>
+#include <optional>
+
+#include "child/child.hpp"
 #include "plan.hpp"
 
 namespace butter::launcher {
+
+// The shared-memory child's stack: mapped before the clone, unmapped once the child is gone.
+class ChildStack {
+  public:
+    ChildStack() = default;
+    [[nodiscard]] static Result<ChildStack> map(std::size_t size);
+    ChildStack(ChildStack&& o) noexcept;
+    ChildStack& operator=(ChildStack&& o) noexcept;
+    ~ChildStack();
+    bool in_use() const { return top_ != nullptr; }
+    char* top() const { return top_; }
+
+  private:
+    void* base_ = nullptr;  // the mapping (none under ASan: part of the main stack)
+    std::size_t size_ = 0;
+    char* top_ = nullptr;
+};
 
 struct Sandbox {
     pid_t pid = 0;  // the sandbox's first process (its PID 1 with a pid namespace)
     Fd pidfd;
     Fd failure;  // read end of the failure pipe: a ChildFailure, or EOF at exec
     Fd control;  // the supervisor's end of the control socket
+    // Shared memory: spawn waited for the set-up's end (the failure pipe's EOF), read the
+    // failure record if one came, and noted when (CLOCK_MONOTONIC).
+    bool waited = false;
+    std::optional<ChildFailure> failure_record;
+    std::int64_t setup_end_ns = 0;
+    ChildStack stack;  // destroyed last: init may still run on it until it is reaped
+    // The supervisor was dumpable before init, which shares its memory, made it not: it is
+    // again once init is reaped (the next child must own its /proc files to write its maps).
+    bool restore_dumpable = false;
+
+    Sandbox() = default;
+    Sandbox(Sandbox&&) = default;
+    // Kills and reaps a PID 1 that still runs on `stack` before the stack goes.
+    ~Sandbox();
+    Sandbox& operator=(Sandbox&&) = delete;
 };
 
 // Clones the sandbox and returns once the child runs on its own. `original_mask` is the
@@ -30,6 +79,10 @@ struct SpawnExtras {
     int stderr_fd = -1;
     const SandboxCgroups* cgroups = nullptr;  // joined before the child goes on
     int tty_fd = -1;                          // session = "pty": the terminal's slave
+    // While spawn waits for a shared-memory child's set-up: readable, they end it (SIGKILL)
+    // when SIGTERM is pending (the signalfd) or the time limit is up (the timerfd).
+    int signal_fd = -1;
+    int timer_fd = -1;
 };
 
 [[nodiscard]] Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,

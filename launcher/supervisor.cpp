@@ -318,11 +318,24 @@ void Attempt::on_kernel_log() {
 Result<void> Attempt::start() {
     BUTTER_TRY(set_nonblocking(sb_.failure.get(), true));
     BUTTER_TRY(set_nonblocking(sb_.control.get(), true));
-    // Both fds stay readable at EOF: stop watching them then, or the loop spins.
-    BUTTER_ASSIGN_OR_RETURN(fail_reg_, loop_.add(sb_.failure, IoEvent::In, [this](IoEvents) {
-        if (auto r = on_failure_pipe(); !r) error_ = r.error();
-        if (failure_ || exec_done_ || error_) fail_reg_.reset();
-    }));
+    if (sb_.waited) {
+        // spawn saw the set-up end (the pipe is at EOF): the child's timings first, so that
+        // each step's time is measured from the one before.
+        BUTTER_TRY(on_control());
+        if (sb_.failure_record) {
+            failure_ = *sb_.failure_record;
+        } else {
+            exec_done_ = true;
+            if (plan_.record_steps) add_step("seccomp and exec", sb_.setup_end_ns);
+            events_.emit("exec");
+        }
+    } else {
+        // Both fds stay readable at EOF: stop watching them then, or the loop spins.
+        BUTTER_ASSIGN_OR_RETURN(fail_reg_, loop_.add(sb_.failure, IoEvent::In, [this](IoEvents) {
+            if (auto r = on_failure_pipe(); !r) error_ = r.error();
+            if (failure_ || exec_done_ || error_) fail_reg_.reset();
+        }));
+    }
     BUTTER_ASSIGN_OR_RETURN(ctl_reg_, loop_.add(sb_.control, IoEvent::In, [this](IoEvents ev) {
         if (auto r = on_control(); !r) error_ = r.error();
         if (ev.any(IoEvent::Hup) || error_) ctl_reg_.reset();
@@ -448,22 +461,23 @@ SignalSet supervised_signals(const SandboxPlan& plan) {
 Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& original_mask,
                                const SupervisorOptions& options) {
     Log log(options.verbosity);
-    // What the run adds to the plan: the notify socket's bind and variable.
-    SandboxPlan plan = profile_plan;
+    // What the run adds to the plan: the notify socket's bind and variable. Only then a copy:
+    // every page the copy fills is one more for the clone to share copy-on-write.
     BUTTER_ASSIGN_OR_RETURN(
         std::optional<NotifyRelay> relay,
-        plan.notify ? NotifyRelay::create() : Result<std::optional<NotifyRelay>>());
-    {
-        if (relay) {
-            MountStep m;
-            m.type = profile::MountType::Bind;
-            m.source = relay->dir();
-            m.target = NotifyRelay::kInsideDir;
-            m.read_only = true;  // a socket still accepts connections on a read-only mount
-            plan.mounts.push_back(m);
-            plan.env.push_back(std::string("NOTIFY_SOCKET=") + NotifyRelay::kInsideSocket);
-        }
+        profile_plan.notify ? NotifyRelay::create() : Result<std::optional<NotifyRelay>>());
+    std::optional<SandboxPlan> extended;
+    if (relay) {
+        extended = profile_plan;
+        MountStep m;
+        m.type = profile::MountType::Bind;
+        m.source = relay->dir();
+        m.target = NotifyRelay::kInsideDir;
+        m.read_only = true;  // a socket still accepts connections on a read-only mount
+        extended->mounts.push_back(m);
+        extended->env.push_back(std::string("NOTIFY_SOCKET=") + NotifyRelay::kInsideSocket);
     }
+    const SandboxPlan& plan = extended ? *extended : profile_plan;
     auto start = Clock::now();
     struct rusage before {};
     ::getrusage(RUSAGE_CHILDREN, &before);
@@ -595,7 +609,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         }
         BUTTER_ASSIGN_OR_RETURN(
             Sandbox sb, spawn(plan, original_mask,
-                              {out.child_fd(), err.child_fd(), &cgroups, pty ? pty->slave() : -1}));
+                              {out.child_fd(), err.child_fd(), &cgroups, pty ? pty->slave() : -1,
+                               sfd.fd(), limit ? limit->fd() : -1}));
         if (pty) BUTTER_TRY(pty->start(loop));
         out.after_spawn();
         err.after_spawn();

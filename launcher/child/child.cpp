@@ -86,17 +86,15 @@ void die(const ChildChannels& ch, Step step, const Error& e, int mount) {
 
 namespace {
 
-// The supervisor lets a root-mode child go once it has written the maps: one byte, or EOF if
-// it gave up.
-Result<void> wait_for_parent(const ChildChannels& ch) {
+// The supervisor lets the child go once it has done what the child cannot (root mode's maps,
+// the cgroups): one byte, or EOF if it gave up. Nothing to report either way if this fails.
+void wait_for_parent(const ChildChannels& ch) {
     char go = 0;
     ssize_t n;
     do
         n = ::read(ch.control_fd, &go, 1);
     while (n < 0 && errno == EINTR);
-    if (n < 0) return fail_errno("read", "control socket");
-    if (n == 0) ::_exit(125);  // the supervisor is gone: nothing to report to
-    return {};
+    if (n <= 0) ::_exit(125);  // the supervisor is gone, or gave up
 }
 
 // A new audit session for the sandbox, inherited by all it starts, so that its seccomp records
@@ -126,15 +124,17 @@ void take_audit_session(const ChildChannels& ch, std::uint32_t uid) {
 
 Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& step) {
     bool userns = plan.namespaces.has(Namespace::User);
+    // First, and touching nothing but the stack: this process may share the supervisor's
+    // memory, which is the supervisor's alone until "go" (spawn.hpp).
+    if (ch.wait_for_parent) {
+        step = Step::WaitParent;
+        wait_for_parent(ch);
+    }
     step = Step::IdMaps;
     if (userns && plan.child_writes_maps) {
         BUTTER_TRY(write_setgroups(0, false));
         BUTTER_TRY(write_uid_map(0, plan.uid_map));
         BUTTER_TRY(write_gid_map(0, plan.gid_map));
-    }
-    if (ch.wait_for_parent) {
-        step = Step::WaitParent;
-        BUTTER_TRY(wait_for_parent(ch));
     }
     if (plan.seccomp_listener && !plan.seccomp_base.empty())
         take_audit_session(ch, userns && !plan.child_writes_maps
@@ -223,8 +223,10 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
     // PID 1 stays as init; the command runs as its child.
     sigset_t init_signals = prepare_init_signals(plan);
     // Named and not dumpable before the command can run: with vfork, init resumes only after
-    // the command's exec, and the command must never see an init it could ptrace. Both belong
-    // to init's memory, which the command leaves at its exec.
+    // the command's exec, and the command must never see an init it could ptrace. The name is
+    // init's own; dumpable belongs to init's memory, which the command leaves at its exec and
+    // which may be the supervisor's (spawn.hpp): whose it is stays undumpable while init lives,
+    // so that nothing in the sandbox reaches the supervisor through init.
     (void)set_process_name("butter-init");
     if (auto r = set_dumpable(false); !r) die(ch, Step::Init, r.error());
     // vfork: the command borrows init's memory until its exec instead of getting a copy (no

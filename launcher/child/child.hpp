@@ -96,6 +96,23 @@ struct ChildChannels {
     bool wait_for_parent = false;  // block until the supervisor sends "go" (maps, cgroups)
     sigset_t original_mask{};      // the caller's signal mask, restored before exec
     std::vector<int> prepared;     // per plan.mounts entry: a detached tree the parent made, or -1
+    char* const* argv = nullptr;   // the command's, built by the supervisor (CommandArgs)
+    char* const* envp = nullptr;
+    std::vector<char*> pid_slots;  // in envp: room for the command's pid (kPidSlot bytes)
+};
+
+// Room for a pid in decimal with its NUL.
+constexpr std::size_t kPidSlot = 12;
+
+// The command's argv and envp for execve, built in the supervisor before the clone: the
+// plan's strings, and for each of plan.pid_env a variable with kPidSlot bytes of room.
+struct CommandArgs {
+    std::vector<std::string> env;
+    std::vector<char*> argv, envp;
+    std::vector<char*> pid_slots;
+    explicit CommandArgs(const SandboxPlan& plan);
+    CommandArgs(const CommandArgs&) = delete;  // the pointers point into env
+    CommandArgs& operator=(const CommandArgs&) = delete;
 };
 
 // Runs every setup step and execs the command (with a PID 1 init in front when the plan has a

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <butter/namespace.hpp>
 #include <butter/process.hpp>
 #include <butter/seccomp.hpp>
@@ -16,19 +18,25 @@
 
 namespace butter::launcher {
 
-void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& clock) {
-    // Everything the exec needs is built before seccomp, so nothing allocates after it.
-    std::vector<char*> argv, envp;
+CommandArgs::CommandArgs(const SandboxPlan& plan) : env(plan.env) {
+    for (std::size_t i : plan.pid_env)
+        env[i].append(kPidSlot, '\0');
     for (const auto& a : plan.argv)
         argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    // LISTEN_PID and WATCHDOG_PID name this process as the command will see itself.
-    std::vector<std::string> env = plan.env;
-    for (std::size_t i : plan.pid_env)
-        env[i] += std::to_string(butter::getpid());
-    for (const auto& e : env)
-        envp.push_back(const_cast<char*>(e.c_str()));
+    for (auto& e : env)
+        envp.push_back(e.data());
     envp.push_back(nullptr);
+    for (std::size_t i : plan.pid_env)
+        pid_slots.push_back(env[i].data() + env[i].size() - kPidSlot);
+}
+
+void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& clock) {
+    // argv and envp were built by the supervisor (this process may share its memory, where
+    // nothing allocated here would ever be freed); LISTEN_PID and WATCHDOG_PID get the pid of
+    // this process as the command will see itself, in the room left for it.
+    for (char* slot : ch.pid_slots)
+        std::snprintf(slot, kPidSlot, "%d", static_cast<int>(butter::getpid()));
 
     ::pthread_sigmask(SIG_SETMASK, &ch.original_mask, nullptr);
     if (plan.new_session && ::setsid() < 0) die(ch, Step::Session, Error::from_errno("setsid"));
@@ -90,7 +98,7 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     int err = ENOENT;
     bool denied = false;
     for (const auto& path : plan.exec_candidates) {
-        ::execve(path.c_str(), argv.data(), envp.data());
+        ::execve(path.c_str(), ch.argv, ch.envp);
         err = errno;
         if (err == EACCES) denied = true;
         if (err != ENOENT && err != ENOTDIR && err != EACCES) break;

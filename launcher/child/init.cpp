@@ -11,6 +11,7 @@
 #include <butter/process.hpp>
 
 #include "child/child.hpp"
+#include "child/raw.hpp"
 
 namespace butter::launcher {
 
@@ -28,9 +29,42 @@ sigset_t prepare_init_signals(const SandboxPlan& plan) {
     return set;
 }
 
-void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set) {
-    ::close(ch.error_fd);  // only the command's copy remains: EOF at its exec
+namespace {
 
+constexpr long kKernelSigsetSize = 8;  // the kernel's sigset_t: signals 1-64
+
+// The rest of init's life. It may share its memory with the supervisor (spawn.cpp), which runs
+// again once the failure pipe's last copy closes: from that close on, init touches only its
+// own stack and the arguments it was given, through raw system calls (no errno, no heap, no
+// libc state, no sanitizer runtime).
+[[noreturn]] __attribute__((no_sanitize("address", "undefined"))) void init_loop(int control_fd,
+                                                                                 int error_fd,
+                                                                                 pid_t command,
+                                                                                 sigset_t set) {
+    raw::call(SYS_close, error_fd);  // only the command's copy remained: it closed at exec
+    for (;;) {
+        siginfo_t info;
+        long sig = raw::call(SYS_rt_sigtimedwait, &set, &info, nullptr, kKernelSigsetSize);
+        if (sig < 0) continue;
+        if (sig != SIGCHLD) {
+            raw::call(SYS_kill, command, sig);
+            continue;
+        }
+        int status = 0;
+        long pid;
+        while ((pid = raw::call(SYS_wait4, -1, &status, WNOHANG, nullptr)) > 0) {
+            if (pid != command) continue;
+            ControlMessage m{ControlMessage::CommandStatus, status};
+            raw::call(SYS_sendto, control_fd, &m, sizeof m, MSG_NOSIGNAL, nullptr, 0);
+            raw::call(SYS_exit_group,
+                      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        }
+    }
+}
+
+}  // namespace
+
+void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set) {
     // init keeps nothing it could be attacked for: no capabilities, not dumpable (already so
     // since before the command's vfork: the sandbox cannot ptrace it), no new privileges.
     if (!drop_all_locked() || !set_no_new_privs()) {
@@ -43,24 +77,7 @@ void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set) {
         ::kill(command, SIGKILL);
         ::_exit(125);
     }
-
-    for (;;) {
-        siginfo_t info;
-        int sig = ::sigwaitinfo(&set, &info);
-        if (sig < 0) continue;
-        if (sig != SIGCHLD) {
-            ::kill(command, sig);
-            continue;
-        }
-        int status = 0;
-        pid_t pid;
-        while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-            if (pid != command) continue;
-            ControlMessage m{ControlMessage::CommandStatus, status};
-            [[maybe_unused]] ssize_t n = ::send(ch.control_fd, &m, sizeof m, MSG_NOSIGNAL);
-            ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-        }
-    }
+    init_loop(ch.control_fd, ch.error_fd, command, set);
 }
 
 }  // namespace butter::launcher

@@ -67,6 +67,19 @@ TEST_P(RunTest, OwnPidNamespaceHidesHostProcesses) {
     EXPECT_EQ(procs.out, "2\n") << "init and the probe only";
 }
 
+// A time namespace takes the fork-like spawn (the kernel refuses CLONE_VM into one): the same
+// sandbox, in a time namespace of its own.
+TEST_P(RunTest, TimeNamespaceRunsTheSameSandbox) {
+    char host[64] = {};
+    ASSERT_GT(::readlink("/proc/self/ns/time", host, sizeof host - 1), 0);
+    auto r = probe({"ns", "time"}, {"--set", "namespaces.time=true"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out, std::string(host) + "\n");
+    EXPECT_EQ(r.out.rfind("time:[", 0), 0u) << r.out;
+    EXPECT_EQ(probe({"pid"}, {"--set", "namespaces.time=true"}).out, "2\n");
+    EXPECT_EQ(probe({"ns", "time"}).out, std::string(host) + "\n") << "time = false: the host's";
+}
+
 TEST_P(RunTest, HostPathsNotBoundAreAbsent) {
     for (const char* p : {"/root", "/home", "/var", "/srv", "/boot"}) {
         auto r = probe({"exists", p});

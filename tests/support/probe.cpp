@@ -3,7 +3,7 @@
 // assert on the sandbox from the inside (as bubblewrap's try-syscall and crun's init do).
 //
 //   probe hostname | ids | pid | caps | fds | procs | zombies | ifaces
-//   probe write PATH | read PATH | exists PATH
+//   probe write PATH | read PATH | exists PATH | ns NAME (its /proc/self/ns/NAME link)
 //   probe try-syscall NAME        exit status = errno of the call (0 = it worked)
 //   probe connect PORT            tcp connect to 127.0.0.1:PORT: "connected" or the errno name
 //   probe sleep SECONDS | wait-signal | ignore-term SECONDS | orphans N | spawn-daemon
@@ -157,6 +157,12 @@ int main(int argc, char** argv) {
     if (cmd == "hostname") {
         char buf[128] = {};
         gethostname(buf, sizeof buf - 1);
+        std::puts(buf);
+    } else if (cmd == "ns") {
+        // The namespace NAME this process is in, as /proc/self/ns/NAME names it.
+        char buf[64] = {};
+        std::string link = "/proc/self/ns/" + arg;
+        if (readlink(link.c_str(), buf, sizeof buf - 1) < 0) return 1;
         std::puts(buf);
     } else if (cmd == "ids") {
         std::printf("%u %u\n", getuid(), getgid());
