@@ -57,9 +57,10 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
 }
 
 int cmd_run(const Cli& cli) {
-    // Most of the program runs before the command starts: map it in one go (a failure, on a
-    // kernel before 5.14, only costs the faults it would have saved).
+    // Most of the program runs before the command starts: map it, and the heap it fills, in
+    // one go (a failure, on a kernel before 5.14, only costs the faults it would have saved).
     (void)prefault_program_text();
+    (void)prefault_heap();
     auto plan = load_and_plan(cli, cli.args);
     if (!plan) return kFailed;
     // Block the forwarded signals before the clone: one that arrives in between stays pending

@@ -100,22 +100,23 @@ Result<Fd> step_dir(int dir, const std::string& name, unsigned mode) {
     // instead refuses it with ELOOP.
     how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
     how.resolve = kNoFollowResolve;
+    // mkdirat first: the callers mostly build a new tree, where this is one call less than
+    // looking first. It neither follows nor replaces a symlink at the name (EEXIST), which the
+    // open then refuses.
+    if (::mkdirat(dir, name.c_str(), mode) < 0 && errno != EEXIST)
+        return fail_errno("mkdirat", name);
     long fd = openat2(dir, name.c_str(), &how);
-    if (fd == -ENOENT) {
-        if (::mkdirat(dir, name.c_str(), mode) < 0 && errno != EEXIST)
-            return fail_errno("mkdirat", name);
-        fd = openat2(dir, name.c_str(), &how);
-    }
     if (fd < 0) return fail(Error("openat2", static_cast<int>(-fd), name));
     return Fd(static_cast<int>(fd));
 }
 
 Result<Fd> walk_dirs(BorrowedFd root, std::string_view path, unsigned mode) {
-    BUTTER_ASSIGN_OR_RETURN(Fd cur, open_in_root(root, ".", O_PATH | O_DIRECTORY, true));
+    Fd cur;  // none yet: the first step starts at `root` itself
     BUTTER_TRY(for_each_component(path, [&](const std::string& part, bool) -> Result<void> {
-        BUTTER_ASSIGN_OR_RETURN(cur, step_dir(cur.get(), part, mode));
+        BUTTER_ASSIGN_OR_RETURN(cur, step_dir(cur.valid() ? cur.get() : root.get(), part, mode));
         return {};
     }));
+    if (!cur.valid()) return open_in_root(root, ".", O_PATH | O_DIRECTORY, true);
     return cur;
 }
 

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <cstdlib>
 
 #include "butter/signalfd.hpp"
 #include "sys.hpp"
@@ -288,6 +290,24 @@ Result<void> prefault_program_text() {
     return {};
 #else
     return fail(Error("madvise(MADV_POPULATE_READ)", EINVAL, "program text"));
+#endif
+}
+
+Result<void> prefault_heap() {
+#ifdef MADV_POPULATE_WRITE
+    // One allocation below the mmap threshold makes malloc extend the break if it has not;
+    // from its page to the break is the heap's untouched rest.
+    void* probe = std::malloc(1);
+    if (!probe) return fail(Error("malloc", ENOMEM));
+    auto lo = reinterpret_cast<std::uintptr_t>(probe) & ~std::uintptr_t{4095};
+    auto hi = reinterpret_cast<std::uintptr_t>(::sbrk(0));
+    std::free(probe);
+    if (hi <= lo) return {};  // not a brk heap (an mmap'd arena)
+    if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE) < 0)
+        return fail_errno("madvise(MADV_POPULATE_WRITE)", "heap");
+    return {};
+#else
+    return fail(Error("madvise(MADV_POPULATE_WRITE)", EINVAL, "heap"));
 #endif
 }
 
