@@ -289,17 +289,15 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     }();
     s.failure = std::move(failure.read);
     s.control = std::move(control.first);
-    if (go && shared) {
-        wait_for_setup(s, extras);
-#if defined(__SANITIZE_ADDRESS__)
-        if (start.lsan_disabled) __lsan_enable();
-#endif
-    }
+    if (go && shared) wait_for_setup(s, extras);
     if (!go) {
         (void)pidfd_send_signal(s.pidfd, SIGKILL);
         (void)waitid_pidfd(s.pidfd);
-        return fail(std::move(go).error());
     }
+#if defined(__SANITIZE_ADDRESS__)
+    if (start.lsan_disabled) __lsan_enable();  // the child is done with our memory either way
+#endif
+    if (!go) return fail(std::move(go).error());
     return s;
 }
 
