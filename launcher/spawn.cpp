@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 #endif
@@ -98,27 +100,40 @@ void kill_and_wait(int pidfd) {
     }
 }
 
+std::int64_t monotonic_ns() {
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);  // the vDSO: no errno on success
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
 // Until the shared-memory child no longer runs on this memory: EOF on the failure pipe, whose
 // last copy closes when the command has exec'd and init has entered its loop, or when they
 // are dead. Touches only this frame, through raw system calls. A failure record on the way
-// is kept. A pending SIGTERM (a stop request) or the time limit kills the set-up.
-void wait_for_setup(Sandbox& sb, const SpawnExtras& extras) {
+// is kept. A pending SIGTERM (a stop request) or the time limit ends a set-up that does not
+// end by itself within `grace`.
+void wait_for_setup(Sandbox& sb, const SpawnExtras& extras, std::int64_t grace_ns) {
     struct pollfd fds[3] = {
         {sb.failure.get(), POLLIN, 0}, {extras.timer_fd, POLLIN, 0}, {extras.signal_fd, POLLIN, 0}};
     // Another pending signal than SIGTERM keeps the signalfd readable (it is the command's,
     // forwarded once it runs): then the signalfd is left out, and SIGTERM looked for every
-    // 50 ms instead.
+    // 50 ms instead. Once stopping, the timer is left out too (it stays readable).
     bool watch_signals = extras.signal_fd >= 0;
-    struct timespec recheck {
-        0, 50'000'000
-    };
+    std::int64_t kill_at = -1;  // when stopping: the deadline for the set-up to end
     bool killed = false;
     for (;;) {
         for (auto& p : fds)
             p.revents = 0;
-        bool poll_signals = watch_signals && extras.signal_fd >= 0;
-        long r = raw::call(SYS_ppoll, fds, poll_signals ? 3 : 2,
-                           poll_signals || extras.signal_fd < 0 ? nullptr : &recheck, nullptr, 8);
+        bool poll_signals = watch_signals && kill_at < 0;
+        std::int64_t wait_ns = -1;
+        if (kill_at >= 0 && !killed)
+            wait_ns = std::max<std::int64_t>(kill_at - monotonic_ns(), 0);
+        else if (!poll_signals && extras.signal_fd >= 0 && kill_at < 0)
+            wait_ns = 50'000'000;
+        struct timespec timeout {
+            wait_ns / 1'000'000'000, wait_ns % 1'000'000'000
+        };
+        nfds_t n = poll_signals ? 3 : kill_at < 0 ? 2 : 1;
+        long r = raw::call(SYS_ppoll, fds, n, wait_ns < 0 ? nullptr : &timeout, nullptr, 8);
         if (r < 0) continue;  // EINTR
         if (fds[0].revents != 0) {
             ChildFailure f;
@@ -130,23 +145,23 @@ void wait_for_setup(Sandbox& sb, const SpawnExtras& extras) {
                 break;
             }
         }
-        bool stop = fds[1].revents != 0;
-        if (extras.signal_fd >= 0) {
-            std::uint64_t pending = 0;
-            raw::call(SYS_rt_sigpending, &pending, 8);
-            if (pending & (1ULL << (SIGTERM - 1)))
-                stop = true;
-            else if (fds[2].revents != 0)
-                watch_signals = false;
-        }
-        if (stop && !killed) {
+        if (kill_at < 0) {
+            bool stop = fds[1].revents != 0;
+            if (extras.signal_fd >= 0) {
+                std::uint64_t pending = 0;
+                raw::call(SYS_rt_sigpending, &pending, 8);
+                if (pending & (1ULL << (SIGTERM - 1)))
+                    stop = true;
+                else if (fds[2].revents != 0)
+                    watch_signals = false;
+            }
+            if (stop) kill_at = monotonic_ns() + grace_ns;
+        } else if (!killed && monotonic_ns() >= kill_at) {
             raw::call(SYS_pidfd_send_signal, sb.pidfd.get(), SIGKILL, nullptr, 0);
             killed = true;
         }
     }
-    struct timespec ts {};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    sb.setup_end_ns = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+    sb.setup_end_ns = monotonic_ns();
     sb.waited = true;
 }
 
@@ -289,7 +304,7 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     }();
     s.failure = std::move(failure.read);
     s.control = std::move(control.first);
-    if (go && shared) wait_for_setup(s, extras);
+    if (go && shared) wait_for_setup(s, extras, plan.stop_timeout.count());
     if (!go) {
         (void)pidfd_send_signal(s.pidfd, SIGKILL);
         (void)waitid_pidfd(s.pidfd);

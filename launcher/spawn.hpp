@@ -79,8 +79,10 @@ struct SpawnExtras {
     int stderr_fd = -1;
     const SandboxCgroups* cgroups = nullptr;  // joined before the child goes on
     int tty_fd = -1;                          // session = "pty": the terminal's slave
-    // While spawn waits for a shared-memory child's set-up: readable, they end it (SIGKILL)
-    // when SIGTERM is pending (the signalfd) or the time limit is up (the timerfd).
+    // While spawn waits for a shared-memory child's set-up: readable, they end it when SIGTERM
+    // is pending (the signalfd) or the time limit is up (the timerfd): SIGKILL if the set-up
+    // has not ended within the plan's stop_timeout (the command may already run, with init
+    // about to take over, and then gets the stop signal as always).
     int signal_fd = -1;
     int timer_fd = -1;
 };
