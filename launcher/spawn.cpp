@@ -100,12 +100,6 @@ void kill_and_wait(int pidfd) {
     }
 }
 
-std::int64_t monotonic_ns() {
-    struct timespec ts {};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);  // the vDSO: no errno on success
-    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
-
 // Until the shared-memory child no longer runs on this memory: EOF on the failure pipe, whose
 // last copy closes when the command has exec'd and init has entered its loop, or when they
 // are dead. Touches only this frame, through raw system calls. A failure record on the way
@@ -166,6 +160,12 @@ void wait_for_setup(Sandbox& sb, const SpawnExtras& extras, std::int64_t grace_n
 }
 
 }  // namespace
+
+std::int64_t monotonic_ns() {
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);  // the vDSO: no errno on success
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
 
 Result<ChildStack> ChildStack::map(std::size_t size) {
     ChildStack s;

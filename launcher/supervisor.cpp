@@ -70,12 +70,6 @@ class Log {
     int verbosity_;
 };
 
-std::int64_t monotonic_ns() {
-    struct timespec ts {};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
-
 // What each StepClock mark closes, for the report and the events.
 const char* step_label(Step s) {
     switch (s) {
