@@ -57,9 +57,10 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
 }
 
 int cmd_run(const Cli& cli) {
-    // Most of the program runs before the command starts: map it, and the heap it fills, in
-    // one go (a failure, on a kernel before 5.14, only costs the faults it would have saved).
-    (void)prefault_program_text();
+    // The heap the set-up fills, mapped in one go (a failure, on a kernel before 5.14, only
+    // costs the faults it would have saved). Not the program text: the sandbox child shares
+    // this memory (spawn.hpp), so the text pages the run needs fault in once, a few at a
+    // time with the kernel's fault-around, which measures cheaper than mapping all of it.
     (void)prefault_heap();
     auto plan = load_and_plan(cli, cli.args);
     if (!plan) return kFailed;
