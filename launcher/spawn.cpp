@@ -161,12 +161,6 @@ void wait_for_setup(Sandbox& sb, const SpawnExtras& extras, std::int64_t grace_n
 
 }  // namespace
 
-std::int64_t monotonic_ns() {
-    struct timespec ts {};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);  // the vDSO: no errno on success
-    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
-}
-
 Result<ChildStack> ChildStack::map(std::size_t size) {
     ChildStack s;
 #if defined(__SANITIZE_ADDRESS__)

@@ -30,9 +30,6 @@
 
 namespace butter::launcher {
 
-// CLOCK_MONOTONIC in nanoseconds (what the child's step marks and the supervisor's use).
-std::int64_t monotonic_ns();
-
 // The shared-memory child's stack: mapped before the clone, unmapped once the child is gone.
 class ChildStack {
   public:

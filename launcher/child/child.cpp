@@ -177,11 +177,15 @@ bool rearm_parent_death(const ChildChannels& ch) {
     return !(ch.parent_pidfd >= 0 && ::poll(&p, 1, 0) == 1);
 }
 
+std::int64_t monotonic_ns() {
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);  // the vDSO: no errno on success
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
 void StepClock::mark(Step s) {
     if (!on || count == kMax) return;
-    struct timespec ts {};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    marks[count++] = {static_cast<std::uint32_t>(s), 0, ts.tv_sec * 1'000'000'000LL + ts.tv_nsec};
+    marks[count++] = {static_cast<std::uint32_t>(s), 0, monotonic_ns()};
 }
 
 void StepClock::send(int control_fd) const {

@@ -67,6 +67,9 @@ struct ControlMessage {
     std::int32_t value = 0;  // CommandStatus: the command's wait status; Timings: the count
 };
 
+// CLOCK_MONOTONIC in nanoseconds: the child's step marks and the supervisor's times.
+std::int64_t monotonic_ns();
+
 // When each setup step ended (CLOCK_MONOTONIC), collected by the child when the plan asks
 // (report or --events) and sent as one Timings message just before seccomp.
 struct StepClock {
