@@ -15,6 +15,7 @@
 #include "profile/loader.hpp"
 #include "report.hpp"
 #include "seccomp/policy.hpp"
+#include "spawn.hpp"
 #include "supervisor.hpp"
 #include "version.hpp"
 
@@ -62,6 +63,11 @@ int cmd_run(const Cli& cli) {
     // this memory (spawn.hpp), so the text pages the run needs fault in once, a few at a
     // time with the kernel's fault-around, which measures cheaper than mapping all of it.
     (void)prefault_heap();
+    // The embedded default's sandbox, started while its profile is read (spawn.hpp). If it
+    // cannot be had, spawn clones one later and reports what fails then.
+    EarlyChild early;
+    if (!cli.profile && cli.sets.empty())
+        if (auto e = EarlyChild::start()) early = std::move(*e);
     auto plan = load_and_plan(cli, cli.args);
     if (!plan) return kFailed;
     // Block the forwarded signals before the clone: one that arrives in between stays pending
@@ -74,6 +80,7 @@ int cmd_run(const Cli& cli) {
     SupervisorOptions so;
     so.verbosity = cli.verbosity;
     so.events_fd = cli.events_fd;
+    so.early = &early;
     auto outcome = run_sandbox(*plan, blocked->previous(), so);
     if (!outcome) {
         // butter itself failed: still a report, so a CI system sees why.

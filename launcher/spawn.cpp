@@ -2,14 +2,17 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
@@ -161,17 +164,18 @@ void wait_for_setup(Sandbox& sb, const SpawnExtras& extras, std::int64_t grace_n
 
 }  // namespace
 
-Result<ChildStack> ChildStack::map(std::size_t size) {
+Result<ChildStack> ChildStack::map(std::size_t size, std::size_t below) {
     ChildStack s;
 #if defined(__SANITIZE_ADDRESS__)
     // ASan knows one stack per thread, and before every [[noreturn]] call unpoisons from the
     // stack pointer to that stack's top (from elsewhere it warns, or worse): the child's stack
     // is part of the main one instead, far below this frame (the stack grows down to it).
     int here = 0;
-    s.top_ = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(&here) - (2u << 20)) &
+    s.top_ = reinterpret_cast<char*>((reinterpret_cast<std::uintptr_t>(&here) - below) &
                                      ~std::uintptr_t{4095});
     (void)size;
 #else
+    (void)below;
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED) return fail_errno("mmap", "child stack");
@@ -214,16 +218,232 @@ Sandbox::~Sandbox() {
     if (restore_dumpable) (void)set_dumpable(true);
 }
 
+// --- the early child -----------------------------------------------------------------------
+
+struct EarlyChild::State {
+    ChildStack stack;  // first: destroyed last, once the child is gone
+    Pipe failure;
+    SocketPair control;
+    Fd self, null;
+    pid_t pid = 0;
+    Fd pidfd;
+    // What the child reads: at its start (set before the clone and not written after it) ...
+    int close_fds[2] = {-1, -1};
+    int control_fd = -1;
+    int parent_pidfd = -1;
+    // ... and after "go" (set by spawn before it).
+    const SandboxPlan* plan = nullptr;
+    const ChildChannels* ch = nullptr;
+    sigset_t mask{};  // the supervisor's at spawn: what a spawn child starts with
+    bool lsan_disabled = false;
+    // The scheduler tends to queue the child behind the supervisor on the supervisor's CPU,
+    // where the two would take turns: it is put on another one until "go" (by itself, should
+    // it run first, and by the supervisor), and gets the supervisor's CPUs back after it.
+    cpu_set_t one_cpu{};
+    cpu_set_t all_cpus{};
+
+    State() = default;
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+    ~State() {
+        if (!pidfd.valid()) return;
+        (void)pidfd_send_signal(pidfd, SIGKILL);
+        (void)waitid_pidfd(pidfd);
+    }
+};
+
+namespace {
+
+// The namespaces the early child makes itself (CLONE_NEWPID only takes effect at a clone).
+constexpr Namespaces kUnshared = EarlyChild::kNamespaces.without(Namespace::User | Namespace::Pid);
+// "go" carries at most this many descriptors: stdout, stderr, the terminal and one per mount.
+constexpr int kMaxEarlyFds = 64;
+
+// After "go": the supervisor waits (wait_for_setup) and the memory is this process's.
+[[noreturn]] void early_go(EarlyChild::State& st, long unshared, const int* fds, int count) {
+#if defined(__SANITIZE_ADDRESS__)
+    __lsan_disable();  // as child_main
+    st.lsan_disabled = true;
+#endif
+    ::pthread_sigmask(SIG_SETMASK, &st.mask, nullptr);
+    ChildChannels ch = *st.ch;  // the supervisor's, with the numbers the descriptors have here
+    ch.wait_for_parent = false;
+    int next = 0;
+    bool missing = false;
+    auto take = [&](int& fd) {
+        if (fd < 0) return;
+        missing |= next == count;
+        fd = next < count ? fds[next++] : -1;
+    };
+    take(ch.stdout_fd);
+    take(ch.stderr_fd);
+    take(ch.tty_fd);
+    for (int& fd : ch.prepared)
+        take(fd);
+    if (missing || next != count)
+        die(ch, Step::WaitParent, Error("recvmsg", EBADF, "the descriptors of \"go\""));
+    if (unshared < 0) die(ch, Step::Namespaces, Error("unshare", static_cast<int>(-unshared)));
+    if (::sched_setaffinity(0, sizeof st.all_cpus, &st.all_cpus) < 0)
+        die(ch, Step::Namespaces, Error::from_errno("sched_setaffinity", "the supervisor's CPUs"));
+    run_child(*st.plan, ch);
+}
+
+// Until "go": this stack and raw system calls only (raw.hpp), and no [[noreturn]] call (ASan
+// would unpoison the stack above, the supervisor's): the supervisor runs meanwhile. A return
+// is clone's exit(2).
+int early_main(void* arg) {
+    auto* st = static_cast<EarlyChild::State*>(arg);
+    int control = st->control_fd;
+    raw::call(SYS_sched_setaffinity, 0, sizeof st->one_cpu, &st->one_cpu);
+    raw::call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    std::uint64_t all = ~std::uint64_t{0};
+    raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
+    // The supervisor may have died before the death signal was armed.
+    struct pollfd parent {
+        st->parent_pidfd, POLLIN, 0
+    };
+    struct timespec zero {};
+    if (raw::call(SYS_ppoll, &parent, 1, &zero, nullptr, 8) != 0) return 125;
+    raw::call(SYS_close, st->close_fds[0]);
+    raw::call(SYS_close, st->close_fds[1]);
+    long unshared = raw::call(SYS_unshare, kUnshared.raw());
+
+    char byte = 0;
+    struct iovec iov {
+        &byte, 1
+    };
+    alignas(struct cmsghdr) char control_buf[CMSG_SPACE(sizeof(int) * kMaxEarlyFds)];
+    struct msghdr m {};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control_buf;
+    m.msg_controllen = sizeof control_buf;
+    long got;
+    do
+        got = raw::call(SYS_recvmsg, control, &m, MSG_CMSG_CLOEXEC);
+    while (got == -EINTR);
+    if (got <= 0 || (m.msg_flags & MSG_CTRUNC)) return 125;  // discarded, or nothing to go by
+    int fds[kMaxEarlyFds];
+    int count = 0;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        auto* data = reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
+        std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < n && count < kMaxEarlyFds; ++i) {
+            int fd = 0;
+            auto* out = reinterpret_cast<unsigned char*>(&fd);
+            for (std::size_t b = 0; b < sizeof(int); ++b)
+                out[b] = data[i * sizeof(int) + b];
+            fds[count++] = fd;
+        }
+    }
+    early_go(*st, unshared, fds, count);
+}
+
+// "go" for an early child: one byte and the descriptors it needs. Before the send the child
+// waits in recvmsg; after it, only raw calls and this stack (wait_for_setup).
+Result<void> send_early_go(int socket, const ChildChannels& ch) {
+    int fds[kMaxEarlyFds];
+    int count = 0;
+    for (int fd : {ch.stdout_fd, ch.stderr_fd, ch.tty_fd})
+        if (fd >= 0) fds[count++] = fd;
+    for (int fd : ch.prepared)
+        if (fd >= 0 && count < kMaxEarlyFds) fds[count++] = fd;
+    char byte = 1;
+    struct iovec iov {
+        &byte, 1
+    };
+    alignas(struct cmsghdr) char control_buf[CMSG_SPACE(sizeof(int) * kMaxEarlyFds)] = {};
+    struct msghdr m {};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (count > 0) {
+        m.msg_control = control_buf;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<std::size_t>(count));
+        struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<std::size_t>(count));
+        std::memcpy(CMSG_DATA(c), fds, sizeof(int) * static_cast<std::size_t>(count));
+    }
+    if (::sendmsg(socket, &m, MSG_NOSIGNAL) != 1) return fail_errno("sendmsg", "control socket");
+    return {};
+}
+
+}  // namespace
+
+EarlyChild::EarlyChild() = default;
+EarlyChild::EarlyChild(EarlyChild&&) noexcept = default;
+EarlyChild& EarlyChild::operator=(EarlyChild&&) noexcept = default;
+EarlyChild::~EarlyChild() = default;
+
+std::unique_ptr<EarlyChild::State> EarlyChild::take() {
+    return std::move(state_);
+}
+
+bool EarlyChild::fits(const SandboxPlan& plan) {
+    return plan.namespaces == kNamespaces && !plan.seccomp_listener &&
+           plan.mounts.size() + 3 <= static_cast<std::size_t>(kMaxEarlyFds);
+}
+
+Result<EarlyChild> EarlyChild::start() {
+    auto st = std::make_unique<State>();
+    // On one CPU the child's head start would only delay the supervisor: none then.
+    if (::sched_getaffinity(0, sizeof st->all_cpus, &st->all_cpus) < 0)
+        return fail_errno("sched_getaffinity");
+    int here = ::sched_getcpu();
+    int other = -1;
+    for (int cpu = 0; cpu < CPU_SETSIZE && other < 0; ++cpu)
+        if (CPU_ISSET(cpu, &st->all_cpus) && cpu != here) other = cpu;
+    if (other < 0 || CPU_COUNT(&st->all_cpus) < 2) return EarlyChild();
+    CPU_SET(other, &st->one_cpu);
+    // Deeper under ASan: the supervisor loads and plans on the main stack meanwhile.
+    BUTTER_ASSIGN_OR_RETURN(st->stack, ChildStack::map(kChildStackSize, 4u << 20));
+    BUTTER_ASSIGN_OR_RETURN(st->failure, Pipe::create());
+    BUTTER_ASSIGN_OR_RETURN(st->control, SocketPair::create(SOCK_SEQPACKET));
+    BUTTER_ASSIGN_OR_RETURN(st->self, pidfd_open(::getpid()));
+    BUTTER_ASSIGN_OR_RETURN(st->null, open("/dev/null", O_RDWR));
+    st->close_fds[0] = st->failure.read.get();
+    st->close_fds[1] = st->control.first.get();
+    st->control_fd = st->control.second.get();
+    st->parent_pidfd = st->self.get();
+    int pidfd = -1;
+    int flags = static_cast<int>((Namespace::User | Namespace::Pid).raw()) | CLONE_VM |
+                CLONE_PIDFD | SIGCHLD;
+    int pid = ::clone(early_main, st->stack.top(), flags, st.get(), &pidfd);
+    if (pid < 0) return fail_errno("clone", "CLONE_VM, the user and pid namespaces");
+    st->pid = pid;
+    st->pidfd = Fd(pidfd);
+    // Not fatal: the child then only starts on whichever CPU the scheduler gives it.
+    (void)::sched_setaffinity(pid, sizeof st->one_cpu, &st->one_cpu);
+    EarlyChild e;
+    e.state_ = std::move(st);
+    return e;
+}
+
 Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
-                      const SpawnExtras& extras) {
+                      const SpawnExtras& extras, EarlyChild early) {
+    std::unique_ptr<EarlyChild::State> e;
+    if (early.started() && EarlyChild::fits(plan)) e = early.take();
+    early = EarlyChild();  // one that does not fit: gone before another clone
     std::vector<Fd> prepared;
     if (plan.privileged && plan.namespaces.has(Namespace::User)) {
         BUTTER_ASSIGN_OR_RETURN(prepared, prepare_idmapped_binds(plan));
     }
-    BUTTER_ASSIGN_OR_RETURN(Pipe failure, Pipe::create());
-    BUTTER_ASSIGN_OR_RETURN(SocketPair control, SocketPair::create(SOCK_SEQPACKET));
-    BUTTER_ASSIGN_OR_RETURN(Fd self, pidfd_open(::getpid()));
-    BUTTER_ASSIGN_OR_RETURN(Fd null, open("/dev/null", O_RDWR));
+    Pipe failure;
+    SocketPair control;
+    Fd self, null;
+    if (e) {
+        failure = std::move(e->failure);
+        control = std::move(e->control);
+        self = std::move(e->self);
+        null = std::move(e->null);
+    } else {
+        BUTTER_ASSIGN_OR_RETURN(failure, Pipe::create());
+        BUTTER_ASSIGN_OR_RETURN(control, SocketPair::create(SOCK_SEQPACKET));
+        BUTTER_ASSIGN_OR_RETURN(self, pidfd_open(::getpid()));
+        BUTTER_ASSIGN_OR_RETURN(null, open("/dev/null", O_RDWR));
+    }
     CommandArgs command(plan);
 
     ChildChannels ch;
@@ -241,7 +461,7 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     bool shared = !plan.namespaces.has(Namespace::Time) && !plan.seccomp_listener;
     bool join_cgroups = extras.cgroups && !extras.cgroups->empty();
     bool parent_maps = plan.namespaces.has(Namespace::User) && !plan.child_writes_maps;
-    ch.wait_for_parent = join_cgroups || parent_maps;
+    ch.wait_for_parent = join_cgroups || parent_maps || e;
     for (const Fd& f : prepared)
         ch.prepared.push_back(f.valid() ? f.get() : -1);
 
@@ -255,7 +475,15 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
 
     Sandbox s;
     ChildStart start{&plan, &ch, {failure.read.get(), control.first.get()}};
-    if (shared) {
+    if (e) {
+        s.stack = std::move(e->stack);
+        s.restore_dumpable = ::prctl(PR_GET_DUMPABLE) == 1;
+        s.pid = e->pid;
+        s.pidfd = std::move(e->pidfd);
+        e->plan = &plan;
+        e->ch = &ch;
+        ::pthread_sigmask(SIG_BLOCK, nullptr, &e->mask);
+    } else if (shared) {
         BUTTER_ASSIGN_OR_RETURN(s.stack, ChildStack::map(kChildStackSize));
         s.restore_dumpable = ::prctl(PR_GET_DUMPABLE) == 1;
         int pidfd = -1;
@@ -284,13 +512,14 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
         // once when it does not wait for us) nothing but closes and raw calls may run here.
         failure.write.reset();
         control.second.reset();
-        prepared.clear();
+        if (!e) prepared.clear();  // an early child gets them with "go" (closed after the set-up)
         if (!ch.wait_for_parent) return {};
         if (parent_maps) {
             BUTTER_TRY(write_uid_map(s.pid, uid_text));
             BUTTER_TRY(write_gid_map(s.pid, gid_text));
         }
         if (join_cgroups) BUTTER_TRY(extras.cgroups->join(s.pid));
+        if (e) return send_early_go(control.first.get(), ch);
         char byte = 1;
         if (::send(control.first.get(), &byte, 1, MSG_NOSIGNAL) != 1)
             return fail_errno("send", "control socket");
@@ -304,7 +533,8 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
         (void)waitid_pidfd(s.pidfd);
     }
 #if defined(__SANITIZE_ADDRESS__)
-    if (start.lsan_disabled) __lsan_enable();  // the child is done with our memory either way
+    if (start.lsan_disabled || (e && e->lsan_disabled))
+        __lsan_enable();  // the child is done with our memory either way
 #endif
     if (!go) return fail(std::move(go).error());
     return s;

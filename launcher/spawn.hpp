@@ -23,6 +23,7 @@
 #include <butter/fd.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "child/child.hpp"
@@ -34,7 +35,8 @@ namespace butter::launcher {
 class ChildStack {
   public:
     ChildStack() = default;
-    [[nodiscard]] static Result<ChildStack> map(std::size_t size);
+    // Under ASan the stack lies `below` bytes under the caller's frame (see spawn.cpp).
+    [[nodiscard]] static Result<ChildStack> map(std::size_t size, std::size_t below = 2u << 20);
     ChildStack(ChildStack&& o) noexcept;
     ChildStack& operator=(ChildStack&& o) noexcept;
     ~ChildStack();
@@ -87,7 +89,40 @@ struct SpawnExtras {
     int timer_fd = -1;
 };
 
+// The sandbox child of the embedded default profile, cloned before the profile is even read
+// (`butter run` with no -p and no --set): with the user and pid namespaces only, so that the
+// clone is quick, and the child makes the rest at once (the network namespace is most of a
+// start-up's kernel time) on the other CPU while the supervisor loads the profile and plans.
+// spawn() takes it over when the plan asks for exactly these namespaces and a shared-memory
+// child; otherwise it is killed and reaped and spawn clones one as always. It shares the
+// supervisor's memory from the start, so until "go" it makes raw system calls on its own stack
+// only (its signals blocked, the death signal armed); "go" carries the descriptors made after
+// the clone (outputs, terminal, idmapped trees) as SCM_RIGHTS, and from there on it is a spawn
+// child as any.
+class EarlyChild {
+  public:
+    static constexpr Namespaces kNamespaces = Namespace::User | Namespace::Pid | Namespace::Mount |
+                                              Namespace::Net | Namespace::Ipc | Namespace::Uts |
+                                              Namespace::Cgroup;
+    struct State;  // spawn.cpp
+
+    EarlyChild();
+    EarlyChild(EarlyChild&&) noexcept;
+    EarlyChild& operator=(EarlyChild&&) noexcept;
+    ~EarlyChild();  // kills and reaps a child that spawn did not take
+
+    [[nodiscard]] static Result<EarlyChild> start();
+    // Whether spawn takes it for `plan`.
+    [[nodiscard]] static bool fits(const SandboxPlan& plan);
+    bool started() const { return state_ != nullptr; }
+    std::unique_ptr<State> take();
+
+  private:
+    std::unique_ptr<State> state_;
+};
+
+// `early`: taken if it fits the plan, else killed and reaped first.
 [[nodiscard]] Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
-                                    const SpawnExtras& extras = {});
+                                    const SpawnExtras& extras = {}, EarlyChild early = {});
 
 }  // namespace butter::launcher

@@ -604,7 +604,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         BUTTER_ASSIGN_OR_RETURN(
             Sandbox sb, spawn(plan, original_mask,
                               {out.child_fd(), err.child_fd(), &cgroups, pty ? pty->slave() : -1,
-                               sfd.fd(), limit ? limit->fd() : -1}));
+                               sfd.fd(), limit ? limit->fd() : -1},
+                              options.early ? std::move(*options.early) : EarlyChild()));
         if (pty) BUTTER_TRY(pty->start(loop));
         out.after_spawn();
         err.after_spawn();

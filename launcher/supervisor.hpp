@@ -47,9 +47,12 @@ struct RunOutcome {
     int exit_status() const;
 };
 
+class EarlyChild;
+
 struct SupervisorOptions {
     int verbosity = 1;   // 0 --quiet (errors only), 1 normal, 2 --verbose (one line per event)
     int events_fd = -1;  // --events FD: JSON lines
+    EarlyChild* early = nullptr;  // for the first spawn, if it fits (spawn.hpp)
 };
 
 // Spawns the sandbox (again, on restarts) and supervises it to the end. The forwarded signals

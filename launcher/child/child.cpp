@@ -24,6 +24,8 @@ namespace butter::launcher {
 
 const char* step_name(Step s) {
     switch (s) {
+        case Step::Namespaces:
+            return "namespaces";
         case Step::IdMaps:
             return "user namespace id maps";
         case Step::WaitParent:

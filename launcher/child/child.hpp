@@ -17,6 +17,7 @@ namespace butter::launcher {
 
 // The setup steps, in order. The parent prints a failure as "STEP[ TARGET]: CALL: errno".
 enum class Step : std::uint32_t {
+    Namespaces,  // an early child's (spawn.hpp) unshare of the namespaces past user and pid
     IdMaps,
     WaitParent,
     Propagation,

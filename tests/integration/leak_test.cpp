@@ -18,6 +18,7 @@
 
 #include "../../launcher/plan.hpp"
 #include "../../launcher/profile/loader.hpp"
+#include "../../launcher/spawn.hpp"
 #include "../../launcher/supervisor.hpp"
 #include "../support/butter_run.hpp"
 #include "../support/tmpdir.hpp"
@@ -132,9 +133,18 @@ class Leaks : public ::testing::Test {
             plans_.emplace_back(v.name, plan_for(v, work_.path()));
         blocked_.emplace(*SignalMaskGuard::block(launcher::supervised_signals(plans_[0].second)));
     }
-    Result<RunOutcome> run(const SandboxPlan& plan) {
+    // `early`: as `butter run` without -p, with a child started before the plan (spawn.hpp),
+    // which spawn takes or (the notify variant: a listener) kills.
+    Result<RunOutcome> run(const SandboxPlan& plan, bool early = false) {
         launcher::SupervisorOptions so;
         so.verbosity = 0;
+        launcher::EarlyChild child;
+        if (early) {
+            auto started = launcher::EarlyChild::start();
+            EXPECT_TRUE(started) << started.error().what();
+            if (started) child = std::move(*started);
+            so.early = &child;
+        }
         return launcher::run_sandbox(plan, blocked_->previous(), so);
     }
     TempDir work_;
@@ -147,11 +157,12 @@ TEST_F(Leaks, AThousandRunsInOneProcessLeaveNothingBehind) {
     if (const char* n = std::getenv("BUTTER_LEAK_RUNS")) runs = std::atoi(n);
     // One warm-up round: the first run of each kind allocates what stays (caches, the
     // seccomp BPF cache, stdio buffers).
-    for (const auto& [name, plan] : plans_) {
-        auto r = run(plan);
-        ASSERT_TRUE(r) << name << ": " << r.error().what();
-        EXPECT_EQ(r->exit_status(), 0) << name << ": " << r->message;
-    }
+    for (bool early : {false, true})
+        for (const auto& [name, plan] : plans_) {
+            auto r = run(plan, early);
+            ASSERT_TRUE(r) << name << ": " << r.error().what();
+            EXPECT_EQ(r->exit_status(), 0) << name << ": " << r->message;
+        }
     auto fds = open_fds();
     auto mounts = read_file("/proc/self/mountinfo");
     auto cgroups = cgroup_tree();
@@ -159,7 +170,8 @@ TEST_F(Leaks, AThousandRunsInOneProcessLeaveNothingBehind) {
 
     for (int i = 0; i < runs; ++i) {
         const auto& [name, plan] = plans_[static_cast<std::size_t>(i) % plans_.size()];
-        auto r = run(plan);
+        bool early = (static_cast<std::size_t>(i) / plans_.size()) % 2 == 1;
+        auto r = run(plan, early);
         ASSERT_TRUE(r) << name << " run " << i << ": " << r.error().what();
         ASSERT_EQ(r->exit_status(), 0) << name << " run " << i << ": " << r->message;
         if (name == "restart") {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "../support/butter_run.hpp"
@@ -288,6 +289,53 @@ TEST_P(RunTest, RunsAsUserZeroOrSelf) {
         auto zero = probe({"ids"}, {"--set", "process.user=0", "--set", "process.group=0"});
         EXPECT_EQ(zero.out, "0 0\n") << zero.err;
     }
+}
+
+// The embedded default's sandbox is cloned while butter reads the profile and is moved to
+// another CPU meanwhile (launcher/spawn.hpp); any --set starts it the usual way. The command
+// must not tell the two apart: the same CPUs as butter's, signal mask, capabilities, filter.
+TEST_P(RunTest, EarlyStartGivesTheCommandWhatAnyStartDoes) {
+    auto fields = [](const std::string& status) {
+        std::string out;
+        std::istringstream in(status);
+        for (std::string line; std::getline(in, line);)
+            for (const char* key : {"Cpus_allowed_list:", "SigBlk:", "SigIgn:", "CapInh:",
+                                    "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp:",
+                                    "Seccomp_filters:", "Uid:", "Gid:", "Groups:"})
+                if (line.starts_with(key)) out += line + "\n";
+        return out;
+    };
+    auto early = run_butter({"run", "--", "cat", "/proc/self/status"}, opts());
+    ASSERT_EQ(early.code, 0) << early.err;
+    auto usual = run_butter(
+        {"run", "--set", "process.stdin=\"inherit\"", "--", "cat", "/proc/self/status"}, opts());
+    ASSERT_EQ(usual.code, 0) << usual.err;
+    EXPECT_EQ(fields(early.out), fields(usual.out));
+    std::string own = read_file("/proc/self/status");
+    auto at = own.find("Cpus_allowed_list:");
+    ASSERT_NE(at, std::string::npos);
+    std::string cpus = own.substr(at, own.find('\n', at) - at);
+    EXPECT_NE(early.out.find(cpus + "\n"), std::string::npos) << early.out;
+}
+
+// A namespace the kernel refuses (here: the user namespace butter runs in allows no network
+// namespace) is one line naming the call and errno, exit 125, both for the early start of
+// the embedded default and for the usual one.
+TEST(RunLimits, RefusedNamespaceIsAOneLineError) {
+    BUTTER_REQUIRE_ROOT();
+    TempDir work;
+    ASSERT_EQ(::chmod(work.path().c_str(), 0777), 0);
+    RunOptions o;
+    o.no_net_namespaces = true;
+    o.as_nobody = true;
+    o.cwd = work.path();
+    auto early = run_butter({"run", "--", "true"}, o);
+    EXPECT_EQ(early.code, 125);
+    EXPECT_EQ(early.err, "butter: setup failed: namespaces: unshare: No space left on device\n");
+    auto usual = run_butter({"run", "--set", "process.stdin=\"inherit\"", "--", "true"}, o);
+    EXPECT_EQ(usual.code, 125);
+    EXPECT_EQ(usual.err,
+              "butter: clone(\"CLONE_VM and the namespaces\"): No space left on device\n");
 }
 
 TEST(RunAsRoot, NamedUserInside) {

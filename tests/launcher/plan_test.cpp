@@ -7,6 +7,7 @@
 #include "../support/tmpdir.hpp"
 #include "plan.hpp"
 #include "profile/loader.hpp"
+#include "spawn.hpp"
 
 namespace butter::launcher {
 namespace {
@@ -64,6 +65,28 @@ TEST(Plan, DefaultProfileUnprivileged) {
     EXPECT_TRUE(plan->no_new_privs);
     EXPECT_EQ(plan->cwd, "/usr/share");
     EXPECT_FALSE(plan->time_limit.has_value());
+}
+
+// `butter run` with no -p clones the sandbox before it reads the profile (spawn.hpp): the
+// embedded default must keep asking for what that child starts with, as root and not.
+TEST(Plan, EmbeddedDefaultFitsTheEarlyChild) {
+    for (bool privileged : {false, true}) {
+        profile::Diagnostics d;
+        auto plan = plan_of(load_default(), privileged, d);
+        ASSERT_TRUE(plan);
+        EXPECT_TRUE(EarlyChild::fits(*plan)) << "privileged " << privileged;
+    }
+    profile::Diagnostics d;
+    auto timens = plan_of(load_default({"namespaces.time=true"}), false, d);
+    ASSERT_TRUE(timens);
+    EXPECT_FALSE(EarlyChild::fits(*timens));
+    auto listener = plan_of(load_default({"seccomp.report=true"}), false, d);
+    ASSERT_TRUE(listener);
+    EXPECT_FALSE(EarlyChild::fits(*listener));
+    auto shared_net =
+        plan_of(load_default({"namespaces.net=false", "network.mode=\"host\""}), false, d);
+    ASSERT_TRUE(shared_net);
+    EXPECT_FALSE(EarlyChild::fits(*shared_net));
 }
 
 TEST(Plan, MergedUsrSymlinksStaySymlinks) {

@@ -6,6 +6,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -53,6 +54,25 @@ namespace {
             ::setresuid(65534, 65534, 65534) < 0)
             ::_exit(202);
         ::setenv("HOME", "/nonexistent", 1);
+    }
+    if (o.no_net_namespaces) {
+        // A user namespace of the caller's own (one mapping of its ids, as unshare -r does),
+        // whose creator may set its limits; the host's stay as they are.
+        auto write = [](const char* path, const std::string& text) {
+            int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+            bool ok = fd >= 0 &&
+                      ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+            if (fd >= 0) ::close(fd);
+            return ok;
+        };
+        std::string uid = std::to_string(::getuid()), gid = std::to_string(::getgid());
+        // Dumpable again after as_nobody's id change, or /proc/self stays root's.
+        if (::prctl(PR_SET_DUMPABLE, 1) < 0 || ::unshare(CLONE_NEWUSER) < 0) ::_exit(209);
+        if (!write("/proc/self/uid_map", uid + " " + uid + " 1\n") ||
+            !write("/proc/self/setgroups", "deny") ||
+            !write("/proc/self/gid_map", gid + " " + gid + " 1\n"))
+            ::_exit(210);
+        if (!write("/proc/sys/user/max_net_namespaces", "0\n")) ::_exit(211);
     }
     if (o.outer_listener) {
         struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);

@@ -30,6 +30,9 @@ struct RunOptions {
     // butter runs under a seccomp filter holding a user-notification listener (fd 90), as in a
     // sandbox whose manager intercepts syscalls: the kernel refuses butter's own (EBUSY).
     bool outer_listener = false;
+    // butter runs in a user namespace of its own (with as_nobody: nobody's) whose limit of
+    // network namespaces (user.max_net_namespaces, per namespace) is 0: none can be had.
+    bool no_net_namespaces = false;
 };
 
 // The butter binary and the probe, from the build (BUTTER_BIN / BUTTER_PROBE).
