@@ -1,6 +1,8 @@
 #include "butter/seccomp.hpp"
 
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <seccomp.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 
@@ -272,6 +275,39 @@ Result<BpfProgram> SeccompFilter::export_bpf() const {
     if (::pread(fd, prog.data(), static_cast<std::size_t>(size), 0) != size)
         return fail_errno("pread");
     return prog;
+}
+
+BpfProgram with_syscall_ceiling(std::span<const struct sock_filter> program, int max_nr,
+                                int errno_value) {
+#if defined(__x86_64__)
+    constexpr std::uint32_t kNativeArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+    constexpr std::uint32_t kNativeArch = AUDIT_ARCH_AARCH64;
+#else
+#error "seccomp: add this architecture's AUDIT_ARCH"
+#endif
+    auto ld = [](std::uint32_t off) -> sock_filter {
+        return BPF_STMT(BPF_LD | BPF_W | BPF_ABS, off);
+    };
+    auto jump = [](std::uint16_t op, std::uint32_t k, std::uint8_t jt,
+                   std::uint8_t jf) -> sock_filter {
+        return BPF_JUMP(BPF_JMP | op | BPF_K, k, jt, jf);
+    };
+    // Each jump's offsets count from the next instruction; "to program" is past the return.
+    BpfProgram out {
+        ld(offsetof(struct seccomp_data, arch)), jump(BPF_JEQ, kNativeArch, 0, 4),
+            ld(offsetof(struct seccomp_data, nr)),
+#if defined(__x86_64__)
+            jump(BPF_JGE, 0x40000000U, 2, 0),  // __X32_SYSCALL_BIT: the program's to judge
+#else
+            jump(BPF_JEQ, 0xffffffffU, 2, 0),  // (no other range here: never taken)
+#endif
+            jump(BPF_JGT, static_cast<std::uint32_t>(max_nr), 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(errno_value) &
+                                                           SECCOMP_RET_DATA)),
+    };
+    out.insert(out.end(), program.begin(), program.end());
+    return out;
 }
 
 Result<void> SeccompFilter::load() const {

@@ -167,6 +167,32 @@ TEST(Seccomp, X32SyscallIsKilled) {
     EXPECT_EQ(r.signal, SIGSYS);
 }
 
+// The ceiling: a native call above it fails with the errno before the program sees it; at or
+// below it, and through another ABI, the program decides as before.
+TEST(Seccomp, SyscallCeilingFailsWhatIsAboveIt) {
+    // getrandom (318) is above the ceiling; exit_group (231), below, still ends the child.
+    BpfProgram prog = with_syscall_ceiling(deny_getppid_program(), SYS_getrandom - 1, ENOTSUP);
+    ASSERT_EQ(prog.size(), deny_getppid_program().size() + 6);
+    auto r = test::run_in_child([&] {
+        CHILD_OK(set_no_new_privs());
+        CHILD_OK(load_bpf(prog));
+        char byte;
+        errno = 0;
+        CHILD_ASSERT(::syscall(SYS_getrandom, &byte, 1, 0) == -1 && errno == ENOTSUP,
+                     "getrandom: not ENOTSUP");
+        errno = 0;
+        CHILD_ASSERT(::syscall(1000) == -1 && errno == ENOTSUP, "1000: not ENOTSUP");
+        errno = 0;
+        CHILD_ASSERT(::syscall(SYS_getppid) == -1 && errno == EPERM, "the program's rule lost");
+        CHILD_ASSERT(::syscall(SYS_getpid) > 0, "getpid failed");
+        // x32 is the program's to judge: its bad-arch action kills.
+        ::syscall(0x40000000 | SYS_getpid);
+        return 0;
+    });
+    EXPECT_FALSE(r.exited) << r.output;
+    EXPECT_EQ(r.signal, SIGSYS) << r.output;
+}
+
 // getpid through int 0x80 (i386 number 20); -ENOSYS when IA32 emulation is off.
 long int80_getpid() {
     long ret;

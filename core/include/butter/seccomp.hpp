@@ -112,6 +112,12 @@ class SeccompFilter {
     std::unique_ptr<Ctx> ctx_;
 };
 
+// `program` behind one range check: a native system call numbered above `max_nr` fails with
+// `errno_value` before `program` sees it (ENOSYS, as from a kernel without it), in place of a
+// rule per number; other ABIs (and x86_64's x32 range) go to `program` as they are.
+[[nodiscard]] BpfProgram with_syscall_ceiling(std::span<const struct sock_filter> program,
+                                              int max_nr, int errno_value);
+
 // seccomp(SECCOMP_GET_ACTION_AVAIL): whether the kernel implements `action` (user
 // notification needs 5.0, kill-process 4.14, log 4.14).
 [[nodiscard]] Result<bool> seccomp_action_available(SeccompAction action);
