@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <cstdlib>
+#include <string_view>
 
 #include "profile/units.hpp"
 
@@ -40,6 +41,21 @@ PROFILE is a path or a name looked up in $BUTTER_PROFILE_PATH, ~/.config/butter/
 Exit status of run: the command's own; 128+N if it died of signal N; 124 at the time limit;
 125 if butter failed; 126 if the command cannot be executed; 127 if it is not found.
 )";
+}
+
+bool may_run_embedded_default(int argc, const char* const* argv) {
+    if (argc < 3 || std::string_view(argv[1]) != "run") return false;
+    for (int i = 2; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--" || !a.starts_with("-") || a == "-") return true;  // the command
+        if (a == "-p" || a == "--profile" || a.starts_with("--profile=") || a == "--set" ||
+            a.starts_with("--set="))
+            return false;
+        if (a == "--bind" || a == "--ro-bind" || a == "--timeout" || a == "--report" ||
+            a == "--events")
+            ++i;  // its value
+    }
+    return false;  // no command: an error to come
 }
 
 Result<Cli> parse_cli(const std::vector<std::string>& argv) {

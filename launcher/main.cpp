@@ -57,17 +57,12 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     return plan;
 }
 
-int cmd_run(const Cli& cli) {
+int cmd_run(const Cli& cli, EarlyChild early) {
     // The heap the set-up fills, mapped in one go (a failure, on a kernel before 5.14, only
     // costs the faults it would have saved). Not the program text: the sandbox child shares
     // this memory (spawn.hpp), so the text pages the run needs fault in once, a few at a
     // time with the kernel's fault-around, which measures cheaper than mapping all of it.
     (void)prefault_heap();
-    // The embedded default's sandbox, started while its profile is read (spawn.hpp). If it
-    // cannot be had, spawn clones one later and reports what fails then.
-    EarlyChild early;
-    if (!cli.profile && cli.sets.empty())
-        if (auto e = EarlyChild::start()) early = std::move(*e);
     auto plan = load_and_plan(cli, cli.args);
     if (!plan) return kFailed;
     // Block the forwarded signals before the clone: one that arrives in between stays pending
@@ -201,6 +196,11 @@ int cmd_syscalls(const Cli& cli) {
 
 int main(int argc, char** argv) {
     using namespace butter::launcher;
+    // The embedded default's sandbox, first of all, while butter parses and plans (spawn.hpp).
+    // If it cannot be had, spawn clones one later and reports what fails then.
+    EarlyChild early;
+    if (may_run_embedded_default(argc, argv))
+        if (auto e = EarlyChild::start()) early = std::move(*e);
     std::vector<std::string> args(argv, argv + argc);
     auto cli = parse_cli(args);
     if (!cli) {
@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
             std::fputs(usage().c_str(), stdout);
             return 0;
         case Cli::Command::Run:
-            return cmd_run(*cli);
+            return cmd_run(*cli, std::move(early));
         case Cli::Command::Check:
             return cmd_check(*cli);
         case Cli::Command::Show:

@@ -221,16 +221,13 @@ Sandbox::~Sandbox() {
 // --- the early child -----------------------------------------------------------------------
 
 struct EarlyChild::State {
-    ChildStack stack;  // first: destroyed last, once the child is gone
-    Pipe failure;
-    SocketPair control;
-    Fd self, null;
+    ChildStack stack;    // first: destroyed last, once the child is gone
+    SocketPair control;  // the only descriptors made before the clone; the rest come with "go"
     pid_t pid = 0;
     Fd pidfd;
     // What the child reads: at its start (set before the clone and not written after it) ...
-    int close_fds[2] = {-1, -1};
+    int close_fd = -1;  // the supervisor's end
     int control_fd = -1;
-    int parent_pidfd = -1;
     // ... and after "go" (set by spawn before it).
     const SandboxPlan* plan = nullptr;
     const ChildChannels* ch = nullptr;
@@ -256,7 +253,8 @@ namespace {
 
 // The namespaces the early child makes itself (CLONE_NEWPID only takes effect at a clone).
 constexpr Namespaces kUnshared = EarlyChild::kNamespaces.without(Namespace::User | Namespace::Pid);
-// "go" carries at most this many descriptors: stdout, stderr, the terminal and one per mount.
+// "go" carries at most this many descriptors: the failure pipe, the supervisor's pidfd,
+// /dev/null, stdout, stderr, the terminal and one per mount.
 constexpr int kMaxEarlyFds = 64;
 
 // After "go": the supervisor waits (wait_for_setup) and the memory is this process's.
@@ -275,6 +273,9 @@ constexpr int kMaxEarlyFds = 64;
         missing |= next == count;
         fd = next < count ? fds[next++] : -1;
     };
+    take(ch.error_fd);
+    take(ch.parent_pidfd);
+    take(ch.null_fd);
     take(ch.stdout_fd);
     take(ch.stderr_fd);
     take(ch.tty_fd);
@@ -298,14 +299,9 @@ int early_main(void* arg) {
     raw::call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     std::uint64_t all = ~std::uint64_t{0};
     raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
-    // The supervisor may have died before the death signal was armed.
-    struct pollfd parent {
-        st->parent_pidfd, POLLIN, 0
-    };
-    struct timespec zero {};
-    if (raw::call(SYS_ppoll, &parent, 1, &zero, nullptr, 8) != 0) return 125;
-    raw::call(SYS_close, st->close_fds[0]);
-    raw::call(SYS_close, st->close_fds[1]);
+    // With the supervisor's end closed here, its death (before the death signal was armed,
+    // too) is EOF on the socket.
+    raw::call(SYS_close, st->close_fd);
     long unshared = raw::call(SYS_unshare, kUnshared.raw());
 
     char byte = 0;
@@ -345,7 +341,7 @@ int early_main(void* arg) {
 Result<void> send_early_go(int socket, const ChildChannels& ch) {
     int fds[kMaxEarlyFds];
     int count = 0;
-    for (int fd : {ch.stdout_fd, ch.stderr_fd, ch.tty_fd})
+    for (int fd : {ch.error_fd, ch.parent_pidfd, ch.null_fd, ch.stdout_fd, ch.stderr_fd, ch.tty_fd})
         if (fd >= 0) fds[count++] = fd;
     for (int fd : ch.prepared)
         if (fd >= 0 && count < kMaxEarlyFds) fds[count++] = fd;
@@ -383,7 +379,7 @@ std::unique_ptr<EarlyChild::State> EarlyChild::take() {
 
 bool EarlyChild::fits(const SandboxPlan& plan) {
     return plan.namespaces == kNamespaces && !plan.seccomp_listener &&
-           plan.mounts.size() + 3 <= static_cast<std::size_t>(kMaxEarlyFds);
+           plan.mounts.size() + 6 <= static_cast<std::size_t>(kMaxEarlyFds);
 }
 
 Result<EarlyChild> EarlyChild::start() {
@@ -399,14 +395,9 @@ Result<EarlyChild> EarlyChild::start() {
     CPU_SET(other, &st->one_cpu);
     // Deeper under ASan: the supervisor loads and plans on the main stack meanwhile.
     BUTTER_ASSIGN_OR_RETURN(st->stack, ChildStack::map(kChildStackSize, 4u << 20));
-    BUTTER_ASSIGN_OR_RETURN(st->failure, Pipe::create());
     BUTTER_ASSIGN_OR_RETURN(st->control, SocketPair::create(SOCK_SEQPACKET));
-    BUTTER_ASSIGN_OR_RETURN(st->self, pidfd_open(::getpid()));
-    BUTTER_ASSIGN_OR_RETURN(st->null, open("/dev/null", O_RDWR));
-    st->close_fds[0] = st->failure.read.get();
-    st->close_fds[1] = st->control.first.get();
+    st->close_fd = st->control.first.get();
     st->control_fd = st->control.second.get();
-    st->parent_pidfd = st->self.get();
     int pidfd = -1;
     int flags = static_cast<int>((Namespace::User | Namespace::Pid).raw()) | CLONE_VM |
                 CLONE_PIDFD | SIGCHLD;
@@ -430,20 +421,15 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     if (plan.privileged && plan.namespaces.has(Namespace::User)) {
         BUTTER_ASSIGN_OR_RETURN(prepared, prepare_idmapped_binds(plan));
     }
-    Pipe failure;
     SocketPair control;
-    Fd self, null;
     if (e) {
-        failure = std::move(e->failure);
         control = std::move(e->control);
-        self = std::move(e->self);
-        null = std::move(e->null);
     } else {
-        BUTTER_ASSIGN_OR_RETURN(failure, Pipe::create());
         BUTTER_ASSIGN_OR_RETURN(control, SocketPair::create(SOCK_SEQPACKET));
-        BUTTER_ASSIGN_OR_RETURN(self, pidfd_open(::getpid()));
-        BUTTER_ASSIGN_OR_RETURN(null, open("/dev/null", O_RDWR));
     }
+    BUTTER_ASSIGN_OR_RETURN(Pipe failure, Pipe::create());
+    BUTTER_ASSIGN_OR_RETURN(Fd self, pidfd_open(::getpid()));
+    BUTTER_ASSIGN_OR_RETURN(Fd null, open("/dev/null", O_RDWR));
     CommandArgs command(plan);
 
     ChildChannels ch;
@@ -510,16 +496,24 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     auto go = [&]() -> Result<void> {
         // Our copies of the child's ends, first: with shared memory, once the child goes (at
         // once when it does not wait for us) nothing but closes and raw calls may run here.
-        failure.write.reset();
+        // (An early child has had its end of the socket since its clone, and gets the rest
+        // with "go": our copies of those close after it.)
         control.second.reset();
-        if (!e) prepared.clear();  // an early child gets them with "go" (closed after the set-up)
+        if (!e) {
+            failure.write.reset();
+            prepared.clear();
+        }
         if (!ch.wait_for_parent) return {};
         if (parent_maps) {
             BUTTER_TRY(write_uid_map(s.pid, uid_text));
             BUTTER_TRY(write_gid_map(s.pid, gid_text));
         }
         if (join_cgroups) BUTTER_TRY(extras.cgroups->join(s.pid));
-        if (e) return send_early_go(control.first.get(), ch);
+        if (e) {
+            auto sent = send_early_go(control.first.get(), ch);
+            failure.write.reset();  // EOF is the child's copies closing now
+            return sent;
+        }
         char byte = 1;
         if (::send(control.first.get(), &byte, 1, MSG_NOSIGNAL) != 1)
             return fail_errno("send", "control socket");

@@ -97,7 +97,7 @@ struct SpawnExtras {
 // child; otherwise it is killed and reaped and spawn clones one as always. It shares the
 // supervisor's memory from the start, so until "go" it makes raw system calls on its own stack
 // only (its signals blocked, the death signal armed); "go" carries the descriptors made after
-// the clone (outputs, terminal, idmapped trees) as SCM_RIGHTS, and from there on it is a spawn
+// the clone (all but its end of the control socket) as SCM_RIGHTS, and from there on it is a spawn
 // child as any.
 class EarlyChild {
   public:
