@@ -56,10 +56,14 @@ Result<void> build_dev(const MountStep& m, int root, const std::vector<Fd>& node
     // The fd still names the directory under the new mount: open the mount's root.
     BUTTER_ASSIGN_OR_RETURN(Fd dev,
                             open_in_root(root, m.target.c_str(), O_PATH | O_DIRECTORY, true));
+    // The tmpfs just mounted is this process's alone (no one else sees the new mount
+    // namespace yet): its names need no symlink-safe lookup. A regular file is each node's
+    // mount point (mknodat makes one without an fd to close).
     for (std::size_t i = 0; i < kDevNodes.size(); ++i) {
         if (!nodes[i].valid()) continue;  // the host lacks it (no /dev/tty without a tty)
-        BUTTER_ASSIGN_OR_RETURN(Fd node, make_file_in_root(dev, kDevNodes[i], 0666));
-        BUTTER_TRY(move_mount(nodes[i], "", node, ""));
+        if (::mknodat(dev.get(), kDevNodes[i], S_IFREG | 0666, 0) < 0)
+            return fail_errno("mknodat", m.target + "/" + kDevNodes[i]);
+        BUTTER_TRY(move_mount(nodes[i], "", dev.get(), kDevNodes[i]));
     }
     for (auto [name, link] : {std::pair{"fd", "/proc/self/fd"},
                               {"stdin", "/proc/self/fd/0"},
@@ -184,8 +188,12 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
             }
             case MountType::Symlink: {
                 auto [parent, name] = split_parent(m.target);
-                BUTTER_ASSIGN_OR_RETURN(Fd dir, make_dirs_in_root(root, parent.c_str()));
-                if (::symlinkat(m.source.c_str(), dir.get(), name.c_str()) < 0)
+                Fd dir;
+                if (!parent.empty()) {  // at the top: the root's own fd does
+                    BUTTER_ASSIGN_OR_RETURN(dir, make_dirs_in_root(root, parent.c_str()));
+                }
+                if (::symlinkat(m.source.c_str(), dir.valid() ? dir.get() : root.get(),
+                                name.c_str()) < 0)
                     return fail_errno("symlinkat", m.target);
                 break;
             }
