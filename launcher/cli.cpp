@@ -43,16 +43,13 @@ Exit status of run: the command's own; 128+N if it died of signal N; 124 at the 
 )";
 }
 
-bool may_run_embedded_default(int argc, const char* const* argv) {
+bool may_run_a_sandbox(int argc, const char* const* argv) {
     if (argc < 3 || std::string_view(argv[1]) != "run") return false;
     for (int i = 2; i < argc; ++i) {
         std::string_view a = argv[i];
-        if (a == "--" || !a.starts_with("-") || a == "-") return true;  // the command
-        if (a == "-p" || a == "--profile" || a.starts_with("--profile=") || a == "--set" ||
-            a.starts_with("--set="))
-            return false;
-        if (a == "--bind" || a == "--ro-bind" || a == "--timeout" || a == "--report" ||
-            a == "--events")
+        if (a == "--" || !a.starts_with("-") || a == "-") return i + 1 < argc || a != "--";
+        if (a == "-p" || a == "--profile" || a == "--set" || a == "--bind" || a == "--ro-bind" ||
+            a == "--timeout" || a == "--report" || a == "--events")
             ++i;  // its value
     }
     return false;  // no command: an error to come

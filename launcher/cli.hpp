@@ -28,10 +28,10 @@ struct Cli {
 // argv[0] is the program; errors read "unknown option '--frob' for 'butter run'".
 [[nodiscard]] Result<Cli> parse_cli(const std::vector<std::string>& argv);
 
-// Whether argv looks like `butter run` with no -p/--profile and no --set, before it is
-// parsed: the embedded default's sandbox is then started at once (spawn.hpp's EarlyChild;
-// the plan decides whether it is used, so a wrong guess costs only time).
-bool may_run_embedded_default(int argc, const char* const* argv);
+// Whether argv looks like `butter run ... CMD`, before it is parsed: the sandbox is then
+// started at once (spawn.hpp's EarlyChild; the plan decides whether it is used, so a wrong
+// guess costs only time).
+bool may_run_a_sandbox(int argc, const char* const* argv);
 
 // The --help text.
 std::string usage();

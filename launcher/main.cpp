@@ -196,10 +196,10 @@ int cmd_syscalls(const Cli& cli) {
 
 int main(int argc, char** argv) {
     using namespace butter::launcher;
-    // The embedded default's sandbox, first of all, while butter parses and plans (spawn.hpp).
-    // If it cannot be had, spawn clones one later and reports what fails then.
+    // The sandbox, first of all, while butter parses and plans (spawn.hpp). If it cannot be
+    // had, or the plan does not fit it, spawn clones one later as always.
     EarlyChild early;
-    if (may_run_embedded_default(argc, argv))
+    if (may_run_a_sandbox(argc, argv))
         if (auto e = EarlyChild::start()) early = std::move(*e);
     std::vector<std::string> args(argv, argv + argc);
     auto cli = parse_cli(args);

@@ -377,6 +377,10 @@ std::unique_ptr<EarlyChild::State> EarlyChild::take() {
     return std::move(state_);
 }
 
+void EarlyChild::kill() {
+    if (state_ && state_->pidfd.valid()) (void)pidfd_send_signal(state_->pidfd, SIGKILL);
+}
+
 bool EarlyChild::fits(const SandboxPlan& plan) {
     return plan.namespaces == kNamespaces && !plan.seccomp_listener &&
            plan.mounts.size() + 6 <= static_cast<std::size_t>(kMaxEarlyFds);
@@ -416,7 +420,9 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
                       const SpawnExtras& extras, EarlyChild early) {
     std::unique_ptr<EarlyChild::State> e;
     if (early.started() && EarlyChild::fits(plan)) e = early.take();
-    early = EarlyChild();  // one that does not fit: gone before another clone
+    // One that does not fit dies while the sandbox starts (it may be inside its unshare, which
+    // SIGKILL does not cut short), and is reaped when spawn returns: `early` goes last.
+    early.kill();
     std::vector<Fd> prepared;
     if (plan.privileged && plan.namespaces.has(Namespace::User)) {
         BUTTER_ASSIGN_OR_RETURN(prepared, prepare_idmapped_binds(plan));

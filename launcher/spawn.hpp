@@ -89,16 +89,16 @@ struct SpawnExtras {
     int timer_fd = -1;
 };
 
-// The sandbox child of the embedded default profile, cloned before the profile is even read
-// (`butter run` with no -p and no --set): with the user and pid namespaces only, so that the
-// clone is quick, and the child makes the rest at once (the network namespace is most of a
-// start-up's kernel time) on the other CPU while the supervisor loads the profile and plans.
-// spawn() takes it over when the plan asks for exactly these namespaces and a shared-memory
-// child; otherwise it is killed and reaped and spawn clones one as always. It shares the
-// supervisor's memory from the start, so until "go" it makes raw system calls on its own stack
-// only (its signals blocked, the death signal armed); "go" carries the descriptors made after
-// the clone (all but its end of the control socket) as SCM_RIGHTS, and from there on it is a spawn
-// child as any.
+// The sandbox child, cloned before butter has even parsed its command line: with the user and
+// pid namespaces only, so that the clone is quick, and the child makes the rest at once (the
+// network namespace is most of a start-up's kernel time) on the other CPU while the
+// supervisor loads the profile and plans. spawn() takes it over when the plan asks for
+// exactly these namespaces (the embedded default's, and those of most profiles) and a
+// shared-memory child; otherwise it is killed and reaped and spawn clones one as always. It
+// shares the supervisor's memory from the start, so until "go" it makes raw system calls on
+// its own stack only (its signals blocked, the death signal armed); "go" carries every
+// descriptor it needs but its end of the control socket as SCM_RIGHTS, and from there on it
+// is a spawn child as any.
 class EarlyChild {
   public:
     static constexpr Namespaces kNamespaces = Namespace::User | Namespace::Pid | Namespace::Mount |
@@ -116,12 +116,14 @@ class EarlyChild {
     [[nodiscard]] static bool fits(const SandboxPlan& plan);
     bool started() const { return state_ != nullptr; }
     std::unique_ptr<State> take();
+    // SIGKILL, not waited for (the destructor reaps it).
+    void kill();
 
   private:
     std::unique_ptr<State> state_;
 };
 
-// `early`: taken if it fits the plan, else killed and reaped first.
+// `early`: taken if it fits the plan, else killed at once and reaped before spawn returns.
 [[nodiscard]] Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
                                     const SpawnExtras& extras = {}, EarlyChild early = {});
 
