@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <functional>
 #include <set>
+#include <string_view>
 #include <tuple>
 
 #include "profile/toml_reader.hpp"
@@ -98,8 +99,21 @@ std::optional<Value> parse_override(const std::string& arg, Diagnostics& out) {
         return std::nullopt;
     }
     std::string key = arg.substr(0, eq), value = arg.substr(eq + 1);
-    Diagnostics ignored;
-    std::optional<Value> t = parse_toml(key + " = " + value, file, ignored);
+    // A bare word cannot be TOML: quoted at once, without the parse failure (a thrown
+    // exception: the first one of a process costs about a millisecond).
+    // (Numbers and dates use only these characters: "10s" or "256M" is a bare word.)
+    auto may_be_toml = [](const std::string& v) {
+        if (v.empty()) return true;  // an error either way: TOML's is the one to show
+        if (std::string_view("\"'[{").find(v[0]) != std::string_view::npos) return true;
+        if (v == "true" || v == "false" || v.ends_with("inf") || v.ends_with("nan")) return true;
+        return std::string_view("+-.0123456789").find(v[0]) != std::string_view::npos &&
+               v.find_first_not_of("0123456789_+-.:eExXoObBabcdefABCDEFTZtz ") == std::string::npos;
+    };
+    std::optional<Value> t;
+    if (may_be_toml(value)) {
+        Diagnostics ignored;
+        t = parse_toml(key + " = " + value, file, ignored);
+    }
     if (!t) t = parse_toml(key + " = " + toml_quote(value), file, out);
     // Positions inside the synthesized "KEY = VALUE" line mean nothing to the user: the flag
     // itself is the position.

@@ -144,6 +144,15 @@ TEST(Loader, SetOverridesWithTomlOrBareValues) {
     EXPECT_FALSE(l.profile.namespaces.net);
     EXPECT_EQ(l.profile.network.mode, "host");
     EXPECT_EQ(*l.profile.limits.pids, 64u);
+    // Bare words that start like a number or a date are strings too.
+    for (std::string word : {"10s", "1d", "-x", "0x1g", "2026-12-03x"}) {
+        o.overrides = {"filesystem.hostname=" + word};
+        Loaded w = load(std::nullopt, o);
+        ASSERT_TRUE(w.ok()) << word;
+        EXPECT_EQ(w.profile.filesystem.hostname, word);
+    }
+    o.overrides = {"limits.pids=0x40"};
+    EXPECT_EQ(*load(std::nullopt, o).profile.limits.pids, 64u);
     o.overrides = {"process.nope=1"};
     Loaded bad = load(std::nullopt, o);
     ASSERT_FALSE(bad.ok());
