@@ -257,12 +257,20 @@ constexpr Namespaces kUnshared = EarlyChild::kNamespaces.without(Namespace::User
 // /dev/null, stdout, stderr, the terminal and one per mount.
 constexpr int kMaxEarlyFds = 64;
 
-// After "go": the supervisor waits (wait_for_setup) and the memory is this process's.
-[[noreturn]] void early_go(EarlyChild::State& st, long unshared, const int* fds, int count) {
+// After "go" (`m`, received): the supervisor waits (wait_for_setup) and the memory is this
+// process's.
+[[noreturn]] void early_go(EarlyChild::State& st, long unshared, const struct msghdr& m) {
 #if defined(__SANITIZE_ADDRESS__)
     __lsan_disable();  // as child_main
     st.lsan_disabled = true;
 #endif
+    int fds[kMaxEarlyFds];
+    int count = 0;
+    if (const struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+        c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        std::memcpy(fds, CMSG_DATA(c), sizeof(int) * static_cast<std::size_t>(count));
+    }
     ::pthread_sigmask(SIG_SETMASK, &st.mask, nullptr);
     ChildChannels ch = *st.ch;  // the supervisor's, with the numbers the descriptors have here
     ch.wait_for_parent = false;
@@ -319,25 +327,12 @@ int early_main(void* arg) {
         got = raw::call(SYS_recvmsg, control, &m, MSG_CMSG_CLOEXEC);
     while (got == -EINTR);
     if (got <= 0 || (m.msg_flags & MSG_CTRUNC)) return 125;  // discarded, or nothing to go by
-    int fds[kMaxEarlyFds];
-    int count = 0;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&m);
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        auto* data = reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
-        std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < n && count < kMaxEarlyFds; ++i) {
-            int fd = 0;
-            auto* out = reinterpret_cast<unsigned char*>(&fd);
-            for (std::size_t b = 0; b < sizeof(int); ++b)
-                out[b] = data[i * sizeof(int) + b];
-            fds[count++] = fd;
-        }
-    }
-    early_go(*st, unshared, fds, count);
+    early_go(*st, unshared, m);
 }
 
 // "go" for an early child: one byte and the descriptors it needs. Before the send the child
-// waits in recvmsg; after it, only raw calls and this stack (wait_for_setup).
+// waits in recvmsg; after it, only raw calls and this stack (wait_for_setup): hence no
+// send_fds, which frees its buffer after the send, while the child may be allocating.
 Result<void> send_early_go(int socket, const ChildChannels& ch) {
     int fds[kMaxEarlyFds];
     int count = 0;
