@@ -258,6 +258,17 @@ constexpr Namespaces kUnshared = EarlyChild::kNamespaces.without(Namespace::User
 // "go" carries at most this many descriptors: the failure pipe, the supervisor's pidfd,
 // /dev/null, stdout, stderr, the terminal and one per mount.
 constexpr int kMaxEarlyFds = 64;
+// The descriptors "go" carries, in the order it carries them: `f` on each field of `ch` that
+// holds one (-1: none, not sent). One list for the sender and the receiver.
+template <typename Channels, typename F>
+void for_each_go_fd(Channels& ch, F f) {
+    for (auto* fd :
+         {&ch.error_fd, &ch.parent_pidfd, &ch.null_fd, &ch.stdout_fd, &ch.stderr_fd, &ch.tty_fd})
+        f(*fd);
+    for (auto& fd : ch.prepared)
+        f(fd);
+}
+
 // How long the child spins for "go" before it sleeps in recvmsg.
 constexpr std::int64_t kGoSpinNs = 1'000'000;
 
@@ -295,19 +306,13 @@ void wait_awake_for_go(const EarlyChild::State& st) {
     ch.wait_for_parent = false;
     int next = 0;
     bool missing = false;
-    auto take = [&](int& fd) {
+    for_each_go_fd(ch, [&](int& fd) {
         if (fd < 0) return;
-        missing |= next == count;
-        fd = next < count ? fds[next++] : -1;
-    };
-    take(ch.error_fd);
-    take(ch.parent_pidfd);
-    take(ch.null_fd);
-    take(ch.stdout_fd);
-    take(ch.stderr_fd);
-    take(ch.tty_fd);
-    for (int& fd : ch.prepared)
-        take(fd);
+        if (next == count)
+            missing = true;
+        else
+            fd = fds[next++];
+    });
     if (missing || next != count)
         die(ch, Step::WaitParent, Error("recvmsg", EBADF, "the descriptors of \"go\""));
     if (unshared < 0) die(ch, Step::Namespaces, Error("unshare", static_cast<int>(-unshared)));
@@ -356,10 +361,9 @@ int early_main(void* arg) {
 Result<void> send_early_go(int socket, const ChildChannels& ch) {
     int fds[kMaxEarlyFds];
     int count = 0;
-    for (int fd : {ch.error_fd, ch.parent_pidfd, ch.null_fd, ch.stdout_fd, ch.stderr_fd, ch.tty_fd})
-        if (fd >= 0) fds[count++] = fd;
-    for (int fd : ch.prepared)
+    for_each_go_fd(ch, [&](const int& fd) {
         if (fd >= 0 && count < kMaxEarlyFds) fds[count++] = fd;
+    });
     char byte = 1;
     struct iovec iov {
         &byte, 1

@@ -293,18 +293,22 @@ BpfProgram with_syscall_ceiling(std::span<const struct sock_filter> program, int
                    std::uint8_t jf) -> sock_filter {
         return BPF_JUMP(BPF_JMP | op | BPF_K, k, jt, jf);
     };
-    // Each jump's offsets count from the next instruction; "to program" is past the return.
-    BpfProgram out {
-        ld(offsetof(struct seccomp_data, arch)), jump(BPF_JEQ, kNativeArch, 0, 4),
-            ld(offsetof(struct seccomp_data, nr)),
 #if defined(__x86_64__)
-            jump(BPF_JGE, 0x40000000U, 2, 0),  // __X32_SYSCALL_BIT: the program's to judge
+    // __X32_SYSCALL_BIT: the x32 ABI's numbers are the program's to judge.
+    sock_filter other_abi = jump(BPF_JGE, 0x40000000U, 2, 0);
 #else
-            jump(BPF_JEQ, 0xffffffffU, 2, 0),  // (no other range here: never taken)
+    sock_filter other_abi = jump(BPF_JEQ, 0xffffffffU, 2, 0);  // no such range: never taken
 #endif
-            jump(BPF_JGT, static_cast<std::uint32_t>(max_nr), 0, 1),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(errno_value) &
-                                                           SECCOMP_RET_DATA)),
+    std::uint32_t ret =
+        SECCOMP_RET_ERRNO | (static_cast<std::uint32_t>(errno_value) & SECCOMP_RET_DATA);
+    // Each jump's offsets count from the next instruction; "to program" is past the return.
+    BpfProgram out{
+        ld(offsetof(struct seccomp_data, arch)),
+        jump(BPF_JEQ, kNativeArch, 0, 4),
+        ld(offsetof(struct seccomp_data, nr)),
+        other_abi,
+        jump(BPF_JGT, static_cast<std::uint32_t>(max_nr), 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, ret),
     };
     out.insert(out.end(), program.begin(), program.end());
     return out;
