@@ -296,6 +296,13 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     for (const auto& b : o.ro_binds)
         cli_bind(b, true);
 
+    // Whether `target` is a directory of the tmpfs root: no mount made before it is above it.
+    auto on_root_fs = [&](const std::string& target) {
+        return plan.root_dir.empty() &&
+               std::none_of(plan.mounts.begin(), plan.mounts.end(), [&](const MountStep& earlier) {
+                   return earlier.target == "/" || target.starts_with(earlier.target + "/");
+               });
+    };
     std::map<std::string, SourceLoc> targets;
     for (const auto& m : specs) {
         std::optional<std::string> target = normalize_target(m.target);
@@ -379,10 +386,13 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
             s.options = tmpfs_options(m, 01777);
         } else if (m.type == MountType::Dev) {
             s.options = tmpfs_options(m, 0755);
+            s.mode = m.mode.value_or(0755);
+            s.on_root_fs = on_root_fs(s.target) && !m.size;
         } else if (m.type == MountType::Dir) {
             s.mode = m.mode.value_or(0755);
         } else if (m.type == MountType::Proc) {
             plan.has_proc = true;
+            s.on_root_fs = on_root_fs(s.target);
             if (!ns.pid)
                 out.push_back(warning_at(m.loc,
                                          "a proc mount without namespaces.pid shows the "

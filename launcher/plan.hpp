@@ -30,7 +30,12 @@ struct MountStep {
     uid_t source_uid = 0;       // bind: the owner of the source (for idmap)
     gid_t source_gid = 0;
     std::string options;   // tmpfs/dev: "size=...,mode=..."
-    unsigned mode = 0755;  // dir
+    unsigned mode = 0755;  // dir; dev: the directory's mode
+    // dev, proc: the mount point is a directory of the tmpfs root itself (no other mount above
+    // it). dev without a size then binds that directory in place instead of mounting a tmpfs;
+    // proc's masked directories get a read-only view of the empty one under the proc mount
+    // instead of a tmpfs each. A superblock fewer to make and to tear down: ~0.1 ms a run each.
+    bool on_root_fs = false;
 };
 
 // Where the command's stdout or stderr goes.

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 
 #include <butter/mount.hpp>
 
@@ -49,10 +50,40 @@ Result<void> mount_at(int target_fd, const char* source, const char* fstype, Mou
     return {};
 }
 
+// Whether `name` in `dir` is already a symlink to `text` (a root directory used before).
+bool same_symlink(int dir, const char* name, const std::string& text) {
+    int saved = errno;
+    char buf[4096];
+    ssize_t n = ::readlinkat(dir, name, buf, sizeof buf);
+    errno = saved;
+    return n >= 0 && std::string_view(buf, static_cast<std::size_t>(n)) == text;
+}
+
+// A detached view of the directory `dir` alone (a clone of its mount, rooted there), `attrs`
+// set: to bind it elsewhere, or in its own place with other flags.
+Result<Fd> tree_of_dir(const Fd& dir, MountAttrs attrs) {
+    BUTTER_ASSIGN_OR_RETURN(Fd tree,
+                            open_tree(dir, "", OpenTreeFlag::Clone | OpenTreeFlag::EmptyPath));
+    MountSetattr a;
+    a.set = attrs;
+    BUTTER_TRY(mount_setattr(tree, "", false, a));
+    return tree;
+}
+
 Result<void> build_dev(const MountStep& m, int root, const std::vector<Fd>& nodes) {
     BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
-    BUTTER_TRY(mount_at(at.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoExec,
-                        m.options.c_str()));
+    // nodev: the nodes are bind mounts of the host's, with their own flags. Not noexec: shm is
+    // a directory here (as bwrap has it), where a shared mapping may be executable.
+    if (m.on_root_fs) {
+        // The root tmpfs's own directory, bound in place: writable once the root is not.
+        BUTTER_ASSIGN_OR_RETURN(Fd tree, tree_of_dir(at, MountAttr::NoSuid | MountAttr::NoDev));
+        BUTTER_TRY(move_mount(tree, "", at, ""));
+        if (::chmod(proc_fd_link(at.get()).c_str(), m.mode) < 0)
+            return fail_errno("chmod", m.target);
+    } else {
+        BUTTER_TRY(mount_at(at.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoDev,
+                            m.options.c_str()));
+    }
     // The fd still names the directory under the new mount: open the mount's root.
     BUTTER_ASSIGN_OR_RETURN(Fd dev,
                             open_in_root(root, m.target.c_str(), O_PATH | O_DIRECTORY, true));
@@ -75,11 +106,11 @@ Result<void> build_dev(const MountStep& m, int root, const std::vector<Fd>& node
     }
     for (const char* sub : {"pts", "shm"})
         if (::mkdirat(dev.get(), sub, 0755) < 0) return fail_errno("mkdirat", m.target + "/" + sub);
+    // mkdirat's mode passes through the umask.
+    if (::fchmodat(dev.get(), "shm", 01777, 0) < 0) return fail_errno("chmod", m.target + "/shm");
     BUTTER_ASSIGN_OR_RETURN(Fd pts, open_in_root(dev, "pts", O_PATH | O_DIRECTORY, true));
-    BUTTER_TRY(mount_at(pts.get(), "devpts", "devpts", MountFlag::NoSuid | MountFlag::NoExec,
-                        "newinstance,ptmxmode=0666,mode=0620"));
-    BUTTER_ASSIGN_OR_RETURN(Fd shm, open_in_root(dev, "shm", O_PATH | O_DIRECTORY, true));
-    return mount_at(shm.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoDev, "mode=1777");
+    return mount_at(pts.get(), "devpts", "devpts", MountFlag::NoSuid | MountFlag::NoExec,
+                    "newinstance,ptmxmode=0666,mode=0620");
 }
 
 // What a /proc entry this kernel lacks makes of a mount on it: ENOENT, skipped. No access(2)
@@ -90,10 +121,31 @@ Result<bool> mounted_unless_missing(Result<void> r) {
     return fail(std::move(r).error());
 }
 
-// After pivot_root: /proc of the sandbox, its host knobs read-only and its leaks masked.
-// `null_tree` is a detached clone of the host's /dev/null (made before the old root went away):
-// the first masked file gets it, the others a bind of that first one.
-Result<void> harden_proc(const std::string& proc, Fd& null_tree, std::string& null_path) {
+// One mask for many entries: the first that exists gets the detached `tree`, the others a
+// bind of that first one.
+struct Mask {
+    Fd tree;
+    std::string first;  // where the tree went
+};
+
+Result<void> mask_entry(Mask& mask, const std::string& path) {
+    if (!mask.first.empty()) {
+        BUTTER_TRY(mounted_unless_missing(bind_mount(mask.first.c_str(), path.c_str(), false)));
+        return {};
+    }
+    BUTTER_ASSIGN_OR_RETURN(
+        bool moved, mounted_unless_missing(move_mount(mask.tree, "", AT_FDCWD, path.c_str())));
+    if (moved) mask.first = path;
+    return {};
+}
+
+constexpr MountAttrs kMaskAttrs =
+    MountAttr::ReadOnly | MountAttr::NoSuid | MountAttr::NoDev | MountAttr::NoExec;
+
+// After pivot_root: /proc of the sandbox, its host knobs read-only and its leaks masked: files
+// with the host's /dev/null (cloned before the old root went away), directories with an empty
+// read-only one (the root tmpfs's, under the proc mount; else a tmpfs made here).
+Result<void> harden_proc(const std::string& proc, Mask& files, Mask& dirs) {
     for (const char* name : kProcReadOnly) {
         std::string p = proc + "/" + name;
         BUTTER_ASSIGN_OR_RETURN(bool bound,
@@ -102,23 +154,16 @@ Result<void> harden_proc(const std::string& proc, Fd& null_tree, std::string& nu
         BUTTER_TRY(bind_remount(p.c_str(), MountFlag::ReadOnly | MountFlag::NoSuid |
                                                MountFlag::NoDev | MountFlag::NoExec));
     }
-    for (const char* name : kProcMaskedFiles) {
-        std::string p = proc + "/" + name;
-        if (null_path.empty()) {
-            BUTTER_ASSIGN_OR_RETURN(
-                bool moved, mounted_unless_missing(move_mount(null_tree, "", AT_FDCWD, p.c_str())));
-            if (moved) null_path = p;
-        } else {
-            BUTTER_TRY(mounted_unless_missing(bind_mount(null_path.c_str(), p.c_str(), false)));
-        }
+    for (const char* name : kProcMaskedFiles)
+        BUTTER_TRY(mask_entry(files, proc + "/" + name));
+    if (!dirs.tree.valid() && dirs.first.empty()) {
+        BUTTER_ASSIGN_OR_RETURN(FsContext fs, FsContext::open("tmpfs"));
+        BUTTER_TRY(fs.set("mode", "0755"));
+        BUTTER_TRY(fs.create());
+        BUTTER_ASSIGN_OR_RETURN(dirs.tree, fs.mount(kMaskAttrs));
     }
-    for (const char* name : kProcMaskedDirs) {
-        std::string p = proc + "/" + name;
-        BUTTER_TRY(mounted_unless_missing(butter::mount(
-            "tmpfs", p.c_str(), "tmpfs",
-            MountFlag::ReadOnly | MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec,
-            "size=0")));
-    }
+    for (const char* name : kProcMaskedDirs)
+        BUTTER_TRY(mask_entry(dirs, proc + "/" + name));
     return {};
 }
 
@@ -132,9 +177,10 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     where.step = Step::PrepareBinds;
     std::vector<Fd> trees(plan.mounts.size());
     std::vector<Fd> dev_nodes;
-    Fd null_tree;
+    Mask masked_files, masked_dirs;
     if (plan.has_proc) {
-        BUTTER_ASSIGN_OR_RETURN(null_tree, open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
+        BUTTER_ASSIGN_OR_RETURN(masked_files.tree,
+                                open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
     }
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         const MountStep& m = plan.mounts[i];
@@ -192,8 +238,9 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
                 if (!parent.empty()) {  // at the top: the root's own fd does
                     BUTTER_ASSIGN_OR_RETURN(dir, make_dirs_in_root(root, parent.c_str()));
                 }
-                if (::symlinkat(m.source.c_str(), dir.valid() ? dir.get() : root.get(),
-                                name.c_str()) < 0)
+                int at = dir.valid() ? dir.get() : root.get();
+                if (::symlinkat(m.source.c_str(), at, name.c_str()) < 0 &&
+                    !(errno == EEXIST && same_symlink(at, name.c_str(), m.source)))
                     return fail_errno("symlinkat", m.target);
                 break;
             }
@@ -205,6 +252,10 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
             }
             case MountType::Proc: {
                 BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+                if (m.on_root_fs && !masked_dirs.tree.valid()) {
+                    // The empty directory that the proc mount is about to cover.
+                    BUTTER_ASSIGN_OR_RETURN(masked_dirs.tree, tree_of_dir(at, kMaskAttrs));
+                }
                 BUTTER_TRY(mount_at(at.get(), "proc", "proc",
                                     MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec,
                                     nullptr));
@@ -236,11 +287,10 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     if (::chdir("/") < 0) return fail_errno("chdir", "/");
 
     where.step = Step::Proc;
-    std::string null_path;
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         if (plan.mounts[i].type != MountType::Proc) continue;
         where.mount = static_cast<int>(i);
-        BUTTER_TRY(harden_proc(plan.mounts[i].target, null_tree, null_path));
+        BUTTER_TRY(harden_proc(plan.mounts[i].target, masked_files, masked_dirs));
     }
     where.mount = -1;
 

@@ -282,6 +282,30 @@ TEST_P(RunTest, ProcIsTheSandboxsOwnAndMasked) {
     EXPECT_EQ(probe({"read", "/proc/1/comm"}).out, "butter-init\n");
 }
 
+// /dev is a directory of the tmpfs root bound in place, /dev/shm a sticky world-writable
+// directory in it, a masked /proc directory an empty read-only one; with a directory as the
+// root, /dev is a tmpfs of its own and the masks one made for them.
+TEST_P(RunTest, DevShmAndMaskedProcDirs) {
+    bool acpi = ::access("/proc/acpi", F_OK) == 0;
+    for (bool tmpfs_root : {true, false}) {
+        SCOPED_TRACE(tmpfs_root ? "tmpfs root" : "directory root");
+        TempDir root;
+        ASSERT_EQ(::chmod(root.path().c_str(), 0777), 0);
+        std::vector<std::string> extra;
+        if (!tmpfs_root) extra = {"--set", "filesystem.root=\"" + root.path() + "\""};
+        std::string fs = tmpfs_root ? "same" : "other";
+        auto dev = probe({"dir", "/dev"}, extra);
+        EXPECT_EQ(dev.out.substr(0, 4), "755 ") << dev.err;
+        EXPECT_EQ(dev.out.substr(dev.out.size() - fs.size() - 1), fs + "\n");
+        EXPECT_EQ(probe({"dir", "/dev/shm"}, extra).out, "1777 0 " + fs + "\n");
+        EXPECT_EQ(probe({"write", "/dev/shm/x"}, extra).out, "ok\n");
+        if (acpi) {
+            EXPECT_EQ(probe({"dir", "/proc/acpi"}, extra).out, "755 0 " + fs + "\n");
+            EXPECT_EQ(probe({"write", "/proc/acpi/x"}, extra).out, "EROFS\n");
+        }
+    }
+}
+
 TEST_P(RunTest, RunsAsUserZeroOrSelf) {
     auto r = probe({"ids"});
     EXPECT_EQ(r.out, nobody() ? "65534 65534\n" : "0 0\n");

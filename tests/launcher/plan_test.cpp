@@ -140,6 +140,35 @@ TEST(Plan, CwdOverTmpReplacesTheTmpfs) {
               1);
 }
 
+// /dev and /proc's masks use the tmpfs root's own directories where those are the root's: not
+// with a size (a tmpfs of its own), not under another mount (a bind's are the host's), not
+// with a directory as the root.
+TEST(Plan, DevAndProcOnTheTmpfsRootUseItsDirectories) {
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default(), false, d);
+    ASSERT_TRUE(plan);
+    EXPECT_TRUE(find_mount(*plan, "/dev")->on_root_fs);
+    EXPECT_TRUE(find_mount(*plan, "/proc")->on_root_fs);
+
+    auto other = plan_of(load_default({R"(filesystem.mounts=[
+        { type = "dev", target = "/dev", size = "1M" },
+        { type = "bind", source = "/tmp", target = "/x" },
+        { type = "dev", target = "/x/dev" }, { type = "proc", target = "/x/proc" },
+        { type = "proc", target = "/proc" }])"}),
+                         false, d);
+    ASSERT_TRUE(other) << (d.empty() ? "" : d.front().render());
+    EXPECT_FALSE(find_mount(*other, "/dev")->on_root_fs);
+    EXPECT_FALSE(find_mount(*other, "/x/dev")->on_root_fs);
+    EXPECT_FALSE(find_mount(*other, "/x/proc")->on_root_fs);
+    EXPECT_TRUE(find_mount(*other, "/proc")->on_root_fs);
+
+    test::TempDir root;
+    auto in_dir = plan_of(load_default({"filesystem.root=\"" + root.path() + "\""}), false, d);
+    ASSERT_TRUE(in_dir);
+    EXPECT_FALSE(find_mount(*in_dir, "/dev")->on_root_fs);
+    EXPECT_FALSE(find_mount(*in_dir, "/proc")->on_root_fs);
+}
+
 TEST(Plan, CliBindsAndTimeout) {
     test::TempDir dir;
     PlanOptions o;

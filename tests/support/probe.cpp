@@ -4,6 +4,7 @@
 //
 //   probe hostname | ids | pid | caps | fds | procs | zombies | ifaces
 //   probe write PATH | read PATH | exists PATH | ns NAME (its /proc/self/ns/NAME link)
+//   probe dir PATH                "<mode> <entries> same|other": other = not on /'s filesystem
 //   probe try-syscall NAME        exit status = errno of the call (0 = it worked)
 //   probe connect PORT            tcp connect to 127.0.0.1:PORT: "connected" or the errno name
 //   probe sleep SECONDS | wait-signal | ignore-term SECONDS | orphans N | spawn-daemon
@@ -17,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -208,6 +210,20 @@ int main(int argc, char** argv) {
         std::string line;
         std::getline(in, line);
         std::puts(line.c_str());
+    } else if (cmd == "dir") {
+        // "<mode> <entries> <same|other>": the directory's mode, how many entries it lists,
+        // and whether it is on the filesystem of / (st_dev).
+        struct stat st {
+        }, root{};
+        if (stat(arg.c_str(), &st) < 0 || stat("/", &root) < 0) return report_errno(-1);
+        DIR* d = opendir(arg.c_str());
+        if (!d) return report_errno(-1);
+        int entries = 0;
+        while (const dirent* e = readdir(d))
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) ++entries;
+        closedir(d);
+        std::printf("%o %d %s\n", st.st_mode & 07777, entries,
+                    st.st_dev == root.st_dev ? "same" : "other");
     } else if (cmd == "exists") {
         std::puts(access(arg.c_str(), F_OK) == 0 ? "yes" : "no");
     } else if (cmd == "try-syscall") {
