@@ -57,6 +57,9 @@ Result<std::vector<Fd>> prepare_idmapped_binds(const SandboxPlan& plan) {
         MountSetattr attr;
         attr.set = MountAttr::IdMap;
         attr.userns_fd = userns.get();
+        // A clone of a shared mount is its peer: what the sandbox mounts below would show on
+        // the host. A slave only receives, as the sandbox's own copies of the host's mounts.
+        attr.propagation = MS_SLAVE;
         auto r = mount_setattr(out[i], "", false, attr);
         if (!r)
             return fail(std::move(r)

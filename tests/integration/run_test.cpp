@@ -371,6 +371,23 @@ TEST(RunAsRoot, NamedUserInside) {
     EXPECT_EQ(r.out, "65534 65534\n");
 }
 
+// Root mode's idmapped bind of $PWD is a clone that the supervisor makes of the host's mount.
+// A clone of a shared mount is its peer: a mount the sandbox made below $PWD would show on the
+// host. The host side here: a shared tmpfs in a mount namespace of the test's own.
+TEST(RunAsRoot, SandboxMountsDoNotReachTheHost) {
+    BUTTER_REQUIRE_ROOT();
+    TempDir w;
+    const char* script =
+        "mount -t tmpfs none \"$1\" && mount --make-shared \"$1\" && mkdir \"$1/sub\" && "
+        "cd \"$1\" && \"$2\" run --set 'capabilities.keep=[\"CAP_SYS_ADMIN\"]' "
+        "--set 'seccomp.deny=[]' -- /bin/sh -c 'mount -t tmpfs none sub && echo mounted' && "
+        "grep -c \" $1/sub \" /proc/self/mountinfo";
+    RunOptions o;
+    o.program = "/usr/bin/unshare";
+    auto r = run_butter({"--mount", "/bin/sh", "-c", script, "sh", w.path(), butter_bin()}, o);
+    EXPECT_EQ(r.out, "mounted\n0\n") << r.err;
+}
+
 INSTANTIATE_TEST_SUITE_P(RootAndNobody, RunTest, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "nobody" : "root"; });
 
