@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -100,10 +101,20 @@ struct ChildChannels {
     bool wait_for_parent = false;  // block until the supervisor sends "go" (maps, cgroups)
     sigset_t original_mask{};      // the caller's signal mask, restored before exec
     std::vector<int> prepared;     // per plan.mounts entry: a detached tree the parent made, or -1
-    char* const* argv = nullptr;   // the command's, built by the supervisor (CommandArgs)
+    // Detached clones the parent made of the host's kDevNodes (-1: the host lacks that one) and
+    // of /dev/null for /proc's masks; the child makes them itself when `have_host_trees` is not
+    // set.
+    std::array<int, 6> dev_nodes{-1, -1, -1, -1, -1, -1};
+    int null_tree = -1;
+    bool have_host_trees = false;
+    char* const* argv = nullptr;  // the command's, built by the supervisor (CommandArgs)
     char* const* envp = nullptr;
     std::vector<char*> pid_slots;  // in envp: room for the command's pid (kPidSlot bytes)
 };
+
+// The host's device nodes that a dev mount binds, in this order.
+inline constexpr std::array<const char*, 6> kDevNodes = {"null",   "zero",    "full",
+                                                         "random", "urandom", "tty"};
 
 // Room for a pid in decimal with its NUL.
 constexpr std::size_t kPidSlot = 12;

@@ -32,9 +32,6 @@ std::pair<std::string, std::string> split_parent(const std::string& target) {
     return {target.substr(0, slash), target.substr(slash + 1)};
 }
 
-constexpr std::array<const char*, 6> kDevNodes = {"null",   "zero",    "full",
-                                                  "random", "urandom", "tty"};
-
 // /proc entries that leak host state or offer host-wide knobs, as OCI runtimes treat them.
 constexpr std::array<const char*, 5> kProcReadOnly = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
 constexpr std::array<const char*, 8> kProcMaskedFiles = {
@@ -178,7 +175,11 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     std::vector<Fd> trees(plan.mounts.size());
     std::vector<Fd> dev_nodes;
     Mask masked_files, masked_dirs;
-    if (plan.has_proc) {
+    if (ch.have_host_trees) {  // made by the parent; ours to consume
+        if (ch.null_tree >= 0) masked_files.tree = Fd(ch.null_tree);
+        for (int fd : ch.dev_nodes)
+            dev_nodes.push_back(fd >= 0 ? Fd(fd) : Fd());
+    } else if (plan.has_proc) {
         BUTTER_ASSIGN_OR_RETURN(masked_files.tree,
                                 open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
     }
@@ -194,7 +195,7 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
         }
         if (m.type != MountType::Bind) continue;
         if (ch.prepared.size() > i && ch.prepared[i] >= 0) {
-            trees[i] = Fd(ch.prepared[i]);  // made by the parent (idmapped); ours to consume
+            trees[i] = Fd(ch.prepared[i]);  // made by the parent; ours to consume
             continue;
         }
         Flags<OpenTreeFlag> f = OpenTreeFlag::Clone | OpenTreeFlag::Recursive;

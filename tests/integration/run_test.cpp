@@ -284,21 +284,30 @@ TEST_P(RunTest, ProcIsTheSandboxsOwnAndMasked) {
 
 // /dev is a directory of the tmpfs root bound in place, /dev/shm a sticky world-writable
 // directory in it, a masked /proc directory an empty read-only one; with a directory as the
-// root, /dev is a tmpfs of its own and the masks one made for them.
+// root, /dev is a tmpfs of its own and the masks one made for them. Root mode: the device
+// nodes and /dev/null come from the supervisor, with CAP_SYS_ADMIN kept from the child.
 TEST_P(RunTest, DevShmAndMaskedProcDirs) {
     bool acpi = ::access("/proc/acpi", F_OK) == 0;
-    for (bool tmpfs_root : {true, false}) {
-        SCOPED_TRACE(tmpfs_root ? "tmpfs root" : "directory root");
+    for (int variant = 0; variant < 3; ++variant) {
+        bool tmpfs_root = variant != 1;
+        SCOPED_TRACE(variant == 0   ? "tmpfs root"
+                     : variant == 1 ? "directory root"
+                                    : "CAP_SYS_ADMIN kept");
         TempDir root;
         ASSERT_EQ(::chmod(root.path().c_str(), 0777), 0);
         std::vector<std::string> extra;
         if (!tmpfs_root) extra = {"--set", "filesystem.root=\"" + root.path() + "\""};
+        if (variant == 2) extra = {"--set", "capabilities.keep=[\"CAP_SYS_ADMIN\"]"};
         std::string fs = tmpfs_root ? "same" : "other";
         auto dev = probe({"dir", "/dev"}, extra);
         EXPECT_EQ(dev.out.substr(0, 4), "755 ") << dev.err;
         EXPECT_EQ(dev.out.substr(dev.out.size() - fs.size() - 1), fs + "\n");
         EXPECT_EQ(probe({"dir", "/dev/shm"}, extra).out, "1777 0 " + fs + "\n");
         EXPECT_EQ(probe({"write", "/dev/shm/x"}, extra).out, "ok\n");
+        EXPECT_EQ(probe({"write", "/dev/full"}, extra).out, "ENOSPC\n");  // the device
+        if (::access("/proc/keys", F_OK) == 0) {
+            EXPECT_EQ(probe({"read", "/proc/keys"}, extra).out, "\n");
+        }
         if (acpi) {
             EXPECT_EQ(probe({"dir", "/proc/acpi"}, extra).out, "755 0 " + fs + "\n");
             EXPECT_EQ(probe({"write", "/proc/acpi/x"}, extra).out, "EROFS\n");
