@@ -99,10 +99,9 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
     if (dev) {
         for (std::size_t i = 0; i < kDevNodes.size(); ++i) {
             std::string path = std::string("/dev/") + kDevNodes[i];
-            if (auto t = open_tree(AT_FDCWD, path.c_str(), OpenTreeFlag::Clone)) {
-                out.dev_nodes[i] =
-                    std::move(*t);  // else the host lacks it (no /dev/tty without a tty)
-            }
+            // Else the host lacks it (no /dev/tty without a tty): the sandbox does too.
+            if (auto t = open_tree(AT_FDCWD, path.c_str(), OpenTreeFlag::Clone))
+                out.dev_nodes[i] = std::move(*t);
         }
     }
     if (plan.has_proc) {

@@ -90,6 +90,10 @@ struct StepClock {
 };
 
 // The descriptors the child side uses; all close-on-exec.
+// The host's device nodes that a dev mount binds, in this order.
+inline constexpr std::array<const char*, 6> kDevNodes = {"null",   "zero",    "full",
+                                                         "random", "urandom", "tty"};
+
 struct ChildChannels {
     int error_fd = -1;      // write end of the failure pipe: EOF at exec means success
     int control_fd = -1;    // the sandbox end of the control socketpair
@@ -104,17 +108,13 @@ struct ChildChannels {
     // Detached clones the parent made of the host's kDevNodes (-1: the host lacks that one) and
     // of /dev/null for /proc's masks; the child makes them itself when `have_host_trees` is not
     // set.
-    std::array<int, 6> dev_nodes{-1, -1, -1, -1, -1, -1};
+    std::array<int, kDevNodes.size()> dev_nodes{-1, -1, -1, -1, -1, -1};
     int null_tree = -1;
     bool have_host_trees = false;
     char* const* argv = nullptr;  // the command's, built by the supervisor (CommandArgs)
     char* const* envp = nullptr;
     std::vector<char*> pid_slots;  // in envp: room for the command's pid (kPidSlot bytes)
 };
-
-// The host's device nodes that a dev mount binds, in this order.
-inline constexpr std::array<const char*, 6> kDevNodes = {"null",   "zero",    "full",
-                                                         "random", "urandom", "tty"};
 
 // Room for a pid in decimal with its NUL.
 constexpr std::size_t kPidSlot = 12;
