@@ -96,14 +96,7 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
     }
     if (!all) return out;
     out.host_nodes = true;
-    if (dev) {
-        for (std::size_t i = 0; i < kDevNodes.size(); ++i) {
-            std::string path = std::string("/dev/") + kDevNodes[i];
-            // Else the host lacks it (no /dev/tty without a tty): the sandbox does too.
-            if (auto t = open_tree(AT_FDCWD, path.c_str(), OpenTreeFlag::Clone))
-                out.dev_nodes[i] = std::move(*t);
-        }
-    }
+    if (dev) out.dev_nodes = clone_dev_nodes();
     if (plan.has_proc) {
         BUTTER_ASSIGN_OR_RETURN(out.null, open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
     }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <butter/error.hpp>
+#include <butter/fd.hpp>
 
 #include "plan.hpp"
 
@@ -93,6 +94,10 @@ struct StepClock {
 // The host's device nodes that a dev mount binds, in this order.
 inline constexpr std::array<const char*, 6> kDevNodes = {"null",   "zero",    "full",
                                                          "random", "urandom", "tty"};
+
+// Detached clones of the host's kDevNodes, in that order (invalid where the host lacks one: no
+// /dev/tty without a terminal, and the sandbox lacks it too).
+std::array<Fd, kDevNodes.size()> clone_dev_nodes();
 
 struct ChildChannels {
     int error_fd = -1;      // write end of the failure pipe: EOF at exec means success

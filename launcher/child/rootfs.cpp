@@ -67,7 +67,8 @@ Result<Fd> tree_of_dir(const Fd& dir, MountAttrs attrs) {
     return tree;
 }
 
-Result<void> build_dev(const MountStep& m, int root, const std::vector<Fd>& nodes) {
+Result<void> build_dev(const MountStep& m, int root,
+                       const std::array<Fd, kDevNodes.size()>& nodes) {
     BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
     // nodev: the nodes are bind mounts of the host's, with their own flags. Not noexec: shm is
     // a directory here (as bwrap has it), where a shared mapping may be executable.
@@ -166,6 +167,15 @@ Result<void> harden_proc(const std::string& proc, Mask& files, Mask& dirs) {
 
 }  // namespace
 
+std::array<Fd, kDevNodes.size()> clone_dev_nodes() {
+    std::array<Fd, kDevNodes.size()> out;
+    for (std::size_t i = 0; i < kDevNodes.size(); ++i) {
+        std::string path = std::string("/dev/") + kDevNodes[i];
+        if (auto t = open_tree(AT_FDCWD, path.c_str(), OpenTreeFlag::Clone)) out[i] = std::move(*t);
+    }
+    return out;
+}
+
 Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, StepError& where) {
     where.step = Step::Propagation;
     BUTTER_TRY(set_propagation("/", Propagation::Slave, true));
@@ -173,12 +183,13 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     // Sources first: once the root tmpfs is attached it may hide them.
     where.step = Step::PrepareBinds;
     std::vector<Fd> trees(plan.mounts.size());
-    std::vector<Fd> dev_nodes;
+    std::array<Fd, kDevNodes.size()> dev_nodes;
+    bool have_dev_nodes = ch.have_host_trees;
     Mask masked_files, masked_dirs;
     if (ch.have_host_trees) {  // made by the parent; ours to consume
         if (ch.null_tree >= 0) masked_files.tree = Fd(ch.null_tree);
-        for (int fd : ch.dev_nodes)
-            dev_nodes.push_back(fd >= 0 ? Fd(fd) : Fd());
+        for (std::size_t i = 0; i < kDevNodes.size(); ++i)
+            if (ch.dev_nodes[i] >= 0) dev_nodes[i] = Fd(ch.dev_nodes[i]);
     } else if (plan.has_proc) {
         BUTTER_ASSIGN_OR_RETURN(masked_files.tree,
                                 open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
@@ -186,12 +197,9 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         const MountStep& m = plan.mounts[i];
         where.mount = static_cast<int>(i);
-        if (m.type == MountType::Dev && dev_nodes.empty()) {
-            for (const char* node : kDevNodes) {
-                std::string path = std::string("/dev/") + node;
-                auto t = open_tree(AT_FDCWD, path.c_str(), OpenTreeFlag::Clone);
-                dev_nodes.push_back(t ? std::move(*t) : Fd());
-            }
+        if (m.type == MountType::Dev && !have_dev_nodes) {
+            dev_nodes = clone_dev_nodes();
+            have_dev_nodes = true;
         }
         if (m.type != MountType::Bind) continue;
         if (ch.prepared.size() > i && ch.prepared[i] >= 0) {
