@@ -69,16 +69,12 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
         const MountStep& m = plan.mounts[i];
         dev = dev || m.type == profile::MountType::Dev;
         if (m.type != profile::MountType::Bind || !(m.idmap || all)) continue;
-        MountSetattr attr;
-        attr.propagation = MS_SLAVE;
         if (!m.idmap) {
-            BUTTER_ASSIGN_OR_RETURN(out.binds[i],
-                                    open_tree(AT_FDCWD, m.source.c_str(),
-                                              OpenTreeFlag::Clone | OpenTreeFlag::Recursive));
-            if (m.read_only) attr.set = MountAttr::ReadOnly;
-            BUTTER_TRY(mount_setattr(out.binds[i], "", true, attr));
+            BUTTER_ASSIGN_OR_RETURN(out.binds[i], clone_bind_source(m, true));
             continue;
         }
+        MountSetattr attr;
+        attr.propagation = MS_SLAVE;
         IdMapping u{m.source_uid, outside_of(plan.uid_map, plan.uid), 1};
         IdMapping g{m.source_gid, outside_of(plan.gid_map, plan.gid), 1};
         BUTTER_ASSIGN_OR_RETURN(Fd userns, make_user_namespace(std::span(&u, 1), std::span(&g, 1)));

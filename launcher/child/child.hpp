@@ -95,6 +95,10 @@ struct StepClock {
 inline constexpr std::array<const char*, 6> kDevNodes = {"null",   "zero",    "full",
                                                          "random", "urandom", "tty"};
 
+// A detached recursive clone of a bind's source, read-only if the bind is; `as_slave` for a
+// clone made in the host's mount namespace (a clone of a shared mount is its peer).
+[[nodiscard]] Result<Fd> clone_bind_source(const MountStep& m, bool as_slave);
+
 // Detached clones of the host's kDevNodes, in that order (invalid where the host lacks one: no
 // /dev/tty without a terminal, and the sandbox lacks it too).
 std::array<Fd, kDevNodes.size()> clone_dev_nodes();

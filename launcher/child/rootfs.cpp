@@ -105,7 +105,8 @@ Result<void> build_dev(const MountStep& m, int root,
     for (const char* sub : {"pts", "shm"})
         if (::mkdirat(dev.get(), sub, 0755) < 0) return fail_errno("mkdirat", m.target + "/" + sub);
     // mkdirat's mode passes through the umask.
-    if (::fchmodat(dev.get(), "shm", 01777, 0) < 0) return fail_errno("chmod", m.target + "/shm");
+    if (::fchmodat(dev.get(), "shm", 01777, 0) < 0)
+        return fail_errno("fchmodat", m.target + "/shm");
     BUTTER_ASSIGN_OR_RETURN(Fd pts, open_in_root(dev, "pts", O_PATH | O_DIRECTORY, true));
     return mount_at(pts.get(), "devpts", "devpts", MountFlag::NoSuid | MountFlag::NoExec,
                     "newinstance,ptmxmode=0666,mode=0620");
@@ -167,6 +168,16 @@ Result<void> harden_proc(const std::string& proc, Mask& files, Mask& dirs) {
 
 }  // namespace
 
+Result<Fd> clone_bind_source(const MountStep& m, bool as_slave) {
+    BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(AT_FDCWD, m.source.c_str(),
+                                               OpenTreeFlag::Clone | OpenTreeFlag::Recursive));
+    MountSetattr attr;
+    if (m.read_only) attr.set = MountAttr::ReadOnly;
+    if (as_slave) attr.propagation = MS_SLAVE;
+    if (m.read_only || as_slave) BUTTER_TRY(mount_setattr(tree, "", true, attr));
+    return tree;
+}
+
 std::array<Fd, kDevNodes.size()> clone_dev_nodes() {
     std::array<Fd, kDevNodes.size()> out;
     for (std::size_t i = 0; i < kDevNodes.size(); ++i) {
@@ -206,13 +217,8 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
             trees[i] = Fd(ch.prepared[i]);  // made by the parent; ours to consume
             continue;
         }
-        Flags<OpenTreeFlag> f = OpenTreeFlag::Clone | OpenTreeFlag::Recursive;
-        BUTTER_ASSIGN_OR_RETURN(trees[i], open_tree(AT_FDCWD, m.source.c_str(), f));
-        if (m.read_only) {
-            MountSetattr ro;
-            ro.set = MountAttr::ReadOnly;
-            BUTTER_TRY(mount_setattr(trees[i], "", true, ro));
-        }
+        // Our mounts are slaves of the host's already (above): so is a clone of them.
+        BUTTER_ASSIGN_OR_RETURN(trees[i], clone_bind_source(m, false));
     }
     where.mount = -1;
 
