@@ -22,11 +22,6 @@ namespace {
 
 using profile::MountType;
 
-// A path naming the object behind `fd` for mount(2): the host /proc is still mounted.
-std::string proc_fd_link(int fd) {
-    return "/proc/self/fd/" + std::to_string(fd);
-}
-
 std::pair<std::string, std::string> split_parent(const std::string& target) {
     auto slash = target.rfind('/');
     return {target.substr(0, slash), target.substr(slash + 1)};
@@ -39,11 +34,16 @@ constexpr std::array<const char*, 8> kProcMaskedFiles = {
     "sched_debug", "latency_stats", "kmsg",      "config.gz"};
 constexpr std::array<const char*, 3> kProcMaskedDirs = {"acpi", "scsi", "asound"};
 
+// mount(2) onto the directory behind `target_fd`, named "." as the working directory. Not as
+// /proc/self/fd/N: a process's first such lookup makes its /proc entries (~25 us in a plain
+// process, more in the sandbox's; without them the default run starts ~0.2 ms sooner). The
+// working directory stays there: build_rootfs names every other path in full, and moves to
+// the new root before it pivots.
 Result<void> mount_at(int target_fd, const char* source, const char* fstype, MountFlags flags,
                       const char* data) {
-    std::string where = proc_fd_link(target_fd);
-    if (::mount(source, where.c_str(), fstype, flags.raw(), data) < 0)
-        return fail_errno("mount", std::string(fstype ? fstype : "bind") + " " + source);
+    std::string what = std::string(fstype ? fstype : "bind") + " " + source;
+    if (::fchdir(target_fd) < 0) return fail_errno("fchdir", "the mount point of " + what);
+    if (::mount(source, ".", fstype, flags.raw(), data) < 0) return fail_errno("mount", what);
     return {};
 }
 
@@ -76,8 +76,9 @@ Result<void> build_dev(const MountStep& m, int root,
         // The root tmpfs's own directory, bound in place: writable once the root is not.
         BUTTER_ASSIGN_OR_RETURN(Fd tree, tree_of_dir(at, MountAttr::NoSuid | MountAttr::NoDev));
         BUTTER_TRY(move_mount(tree, "", at, ""));
-        if (::chmod(proc_fd_link(at.get()).c_str(), m.mode) < 0)
-            return fail_errno("chmod", m.target);
+        // Its mode, through the directory below (the same inode), as mount_at names it.
+        if (::fchdir(at.get()) < 0) return fail_errno("fchdir", m.target);
+        if (::chmod(".", m.mode) < 0) return fail_errno("chmod", m.target);
     } else {
         BUTTER_TRY(mount_at(at.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoDev,
                             m.options.c_str()));
