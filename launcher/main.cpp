@@ -61,7 +61,8 @@ int cmd_run(const Cli& cli, EarlyChild early) {
     // The heap the set-up fills, mapped in one go (a failure, on a kernel before 5.14, only
     // costs the faults it would have saved). Not the program text: the sandbox child shares
     // this memory (spawn.hpp), so the text pages the run needs fault in once, a few at a
-    // time with the kernel's fault-around, which measures cheaper than mapping all of it.
+    // time with the kernel's fault-around, which measures cheaper than mapping all of it
+    // here (the supervisor maps the rest once the command runs: run_sandbox).
     (void)prefault_heap();
     auto plan = load_and_plan(cli, cli.args);
     if (!plan) return kFailed;

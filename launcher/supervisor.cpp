@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <malloc.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -591,6 +592,9 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         ::malloc_trim(0);
     }));
 
+    cpu_set_t cpus;
+    bool spare_cpu = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1;
+
     RunOutcome result;
     std::deque<Clock::time_point> restart_times;
     for (;;) {
@@ -611,6 +615,11 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         err.after_spawn();
         BUTTER_TRY(out.start(loop));
         BUTTER_TRY(err.start(loop));
+        // The command runs on another CPU now (when there is one): map the rest of our text
+        // meanwhile, so that the reaction to its exit, on the path to butter's own, takes
+        // no page faults (~0.1 ms less for a short command; the idle trim above gives the
+        // pages back from a long one).
+        if (spare_cpu) (void)prefault_program_text();
         log.info("sandbox started: pid %d", static_cast<int>(sb.pid));
         if (activity || watcher) {
             // Whose writes are the sandbox's (fanotify).
