@@ -190,7 +190,9 @@ class [[nodiscard]] Result<void> {
     using value_type = void;
     using error_type = Error;
 
-    Result() = default;
+    // User-provided, not "= default": `return {};` value-initializes, which for a defaulted
+    // constructor first zero-fills all 120 bytes (a rep stos on every successful call).
+    Result() noexcept {}  // NOLINT(modernize-use-equals-default)
     Result(Unexpected<Error> e) : error_(std::move(e).error()) {}
 
     bool has_value() const { return !error_.has_value(); }
