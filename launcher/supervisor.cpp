@@ -617,7 +617,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         BUTTER_TRY(err.start(loop));
         // The command runs on another CPU now (when there is one): map the rest of our text
         // meanwhile, so that the reaction to its exit, on the path to butter's own, takes
-        // no page faults (~0.1 ms less for a short command; the idle trim above gives the
+        // no page faults (~0.05 ms less for a short command; the idle trim above gives the
         // pages back from a long one).
         if (spare_cpu) (void)prefault_program_text();
         log.info("sandbox started: pid %d", static_cast<int>(sb.pid));
