@@ -14,7 +14,7 @@
 #include "plan.hpp"
 #include "profile/loader.hpp"
 #include "report.hpp"
-#include "seccomp/policy.hpp"
+#include "seccomp/builtin.hpp"
 #include "spawn.hpp"
 #include "supervisor.hpp"
 #include "version.hpp"
@@ -42,6 +42,7 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     po.ro_binds = cli.ro_binds;
     po.timeout = cli.timeout;
     po.events = cli.events_fd >= 0;
+    po.builtin_programs = seccomp::kBuiltinPrograms;
     if (cli.report) {
         // Relative to where butter was started, as every other CLI path.
         std::string r = *cli.report;

@@ -15,7 +15,7 @@
 #include <butter/fd.hpp>
 #include <butter/signalfd.hpp>
 
-#include "seccomp/cache.hpp"
+#include "seccomp/builtin.hpp"
 #include "seccomp/kernel_log.hpp"
 
 extern char** environ;
@@ -441,7 +441,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     for (const std::string& c : p.capabilities.keep)
         if (auto cap = capability_from_name(c)) plan.keep_caps.add(*cap);
     plan.no_new_privs = p.process.no_new_privs;
-    if (auto prog = seccomp::compile_cached(p, out)) {
+    if (auto prog = seccomp::compile_or_builtin(p, o.builtin_programs, out)) {
         plan.seccomp = std::move(prog->program);
         plan.seccomp_listener = prog->uses_notify;
         plan.seccomp_errno = prog->denied_errno;

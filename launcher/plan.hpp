@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 
 #include "profile/diagnostic.hpp"
 #include "profile/schema.hpp"
+#include "seccomp/builtin.hpp"
 
 namespace butter::launcher {
 
@@ -132,6 +134,8 @@ struct PlanOptions {
     std::optional<std::string> report;                          // --report FILE|-
     bool events = false;                                        // --events FD
     std::optional<bool> force_privileged;  // plan as root / not root (tests); default: euid
+    // Programs compiled at build time (seccomp/builtin.hpp): the butter program passes its own.
+    std::span<const seccomp::BuiltinProgram> builtin_programs;
 };
 
 // Builds the plan; nullopt when a diagnostic is an error (all of them are in `out`).

@@ -50,12 +50,6 @@ void expand_one(const std::string& item, const SourceLoc& loc, Diagnostics& out,
 
 }  // namespace
 
-const char* const kPolicyCompilerStamp = __DATE__ " " __TIME__;
-
-std::string_view syscall_groups_text() {
-    return kSyscallGroupsToml;
-}
-
 const std::map<std::string, std::vector<std::string>>& groups() {
     static const auto kGroups = [] {
         std::map<std::string, std::vector<std::string>> g;

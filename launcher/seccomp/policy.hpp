@@ -31,12 +31,6 @@ struct Compiled {
     int denied_errno = EPERM;
 };
 
-// Changes whenever the policy compiler is rebuilt (its build time), so a cached program from
-// an older compiler is never used.
-extern const char* const kPolicyCompilerStamp;
-// The syscall groups data the compiler expands with.
-std::string_view syscall_groups_text();
-
 // Builds the filter of a profile; every problem is a diagnostic at the key's position.
 std::optional<Compiled> compile(const profile::Profile& p, profile::Diagnostics& out);
 

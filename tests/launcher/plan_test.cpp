@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "../support/tmpdir.hpp"
 #include "plan.hpp"
@@ -28,6 +29,7 @@ std::optional<SandboxPlan> plan_of(const profile::Profile& p, bool privileged,
                                    profile::Diagnostics& d, PlanOptions o = {}) {
     o.argv = o.argv.empty() ? std::vector<std::string>{"sh", "-c", "true"} : o.argv;
     o.force_privileged = privileged;
+    o.builtin_programs = seccomp::kBuiltinPrograms;
     return make_plan(p, o, d);
 }
 
@@ -80,13 +82,18 @@ TEST(Plan, EmbeddedDefaultFitsTheEarlyChild) {
     auto timens = plan_of(load_default({"namespaces.time=true"}), false, d);
     ASSERT_TRUE(timens);
     EXPECT_FALSE(EarlyChild::fits(*timens));
-    auto listener = plan_of(load_default({"seccomp.report=true"}), false, d);
-    ASSERT_TRUE(listener);
-    EXPECT_FALSE(EarlyChild::fits(*listener));
     auto shared_net =
         plan_of(load_default({"namespaces.net=false", "network.mode=\"host\""}), false, d);
     ASSERT_TRUE(shared_net);
     EXPECT_FALSE(EarlyChild::fits(*shared_net));
+}
+
+// (A filter of its own: compiled, so not under valgrind.)
+TEST(Plan, ListenerCompiledFilterDoesNotFitTheEarlyChild) {
+    profile::Diagnostics d;
+    auto listener = plan_of(load_default({"seccomp.report=true"}), false, d);
+    ASSERT_TRUE(listener);
+    EXPECT_FALSE(EarlyChild::fits(*listener));
 }
 
 TEST(Plan, MergedUsrSymlinksStaySymlinks) {
@@ -231,6 +238,32 @@ TEST(Plan, ReportAndCustomErrnoCompileTheFilter) {
     ASSERT_TRUE(plan);
     EXPECT_EQ(plan->seccomp_errno, EACCES);
     EXPECT_TRUE(plan->seccomp_listener);
+}
+
+// The programs compiled at build time are what compiling the shipped profiles gives now.
+TEST(Plan, BuiltinProgramsMatchACompileOfTheShippedProfiles) {
+    ASSERT_FALSE(seccomp::kBuiltinPrograms.empty());
+    std::size_t found = 0;
+    for (const char* name : {"default", "ci", "build", "service", "network-client", "untrusted"}) {
+        profile::LoadOptions o;
+        o.search_path = {BUTTER_PROFILES_SRC};
+        profile::Loaded l = profile::load(std::string(name), o);
+        ASSERT_TRUE(l.ok()) << name;
+        std::string key = seccomp::program_key(l.profile);
+        profile::Diagnostics d;
+        auto fresh = seccomp::compile(l.profile, d);
+        ASSERT_TRUE(fresh) << name;
+        for (const auto& b : seccomp::kBuiltinPrograms) {
+            if (b.key != key) continue;
+            ++found;
+            ASSERT_EQ(b.count, fresh->program.size()) << name;
+            EXPECT_EQ(std::memcmp(b.insns, fresh->program.data(), b.count * sizeof *b.insns), 0)
+                << name;
+            EXPECT_EQ(b.uses_notify, fresh->uses_notify) << name;
+            EXPECT_EQ(b.denied_errno, fresh->denied_errno) << name;
+        }
+    }
+    EXPECT_EQ(found, 6u) << "a shipped profile's program is not built in";
 }
 
 TEST(Plan, NormalizeTarget) {

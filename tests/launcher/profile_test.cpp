@@ -206,6 +206,7 @@ TEST_P(GoldenDiagnostics, ExactFirstError) {
     if (l.ok()) {
         PlanOptions po;
         po.argv = {"true"};
+        po.builtin_programs = seccomp::kBuiltinPrograms;
         (void)make_plan(l.profile, po, d);
     }
     auto first = std::find_if(d.begin(), d.end(), [](const Diagnostic& x) { return x.is_error(); });
