@@ -1,6 +1,7 @@
 #include "plan.hpp"
 
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -380,6 +381,26 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
             s.source_uid = st.st_uid;
             s.source_gid = st.st_gid;
             s.idmap = plan.privileged && ns.user && !m.read_only;
+            if (s.idmap && !p.filesystem.map_host_root) {
+                // Never host root's files from a sandbox, unless the profile says so: what it
+                // creates as root could be made set-id, or be run by root later. A root-owned
+                // source that others may write (/tmp) is written as the sandbox's own host
+                // ids; any other is bound read-only, seen as its owner sees it.
+                if (st.st_uid == 0 && (st.st_mode & S_IWOTH)) {
+                    s.map_owner = false;
+                    s.map_group = st.st_gid != 0;
+                } else if (st.st_uid == 0) {
+                    s.read_only = true;
+                    out.push_back(warning_at(
+                        m.loc, "'" + s.source +
+                                   "' is owned by root: bound read-only (a sandbox never writes "
+                                   "as host root); set filesystem.map_host_root = true to make "
+                                   "it writable"));
+                } else {
+                    s.map_group = st.st_gid != 0;
+                }
+                s.idmap = s.map_owner || s.map_group;  // else a plain bind does the same
+            }
         } else if (m.type == MountType::Symlink) {
             s.source = m.source;
         } else if (m.type == MountType::Tmpfs) {
@@ -440,21 +461,14 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     // --- privileges
     for (const std::string& c : p.capabilities.keep)
         if (auto cap = capability_from_name(c)) plan.keep_caps.add(*cap);
-    plan.no_new_privs = p.process.no_new_privs;
-    if (auto prog = seccomp::compile_or_builtin(p, o.builtin_programs, out)) {
-        plan.seccomp = std::move(prog->program);
-        plan.seccomp_listener = prog->uses_notify;
-        plan.seccomp_errno = prog->denied_errno;
-        if (plan.seccomp_listener) {
-            if (auto lf = seccomp::logged_filters(plan.seccomp, plan.seccomp_errno)) {
-                plan.seccomp_base = std::move(lf->base);
-                plan.seccomp_logged = std::move(lf->logged);
-            }
-        }
-    }
-    if (!plan.seccomp.empty() && !plan.no_new_privs && !plan.privileged && !ns.user)
-        out.push_back(error_at(p.loc_of("process.no_new_privs"),
-                               "a seccomp filter needs no_new_privs (or root)"));
+    if (p.seccomp.restrict_suid_sgid && plan.keep_caps.has(CAP_SETFCAP))
+        out.push_back(error_at(p.loc_of("capabilities.keep"),
+                               "capabilities.keep: CAP_SETFCAP lets the sandbox give files "
+                               "capabilities; it needs seccomp.restrict_suid_sgid = false"));
+    if (p.filesystem.map_host_root)
+        out.push_back(warning_at(p.loc_of("filesystem.map_host_root"),
+                                 "filesystem.map_host_root: as root, what the sandbox creates in "
+                                 "root-owned writable binds belongs to host root"));
 
     // --- supervision
     plan.stop_signal = parse_signal(p.supervise.stop_signal).value_or(SIGTERM);
@@ -533,6 +547,23 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     if (plan.watch_fanotify && !plan.privileged)
         out.push_back(error_at(p.loc_of("watch.backend"),
                                "watch.backend: fanotify needs root (CAP_SYS_ADMIN); use inotify"));
+
+    // --- seccomp, last: its diagnostics follow the rest's (a compile is the dearest step)
+    plan.no_new_privs = p.process.no_new_privs;
+    if (auto prog = seccomp::compile_or_builtin(p, o.builtin_programs, out)) {
+        plan.seccomp = std::move(prog->program);
+        plan.seccomp_listener = prog->uses_notify;
+        plan.seccomp_errno = prog->denied_errno;
+        if (plan.seccomp_listener) {
+            if (auto lf = seccomp::logged_filters(plan.seccomp, plan.seccomp_errno)) {
+                plan.seccomp_base = std::move(lf->base);
+                plan.seccomp_logged = std::move(lf->logged);
+            }
+        }
+    }
+    if (!plan.seccomp.empty() && !plan.no_new_privs && !plan.privileged && !ns.user)
+        out.push_back(error_at(p.loc_of("process.no_new_privs"),
+                               "a seccomp filter needs no_new_privs (or root)"));
 
     std::size_t errors = 0;
     for (const auto& d : out)

@@ -28,9 +28,12 @@ struct MountStep {
     std::string target;  // normalized absolute path inside the sandbox
     bool read_only = false;
     bool source_is_dir = true;  // bind: a directory (else a file: the target is a file)
-    bool idmap = false;         // root mode: a writable bind idmapped to the sandbox's root
+    bool idmap = false;         // root mode: a writable bind idmapped to the sandbox's user
     uid_t source_uid = 0;       // bind: the owner of the source (for idmap)
     gid_t source_gid = 0;
+    // idmap: the sandbox's user and group write as the source's owner and group; where one
+    // is host root (0) and the profile does not say filesystem.map_host_root, as themselves.
+    bool map_owner = true, map_group = true;
     std::string options;   // tmpfs/dev: "size=...,mode=..."
     unsigned mode = 0755;  // dir; dev: the directory's mode
     // dev, proc: the mount point is a directory of the tmpfs root itself (no other mount above

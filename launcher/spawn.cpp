@@ -75,12 +75,17 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
         }
         MountSetattr attr;
         attr.propagation = MS_SLAVE;
-        IdMapping u{m.source_uid, outside_of(plan.uid_map, plan.uid), 1};
-        IdMapping g{m.source_gid, outside_of(plan.gid_map, plan.gid), 1};
+        // An id that is not mapped to the source's owner maps to itself: the sandbox writes
+        // as its own host id, as without an idmap.
+        std::uint32_t uid = outside_of(plan.uid_map, plan.uid);
+        std::uint32_t gid = outside_of(plan.gid_map, plan.gid);
+        IdMapping u{m.map_owner ? m.source_uid : uid, uid, 1};
+        IdMapping g{m.map_group ? m.source_gid : gid, gid, 1};
         BUTTER_ASSIGN_OR_RETURN(Fd userns, make_user_namespace(std::span(&u, 1), std::span(&g, 1)));
         BUTTER_ASSIGN_OR_RETURN(out.binds[i],
                                 open_tree(AT_FDCWD, m.source.c_str(), OpenTreeFlag::Clone));
         attr.set = MountAttr::IdMap;
+        if (m.read_only) attr.set |= MountAttr::ReadOnly;  // root's own, bound read-only
         attr.userns_fd = userns.get();
         auto r = mount_setattr(out.binds[i], "", false, attr);
         if (!r)

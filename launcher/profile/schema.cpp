@@ -549,6 +549,10 @@ const std::vector<Row>& rows() {
         boolean("filesystem.read_only_root", FIELD(filesystem.read_only_root),
                 "remount the root read-only after the mounts"),
         mounts_row(),
+        boolean("filesystem.map_host_root", FIELD(filesystem.map_host_root),
+                "as root: writable binds of root-owned files and directories map the sandbox's "
+                "user to host root, so it writes there as root (else as its own unprivileged "
+                "host id)"),
         duration("limits.time", FIELD(limits.time), "wall-clock limit; exit 124 when reached"),
         duration("limits.cpu", FIELD(limits.cpu), "CPU time (RLIMIT_CPU, whole seconds)"),
         size("limits.memory", FIELD(limits.memory), "memory (cgroup memory.max / limit_in_bytes)"),
@@ -586,6 +590,9 @@ const std::vector<Row>& rows() {
                }),
         boolean("seccomp.report", FIELD(seccomp.report), "name each denied syscall in the log"),
         seccomp_rules_row(),
+        boolean("seccomp.restrict_suid_sgid", FIELD(seccomp.restrict_suid_sgid),
+                "refuse to make set-uid and set-gid files (chmod, open, mkdir, mknod with those "
+                "bits; openat2 gets ENOSYS), as systemd's RestrictSUIDSGID"),
         string_list("capabilities.keep", FIELD(capabilities.keep), "capabilities kept (CAP_...)",
                     false, check_capability),
         string("network.mode", FIELD(network.mode),

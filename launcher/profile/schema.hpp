@@ -81,6 +81,9 @@ struct Profile {
         std::string hostname = "sandbox";
         bool read_only_root = true;  // the root tmpfs is remounted read-only after setup
         std::vector<MountSpec> mounts;
+        // Root mode: a writable bind of a directory owned by root maps the sandbox's user to
+        // host root (else the sandbox writes there only as its own unprivileged host id).
+        bool map_host_root = false;
     } filesystem;
 
     struct Limits {
@@ -98,6 +101,7 @@ struct Profile {
         std::string errno_name = "EPERM";  // the errno for denied calls
         bool report = false;               // name each denied syscall (user notification)
         std::vector<SeccompRule> rules;
+        bool restrict_suid_sgid = true;  // no set-uid/set-gid files (policy.hpp: implicit rules)
     } seccomp;
 
     struct Capabilities {

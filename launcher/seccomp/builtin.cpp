@@ -14,6 +14,8 @@ std::string program_key(const profile::Profile& p) {
         k += "allow " + a + "\n";
     for (const auto& r : s.rules)
         k += "rule " + r.text + "\n";
+    for (const auto& r : implicit_rules(p))
+        k += "implicit " + r + "\n";
     return k;
 }
 

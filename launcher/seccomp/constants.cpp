@@ -1,9 +1,11 @@
 #include "seccomp/constants.hpp"
 
+#include <fcntl.h>
 #include <linux/personality.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <array>
 #include <charconv>
@@ -17,7 +19,7 @@ namespace butter::launcher::seccomp {
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, std::uint64_t>, 50> kConstants{{
+constexpr std::array<std::pair<std::string_view, std::uint64_t>, 55> kConstants{{
     // address families (socket's first argument)
     {"AF_UNSPEC", AF_UNSPEC},
     {"AF_UNIX", AF_UNIX},
@@ -73,6 +75,12 @@ constexpr std::array<std::pair<std::string_view, std::uint64_t>, 50> kConstants{
     {"UNAME26", UNAME26},
     {"ADDR_NO_RANDOMIZE", ADDR_NO_RANDOMIZE},
     {"PER_QUERY", 0xffffffffULL},
+    // file modes and open flags (set-id files)
+    {"S_ISUID", S_ISUID},
+    {"S_ISGID", S_ISGID},
+    {"O_CREAT", O_CREAT},
+    {"O_TMPFILE", O_TMPFILE},
+    {"__O_TMPFILE", 020000000},  // the kernel's bit alone (glibc's macro adds O_DIRECTORY)
 }};
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <butter/error.hpp>
 
 #include "profile/toml_reader.hpp"
+#include "seccomp/rules.hpp"
 
 namespace butter::launcher::seccomp {
 
@@ -226,6 +227,34 @@ std::optional<std::string> expand_rule(const profile::SeccompRule& r, Alternativ
 
 }  // namespace
 
+std::vector<std::string> implicit_rules(const profile::Profile& p) {
+    std::vector<std::string> out;
+    // syscalls = [...] of those in `names` that exist here and are not denied outright.
+    auto rule = [&](std::initializer_list<const char*> names, const std::string& rest) {
+        std::string list;
+        for (const char* n : names) {
+            bool denied =
+                std::find(p.seccomp.deny.begin(), p.seccomp.deny.end(), n) != p.seccomp.deny.end();
+            if (resolve_syscall(n) && !denied)
+                list += (list.empty() ? "\"" : ", \"") + std::string(n) + "\"";
+        }
+        if (!list.empty()) out.push_back("{ syscalls = [" + list + "]" + rest + " }");
+    };
+    if (p.seccomp.restrict_suid_sgid) {
+        // systemd's RestrictSUIDSGID: the mode argument of every call that sets one, and of
+        // the opens that create. openat2's flags and mode lie in memory, out of the filter's
+        // reach: ENOSYS, and libc falls back to openat.
+        const std::string setid = "{ any_bit = [\"S_ISUID\", \"S_ISGID\"] }";
+        const std::string creates = "{ any_bit = [\"O_CREAT\", \"__O_TMPFILE\"] }";
+        rule({"chmod", "fchmod", "creat", "mkdir", "mknod"}, ", match = { arg1 = " + setid + " }");
+        rule({"fchmodat", "fchmodat2", "mkdirat", "mknodat"}, ", match = { arg2 = " + setid + " }");
+        rule({"open"}, ", match = { arg1 = " + creates + ", arg2 = " + setid + " }");
+        rule({"openat"}, ", match = { arg2 = " + creates + ", arg3 = " + setid + " }");
+        rule({"openat2"}, ", action = \"errno:ENOSYS\"");
+    }
+    return out;
+}
+
 std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     const auto& s = p.seccomp;
     auto errors = [&] {
@@ -245,8 +274,18 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     if (!def)
         out.push_back(
             error_at(p.loc_of("seccomp.default"), "seccomp.default: " + def.error().text()));
+    // The profile's rules, then butter's own (written as a profile author would).
+    std::vector<profile::SeccompRule> rules = s.rules;
+    for (const std::string& text : implicit_rules(p)) {
+        std::optional<profile::Value> tree = profile::parse_toml("r = " + text, "<implicit>", out);
+        const profile::Value* v = tree ? tree->find("r") : nullptr;
+        std::optional<profile::SeccompRule> r = v ? parse_rule(*v, out) : std::nullopt;
+        if (!r) continue;  // butter's own text: a unit test guards it
+        r->loc = p.loc_of("seccomp.restrict_suid_sgid");
+        rules.push_back(std::move(*r));
+    }
     if (errors() != errors_before) return std::nullopt;
-    if (def->kind == SeccompAction::Kind::Allow && deny.empty() && s.rules.empty()) return c;
+    if (def->kind == SeccompAction::Kind::Allow && deny.empty() && rules.empty()) return c;
 
     // A denied call fails with the profile's errno; with report = true it goes to the
     // supervisor first, which names it and answers with the same errno.
@@ -274,7 +313,7 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
 
     // Argument rules first: their syscalls must not also be plain allow/deny entries.
     std::set<std::string> ruled;
-    for (const auto& r : s.rules) {
+    for (const auto& r : rules) {
         SeccompAction action =
             reported(r.action.empty() ? profile_errno
                                       : SeccompAction::parse(r.action).value_or(profile_errno));

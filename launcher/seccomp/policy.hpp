@@ -31,6 +31,11 @@ struct Compiled {
     int denied_errno = EPERM;
 };
 
+// The rules butter adds to a profile's own, as rule tables in the profile's syntax (what
+// `butter show` lists, and part of the program key): seccomp.restrict_suid_sgid's. Only
+// syscalls this architecture has and the profile does not deny outright.
+std::vector<std::string> implicit_rules(const profile::Profile& p);
+
 // Builds the filter of a profile; every problem is a diagnostic at the key's position.
 std::optional<Compiled> compile(const profile::Profile& p, profile::Diagnostics& out);
 

@@ -139,7 +139,7 @@ TEST_P(HostileFiles, SeccompFilterCannotBeSwitchedOffForLaterRuns) {
 }
 
 // 2. No set-id file and no file of host root's ever comes out of a sandbox.
-TEST_P(HostileFiles, DISABLED_NoSetIdFilesReachTheHost) {
+TEST_P(HostileFiles, NoSetIdFilesReachTheHost) {
     auto r = butter(
         {"run", "--ro-bind", hostile_bin() + ":/hostile", "--", "/hostile", "setuid", work_});
     EXPECT_EQ(r.out.find("ESCAPED"), std::string::npos) << r.out << r.err;

@@ -112,11 +112,31 @@ TEST_P(RunTest, WorkspaceIsWritableAndLandsOnTheHostWithItsOwner) {
     ASSERT_EQ(::stat(work_.path().c_str(), &dir), 0);
     if (nobody()) {
         EXPECT_EQ(st.st_uid, 65534u);
-    } else {
-        // Root mode: uid 0 inside is an unprivileged host id, and the idmapped bind makes its
-        // writes land as the workspace's owner.
-        EXPECT_EQ(st.st_uid, dir.st_uid);
+        return;
     }
+    // Root mode: uid 0 inside is an unprivileged host id. In a root-owned directory that others
+    // may write, the sandbox writes as that id, never as root.
+    EXPECT_EQ(dir.st_uid, 0u);
+    EXPECT_NE(st.st_uid, 0u);
+    EXPECT_NE(st.st_gid, 0u);
+    // A user's directory is idmapped: the writes land as its owner.
+    ASSERT_EQ(::chown(work_.path().c_str(), 12345, 12346), 0);
+    ASSERT_EQ(::chmod(work_.path().c_str(), 0755), 0);
+    std::string mine = work_ / "mine.txt";
+    auto m = probe({"write", mine});
+    EXPECT_EQ(m.out, "ok\n") << m.err;
+    ASSERT_EQ(::stat(mine.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 12345u);
+    EXPECT_EQ(st.st_gid, 12346u);
+    // Root's own directory is bound read-only, saying so, unless the profile maps host root.
+    ASSERT_EQ(::chown(work_.path().c_str(), 0, 0), 0);
+    auto ro = probe({"write", work_ / "ro.txt"});
+    EXPECT_NE(ro.out, "ok\n");
+    EXPECT_NE(ro.err.find("is owned by root: bound read-only"), std::string::npos) << ro.err;
+    auto mapped = probe({"write", work_ / "root.txt"}, {"--set", "filesystem.map_host_root=true"});
+    EXPECT_EQ(mapped.out, "ok\n") << mapped.err;
+    ASSERT_EQ(::stat((work_ / "root.txt").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u);
 }
 
 TEST_P(RunTest, PrivateTmpIsEmptyAndWritable) {

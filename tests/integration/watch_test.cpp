@@ -24,6 +24,8 @@ class Watch : public ::testing::Test {
         ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
         conf_ = dir_ / "app.conf";
         write_file(conf_, "v1\n");
+        // Root's file, which a sandbox (never host root) may write only when others may.
+        ASSERT_EQ(::chmod(conf_.c_str(), 0666), 0);
     }
     RunOptions opts() const {
         RunOptions o;
