@@ -67,6 +67,18 @@ int cmd_run(const Cli& cli, EarlyChild early) {
     (void)prefault_heap();
     auto plan = load_and_plan(cli, cli.args);
     if (!plan) return kFailed;
+    // The report's directory, held from before the sandbox runs: nothing the sandbox leaves at
+    // that path (a symlink, a hard link) redirects it (host_path.hpp).
+    std::optional<HostFile> report;
+    if (!plan->report_path.empty() && plan->report_path != "-") {
+        auto f = HostFile::at(plan->report_path);
+        if (!f) {
+            std::fprintf(stderr, "butter: report: %s\n", f.error().what().c_str());
+            return kFailed;
+        }
+        report = std::move(*f);
+    }
+    const HostFile* report_file = report ? &*report : nullptr;
     // Block the forwarded signals before the clone: one that arrives in between stays pending
     // for the supervisor's signalfd instead of killing butter.
     auto blocked = SignalMaskGuard::block(supervised_signals(*plan));
@@ -85,15 +97,14 @@ int cmd_run(const Cli& cli, EarlyChild early) {
         RunOutcome failed;
         failed.kind = RunOutcome::Kind::SetupFailed;
         failed.message = outcome.error().what();
-        if (!plan->report_path.empty())
-            (void)write_report(plan->report_path, report_json(*plan, failed));
+        if (!plan->report_path.empty()) (void)write_report(report_file, report_json(*plan, failed));
         return kFailed;
     }
     if (!outcome->message.empty()) std::fprintf(stderr, "butter: %s\n", outcome->message.c_str());
     if (outcome->kind == RunOutcome::Kind::TimedOut && cli.verbosity > 0)
         std::fprintf(stderr, "butter: time limit reached, command stopped\n");
     if (!plan->report_path.empty()) {
-        if (auto w = write_report(plan->report_path, report_json(*plan, *outcome)); !w)
+        if (auto w = write_report(report_file, report_json(*plan, *outcome)); !w)
             std::fprintf(stderr, "butter: report: %s\n", w.error().what().c_str());
     }
     return outcome->exit_status();

@@ -7,6 +7,8 @@
 
 #include <butter/splice.hpp>
 
+#include "host_path.hpp"
+
 namespace butter::launcher {
 
 namespace {
@@ -60,8 +62,10 @@ Result<Output> Output::open(const OutputSpec& spec, int own_fd) {
     if (spec.kind == K::Null) {
         BUTTER_ASSIGN_OR_RETURN(o.file_, butter::open("/dev/null", O_WRONLY));
     } else if (spec.kind == K::File || spec.kind == K::Tee) {
-        BUTTER_ASSIGN_OR_RETURN(
-            o.file_, butter::open(spec.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
+        // The path may lie where a sandbox wrote before: host_path.hpp.
+        auto file = HostFile::at(spec.path);
+        if (!file) return fail(std::move(file).error().with_context("output"));
+        BUTTER_ASSIGN_OR_RETURN(o.file_, file->open_truncated());
     }
     if (spec.kind == K::Tee) {
         BUTTER_TRY(o.reopen_pipe());

@@ -16,6 +16,7 @@
 #include <butter/fd.hpp>
 #include <butter/signalfd.hpp>
 
+#include "host_path.hpp"
 #include "seccomp/builtin.hpp"
 #include "seccomp/kernel_log.hpp"
 
@@ -273,12 +274,16 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
 
     // --- filesystem
     if (p.filesystem.root != "tmpfs") {
-        struct stat st {};
-        if (::stat(p.filesystem.root.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
-            out.push_back(
-                error_at(p.loc_of("filesystem.root"),
-                         "filesystem.root: '" + p.filesystem.root + "' is not a directory"));
-        plan.root_dir = p.filesystem.root;
+        auto root = resolve_host_path(p.filesystem.root);
+        if (!root || !S_ISDIR(root->st.st_mode)) {
+            out.push_back(error_at(p.loc_of("filesystem.root"),
+                                   "filesystem.root: '" + p.filesystem.root + "' " +
+                                       (root ? "is not a directory" : root.error().what())));
+        } else {
+            plan.root_dir = root->path;
+            plan.root_dev = root->st.st_dev;
+            plan.root_ino = root->st.st_ino;
+        }
     }
     plan.read_only_root = p.filesystem.read_only_root;
     std::vector<profile::MountSpec> specs = p.filesystem.mounts;
@@ -367,16 +372,18 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                     continue;
                 }
             }
-            char* real = ::realpath(m.source.c_str(), nullptr);
-            struct stat st {};
-            if (!real || ::stat(real, &st) < 0) {
-                std::free(real);
-                out.push_back(
-                    error_at(m.loc, "mount source '" + m.source + "' cannot be resolved"));
+            auto src = resolve_host_path(m.source,
+                                         m.follow_symlinks ? Symlinks::Follow : Symlinks::RootOnly);
+            if (!src) {
+                out.push_back(error_at(m.loc, "mount source '" + m.source +
+                                                  "' cannot be resolved: " + src.error().what()));
+                targets.erase(*target);
                 continue;
             }
-            s.source = real;
-            std::free(real);
+            const struct stat& st = src->st;
+            s.source = std::move(src->path);
+            s.source_dev = st.st_dev;
+            s.source_ino = st.st_ino;
             s.source_is_dir = S_ISDIR(st.st_mode);
             s.source_uid = st.st_uid;
             s.source_gid = st.st_gid;
@@ -529,12 +536,15 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     // --- watch
     for (std::size_t i = 0; i < p.watch.paths.size(); ++i) {
         const std::string& w = p.watch.paths[i];
-        if (::access(w.c_str(), F_OK) < 0) {
+        auto resolved = resolve_host_path(w);
+        if (!resolved) {
+            bool missing = resolved.error().errno_value() == ENOENT;
             out.push_back(error_at(p.loc_of("watch.paths[" + std::to_string(i) + "]"),
-                                   "watch.paths: '" + w + "' does not exist"));
+                                   "watch.paths: '" + w + "' " +
+                                       (missing ? "does not exist" : resolved.error().what())));
             continue;
         }
-        plan.watch_paths.push_back(w);
+        plan.watch_paths.push_back(std::move(resolved->path));
     }
     if (p.watch.on_change == "restart") {
         plan.on_change = SandboxPlan::OnChange::Restart;

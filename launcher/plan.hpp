@@ -31,6 +31,10 @@ struct MountStep {
     bool idmap = false;         // root mode: a writable bind idmapped to the sandbox's user
     uid_t source_uid = 0;       // bind: the owner of the source (for idmap)
     gid_t source_gid = 0;
+    // bind: what `source` (every symlink resolved) named at planning; opened again without
+    // following a symlink and checked against this before it is cloned (host_path.hpp).
+    dev_t source_dev = 0;
+    ino_t source_ino = 0;
     // idmap: the sandbox's user and group write as the source's owner and group; where one
     // is host root (0) and the profile does not say filesystem.map_host_root, as themselves.
     bool map_owner = true, map_group = true;
@@ -79,6 +83,8 @@ struct SandboxPlan {
     bool clear_groups = false;  // setgroups(0) (possible when the parent wrote the maps)
 
     std::string root_dir;  // "" for a fresh tmpfs root
+    dev_t root_dev = 0;    // root_dir's identity at planning (as MountStep::source_dev)
+    ino_t root_ino = 0;
     bool read_only_root = true;
     std::vector<MountStep> mounts;
     bool has_proc = false;

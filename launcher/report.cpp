@@ -116,16 +116,13 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
     return j + "}\n";
 }
 
-Result<void> write_report(const std::string& path, const std::string& json) {
-    if (path == "-") {
+Result<void> write_report(const HostFile* file, const std::string& json) {
+    if (!file) {
         std::fwrite(json.data(), 1, json.size(), stdout);
         std::fflush(stdout);
         return {};
     }
-    BUTTER_ASSIGN_OR_RETURN(Fd fd, open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
-    if (::write(fd.get(), json.data(), json.size()) != static_cast<ssize_t>(json.size()))
-        return fail_errno("write", path);
-    return fd.close();
+    return file->replace(json);
 }
 
 }  // namespace butter::launcher

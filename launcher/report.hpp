@@ -6,6 +6,7 @@
 
 #include <butter/error.hpp>
 
+#include "host_path.hpp"
 #include "plan.hpp"
 #include "supervisor.hpp"
 
@@ -13,7 +14,8 @@ namespace butter::launcher {
 
 std::string report_json(const SandboxPlan& plan, const RunOutcome& outcome);
 
-// Writes the report to `path` ("-": stdout).
-[[nodiscard]] Result<void> write_report(const std::string& path, const std::string& json);
+// Writes the report into `file` (opened before the run: host_path.hpp), or to stdout when it is
+// nullptr (report path "-").
+[[nodiscard]] Result<void> write_report(const HostFile* file, const std::string& json);
 
 }  // namespace butter::launcher

@@ -29,6 +29,7 @@
 #include "cgroup.hpp"
 #include "child/child.hpp"
 #include "child/raw.hpp"
+#include "host_path.hpp"
 
 namespace butter::launcher {
 
@@ -82,8 +83,9 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
         IdMapping u{m.map_owner ? m.source_uid : uid, uid, 1};
         IdMapping g{m.map_group ? m.source_gid : gid, gid, 1};
         BUTTER_ASSIGN_OR_RETURN(Fd userns, make_user_namespace(std::span(&u, 1), std::span(&g, 1)));
+        BUTTER_ASSIGN_OR_RETURN(Fd src, reopen_host_path(m.source, m.source_dev, m.source_ino));
         BUTTER_ASSIGN_OR_RETURN(out.binds[i],
-                                open_tree(AT_FDCWD, m.source.c_str(), OpenTreeFlag::Clone));
+                                open_tree(src, "", OpenTreeFlag::Clone | OpenTreeFlag::EmptyPath));
         attr.set = MountAttr::IdMap;
         if (m.read_only) attr.set |= MountAttr::ReadOnly;  // root's own, bound read-only
         attr.userns_fd = userns.get();

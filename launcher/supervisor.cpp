@@ -25,6 +25,7 @@
 #include "cgroup.hpp"
 #include "child/child.hpp"
 #include "events.hpp"
+#include "host_path.hpp"
 #include "notify.hpp"
 #include "output.hpp"
 #include "pty.hpp"
@@ -466,7 +467,10 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         extended = profile_plan;
         MountStep m;
         m.type = profile::MountType::Bind;
-        m.source = relay->dir();
+        BUTTER_ASSIGN_OR_RETURN(HostPath dir, resolve_host_path(relay->dir()));
+        m.source = std::move(dir.path);
+        m.source_dev = dir.st.st_dev;
+        m.source_ino = dir.st.st_ino;
         m.target = NotifyRelay::kInsideDir;
         m.read_only = true;  // a socket still accepts connections on a read-only mount
         extended->mounts.push_back(m);

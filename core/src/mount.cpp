@@ -261,6 +261,16 @@ Result<Fd> open_in_root(BorrowedFd root, const char* path, int flags, bool no_sy
     return Fd(static_cast<int>(fd));
 }
 
+Result<Fd> open_no_symlinks(BorrowedFd dir, const char* path, int flags, unsigned mode) {
+    struct open_how how {};
+    how.flags = static_cast<std::uint64_t>(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode : 0;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd = openat2(dir.get(), path, &how);
+    if (fd < 0) return fail(Error("openat2", static_cast<int>(-fd), str(path)));
+    return Fd(static_cast<int>(fd));
+}
+
 Result<Fd> make_dirs_in_root(BorrowedFd root, const char* path, unsigned mode) {
     return with_context(walk_dirs(root, path, mode), "make_dirs_in_root");
 }

@@ -15,6 +15,7 @@
 #include <butter/mount.hpp>
 
 #include "child/child.hpp"
+#include "host_path.hpp"
 
 namespace butter::launcher {
 
@@ -170,8 +171,11 @@ Result<void> harden_proc(const std::string& proc, Mask& files, Mask& dirs) {
 }  // namespace
 
 Result<Fd> clone_bind_source(const MountStep& m, bool as_slave) {
-    BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(AT_FDCWD, m.source.c_str(),
-                                               OpenTreeFlag::Clone | OpenTreeFlag::Recursive));
+    // What the plan resolved, unless it was replaced since (host_path.hpp): never a symlink.
+    BUTTER_ASSIGN_OR_RETURN(Fd src, reopen_host_path(m.source, m.source_dev, m.source_ino));
+    BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(src, "",
+                                               OpenTreeFlag::Clone | OpenTreeFlag::Recursive |
+                                                   OpenTreeFlag::EmptyPath));
     MountSetattr attr;
     if (m.read_only) attr.set = MountAttr::ReadOnly;
     if (as_slave) attr.propagation = MS_SLAVE;
@@ -230,8 +234,11 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
         BUTTER_TRY(butter::mount("tmpfs", staging, "tmpfs", MountFlag::NoSuid | MountFlag::NoDev,
                                  "mode=0755"));
     } else {
-        BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(AT_FDCWD, plan.root_dir.c_str(),
-                                                   OpenTreeFlag::Clone | OpenTreeFlag::Recursive));
+        BUTTER_ASSIGN_OR_RETURN(Fd dir,
+                                reopen_host_path(plan.root_dir, plan.root_dev, plan.root_ino));
+        BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(dir, "",
+                                                   OpenTreeFlag::Clone | OpenTreeFlag::Recursive |
+                                                       OpenTreeFlag::EmptyPath));
         BUTTER_TRY(move_mount(tree, "", AT_FDCWD, staging));
     }
     BUTTER_ASSIGN_OR_RETURN(Fd root, open(staging, O_PATH | O_DIRECTORY));

@@ -354,6 +354,8 @@ std::optional<MountSpec> parse_mount(const Value& e, const Expansion& x, Diagnos
             if (want(Kind::Boolean)) m.read_only = v.boolean;
         } else if (k == "optional") {
             if (want(Kind::Boolean)) m.optional = v.boolean;
+        } else if (k == "follow_symlinks") {
+            if (want(Kind::Boolean)) m.follow_symlinks = v.boolean;
         } else if (k == "size") {
             if (v.kind == Kind::Integer && v.integer > 0) {
                 m.size = static_cast<std::uint64_t>(v.integer);
@@ -375,7 +377,8 @@ std::optional<MountSpec> parse_mount(const Value& e, const Expansion& x, Diagnos
         } else {
             out.push_back(error_at(
                 v.key_loc, "filesystem.mounts: unknown key '" + k +
-                               "' (type, source, target, read_only, optional, size, mode)"));
+                               "' (type, source, target, read_only, optional, follow_symlinks, "
+                               "size, mode)"));
             ok = false;
         }
     }
@@ -412,6 +415,11 @@ std::optional<MountSpec> parse_mount(const Value& e, const Expansion& x, Diagnos
             std::string("filesystem.mounts: a ") + to_string(m.type) + " mount takes no 'source'"));
         ok = false;
     }
+    if (m.follow_symlinks && m.type != MountType::Bind) {
+        out.push_back(error_at(e.loc, "filesystem.mounts: 'follow_symlinks' applies to bind "
+                                      "mounts only"));
+        ok = false;
+    }
     if (m.size && m.type != MountType::Tmpfs && m.type != MountType::Dev) {
         out.push_back(
             error_at(e.loc, "filesystem.mounts: 'size' applies to tmpfs and dev mounts only"));
@@ -426,6 +434,7 @@ std::string mount_text(const MountSpec& m) {
     s += ", target = " + q(m.target);
     if (m.read_only) s += ", read_only = true";
     if (m.optional) s += ", optional = true";
+    if (m.follow_symlinks) s += ", follow_symlinks = true";
     if (m.size) s += ", size = " + q(format_size(*m.size));
     if (m.mode) {
         char buf[16];
@@ -453,8 +462,9 @@ Row mounts_row() {
                     s += "  " + mount_text(m) + ",\n";
                 return s + "]";
             },
-            "mounts applied in order: bind (source, read_only), tmpfs (size, mode), proc, dev, "
-            "symlink (source = link text), dir, mqueue; optional = true skips a missing source"};
+            "mounts applied in order: bind (source, read_only, follow_symlinks: else only root's "
+            "symlinks are followed on the source's path), tmpfs (size, mode), proc, dev, symlink "
+            "(source = link text), dir, mqueue; optional = true skips a missing source"};
 }
 
 Row env_set_row() {

@@ -28,6 +28,8 @@ struct MountSpec {
     std::string target;  // absolute path inside the sandbox
     bool read_only = false;
     bool optional = false;  // a missing source skips the mount (with a warning) instead of failing
+    // bind: follow every symlink on the source's path (else only root's: host_path.hpp)
+    bool follow_symlinks = false;
     std::optional<std::uint64_t> size;  // tmpfs
     std::optional<unsigned> mode;       // tmpfs, dir
     // The target came from $PWD/$HOME/$UID: a later such mount replaces an earlier mount of the

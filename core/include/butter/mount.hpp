@@ -160,6 +160,13 @@ class FsContext {
 [[nodiscard]] Result<Fd> open_in_root(BorrowedFd root, const char* path, int flags,
                                       bool no_symlinks = false);
 
+// openat2(2) of `path` relative to `dir` (or absolute) with RESOLVE_NO_SYMLINKS and
+// RESOLVE_NO_MAGICLINKS: a symlink anywhere on the path, the last component included, fails
+// with ELOOP. For a path already resolved once, opened again where a symlink swapped in since
+// must not be followed. The fd is O_CLOEXEC.
+[[nodiscard]] Result<Fd> open_no_symlinks(BorrowedFd dir, const char* path, int flags,
+                                          unsigned mode = 0);
+
 // Creates every missing directory of `path` (mode 0755) inside `root`, never following a
 // symlink (a symlink anywhere on the path is ELOOP), and returns an O_PATH fd of the last one.
 [[nodiscard]] Result<Fd> make_dirs_in_root(BorrowedFd root, const char* path, unsigned mode = 0755);

@@ -1,0 +1,130 @@
+// Host paths opened so that a sandbox cannot redirect them (host_path.hpp), against the real
+// filesystem.
+#include "host_path.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../support/tmpdir.hpp"
+
+namespace butter::launcher {
+namespace {
+
+using test::read_file;
+using test::TempDir;
+using test::write_file;
+
+bool root() {
+    return ::geteuid() == 0;
+}
+
+TEST(HostPath, ResolvesWithoutSymlinksAndDots) {
+    TempDir d;
+    ASSERT_EQ(::mkdir((d / "a").c_str(), 0755), 0);
+    write_file(d / "a/f", "x");
+    auto r = resolve_host_path(d.path() + "//a/./../a/f");
+    ASSERT_TRUE(r) << r.error().what();
+    EXPECT_EQ(r->path, d / "a/f");
+    EXPECT_TRUE(S_ISREG(r->st.st_mode));
+    auto missing = resolve_host_path(d / "nope/f");
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().errno_value(), ENOENT);
+    EXPECT_FALSE(resolve_host_path("relative/path"));
+    EXPECT_EQ(resolve_host_path(d / "a/f/g").error().errno_value(), ENOTDIR);
+}
+
+TEST(HostPath, FollowsOnlyRootsSymlinksUnlessTold) {
+    if (!root()) GTEST_SKIP() << "needs root to own symlinks of two users";
+    TempDir d;
+    ASSERT_EQ(::mkdir((d / "target").c_str(), 0755), 0);
+    ASSERT_EQ(::symlink("target", (d / "roots").c_str()), 0);
+    ASSERT_EQ(::symlink((d / "target").c_str(), (d / "users").c_str()), 0);
+    ASSERT_EQ(::lchown((d / "users").c_str(), 12345, 12345), 0);
+
+    auto r = resolve_host_path(d / "roots");
+    ASSERT_TRUE(r) << r.error().what();
+    EXPECT_EQ(r->path, d / "target");
+    auto u = resolve_host_path(d / "users");
+    ASSERT_FALSE(u);
+    EXPECT_NE(u.error().what().find("a symlink (to '" + d / "target" + "')"), std::string::npos)
+        << u.error().what();
+    EXPECT_EQ(u.error().context(), d / "users");
+    auto f = resolve_host_path(d / "users", Symlinks::Follow);
+    ASSERT_TRUE(f) << f.error().what();
+    EXPECT_EQ(f->path, d / "target");
+}
+
+TEST(HostPath, ReopenCatchesAReplacement) {
+    TempDir d;
+    ASSERT_EQ(::mkdir((d / "src").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((d / "other").c_str(), 0755), 0);
+    auto r = resolve_host_path(d / "src");
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(reopen_host_path(r->path, r->st.st_dev, r->st.st_ino));
+    ASSERT_EQ(::rename((d / "src").c_str(), (d / "gone").c_str()), 0);
+    ASSERT_EQ(::rename((d / "other").c_str(), (d / "src").c_str()), 0);
+    auto swapped = reopen_host_path(r->path, r->st.st_dev, r->st.st_ino);
+    ASSERT_FALSE(swapped);
+    EXPECT_EQ(swapped.error().errno_value(), ESTALE);
+    ASSERT_EQ(::rmdir((d / "src").c_str()), 0);
+    ASSERT_EQ(::symlink("gone", (d / "src").c_str()), 0);
+    auto link = reopen_host_path(r->path, r->st.st_dev, r->st.st_ino);
+    ASSERT_FALSE(link);
+    EXPECT_EQ(link.error().errno_value(), ELOOP);
+}
+
+TEST(HostFile, ReplacesSymlinksAndHardLinksInsteadOfWritingThroughThem) {
+    TempDir d, elsewhere;
+    std::string victim = elsewhere / "victim";
+    write_file(victim, "host file\n");
+    ASSERT_EQ(::symlink(victim.c_str(), (d / "out").c_str()), 0);
+    auto f = HostFile::at(d / "out");
+    ASSERT_TRUE(f) << f.error().what();
+    {
+        auto fd = f->open_truncated();
+        ASSERT_TRUE(fd) << fd.error().what();
+        ASSERT_EQ(::write(fd->get(), "new\n", 4), 4);
+    }
+    EXPECT_EQ(read_file(victim), "host file\n");
+    EXPECT_EQ(read_file(d / "out"), "new\n");
+
+    ASSERT_EQ(::unlink((d / "out").c_str()), 0);
+    ASSERT_EQ(::link(victim.c_str(), (d / "out").c_str()), 0);
+    ASSERT_TRUE(f->open_truncated());
+    EXPECT_EQ(read_file(victim), "host file\n");
+
+    ASSERT_EQ(::unlink((d / "out").c_str()), 0);
+    ASSERT_EQ(::symlink(victim.c_str(), (d / "out").c_str()), 0);
+    ASSERT_TRUE(f->replace("{}\n"));
+    EXPECT_EQ(read_file(victim), "host file\n");
+    EXPECT_EQ(read_file(d / "out"), "{}\n");
+    struct stat st {};
+    ASSERT_EQ(::lstat((d / "out").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    // An ordinary file is truncated in place (same inode: a reader following it keeps it).
+    ino_t ino = st.st_ino;
+    ASSERT_TRUE(f->open_truncated());
+    ASSERT_EQ(::lstat((d / "out").c_str(), &st), 0);
+    EXPECT_EQ(st.st_ino, ino);
+    EXPECT_EQ(st.st_size, 0);
+}
+
+TEST(HostFile, HoldsItsDirectoryFromBeforeTheRun) {
+    TempDir d, elsewhere;
+    ASSERT_EQ(::mkdir((d / "sub").c_str(), 0755), 0);
+    auto f = HostFile::at(d / "sub/report.json");
+    ASSERT_TRUE(f);
+    // The directory's name now leads elsewhere: the file still goes where it was resolved.
+    ASSERT_EQ(::rename((d / "sub").c_str(), (d / "moved").c_str()), 0);
+    ASSERT_EQ(::symlink(elsewhere.path().c_str(), (d / "sub").c_str()), 0);
+    ASSERT_TRUE(f->replace("{}\n"));
+    EXPECT_EQ(read_file(d / "moved/report.json"), "{}\n");
+    struct stat st {};
+    EXPECT_NE(::lstat((elsewhere / "report.json").c_str(), &st), 0);
+    EXPECT_FALSE(HostFile::at(d / "sub/"));
+    EXPECT_FALSE(HostFile::at("report.json"));
+}
+
+}  // namespace
+}  // namespace butter::launcher
