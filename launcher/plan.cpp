@@ -124,12 +124,35 @@ std::vector<std::string> exec_candidates(const std::string& arg0,
     return out;
 }
 
-std::string tmpfs_options(const profile::MountSpec& m, unsigned default_mode) {
+std::string tmpfs_options(const profile::MountSpec& m, unsigned default_mode,
+                          std::optional<std::uint64_t> default_size = std::nullopt) {
     char mode[16];
     std::snprintf(mode, sizeof mode, "%o", m.mode.value_or(default_mode));
     std::string s = std::string("mode=") + mode;
-    if (m.size) s += ",size=" + std::to_string(*m.size);
+    if (auto size = m.size ? m.size : default_size) s += ",size=" + std::to_string(*size);
+    if (!m.size && default_size) s += ",nr_inodes=" + std::to_string(kSandboxTmpfsInodes);
     return s;
+}
+
+// $HOME with its symlinks resolved, as written where it does not exist ("" when unset).
+std::string real_home() {
+    const char* home = std::getenv("HOME");
+    if (!home || *home != '/') return "";
+    char* real = ::realpath(home, nullptr);
+    std::string out = real ? real : normalize_target(home).value_or("");
+    std::free(real);
+    return out;
+}
+
+// Why a writable bind of `source` would let a sandbox plant code that the caller later runs
+// outside it ($HOME's dotfiles and dot-directories: .bashrc, .profile, .ssh, .config/autostart,
+// .local/bin), or "".
+std::string home_danger(const std::string& source, const std::string& home) {
+    if (home.empty() || home == "/") return "";
+    if (source == home) return "it is $HOME";
+    if (source == "/" || home.starts_with(source + "/")) return "it holds $HOME";
+    if (source.starts_with(home + "/.")) return "it is in a dot-directory of $HOME";
+    return "";
 }
 
 }  // namespace
@@ -286,6 +309,8 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
         }
     }
     plan.read_only_root = p.filesystem.read_only_root;
+    plan.root_options = "mode=0755,size=" + std::to_string(kSandboxTmpfsSize) +
+                        ",nr_inodes=" + std::to_string(kSandboxTmpfsInodes);
     std::vector<profile::MountSpec> specs = p.filesystem.mounts;
     auto cli_bind = [&](const std::pair<std::string, std::string>& b, bool ro) {
         profile::MountSpec m;
@@ -310,7 +335,9 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                });
     };
     std::map<std::string, SourceLoc> targets;
+    const std::string home = real_home();
     for (const auto& m : specs) {
+        std::optional<MountStep> git_step;  // a bind's .git, read-only over it
         std::optional<std::string> target = normalize_target(m.target);
         if (!target) {
             out.push_back(error_at(
@@ -387,6 +414,16 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
             s.source_is_dir = S_ISDIR(st.st_mode);
             s.source_uid = st.st_uid;
             s.source_gid = st.st_gid;
+            if (!s.read_only && !p.filesystem.writable_home) {
+                if (std::string why = home_danger(s.source, home); !why.empty()) {
+                    out.push_back(error_at(
+                        m.loc, "writable bind of '" + s.source + "': " + why +
+                                   " (a sandbox could plant dotfiles that run outside it); run "
+                                   "from a project directory, bind it read-only, or set "
+                                   "filesystem.writable_home = true"));
+                    continue;
+                }
+            }
             s.idmap = plan.privileged && ns.user && !m.read_only;
             if (s.idmap && !p.filesystem.map_host_root) {
                 // Never host root's files from a sandbox, unless the profile says so: what it
@@ -408,12 +445,32 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                 }
                 s.idmap = s.map_owner || s.map_group;  // else a plain bind does the same
             }
+            // A git checkout's .git (hooks, config) runs code as the caller the next time they
+            // use git there: read-only, over the writable bind, unless the profile says.
+            if (!s.read_only && s.source_is_dir && !p.filesystem.writable_git) {
+                struct stat gst {};
+                std::string dot_git = (s.source == "/" ? "" : s.source) + "/.git";
+                if (::lstat(dot_git.c_str(), &gst) == 0 &&
+                    (S_ISDIR(gst.st_mode) || S_ISREG(gst.st_mode))) {
+                    MountStep g = s;
+                    g.source = dot_git;
+                    g.target = (s.target == "/" ? "" : s.target) + "/.git";
+                    g.read_only = true;
+                    g.source_is_dir = S_ISDIR(gst.st_mode);
+                    g.source_dev = gst.st_dev;
+                    g.source_ino = gst.st_ino;
+                    // Seen with its owner as the rest of the checkout (git checks).
+                    g.source_uid = gst.st_uid;
+                    g.source_gid = gst.st_gid;
+                    git_step = std::move(g);
+                }
+            }
         } else if (m.type == MountType::Symlink) {
             s.source = m.source;
         } else if (m.type == MountType::Tmpfs) {
             s.options = tmpfs_options(m, 01777);
         } else if (m.type == MountType::Dev) {
-            s.options = tmpfs_options(m, 0755);
+            s.options = tmpfs_options(m, 0755, kSandboxTmpfsSize);
             s.mode = m.mode.value_or(0755);
             s.on_root_fs = on_root_fs(s.target) && !m.size;
         } else if (m.type == MountType::Dir) {
@@ -427,6 +484,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                                          "host's processes"));
         }
         plan.mounts.push_back(std::move(s));
+        if (git_step) plan.mounts.push_back(std::move(*git_step));
     }
 
     // --- limits

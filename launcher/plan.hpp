@@ -22,6 +22,11 @@
 
 namespace butter::launcher {
 
+// The bounds of the tmpfs butter makes for a sandbox outside the profile's own tmpfs mounts:
+// the root (where /dev and /dev/shm live, unless the dev mount has a size) and a dev mount's.
+inline constexpr std::uint64_t kSandboxTmpfsSize = 64ULL << 20;
+inline constexpr std::uint64_t kSandboxTmpfsInodes = 16384;
+
 struct MountStep {
     profile::MountType type = profile::MountType::Bind;
     std::string source;  // bind: absolute host path; symlink: the link text
@@ -83,7 +88,10 @@ struct SandboxPlan {
     bool clear_groups = false;  // setgroups(0) (possible when the parent wrote the maps)
 
     std::string root_dir;  // "" for a fresh tmpfs root
-    dev_t root_dev = 0;    // root_dir's identity at planning (as MountStep::source_dev)
+    // The tmpfs root's options: sized, as /dev and /dev/shm may be directories of it that the
+    // sandbox writes (an unbounded tmpfs is host memory that no process owns).
+    std::string root_options;
+    dev_t root_dev = 0;  // root_dir's identity at planning (as MountStep::source_dev)
     ino_t root_ino = 0;
     bool read_only_root = true;
     std::vector<MountStep> mounts;

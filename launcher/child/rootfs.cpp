@@ -232,7 +232,7 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     const char* staging = ::stat("/tmp", &st) == 0 && S_ISDIR(st.st_mode) ? "/tmp" : "/mnt";
     if (plan.root_dir.empty()) {
         BUTTER_TRY(butter::mount("tmpfs", staging, "tmpfs", MountFlag::NoSuid | MountFlag::NoDev,
-                                 "mode=0755"));
+                                 plan.root_options.c_str()));
     } else {
         BUTTER_ASSIGN_OR_RETURN(Fd dir,
                                 reopen_host_path(plan.root_dir, plan.root_dev, plan.root_ino));

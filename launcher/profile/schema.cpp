@@ -416,8 +416,9 @@ std::optional<MountSpec> parse_mount(const Value& e, const Expansion& x, Diagnos
         ok = false;
     }
     if (m.follow_symlinks && m.type != MountType::Bind) {
-        out.push_back(error_at(e.loc, "filesystem.mounts: 'follow_symlinks' applies to bind "
-                                      "mounts only"));
+        out.push_back(error_at(e.loc,
+                               "filesystem.mounts: 'follow_symlinks' applies to bind "
+                               "mounts only"));
         ok = false;
     }
     if (m.size && m.type != MountType::Tmpfs && m.type != MountType::Dev) {
@@ -559,6 +560,12 @@ const std::vector<Row>& rows() {
         boolean("filesystem.read_only_root", FIELD(filesystem.read_only_root),
                 "remount the root read-only after the mounts"),
         mounts_row(),
+        boolean("filesystem.writable_home", FIELD(filesystem.writable_home),
+                "let a writable bind be $HOME, hold it, or lie in one of its dot-directories "
+                "(where a sandbox could plant .bashrc, .ssh/authorized_keys, .config/autostart)"),
+        boolean("filesystem.writable_git", FIELD(filesystem.writable_git),
+                "leave the .git of a writable bind writable (else bound read-only: hooks and "
+                "config run code outside the sandbox the next time git is used there)"),
         boolean("filesystem.map_host_root", FIELD(filesystem.map_host_root),
                 "as root: writable binds of root-owned files and directories map the sandbox's "
                 "user to host root, so it writes there as root (else as its own unprivileged "

@@ -86,6 +86,10 @@ struct Profile {
         // Root mode: a writable bind of a directory owned by root maps the sandbox's user to
         // host root (else the sandbox writes there only as its own unprivileged host id).
         bool map_host_root = false;
+        // A writable bind may be $HOME, hold it, or lie in one of its dot-directories.
+        bool writable_home = false;
+        // A writable bind's .git stays writable (else a read-only bind over it).
+        bool writable_git = false;
     } filesystem;
 
     struct Limits {

@@ -280,7 +280,7 @@ TEST_P(HostileFiles, BindSourceSwappedDuringSetUpIsNeverFollowed) {
 }
 
 // 5. Paths that the host later runs code from are not writable by default.
-TEST_P(HostileFiles, DISABLED_HomeAndGitAreNotWritableByDefault) {
+TEST_P(HostileFiles, HomeAndGitAreNotWritableByDefault) {
     // $HOME as the workspace (and so its dotfiles): refused with how to opt in.
     RunOptions o = opts();
     o.env.push_back("HOME=" + work_);
@@ -323,7 +323,7 @@ TEST_P(HostileFiles, DISABLED_HomeAndGitAreNotWritableByDefault) {
 }
 
 // 6. The sandbox's /dev (a directory of its root tmpfs) holds a bounded amount.
-TEST_P(HostileFiles, DISABLED_DevCannotFillMemory) {
+TEST_P(HostileFiles, DevCannotFillMemory) {
     for (const char* dir : {"/dev", "/dev/shm"}) {
         auto r = butter({"run", "--ro-bind", hostile_bin() + ":/hostile", "--", "/hostile", "fill",
                          dir, "1024"});

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -53,7 +54,10 @@ namespace {
         if (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 ||
             ::setresuid(65534, 65534, 65534) < 0)
             ::_exit(202);
-        ::setenv("HOME", "/nonexistent", 1);
+        bool home_given = std::any_of(o.env.begin(), o.env.end(), [](const std::string& kv) {
+            return kv.starts_with("HOME=");
+        });
+        if (!home_given) ::setenv("HOME", "/nonexistent", 1);
     }
     if (o.no_net_namespaces) {
         // A user namespace of the caller's own (one mapping of its ids, as unshare -r does),
