@@ -25,6 +25,34 @@ inline long ret(long r) {
     return r < 0 ? -errno : r;
 }
 
+// Landlock (linux/landlock.h of Debian 12 stops at ABI 2): the ruleset attribute as of ABI 6,
+// the rule types, and the access rights and scopes each ABI added.
+struct landlock_ruleset_attr_v6 {
+    std::uint64_t handled_access_fs;
+    std::uint64_t handled_access_net;  // ABI 4
+    std::uint64_t scoped;              // ABI 6
+};
+struct landlock_path_beneath_attr {
+    std::uint64_t allowed_access;
+    std::int32_t parent_fd;
+} __attribute__((packed));
+struct landlock_net_port_attr {
+    std::uint64_t allowed_access;
+    std::uint64_t port;
+};
+constexpr int kLandlockRulePathBeneath = 1;
+constexpr int kLandlockRuleNetPort = 2;
+constexpr unsigned kLandlockCreateRulesetVersion = 1U << 0;
+inline long landlock_create_ruleset(const void* attr, std::size_t size, unsigned flags) {
+    return ret(::syscall(SYS_landlock_create_ruleset, attr, size, flags));
+}
+inline long landlock_add_rule(int ruleset, int type, const void* attr, unsigned flags) {
+    return ret(::syscall(SYS_landlock_add_rule, ruleset, type, attr, flags));
+}
+inline long landlock_restrict_self(int ruleset, unsigned flags) {
+    return ret(::syscall(SYS_landlock_restrict_self, ruleset, flags));
+}
+
 inline pid_t getpid() {
     return static_cast<pid_t>(::syscall(SYS_getpid));
 }
