@@ -86,11 +86,16 @@ void check_userns(std::vector<Line>& out) {
     std::string detail = "max_user_namespaces=" + (max.empty() ? "?" : max);
     int self = in_child(false, enter_userns);
     if (self != 0) {
+        // ENOSPC: a limit (this user namespace's, or the host's sysctl); EPERM: a policy.
         std::string fix = "allow user namespaces: sysctl user.max_user_namespaces=10000";
-        if (max != "0" && !max.empty())
+        if (self == ENOSPC && max == "0")
             fix =
-                "the kernel allows them, so a policy around this process blocks "
-                "unshare(CLONE_NEWUSER) "
+                "this user namespace allows none below it: inside a butter sandbox, set "
+                "namespaces.nested_user = true; on the host, sysctl "
+                "user.max_user_namespaces=10000";
+        if (self == EPERM || (max != "0" && !max.empty()))
+            fix =
+                "a policy around this process blocks unshare(CLONE_NEWUSER) "
                 "(a seccomp filter, a container runtime, an LSM): run butter outside it";
         if (clone_knob == "0")
             fix = "sysctl kernel.unprivileged_userns_clone=1 (Debian's switch is off)";

@@ -208,6 +208,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
         out.push_back(error_at(p.loc_of("network.mode"), "network.mode \"" + p.network.mode +
                                                              "\" needs namespaces.net = true"));
     plan.namespaces = n;
+    plan.no_nested_user = ns.user && !ns.nested_user;
     plan.loopback_up = p.network.mode == "loopback";
     if (!ns.mount && !p.filesystem.mounts.empty())
         out.push_back(error_at(p.loc_of("namespaces.mount"),

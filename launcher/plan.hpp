@@ -86,6 +86,9 @@ struct SandboxPlan {
     uid_t uid = 0;  // the command's ids inside
     gid_t gid = 0;
     bool clear_groups = false;  // setgroups(0) (possible when the parent wrote the maps)
+    // The sandbox's user namespace gets user.max_user_namespaces = 0 (namespaces.nested_user
+    // = false): no user namespace below it, whatever the filter lets through.
+    bool no_nested_user = false;
 
     std::string root_dir;  // "" for a fresh tmpfs root
     // The tmpfs root's options: sized, as /dev and /dev/shm may be directories of it that the

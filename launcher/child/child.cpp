@@ -151,6 +151,13 @@ Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& s
         if (::setresuid(plan.setup_uid, plan.setup_uid, plan.setup_uid) < 0)
             return fail_errno("setresuid");
     }
+    if (plan.no_nested_user) {
+        // The user/ sysctls are the writer's user namespace's: this one's, owned by us.
+        auto fd = open("/proc/sys/user/max_user_namespaces", O_WRONLY);
+        if (!fd) return fail(std::move(fd).error());
+        if (::write(fd->get(), "0\n", 2) != 2)
+            return fail_errno("write", "/proc/sys/user/max_user_namespaces");
+    }
     return {};
 }
 

@@ -552,6 +552,10 @@ const std::vector<Row>& rows() {
         boolean("namespaces.net", FIELD(namespaces.net), "new network namespace"),
         boolean("namespaces.cgroup", FIELD(namespaces.cgroup), "new cgroup namespace"),
         boolean("namespaces.time", FIELD(namespaces.time), "new time namespace"),
+        boolean("namespaces.nested_user", FIELD(namespaces.nested_user),
+                "let the sandbox make user namespaces (a nested butter, rootless podman); "
+                "else clone/unshare with CLONE_NEWUSER fail, clone3 is ENOSYS and the sandbox's "
+                "user.max_user_namespaces is 0"),
         string("filesystem.root", FIELD(filesystem.root),
                "tmpfs (an empty root) or an absolute directory to use as the rootfs", true,
                check_root),

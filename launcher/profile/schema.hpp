@@ -76,6 +76,9 @@ struct Profile {
     struct Namespaces {
         bool user = true, mount = true, pid = true, uts = true, ipc = true, net = true,
              cgroup = true, time = false;
+        // The sandbox may make user namespaces of its own (seccomp and the user namespace's
+        // max_user_namespaces otherwise refuse them).
+        bool nested_user = false;
     } namespaces;
 
     struct Filesystem {

@@ -15,7 +15,7 @@ std::string program_key(const profile::Profile& p) {
     for (const auto& r : s.rules)
         k += "rule " + r.text + "\n";
     for (const auto& r : implicit_rules(p))
-        k += "implicit " + r + "\n";
+        k += "implicit " + r.text + "\n";
     return k;
 }
 

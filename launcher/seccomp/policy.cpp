@@ -227,31 +227,53 @@ std::optional<std::string> expand_rule(const profile::SeccompRule& r, Alternativ
 
 }  // namespace
 
-std::vector<std::string> implicit_rules(const profile::Profile& p) {
-    std::vector<std::string> out;
-    // syscalls = [...] of those in `names` that exist here and are not denied outright.
-    auto rule = [&](std::initializer_list<const char*> names, const std::string& rest) {
+std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
+    std::vector<ImplicitRule> out;
+    auto in = [](const std::vector<std::string>& v, const char* n) {
+        return std::find(v.begin(), v.end(), n) != v.end();
+    };
+    auto has_own_rule = [&](const char* n) {
+        return std::any_of(p.seccomp.rules.begin(), p.seccomp.rules.end(),
+                           [&](const profile::SeccompRule& r) { return in(r.syscalls, n); });
+    };
+    // syscalls = [...] of those in `names` that exist here, are not denied outright and have no
+    // rule of the profile's own (which then decides for them).
+    auto rule = [&](const char* key, std::initializer_list<const char*> names,
+                    const std::string& rest) {
         std::string list;
-        for (const char* n : names) {
-            bool denied =
-                std::find(p.seccomp.deny.begin(), p.seccomp.deny.end(), n) != p.seccomp.deny.end();
-            if (resolve_syscall(n) && !denied)
+        for (const char* n : names)
+            if (resolve_syscall(n) && !in(p.seccomp.deny, n) && !has_own_rule(n))
                 list += (list.empty() ? "\"" : ", \"") + std::string(n) + "\"";
-        }
-        if (!list.empty()) out.push_back("{ syscalls = [" + list + "]" + rest + " }");
+        if (!list.empty()) out.push_back({"{ syscalls = [" + list + "]" + rest + " }", key});
     };
     if (p.seccomp.restrict_suid_sgid) {
         // systemd's RestrictSUIDSGID: the mode argument of every call that sets one, and of
         // the opens that create. openat2's flags and mode lie in memory, out of the filter's
         // reach: ENOSYS, and libc falls back to openat.
+        const char* key = "seccomp.restrict_suid_sgid";
         const std::string setid = "{ any_bit = [\"S_ISUID\", \"S_ISGID\"] }";
         const std::string creates = "{ any_bit = [\"O_CREAT\", \"__O_TMPFILE\"] }";
-        rule({"chmod", "fchmod", "creat", "mkdir", "mknod"}, ", match = { arg1 = " + setid + " }");
-        rule({"fchmodat", "fchmodat2", "mkdirat", "mknodat"}, ", match = { arg2 = " + setid + " }");
-        rule({"open"}, ", match = { arg1 = " + creates + ", arg2 = " + setid + " }");
-        rule({"openat"}, ", match = { arg2 = " + creates + ", arg3 = " + setid + " }");
-        rule({"openat2"}, ", action = \"errno:ENOSYS\"");
+        rule(key, {"chmod", "fchmod", "creat", "mkdir", "mknod"},
+             ", match = { arg1 = " + setid + " }");
+        rule(key, {"fchmodat", "fchmodat2", "mkdirat", "mknodat"},
+             ", match = { arg2 = " + setid + " }");
+        rule(key, {"open"}, ", match = { arg1 = " + creates + ", arg2 = " + setid + " }");
+        rule(key, {"openat"}, ", match = { arg2 = " + creates + ", arg3 = " + setid + " }");
+        rule(key, {"openat2"}, ", action = \"errno:ENOSYS\"");
     }
+    if (!p.namespaces.nested_user)
+        rule("namespaces.nested_user", {"clone", "unshare"},
+             ", match = { arg0 = { any_bit = [\"CLONE_NEWUSER\"] } }");
+    // clone3's flags live in memory, out of the filter's reach: where the profile restricts
+    // namespaces (its own rules for clone or unshare, unshare or setns denied, no nested user
+    // namespaces), ENOSYS, and libc falls back to clone, whose flags the filter checks.
+    const char* ns_key = !p.namespaces.nested_user ? "namespaces.nested_user" : "seccomp.rules";
+    if (!p.namespaces.nested_user || has_own_rule("clone") || has_own_rule("unshare") ||
+        in(p.seccomp.deny, "unshare") || in(p.seccomp.deny, "setns") || in(p.seccomp.deny, "clone"))
+        rule(ns_key, {"clone3"}, ", action = \"errno:ENOSYS\"");
+    // A terminal shared with the caller: no typing into it, no console paste.
+    if (p.process.session == "inherit")
+        rule("process.session", {"ioctl"}, ", match = { arg1 = [\"TIOCSTI\", \"TIOCLINUX\"] }");
     return out;
 }
 
@@ -276,12 +298,16 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
             error_at(p.loc_of("seccomp.default"), "seccomp.default: " + def.error().text()));
     // The profile's rules, then butter's own (written as a profile author would).
     std::vector<profile::SeccompRule> rules = s.rules;
-    for (const std::string& text : implicit_rules(p)) {
-        std::optional<profile::Value> tree = profile::parse_toml("r = " + text, "<implicit>", out);
+    for (const ImplicitRule& i : implicit_rules(p)) {
+        std::optional<profile::Value> tree =
+            profile::parse_toml("r = " + i.text, "<implicit>", out);
         const profile::Value* v = tree ? tree->find("r") : nullptr;
         std::optional<profile::SeccompRule> r = v ? parse_rule(*v, out) : std::nullopt;
         if (!r) continue;  // butter's own text: a unit test guards it
-        r->loc = p.loc_of("seccomp.restrict_suid_sgid");
+        // Not for what a denied group covers: denied outright is more.
+        std::erase_if(r->syscalls, [&](const std::string& n) { return deny.count(n) > 0; });
+        if (r->syscalls.empty()) continue;
+        r->loc = p.loc_of(i.key);
         rules.push_back(std::move(*r));
     }
     if (errors() != errors_before) return std::nullopt;
@@ -354,10 +380,6 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     if (deny_list) {
         for (const auto& n : deny)
             if (!allow.count(n)) add(denied, n, {}, p.loc_of("seccomp.deny"));
-        // clone's flags can be filtered but clone3's live in memory: ENOSYS makes libc fall
-        // back to clone.
-        if (ruled.count("clone") && !ruled.count("clone3") && !deny.count("clone3"))
-            add(SeccompAction::error(ENOSYS), "clone3", {}, p.loc_of("seccomp.rules"));
     } else {
         // Allow list. execve must stay reachable: it is the sandbox's last setup call.
         allow.insert("execve");

@@ -31,10 +31,17 @@ struct Compiled {
     int denied_errno = EPERM;
 };
 
-// The rules butter adds to a profile's own, as rule tables in the profile's syntax (what
-// `butter show` lists, and part of the program key): seccomp.restrict_suid_sgid's. Only
-// syscalls this architecture has and the profile does not deny outright.
-std::vector<std::string> implicit_rules(const profile::Profile& p);
+// A rule butter adds to a profile's own, as a rule table in the profile's syntax (what
+// `butter show` lists, and part of the program key), and the key that asks for it.
+struct ImplicitRule {
+    std::string text;
+    const char* key;
+};
+// seccomp.restrict_suid_sgid's rules, namespaces.nested_user = false's (clone and unshare with
+// CLONE_NEWUSER), clone3 = ENOSYS wherever the profile restricts namespaces, and TIOCSTI /
+// TIOCLINUX under process.session = "inherit". Only for syscalls this architecture has, that
+// the profile does not deny outright and has no rule of its own for.
+std::vector<ImplicitRule> implicit_rules(const profile::Profile& p);
 
 // Builds the filter of a profile; every problem is a diagnostic at the key's position.
 std::optional<Compiled> compile(const profile::Profile& p, profile::Diagnostics& out);

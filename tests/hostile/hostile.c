@@ -24,6 +24,8 @@
  *   poison-cache DIR       rewrite every compiled seccomp program cached in DIR (butter 0.1's
  *                          seccomp-*.bpf files) to "allow everything"
  *   setuid DIR             make setuid/setgid files and directories in DIR, every way there is
+ *   clone3                 clone3 and unshare with each namespace flag (a child that exits)
+ *   abstract NAME          connect to the abstract unix socket @NAME
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,7 +33,9 @@
 #include <linux/io_uring.h>
 #include <linux/keyctl.h>
 #include <linux/perf_event.h>
+#include <linux/sched.h>
 #include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,7 +46,9 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -373,6 +379,58 @@ static int fill(const char* dir, const char* cap_mib) {
 
 /* butter 0.1's seccomp cache: a 32-byte header (magic, key hash, instruction count, flags,
  * errno, reserved), the instructions, the key. Each instruction becomes "return ALLOW". */
+/* clone3 (the flags in memory, where seccomp cannot look) and unshare, each namespace. */
+static void attack_clone3(void) {
+    static const struct {
+        const char* name;
+        unsigned long long flag;
+    } kinds[] = {
+        {"CLONE_NEWUSER", CLONE_NEWUSER},
+        {"CLONE_NEWNS", CLONE_NEWNS},
+        {"CLONE_NEWNET", CLONE_NEWNET},
+        {"CLONE_NEWPID", CLONE_NEWPID},
+        {"CLONE_NEWUTS", CLONE_NEWUTS},
+        {"CLONE_NEWIPC", CLONE_NEWIPC},
+        {"CLONE_NEWCGROUP", CLONE_NEWCGROUP},
+        {"CLONE_NEWUSER|CLONE_NEWNET", CLONE_NEWUSER | CLONE_NEWNET},
+    };
+    char what[96];
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; ++i) {
+        struct clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = kinds[i].flag;
+        args.exit_signal = SIGCHLD;
+        errno = 0;
+        long pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid == 0) _exit(0);
+        int err = errno;
+        if (pid > 0) waitpid((pid_t)pid, NULL, 0);
+        snprintf(what, sizeof what, "clone3(%s)", kinds[i].name);
+        report(what, pid, err);
+        pid_t child = fork();
+        if (child == 0) _exit(unshare((int)kinds[i].flag) == 0 ? 0 : errno);
+        int st = 0;
+        waitpid(child, &st, 0);
+        snprintf(what, sizeof what, "unshare(%s)", kinds[i].name);
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+        report(what, code == 0 ? 0 : -1, code);
+    }
+}
+
+static void attack_abstract(const char* name) {
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    size_t n = strlen(name);
+    if (n > sizeof a.sun_path - 2) n = sizeof a.sun_path - 2;
+    memcpy(a.sun_path + 1, name, n);
+    char what[160];
+    snprintf(what, sizeof what, "connect @%s", name);
+    TRY(what,
+        connect(s, (struct sockaddr*)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)));
+}
+
 static int poison_cache(const char* dir) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "ls %s/seccomp-*.bpf 2>/dev/null", dir);
@@ -510,6 +568,8 @@ int main(int argc, char** argv) {
     else if (!strcmp(cmd, "mounts")) return mounts();
     else if (!strcmp(cmd, "poison-cache") && arg) return poison_cache(arg);
     else if (!strcmp(cmd, "setuid") && arg) attack_setuid(arg, argv[0]);
+    else if (!strcmp(cmd, "clone3")) attack_clone3();
+    else if (!strcmp(cmd, "abstract") && arg) attack_abstract(arg);
     else {
         fprintf(stderr, "hostile: unknown attack '%s'\n", cmd);
         return 2;

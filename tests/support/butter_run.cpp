@@ -50,6 +50,10 @@ namespace {
         ::setenv("LISTEN_FDNAMES", "web", 1);
         ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
     }
+    if (o.forged_listen_fds > 0) {
+        ::setenv("LISTEN_FDS", std::to_string(o.forged_listen_fds).c_str(), 1);
+        ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+    }
     if (o.as_nobody && ::getuid() == 0) {
         if (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 ||
             ::setresuid(65534, 65534, 65534) < 0)

@@ -90,15 +90,17 @@ class Capabilities {
 // nothing at exec, and nothing can turn that off again.
 unsigned locked_no_root_securebits();
 
+// Drops every capability but `keep` from the bounding set (PR_CAPBSET_DROP per cap, up to the
+// last one the kernel knows). Needs CAP_SETPCAP.
+[[nodiscard]] Result<void> drop_bounding_all_but(CapabilitySet keep);
 // Keeps only `keep` in every set: bounding (each other cap dropped, PR_CAPBSET_DROP per cap),
 // inheritable, permitted, effective, and ambient (raised for `keep`, so that the kept caps
 // survive exec as a non-root uid). Needs CAP_SETPCAP for the bounding set.
 [[nodiscard]] Result<void> drop_all_but(CapabilitySet keep);
 
-// The cheaper full drop for a sandbox that keeps nothing: the locked no-root securebits (so
-// exec as uid 0 grants nothing), then empty effective/permitted/inheritable sets (which also
-// empties ambient). With no_new_privs set too, no exec can gain a capability, so the bounding
-// set need not be walked cap by cap.
+// The full drop for a sandbox that keeps nothing: an empty bounding set, the locked no-root
+// securebits (so exec as uid 0 grants nothing), then empty effective/permitted/inheritable
+// sets (which also empties ambient).
 [[nodiscard]] Result<void> drop_all_locked();
 
 }  // namespace butter
