@@ -189,6 +189,12 @@ TEST_P(Hostile, TiocstiCannotInjectIntoTheCallersTerminal) {
     expect_no_escape(r);
     EXPECT_FALSE(outcome(r.out, "TIOCSTI fd 0").empty()) << r.out;
     EXPECT_EQ(queued(), 0) << "bytes reached the caller's terminal";
+    // Sharing the caller's session (and so its terminal): the filter refuses the ioctls.
+    auto shared = attack({"tty"}, {"--set", "process.session=\"inherit\""}, o);
+    EXPECT_EQ(shared.code, 0) << shared.err;
+    expect_no_escape(shared);
+    EXPECT_EQ(outcome(shared.out, "TIOCSTI fd 0"), "blocked EPERM") << shared.out;
+    EXPECT_EQ(queued(), 0) << "bytes reached the caller's terminal";
     ::close(slave);
     ::close(master);
 }
