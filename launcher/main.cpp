@@ -11,6 +11,7 @@
 
 #include "cli.hpp"
 #include "doctor.hpp"
+#include "notify.hpp"
 #include "plan.hpp"
 #include "profile/loader.hpp"
 #include "report.hpp"
@@ -30,7 +31,8 @@ void print_diagnostics(const profile::Diagnostics& d, bool notes = false) {
             std::fprintf(stderr, "%s\n", x.render().c_str());
 }
 
-std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string> argv) {
+std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string> argv,
+                                         int listen_fds) {
     profile::LoadOptions lo;
     lo.overrides = cli.sets;
     profile::Loaded loaded = profile::load(cli.profile, lo);
@@ -43,6 +45,7 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     po.timeout = cli.timeout;
     po.events = cli.events_fd >= 0;
     po.builtin_programs = seccomp::kBuiltinPrograms;
+    po.listen_fds = listen_fds;
     if (cli.report) {
         // Relative to where butter was started, as every other CLI path.
         std::string r = *cli.report;
@@ -58,14 +61,14 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     return plan;
 }
 
-int cmd_run(const Cli& cli, EarlyChild early) {
+int cmd_run(const Cli& cli, EarlyChild early, int listen_fds) {
     // The heap the set-up fills, mapped in one go (a failure, on a kernel before 5.14, only
     // costs the faults it would have saved). Not the program text: the sandbox child shares
     // this memory (spawn.hpp), so the text pages the run needs fault in once, a few at a
     // time with the kernel's fault-around, which measures cheaper than mapping all of it
     // here (the supervisor maps the rest once the command runs: run_sandbox).
     (void)prefault_heap();
-    auto plan = load_and_plan(cli, cli.args);
+    auto plan = load_and_plan(cli, cli.args, listen_fds);
     if (!plan) return kFailed;
     // The report's directory, held from before the sandbox runs: nothing the sandbox leaves at
     // that path (a symlink, a hard link) redirects it (host_path.hpp).
@@ -209,6 +212,9 @@ int cmd_syscalls(const Cli& cli) {
 
 int main(int argc, char** argv) {
     using namespace butter::launcher;
+    // What systemd passed, before butter has a descriptor of its own at any of those numbers.
+    std::string listen_why;
+    int listen_fds = socket_activation_fds(listen_why);
     // The sandbox, first of all, while butter parses and plans (spawn.hpp). If it cannot be
     // had, or the plan does not fit it, spawn clones one later as always.
     EarlyChild early;
@@ -229,7 +235,9 @@ int main(int argc, char** argv) {
             std::fputs(usage().c_str(), stdout);
             return 0;
         case Cli::Command::Run:
-            return cmd_run(*cli, std::move(early));
+            if (!listen_why.empty() && cli->verbosity > 0)
+                std::fprintf(stderr, "butter: socket activation ignored: %s\n", listen_why.c_str());
+            return cmd_run(*cli, std::move(early), listen_fds);
         case Cli::Command::Check:
             return cmd_check(*cli);
         case Cli::Command::Show:

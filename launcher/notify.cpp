@@ -9,6 +9,32 @@
 
 namespace butter::launcher {
 
+int socket_activation_fds(std::string& why) {
+    why.clear();
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* fds = std::getenv("LISTEN_FDS");
+    if (!fds) return 0;
+    char* end = nullptr;
+    long n = std::strtol(fds, &end, 10);
+    if (!pid || std::strtol(pid, nullptr, 10) != ::getpid()) {
+        why = "LISTEN_PID is not butter's pid";
+        return 0;
+    }
+    if (end == fds || *end != '\0' || n < 0 || n > 1000) {
+        why = std::string("LISTEN_FDS=") + fds + " is not a count";
+        return 0;
+    }
+    for (int fd = 3; fd < 3 + n; ++fd) {
+        struct stat st {};
+        if (::fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+            why = "LISTEN_FDS=" + std::to_string(n) + ", but fd " + std::to_string(fd) +
+                  " is not an open socket";
+            return 0;
+        }
+    }
+    return static_cast<int>(n);
+}
+
 Result<std::optional<NotifyRelay>> NotifyRelay::create() {
     const char* target = std::getenv("NOTIFY_SOCKET");
     if (!target || !*target) return std::optional<NotifyRelay>();

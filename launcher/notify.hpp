@@ -17,6 +17,13 @@
 
 namespace butter::launcher {
 
+// systemd's socket activation, as butter was started: the number of fds from 3 that
+// LISTEN_FDS names, when LISTEN_PID is this process and every one of them is an open socket
+// now; else 0, and `why` says what did not hold (empty when nothing was asked). Called first
+// thing in main, before butter opens a descriptor of its own: a forged LISTEN_FDS must never
+// hand butter's own fds to the command.
+int socket_activation_fds(std::string& why);
+
 class NotifyRelay {
   public:
     static constexpr const char* kInsideDir = "/run/host/notify";

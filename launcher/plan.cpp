@@ -546,20 +546,16 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
         static_cast<unsigned>(std::min<std::uint64_t>(p.supervise.restart_burst, 1000));
     plan.restart_interval = p.supervise.restart_interval;
     plan.notify = p.supervise.notify;
-    // Socket activation: fds 3.. were passed to butter (LISTEN_PID is ours); they go on to the
-    // command with LISTEN_PID rewritten to its pid inside. The watchdog likewise.
-    const char* listen_pid = std::getenv("LISTEN_PID");
-    const char* listen_fds = std::getenv("LISTEN_FDS");
-    if (listen_pid && listen_fds && std::strtol(listen_pid, nullptr, 10) == ::getpid()) {
-        long fds = std::strtol(listen_fds, nullptr, 10);
-        if (fds > 0 && fds < 1024) {
-            plan.listen_fds = static_cast<int>(fds);
-            plan.env.push_back(std::string("LISTEN_FDS=") + listen_fds);
-            if (const char* names = std::getenv("LISTEN_FDNAMES"))
-                plan.env.push_back(std::string("LISTEN_FDNAMES=") + names);
-            plan.env.push_back("LISTEN_PID=");  // the command's pid, filled in by the child
-            plan.pid_env.push_back(plan.env.size() - 1);
-        }
+    // Socket activation: the sockets butter was started with (checked then: PlanOptions) go on
+    // to the command as fds 3.., with LISTEN_PID rewritten to its pid inside. The watchdog
+    // likewise.
+    if (o.listen_fds > 0) {
+        plan.listen_fds = o.listen_fds;
+        plan.env.push_back("LISTEN_FDS=" + std::to_string(o.listen_fds));
+        if (const char* names = std::getenv("LISTEN_FDNAMES"))
+            plan.env.push_back(std::string("LISTEN_FDNAMES=") + names);
+        plan.env.push_back("LISTEN_PID=");  // the command's pid, filled in by the child
+        plan.pid_env.push_back(plan.env.size() - 1);
     }
     const char* wd_usec = std::getenv("WATCHDOG_USEC");
     const char* wd_pid = std::getenv("WATCHDOG_PID");

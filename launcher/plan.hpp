@@ -154,6 +154,8 @@ struct PlanOptions {
     std::optional<std::string> report;                          // --report FILE|-
     bool events = false;                                        // --events FD
     std::optional<bool> force_privileged;  // plan as root / not root (tests); default: euid
+    // Socket activation: fds 3 .. 3+n-1 that butter was started with (socket_activation_fds).
+    int listen_fds = 0;
     // Programs compiled at build time (seccomp/builtin.hpp): the butter program passes its own.
     std::span<const seccomp::BuiltinProgram> builtin_programs;
 };

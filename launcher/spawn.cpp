@@ -292,7 +292,10 @@ struct EarlyChild::State {
 namespace {
 
 // The namespaces the early child makes itself (CLONE_NEWPID only takes effect at a clone).
-constexpr Namespaces kUnshared = EarlyChild::kNamespaces.without(Namespace::User | Namespace::Pid);
+// (And not the cgroup namespace: it is rooted where the child is when it is made, so it is made
+// after "go", once the child is in the sandbox's cgroup: ChildChannels::late_cgroup_ns.)
+constexpr Namespaces kUnshared =
+    EarlyChild::kNamespaces.without(Namespace::User | Namespace::Pid | Namespace::Cgroup);
 // "go" carries at most this many descriptors: the failure pipe, the supervisor's pidfd,
 // /dev/null, stdout, stderr, the terminal, the host trees (/dev/null's and the device nodes')
 // and one per mount.
@@ -512,6 +515,14 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     ch.pid_slots = command.pid_slots;
     bool shared = !plan.namespaces.has(Namespace::Time) && !plan.seccomp_listener;
     bool join_cgroups = extras.cgroups && !extras.cgroups->empty();
+    // A cgroup namespace is rooted at the cgroup its maker is in: made by the child once the
+    // supervisor has moved it into the sandbox's, /proc/self/cgroup shows "/" and nothing of
+    // the host's layout.
+    Namespaces clone_ns = plan.namespaces;
+    if (plan.namespaces.has(Namespace::Cgroup) && (join_cgroups || e)) {
+        clone_ns = clone_ns.without(Namespace::Cgroup);
+        ch.late_cgroup_ns = true;
+    }
     bool parent_maps = plan.namespaces.has(Namespace::User) && !plan.child_writes_maps;
     ch.wait_for_parent = join_cgroups || parent_maps || e;
     for (const Fd& f : prepared.binds)
@@ -543,14 +554,14 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
         BUTTER_ASSIGN_OR_RETURN(s.stack, ChildStack::map(kChildStackSize));
         s.restore_dumpable = ::prctl(PR_GET_DUMPABLE) == 1;
         int pidfd = -1;
-        int flags = static_cast<int>(plan.namespaces.raw()) | CLONE_VM | CLONE_PIDFD | SIGCHLD;
+        int flags = static_cast<int>(clone_ns.raw()) | CLONE_VM | CLONE_PIDFD | SIGCHLD;
         int pid = ::clone(child_main, s.stack.top(), flags, &start, &pidfd);
         if (pid < 0) return fail_errno("clone", "CLONE_VM and the namespaces");
         s.pid = pid;
         s.pidfd = Fd(pidfd);
     } else {
         CloneArgs args;
-        args.flags = plan.namespaces.raw();
+        args.flags = clone_ns.raw();
         BUTTER_ASSIGN_OR_RETURN(CloneResult c, clone3(args));
         if (c.is_child()) {
             // Only the sandbox's ends stay open here, so that EOF means what it should.

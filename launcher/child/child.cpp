@@ -132,6 +132,10 @@ Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& s
         step = Step::WaitParent;
         wait_for_parent(ch);
     }
+    if (ch.late_cgroup_ns) {
+        step = Step::Namespaces;
+        BUTTER_TRY(unshare(Namespace::Cgroup));
+    }
     step = Step::IdMaps;
     if (userns && plan.child_writes_maps) {
         BUTTER_TRY(write_setgroups(0, false));

@@ -112,6 +112,7 @@ struct ChildChannels {
     int stderr_fd = -1;
     int tty_fd = -1;  // session = "pty": the terminal's slave, the command's controlling tty
     bool wait_for_parent = false;  // block until the supervisor sends "go" (maps, cgroups)
+    bool late_cgroup_ns = false;   // unshare the cgroup namespace after "go" (in its cgroup)
     sigset_t original_mask{};      // the caller's signal mask, restored before exec
     std::vector<int> prepared;     // per plan.mounts entry: a detached tree the parent made, or -1
     // Detached clones the parent made of the host's kDevNodes (-1: the host lacks that one) and

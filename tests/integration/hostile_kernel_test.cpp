@@ -117,7 +117,7 @@ TEST_P(HostileKernel, IoUringIsDenied) {
 
 // 5. The cgroup namespace is rooted at the sandbox's own cgroup: nothing of the host's layout
 // or butter's pid shows.
-TEST_P(HostileKernel, DISABLED_CgroupNamespaceShowsOnlyTheRoot) {
+TEST_P(HostileKernel, CgroupNamespaceShowsOnlyTheRoot) {
     std::vector<std::string> extra;
     if (!nobody()) extra = {"--set", "limits.memory=\"256M\"", "--set", "limits.pids=100"};
     auto r = run({"/bin/cat", "/proc/self/cgroup"}, extra);
@@ -128,7 +128,7 @@ TEST_P(HostileKernel, DISABLED_CgroupNamespaceShowsOnlyTheRoot) {
 }
 
 // 7. LISTEN_FDS is honoured only for sockets that butter was really given.
-TEST_P(HostileKernel, DISABLED_ForgedListenFdsNeverHandOverButtersOwnFds) {
+TEST_P(HostileKernel, ForgedListenFdsNeverHandOverButtersOwnFds) {
     RunOptions o;
     o.forged_listen_fds = 4;
     auto r = run({"/probe", "fds"}, {}, o);
