@@ -14,6 +14,7 @@
 #include <map>
 
 #include <butter/fd.hpp>
+#include <butter/landlock.hpp>
 #include <butter/signalfd.hpp>
 
 #include "host_path.hpp"
@@ -210,6 +211,18 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     plan.namespaces = n;
     plan.no_nested_user = ns.user && !ns.nested_user;
     plan.loopback_up = p.network.mode == "loopback";
+    if (!n.has(Namespace::Net)) {
+        // The host's network namespace holds the host's abstract unix sockets: Landlock (ABI 6,
+        // Linux 6.12) scopes them out. Older kernels cannot: said, not hidden.
+        auto abi = landlock_abi_version();
+        if (abi && landlock_scopes(*abi).has(LandlockScope::AbstractUnixSocket))
+            plan.landlock_scopes = LandlockScopes(LandlockScope::AbstractUnixSocket).raw();
+        else
+            out.push_back(warning_at(
+                p.loc_of("network.mode"),
+                "the host's network: this kernel cannot keep the host's abstract unix sockets "
+                "(X11, D-Bus) out of reach (Landlock ABI 6, Linux 6.12)"));
+    }
     if (!ns.mount && !p.filesystem.mounts.empty())
         out.push_back(error_at(p.loc_of("namespaces.mount"),
                                "filesystem.mounts need namespaces.mount = true"));

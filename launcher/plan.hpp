@@ -107,6 +107,9 @@ struct SandboxPlan {
     std::optional<double> cpus;
     bool limits_optional = false;
 
+    // Landlock scopes the command is confined to (a raw LandlockScopes): with the host's
+    // network, the host's abstract unix sockets (X11, D-Bus, container shims) stay out of reach.
+    std::uint64_t landlock_scopes = 0;
     CapabilitySet keep_caps;
     bool no_new_privs = true;
     BpfProgram seccomp;

@@ -24,6 +24,7 @@
 #include "activity.hpp"
 #include "cgroup.hpp"
 #include "child/child.hpp"
+#include "descendants.hpp"
 #include "events.hpp"
 #include "host_path.hpp"
 #include "notify.hpp"
@@ -133,6 +134,8 @@ class Attempt {
     // Sends the stop signal, then SIGKILL to the whole sandbox after `grace`.
     void request_stop(int sig, nanoseconds grace);
     void forward(int sig) { (void)pidfd_send_signal(sb_.pidfd, sig); }
+    // SIGKILL to the whole sandbox.
+    void kill_all();
     bool exited() const { return exited_; }
     // After the loop saw the exit: collect the pipes and the status.
     Result<RunOutcome> finish();
@@ -344,12 +347,18 @@ Result<void> Attempt::start() {
     return {};
 }
 
+void Attempt::kill_all() {
+    forward(SIGKILL);  // PID 1's death takes the whole pid namespace with it
+    // Without one, every descendant (the first process is reaped by its pidfd, in finish()).
+    if (!plan_.namespaces.has(Namespace::Pid)) kill_descendants(false);
+}
+
 void Attempt::request_stop(int sig, nanoseconds grace) {
     if (grace_) return;
     forward(sig);
     auto t = TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock);
     if (!t || !t->set_relative(grace)) {
-        forward(SIGKILL);
+        kill_all();
         return;
     }
     grace_.emplace(std::move(*t));
@@ -358,7 +367,7 @@ void Attempt::request_stop(int sig, nanoseconds grace) {
         if (killing_) return;
         killing_ = true;
         log_.info("grace period over: SIGKILL");
-        forward(SIGKILL);  // PID 1's death takes the whole pid namespace with it
+        kill_all();
     });
     if (reg) grace_reg_ = std::move(*reg);
 }
@@ -477,6 +486,8 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         extended->env.push_back(std::string("NOTIFY_SOCKET=") + NotifyRelay::kInsideSocket);
     }
     const SandboxPlan& plan = extended ? *extended : profile_plan;
+    // Without a pid namespace, nothing the sandbox starts may escape to the host's init.
+    if (!plan.namespaces.has(Namespace::Pid)) BUTTER_TRY(become_subreaper());
     auto start = Clock::now();
     struct rusage before {};
     ::getrusage(RUSAGE_CHILDREN, &before);
@@ -657,6 +668,9 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         err.drain(sfd.fd(), stop_requested || time_up);
         if (pty) pty->drain();
         BUTTER_ASSIGN_OR_RETURN(RunOutcome o, attempt.finish());
+        // Without a pid namespace, what the command left behind ends with it, as it would
+        // with one when its init exits.
+        if (!plan.namespaces.has(Namespace::Pid)) kill_descendants(true);
         o.denied = std::move(result.denied);
         o.restarts = result.restarts;
         result = std::move(o);

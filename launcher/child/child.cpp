@@ -64,6 +64,8 @@ const char* step_name(Step s) {
             return "no_new_privs";
         case Step::CloseFds:
             return "closing inherited fds";
+        case Step::Landlock:
+            return "landlock";
         case Step::Seccomp:
             return "seccomp";
         case Step::Exec:

@@ -39,6 +39,7 @@ enum class Step : std::uint32_t {
     Capabilities,
     NoNewPrivs,
     CloseFds,
+    Landlock,
     Seccomp,
     Exec,
     Init,

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 
+#include <butter/landlock.hpp>
 #include <butter/namespace.hpp>
 #include <butter/process.hpp>
 #include <butter/seccomp.hpp>
@@ -53,6 +54,13 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         die(ch, Step::Stdio, Error::from_errno("dup2", "stdout"));
     if (ch.stderr_fd >= 0 && ::dup2(ch.stderr_fd, 2) < 0)
         die(ch, Step::Stdio, Error::from_errno("dup2", "stderr"));
+    if (plan.landlock_scopes != 0) {
+        // Before the ids and capabilities go: with CAP_SYS_ADMIN in its user namespace the
+        // child may confine itself whether or not no_new_privs is set.
+        auto rs = LandlockRuleset::create({}, {}, LandlockScopes::from_raw(plan.landlock_scopes));
+        if (!rs) die(ch, Step::Landlock, rs.error());
+        if (auto r = rs->restrict_self(); !r) die(ch, Step::Landlock, r.error());
+    }
     if (auto r = set_identity(plan); !r) die(ch, Step::Identity, r.error());
     StepError where{Step::Capabilities, -1, {}};
     if (auto r = drop_privileges(plan, where); !r) die(ch, where.step, r.error());
