@@ -187,16 +187,19 @@ void check_seccomp(std::vector<Line>& out) {
 
 void check_landlock(std::vector<Line>& out) {
     auto v = landlock_abi_version();
-    if (v) bool scopes = landlock_scopes(*v).has(LandlockScope::AbstractUnixSocket);
-    out.push_back(
-        {"landlock", Verdict::Info,
-         "ABI " + std::to_string(*v) +
-             (scopes ? "; host-network sandboxes cannot reach the host's abstract sockets"
-                     : "; host-network sandboxes CAN reach the host's abstract unix sockets "
-                       "(X11, D-Bus): scoping needs ABI 6"),
-         scopes ? "" : "Linux 6.12+ for network.mode = \"host\""});
-    else out.push_back({"landlock", Verdict::Info, v.error().what(),
-                        "lsm=landlock,... on the kernel command line"});
+    if (!v) {
+        out.push_back({"landlock", Verdict::Info, v.error().what(),
+                       "lsm=landlock,... on the kernel command line"});
+        return;
+    }
+    bool scopes = landlock_scopes(*v).has(LandlockScope::AbstractUnixSocket);
+    out.push_back({"landlock", Verdict::Info,
+                   "ABI " + std::to_string(*v) +
+                       (scopes ? "; host-network sandboxes cannot reach the host's abstract "
+                                 "unix sockets"
+                               : "; host-network sandboxes CAN reach the host's abstract unix "
+                                 "sockets (X11, D-Bus): scoping needs ABI 6"),
+                   scopes ? "" : "Linux 6.12+ for network.mode = \"host\""});
 }
 
 void check_fanotify(std::vector<Line>& out) {
