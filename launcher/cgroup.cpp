@@ -33,8 +33,7 @@ std::vector<Setting> settings(const std::string& controller, const SandboxPlan& 
 
 }  // namespace
 
-Result<SandboxCgroups> SandboxCgroups::create(const SandboxPlan& plan,
-                                              const std::function<void(const std::string&)>& warn) {
+SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
     SandboxCgroups out;
     std::vector<std::pair<const char*, const char*>> wanted;  // controller, profile key
     if (plan.memory_limit) wanted.emplace_back("memory", "limits.memory");
@@ -56,18 +55,24 @@ Result<SandboxCgroups> SandboxCgroups::create(const SandboxPlan& plan,
             }
             return cg;
         }();
-        if (made) {
+        if (made)
             out.groups_.push_back({controller, std::move(*made)});
-            continue;
-        }
-        Error e = std::move(made).error().with_context(key);
-        if (is_privilege(e) || e.errno_value() == EROFS) {
-            (void)std::move(e).with_hint("no writable cgroup for the " + std::string(controller) +
-                                         " controller: run as root, or below a delegated cgroup "
-                                         "v2, or set limits.optional = true");
-        }
-        if (!plan.limits_optional) return fail(std::move(e));
-        warn("warning: " + e.what() + " (the limit is not applied: limits.optional)");
+        else
+            out.missing_.push_back({controller, key, std::move(made).error().with_context(key)});
+    }
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> SandboxCgroups::enforcement() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const Group& g : groups_) {
+        bool v2 = g.cgroup.version() == CgroupVersion::V2;
+        std::string file = g.controller == "memory" ? (v2 ? "memory.max" : "memory.limit_in_bytes")
+                           : g.controller == "pids" ? "pids.max"
+                           : v2                     ? "cpu.max"
+                                                    : "cpu.cfs_quota_us";
+        std::string key = g.controller == "cpu" ? "cpus" : g.controller;
+        out.emplace_back(key, std::string(v2 ? "cgroup v2 " : "cgroup v1 ") + file);
     }
     return out;
 }

@@ -20,11 +20,19 @@ struct RunOutcome;
 
 class SandboxCgroups {
   public:
-    // Creates the cgroups and writes the limits. A controller without a writable cgroup is an
-    // error, or (limits.optional) a warning passed to `warn` and no limit.
-    [[nodiscard]] static Result<SandboxCgroups> create(
-        const SandboxPlan& plan, const std::function<void(const std::string&)>& warn);
+    // A limit whose cgroup could not be made, and why.
+    struct Missing {
+        const char* controller;  // "memory", "pids", "cpu"
+        const char* key;         // "limits.memory", ...
+        Error error;
+    };
+    // Creates the cgroups and writes the limits. A controller whose cgroup cannot be made is
+    // left out and listed in missing(): the caller falls back or fails (supervisor.cpp).
+    [[nodiscard]] static SandboxCgroups create(const SandboxPlan& plan);
     bool empty() const { return groups_.empty(); }
+    const std::vector<Missing>& missing() const { return missing_; }
+    // How each made limit is enforced, for the report ("cgroup v1 memory.limit_in_bytes").
+    std::vector<std::pair<std::string, std::string>> enforcement() const;
     // Moves `pid` into every cgroup (the parent does this before letting the child go on).
     [[nodiscard]] Result<void> join(pid_t pid) const;
     // Peaks and limit hits into the outcome.
@@ -39,6 +47,7 @@ class SandboxCgroups {
     };
     const Group* find(const char* controller) const;
     std::vector<Group> groups_;
+    std::vector<Missing> missing_;
 };
 
 }  // namespace butter::launcher

@@ -79,6 +79,34 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
     for (std::size_t i = 0; i < o.limits_hit.size(); ++i)
         hits += (i ? ", " : "") + str(o.limits_hit[i]);
     field("limits_hit", hits + "]");
+    // Every limit of the run, and what held it.
+    std::string limits = "{";
+    auto limit = [&](const char* name, const std::string& value, const std::string& how) {
+        limits += (limits.size() > 1 ? ", " : "") + str(name) + ": {\"value\": " + value +
+                  ", \"enforced_by\": " + str(how) + "}";
+    };
+    if (plan.time_limit) limit("time", seconds(*plan.time_limit), "timerfd (wall clock)");
+    static constexpr struct {
+        int resource;
+        const char* key;
+        const char* rlimit;
+    } kRlimits[] = {{RLIMIT_CPU, "cpu", "RLIMIT_CPU"},
+                    {RLIMIT_NOFILE, "open_files", "RLIMIT_NOFILE"},
+                    {RLIMIT_FSIZE, "file_size", "RLIMIT_FSIZE"},
+                    {RLIMIT_CORE, "core", "RLIMIT_CORE"},
+                    {RLIMIT_STACK, "stack", "RLIMIT_STACK"}};
+    for (const Rlimit& r : plan.rlimits)
+        for (const auto& k : kRlimits)
+            if (k.resource == r.resource) limit(k.key, std::to_string(r.value), k.rlimit);
+    for (const RunOutcome::LimitHeld& h : o.limits_held) {
+        std::string value =
+            h.limit == "memory" && plan.memory_limit ? std::to_string(*plan.memory_limit)
+            : h.limit == "pids" && plan.pids_limit   ? std::to_string(*plan.pids_limit)
+            : h.limit == "cpus" && plan.cpus         ? std::to_string(*plan.cpus)
+                                                     : "null";
+        limit(h.limit.c_str(), value, h.how);
+    }
+    field("limits", limits + "}");
     field("restarts", std::to_string(o.restarts));
     std::string denied = "{";
     bool first = true;

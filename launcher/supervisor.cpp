@@ -438,6 +438,57 @@ std::string describe(const RunOutcome& o) {
     return "exited " + std::to_string(o.code);
 }
 
+// A limit whose cgroup cannot be made never vanishes silently: pids and memory fall back to
+// rlimits that hold in the sandbox (RLIMIT_NPROC counts only the sandbox's processes in its
+// own user namespace; RLIMIT_DATA bounds each process's writable memory, not the total), and
+// a limit nothing can hold fails the run unless the profile says limits.optional.
+struct LimitFallbacks {
+    std::vector<Rlimit> rlimits;
+    std::vector<RunOutcome::LimitHeld> held;  // every limit of the plan, and how it holds
+};
+
+Result<LimitFallbacks> limit_fallbacks(const SandboxPlan& plan, const SandboxCgroups& cgroups,
+                                       Log& log) {
+    LimitFallbacks out;
+    // Lowered to butter's own hard limit: an rlimit can only go down.
+    auto rlimit = [&](int resource, rlim_t value) {
+        struct rlimit cur {};
+        if (::getrlimit(static_cast<__rlimit_resource>(resource), &cur) == 0 &&
+            cur.rlim_max != RLIM_INFINITY)
+            value = std::min(value, cur.rlim_max);
+        out.rlimits.push_back({resource, value});
+    };
+    for (auto& [key, how] : cgroups.enforcement())
+        out.held.push_back({key, how});
+    for (const SandboxCgroups::Missing& m : cgroups.missing()) {
+        std::string controller = m.controller;
+        std::string key = controller == "cpu" ? "cpus" : controller;
+        std::string how;
+        if (controller == "pids" && plan.namespaces.has(Namespace::User)) {
+            rlimit(RLIMIT_NPROC, *plan.pids_limit);
+            how = "RLIMIT_NPROC in the sandbox's user namespace";
+        } else if (controller == "memory") {
+            rlimit(RLIMIT_DATA, *plan.memory_limit);
+            how = "RLIMIT_DATA, per process";
+        }
+        if (!how.empty()) {
+            log.warn("%s: no cgroup (%s): held by %s instead", m.key, m.error.what().c_str(),
+                     how.c_str());
+            out.held.push_back({key, how});
+            continue;
+        }
+        Error e = m.error;
+        if (is_privilege(e) || e.errno_value() == EROFS)
+            (void)std::move(e).with_hint("no writable cgroup for the " + controller +
+                                         " controller: run as root, or below a delegated cgroup "
+                                         "v2, or set limits.optional = true");
+        if (!plan.limits_optional) return fail(std::move(e));
+        log.warn("warning: %s (the limit is not applied: limits.optional)", e.what().c_str());
+        out.held.push_back({key, "none"});
+    }
+    return out;
+}
+
 }  // namespace
 
 int RunOutcome::exit_status() const {
@@ -471,9 +522,17 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     BUTTER_ASSIGN_OR_RETURN(
         std::optional<NotifyRelay> relay,
         profile_plan.notify ? NotifyRelay::create() : Result<std::optional<NotifyRelay>>());
+    // The cgroups, and what stands in for those that cannot be made.
+    SandboxCgroups cgroups = SandboxCgroups::create(profile_plan);
+    BUTTER_ASSIGN_OR_RETURN(LimitFallbacks fallbacks, limit_fallbacks(profile_plan, cgroups, log));
     std::optional<SandboxPlan> extended;
-    if (relay) {
+    if (!fallbacks.rlimits.empty()) {
         extended = profile_plan;
+        for (const Rlimit& r : fallbacks.rlimits)
+            extended->rlimits.push_back(r);
+    }
+    if (relay) {
+        if (!extended) extended = profile_plan;
         MountStep m;
         m.type = profile::MountType::Bind;
         BUTTER_ASSIGN_OR_RETURN(HostPath dir, resolve_host_path(relay->dir()));
@@ -496,9 +555,6 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     BUTTER_ASSIGN_OR_RETURN(Output out, Output::open(plan.stdout_spec, 1));
     BUTTER_ASSIGN_OR_RETURN(Output err, Output::open(plan.stderr_spec, 2));
     std::optional<PtyProxy> pty;  // session = "pty": one per run of the command
-    BUTTER_ASSIGN_OR_RETURN(
-        SandboxCgroups cgroups,
-        SandboxCgroups::create(plan, [&](const std::string& w) { log.warn("%s", w.c_str()); }));
 
     Attempt* current = nullptr;
     bool stop_requested = false, time_up = false;
@@ -668,6 +724,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         err.drain(sfd.fd(), stop_requested || time_up);
         if (pty) pty->drain();
         BUTTER_ASSIGN_OR_RETURN(RunOutcome o, attempt.finish());
+        o.limits_held = fallbacks.held;
         // Without a pid namespace, what the command left behind ends with it, as it would
         // with one when its init exits.
         if (!plan.namespaces.has(Namespace::Pid)) kill_descendants(true);

@@ -35,6 +35,13 @@ struct RunOutcome {
     std::uint64_t max_rss_bytes = 0;
     std::optional<std::uint64_t> peak_memory, peak_pids;  // from the cgroup, when there is one
     std::vector<std::string> limits_hit;                  // "time", "memory", "pids"
+    // The cgroup limits and how each held: "cgroup v1 memory.limit_in_bytes", an rlimit that
+    // stood in for a cgroup that could not be made, or "none" (limits.optional).
+    struct LimitHeld {
+        std::string limit;  // "memory", "pids", "cpus"
+        std::string how;
+    };
+    std::vector<LimitHeld> limits_held;
     unsigned restarts = 0;
     std::map<std::string, unsigned> denied;  // syscall name -> count (seccomp.report)
     std::vector<std::pair<std::string, std::chrono::nanoseconds>> setup_steps;

@@ -599,7 +599,9 @@ const std::vector<Row>& rows() {
         size("limits.core", FIELD(limits.core), "RLIMIT_CORE (0: no core dumps)", true),
         size("limits.stack", FIELD(limits.stack), "RLIMIT_STACK"),
         boolean("limits.optional", FIELD(limits.optional),
-                "cgroup limits that cannot be applied only warn"),
+                "a cgroup limit that nothing can hold only warns (without a writable cgroup, "
+                "pids and memory fall back to RLIMIT_NPROC and RLIMIT_DATA anyway; cpus has no "
+                "stand-in)"),
         string("seccomp.default", FIELD(seccomp.default_action),
                "allow | errno:NAME | kill | log | notify", false, check_seccomp_default),
         string_list("seccomp.deny", FIELD(seccomp.deny), "syscalls and @groups that fail"),
