@@ -136,6 +136,11 @@ Result<Fd> HostFile::open_truncated() const {
         // A file with other names: truncating it would write through to them.
         replace = S_ISREG(st.st_mode) && st.st_nlink > 1;
         if (replace) ::close(fd);
+        // A FIFO or socket may have a reader the sandbox placed there: a file or a device only.
+        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+            ::close(fd);
+            return fail(Error::message("openat", "not a regular file or a device", path_));
+        }
     }
     if (replace) {
         if (::unlinkat(dir_.get(), name_.c_str(), 0) < 0) return fail_errno("unlinkat", path_);

@@ -51,7 +51,8 @@ class HostFile {
     const std::string& path() const { return path_; }
     // Opened for writing, truncated, with O_NOFOLLOW and O_NONBLOCK (a FIFO without a reader
     // is ENXIO, not a hang). A symlink at the name, or a regular file with other hard links
-    // (truncating it would write through to them), is replaced by a new file.
+    // (truncating it would write through to them), is replaced by a new file; a FIFO or a
+    // socket there (whose reader could be anyone's) is an error.
     [[nodiscard]] Result<Fd> open_truncated() const;
     // Writes `data` to a new file in the directory and renames it over the name (readers see
     // the old file or the whole new one; a symlink or hard link at the name is replaced).

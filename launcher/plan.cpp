@@ -18,6 +18,7 @@
 #include <butter/signalfd.hpp>
 
 #include "host_path.hpp"
+#include "persistence.hpp"
 #include "seccomp/builtin.hpp"
 #include "seccomp/kernel_log.hpp"
 
@@ -130,30 +131,14 @@ std::string tmpfs_options(const profile::MountSpec& m, unsigned default_mode,
     char mode[16];
     std::snprintf(mode, sizeof mode, "%o", m.mode.value_or(default_mode));
     std::string s = std::string("mode=") + mode;
-    if (auto size = m.size ? m.size : default_size) s += ",size=" + std::to_string(*size);
-    if (!m.size && default_size) s += ",nr_inodes=" + std::to_string(kSandboxTmpfsInodes);
+    std::optional<std::uint64_t> size = m.size ? m.size : default_size;
+    if (size) s += ",size=" + std::to_string(*size);
+    // Inodes are kernel memory the size does not count: one per 4 KiB of the size (at least
+    // 1024), as tmpfs itself does for its default size.
+    std::uint64_t inodes = size ? std::max<std::uint64_t>(*size / 4096, 1024) : 0;
+    if (!m.size && default_size) inodes = kSandboxTmpfsInodes;
+    if (inodes) s += ",nr_inodes=" + std::to_string(inodes);
     return s;
-}
-
-// $HOME with its symlinks resolved, as written where it does not exist ("" when unset).
-std::string real_home() {
-    const char* home = std::getenv("HOME");
-    if (!home || *home != '/') return "";
-    char* real = ::realpath(home, nullptr);
-    std::string out = real ? real : normalize_target(home).value_or("");
-    std::free(real);
-    return out;
-}
-
-// Why a writable bind of `source` would let a sandbox plant code that the caller later runs
-// outside it ($HOME's dotfiles and dot-directories: .bashrc, .profile, .ssh, .config/autostart,
-// .local/bin), or "".
-std::string home_danger(const std::string& source, const std::string& home) {
-    if (home.empty() || home == "/") return "";
-    if (source == home) return "it is $HOME";
-    if (source == "/" || home.starts_with(source + "/")) return "it holds $HOME";
-    if (source.starts_with(home + "/.")) return "it is in a dot-directory of $HOME";
-    return "";
 }
 
 }  // namespace
@@ -288,6 +273,11 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                     out.push_back(error_at(p.loc_of("process.user"),
                                            "process.user: 0 inside a user namespace maps to an "
                                            "unprivileged range; use \"keep\""));
+                // An explicit id maps to itself: host group 0 would be the sandbox's group.
+                if (*gid == 0)
+                    out.push_back(error_at(p.loc_of("process.group"),
+                                           "process.group: 0 would be the host's root group; "
+                                           "name another group, or use \"keep\""));
                 plan.uid_map = {{*uid, *uid, 1}};
                 plan.gid_map = {{*gid, *gid, 1}};
             }
@@ -349,9 +339,9 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                });
     };
     std::map<std::string, SourceLoc> targets;
-    const std::string home = real_home();
+    const std::vector<Home> homes = homes_to_protect();
     for (const auto& m : specs) {
-        std::optional<MountStep> git_step;  // a bind's .git, read-only over it
+        std::vector<MountStep> git_steps;  // a bind's .git and hooks, read-only over it
         std::optional<std::string> target = normalize_target(m.target);
         if (!target) {
             out.push_back(error_at(
@@ -429,7 +419,8 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
             s.source_uid = st.st_uid;
             s.source_gid = st.st_gid;
             if (!s.read_only && !p.filesystem.writable_home) {
-                if (std::string why = home_danger(s.source, home); !why.empty()) {
+                if (std::string why = home_danger(s.source, st.st_dev, st.st_ino, homes);
+                    !why.empty()) {
                     out.push_back(error_at(
                         m.loc, "writable bind of '" + s.source + "': " + why +
                                    " (a sandbox could plant dotfiles that run outside it); run "
@@ -444,7 +435,17 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                 // creates as root could be made set-id, or be run by root later. A root-owned
                 // source that others may write (/tmp) is written as the sandbox's own host
                 // ids; any other is bound read-only, seen as its owner sees it.
-                if (st.st_uid == 0 && (st.st_mode & S_IWOTH)) {
+                // A set-gid directory of group 0 gives what is created in it group 0.
+                bool gives_group_root =
+                    S_ISDIR(st.st_mode) && (st.st_mode & S_ISGID) && st.st_gid == 0;
+                if (gives_group_root) {
+                    s.read_only = true;
+                    out.push_back(warning_at(
+                        m.loc, "'" + s.source +
+                                   "' is a set-gid directory of group root: bound read-only (a "
+                                   "sandbox never creates host root's files); set "
+                                   "filesystem.map_host_root = true to make it writable"));
+                } else if (st.st_uid == 0 && (st.st_mode & S_IWOTH)) {
                     s.map_owner = false;
                     s.map_group = st.st_gid != 0;
                 } else if (st.st_uid == 0) {
@@ -462,21 +463,24 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
             // A git checkout's .git (hooks, config) runs code as the caller the next time they
             // use git there: read-only, over the writable bind, unless the profile says.
             if (!s.read_only && s.source_is_dir && !p.filesystem.writable_git) {
-                struct stat gst {};
-                std::string dot_git = (s.source == "/" ? "" : s.source) + "/.git";
-                if (::lstat(dot_git.c_str(), &gst) == 0 &&
-                    (S_ISDIR(gst.st_mode) || S_ISREG(gst.st_mode))) {
+                auto parts = git_parts_to_protect(s.source);
+                if (!parts) {
+                    out.push_back(error_at(m.loc, "writable bind of '" + s.source +
+                                                      "': its .git: " + parts.error().what()));
+                    continue;
+                }
+                for (const GitPart& part : *parts) {
                     MountStep g = s;
-                    g.source = dot_git;
-                    g.target = (s.target == "/" ? "" : s.target) + "/.git";
+                    g.source = (s.source == "/" ? "" : s.source) + "/" + part.rel;
+                    g.target = (s.target == "/" ? "" : s.target) + "/" + part.rel;
                     g.read_only = true;
-                    g.source_is_dir = S_ISDIR(gst.st_mode);
-                    g.source_dev = gst.st_dev;
-                    g.source_ino = gst.st_ino;
+                    g.source_is_dir = S_ISDIR(part.st.st_mode);
+                    g.source_dev = part.st.st_dev;
+                    g.source_ino = part.st.st_ino;
                     // Seen with its owner as the rest of the checkout (git checks).
-                    g.source_uid = gst.st_uid;
-                    g.source_gid = gst.st_gid;
-                    git_step = std::move(g);
+                    g.source_uid = part.st.st_uid;
+                    g.source_gid = part.st.st_gid;
+                    git_steps.push_back(std::move(g));
                 }
             }
         } else if (m.type == MountType::Symlink) {
@@ -498,7 +502,8 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                                          "host's processes"));
         }
         plan.mounts.push_back(std::move(s));
-        if (git_step) plan.mounts.push_back(std::move(*git_step));
+        for (MountStep& g : git_steps)
+            plan.mounts.push_back(std::move(g));
     }
 
     // --- limits

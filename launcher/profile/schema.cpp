@@ -616,6 +616,10 @@ const std::vector<Row>& rows() {
         boolean("seccomp.restrict_suid_sgid", FIELD(seccomp.restrict_suid_sgid),
                 "refuse to make set-uid and set-gid files (chmod, open, mkdir, mknod with those "
                 "bits; openat2 gets ENOSYS), as systemd's RestrictSUIDSGID"),
+        boolean("seccomp.restrict_xattrs", FIELD(seccomp.restrict_xattrs),
+                "setting extended attributes fails with EOPNOTSUPP (as on a filesystem without "
+                "them): no POSIX ACLs, whose kernel memory on tmpfs no size or memory limit "
+                "bounds, and no file capabilities; reading and removing them work"),
         string_list("capabilities.keep", FIELD(capabilities.keep), "capabilities kept (CAP_...)",
                     false, check_capability),
         string("network.mode", FIELD(network.mode),

@@ -111,6 +111,7 @@ struct Profile {
         bool report = false;               // name each denied syscall (user notification)
         std::vector<SeccompRule> rules;
         bool restrict_suid_sgid = true;  // no set-uid/set-gid files (policy.hpp: implicit rules)
+        bool restrict_xattrs = true;     // no extended attributes set (ACLs, file capabilities)
     } seccomp;
 
     struct Capabilities {

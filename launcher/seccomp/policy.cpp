@@ -261,6 +261,9 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
         rule(key, {"openat"}, ", match = { arg2 = " + creates + ", arg3 = " + setid + " }");
         rule(key, {"openat2"}, ", action = \"errno:ENOSYS\"");
     }
+    if (p.seccomp.restrict_xattrs)
+        rule("seccomp.restrict_xattrs", {"setxattr", "lsetxattr", "fsetxattr", "setxattrat"},
+             ", action = \"errno:EOPNOTSUPP\"");
     if (!p.namespaces.nested_user)
         rule("namespaces.nested_user", {"clone", "unshare"},
              ", match = { arg0 = { any_bit = [\"CLONE_NEWUSER\"] } }");

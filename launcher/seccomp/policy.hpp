@@ -37,7 +37,7 @@ struct ImplicitRule {
     std::string text;
     const char* key;
 };
-// seccomp.restrict_suid_sgid's rules, namespaces.nested_user = false's (clone and unshare with
+// seccomp.restrict_suid_sgid's rules, seccomp.restrict_xattrs's, namespaces.nested_user = false's (clone and unshare with
 // CLONE_NEWUSER), clone3 = ENOSYS wherever the profile restricts namespaces, and TIOCSTI /
 // TIOCLINUX under process.session = "inherit". Only for syscalls this architecture has, that
 // the profile does not deny outright and has no rule of its own for.

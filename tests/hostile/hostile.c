@@ -26,6 +26,7 @@
  *   setuid DIR             make setuid/setgid files and directories in DIR, every way there is
  *   clone3                 clone3 and unshare with each namespace flag (a child that exits)
  *   abstract NAME          connect to the abstract unix socket @NAME
+ *   xattr DIR              set a POSIX ACL and a user xattr on DIR (tmpfs ACLs pin kernel memory)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +52,7 @@
 #include <sys/un.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static int escaped;
@@ -431,6 +433,25 @@ static void attack_abstract(const char* name) {
         connect(s, (struct sockaddr*)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)));
 }
 
+static void attack_xattr(const char* dir) {
+    /* A minimal access ACL: user::rwx, group::r-x, other::r-x (version 2). */
+    struct {
+        uint32_t version;
+        struct {
+            uint16_t tag, perm;
+            uint32_t id;
+        } e[3];
+    } acl = {2, {{0x01, 7, 0xffffffff}, {0x04, 5, 0xffffffff}, {0x20, 5, 0xffffffff}}};
+    TRY("setxattr system.posix_acl_access",
+        setxattr(dir, "system.posix_acl_access", &acl, sizeof acl, 0));
+    TRY("setxattr system.posix_acl_default",
+        setxattr(dir, "system.posix_acl_default", &acl, sizeof acl, 0));
+    TRY("lsetxattr user.butter", lsetxattr(dir, "user.butter", "x", 1, 0));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    TRY("fsetxattr user.butter", fsetxattr(fd, "user.butter", "x", 1, 0));
+    close(fd);
+}
+
 static int poison_cache(const char* dir) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "ls %s/seccomp-*.bpf 2>/dev/null", dir);
@@ -570,6 +591,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(cmd, "setuid") && arg) attack_setuid(arg, argv[0]);
     else if (!strcmp(cmd, "clone3")) attack_clone3();
     else if (!strcmp(cmd, "abstract") && arg) attack_abstract(arg);
+    else if (!strcmp(cmd, "xattr") && arg) attack_xattr(arg);
     else {
         fprintf(stderr, "hostile: unknown attack '%s'\n", cmd);
         return 2;

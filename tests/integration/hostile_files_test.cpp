@@ -286,7 +286,7 @@ TEST_P(HostileFiles, HomeAndGitAreNotWritableByDefault) {
     o.env.push_back("HOME=" + work_);
     auto home = butter({"run", "--", "/bin/true"}, o);
     EXPECT_EQ(home.code, 125);
-    EXPECT_NE(home.err.find("HOME"), std::string::npos) << home.err;
+    EXPECT_NE(home.err.find("home directory"), std::string::npos) << home.err;
     EXPECT_NE(home.err.find("filesystem.writable_home"), std::string::npos) << home.err;
     // An ancestor of $HOME, and a dot-directory of it.
     o.env.back() = "HOME=" + work_ + "/me";
@@ -320,6 +320,29 @@ TEST_P(HostileFiles, HomeAndGitAreNotWritableByDefault) {
     auto w = sh("echo '# ok' >> .git/config", {"--set", "filesystem.writable_git=true"});
     EXPECT_EQ(w.code, 0) << w.err;
     EXPECT_EQ(read_file(git + "/config"), "[core]\n# ok\n");
+
+    // Hooks elsewhere in the checkout (husky's core.hooksPath), and a repository kept beside
+    // the work tree (a gitfile: --separate-git-dir) are read-only too.
+    auto mine = [&](const std::string& p) { ASSERT_EQ(::chown(p.c_str(), owner(), owner()), 0); };
+    ASSERT_EQ(::mkdir((work_ + "/.husky").c_str(), 0755), 0);
+    mine(work_ + "/.husky");
+    write_file(git + "/config", "[core]\n\thooksPath = \".husky\" # husky\n");
+    auto hooks = sh("echo evil > .husky/pre-commit; echo ok > file2");
+    EXPECT_NE(::lstat((work_ + "/.husky/pre-commit").c_str(), &st), 0) << hooks.err;
+    EXPECT_EQ(read_file(work_ + "/file2"), "ok\n") << hooks.err;
+    ASSERT_EQ(::rename(git.c_str(), (work_ + "/.gitdata").c_str()), 0);
+    write_file(git, "gitdir: .gitdata\n");
+    mine(git);
+    auto separate = sh("echo evil >> .gitdata/config; echo evil > .git");
+    EXPECT_EQ(read_file(work_ + "/.gitdata/config"), "[core]\n\thooksPath = \".husky\" # husky\n")
+        << separate.err;
+    EXPECT_EQ(read_file(git), "gitdir: .gitdata\n");
+    // A .git that is a symlink cannot be bound over: refused, saying how to go on.
+    ASSERT_EQ(::unlink(git.c_str()), 0);
+    ASSERT_EQ(::symlink(".gitdata", git.c_str()), 0);
+    auto link = sh("true");
+    EXPECT_EQ(link.code, 125);
+    EXPECT_NE(link.err.find("filesystem.writable_git"), std::string::npos) << link.err;
 }
 
 // 6. The sandbox's /dev (a directory of its root tmpfs) holds a bounded amount.
@@ -334,6 +357,26 @@ TEST_P(HostileFiles, DevCannotFillMemory) {
         EXPECT_NE(std::string(end), "cap") << dir << ": 1 GiB written";
         EXPECT_LE(bytes, 64ULL << 20) << dir;
     }
+}
+
+// 6b. Extended attributes on a tmpfs (POSIX ACLs above all) are kernel memory that neither the
+// tmpfs size nor a memory cgroup bounds: setting any fails, as on a filesystem without them.
+TEST_P(HostileFiles, NoExtendedAttributesPinKernelMemory) {
+    for (const char* dir : {"/dev/shm", "/tmp"}) {
+        auto r = butter(
+            {"run", "--ro-bind", hostile_bin() + ":/hostile", "--", "/hostile", "xattr", dir});
+        EXPECT_EQ(r.out.find("ESCAPED"), std::string::npos) << dir << ": " << r.out << r.err;
+        std::size_t blocked = 0;
+        for (std::size_t at = 0;
+             (at = r.out.find(": blocked EOPNOTSUPP\n", at)) != std::string::npos; ++at)
+            ++blocked;
+        EXPECT_EQ(blocked, 4u) << r.out;
+    }
+    // The control: where the profile allows them, they are set.
+    auto ctl = butter({"run", "--set", "seccomp.restrict_xattrs=false", "--ro-bind",
+                       hostile_bin() + ":/hostile", "--", "/hostile", "xattr", "/tmp"});
+    EXPECT_NE(ctl.out.find("setxattr system.posix_acl_access: ESCAPED"), std::string::npos)
+        << ctl.out << ctl.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Runs, HostileFiles,

@@ -2,6 +2,7 @@
 // filesystem.
 #include "host_path.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -108,6 +109,23 @@ TEST(HostFile, ReplacesSymlinksAndHardLinksInsteadOfWritingThroughThem) {
     ASSERT_EQ(::lstat((d / "out").c_str(), &st), 0);
     EXPECT_EQ(st.st_ino, ino);
     EXPECT_EQ(st.st_size, 0);
+}
+
+TEST(HostFile, RefusesAFifo) {
+    TempDir d;
+    ASSERT_EQ(::mkfifo((d / "out").c_str(), 0644), 0);
+    auto f = HostFile::at(d / "out");
+    ASSERT_TRUE(f);
+    // With a reader waiting (a sandbox's, say), as without one.
+    int reader = ::open((d / "out").c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    ASSERT_GE(reader, 0);
+    auto fd = f->open_truncated();
+    ASSERT_FALSE(fd);
+    EXPECT_NE(fd.error().what().find("not a regular file"), std::string::npos);
+    ::close(reader);
+    auto dev = HostFile::at("/dev/null");
+    ASSERT_TRUE(dev);
+    EXPECT_TRUE(dev->open_truncated());
 }
 
 TEST(HostFile, HoldsItsDirectoryFromBeforeTheRun) {

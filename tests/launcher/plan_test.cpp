@@ -111,17 +111,22 @@ TEST(Plan, MergedUsrSymlinksStaySymlinks) {
 
 TEST(Plan, RootMapsARangeAndIdmapsWritableBinds) {
     profile::Diagnostics d;
-    auto plan = plan_of(load_default({}, "/var"), true, d);
-    ASSERT_TRUE(plan);
+    test::TempDir work;  // a user's project: not root's (bound read-only), not a home
+    if (::geteuid() == 0) {
+        ASSERT_EQ(::chown(work.path().c_str(), 12345, 12345), 0);
+    }
+    auto plan = plan_of(load_default({}, work.path()), true, d);
+    ASSERT_TRUE(plan) << (d.empty() ? "" : d.front().render());
     EXPECT_FALSE(plan->child_writes_maps);
     ASSERT_EQ(plan->uid_map.size(), 1u);
     EXPECT_EQ(plan->uid_map[0].inside, 0u);
     EXPECT_GT(plan->uid_map[0].outside, 0u) << "uid 0 inside must not be host root";
     EXPECT_GE(plan->uid_map[0].count, 1u);
     EXPECT_EQ(plan->uid, 0u);
-    const MountStep* cwd = find_mount(*plan, "/var");
+    const MountStep* cwd = find_mount(*plan, work.path());
     ASSERT_NE(cwd, nullptr);
     EXPECT_TRUE(cwd->idmap);
+    EXPECT_EQ(cwd->source_uid, ::geteuid() == 0 ? 12345u : ::geteuid());
     EXPECT_FALSE(find_mount(*plan, "/usr")->idmap);
 }
 
