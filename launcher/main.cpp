@@ -16,6 +16,7 @@
 #include "profile/loader.hpp"
 #include "report.hpp"
 #include "seccomp/builtin.hpp"
+#include "seccomp/policy.hpp"
 #include "spawn.hpp"
 #include "supervisor.hpp"
 #include "version.hpp"
@@ -167,6 +168,15 @@ int cmd_show(const Cli& cli) {
     print_diagnostics(loaded.diagnostics);
     if (!loaded.ok()) return 1;
     std::fputs(profile::show_profile(loaded.profile).c_str(), stdout);
+    // What butter adds to the profile's own seccomp rules, and which key asks for each (as
+    // comments: the output stays a profile that `check` accepts).
+    auto implicit = seccomp::implicit_rules(loaded.profile);
+    if (!implicit.empty())
+        std::printf(
+            "\n# butter adds these seccomp rules (clone3's flags are in memory, where a "
+            "filter cannot\n# check them: ENOSYS makes libc fall back to clone):\n");
+    for (const auto& r : implicit)
+        std::printf("#   %s: %s\n", r.key, r.text.c_str());
     return 0;
 }
 

@@ -23,6 +23,9 @@ TOML_IMPL_NAMESPACE_START {
 TOML_IMPL_NAMESPACE_END;
 #include <toml++/toml.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <cstring>
 
 #include <butter/fd.hpp>
@@ -103,12 +106,22 @@ std::optional<Value> parse_toml(std::string_view text, const std::string& file, 
 }
 
 std::optional<Value> read_toml_file(const std::string& path, Diagnostics& out) {
-    auto text = read_file(path.c_str());
-    if (!text) {
-        out.push_back(error_at({path, 0, 0}, std::string("cannot read profile: ") +
-                                                 std::strerror(text.error().errno_value())));
+    auto cannot = [&](const std::string& why) {
+        out.push_back(error_at({path, 0, 0}, "cannot read profile: " + why));
         return std::nullopt;
-    }
+    };
+    auto fd = open(path.c_str(), O_RDONLY | O_NONBLOCK);
+    if (!fd) return cannot(std::strerror(fd.error().errno_value()));
+    struct stat st {};
+    if (::fstat(fd->get(), &st) < 0) return cannot(std::strerror(errno));
+    // Checked before reading: a device or a FIFO never ends, a huge file is minutes of parsing.
+    if (!S_ISREG(st.st_mode)) return cannot("not a regular file");
+    if (static_cast<std::uint64_t>(st.st_size) > kMaxProfileBytes)
+        return cannot(std::to_string(st.st_size) + " bytes, over the " +
+                      std::to_string(kMaxProfileBytes >> 20) + " MiB a profile may have");
+    auto text = read_all(*fd);
+    if (!text) return cannot(std::strerror(text.error().errno_value()));
+    if (text->size() > kMaxProfileBytes) return cannot("it grew while read");
     return parse_toml(*text, path, out);
 }
 

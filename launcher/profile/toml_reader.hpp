@@ -1,6 +1,7 @@
 // Parses TOML text into a located Value tree. The only user of toml++.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,10 @@ namespace butter::launcher::profile {
 std::optional<Value> parse_toml(std::string_view text, const std::string& file, Diagnostics& out);
 
 // Reads and parses a file; a missing or unreadable file is one diagnostic naming it.
+// The largest profile file read (a profile is a page or two; a larger one is a mistake or an
+// attack on butter's memory and time).
+inline constexpr std::uint64_t kMaxProfileBytes = 1 << 20;
+
 std::optional<Value> read_toml_file(const std::string& path, Diagnostics& out);
 
 // Quotes `s` as a TOML basic string.

@@ -8,6 +8,9 @@
 #include "../support/tmpdir.hpp"
 #include "plan.hpp"
 #include "profile/loader.hpp"
+#include "profile/toml_reader.hpp"
+#include "seccomp/policy.hpp"
+#include "seccomp/rules.hpp"
 #include "spawn.hpp"
 
 namespace butter::launcher {
@@ -269,6 +272,34 @@ TEST(Plan, BuiltinProgramsMatchACompileOfTheShippedProfiles) {
         }
     }
     EXPECT_EQ(found, 6u) << "a shipped profile's program is not built in";
+}
+
+// butter's own rules (seccomp/policy.hpp implicit_rules) parse and compile in a deny list and
+// in an allow list, and say which key asked for them.
+TEST(Plan, ImplicitRulesCompileInDenyAndAllowLists) {
+    for (const char* base : {"default", "untrusted"}) {
+        profile::LoadOptions o;
+        o.search_path = {BUTTER_PROFILES_SRC};
+        o.overrides = {"process.session=\"inherit\""};
+        profile::Loaded l = profile::load(std::string(base), o);
+        ASSERT_TRUE(l.ok()) << base;
+        auto rules = seccomp::implicit_rules(l.profile);
+        ASSERT_FALSE(rules.empty());
+        bool tiocsti = false;
+        for (const auto& r : rules) {
+            profile::Diagnostics d;
+            auto tree = profile::parse_toml("r = " + r.text, "<implicit>", d);
+            ASSERT_TRUE(tree) << r.text;
+            EXPECT_TRUE(seccomp::parse_rule(*tree->find("r"), d)) << r.text;
+            EXPECT_TRUE(d.empty()) << r.text;
+            tiocsti = tiocsti || std::string(r.key) == "process.session";
+        }
+        // untrusted has an ioctl rule of its own, which decides for ioctl.
+        EXPECT_EQ(tiocsti, std::string(base) == "default") << base;
+        profile::Diagnostics d;
+        EXPECT_TRUE(seccomp::compile(l.profile, d)) << base;
+        EXPECT_FALSE(profile::has_errors(d)) << (d.empty() ? "" : d.front().render());
+    }
 }
 
 TEST(Plan, NormalizeTarget) {

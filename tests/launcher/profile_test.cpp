@@ -196,6 +196,22 @@ std::vector<std::string> bad_profiles() {
     return names;
 }
 
+TEST(Profile, OversizedOrSpecialFilesAreRefusedBeforeReading) {
+    test::TempDir d;
+    std::string big = d / "big.toml";
+    test::write_file(big, std::string(kMaxProfileBytes + 1, '#'));
+    Diagnostics out;
+    EXPECT_FALSE(read_toml_file(big, out));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].render(), big + ": cannot read profile: " +
+                                   std::to_string(kMaxProfileBytes + 1) +
+                                   " bytes, over the 1 MiB a profile may have");
+    Diagnostics dev;
+    EXPECT_FALSE(read_toml_file("/dev/zero", dev));
+    ASSERT_EQ(dev.size(), 1u);
+    EXPECT_EQ(dev[0].render(), "/dev/zero: cannot read profile: not a regular file");
+}
+
 class GoldenDiagnostics : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenDiagnostics, ExactFirstError) {
