@@ -1,6 +1,12 @@
 #include "cgroup.hpp"
 
+#include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string_view>
 
 #include <cmath>
 
@@ -31,6 +37,25 @@ std::vector<Setting> settings(const std::string& controller, const SandboxPlan& 
     return {{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", std::to_string(quota)}};
 }
 
+// Cgroups of butter runs that were killed before they could remove theirs (SIGKILL, the OOM
+// killer): "butter-PID" below `h`'s own cgroup whose PID is gone. Removed as found (an rmdir
+// of one that still holds processes fails, and it stays).
+void remove_stale(const CgroupHierarchy& h) {
+    std::string dir = h.own_path();
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    while (struct dirent* e = ::readdir(d)) {
+        std::string_view n = e->d_name;
+        if (!n.starts_with("butter-") || n.size() == 7) continue;
+        std::string digits(n.substr(7));
+        if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+        pid_t pid = static_cast<pid_t>(std::strtol(digits.c_str(), nullptr, 10));
+        if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+        ::rmdir((dir + "/" + std::string(n)).c_str());
+    }
+    ::closedir(d);
+}
+
 }  // namespace
 
 SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
@@ -47,6 +72,7 @@ SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
         const char* key = want.second;
         auto made = [&]() -> Result<Cgroup> {
             BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
+            remove_stale(h);
             BUTTER_ASSIGN_OR_RETURN(Cgroup cg, Cgroup::create(h, name));
             for (const Setting& s : settings(controller, plan, h.version)) {
                 // The swap knobs exist only with swap accounting: skip them when absent.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <butter/fd.hpp>
+#include <butter/namespace.hpp>
 
 namespace butter::launcher {
 
@@ -54,6 +55,23 @@ std::vector<pid_t> descendants_of(pid_t root) {
 }
 
 }  // namespace
+
+bool in_sandbox(pid_t pid, pid_t first, std::optional<std::uint64_t> pid_ns) {
+    if (pid_ns) {
+        auto id = namespace_id(pid, Namespace::Pid);
+        return id && *id == *pid_ns;
+    }
+    for (int depth = 0; pid > 1 && depth < 64; ++depth) {
+        if (pid == first) return true;
+        auto stat = read_file(("/proc/" + std::to_string(pid) + "/stat").c_str());
+        if (!stat) return false;
+        std::size_t paren = stat->rfind(')');
+        if (paren == std::string::npos || paren + 4 > stat->size()) return false;
+        // ") S PPID ..."
+        pid = static_cast<pid_t>(std::atoi(stat->c_str() + paren + 4));
+    }
+    return false;
+}
 
 Result<void> become_subreaper() {
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)

@@ -8,10 +8,16 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 
 #include <butter/error.hpp>
 
 namespace butter::launcher {
+
+// Whether `pid` (as this process sees it) belongs to the sandbox whose first process is
+// `first`: in its pid namespace `pid_ns` when it has one, else a descendant of `first`.
+bool in_sandbox(pid_t pid, pid_t first, std::optional<std::uint64_t> pid_ns);
 
 // PR_SET_CHILD_SUBREAPER on the calling process (process-wide, until it exits).
 [[nodiscard]] Result<void> become_subreaper();

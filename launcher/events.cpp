@@ -1,5 +1,7 @@
 #include "events.hpp"
 
+#include "text.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -7,46 +9,39 @@
 namespace butter::launcher {
 
 std::string Events::str(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += c;
-                }
-        }
-    }
-    return out + "\"";
+    return json_string(s);
+}
+
+Events::Events(int fd) {
+    if (fd < 0) return;
+    if (auto s = Sink::open(fd, kBacklog)) sink_ = std::move(*s);
+}
+
+Events::~Events() {
+    if (sink_.valid()) (void)sink_.flush_for(200);
+}
+
+void Events::attach(EventLoop& loop) {
+    if (sink_.valid()) (void)sink_.attach(loop);
 }
 
 void Events::emit(const std::string& name,
                   const std::vector<std::pair<std::string, std::string>>& fields) {
-    if (fd_ < 0) return;
+    if (!sink_.valid()) return;
     char t[32];
     std::snprintf(t, sizeof t, "%.6f",
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
     std::string line = "{\"event\": " + str(name) + ", \"time\": " + t;
     for (const auto& [k, v] : fields)
         line += ", " + str(k) + ": " + v;
+    if (name == "exit") line += ", \"dropped\": " + std::to_string(dropped_);
     line += "}\n";
-    // A reader that went away must not stop the run.
-    [[maybe_unused]] ssize_t n = ::write(fd_, line.data(), line.size());
+    bool taken = sink_.write(line);
+    if (!taken && name == "exit") {  // the last one gets a moment more
+        (void)sink_.flush_for(200);
+        taken = sink_.write(line);
+    }
+    if (!taken) ++dropped_;
 }
 
 }  // namespace butter::launcher

@@ -8,19 +8,30 @@
 #include <utility>
 #include <vector>
 
+#include <butter/loop.hpp>
+
+#include "sink.hpp"
+
 namespace butter::launcher {
 
 class Events {
   public:
-    explicit Events(int fd = -1) : fd_(fd) {}
-    bool on() const { return fd_ >= 0; }
+    // Written without blocking (sink.hpp): a reader that stops reading loses events (the
+    // last, "exit", says how many), never stalls the supervisor.
+    explicit Events(int fd = -1);
+    ~Events();
+    bool on() const { return sink_.valid(); }
+    void attach(EventLoop& loop);
     // {"event": NAME, "time": seconds since start, FIELDS...}; fields are raw JSON values.
+    // "exit" carries "dropped": how many events a reader that stopped reading lost.
     void emit(const std::string& name,
               const std::vector<std::pair<std::string, std::string>>& fields = {});
-    static std::string str(const std::string& s);  // a JSON string literal
+    static std::string str(const std::string& s);  // a JSON string literal (text.hpp)
 
   private:
-    int fd_;
+    static constexpr std::size_t kBacklog = 1 << 20;
+    Sink sink_;
+    std::size_t dropped_ = 0;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

@@ -1,8 +1,10 @@
 // butter: the command line. Parses flags, calls the pieces, prints what went wrong once, and
 // maps the outcome to an exit status. Nothing else prints.
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,7 @@
 #include "report.hpp"
 #include "seccomp/builtin.hpp"
 #include "seccomp/policy.hpp"
+#include "sink.hpp"
 #include "spawn.hpp"
 #include "supervisor.hpp"
 #include "version.hpp"
@@ -30,6 +33,18 @@ void print_diagnostics(const profile::Diagnostics& d, bool notes = false) {
     for (const auto& x : d)
         if (notes || x.severity != profile::Diagnostic::Severity::Note)
             std::fprintf(stderr, "%s\n", x.render().c_str());
+}
+
+// One line on stderr without blocking for long (sink.hpp): after a run, stderr may be a
+// terminal or pipe that stopped reading.
+void say(const std::string& line) {
+    auto err = Sink::open(2, 1 << 16);
+    if (!err) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+        return;
+    }
+    (void)err->write(line + "\n");
+    (void)err->flush_for(200);
 }
 
 std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string> argv,
@@ -90,27 +105,36 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds) {
         std::fprintf(stderr, "butter: %s\n", blocked.error().what().c_str());
         return kFailed;
     }
+    // A reader of butter's output that goes away is EPIPE to handle, not a death (the
+    // report must still be written, the cgroups removed).
+    struct sigaction ignore {
+    }, caller{};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &caller);
     SupervisorOptions so;
+    so.sigpipe_default = caller.sa_handler == SIG_DFL;
     so.verbosity = cli.verbosity;
     so.events_fd = cli.events_fd;
     so.early = &early;
     auto outcome = run_sandbox(*plan, blocked->previous(), so);
+    // The report first, then the last lines on stderr, which may be a terminal that no
+    // longer reads (say() gives it a moment, not forever).
     if (!outcome) {
         // butter itself failed: still a report, so a CI system sees why.
-        std::fprintf(stderr, "butter: %s\n", outcome.error().what().c_str());
         RunOutcome failed;
         failed.kind = RunOutcome::Kind::SetupFailed;
         failed.message = outcome.error().what();
         if (!plan->report_path.empty()) (void)write_report(report_file, report_json(*plan, failed));
+        say("butter: " + outcome.error().what());
         return kFailed;
     }
-    if (!outcome->message.empty()) std::fprintf(stderr, "butter: %s\n", outcome->message.c_str());
+    Result<void> written;
+    if (!plan->report_path.empty())
+        written = write_report(report_file, report_json(*plan, *outcome));
+    if (!outcome->message.empty()) say("butter: " + outcome->message);
     if (outcome->kind == RunOutcome::Kind::TimedOut && cli.verbosity > 0)
-        std::fprintf(stderr, "butter: time limit reached, command stopped\n");
-    if (!plan->report_path.empty()) {
-        if (auto w = write_report(report_file, report_json(*plan, *outcome)); !w)
-            std::fprintf(stderr, "butter: report: %s\n", w.error().what().c_str());
-    }
+        say("butter: time limit reached, command stopped");
+    if (!written) say("butter: report: " + written.error().what());
     return outcome->exit_status();
 }
 
@@ -217,6 +241,20 @@ int cmd_syscalls(const Cli& cli) {
     return status;
 }
 
+// The sandbox's init shares butter's memory (spawn.hpp), so its /proc/1/cmdline is butter's
+// command line, which names host paths (bind sources, profiles) and --set values. Once parsed,
+// it is overwritten in place (as setproctitle does) with "butter run": the kernel shows that
+// to the sandbox, and to the host's ps.
+void hide_command_line(int argc, char** argv) {
+    if (argc < 1) return;
+    char* begin = argv[0];
+    char* end = argv[argc - 1] + std::strlen(argv[argc - 1]);
+    std::memset(begin, 0, static_cast<std::size_t>(end - begin));
+    static constexpr char kShown[] = "butter\0run";
+    if (static_cast<std::size_t>(end - begin) >= sizeof kShown)
+        std::memcpy(begin, kShown, sizeof kShown);
+}
+
 }  // namespace
 }  // namespace butter::launcher
 
@@ -245,6 +283,7 @@ int main(int argc, char** argv) {
             std::fputs(usage().c_str(), stdout);
             return 0;
         case Cli::Command::Run:
+            hide_command_line(argc, argv);  // `args` and `cli` hold copies
             if (!listen_why.empty() && cli->verbosity > 0)
                 std::fprintf(stderr, "butter: socket activation ignored: %s\n", listen_why.c_str());
             return cmd_run(*cli, std::move(early), listen_fds);

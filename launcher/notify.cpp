@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <vector>
 
 namespace butter::launcher {
 
@@ -51,11 +54,15 @@ Result<std::optional<NotifyRelay>> NotifyRelay::create() {
     const char* base = std::getenv("XDG_RUNTIME_DIR");
     std::string templ = std::string(base && *base == '/' ? base : "/tmp") + "/butter-notify.XXXXXX";
     if (!::mkdtemp(templ.data())) return fail_errno("mkdtemp", templ);
+    // mkdtemp's directory is 0700: no other user reaches the socket; the sandbox gets the
+    // socket itself, bound in.
     r.dir_ = templ;
-    ::chmod(r.dir_.c_str(), 0755);  // the sandbox's user (any uid) must reach the socket
     int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return fail_errno("socket(AF_UNIX)");
     r.sock_ = Fd(fd);
+    int on = 1;
+    if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
+        return fail_errno("setsockopt(SO_PASSCRED)");
     struct sockaddr_un me {};
     me.sun_family = AF_UNIX;
     std::string path = r.dir_ + "/notify";
@@ -64,6 +71,7 @@ Result<std::optional<NotifyRelay>> NotifyRelay::create() {
     std::memcpy(me.sun_path, path.c_str(), path.size());
     if (::bind(fd, reinterpret_cast<struct sockaddr*>(&me), sizeof me) < 0)
         return fail_errno("bind", path);
+    // Any id the sandbox runs as may send (only the sandbox can reach it).
     if (::chmod(path.c_str(), 0666) < 0) return fail_errno("chmod", path);
     return std::optional<NotifyRelay>(std::move(r));
 }
@@ -84,30 +92,95 @@ NotifyRelay::~NotifyRelay() {
     ::rmdir(dir_.c_str());
 }
 
-Result<void> NotifyRelay::start(EventLoop& loop, std::function<void(const std::string&)> log) {
+Result<void> NotifyRelay::start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
+                                std::function<void(const std::string&)> log) {
+    in_sandbox_ = std::move(in_sandbox);
     log_ = std::move(log);
     BUTTER_ASSIGN_OR_RETURN(reg_, loop.add(sock_, IoEvent::In, [this](IoEvents) { relay(); }));
     return {};
 }
 
 void NotifyRelay::relay() {
-    char buf[4096];
+    std::vector<char> buf;
     for (;;) {
-        ssize_t n = ::recv(sock_.get(), buf, sizeof buf, 0);
-        if (n <= 0) return;
-        std::string in(buf, static_cast<std::size_t>(n)), out;
-        std::size_t start = 0;
-        while (start < in.size()) {
-            std::size_t end = in.find('\n', start);
-            if (end == std::string::npos) end = in.size();
-            std::string line = in.substr(start, end - start);
-            start = end + 1;
+        // The datagram's whole size first: read cut at a buffer's end, its tail could pass
+        // for a message of its own ("...\nREADY=1").
+        ssize_t size = ::recv(sock_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
+        if (size < 0) return;  // EAGAIN: none left
+        buf.resize(std::min<std::size_t>(static_cast<std::size_t>(size), kMaxDatagram) + 1);
+        struct iovec iov {
+            buf.data(), buf.size()
+        };
+        alignas(struct cmsghdr) char
+            control[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * kMaxFds)];
+        struct msghdr m {};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control;
+        m.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(sock_.get(), &m, MSG_CMSG_CLOEXEC);
+        if (n < 0) return;
+        std::vector<Fd> fds;  // closed here whatever becomes of the message
+        std::optional<struct ucred> cred;
+        for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET) continue;
+            if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+                struct ucred u;
+                std::memcpy(&u, CMSG_DATA(c), sizeof u);
+                cred = u;
+            } else if (c->cmsg_type == SCM_RIGHTS) {
+                std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (std::size_t i = 0; i < count; ++i) {
+                    int fd;
+                    std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                    fds.emplace_back(fd);
+                }
+            }
+        }
+        auto drop = [&](const std::string& why) {
+            if (log_) log_("dropped: " + why);
+        };
+        if (static_cast<std::size_t>(size) > kMaxDatagram || (m.msg_flags & MSG_CTRUNC)) {
+            drop(std::to_string(size) + " bytes" +
+                 ((m.msg_flags & MSG_CTRUNC) ? " with too many fds" : ""));
+            continue;
+        }
+        if (!cred || !in_sandbox_ || !in_sandbox_(cred->pid)) {
+            drop("a sender outside the sandbox (pid " + std::to_string(cred ? cred->pid : 0) + ")");
+            continue;
+        }
+        std::string_view in(buf.data(), static_cast<std::size_t>(n));
+        std::string out;
+        while (!in.empty()) {
+            std::string_view line = in.substr(0, in.find('\n'));
+            in.remove_prefix(std::min(line.size() + 1, in.size()));
             if (line.empty() || line.starts_with("MAINPID=")) continue;
-            out += line + "\n";
+            out.append(line).append(1, '\n');
         }
         if (out.empty()) continue;
-        ::sendto(sock_.get(), out.data(), out.size(), MSG_NOSIGNAL,
-                 reinterpret_cast<struct sockaddr*>(&target_), target_len_);
+        struct iovec oiov {
+            out.data(), out.size()
+        };
+        struct msghdr o {};
+        o.msg_name = &target_;
+        o.msg_namelen = target_len_;
+        o.msg_iov = &oiov;
+        o.msg_iovlen = 1;
+        alignas(struct cmsghdr) char ocontrol[CMSG_SPACE(sizeof(int) * kMaxFds)];
+        if (!fds.empty()) {
+            o.msg_control = ocontrol;
+            o.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+            struct cmsghdr* c = CMSG_FIRSTHDR(&o);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+            for (std::size_t i = 0; i < fds.size(); ++i) {
+                int fd = fds[i].get();
+                std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof fd);
+            }
+        }
+        // Datagrams to systemd: a full queue loses this one, never stalls the supervisor.
+        (void)::sendmsg(sock_.get(), &o, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (log_) log_(out);
     }
 }

@@ -1,8 +1,11 @@
 // sd_notify pass-through for Type=notify units. The sandbox gets a datagram socket of
-// butter's own (bound in at /run/host/notify/notify, NOTIFY_SOCKET pointing there); butter
-// relays what arrives (READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1, ...) to
-// systemd's NOTIFY_SOCKET as its own message, so systemd accepts it from the main pid.
-// MAINPID= lines are dropped: butter stays the main pid. Without NOTIFY_SOCKET: nothing.
+// butter's own (the socket itself bound in at /run/host/notify/notify, NOTIFY_SOCKET pointing
+// there; on the host it lies in a directory only butter can enter); butter relays what arrives
+// (READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1, BARRIER=1 and FDSTORE=1 with their
+// fds, ...) to systemd's NOTIFY_SOCKET as its own message, so systemd accepts it from the main
+// pid. Only datagrams whose sender (SCM_CREDENTIALS) is in the sandbox are relayed, whole:
+// one longer than kMaxDatagram is dropped, never cut. MAINPID= lines are dropped: butter stays
+// the main pid. Without NOTIFY_SOCKET: nothing.
 #pragma once
 
 #include <sys/un.h>
@@ -26,8 +29,9 @@ int socket_activation_fds(std::string& why);
 
 class NotifyRelay {
   public:
-    static constexpr const char* kInsideDir = "/run/host/notify";
     static constexpr const char* kInsideSocket = "/run/host/notify/notify";
+    static constexpr std::size_t kMaxDatagram = 64 * 1024;
+    static constexpr std::size_t kMaxFds = 16;
 
     // nullopt when butter itself has no NOTIFY_SOCKET.
     [[nodiscard]] static Result<std::optional<NotifyRelay>> create();
@@ -35,16 +39,20 @@ class NotifyRelay {
     NotifyRelay& operator=(NotifyRelay&&) = delete;
     ~NotifyRelay();
 
-    // The host directory holding the relay socket (bound into the sandbox).
-    const std::string& dir() const { return dir_; }
-    // Relays every datagram on the loop; `log` sees each relayed message (for --verbose).
-    [[nodiscard]] Result<void> start(EventLoop& loop, std::function<void(const std::string&)> log);
+    // The host path of the relay socket (bound into the sandbox).
+    std::string socket_path() const { return dir_ + "/notify"; }
+    // Relays every datagram on the loop whose sender `in_sandbox` accepts (called with the
+    // sender's pid as butter sees it); `log` sees each relayed message (for --verbose) and
+    // each dropped one (a line saying why).
+    [[nodiscard]] Result<void> start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
+                                     std::function<void(const std::string&)> log);
 
   private:
     NotifyRelay() = default;
     void relay();
     Fd sock_;
     std::string dir_;
+    std::function<bool(pid_t)> in_sandbox_;
     struct sockaddr_un target_ {};
     socklen_t target_len_ = 0;
     EventLoop::Registration reg_;

@@ -103,6 +103,10 @@ void Output::after_spawn() {
 Result<void> Output::start(EventLoop& loop) {
     if (spec_.kind != OutputSpec::Kind::Tee) return {};
     loop_ = &loop;
+    if (!own_.valid()) {
+        BUTTER_ASSIGN_OR_RETURN(own_, Sink::open(own_fd_, 64 * 1024));
+        BUTTER_TRY(own_.attach(loop, [this] { on_writable(); }));
+    }
     return watch_input();
 }
 
@@ -114,49 +118,74 @@ Result<void> Output::watch_input() {
 }
 
 bool Output::flush_pending() {
+    auto drop_owed = [&] {  // butter's stream is gone (EPIPE): what it was owed is dropped
+        discard(read_.get(), pending_);
+        bytes_ += pending_;
+        pending_ = 0;
+    };
     while (pending_ > 0) {
-        // Non-blocking on butter's stream whatever its own flags: a reader that stops reading
-        // must stall the command (as tee(1) would), never the supervisor's loop.
-        auto n = splice(read_, nullptr, own_fd_, nullptr, pending_,
+        // butter's stream is written without blocking (sink.hpp): a reader that stops reading
+        // stalls the command (as tee(1) would), never the supervisor's loop.
+        if (!own_.flush()) return false;
+        if (own_.broken()) {
+            drop_owed();
+            break;
+        }
+        auto n = splice(read_, nullptr, own_.fd(), nullptr, pending_,
                         SpliceFlag::Move | SpliceFlag::NonBlock);
         if (n && *n > 0) {
             pending_ -= *n;
             bytes_ += *n;
             continue;
         }
-        if (!n && n.error().errno_value() == EAGAIN) return false;
-        if (!n && n.error().errno_value() == EINTR) continue;
-        // Not spliceable (a terminal): copy; gone (EPIPE): drop what it was owed.
-        std::size_t len = pending_;
-        if (!move(read_.get(), own_fd_, len, nullptr)) discard(read_.get(), len);
-        bytes_ += len;
-        pending_ = 0;
+        int e = n ? EIO : n.error().errno_value();
+        if (e == EAGAIN) return false;
+        if (e == EINTR) continue;
+        if (e != EINVAL) {
+            drop_owed();
+            break;
+        }
+        // Not spliceable: through a buffer, the sink keeping what the stream does not take.
+        char buf[65536];
+        ssize_t r = ::read(read_.get(), buf, std::min(pending_, sizeof buf));
+        if (r <= 0) {
+            pending_ = 0;
+            break;
+        }
+        (void)own_.write(std::string_view(buf, static_cast<std::size_t>(r)));
+        pending_ -= static_cast<std::size_t>(r);
+        bytes_ += static_cast<std::uint64_t>(r);
     }
     return true;
 }
 
 void Output::wait_writable() {
     reg_.reset();  // no more input until butter's stream takes what it is owed
-    auto r = loop_->add(own_fd_, IoEvent::Out, [this](IoEvents) {
-        if (!flush_pending()) return;
-        out_reg_.reset();
-        if (auto w = watch_input(); !w && !error_) error_ = w.error();
-    });
-    if (r) {
-        out_reg_ = std::move(*r);
-        return;
-    }
-    // Not pollable: wait in place.
-    (void)flush_pending_blocking(-1);
+    own_.notify_when_writable();
 }
 
-bool Output::flush_pending_blocking(int interrupt_fd) {
+void Output::on_writable() {
+    if (!flush_pending()) {
+        own_.notify_when_writable();
+        return;
+    }
+    if (!reg_.active())
+        if (auto w = watch_input(); !w && !error_) error_ = w.error();
+}
+
+bool Output::flush_pending_blocking(std::span<const int> interrupt_fds) {
     while (!flush_pending()) {
-        pollfd p[2] = {{own_fd_, POLLOUT, 0}, {interrupt_fd, POLLIN, 0}};
-        int n = ::poll(p, interrupt_fd >= 0 ? 2 : 1, -1);
+        pollfd p[4] = {{own_.fd(), POLLOUT, 0}};
+        nfds_t count = 1;
+        for (int fd : interrupt_fds)
+            if (fd >= 0 && count < 4) p[count++] = {fd, POLLIN, 0};
+        int n = ::poll(p, count, -1);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 || (p[1].revents & POLLIN)) {
-            // A signal for the supervisor (a stop request) ends the wait: the rest is dropped.
+        bool interrupted = n < 0;
+        for (nfds_t i = 1; i < count; ++i)
+            interrupted = interrupted || (p[i].revents & POLLIN);
+        if (interrupted) {
+            // A stop request or the time limit ends the wait: the rest is dropped.
             discard(read_.get(), pending_);
             pending_ = 0;
             return false;
@@ -197,14 +226,13 @@ bool Output::pump() {
     }
 }
 
-void Output::drain(int interrupt_fd, bool stopping) {
+void Output::drain(std::span<const int> interrupt_fds, bool stopping) {
     if (spec_.kind != OutputSpec::Kind::Tee || !read_.valid()) return;
     // The sandbox is gone: everything in the pipe goes out now, and an empty pipe means done.
-    // Normally butter waits for its reader (no byte is lost) unless a signal interrupts; when
-    // butter is stopping (a stop request, the time limit) it moves only what fits at once.
-    out_reg_.reset();
+    // Normally butter waits for its reader (no byte is lost) unless a signal or the time limit
+    // interrupts; when butter is stopping it moves only what fits at once.
     for (;;) {
-        bool flushed = stopping ? flush_pending() : flush_pending_blocking(interrupt_fd);
+        bool flushed = stopping ? flush_pending() : flush_pending_blocking(interrupt_fds);
         if (!flushed) {
             int avail = 0;
             if (::ioctl(read_.get(), FIONREAD, &avail) == 0 && avail > 0)
@@ -213,12 +241,13 @@ void Output::drain(int interrupt_fd, bool stopping) {
             break;
         }
         if (!pump()) break;
-        out_reg_.reset();
         if (pending_ > 0) continue;
         int avail = 0;
         if (::ioctl(read_.get(), FIONREAD, &avail) < 0 || avail == 0) break;
     }
-    out_reg_.reset();
+    // What the sink still holds (a terminal's share), to a reader that takes it within a
+    // moment; a stop request or the time limit has already cut the wait short.
+    if (!stopping) (void)own_.flush_for(200);
     reg_.reset();
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include <butter/error.hpp>
@@ -12,6 +13,7 @@
 #include <butter/loop.hpp>
 
 #include "plan.hpp"
+#include "sink.hpp"
 
 namespace butter::launcher {
 
@@ -28,9 +30,10 @@ class Output {
     // Tee mode: start moving data on the loop.
     [[nodiscard]] Result<void> start(EventLoop& loop);
     // Moves everything still in the pipe (the command is gone: no more data will come),
-    // waiting for butter's stream to take it; `interrupt_fd` readable (the signalfd) ends the
-    // wait and drops the rest. When `stopping`, moves only what the stream takes at once.
-    void drain(int interrupt_fd = -1, bool stopping = false);
+    // waiting for butter's stream to take it; any of `interrupt_fds` readable (the signalfd,
+    // the time limit's timerfd) ends the wait and drops the rest. When `stopping`, moves only
+    // what the stream takes at once.
+    void drain(std::span<const int> interrupt_fds = {}, bool stopping = false);
     // A new pipe for the next run of the command (restart); nothing without tee.
     [[nodiscard]] Result<void> reopen_pipe_if_tee();
 
@@ -48,8 +51,9 @@ class Output {
     // Moves the `pending_` bytes (already in the file) to butter's stream without blocking;
     // false while the stream is full.
     bool flush_pending();
-    bool flush_pending_blocking(int interrupt_fd);
+    bool flush_pending_blocking(std::span<const int> interrupt_fds);
     void wait_writable();
+    void on_writable();
     Result<void> reopen_pipe();
     OutputSpec spec_;
     int own_fd_;
@@ -57,7 +61,8 @@ class Output {
     Fd read_, write_;          // the command's pipe (tee)
     Fd dup_read_, dup_write_;  // tee(2)'s copy, spliced to the file
     EventLoop* loop_ = nullptr;
-    EventLoop::Registration reg_, out_reg_;
+    EventLoop::Registration reg_;
+    Sink own_;                 // butter's stream, written without blocking
     std::size_t pending_ = 0;  // at the head of the pipe: in the file, owed to butter's stream
     std::uint64_t bytes_ = 0;
     std::optional<Error> error_;

@@ -1,23 +1,12 @@
 #include "pty.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace butter::launcher {
-
-namespace {
-void write_all(int fd, const char* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return;
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-}
-}  // namespace
 
 Result<PtyProxy> PtyProxy::create() {
     PtyProxy p;
@@ -54,45 +43,78 @@ Result<void> PtyProxy::start(EventLoop& loop) {
         ::cfmakeraw(&raw);
         if (::tcsetattr(0, TCSAFLUSH, &raw) == 0) raw_ = true;
     }
-    BUTTER_TRY(set_nonblocking(master_, true));
-    BUTTER_ASSIGN_OR_RETURN(master_reg_,
-                            loop.add(master_, IoEvent::In, [this](IoEvents) { from_master(); }));
+    loop_ = &loop;
+    BUTTER_ASSIGN_OR_RETURN(out_, Sink::open(1, kChunk));
+    BUTTER_ASSIGN_OR_RETURN(in_, Sink::open(master_.get(), kChunk, true));
+    BUTTER_TRY(out_.attach(loop, [this] { (void)watch_master(); }));
+    BUTTER_TRY(in_.attach(loop, [this] { (void)watch_stdin(); }));
+    BUTTER_TRY(watch_master());
     // stdin may be a file or /dev/null, which epoll refuses: then the command just gets no input.
-    if (auto r = loop.add(0, IoEvent::In, [this](IoEvents) { from_stdin(); }))
-        stdin_reg_ = std::move(*r);
+    (void)watch_stdin();
+    return {};
+}
+
+Result<void> PtyProxy::watch_master() {
+    if (master_reg_.active() || !master_.valid()) return {};
+    BUTTER_ASSIGN_OR_RETURN(master_reg_,
+                            loop_->add(master_, IoEvent::In, [this](IoEvents) { from_master(); }));
+    return {};
+}
+
+Result<void> PtyProxy::watch_stdin() {
+    if (stdin_reg_.active() || stdin_done_) return {};
+    BUTTER_ASSIGN_OR_RETURN(stdin_reg_,
+                            loop_->add(0, IoEvent::In, [this](IoEvents) { from_stdin(); }));
     return {};
 }
 
 void PtyProxy::from_master() {
-    char buf[65536];
+    char buf[kChunk];
     for (;;) {
+        if (out_.backlog() > 0) {
+            master_reg_.reset();  // until butter's stdout has taken what it holds
+            return;
+        }
         ssize_t n = ::read(master_.get(), buf, sizeof buf);
         if (n > 0) {
-            write_all(1, buf, static_cast<std::size_t>(n));
+            (void)out_.write(std::string_view(buf, static_cast<std::size_t>(n)));
             continue;
         }
-        if (n < 0 && errno == EAGAIN) return;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         master_reg_.reset();  // EIO: every slave is closed
         return;
     }
 }
 
 void PtyProxy::from_stdin() {
+    if (in_.backlog() > 0) {
+        stdin_reg_.reset();  // until the command's terminal has taken what it holds
+        return;
+    }
     char buf[4096];
     ssize_t n = ::read(0, buf, sizeof buf);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         // End of input: as a terminal user would, send EOF (^D) once, then stop reading.
-        char eof = 4;
-        write_all(master_.get(), &eof, 1);
+        (void)in_.write("\x04");
+        stdin_done_ = true;
         stdin_reg_.reset();
         return;
     }
-    write_all(master_.get(), buf, static_cast<std::size_t>(n));
+    (void)in_.write(std::string_view(buf, static_cast<std::size_t>(n)));
+    if (in_.backlog() > 0) stdin_reg_.reset();
 }
 
 void PtyProxy::drain() {
-    from_master();
+    // What the command left in the terminal, to a reader that takes it within a moment.
+    for (int i = 0; i < 64; ++i) {
+        from_master();
+        if (!out_.flush_for(200)) break;
+        struct pollfd p {
+            master_.get(), POLLIN, 0
+        };
+        if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) break;
+    }
 }
 
 }  // namespace butter::launcher

@@ -11,6 +11,8 @@
 #include <butter/fd.hpp>
 #include <butter/loop.hpp>
 
+#include "sink.hpp"
+
 namespace butter::launcher {
 
 class PtyProxy {
@@ -26,16 +28,26 @@ class PtyProxy {
     [[nodiscard]] Result<void> start(EventLoop& loop);
     // Copies butter's window size to the pty (the kernel then signals the command).
     void resize();
-    // Copies what the command still wrote (after it exited).
+    // Copies what the command still wrote (after it exited), waiting for butter's stdout at
+    // most a moment.
     void drain();
+
+    // What one read moves at most; also each direction's backlog (sink.hpp): a side that does
+    // not take its bytes stops the reading of the other, never the supervisor.
+    static constexpr std::size_t kChunk = 64 * 1024;
 
   private:
     PtyProxy() = default;
     void from_master();
     void from_stdin();
+    Result<void> watch_master();
+    Result<void> watch_stdin();
     Fd master_, slave_;
     bool raw_ = false;
     struct termios saved_ {};
+    EventLoop* loop_ = nullptr;
+    Sink out_, in_;  // butter's stdout; the master
+    bool stdin_done_ = false;
     EventLoop::Registration master_reg_, stdin_reg_;
 };
 

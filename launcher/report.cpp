@@ -9,6 +9,7 @@
 #include <butter/signalfd.hpp>
 
 #include "events.hpp"
+#include "sink.hpp"
 
 namespace butter::launcher {
 
@@ -115,6 +116,7 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
         first = false;
     }
     field("denied_syscalls", denied + "}");
+    field("denials_throttled_seconds", seconds(o.denials_throttled));
     std::string steps = "[";
     for (std::size_t i = 0; i < o.setup_steps.size(); ++i)
         steps += (i ? ", " : "") + std::string("{\"step\": ") + str(o.setup_steps[i].first) +
@@ -145,12 +147,13 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
 }
 
 Result<void> write_report(const HostFile* file, const std::string& json) {
-    if (!file) {
-        std::fwrite(json.data(), 1, json.size(), stdout);
-        std::fflush(stdout);
-        return {};
-    }
-    return file->replace(json);
+    if (file) return file->replace(json);
+    // To stdout, whose reader may have stopped reading: a few seconds, not forever.
+    BUTTER_ASSIGN_OR_RETURN(Sink out, Sink::open(1, json.size() + 1));
+    (void)out.write(json);
+    if (!out.flush_for(5000) || out.broken())
+        return fail(Error("write", out.broken() ? EPIPE : EAGAIN, "the report to stdout"));
+    return {};
 }
 
 }  // namespace butter::launcher

@@ -507,6 +507,7 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     ch.parent_pidfd = self.get();
     ch.null_fd = null.get();
     ch.original_mask = original_mask;
+    ch.sigpipe_default = extras.sigpipe_default;
     ch.stdout_fd = extras.stdout_fd;
     ch.stderr_fd = extras.stderr_fd;
     ch.tty_fd = extras.tty_fd;

@@ -87,6 +87,7 @@ struct SpawnExtras {
     // about to take over, and then gets the stop signal as always).
     int signal_fd = -1;
     int timer_fd = -1;
+    bool sigpipe_default = true;  // the command's SIGPIPE: default (else ignored)
 };
 
 // The sandbox child, cloned before butter has even parsed its command line: with the user and

@@ -32,7 +32,9 @@
 #include "pty.hpp"
 #include "seccomp/describe.hpp"
 #include "seccomp/kernel_log.hpp"
+#include "sink.hpp"
 #include "spawn.hpp"
+#include "text.hpp"
 #include "watch.hpp"
 
 namespace butter::launcher {
@@ -43,12 +45,35 @@ namespace {
 constexpr std::chrono::milliseconds kIdleTrimDelay{100};
 
 using Clock = std::chrono::steady_clock;
+
+// --events: "denied" lines per syscall name at most (the rest are counted).
+constexpr unsigned kDeniedEventsPerSyscall = 100;
+// seccomp.report: denials answered per second at most, and the pause past that.
+constexpr double kDenialsPerSecond = 2000;
+constexpr std::chrono::milliseconds kDenialPause{50};
 using std::chrono::nanoseconds;
 
 // One line per event on stderr: errors always, the rest by verbosity.
 class Log {
   public:
-    explicit Log(int verbosity) : verbosity_(verbosity) {}
+    explicit Log(int verbosity) : verbosity_(verbosity) {
+        // stderr without blocking (sink.hpp): a terminal that stops reading loses log lines,
+        // never stalls the supervisor. Where it cannot be had, plain writes.
+        if (auto s = Sink::open(2, kBacklog)) err_ = std::move(*s);
+    }
+    ~Log() {
+        if (!err_.valid()) return;
+        (void)err_.flush_for(200);
+        if (dropped_ > 0) {
+            std::string l = "butter: " + std::to_string(dropped_) +
+                            " log lines dropped (stderr was not read)\n";
+            (void)err_.write(l);
+            (void)err_.flush_for(200);
+        }
+    }
+    void attach(EventLoop& loop) {
+        if (err_.valid()) (void)err_.attach(loop);
+    }
     void warn(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
         if (verbosity_ < 1) return;
         va_list ap;
@@ -65,12 +90,20 @@ class Log {
     }
 
   private:
-    static void line(const char* fmt, va_list ap) {
+    static constexpr std::size_t kBacklog = 64 * 1024;
+    void line(const char* fmt, va_list ap) {
         char buf[1024];
         std::vsnprintf(buf, sizeof buf, fmt, ap);
-        std::fprintf(stderr, "butter: %s\n", buf);
+        std::string l = std::string("butter: ") + buf + "\n";
+        if (!err_.valid()) {
+            std::fputs(l.c_str(), stderr);
+            return;
+        }
+        if (!err_.write(l)) ++dropped_;
     }
     int verbosity_;
+    Sink err_;
+    std::size_t dropped_ = 0;
 };
 
 // What each StepClock mark closes, for the report and the events.
@@ -146,7 +179,6 @@ class Attempt {
     void on_notification();
     void on_kernel_log_mode(int why);
     void on_kernel_log();
-    bool in_sandbox(pid_t pid) const;
 
     const SandboxPlan& plan_;
     Sandbox& sb_;
@@ -164,6 +196,12 @@ class Attempt {
     std::optional<int> command_status_;
     std::optional<TimerFd> grace_;
     std::optional<SeccompNotifyFd> notify_;
+    Result<void> watch_notifications();
+    double denial_tokens_ = kDenialsPerSecond;
+    std::int64_t denial_refill_ns_ = monotonic_ns();
+    std::optional<TimerFd> throttle_;
+    EventLoop::Registration throttle_reg_;
+    nanoseconds throttled_{};  // how long the sandbox's denials waited for their answers
     // seccomp.report without a listener: /dev/kmsg, opened before the spawn (at its end).
     Result<Fd> kmsg_;
     bool kernel_log_ = false;
@@ -218,22 +256,56 @@ Result<void> Attempt::on_control() {
         } else if (m.type == ControlMessage::Listener && !msg->fds.empty() && !notify_) {
             notify_.emplace(std::move(msg->fds[0]));
             BUTTER_TRY(set_nonblocking(notify_->fd(), true));
-            BUTTER_ASSIGN_OR_RETURN(
-                notify_reg_,
-                loop_.add(notify_->fd(), IoEvent::In, [this](IoEvents) { on_notification(); }));
+            BUTTER_TRY(watch_notifications());
         }
     }
 }
 
+Result<void> Attempt::watch_notifications() {
+    BUTTER_ASSIGN_OR_RETURN(notify_reg_, loop_.add(notify_->fd(), IoEvent::In,
+                                                   [this](IoEvents) { on_notification(); }));
+    return {};
+}
+
 void Attempt::on_notification() {
+    // Each denial costs the supervisor (outside the sandbox's cgroup) a read and an answer:
+    // past kDenialsPerSecond it stops reading for a while, and the sandbox's denied calls
+    // wait for their answer meanwhile (nothing runs on either side).
+    std::int64_t now = monotonic_ns();
+    denial_tokens_ = std::min<double>(
+        kDenialsPerSecond,
+        denial_tokens_ + static_cast<double>(now - denial_refill_ns_) * kDenialsPerSecond / 1e9);
+    denial_refill_ns_ = now;
+    if (denial_tokens_ < 1) {
+        notify_reg_.reset();
+        auto t = TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock);
+        if (t && t->set_relative(kDenialPause)) {
+            throttle_.emplace(std::move(*t));
+            auto reg = loop_.add(throttle_->fd(), IoEvent::In, [this](IoEvents) {
+                throttle_reg_.reset();
+                throttled_ += kDenialPause;
+                (void)watch_notifications();
+            });
+            if (reg) {
+                throttle_reg_ = std::move(*reg);
+                return;
+            }
+        }
+        (void)watch_notifications();  // no timer: go on unthrottled rather than stall
+    }
     auto all = notify_->read_events();
     if (!all) return;
+    denial_tokens_ -= static_cast<double>(all->size());
     for (const SeccompNotification& n : *all) {
         std::string name = n.syscall_name();
         // The first of each syscall is described (reading its strings takes a few syscalls
         // while the caller waits); every one is answered at once otherwise.
         bool first = denied_[name]++ == 0;
-        events_.emit("denied", {{"syscall", Events::str(name)}, {"pid", std::to_string(n.pid)}});
+        // One event per denial up to a bound per syscall: their volume is the sandbox's
+        // choice (the report and the exit event hold the counts).
+        if (denied_[name] <= kDeniedEventsPerSyscall)
+            events_.emit("denied",
+                         {{"syscall", Events::str(name)}, {"pid", std::to_string(n.pid)}});
         std::string line = first ? seccomp::describe_call(n, *notify_) : std::string();
         (void)notify_->respond_errno(n.id, plan_.seccomp_errno);
         if (first)
@@ -267,25 +339,6 @@ void Attempt::on_kernel_log_mode(int why) {
     on_kernel_log();
 }
 
-// The record's pid (initial namespace) is the sandbox's: in its pid namespace, or without one
-// a descendant of its first process.
-bool Attempt::in_sandbox(pid_t pid) const {
-    if (pid_ns_) {
-        auto id = namespace_id(pid, Namespace::Pid);
-        return id && *id == *pid_ns_;
-    }
-    for (int depth = 0; pid > 1 && depth < 64; ++depth) {
-        if (pid == sb_.pid) return true;
-        auto stat = read_file(("/proc/" + std::to_string(pid) + "/stat").c_str());
-        if (!stat) return false;
-        std::size_t paren = stat->rfind(')');
-        if (paren == std::string::npos || paren + 4 > stat->size()) return false;
-        // ") S PPID ..."
-        pid = static_cast<pid_t>(std::strtol(stat->c_str() + paren + 4, nullptr, 10));
-    }
-    return false;
-}
-
 void Attempt::on_kernel_log() {
     if (!kernel_log_ || !kmsg_ || !kmsg_reg_.active()) return;
     char buf[8192];
@@ -304,10 +357,13 @@ void Attempt::on_kernel_log() {
         if (!d || d->action != SECCOMP_RET_ERRNO) continue;
         // The sandbox's own audit session when it could take one (exact, even for a process
         // gone by now), else the pid while it still runs.
-        if (audit_session_ ? d->session != audit_session_ : !in_sandbox(d->pid)) continue;
+        if (audit_session_ ? d->session != audit_session_ : !in_sandbox(d->pid, sb_.pid, pid_ns_))
+            continue;
         std::string name = syscall_name(d->syscall_nr, d->arch);
         bool first = denied_[name]++ == 0;
-        events_.emit("denied", {{"syscall", Events::str(name)}, {"pid", std::to_string(d->pid)}});
+        if (denied_[name] <= kDeniedEventsPerSyscall)
+            events_.emit("denied",
+                         {{"syscall", Events::str(name)}, {"pid", std::to_string(d->pid)}});
         if (first)
             log_.warn("denied: %s = %s (from the kernel log: no arguments)", name.c_str(),
                       errno_name(plan_.seccomp_errno).c_str());
@@ -384,6 +440,7 @@ Result<RunOutcome> Attempt::finish() {
 
     RunOutcome out;
     out.setup_steps = std::move(steps_);
+    out.denials_throttled = throttled_;
     if (failure_) {
         if (static_cast<Step>(failure_->step) == Step::Exec) {
             out.kind = RunOutcome::Kind::ExecFailed;
@@ -535,12 +592,13 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         if (!extended) extended = profile_plan;
         MountStep m;
         m.type = profile::MountType::Bind;
-        BUTTER_ASSIGN_OR_RETURN(HostPath dir, resolve_host_path(relay->dir()));
-        m.source = std::move(dir.path);
-        m.source_dev = dir.st.st_dev;
-        m.source_ino = dir.st.st_ino;
-        m.target = NotifyRelay::kInsideDir;
-        m.read_only = true;  // a socket still accepts connections on a read-only mount
+        BUTTER_ASSIGN_OR_RETURN(HostPath sock, resolve_host_path(relay->socket_path()));
+        m.source = std::move(sock.path);
+        m.source_dev = sock.st.st_dev;
+        m.source_ino = sock.st.st_ino;
+        m.source_is_dir = false;
+        m.target = NotifyRelay::kInsideSocket;
+        m.read_only = true;  // a socket still takes datagrams on a read-only mount
         extended->mounts.push_back(m);
         extended->env.push_back(std::string("NOTIFY_SOCKET=") + NotifyRelay::kInsideSocket);
     }
@@ -552,11 +610,15 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     ::getrusage(RUSAGE_CHILDREN, &before);
     Events events(options.events_fd);
     BUTTER_ASSIGN_OR_RETURN(EventLoop loop, EventLoop::create());
+    log.attach(loop);
+    events.attach(loop);
     BUTTER_ASSIGN_OR_RETURN(Output out, Output::open(plan.stdout_spec, 1));
     BUTTER_ASSIGN_OR_RETURN(Output err, Output::open(plan.stderr_spec, 2));
     std::optional<PtyProxy> pty;  // session = "pty": one per run of the command
 
     Attempt* current = nullptr;
+    pid_t sandbox_pid = 0;  // the current sandbox's first process and pid namespace
+    std::optional<std::uint64_t> sandbox_pid_ns;
     bool stop_requested = false, time_up = false;
     auto stop_now = [&] {
         if (current)
@@ -600,13 +662,19 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     }
 
     if (relay) {
-        BUTTER_TRY(relay->start(loop, [&](const std::string& msg) {
+        // Only the sandbox reaches the socket (it lies in a directory no one else may enter);
+        // a sender that still lives must be in the sandbox too. One gone by the time its
+        // datagram is read was the sandbox's (a quick `systemd-notify --ready`).
+        auto from_sandbox = [&](pid_t pid) {
+            if (sandbox_pid <= 0 || pid <= 0) return false;
+            if (::kill(pid, 0) < 0 && errno == ESRCH) return true;
+            return in_sandbox(pid, sandbox_pid, sandbox_pid_ns);
+        };
+        BUTTER_TRY(relay->start(loop, from_sandbox, [&](const std::string& msg) {
             std::string one = msg;
             while (!one.empty() && one.back() == '\n')
                 one.pop_back();
-            for (auto& c : one)
-                if (c == '\n') c = ' ';
-            log.info("notify: %s", one.c_str());
+            log.info("notify: %s", terminal_safe(one).c_str());
         }));
     }
 
@@ -616,7 +684,9 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     if (!plan.watch_paths.empty()) {
         BUTTER_ASSIGN_OR_RETURN(
             watcher, Watcher::create(plan.watch_paths, plan.watch_debounce, plan.watch_fanotify));
-        BUTTER_TRY(watcher->start(loop, [&](const std::string& path, unsigned n) {
+        BUTTER_TRY(watcher->start(loop, [&](const std::string& changed, unsigned n) {
+            std::string shown = terminal_safe(changed);  // a name the sandbox may have chosen
+            const std::string& path = shown;
             switch (plan.on_change) {
                 case SandboxPlan::OnChange::Log:
                     log.warn("watch: %s changed (%u change%s)", path.c_str(), n, n == 1 ? "" : "s");
@@ -679,7 +749,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         BUTTER_ASSIGN_OR_RETURN(
             Sandbox sb, spawn(plan, original_mask,
                               {out.child_fd(), err.child_fd(), &cgroups, pty ? pty->slave() : -1,
-                               sfd.fd(), limit ? limit->fd() : -1},
+                               sfd.fd(), limit ? limit->fd() : -1, options.sigpipe_default},
                               options.early ? std::move(*options.early) : EarlyChild()));
         if (pty) BUTTER_TRY(pty->start(loop));
         out.after_spawn();
@@ -692,14 +762,13 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         // pages back from a long one).
         if (spare_cpu) (void)prefault_program_text();
         log.info("sandbox started: pid %d", static_cast<int>(sb.pid));
-        if (activity || watcher) {
-            // Whose writes are the sandbox's (fanotify).
-            std::optional<std::uint64_t> ns;
-            if (plan.namespaces.has(Namespace::Pid))
-                if (auto id = namespace_id(sb.pid, Namespace::Pid)) ns = *id;
-            if (activity) activity->set_sandbox(ns);
-            if (watcher) watcher->set_sandbox(ns);
-        }
+        // Who is the sandbox now (fanotify's writers, the notify relay's senders).
+        sandbox_pid = sb.pid;
+        sandbox_pid_ns.reset();
+        if (plan.namespaces.has(Namespace::Pid))
+            if (auto id = namespace_id(sb.pid, Namespace::Pid)) sandbox_pid_ns = *id;
+        if (activity) activity->set_sandbox(sandbox_pid_ns);
+        if (watcher) watcher->set_sandbox(sandbox_pid_ns);
         if (events.on()) {
             std::string ids = "{";
             for (const FlagName<Namespace>& ns : flag_names(Namespace{})) {
@@ -720,8 +789,9 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         while (!attempt.exited())
             BUTTER_TRY(loop.run());
         current = nullptr;
-        out.drain(sfd.fd(), stop_requested || time_up);
-        err.drain(sfd.fd(), stop_requested || time_up);
+        const int interrupts[] = {sfd.fd(), limit ? limit->fd() : -1};
+        out.drain(interrupts, stop_requested || time_up);
+        err.drain(interrupts, stop_requested || time_up);
         if (pty) pty->drain();
         BUTTER_ASSIGN_OR_RETURN(RunOutcome o, attempt.finish());
         o.limits_held = fallbacks.held;
@@ -729,6 +799,7 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         // with one when its init exits.
         if (!plan.namespaces.has(Namespace::Pid)) kill_descendants(true);
         o.denied = std::move(result.denied);
+        o.denials_throttled += result.denials_throttled;
         o.restarts = result.restarts;
         result = std::move(o);
         cgroups.collect(result);
@@ -813,7 +884,12 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     }
     for (const std::string& l : result.limits_hit)
         events.emit("limit", {{"limit", Events::str(l)}});
+    std::string denied = "{";
+    for (const auto& [name, count] : result.denied)
+        denied +=
+            (denied.size() > 1 ? ", " : "") + Events::str(name) + ": " + std::to_string(count);
     events.emit("exit", {{"status", std::to_string(result.exit_status())},
+                         {"denied", denied + "}"},
                          {"restarts", std::to_string(result.restarts)}});
     return result;
 }

@@ -44,6 +44,9 @@ struct RunOutcome {
     std::vector<LimitHeld> limits_held;
     unsigned restarts = 0;
     std::map<std::string, unsigned> denied;  // syscall name -> count (seccomp.report)
+    // How long the sandbox's denied calls waited because butter answers a bounded number a
+    // second (its CPU is outside the sandbox's cgroup).
+    std::chrono::nanoseconds denials_throttled{};
     std::vector<std::pair<std::string, std::chrono::nanoseconds>> setup_steps;
     std::vector<std::string> files_created, files_modified, files_deleted;
     std::string files_backend;  // "fanotify" or "inotify" ("" if the run never got that far)
@@ -60,6 +63,9 @@ struct SupervisorOptions {
     int verbosity = 1;   // 0 --quiet (errors only), 1 normal, 2 --verbose (one line per event)
     int events_fd = -1;  // --events FD: JSON lines
     EarlyChild* early = nullptr;  // for the first spawn, if it fits (spawn.hpp)
+    // The caller's SIGPIPE disposition was the default: the command gets it back (butter
+    // ignores SIGPIPE while it supervises; an ignored signal stays ignored across exec).
+    bool sigpipe_default = true;
 };
 
 // Spawns the sandbox (again, on restarts) and supervises it to the end. The forwarded signals

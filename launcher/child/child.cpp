@@ -167,21 +167,6 @@ Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& s
     return {};
 }
 
-Result<void> set_rlimits(const SandboxPlan& plan) {
-    for (const Rlimit& r : plan.rlimits) {
-        struct rlimit lim {
-            r.value, r.value
-        };
-        if (::setrlimit(static_cast<__rlimit_resource>(r.resource), &lim) < 0)
-            return fail_errno("setrlimit", r.resource == RLIMIT_CPU      ? "RLIMIT_CPU"
-                                           : r.resource == RLIMIT_NOFILE ? "RLIMIT_NOFILE"
-                                           : r.resource == RLIMIT_FSIZE  ? "RLIMIT_FSIZE"
-                                           : r.resource == RLIMIT_CORE   ? "RLIMIT_CORE"
-                                                                         : "RLIMIT_STACK");
-    }
-    return {};
-}
-
 }  // namespace
 
 bool rearm_parent_death(const ChildChannels& ch) {
@@ -233,7 +218,6 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
         if (auto r = sethostname(plan.hostname); !r) die(ch, Step::Hostname, r.error());
     if (plan.loopback_up)
         if (auto r = set_link_up("lo"); !r) die(ch, Step::Network, r.error());
-    if (auto r = set_rlimits(plan); !r) die(ch, Step::Rlimits, r.error());
     if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) < 0)
         die(ch, Step::Chdir, Error::from_errno("chdir", plan.cwd));
     clock.mark(Step::Hostname);

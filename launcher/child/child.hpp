@@ -115,6 +115,7 @@ struct ChildChannels {
     bool wait_for_parent = false;  // block until the supervisor sends "go" (maps, cgroups)
     bool late_cgroup_ns = false;   // unshare the cgroup namespace after "go" (in its cgroup)
     sigset_t original_mask{};      // the caller's signal mask, restored before exec
+    bool sigpipe_default = true;   // SIGPIPE back to its default before exec (else ignored)
     std::vector<int> prepared;     // per plan.mounts entry: a detached tree the parent made, or -1
     // Detached clones the parent made of the host's kDevNodes (-1: the host lacks that one) and
     // of /dev/null for /proc's masks; the child makes them itself when `have_host_trees` is not

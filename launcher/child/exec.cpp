@@ -4,10 +4,12 @@
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include <butter/landlock.hpp>
 #include <butter/namespace.hpp>
@@ -18,6 +20,47 @@
 #include "child/child.hpp"
 
 namespace butter::launcher {
+
+namespace {
+
+Result<void> set_rlimits(const SandboxPlan& plan) {
+    for (const Rlimit& r : plan.rlimits) {
+        struct rlimit lim {
+            r.value, r.value
+        };
+        if (::setrlimit(static_cast<__rlimit_resource>(r.resource), &lim) < 0)
+            return fail_errno("setrlimit", r.resource == RLIMIT_CPU      ? "RLIMIT_CPU"
+                                           : r.resource == RLIMIT_NOFILE ? "RLIMIT_NOFILE"
+                                           : r.resource == RLIMIT_FSIZE  ? "RLIMIT_FSIZE"
+                                           : r.resource == RLIMIT_CORE   ? "RLIMIT_CORE"
+                                                                         : "RLIMIT_STACK");
+    }
+    return {};
+}
+
+// The listener to the supervisor, with the record saying what it is: no allocation (the
+// rlimits hold already, RLIMIT_DATA too, in memory that may be the supervisor's).
+Result<void> send_listener(int control_fd, int listener) {
+    ControlMessage m{ControlMessage::Listener, 0};
+    struct iovec iov {
+        &m, sizeof m
+    };
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &listener, sizeof listener);
+    if (::sendmsg(control_fd, &msg, MSG_NOSIGNAL) < 0) return fail_errno("sendmsg", "listener");
+    return {};
+}
+
+}  // namespace
 
 CommandArgs::CommandArgs(const SandboxPlan& plan) : env(plan.env) {
     for (std::size_t i : plan.pid_env)
@@ -40,6 +83,8 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         std::snprintf(slot, kPidSlot, "%d", static_cast<int>(butter::getpid()));
 
     ::pthread_sigmask(SIG_SETMASK, &ch.original_mask, nullptr);
+    // As the caller had it: butter ignores SIGPIPE, and an ignored signal stays so at exec.
+    ::signal(SIGPIPE, ch.sigpipe_default ? SIG_DFL : SIG_IGN);
     if (plan.new_session && ::setsid() < 0) die(ch, Step::Session, Error::from_errno("setsid"));
     if (ch.tty_fd >= 0) {
         // The pseudo-terminal becomes stdio and the controlling terminal of the new session.
@@ -75,6 +120,10 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     if (auto r = close_range(first_closed, ~0U, CLOSE_RANGE_CLOEXEC); !r)
         die(ch, Step::CloseFds, r.error());
 
+    // The command's own limits, not init's: from here to the exec nothing allocates (with
+    // RLIMIT_DATA standing in for a memory cgroup, memory shared with the supervisor may be
+    // over it already).
+    if (auto r = set_rlimits(plan); !r) die(ch, Step::Rlimits, r.error());
     clock.mark(Step::Capabilities);
     clock.send(ch.control_fd);  // before seccomp: a strict filter may not allow sending after
     if (!plan.seccomp.empty()) {
@@ -94,11 +143,8 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         }
         if (!listener) die(ch, Step::Seccomp, listener.error());
         if (listener->valid()) {
-            ControlMessage m{ControlMessage::Listener, 0};
-            int fd = listener->get();
-            auto sent = send_fds(ch.control_fd, std::span(&fd, 1),
-                                 std::span(reinterpret_cast<const char*>(&m), sizeof m));
-            if (!sent) die(ch, Step::Seccomp, sent.error());
+            if (auto sent = send_listener(ch.control_fd, listener->get()); !sent)
+                die(ch, Step::Seccomp, sent.error());
             (void)listener->release();  // close-on-exec: gone at exec, no close call needed
         }
     }

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <string_view>
@@ -41,14 +43,18 @@ std::string dir_of(const std::string& file) {
     return slash == std::string::npos ? "." : file.substr(0, slash);
 }
 
-std::optional<Value> parse_source(const std::string& where, Diagnostics& out) {
+std::optional<Value> parse_source(const std::string& where, bool check_trust, Diagnostics& out) {
     if (where == kEmbeddedDefaultName) return embedded_default(out);
+    if (std::string why = check_trust ? distrust(where) : ""; !why.empty()) {
+        out.push_back(error_at({where, 0, 0}, "profile not trusted: " + why));
+        return std::nullopt;
+    }
     return read_toml_file(where, out);
 }
 
 // Reads `where` and its extends chain into one merged tree.
 std::optional<Value> load_chain(std::optional<Value> tree, const std::string& where,
-                                const std::vector<std::string>& path,
+                                const std::vector<std::string>& path, bool check_trust,
                                 std::vector<std::string>& chain, Diagnostics& out) {
     if (!tree) return std::nullopt;
     chain.push_back(where);
@@ -78,7 +84,8 @@ std::optional<Value> load_chain(std::optional<Value> tree, const std::string& wh
         }
     }
     SourceLoc ext_loc = ext->loc;
-    std::optional<Value> base = load_chain(parse_source(*parent, out), *parent, path, chain, out);
+    std::optional<Value> base =
+        load_chain(parse_source(*parent, check_trust, out), *parent, path, check_trust, chain, out);
     if (!base) {
         if (!has_errors(out))
             out.push_back(error_at(ext_loc, "extends: cannot load '" + *parent + "'"));
@@ -167,27 +174,39 @@ std::vector<std::string> search_path() {
         dirs.push_back(std::string(home) + "/.config/butter/profiles");
     dirs.push_back("/etc/butter/profiles");
     dirs.push_back(BUTTER_PROFILES_DIR);
-    // Also next to the binary (PREFIX/bin/butter -> PREFIX/share/butter/profiles), so a
-    // package unpacked elsewhere or a DESTDIR install finds its own profiles.
-    char exe[4096];
-    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        std::string bin(exe, static_cast<std::size_t>(n));
-        auto slash = bin.rfind('/');
-        if (slash != std::string::npos && slash > 0) {
-            auto up = bin.rfind('/', slash - 1);
-            if (up != std::string::npos) {
-                std::string rel = bin.substr(0, up) + "/share/butter/profiles";
-                if (rel != BUTTER_PROFILES_DIR) dirs.push_back(rel);
-            }
-        }
-    }
     return dirs;
+}
+
+std::string distrust(const std::string& path) {
+    char* real = ::realpath(path.c_str(), nullptr);
+    if (!real) return std::string("cannot resolve it: ") + std::strerror(errno);
+    std::string p = real;
+    std::free(real);
+    uid_t me = ::getuid();
+    for (std::string at = p;;) {
+        struct stat st {};
+        if (::lstat(at.c_str(), &st) < 0) return at + ": " + std::strerror(errno);
+        bool dir = S_ISDIR(st.st_mode);
+        if (st.st_uid != 0 && st.st_uid != me)
+            return "'" + at + "' belongs to uid " + std::to_string(st.st_uid) +
+                   " (profiles are read only where root or you own every directory)";
+        bool shared_sticky = dir && (st.st_mode & S_ISVTX) && st.st_uid == 0;
+        if ((st.st_mode & 022) && !shared_sticky) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+            return "'" + at + "' is writable by " + ((st.st_mode & 002) ? "others" : "its group") +
+                   " (mode " + mode + "; chmod go-w it)";
+        }
+        if (at == "/") return "";
+        auto slash = at.rfind('/');
+        at = slash == 0 ? "/" : at.substr(0, slash);
+    }
 }
 
 std::optional<std::string> locate(const std::string& spec, const std::vector<std::string>& path,
                                   const std::string& relative_to) {
     if (spec.empty()) return std::nullopt;
+    if (spec == kBuiltinDefault) return std::string(kEmbeddedDefaultName);
     bool is_path = spec.find('/') != std::string::npos || spec.ends_with(".toml");
     if (is_path) {
         std::string p = spec[0] == '/' || relative_to.empty() ? spec : relative_to + "/" + spec;
@@ -216,15 +235,17 @@ Loaded load(const std::optional<std::string>& spec, const LoadOptions& options) 
         }
         where = *found;
     }
-    std::optional<Value> tree = load_chain(parse_source(where, l.diagnostics), where,
-                                           options.search_path, l.chain, l.diagnostics);
+    std::optional<Value> tree =
+        load_chain(parse_source(where, options.check_trust, l.diagnostics), where,
+                   options.search_path, options.check_trust, l.chain, l.diagnostics);
     return finish(std::move(tree), options, std::move(l));
 }
 
 Loaded load_text(std::string_view text, const std::string& name, const LoadOptions& options) {
     Loaded l;
-    std::optional<Value> tree = load_chain(parse_toml(text, name, l.diagnostics), name,
-                                           options.search_path, l.chain, l.diagnostics);
+    std::optional<Value> tree =
+        load_chain(parse_toml(text, name, l.diagnostics), name, options.search_path,
+                   options.check_trust, l.chain, l.diagnostics);
     return finish(std::move(tree), options, std::move(l));
 }
 
@@ -252,7 +273,8 @@ std::vector<ProfileInfo> list_profiles(const std::vector<std::string>& path) {
         for (const std::string& n : names) {
             if (!seen.insert(n).second) continue;
             std::string p = dir + "/" + n + ".toml";
-            out.push_back({n, p, describe(p)});
+            std::string why = distrust(p);
+            out.push_back({n, p, why.empty() ? describe(p) : "(not trusted: " + why + ")"});
         }
     }
     if (!seen.count("default"))

@@ -21,13 +21,25 @@ inline constexpr const char* kEmbeddedDefaultName = "<embedded>/default.toml";
 // The embedded default's tree: the pre-parsed one, else parsed from the text.
 std::optional<Value> embedded_default(Diagnostics& out);
 
+// The name that always means the embedded default, whatever the search path holds: what the
+// shipped profiles extend.
+inline constexpr const char* kBuiltinDefault = "builtin:default";
+
 // $BUTTER_PROFILE_PATH (colon-separated), ~/.config/butter/profiles, /etc/butter/profiles, then
-// the installed profiles directory.
+// the installed profiles directory. (Not a directory next to the binary: a binary in a tree
+// that others may write would read their profiles.)
 std::vector<std::string> search_path();
 
+// Why a profile file may not be trusted, or "": the file and every directory above it must
+// belong to root or the caller and be writable by no one else (a directory that others may
+// write, as /tmp, only when root owns it and it is sticky). A profile decides what a sandbox
+// may do: one that someone else (or a sandbox, through a writable bind) could have written
+// would decide it for them.
+std::string distrust(const std::string& path);
+
 // A profile argument: a path (contains '/' or ends in .toml) or a name looked up as NAME.toml
-// on the search path. "default" falls back to the embedded profile (returned as
-// kEmbeddedDefaultName). nullopt when nothing matches.
+// on the search path. "default" falls back to the embedded profile and kBuiltinDefault is it
+// (returned as kEmbeddedDefaultName). nullopt when nothing matches.
 std::optional<std::string> locate(const std::string& spec, const std::vector<std::string>& path,
                                   const std::string& relative_to = "");
 
@@ -41,6 +53,9 @@ struct Loaded {
 
 struct LoadOptions {
     std::vector<std::string> overrides;  // "KEY=VALUE" from --set, applied in order
+    // distrust() refuses untrusted files (off only for the build's own tools, which read the
+    // source tree).
+    bool check_trust = true;
     std::vector<std::string> search_path = profile::search_path();
     Expansion expansion = Expansion::from_environment();
 };

@@ -1,5 +1,7 @@
 #include "seccomp/describe.hpp"
 
+#include "text.hpp"
+
 #include <array>
 #include <cstdio>
 #include <string_view>
@@ -30,19 +32,12 @@ constexpr std::array<Shape, 28> kShapes{{
     {"init_module", 3, 0b100},
 }};
 
+// A string argument for the log: quoted, with nothing in it that drives a terminal.
 std::string quote(const std::string& s) {
     std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
-            out += buf;
-        } else {
-            out += c;
-        }
+    for (char c : terminal_safe(s)) {
+        if (c == '"') out += '\\';
+        out += c;
     }
     return out + "\"";
 }

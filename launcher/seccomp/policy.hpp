@@ -37,10 +37,10 @@ struct ImplicitRule {
     std::string text;
     const char* key;
 };
-// seccomp.restrict_suid_sgid's rules, seccomp.restrict_xattrs's, namespaces.nested_user = false's (clone and unshare with
-// CLONE_NEWUSER), clone3 = ENOSYS wherever the profile restricts namespaces, and TIOCSTI /
-// TIOCLINUX under process.session = "inherit". Only for syscalls this architecture has, that
-// the profile does not deny outright and has no rule of its own for.
+// seccomp.restrict_suid_sgid's rules, seccomp.restrict_xattrs's, namespaces.nested_user = false's
+// (clone and unshare with CLONE_NEWUSER), clone3 = ENOSYS wherever the profile restricts
+// namespaces, and TIOCSTI / TIOCLINUX under process.session = "inherit". Only for syscalls this
+// architecture has, that the profile does not deny outright and has no rule of its own for.
 std::vector<ImplicitRule> implicit_rules(const profile::Profile& p);
 
 // Builds the filter of a profile; every problem is a diagnostic at the key's position.

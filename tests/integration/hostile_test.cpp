@@ -462,9 +462,9 @@ INSTANTIATE_TEST_SUITE_P(Profiles, HostileBombs, ::testing::Values("default", "u
 // follow the link.
 TEST(HostileRace, SymlinkSwappedMountTargetIsRefusedNotFollowed) {
     BUTTER_REQUIRE_ROOT();
-    TempDir data, work;
+    TempDir data, work, profiles;
     ::chmod(work.path().c_str(), 0777);
-    std::string profile = work / "race.toml";
+    std::string profile = profiles / "race.toml";
     write_file(profile,
                "extends = \"default\"\n"
                "[filesystem]\n"

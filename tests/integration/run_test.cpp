@@ -225,11 +225,43 @@ TEST_P(RunTest, ExitCodesFollowDesign) {
 }
 
 TEST_P(RunTest, BadProfileIsPositionedAnd125) {
-    std::string bad = work_ / "bad.toml";
+    TempDir profiles;  // root's, 0755: a profile where others may write is refused
+    ASSERT_EQ(::chmod(profiles.path().c_str(), 0755), 0);
+    std::string bad = profiles / "bad.toml";
     write_file(bad, "description = \"x\"\n[process]\ncwdd = \"/\"\n");
     auto r = run_butter({"run", "-p", bad, "--", "true"}, opts());
     EXPECT_EQ(r.code, 125);
     EXPECT_EQ(r.err, bad + ":3:1: unknown key 'process.cwdd' (did you mean 'process.cwd'?)\n");
+}
+
+// A profile that someone else, or a sandbox through a writable bind, could have written is
+// refused, whatever it says (issue 31: a planted default.toml merged into untrusted).
+TEST_P(RunTest, ProfilesOthersCouldWriteAreRefused) {
+    std::string planted = work_ / "default.toml";  // work_ is 0777
+    write_file(planted, "[namespaces]\nuser = false\n[process]\nno_new_privs = false\n");
+    auto r = run_butter({"run", "-p", planted, "--", "true"}, opts());
+    EXPECT_EQ(r.code, 125);
+    EXPECT_EQ(r.err, planted + ": profile not trusted: '" + work_.path() +
+                         "' is writable by others (mode 0777; chmod go-w it)\n");
+    // On the search path too; and the shipped profiles extend the built-in default, not a
+    // "default" the path holds.
+    RunOptions o = opts();
+    o.env = {"BUTTER_PROFILE_PATH=" + work_.path() + ":" + BUTTER_PROFILES_SRC};
+    auto named = run_butter({"run", "-p", "default", "--", "true"}, o);
+    EXPECT_EQ(named.code, 125);
+    EXPECT_NE(named.err.find("profile not trusted"), std::string::npos) << named.err;
+    auto untrusted = run_butter({"run", "-p", "untrusted", "--", "/bin/true"}, o);
+    EXPECT_EQ(untrusted.code, 0) << untrusted.err;
+    // A file of another user's (as root: uid 12345's) is refused as well.
+    if (nobody()) return;
+    TempDir other;
+    ASSERT_EQ(::chmod(other.path().c_str(), 0755), 0);
+    std::string theirs = other / "p.toml";
+    write_file(theirs, "description = \"x\"\n");
+    ASSERT_EQ(::chown(theirs.c_str(), 12345, 12345), 0);
+    auto foreign = run_butter({"run", "-p", theirs, "--", "true"}, opts());
+    EXPECT_EQ(foreign.code, 125);
+    EXPECT_NE(foreign.err.find("belongs to uid 12345"), std::string::npos) << foreign.err;
 }
 
 TEST_P(RunTest, ChildSetupErrorNamesStepPathAndErrno) {

@@ -33,12 +33,15 @@ class SeccompRun : public ::testing::Test {
         o.cwd = dir_.path();
         return run_butter(args, o);
     }
+    // Profiles live where only root may write (a profile in a directory that others may
+    // write is refused).
     std::string profile(const std::string& body) {
-        std::string p = dir_ / "p.toml";
+        ::chmod(profiles_.path().c_str(), 0755);
+        std::string p = profiles_ / "p.toml";
         write_file(p, "extends = \"default\"\n" + body);
         return p;
     }
-    TempDir dir_;
+    TempDir dir_, profiles_;
 };
 
 TEST_F(SeccompRun, X32SyscallKillsTheCommand) {

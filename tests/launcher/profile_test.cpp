@@ -203,9 +203,9 @@ TEST(Profile, OversizedOrSpecialFilesAreRefusedBeforeReading) {
     Diagnostics out;
     EXPECT_FALSE(read_toml_file(big, out));
     ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(out[0].render(), big + ": cannot read profile: " +
-                                   std::to_string(kMaxProfileBytes + 1) +
-                                   " bytes, over the 1 MiB a profile may have");
+    EXPECT_EQ(out[0].render(),
+              big + ": cannot read profile: " + std::to_string(kMaxProfileBytes + 1) +
+                  " bytes, over the 1 MiB a profile may have");
     Diagnostics dev;
     EXPECT_FALSE(read_toml_file("/dev/zero", dev));
     ASSERT_EQ(dev.size(), 1u);

@@ -47,13 +47,17 @@ dpkg-deb -f "$deb" Depends | grep -q "libseccomp2" || fail "butter.deb Depends: 
 dpkg-deb -f "$dev" Depends | grep -q "butter (=" || fail "butter-dev.deb Depends"
 dpkg -x "$deb" "$tmp/root"
 "$tmp/root/usr/bin/butter" --version | grep -q "^butter " || fail "butter --version from the .deb"
-"$tmp/root/usr/bin/butter" profiles | grep -q "^untrusted" || fail "the .deb's butter lists its profiles"
+# Unpacked, not installed: butter looks only where profiles are installed (never next to the
+# binary, where anyone who can write the tree could plant one), so point it at them.
+BUTTER_PROFILE_PATH="$tmp/root/usr/share/butter/profiles" "$tmp/root/usr/bin/butter" profiles |
+    grep -q "^untrusted .*Strictest" || fail "the .deb's butter lists its profiles"
 test -e "$tmp/root/usr/lib/libbutter.so.0" || ls -R "$tmp/root/usr/lib" >&2
 dpkg -c "$dev" > "$tmp/dev.list"
 grep -q "include/butter/fd.hpp" "$tmp/dev.list" || fail "butter-dev.deb holds the headers"
 echo ".deb: ok"
 
-out=$(bash -c ". '$prefix/share/bash-completion/completions/butter'; PATH='$prefix/bin':\$PATH
+out=$(BUTTER_PROFILE_PATH="$prefix/share/butter/profiles" \
+      bash -c ". '$prefix/share/bash-completion/completions/butter'; PATH='$prefix/bin':\$PATH
                 COMP_WORDS=(butter r); COMP_CWORD=1; _butter; echo \${COMPREPLY[@]}
                 COMP_WORDS=(butter run --pro); COMP_CWORD=2; _butter; echo \${COMPREPLY[@]}
                 COMP_WORDS=(butter run -p unt); COMP_CWORD=3; _butter; echo \${COMPREPLY[@]}")

@@ -1,0 +1,19 @@
+// Text a sandbox controls (file names, sd_notify messages, syscall arguments) on its way to a
+// terminal or a JSON document: it must not drive the terminal (ESC sequences that clear the
+// screen or print a fake line, BEL, CR) nor break the document (invalid UTF-8, NUL).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace butter::launcher {
+
+// For a terminal: control characters (C0, DEL, and the C1 range U+0080..U+009F), a backslash,
+// and bytes that are not UTF-8 become \xNN (\\ for the backslash); the rest is kept as is.
+std::string terminal_safe(std::string_view s);
+
+// A JSON string literal, always valid UTF-8: ", \ and control characters (DEL included) are
+// escaped, each byte that is not part of valid UTF-8 becomes U+FFFD.
+std::string json_string(std::string_view s);
+
+}  // namespace butter::launcher
