@@ -27,9 +27,12 @@
  *   clone3                 clone3 and unshare with each namespace flag (a child that exits)
  *   abstract NAME          connect to the abstract unix socket @NAME
  *   xattr DIR              set a POSIX ACL and a user xattr on DIR (tmpfs ACLs pin kernel memory)
+ *   deny-spin N SECONDS    N threads making a denied syscall (acct) as fast as they can
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
 #include <linux/keyctl.h>
@@ -452,6 +455,30 @@ static void attack_xattr(const char* dir) {
     close(fd);
 }
 
+static time_t spin_until;
+static void* deny_spin_thread(void* arg) {
+    long* count = arg;
+    while (time(NULL) < spin_until)
+        for (int i = 0; i < 1000; ++i, ++*count)
+            syscall(SYS_acct, 0);
+    return NULL;
+}
+
+static int deny_spin(int threads, int seconds) {
+    pthread_t t[64];
+    long counts[64] = {0};
+    if (threads > 64) threads = 64;
+    spin_until = time(NULL) + seconds;
+    for (int i = 0; i < threads; ++i) pthread_create(&t[i], NULL, deny_spin_thread, &counts[i]);
+    long total = 0;
+    for (int i = 0; i < threads; ++i) {
+        pthread_join(t[i], NULL);
+        total += counts[i];
+    }
+    printf("deny-spin: %ld calls\n", total);
+    return 0;
+}
+
 static int poison_cache(const char* dir) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "ls %s/seccomp-*.bpf 2>/dev/null", dir);
@@ -592,6 +619,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(cmd, "clone3")) attack_clone3();
     else if (!strcmp(cmd, "abstract") && arg) attack_abstract(arg);
     else if (!strcmp(cmd, "xattr") && arg) attack_xattr(arg);
+    else if (!strcmp(cmd, "deny-spin") && argc > 3) return deny_spin(atoi(argv[2]), atoi(argv[3]));
     else {
         fprintf(stderr, "hostile: unknown attack '%s'\n", cmd);
         return 2;

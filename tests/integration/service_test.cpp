@@ -12,7 +12,11 @@
 #include <unistd.h>
 #include <cstring>
 
+#include <dirent.h>
+#include <sys/wait.h>
+
 #include <chrono>
+#include <thread>
 
 #include "../support/butter_run.hpp"
 #include "../support/tmpdir.hpp"
@@ -50,13 +54,32 @@ struct FakeSystemd {
         ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
     }
     ~FakeSystemd() { ::close(fd); }
+    // One datagram (fds that come with it are counted in `fds_received` and closed, as
+    // systemd does with a barrier's).
     std::string receive(int ms = 2000) {
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, ms) != 1) return "<nothing>";
-        char buf[4096];
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        char buf[1 << 16];
+        iovec iov{buf, sizeof buf};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control;
+        m.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+        for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
+                int f;
+                std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+                ::close(f);
+                ++fds_received;
+            }
+        }
         return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "<error>";
     }
+    int fds_received = 0;
 };
 
 TEST_F(Service, ReadyReachesSystemdThroughTheRelay) {
@@ -138,6 +161,72 @@ TEST_F(Service, SocketActivationPassesTheListeningFd) {
     EXPECT_EQ(read_file(dir_ / "out.txt"), "served\n");
     ::close(c);
     ::close(l);
+}
+
+// The relay takes datagrams from the sandbox only: another user of the machine cannot reach
+// it (its directory is private), and what it relays is whole (a datagram cut at a buffer's end
+// could end in a line that says something else).
+TEST_F(Service, NotifyRelayTakesNothingFromOutsideAndNothingCut) {
+    BUTTER_REQUIRE_ROOT();  // to send as another user
+    FakeSystemd systemd(dir_ / "notify.sock");
+    TempDir runtime;  // the relay's directory lands here
+    ASSERT_EQ(::chmod(runtime.path().c_str(), 0755), 0);
+    RunOptions o;
+    o.cwd = dir_.path();
+    o.env = {"NOTIFY_SOCKET=" + systemd.path, "XDG_RUNTIME_DIR=" + runtime.path()};
+    auto s = start_butter(probe({"--set", "supervise.notify=true"}, {"sleep", "2"}), o);
+    std::string relay;
+    for (int i = 0; i < 200 && relay.empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (DIR* d = ::opendir(runtime.path().c_str())) {
+            while (dirent* e = ::readdir(d))
+                if (std::string(e->d_name).starts_with("butter-notify."))
+                    relay = runtime / e->d_name + "/notify";
+            ::closedir(d);
+        }
+    }
+    ASSERT_FALSE(relay.empty()) << "no relay directory";
+    // A process of another user forges a message.
+    pid_t forger = ::fork();
+    if (forger == 0) {
+        if (::setresgid(65534, 65534, 65534) < 0 || ::setresuid(65534, 65534, 65534) < 0)
+            ::_exit(2);
+        int f = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, relay.c_str(), sizeof a.sun_path - 1);
+        const char msg[] = "STOPPING=1\nSTATUS=forged";
+        ::_exit(::sendto(f, msg, sizeof msg - 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0
+                    ? 1
+                    : 0);
+    }
+    int st = 0;
+    ::waitpid(forger, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << "the forger could send";
+    EXPECT_EQ(systemd.receive(300), "<nothing>");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    ::close(s.out_fd);
+
+    auto cut = run_butter(probe({"--set", "supervise.notify=true"}, {"notify-cut"}), o);
+    EXPECT_EQ(cut.out, "sent\n") << cut.err;
+    std::string got = systemd.receive(500);
+    EXPECT_EQ(got.find("\nREADY=1\n"), std::string::npos) << "a cut line became READY=1";
+    EXPECT_TRUE(got == "<nothing>" || got.ends_with("READY=1-NOT-REALLY\n")) << got.size();
+}
+
+// sd_notify_barrier(): BARRIER=1 carries an fd that the manager closes; relayed without it, the
+// service waits in vain.
+TEST_F(Service, NotifyBarrierPassesItsFd) {
+    FakeSystemd systemd(dir_ / "notify.sock");
+    RunOptions o;
+    o.cwd = dir_.path();
+    o.env = {"NOTIFY_SOCKET=" + systemd.path};
+    auto s = start_butter(probe({"--set", "supervise.notify=true"}, {"notify-barrier"}), o);
+    EXPECT_EQ(systemd.receive(), "BARRIER=1\n");
+    EXPECT_EQ(systemd.fds_received, 1);
+    EXPECT_EQ(read_line(s.out_fd), "barrier ok");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    ::close(s.out_fd);
 }
 
 }  // namespace

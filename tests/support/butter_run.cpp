@@ -43,6 +43,7 @@ namespace {
         int f = ::open(o.fd5_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (f < 0 || ::dup2(f, 5) < 0) ::_exit(206);
     }
+    if (o.fd5 >= 0 && ::dup2(o.fd5, 5) < 0) ::_exit(206);
     if (o.listen_fd >= 0) {
         // dup2 onto itself keeps close-on-exec: clear it either way.
         if (::dup2(o.listen_fd, 3) < 0 || ::fcntl(3, F_SETFD, 0) < 0) ::_exit(205);
@@ -154,7 +155,7 @@ Started start_butter(const std::vector<std::string>& args, const RunOptions& o) 
     pid_t pid = ::fork();
     if (pid == 0) {
         int f = o.stdout_file.empty()
-                    ? -1
+                    ? o.stdout_fd
                     : ::open(o.stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(f >= 0 ? f : out[1], 1);
         exec_butter(args, o);

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -346,6 +348,46 @@ int main(int argc, char** argv) {
         if (sendto(s, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0)
             return report_errno(-1);
         std::puts("sent");
+    } else if (cmd == "notify-cut" || cmd == "notify-barrier") {
+        // notify-cut: a datagram whose first 4096 bytes end in a line "READY=1" (the rest of
+        // that line says otherwise): what a relay that reads 4096 bytes would send on.
+        // notify-barrier: BARRIER=1 with a pipe's write end, as sd_notify_barrier() does;
+        // "barrier ok" once the manager has closed every copy (POLLHUP on the read end).
+        const char* path = getenv("NOTIFY_SOCKET");
+        if (!path) return std::puts("no NOTIFY_SOCKET"), 0;
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+        if (cmd == "notify-cut") {
+            std::string msg = "X-PAD=" + std::string(4082, 'a') + "\nREADY=1-NOT-REALLY\n";
+            if (sendto(s, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0)
+                return report_errno(-1);
+            std::puts("sent");
+            return 0;
+        }
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0) return report_errno(-1);
+        char text[] = "BARRIER=1";
+        iovec iov{text, sizeof text - 1};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr m{};
+        m.msg_name = &a;
+        m.msg_namelen = sizeof a;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control;
+        m.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &p[1], sizeof(int));
+        if (sendmsg(s, &m, 0) < 0) return report_errno(-1);
+        close(p[1]);
+        pollfd w{p[0], POLLIN, 0};
+        int n = poll(&w, 1, 3000);
+        std::puts(n == 1 && (w.revents & POLLHUP) ? "barrier ok" : "barrier timeout");
     } else if (cmd == "service") {
         // A Type=notify daemon: READY=1, serve until SIGTERM, STOPPING=1, exit ARG.
         const char* path = getenv("NOTIFY_SOCKET");
