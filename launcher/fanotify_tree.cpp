@@ -2,8 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -16,11 +14,9 @@ namespace butter::launcher {
 
 namespace {
 
-constexpr int kMaxDepth = 64;
-
-std::optional<std::uint64_t> fsid_of(const std::string& path) {
+std::optional<std::uint64_t> fsid_of(int fd) {
     struct statfs st {};
-    if (::statfs(path.c_str(), &st) < 0) return std::nullopt;
+    if (::fstatfs(fd, &st) < 0) return std::nullopt;
     std::uint64_t id = 0;
     static_assert(sizeof st.f_fsid == sizeof id);
     std::memcpy(&id, &st.f_fsid, sizeof id);
@@ -34,6 +30,10 @@ std::string handle_key(const FileHandle& h) {
     return k;
 }
 
+std::string join(const std::string& dir, const std::string& name) {
+    return (dir == "/" ? "" : dir) + "/" + name;
+}
+
 }  // namespace
 
 bool path_within(const std::string& path, const std::string& root) {
@@ -42,17 +42,24 @@ bool path_within(const std::string& path, const std::string& root) {
            (root == "/" || path[root.size()] == '/');
 }
 
-void list_dir(const std::string& dir, std::vector<std::string>& subdirs,
-              std::vector<std::string>* files) {
-    DIR* d = ::opendir(dir.c_str());
-    if (!d) return;
+void for_each_entry(int dir, const std::function<void(const std::string&, bool)>& f) {
+    int copy = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (copy < 0) return;
+    DIR* d = ::fdopendir(copy);
+    if (!d) {
+        ::close(copy);
+        return;
+    }
     while (struct dirent* e = ::readdir(d)) {
         std::string n = e->d_name;
         if (n == "." || n == "..") continue;
-        if (e->d_type == DT_DIR)
-            subdirs.push_back(dir + "/" + n);
-        else if (files)
-            files->push_back(dir + "/" + n);
+        bool is_dir = e->d_type == DT_DIR;
+        if (e->d_type == DT_UNKNOWN) {
+            struct stat st {};
+            is_dir =
+                ::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        }
+        f(n, is_dir);
     }
     ::closedir(d);
 }
@@ -63,81 +70,110 @@ Result<FanotifyTree> FanotifyTree::create(FanotifyMasks mask) {
     return FanotifyTree(std::move(fan), mask);
 }
 
-bool FanotifyTree::mark(const std::string& dir, std::uint64_t fsid) {
+bool FanotifyTree::mark(int dir, std::uint64_t fsid) {
     if (mount_fds_.count(fsid)) return true;
-    auto fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (!fd || !fan_.add_mark(dir, mask_, FanotifyMarkType::Filesystem)) return false;
-    mount_fds_.emplace(fsid, std::move(*fd));
+    // The descriptor's own directory, named through /proc (the magic link is the object).
+    std::string self = "/proc/self/fd/" + std::to_string(dir);
+    if (!fan_.add_mark(self, mask_, FanotifyMarkType::Filesystem)) return false;
+    int copy = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (copy < 0) return false;
+    mount_fds_.emplace(fsid, Fd(copy));
     return true;
 }
 
-Result<std::string> FanotifyTree::add(const std::string& dir) {
-    char real[PATH_MAX];
-    if (!::realpath(dir.c_str(), real)) return fail_errno("realpath", dir);
-    auto fsid = fsid_of(real);
-    if (!fsid) return fail_errno("statfs", real);
-    if (!mount_fds_.count(*fsid)) {
-        BUTTER_ASSIGN_OR_RETURN(Fd fd, open(real, O_RDONLY | O_DIRECTORY));
-        BUTTER_TRY(fan_.add_mark(real, mask_, FanotifyMarkType::Filesystem));
-        mount_fds_.emplace(*fsid, std::move(fd));
-    }
-    return std::string(real);
-}
-
-void FanotifyTree::cache(const std::string& dir) {
-    if (dirs_.size() >= kMaxCached) return;  // the rest resolves when its events come
+Result<void> FanotifyTree::add(int dir, const std::string& path) {
     auto fsid = fsid_of(dir);
-    if (!fsid) return;
-    if (auto h = name_to_handle(AT_FDCWD, dir.c_str(), *fsid)) dirs_[handle_key(*h)] = dir;
+    if (!fsid) return fail_errno("fstatfs", path);
+    if (mount_fds_.count(*fsid)) return {};
+    BUTTER_TRY(
+        fan_.add_mark("/proc/self/fd/" + std::to_string(dir), mask_, FanotifyMarkType::Filesystem));
+    int copy = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (copy < 0) return fail_errno("openat", path);
+    mount_fds_.emplace(*fsid, Fd(copy));
+    return {};
 }
 
-bool FanotifyTree::cache_tree(const std::string& dir, int depth) {
-    if (dirs_.size() >= kMaxCached || depth > kMaxDepth) return true;
-    cache(dir);
+void FanotifyTree::cache(int dir, const std::string& path, std::uint64_t fsid) {
+    if (dirs_.size() >= kMaxCached) return;  // the rest resolves when its events come
+    if (auto h = name_to_handle(dir, "", fsid, AT_EMPTY_PATH)) dirs_[handle_key(*h)] = path;
+}
+
+void FanotifyTree::cache_dir(int dir, const std::string& path) {
+    if (auto fsid = fsid_of(dir)) cache(dir, path, *fsid);
+}
+
+bool FanotifyTree::cache_tree(int dir, const std::string& path,
+                              const std::function<void(const std::string&)>& file, int depth) {
+    if (dirs_.size() >= kMaxCached || depth > kMaxDepth) return false;
     struct stat parent {};
-    if (::stat(dir.c_str(), &parent) < 0) return true;
-    std::vector<std::string> subdirs;
-    list_dir(dir, subdirs);
+    if (::fstat(dir, &parent) < 0) return true;  // gone meanwhile
+    auto fsid = fsid_of(dir);
+    if (!fsid) return true;
+    cache(dir, path, *fsid);
     bool all = true;
-    for (const std::string& s : subdirs) {
+    for_each_entry(dir, [&](const std::string& name, bool is_dir) {
+        std::string child = join(path, name);
+        if (!is_dir) {
+            if (file) file(child);
+            return;
+        }
+        int fd = ::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return;  // gone, or not a directory any more
+        Fd sub(fd);
         struct stat st {};
-        if (::lstat(s.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        if (::fstat(fd, &st) < 0) return;
         if (st.st_dev != parent.st_dev) {
-            auto fsid = fsid_of(s);
-            if (!fsid || !mark(s, *fsid)) {
+            auto sub_fsid = fsid_of(fd);
+            if (!sub_fsid || !mark(fd, *sub_fsid)) {
                 all = false;  // a filesystem inside that fanotify cannot cover
-                continue;
+                return;
             }
         }
-        all = cache_tree(s, depth + 1) && all;
-    }
+        all = cache_tree(fd, child, file, depth + 1) && all;
+    });
     return all;
 }
 
 std::optional<std::string> FanotifyTree::dir_of(const FileHandle& h) {
     std::string key = handle_key(h);
-    if (auto it = dirs_.find(key); it != dirs_.end()) return it->second;
-    auto m = mount_fds_.find(h.fsid);
-    if (m == mount_fds_.end()) return std::nullopt;
-    auto fd = open_by_handle(m->second, h, O_PATH);
-    if (!fd) return std::nullopt;
-    std::string p = fd_path(*fd);
-    if (p.empty() || p[0] != '/' || p.ends_with(" (deleted)")) return std::nullopt;
-    if (dirs_.size() < kMaxCached) dirs_[key] = p;
-    return p;
+    // Where it is now, as the kernel names it: a rename since it was cached is followed, a
+    // symlink planted on its old path is not.
+    if (auto m = mount_fds_.find(h.fsid); m != mount_fds_.end()) {
+        if (auto fd = open_by_handle(m->second, h, O_PATH)) {
+            std::string p = fd_path(*fd);
+            if (!p.empty() && p[0] == '/' && !p.ends_with(" (deleted)")) {
+                if (dirs_.size() < kMaxCached || dirs_.count(key)) dirs_[key] = p;
+                return p;
+            }
+        }
+    }
+    if (auto it = dirs_.find(key); it != dirs_.end()) return it->second;  // removed since
+    return std::nullopt;
 }
 
-std::optional<std::string> FanotifyTree::path_of(const FanotifyEvent& e, bool* unresolved) {
-    const FileHandle* h = nullptr;
+const FileHandle* FanotifyTree::record(const FanotifyEvent& e, std::uint8_t type) {
     for (const FileHandle& x : e.handles)
-        if (x.info_type == FAN_EVENT_INFO_TYPE_DFID_NAME) h = &x;
-    if (!h || h->name.empty() || h->name == ".") return std::nullopt;
-    auto dir = dir_of(*h);
+        if (x.info_type == type) return &x;
+    return nullptr;
+}
+
+std::optional<std::string> FanotifyTree::path_of(const FileHandle& h, bool* unresolved) {
+    if (h.name.empty() || h.name == ".") return std::nullopt;
+    auto dir = dir_of(h);
     if (!dir) {
         if (unresolved) *unresolved = true;
         return std::nullopt;
     }
-    return (*dir == "/" ? "" : *dir) + "/" + h->name;
+    return join(*dir, h.name);
+}
+
+Result<Fd> FanotifyTree::open_entry(const FileHandle& h, int flags) {
+    auto m = mount_fds_.find(h.fsid);
+    if (m == mount_fds_.end()) return fail(Error("open_by_handle_at", ESTALE, h.name));
+    BUTTER_ASSIGN_OR_RETURN(Fd dir, open_by_handle(m->second, h, O_PATH | O_DIRECTORY));
+    int fd = ::openat(dir.get(), h.name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return fail_errno("openat", h.name);
+    return Fd(fd);
 }
 
 bool FanotifyTree::foreign(pid_t pid, std::optional<std::uint64_t> pid_ns) {

@@ -617,7 +617,8 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                                        (missing ? "does not exist" : resolved.error().what())));
             continue;
         }
-        plan.watch_paths.push_back(std::move(resolved->path));
+        plan.watch_paths.push_back(
+            {std::move(resolved->path), resolved->st.st_dev, resolved->st.st_ino});
     }
     if (p.watch.on_change == "restart") {
         plan.on_change = SandboxPlan::OnChange::Restart;

@@ -133,7 +133,12 @@ struct SandboxPlan {
 
     OutputSpec stdout_spec, stderr_spec;
     // [watch]: host paths, and what a change does (one of them).
-    std::vector<std::string> watch_paths;
+    struct WatchPath {
+        std::string path;  // resolved (host_path.hpp)
+        dev_t dev = 0;     // what it named at planning
+        ino_t ino = 0;
+    };
+    std::vector<WatchPath> watch_paths;
     enum class OnChange { Log, Signal, Restart } on_change = OnChange::Log;
     int watch_signal = 0;
     std::chrono::nanoseconds watch_debounce{};

@@ -132,7 +132,8 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
         j += "  \"files\": {\"created\": " + files(o.files_created) +
              ", \"modified\": " + files(o.files_modified) +
              ", \"deleted\": " + files(o.files_deleted) + ", \"backend\": " +
-             (o.files_backend.empty() ? std::string("null") : str(o.files_backend)) + "},\n";
+             (o.files_backend.empty() ? std::string("null") : str(o.files_backend)) +
+             ", \"partial\": " + (o.files_partial ? "true" : "false") + "},\n";
     } else {
         field("files", "null");
     }

@@ -710,10 +710,10 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
     // report.file_activity: what the sandbox writes where it reaches the host.
     std::optional<FileActivity> activity;
     if (plan.file_activity) {
-        std::vector<std::string> roots;
+        std::vector<FileActivity::Root> roots;
         for (const MountStep& m : plan.mounts)
             if (m.type == profile::MountType::Bind && !m.read_only && m.source_is_dir)
-                roots.push_back(m.source);
+                roots.push_back({m.source, m.source_dev, m.source_ino});
         // fanotify as root: the sandbox's writes only, every directory at once.
         BUTTER_ASSIGN_OR_RETURN(activity, FileActivity::create(roots, plan.privileged));
         BUTTER_TRY(activity->start(loop));
@@ -865,8 +865,11 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         result.files_deleted = activity->deleted();
         result.files_backend =
             activity->backend() == FileActivity::Backend::Fanotify ? "fanotify" : "inotify";
+        result.files_partial = activity->truncated();
         if (activity->truncated())
-            log.warn("file activity: too many directories or events; the list is partial");
+            log.warn(
+                "file activity: the list is partial (a bound was reached, the queue "
+                "overflowed, or a directory could not be followed safely)");
     }
     result.wall = Clock::now() - start;
     struct rusage after {};

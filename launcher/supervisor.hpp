@@ -49,7 +49,8 @@ struct RunOutcome {
     std::chrono::nanoseconds denials_throttled{};
     std::vector<std::pair<std::string, std::chrono::nanoseconds>> setup_steps;
     std::vector<std::string> files_created, files_modified, files_deleted;
-    std::string files_backend;  // "fanotify" or "inotify" ("" if the run never got that far)
+    std::string files_backend;   // "fanotify" or "inotify" ("" if the run never got that far)
+    bool files_partial = false;  // the lists were cut at a bound, or missed what was not followed
     std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: bytes moved
     std::string output_error;
 

@@ -1,9 +1,13 @@
 #include "watch.hpp"
 
+#include <fcntl.h>
+#include <linux/fanotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+
+#include "host_path.hpp"
 
 namespace butter::launcher {
 
@@ -17,7 +21,7 @@ const FanotifyMasks kFanotifyChange =
     F::CloseWrite | F::MovedTo | F::MovedFrom | F::Create | F::Delete | F::Attrib | F::OnDir;
 }  // namespace
 
-Result<Watcher> Watcher::create(const std::vector<std::string>& paths,
+Result<Watcher> Watcher::create(const std::vector<SandboxPlan::WatchPath>& paths,
                                 std::chrono::nanoseconds debounce, bool fanotify) {
     BUTTER_ASSIGN_OR_RETURN(TimerFd t,
                             TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock));
@@ -25,37 +29,45 @@ Result<Watcher> Watcher::create(const std::vector<std::string>& paths,
     if (fanotify) {
         BUTTER_ASSIGN_OR_RETURN(FanotifyTree tree, FanotifyTree::create(kFanotifyChange));
         w.fanotify_.emplace(std::move(tree));
-        for (const std::string& p : paths) {
-            struct stat st {};
-            if (::stat(p.c_str(), &st) < 0) return fail_errno("stat", p);
-            bool dir = S_ISDIR(st.st_mode);
-            auto slash = p.rfind('/');
-            std::string at = dir ? p : slash == 0 ? "/" : p.substr(0, slash);
-            BUTTER_ASSIGN_OR_RETURN(std::string real, w.fanotify_->add(at));
-            if (dir) {
-                (void)w.fanotify_->cache_tree(real);
-                w.targets_.push_back({real, true});
-            } else {
-                w.fanotify_->cache(real);
-                w.targets_.push_back({(real == "/" ? "" : real) + p.substr(slash), false});
-            }
-        }
-        return w;
+    } else {
+        BUTTER_ASSIGN_OR_RETURN(Inotify in, Inotify::create(InotifyFlag::NonBlock));
+        w.inotify_.emplace(std::move(in));
     }
-    BUTTER_ASSIGN_OR_RETURN(Inotify in, Inotify::create(InotifyFlag::NonBlock));
-    w.inotify_.emplace(std::move(in));
-    for (const std::string& p : paths) {
+    for (const SandboxPlan::WatchPath& p : paths) {
+        // What was planned, opened again without following anything (host_path.hpp).
+        BUTTER_ASSIGN_OR_RETURN(Fd self, reopen_host_path(p.path, p.dev, p.ino));
         struct stat st {};
-        if (::stat(p.c_str(), &st) < 0) return fail_errno("stat", p);
-        if (S_ISDIR(st.st_mode)) {
-            BUTTER_ASSIGN_OR_RETURN(int wd, w.inotify_->add_watch(p, kChange | M::OnlyDir));
-            w.names_[wd].push_back("");
+        if (::fstat(self.get(), &st) < 0) return fail_errno("fstat", p.path);
+        bool dir = S_ISDIR(st.st_mode);
+        auto slash = p.path.rfind('/');
+        std::string parent = slash == 0 ? "/" : p.path.substr(0, slash);
+        std::string name = p.path.substr(slash + 1);
+        // A file is watched through its directory: that one is opened as planned too (the
+        // planned path holds no symlink).
+        Fd at;
+        if (dir) {
+            at = std::move(self);
         } else {
-            auto slash = p.rfind('/');
-            std::string dir = slash == 0 ? "/" : p.substr(0, slash);
-            BUTTER_ASSIGN_OR_RETURN(int wd, w.inotify_->add_watch(dir, kChange | M::OnlyDir));
-            w.names_[wd].push_back(p.substr(slash + 1));
+            BUTTER_ASSIGN_OR_RETURN(HostPath d, resolve_host_path(parent));
+            at = std::move(d.fd);
         }
+        std::string via = "/proc/self/fd/" + std::to_string(at.get());
+        if (w.fanotify_) {
+            std::string dir_path = dir ? p.path : parent;
+            BUTTER_TRY(w.fanotify_->add(at.get(), dir_path));
+            if (dir) {
+                (void)w.fanotify_->cache_tree(at.get(), p.path);
+                w.targets_.push_back({p.path, true});
+            } else {
+                w.fanotify_->cache_dir(at.get(), parent);
+                w.targets_.push_back({p.path, false});
+            }
+            continue;
+        }
+        BUTTER_ASSIGN_OR_RETURN(int wd, w.inotify_->add_watch(via, kChange | M::OnlyDir));
+        Watched& watched = w.watched_[wd];
+        watched.dir = dir ? p.path : parent;
+        watched.names.push_back(dir ? "" : name);
     }
     return w;
 }
@@ -79,13 +91,18 @@ void Watcher::on_events() {
         auto evs = inotify_->read_events();
         if (!evs || evs->empty()) return;
         for (const InotifyEvent& e : *evs) {
-            auto it = names_.find(e.wd);
-            if (it == names_.end() && !e.is_overflow()) continue;
-            bool wanted = e.is_overflow() || std::any_of(it->second.begin(), it->second.end(),
-                                                         [&](const std::string& n) {
-                                                             return n.empty() || n == e.name;
-                                                         });
-            if (wanted) changed(e.is_overflow() ? "(many changes)" : e.path());
+            if (e.is_overflow()) {
+                changed("(many changes)");
+                continue;
+            }
+            auto it = watched_.find(e.wd);
+            if (it == watched_.end()) continue;
+            const std::vector<std::string>& names = it->second.names;
+            bool wanted = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+                return n.empty() || n == e.name;
+            });
+            const std::string& dir = it->second.dir;
+            if (wanted) changed(e.name.empty() ? dir : (dir == "/" ? "" : dir) + "/" + e.name);
         }
     }
 }
@@ -102,7 +119,8 @@ void Watcher::on_fanotify() {
             // The sandbox's own writes and butter's are no changes; everyone else's are.
             if (e.pid == ::getpid() || (pid_ns_ && !FanotifyTree::foreign(e.pid, pid_ns_)))
                 continue;
-            auto path = fanotify_->path_of(e);
+            const FileHandle* h = FanotifyTree::record(e, FAN_EVENT_INFO_TYPE_DFID_NAME);
+            auto path = h ? fanotify_->path_of(*h) : std::nullopt;
             if (!path) continue;
             bool wanted = std::any_of(targets_.begin(), targets_.end(), [&](const Target& t) {
                 return t.tree ? path_within(*path, t.path) : *path == t.path;

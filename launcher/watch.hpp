@@ -4,6 +4,11 @@
 // and the writes of the sandbox itself and of butter do not (a sandbox writer already gone
 // when its event is read cannot be told apart and counts). Changes are debounced: the first
 // starts a timer, everything until it fires counts as one change.
+//
+// Each path is opened as planned (host_path.hpp: what it named then, or an error) and watched
+// through that descriptor, so a symlink swapped in since is never followed; what an event
+// names is the planned path, or (fanotify) a path resolved from the event's handle and checked
+// to lie below it.
 #pragma once
 
 #include <functional>
@@ -18,6 +23,7 @@
 #include <butter/timerfd.hpp>
 
 #include "fanotify_tree.hpp"
+#include "plan.hpp"
 
 namespace butter::launcher {
 
@@ -26,7 +32,7 @@ class Watcher {
     // `on_change(path, count)`: the first changed path of a burst and how many changes it had.
     using Callback = std::function<void(const std::string&, unsigned)>;
 
-    [[nodiscard]] static Result<Watcher> create(const std::vector<std::string>& paths,
+    [[nodiscard]] static Result<Watcher> create(const std::vector<SandboxPlan::WatchPath>& paths,
                                                 std::chrono::nanoseconds debounce,
                                                 bool fanotify = false);
     // Movable until start(): the loop's callbacks hold `this` from then on.
@@ -47,14 +53,18 @@ class Watcher {
     std::optional<Inotify> inotify_;
     std::optional<FanotifyTree> fanotify_;
     struct Target {
-        std::string path;  // real path
+        std::string path;  // resolved
         bool tree;         // a directory: anything below; else this one file
     };
     std::vector<Target> targets_;
     std::optional<std::uint64_t> pid_ns_;
     TimerFd timer_;
     std::chrono::nanoseconds debounce_;
-    std::map<int, std::vector<std::string>> names_;  // wd -> watched names ("" = any)
+    struct Watched {
+        std::string dir;                 // the directory's planned path
+        std::vector<std::string> names;  // watched names in it ("" = any)
+    };
+    std::map<int, Watched> watched_;  // inotify: wd -> what it stands for
     std::string first_;
     unsigned count_ = 0;
     Callback callback_;

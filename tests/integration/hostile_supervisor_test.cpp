@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -239,6 +240,98 @@ TEST_F(HostileSupervisor, DeniedCallsCostTheSupervisorBoundedCpu) {
     EXPECT_EQ(wait_at_most(s.pid, 15s), 124);
     ::close(s.out_fd);
 }
+
+// 3. The file activity never follows what the sandbox swaps in: a directory renamed away and
+// replaced by a symlink to a host directory, with a new subdirectory made just before (whose
+// walk would go through the link). Root (fanotify) and nobody (inotify).
+class HostileActivity : public ::testing::TestWithParam<bool> {
+  protected:
+    void SetUp() override {
+        BUTTER_REQUIRE_ROOT();
+        if (GetParam()) {
+            BUTTER_REQUIRE(have_userns(), "USERNS", "no user namespaces for nobody");
+        }
+        ASSERT_EQ(::chmod(work_.path().c_str(), 0777), 0);
+        ASSERT_EQ(::chmod(secret_.path().c_str(), 0755), 0);
+        ASSERT_EQ(::chmod(reports_.path().c_str(), 0777), 0);  // nobody writes its report
+    }
+    RunResult ci(const std::string& script, const std::string& report) {
+        RunOptions o;
+        o.as_nobody = GetParam();
+        o.cwd = work_.path();
+        o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+        return run_butter({"run", "-p", "ci", "--report", report, "--", "/bin/sh", "-c", script},
+                          o);
+    }
+    TempDir work_, secret_, reports_;
+};
+
+TEST_P(HostileActivity, NeverFollowsASymlinkSwappedIntoTheWorkspace) {
+    // A host directory outside the workspace with names that must not show.
+    ASSERT_EQ(::mkdir((secret_ / "inner").c_str(), 0755), 0);
+    write_file(secret_ / "inner/id_rsa-SECRET-NAME", "x");
+    ASSERT_EQ(::mkdir((work_ / "X").c_str(), 0777), 0);
+    std::string rep = reports_ / "r.json";
+    for (int i = 0; i < 5; ++i) {
+        auto r = ci("mkdir X/inner; mv X X2; ln -s " + secret_.path() +
+                        " X; touch X2/mine; "
+                        "sleep 0.1; rm -rf X2 X; mkdir X",
+                    rep);
+        EXPECT_EQ(r.code, 0) << r.err;
+        std::string j = read_file(rep);
+        std::string files = j.substr(j.find("\"files\""));
+        EXPECT_EQ(files.find("SECRET-NAME"), std::string::npos) << j;
+        EXPECT_EQ(files.find(secret_.path()), std::string::npos) << j;
+    }
+}
+
+// 5. A rename storm (a directory of 3,000 files renamed 100 times) costs the supervisor its
+// bounded bookkeeping, not a listing of every file at every rename.
+TEST_P(HostileActivity, RenameStormKeepsTheSupervisorSmall) {
+    ASSERT_EQ(::mkdir((work_ / "d0").c_str(), 0777), 0);
+    for (int i = 0; i < 3000; ++i)
+        write_file(work_ / ("d0/f" + std::to_string(i)), "");
+    std::string rep = reports_ / "r.json";
+    RunOptions o;
+    o.as_nobody = GetParam();
+    o.cwd = work_.path();
+    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    auto s = start_butter({"run", "-p", "ci", "--report", rep, "--", "/bin/sh", "-c",
+                           "i=0; while [ $i -lt 100 ]; do mv d$i d$((i+1)); i=$((i+1)); done"},
+                          o);
+    int st = 0;
+    struct rusage ru {};
+    ASSERT_EQ(::wait4(s.pid, &st, 0, &ru), s.pid);
+    ::close(s.out_fd);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    // butter's own peak (the sandbox's processes here are a shell and mv: a few MB).
+    EXPECT_LT(ru.ru_maxrss, 64 * 1024) << "peak RSS " << ru.ru_maxrss << " kB";
+    std::string j = read_file(rep);
+    EXPECT_LT(j.size(), 4096u) << j.substr(0, 2000);
+    EXPECT_NE(j.find("\"created\": [\"" + work_.path() + "/d100/\"]"), std::string::npos) << j;
+    EXPECT_NE(j.find("\"deleted\": [\"" + work_.path() + "/d0/\"]"), std::string::npos) << j;
+}
+
+// 10. Deeper than the bound (or than PATH_MAX): said, not hidden.
+TEST_P(HostileActivity, DeepDirectoriesMakeTheListPartialNotSilent) {
+    std::string rep = reports_ / "r.json";
+    // 80 levels: deeper than the bound (64).
+    auto r = ci("i=0; while [ $i -lt 80 ]; do d=dddddddddddddddddddddddddddddddddddddddd; "
+                "mkdir $d && cd $d || exit 3; i=$((i+1)); done; sleep 0.2; echo x > deep-file",
+                rep);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::string j = read_file(rep);
+    bool listed = j.find("deep-file") != std::string::npos;
+    EXPECT_TRUE(listed || j.find("\"partial\": true") != std::string::npos) << j.substr(0, 500);
+    if (!listed) {
+        EXPECT_NE(r.err.find("the list is partial"), std::string::npos) << r.err;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, HostileActivity, ::testing::Values(false, true),
+                         [](const auto& p) {
+                             return p.param ? "AsNobodyInotify" : "AsRootFanotify";
+                         });
 
 }  // namespace
 }  // namespace butter::test

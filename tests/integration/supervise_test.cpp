@@ -281,10 +281,10 @@ TEST_F(Supervise, FileActivityInWritableBinds) {
     std::string files = json_field(read_file(rp), "files");
     std::string d = dir_.path();
     // The report itself is written by butter after the run: not the sandbox's activity.
-    EXPECT_EQ(files,
-              "{\"created\": [\"" + d + "/created.txt\", \"" + d +
-                  "/deep/er/file\"], \"modified\": [\"" + d + "/existing\"], \"deleted\": [\"" + d +
-                  "/doomed\"], \"backend\": " + (is_root() ? "\"fanotify\"" : "\"inotify\"") + "}")
+    EXPECT_EQ(files, "{\"created\": [\"" + d + "/created.txt\", \"" + d +
+                         "/deep/er/file\"], \"modified\": [\"" + d +
+                         "/existing\"], \"deleted\": [\"" + d + "/doomed\"], \"backend\": " +
+                         (is_root() ? "\"fanotify\"" : "\"inotify\"") + ", \"partial\": false}")
         << files;
 }
 
@@ -320,11 +320,13 @@ TEST_P(FileActivityWriters, OnlyTheSandboxsWritesWithFanotify) {
     if (nobody) {
         EXPECT_EQ(files, "{\"created\": [\"" + d + "/a\", \"" + d + "/b\", \"" + d + "/go\", \"" +
                              d + "/host.txt\"], \"modified\": [], \"deleted\": [\"" + d +
-                             "/old/file\"], \"backend\": \"inotify\"}")
+                             "/old/\", \"" + d + "/old/file\"], \"backend\": \"inotify\", " +
+                             "\"partial\": false}")
             << files;
     } else {
         EXPECT_EQ(files, "{\"created\": [\"" + d + "/a\", \"" + d + "/b\"], \"modified\": [], " +
-                             "\"deleted\": [\"" + d + "/old/file\"], \"backend\": \"fanotify\"}")
+                             "\"deleted\": [\"" + d + "/old/\", \"" + d +
+                             "/old/file\"], \"backend\": \"fanotify\", \"partial\": false}")
             << files;
     }
 }

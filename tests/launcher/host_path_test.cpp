@@ -2,6 +2,10 @@
 // filesystem.
 #include "host_path.hpp"
 
+#include <chrono>
+
+#include "watch.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -73,6 +77,23 @@ TEST(HostPath, ReopenCatchesAReplacement) {
     auto link = reopen_host_path(r->path, r->st.st_dev, r->st.st_ino);
     ASSERT_FALSE(link);
     EXPECT_EQ(link.error().errno_value(), ELOOP);
+}
+
+// [watch] opens what was planned: a path swapped since (a directory renamed in its place, a
+// symlink) is an error, never watched.
+TEST(HostPath, AWatchedPathSwappedSincePlanningIsRefused) {
+    TempDir d;
+    ASSERT_EQ(::mkdir((d / "conf").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((d / "other").c_str(), 0755), 0);
+    auto r = resolve_host_path(d / "conf");
+    ASSERT_TRUE(r);
+    SandboxPlan::WatchPath planned{r->path, r->st.st_dev, r->st.st_ino};
+    EXPECT_TRUE(Watcher::create({planned}, std::chrono::milliseconds(10)));
+    ASSERT_EQ(::rename((d / "conf").c_str(), (d / "gone").c_str()), 0);
+    ASSERT_EQ(::symlink("other", (d / "conf").c_str()), 0);
+    auto w = Watcher::create({planned}, std::chrono::milliseconds(10));
+    ASSERT_FALSE(w);
+    EXPECT_EQ(w.error().errno_value(), ELOOP) << w.error().what();
 }
 
 TEST(HostFile, ReplacesSymlinksAndHardLinksInsteadOfWritingThroughThem) {
