@@ -60,9 +60,14 @@ TEST(Doctor, UnderAnOuterListenerNotificationIsRefusedAndTheFallbackNamed) {
 
 TEST(Doctor, InsideAFilterThatBlocksUnshareItSaysSo) {
     BUTTER_REQUIRE(is_root() || have_userns(), "USERNS", "no way to run a sandbox");
+    // In a directory of its own: with /tmp as the workspace, the profiles of a checkout under
+    // /tmp would show inside, owned by an unmapped uid (not trusted: "does not load").
+    TempDir empty;
+    RunOptions o = with_profiles(false);
+    o.cwd = empty.path();
     auto r = run_butter({"run", "--set", "seccomp.deny=[\"unshare\", \"@mount\"]", "--ro-bind",
                          std::string(butter_bin()) + ":/butter", "--", "/butter", "doctor"},
-                        with_profiles(false));
+                        o);
     EXPECT_EQ(r.code, 1) << r.out << r.err;
     EXPECT_NE(r.out.find("user namespaces      BLOCKED"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("a policy around this process blocks unshare"), std::string::npos)
