@@ -143,9 +143,19 @@ std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
         if (!m.source.empty()) s += m.source + " -> ";
         s += m.target + ")";
     }
-    // f.call is a NUL-terminated buffer in the record, alive while `e` is used here.
-    Error e(f.call, f.error, std::string(f.context, ::strnlen(f.context, sizeof f.context)));
-    return s + ": " + e.what();
+    // As Error::what() renders it, from the record's own buffers (an Error's call must be a
+    // string that outlives it; the record's does not).
+    auto field = [](const char* b, std::size_t n) { return std::string(b, ::strnlen(b, n)); };
+    std::string context = field(f.context, sizeof f.context);
+    std::string text = field(f.text, sizeof f.text);
+    std::string hint = field(f.hint, sizeof f.hint);
+    s += ": " + field(f.call, sizeof f.call);
+    if (!context.empty()) s += "(\"" + context + "\")";
+    s += ": ";
+    s += text.empty() ? std::string(strerrordesc_np(f.error) ? strerrordesc_np(f.error) : "?")
+                      : text;
+    if (!hint.empty()) s += " \u2014 hint: " + hint;
+    return s;
 }
 
 // One life of the sandbox: from spawn to the exit of its first process.

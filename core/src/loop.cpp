@@ -1,4 +1,8 @@
 #include "butter/loop.hpp"
+#include "butter/task.hpp"
+
+#include <cstdio>
+#include <cstdlib>
 
 #include <sys/epoll.h>
 
@@ -184,5 +188,12 @@ Result<void> EventLoop::run_until(const std::function<bool()>& done) {
         BUTTER_TRY(iterate(-1, &done));
     return {};
 }
+
+namespace detail {
+void empty_task_awaited() noexcept {
+    std::fprintf(stderr, "butter: awaited a Task that holds no coroutine\n");
+    std::abort();
+}
+}  // namespace detail
 
 }  // namespace butter

@@ -83,6 +83,8 @@ void die(const ChildChannels& ch, Step step, const Error& e, int mount) {
     f.mount = mount;
     std::strncpy(f.call, e.call(), sizeof f.call - 1);
     std::strncpy(f.context, e.context().c_str(), sizeof f.context - 1);
+    std::strncpy(f.text, e.text().c_str(), sizeof f.text - 1);
+    std::strncpy(f.hint, e.hint().c_str(), sizeof f.hint - 1);
     // One write of a small record to a pipe is atomic; nothing more can be done if it fails.
     [[maybe_unused]] ssize_t n = ::write(ch.error_fd, &f, sizeof f);
     ::_exit(125);

@@ -53,6 +53,10 @@ struct ChildFailure {
     std::int32_t mount = -1;  // index into plan.mounts, or -1
     char call[40] = {};       // the failing call, e.g. "open_tree"
     char context[128] = {};   // its argument (a path inside the sandbox), truncated
+    // For an error that did not come from the kernel (error 0 in the Error): its text, and
+    // its hint, truncated; "error" is then EINVAL only to say "failed".
+    char text[128] = {};
+    char hint[128] = {};
 };
 
 // Messages on the control socket from the sandbox to the supervisor.

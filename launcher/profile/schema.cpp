@@ -357,8 +357,11 @@ std::optional<MountSpec> parse_mount(const Value& e, const Expansion& x, Diagnos
         } else if (k == "follow_symlinks") {
             if (want(Kind::Boolean)) m.follow_symlinks = v.boolean;
         } else if (k == "size") {
-            if (v.kind == Kind::Integer && v.integer > 0) {
-                m.size = static_cast<std::uint64_t>(v.integer);
+            if (v.kind == Kind::Integer) {
+                if (v.integer > 0)
+                    m.size = static_cast<std::uint64_t>(v.integer);
+                else
+                    bad(v, "'size' must be a positive size");
             } else if (want(Kind::String)) {
                 auto s = parse_size(v.string);
                 if (!s)

@@ -180,6 +180,41 @@ TEST(Async, DestroyedWaiterLeavesQueue) {
     EXPECT_TRUE(order.empty());
 }
 
+Task<void> note_error(Async<EventFd>& e, int& err) {
+    auto v = co_await e.next();
+    err = v ? 0 : v.error().errno_value();
+}
+
+// An Async that goes away while a coroutine waits on it: the waiter resumes with ECANCELED
+// (no dangling queue, no coroutine left suspended forever).
+TEST(Async, DestroyedWhileAwaitedResumesTheWaiterWithAnError) {
+    auto loop = EventLoop::create();
+    auto async = Async<EventFd>::create(*loop, std::move(*EventFd::create()));
+    ASSERT_TRUE(async);
+    int err = -1;
+    loop->spawn(note_error(*async, err));
+    ASSERT_TRUE(loop->run_once(0));
+    EXPECT_EQ(async->waiting(), 1u);
+    async = Async<EventFd>::create(*loop, std::move(*EventFd::create()));  // the first one goes
+    ASSERT_TRUE(loop->run_until([&] { return err != -1; }));
+    EXPECT_EQ(err, ECANCELED);
+    ASSERT_TRUE(loop->run_once(0));
+    EXPECT_EQ(loop->live_tasks(), 0u);
+}
+
+TEST(TaskDeathTest, AwaitingAnEmptyTaskAbortsWithAMessage) {
+    auto awaits_empty = []() -> Task<int> {
+        Task<int> empty;
+        co_return co_await std::move(empty);
+    };
+    EXPECT_DEATH(
+        {
+            auto loop = EventLoop::create();
+            (void)loop->run_until_complete(awaits_empty());
+        },
+        "awaited a Task that holds no coroutine");
+}
+
 TEST(Async, CallbackModeGetsEveryEvent) {
     auto loop = EventLoop::create();
     test::TempDir dir;

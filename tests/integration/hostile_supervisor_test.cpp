@@ -316,9 +316,10 @@ TEST_P(HostileActivity, RenameStormKeepsTheSupervisorSmall) {
 TEST_P(HostileActivity, DeepDirectoriesMakeTheListPartialNotSilent) {
     std::string rep = reports_ / "r.json";
     // 80 levels: deeper than the bound (64).
-    auto r = ci("i=0; while [ $i -lt 80 ]; do d=dddddddddddddddddddddddddddddddddddddddd; "
-                "mkdir $d && cd $d || exit 3; i=$((i+1)); done; sleep 0.2; echo x > deep-file",
-                rep);
+    auto r =
+        ci("i=0; while [ $i -lt 80 ]; do d=dddddddddddddddddddddddddddddddddddddddd; "
+           "mkdir $d && cd $d || exit 3; i=$((i+1)); done; sleep 0.2; echo x > deep-file",
+           rep);
     EXPECT_EQ(r.code, 0) << r.err;
     std::string j = read_file(rep);
     bool listed = j.find("deep-file") != std::string::npos;

@@ -22,10 +22,10 @@ struct RunOptions {
     std::vector<std::string> env;  // extra KEY=VALUE
     std::string stdout_file;       // non-empty: butter's stdout goes to this file, not captured
     int stdout_fd = -1;            // >= 0: butter's stdout is this fd (a pipe or pty no one reads)
-    int listen_fd = -1;    // socket activation: this fd becomes butter's fd 3 with LISTEN_* set
+    int listen_fd = -1;  // socket activation: this fd becomes butter's fd 3 with LISTEN_* set
     int forged_listen_fds = 0;  // LISTEN_PID=<butter's pid> LISTEN_FDS=N, without any such fds
-    std::string fd5_file;  // non-empty: butter gets this file open for writing as fd 5
-    int fd5 = -1;          // >= 0: butter gets this fd as fd 5 (a pipe no one reads)
+    std::string fd5_file;       // non-empty: butter gets this file open for writing as fd 5
+    int fd5 = -1;               // >= 0: butter gets this fd as fd 5 (a pipe no one reads)
     std::string leak_path = "/etc/hostname";  // what leak_fd has open (a directory works)
     std::string ctty;     // non-empty: a new session with this terminal as controlling tty
                           // and stdin (the TIOCSTI tests)

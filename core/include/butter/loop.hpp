@@ -159,12 +159,13 @@ class Async {
     };
 
     struct Waiter {
-        State* s;
+        // Shared: a waiter outlives the Async it came from (it is then resumed with ECANCELED).
+        std::shared_ptr<State> s;
         std::optional<Result<Event>> result;
         std::coroutine_handle<> handle;
         bool queued = false;
 
-        explicit Waiter(State* st) : s(st) {}
+        explicit Waiter(std::shared_ptr<State> st) : s(std::move(st)) {}
         Waiter(const Waiter&) = delete;
         ~Waiter() {
             if (!queued) return;
@@ -212,8 +213,19 @@ class Async {
     const S& source() const { return s_->source; }
     std::size_t waiting() const { return s_->waiters.size(); }
 
-    // An awaitable giving Result<Event>: the next event, in FIFO order among waiters.
-    [[nodiscard]] Waiter next() { return Waiter(s_.get()); }
+    // An awaitable giving Result<Event>: the next event, in FIFO order among waiters. If the
+    // Async goes away first, the waiter resumes with an Error (ECANCELED).
+    [[nodiscard]] Waiter next() { return Waiter(s_); }
+
+    Async(Async&&) noexcept = default;
+    Async& operator=(Async&& o) noexcept {
+        if (this != &o) {
+            cancel_waiters();
+            s_ = std::move(o.s_);
+        }
+        return *this;
+    }
+    ~Async() { cancel_waiters(); }
 
     // Calls `cb` for every event from now on (also for those already pending, on the next loop
     // iteration). An empty function ends callback mode. Do not destroy this Async inside `cb`.
@@ -228,6 +240,20 @@ class Async {
 
   private:
     explicit Async(std::shared_ptr<State> s) : s_(std::move(s)) {}
+
+    // Every coroutine still waiting resumes (on the loop) with ECANCELED; no more events.
+    void cancel_waiters() {
+        if (!s_) return;
+        s_->callback = nullptr;
+        s_->registration.reset();
+        while (!s_->waiters.empty()) {
+            Waiter* w = s_->waiters.front();
+            s_->waiters.pop_front();
+            w->queued = false;
+            w->result.emplace(fail(Error("Async", ECANCELED, "its source went away")));
+            s_->loop->call_soon(w->handle);
+        }
+    }
 
     // The fd became readable (edge): serve the waiters first, then the callback, until the
     // source has nothing more. Edge-triggered is safe because a waiter always reads before it

@@ -57,6 +57,12 @@ struct TaskPromise<void> : TaskPromiseBase {
 
 }  // namespace detail
 
+namespace detail {
+// Awaiting a Task that holds no coroutine is a programmer error: a clear abort, not a null
+// dereference.
+[[noreturn]] void empty_task_awaited() noexcept;
+}  // namespace detail
+
 template <typename T>
 class [[nodiscard]] Task {
   public:
@@ -89,7 +95,10 @@ class [[nodiscard]] Task {
         h_.promise().continuation = awaiting;
         return h_;
     }
-    T await_resume() { return h_.promise().take(); }
+    T await_resume() {
+        if (!h_) detail::empty_task_awaited();  // a default-constructed or moved-from Task
+        return h_.promise().take();
+    }
 
   private:
     Handle h_;
