@@ -175,9 +175,9 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     plan.env = make_env(p);
     if (!plan.argv.empty()) plan.exec_candidates = exec_candidates(plan.argv[0], plan.env);
     plan.cwd = p.process.cwd;
-    plan.stdin_null = p.process.stdin_mode == "null";
-    plan.new_session = p.process.session != "inherit";
-    plan.pty = p.process.session == "pty";
+    plan.stdin_null = p.process.stdin_mode == profile::StdinMode::Null;
+    plan.new_session = p.process.session != profile::SessionMode::Inherit;
+    plan.pty = p.process.session == profile::SessionMode::Pty;
 
     // --- namespaces and ids
     const auto& ns = p.namespaces;
@@ -187,15 +187,19 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     if (ns.pid) n |= Namespace::Pid;
     if (ns.uts) n |= Namespace::Uts;
     if (ns.ipc) n |= Namespace::Ipc;
-    if (ns.net && p.network.mode != "host") n |= Namespace::Net;
+    bool host_net = p.network.mode == profile::NetworkMode::Host;
+    if (ns.net && !host_net) n |= Namespace::Net;
     if (ns.cgroup) n |= Namespace::Cgroup;
     if (ns.time) n |= Namespace::Time;
-    if (!ns.net && p.network.mode != "host")
-        out.push_back(error_at(p.loc_of("network.mode"), "network.mode \"" + p.network.mode +
-                                                             "\" needs namespaces.net = true"));
+    if (!ns.net && !host_net)
+        out.push_back(
+            error_at(p.loc_of("network.mode"),
+                     std::string("network.mode \"") +
+                         (p.network.mode == profile::NetworkMode::None ? "none" : "loopback") +
+                         "\" needs namespaces.net = true"));
     plan.namespaces = n;
     plan.no_nested_user = ns.user && !ns.nested_user;
-    plan.loopback_up = p.network.mode == "loopback";
+    plan.loopback_up = p.network.mode == profile::NetworkMode::Loopback;
     if (!n.has(Namespace::Net)) {
         // The host's network namespace holds the host's abstract unix sockets: Landlock (ABI 6,
         // Linux 6.12) scopes them out. Older kernels cannot: said, not hidden.
@@ -555,7 +559,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                                  "root-owned writable binds belongs to host root"));
 
     // --- supervision
-    plan.stop_signal = parse_signal(p.supervise.stop_signal).value_or(SIGTERM);
+    plan.stop_signal = p.supervise.stop_signal;
     plan.stop_timeout = p.supervise.stop_timeout;
     plan.forward_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
     plan.restart = p.supervise.restart;
@@ -584,18 +588,8 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     }
 
     // --- output and report
-    auto output = [](const std::string& mode) {
-        OutputSpec spec;
-        if (mode == "null")
-            spec.kind = OutputSpec::Kind::Null;
-        else if (mode.starts_with("file:"))
-            spec = {OutputSpec::Kind::File, mode.substr(5)};
-        else if (mode.starts_with("tee:"))
-            spec = {OutputSpec::Kind::Tee, mode.substr(4)};
-        return spec;
-    };
-    plan.stdout_spec = output(p.output.stdout_mode);
-    plan.stderr_spec = output(p.output.stderr_mode);
+    plan.stdout_spec = p.output.stdout_mode;
+    plan.stderr_spec = p.output.stderr_mode;
     if (plan.pty && (plan.stdout_spec.kind != OutputSpec::Kind::Inherit ||
                      plan.stderr_spec.kind != OutputSpec::Kind::Inherit))
         out.push_back(
@@ -620,14 +614,9 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
         plan.watch_paths.push_back(
             {std::move(resolved->path), resolved->st.st_dev, resolved->st.st_ino});
     }
-    if (p.watch.on_change == "restart") {
-        plan.on_change = SandboxPlan::OnChange::Restart;
-    } else if (p.watch.on_change.starts_with("signal:")) {
-        plan.on_change = SandboxPlan::OnChange::Signal;
-        plan.watch_signal = parse_signal(p.watch.on_change.substr(7)).value_or(SIGHUP);
-    }
+    plan.on_change = p.watch.on_change;
     plan.watch_debounce = p.watch.debounce;
-    plan.watch_fanotify = p.watch.backend == "fanotify";
+    plan.watch_fanotify = p.watch.backend == profile::WatchBackend::Fanotify;
     if (plan.watch_fanotify && !plan.privileged)
         out.push_back(error_at(p.loc_of("watch.backend"),
                                "watch.backend: fanotify needs root (CAP_SYS_ADMIN); use inotify"));

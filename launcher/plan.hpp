@@ -52,12 +52,8 @@ struct MountStep {
     bool on_root_fs = false;
 };
 
-// Where the command's stdout or stderr goes.
-struct OutputSpec {
-    enum class Kind { Inherit, Null, File, Tee };
-    Kind kind = Kind::Inherit;
-    std::string path;  // File, Tee: a host path
-};
+// Where the command's stdout or stderr goes (profile.hpp's, as the profile says it).
+using OutputSpec = profile::OutputMode;
 
 struct Rlimit {
     int resource = 0;
@@ -126,7 +122,7 @@ struct SandboxPlan {
     int stop_signal = 15;
     std::chrono::nanoseconds stop_timeout{};
     std::vector<int> forward_signals;
-    std::string restart = "no";  // no | on-failure | always
+    profile::RestartPolicy restart = profile::RestartPolicy::No;
     std::chrono::nanoseconds restart_delay{};
     unsigned restart_burst = 5;
     std::chrono::nanoseconds restart_interval{};
@@ -139,8 +135,7 @@ struct SandboxPlan {
         ino_t ino = 0;
     };
     std::vector<WatchPath> watch_paths;
-    enum class OnChange { Log, Signal, Restart } on_change = OnChange::Log;
-    int watch_signal = 0;
+    profile::OnChange on_change;
     std::chrono::nanoseconds watch_debounce{};
     bool watch_fanotify = false;  // watch.backend = "fanotify"
 

@@ -495,8 +495,9 @@ nanoseconds tv(const struct timeval& t) {
 bool wants_restart(const SandboxPlan& plan, const RunOutcome& o) {
     if (o.kind == RunOutcome::Kind::SetupFailed || o.kind == RunOutcome::Kind::ExecFailed)
         return false;
-    if (plan.restart == "always") return true;
-    if (plan.restart == "on-failure") return !(o.kind == RunOutcome::Kind::Exited && o.code == 0);
+    if (plan.restart == profile::RestartPolicy::Always) return true;
+    if (plan.restart == profile::RestartPolicy::OnFailure)
+        return !(o.kind == RunOutcome::Kind::Exited && o.code == 0);
     return false;
 }
 
@@ -697,16 +698,16 @@ Result<RunOutcome> run_sandbox(const SandboxPlan& profile_plan, const sigset_t& 
         BUTTER_TRY(watcher->start(loop, [&](const std::string& changed, unsigned n) {
             std::string shown = terminal_safe(changed);  // a name the sandbox may have chosen
             const std::string& path = shown;
-            switch (plan.on_change) {
-                case SandboxPlan::OnChange::Log:
+            switch (plan.on_change.kind) {
+                case profile::OnChange::Kind::Log:
                     log.warn("watch: %s changed (%u change%s)", path.c_str(), n, n == 1 ? "" : "s");
                     break;
-                case SandboxPlan::OnChange::Signal:
+                case profile::OnChange::Kind::Signal:
                     log.info("watch: %s changed: %s", path.c_str(),
-                             signal_name(plan.watch_signal).c_str());
-                    if (current) current->forward(plan.watch_signal);
+                             signal_name(plan.on_change.signal).c_str());
+                    if (current) current->forward(plan.on_change.signal);
                     break;
-                case SandboxPlan::OnChange::Restart:
+                case profile::OnChange::Kind::Restart:
                     log.warn("watch: %s changed: restarting", path.c_str());
                     if (current) {
                         restart_requested = true;

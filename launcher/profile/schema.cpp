@@ -45,13 +45,6 @@ std::string list_text(const std::vector<std::string>& v) {
     return s + "]";
 }
 
-std::string one_of(std::initializer_list<std::string_view> choices) {
-    std::string s;
-    for (auto c : choices)
-        s += (s.empty() ? "" : ", ") + std::string(c);
-    return s;
-}
-
 // --- row builders: `get` maps a Profile to the field -----------------------------------------
 
 template <typename G>
@@ -89,15 +82,6 @@ Row string(std::string_view key, G get, std::string_view doc, bool expand_vars =
             doc};
 }
 
-std::function<Err(const std::string&)> choice(std::initializer_list<std::string_view> choices) {
-    std::vector<std::string> c(choices.begin(), choices.end());
-    std::string list = one_of(choices);
-    return [c, list](const std::string& s) -> Err {
-        if (std::find(c.begin(), c.end(), s) != c.end()) return {};
-        return "'" + s + "' is not one of: " + list;
-    };
-}
-
 template <typename G>
 Row string_list(std::string_view key, G get, std::string_view doc, bool expand_vars = false,
                 std::function<Err(const std::string&)> check = {}) {
@@ -131,6 +115,142 @@ Row string_list(std::string_view key, G get, std::string_view doc, bool expand_v
             return list_text(get(const_cast<Profile&>(p)));
         },
         doc};
+}
+
+// One of a fixed set of names, stored as its enum value (nothing compares the text later).
+template <typename E>
+struct Choice {
+    std::string_view name;
+    E value;
+};
+
+template <typename E, std::size_t N>
+std::string names_of(const std::array<Choice<E>, N>& choices) {
+    std::string s;
+    for (const auto& c : choices)
+        s += (s.empty() ? "" : ", ") + std::string(c.name);
+    return s;
+}
+
+template <typename G, typename E, std::size_t N>
+Row choice(std::string_view key, G get, const std::array<Choice<E>, N>& choices,
+           std::string_view doc) {
+    return {key,
+            "string",
+            bit(Kind::String),
+            [get, &choices](const Value& v, Profile& p, const Expansion&, Diagnostics&) -> Err {
+                for (const auto& c : choices)
+                    if (c.name == v.string) {
+                        get(p) = c.value;
+                        return {};
+                    }
+                return "'" + v.string + "' is not one of: " + names_of(choices);
+            },
+            [get, &choices](const Profile& p) -> std::optional<std::string> {
+                for (const auto& c : choices)
+                    if (c.value == get(const_cast<Profile&>(p))) return q(c.name);
+                return std::nullopt;
+            },
+            doc};
+}
+
+constexpr std::array<Choice<StdinMode>, 2> kStdin{
+    {{"inherit", StdinMode::Inherit}, {"null", StdinMode::Null}}};
+constexpr std::array<Choice<SessionMode>, 3> kSession{
+    {{"new", SessionMode::New}, {"inherit", SessionMode::Inherit}, {"pty", SessionMode::Pty}}};
+constexpr std::array<Choice<RestartPolicy>, 3> kRestart{{{"no", RestartPolicy::No},
+                                                         {"on-failure", RestartPolicy::OnFailure},
+                                                         {"always", RestartPolicy::Always}}};
+constexpr std::array<Choice<NetworkMode>, 3> kNetwork{{{"none", NetworkMode::None},
+                                                       {"loopback", NetworkMode::Loopback},
+                                                       {"host", NetworkMode::Host}}};
+constexpr std::array<Choice<WatchBackend>, 2> kBackend{
+    {{"inotify", WatchBackend::Inotify}, {"fanotify", WatchBackend::Fanotify}}};
+
+// output.stdout/stderr: inherit | null | file:PATH | tee:PATH ($PWD, $HOME, $UID expand).
+template <typename G>
+Row output_row(std::string_view key, G get, std::string_view doc) {
+    return {key,
+            "string",
+            bit(Kind::String),
+            [get](const Value& v, Profile& p, const Expansion& x, Diagnostics&) -> Err {
+                std::string s = expand(v.string, x);
+                OutputMode m;
+                if (s == "inherit" || s == "null") {
+                    m.kind = s == "null" ? OutputMode::Kind::Null : OutputMode::Kind::Inherit;
+                } else if (s.starts_with("file:") || s.starts_with("tee:")) {
+                    bool file = s.starts_with("file:");
+                    std::string prefix = file ? "file:" : "tee:";
+                    m.kind = file ? OutputMode::Kind::File : OutputMode::Kind::Tee;
+                    m.path = s.substr(prefix.size());
+                    if (m.path.empty() || m.path[0] != '/')
+                        return "'" + s + "': the path after '" + prefix + "' must be absolute";
+                } else {
+                    return "'" + s + "' is not one of: inherit, null, file:PATH, tee:PATH";
+                }
+                get(p) = std::move(m);
+                return {};
+            },
+            [get](const Profile& p) -> std::optional<std::string> {
+                const OutputMode& m = get(const_cast<Profile&>(p));
+                switch (m.kind) {
+                    case OutputMode::Kind::Inherit:
+                        return q("inherit");
+                    case OutputMode::Kind::Null:
+                        return q("null");
+                    case OutputMode::Kind::File:
+                        return q("file:" + m.path);
+                    case OutputMode::Kind::Tee:
+                        return q("tee:" + m.path);
+                }
+                return std::nullopt;
+            },
+            doc};
+}
+
+// A signal name, stored as its number.
+template <typename G>
+Row signal_row(std::string_view key, G get, std::string_view doc) {
+    return {key,
+            "string",
+            bit(Kind::String),
+            [get](const Value& v, Profile& p, const Expansion&, Diagnostics&) -> Err {
+                auto sig = parse_signal(v.string);
+                if (!sig) return "unknown signal '" + v.string + "'";
+                get(p) = *sig;
+                return {};
+            },
+            [get](const Profile& p) -> std::optional<std::string> {
+                return q(signal_name(get(const_cast<Profile&>(p))));
+            },
+            doc};
+}
+
+Row on_change_row() {
+    return {
+        "watch.on_change",
+        "string",
+        bit(Kind::String),
+        [](const Value& v, Profile& p, const Expansion&, Diagnostics&) -> Err {
+            const std::string& s = v.string;
+            if (s == "log" || s == "restart") {
+                p.watch.on_change = {s == "log" ? OnChange::Kind::Log : OnChange::Kind::Restart, 0};
+                return {};
+            }
+            if (s.starts_with("signal:")) {
+                auto sig = parse_signal(s.substr(7));
+                if (!sig) return "unknown signal '" + s.substr(7) + "'";
+                p.watch.on_change = {OnChange::Kind::Signal, *sig};
+                return {};
+            }
+            return "'" + s + "' is not one of: signal:NAME, restart, log";
+        },
+        [](const Profile& p) -> std::optional<std::string> {
+            const OnChange& c = p.watch.on_change;
+            if (c.kind == OnChange::Kind::Signal) return q("signal:" + signal_name(c.signal));
+            return q(c.kind == OnChange::Kind::Log ? "log" : "restart");
+        },
+        "signal:NAME | restart | log"};
 }
 
 // A duration string; `get` returns std::optional<nanoseconds>& or nanoseconds&.
@@ -233,11 +353,6 @@ Row id(std::string_view key, G get, std::string_view doc) {
             doc};
 }
 
-Err check_signal(const std::string& s) {
-    if (auto r = parse_signal(s); !r) return "unknown signal '" + s + "'";
-    return {};
-}
-
 Err check_seccomp_default(const std::string& s) {
     if (s == "allow" || s == "kill" || s == "log" || s == "notify") return {};
     if (s.starts_with("errno:")) {
@@ -245,29 +360,6 @@ Err check_seccomp_default(const std::string& s) {
         return {};
     }
     return "'" + s + "' is not one of: allow, errno:NAME, kill, log, notify";
-}
-
-Err check_output(const std::string& s) {
-    if (s == "inherit" || s == "null") return {};
-    for (std::string_view prefix : {"file:", "tee:"}) {
-        if (s.starts_with(prefix)) {
-            if (s.size() == prefix.size() || s[prefix.size()] != '/')
-                return "'" + s + "': the path after '" + std::string(prefix) + "' must be absolute";
-            return {};
-        }
-    }
-    return "'" + s + "' is not one of: inherit, null, file:PATH, tee:PATH";
-}
-
-Err check_on_change(const std::string& s) {
-    if (s == "restart" || s == "log") return {};
-    if (s.starts_with("signal:")) return check_signal(s.substr(7));
-    return "'" + s + "' is not one of: signal:NAME, restart, log";
-}
-
-Err check_watch_backend(const std::string& s) {
-    if (s == "inotify" || s == "fanotify") return {};
-    return "'" + s + "' is not one of: inotify, fanotify";
 }
 
 Err check_capability(const std::string& s) {
@@ -538,11 +630,9 @@ const std::vector<Row>& rows() {
         id("process.group", FIELD(process.group), "keep, a group name, or a gid"),
         boolean("process.no_new_privs", FIELD(process.no_new_privs),
                 "set PR_SET_NO_NEW_PRIVS (setuid binaries gain nothing)"),
-        string("process.stdin", FIELD(process.stdin_mode), "inherit | null", false,
-               choice({"inherit", "null"})),
-        string("process.session", FIELD(process.session),
-               "new (setsid: no controlling tty, blocks TIOCSTI) | inherit | pty", false,
-               choice({"new", "inherit", "pty"})),
+        choice("process.stdin", FIELD(process.stdin_mode), kStdin, "inherit | null"),
+        choice("process.session", FIELD(process.session), kSession,
+               "new (setsid: no controlling tty, blocks TIOCSTI) | inherit | pty"),
         boolean("process.env.clear", FIELD(process.env_clear), "start from an empty environment"),
         string_list("process.env.keep", FIELD(process.env_keep),
                     "variables kept from the caller when clear = true"),
@@ -625,15 +715,13 @@ const std::vector<Row>& rows() {
                 "bounds, and no file capabilities; reading and removing them work"),
         string_list("capabilities.keep", FIELD(capabilities.keep), "capabilities kept (CAP_...)",
                     false, check_capability),
-        string("network.mode", FIELD(network.mode),
-               "none (empty netns) | loopback (lo up) | host (the host's network)", false,
-               choice({"none", "loopback", "host"})),
-        string("supervise.stop_signal", FIELD(supervise.stop_signal),
-               "signal that asks the command to stop", false, check_signal),
+        choice("network.mode", FIELD(network.mode), kNetwork,
+               "none (empty netns) | loopback (lo up) | host (the host's network)"),
+        signal_row("supervise.stop_signal", FIELD(supervise.stop_signal),
+                   "signal that asks the command to stop"),
         duration("supervise.stop_timeout", FIELD(supervise.stop_timeout),
                  "grace period before SIGKILL"),
-        string("supervise.restart", FIELD(supervise.restart), "no | on-failure | always", false,
-               choice({"no", "on-failure", "always"})),
+        choice("supervise.restart", FIELD(supervise.restart), kRestart, "no | on-failure | always"),
         duration("supervise.restart_delay", FIELD(supervise.restart_delay),
                  "pause before a restart"),
         count("supervise.restart_burst", FIELD(supervise.restart_burst),
@@ -644,21 +732,19 @@ const std::vector<Row>& rows() {
                 "pass sd_notify through (Type=notify)"),
         string_list("watch.paths", FIELD(watch.paths), "host paths watched for changes", true,
                     check_absolute),
-        string("watch.on_change", FIELD(watch.on_change), "signal:NAME | restart | log", false,
-               check_on_change),
+        on_change_row(),
         duration("watch.debounce", FIELD(watch.debounce),
                  "changes within this time after the first count as one"),
-        string("watch.backend", FIELD(watch.backend),
-               "inotify | fanotify (root: a directory's whole tree, not the sandbox's own writes)",
-               false, check_watch_backend),
+        choice("watch.backend", FIELD(watch.backend), kBackend,
+               "inotify | fanotify (root: a directory's whole tree, not the sandbox's own writes)"),
         string("report.path", FIELD(report.path), "JSON report file, or - for stdout", true,
                check_absolute_or_empty),
         boolean("report.file_activity", FIELD(report.file_activity),
                 "list files created/modified/deleted in writable mounts"),
-        string("output.stdout", FIELD(output.stdout_mode), "inherit | null | file:PATH | tee:PATH",
-               true, check_output),
-        string("output.stderr", FIELD(output.stderr_mode), "inherit | null | file:PATH | tee:PATH",
-               true, check_output),
+        output_row("output.stdout", FIELD(output.stdout_mode),
+                   "inherit | null | file:PATH | tee:PATH"),
+        output_row("output.stderr", FIELD(output.stderr_mode),
+                   "inherit | null | file:PATH | tee:PATH"),
     };
     return kRows;
 }

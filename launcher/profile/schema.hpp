@@ -58,6 +58,28 @@ struct SeccompRule {
     SourceLoc loc;
 };
 
+// Settings with a fixed set of values, parsed once (schema.cpp's choice rows); nothing after
+// the profile compares their text.
+enum class StdinMode { Inherit, Null };
+enum class SessionMode { New, Inherit, Pty };
+enum class RestartPolicy { No, OnFailure, Always };
+enum class NetworkMode { None, Loopback, Host };
+enum class WatchBackend { Inotify, Fanotify };
+// output.stdout/stderr: inherit | null | file:PATH | tee:PATH.
+struct OutputMode {
+    enum class Kind { Inherit, Null, File, Tee };
+    Kind kind = Kind::Inherit;
+    std::string path;  // File, Tee: an absolute host path
+    friend bool operator==(const OutputMode&, const OutputMode&) = default;
+};
+// watch.on_change: log | restart | signal:NAME.
+struct OnChange {
+    enum class Kind { Log, Signal, Restart };
+    Kind kind = Kind::Log;
+    int signal = 0;  // Signal
+    friend bool operator==(const OnChange&, const OnChange&) = default;
+};
+
 struct Profile {
     std::string description;
 
@@ -69,8 +91,8 @@ struct Profile {
         bool env_clear = false;
         std::vector<std::string> env_keep;
         std::vector<std::pair<std::string, std::string>> env_set;
-        std::string stdin_mode = "inherit";  // inherit | null
-        std::string session = "new";         // new | inherit | pty
+        StdinMode stdin_mode = StdinMode::Inherit;
+        SessionMode session = SessionMode::New;
     } process;
 
     struct Namespaces {
@@ -119,13 +141,13 @@ struct Profile {
     } capabilities;
 
     struct Network {
-        std::string mode = "none";  // none | loopback | host
+        NetworkMode mode = NetworkMode::None;
     } network;
 
     struct Supervise {
-        std::string stop_signal = "SIGTERM";
+        int stop_signal = 15;  // SIGTERM
         nanoseconds stop_timeout = std::chrono::seconds(10);
-        std::string restart = "no";  // no | on-failure | always
+        RestartPolicy restart = RestartPolicy::No;
         nanoseconds restart_delay = std::chrono::seconds(1);
         // More than restart_burst restarts within restart_interval: give up (a crash loop).
         std::uint64_t restart_burst = 5;
@@ -135,9 +157,9 @@ struct Profile {
 
     struct Watch {
         std::vector<std::string> paths;
-        std::string on_change = "log";                          // signal:NAME | restart | log
+        OnChange on_change;
         nanoseconds debounce = std::chrono::milliseconds(200);  // a burst of changes counts once
-        std::string backend = "inotify";                        // inotify | fanotify
+        WatchBackend backend = WatchBackend::Inotify;
     } watch;
 
     struct Report {
@@ -146,8 +168,7 @@ struct Profile {
     } report;
 
     struct Output {
-        std::string stdout_mode = "inherit";  // inherit | file:PATH | tee:PATH
-        std::string stderr_mode = "inherit";
+        OutputMode stdout_mode, stderr_mode;
     } output;
 
     // Where each key was set (dotted key -> position), for later, positioned errors; list

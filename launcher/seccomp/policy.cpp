@@ -275,7 +275,7 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
         in(p.seccomp.deny, "unshare") || in(p.seccomp.deny, "setns") || in(p.seccomp.deny, "clone"))
         rule(ns_key, {"clone3"}, ", action = \"errno:ENOSYS\"");
     // A terminal shared with the caller: no typing into it, no console paste.
-    if (p.process.session == "inherit")
+    if (p.process.session == profile::SessionMode::Inherit)
         rule("process.session", {"ioctl"}, ", match = { arg1 = [\"TIOCSTI\", \"TIOCLINUX\"] }");
     return out;
 }

@@ -120,7 +120,7 @@ TEST(Loader, ExtendsMergesTablesAndReplacesArrays) {
     ASSERT_TRUE(l.ok()) << l.diagnostics[0].render();
     EXPECT_EQ(l.profile.description, "base");
     EXPECT_EQ(l.profile.process.cwd, "/b");
-    EXPECT_EQ(l.profile.process.stdin_mode, "null");
+    EXPECT_EQ(l.profile.process.stdin_mode, StdinMode::Null);
     EXPECT_EQ(l.profile.seccomp.deny, std::vector<std::string>{"bpf"});
     EXPECT_EQ(l.chain.size(), 2u);
 }
@@ -130,7 +130,7 @@ TEST(Loader, ExtendsDefaultUsesTheEmbeddedProfile) {
     test::write_file(dir / "mine.toml", "extends = \"default\"\n[network]\nmode = \"loopback\"\n");
     Loaded l = load(dir / "mine.toml", options_for("/nonexistent"));
     ASSERT_TRUE(l.ok());
-    EXPECT_EQ(l.profile.network.mode, "loopback");
+    EXPECT_EQ(l.profile.network.mode, NetworkMode::Loopback);
     EXPECT_EQ(l.profile.filesystem.hostname, "sandbox");
 }
 
@@ -142,7 +142,7 @@ TEST(Loader, SetOverridesWithTomlOrBareValues) {
     ASSERT_TRUE(l.ok());
     EXPECT_EQ(l.profile.filesystem.hostname, "box");
     EXPECT_FALSE(l.profile.namespaces.net);
-    EXPECT_EQ(l.profile.network.mode, "host");
+    EXPECT_EQ(l.profile.network.mode, NetworkMode::Host);
     EXPECT_EQ(*l.profile.limits.pids, 64u);
     // Bare words that start like a number or a date are strings too.
     for (std::string word : {"10s", "1d", "-x", "0x1g", "2026-12-03x"}) {
