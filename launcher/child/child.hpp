@@ -13,7 +13,7 @@
 #include <butter/error.hpp>
 #include <butter/fd.hpp>
 
-#include "plan.hpp"
+#include "plan/plan.hpp"
 
 namespace butter::launcher {
 

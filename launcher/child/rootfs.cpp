@@ -15,7 +15,7 @@
 #include <butter/mount.hpp>
 
 #include "child/child.hpp"
-#include "host_path.hpp"
+#include "plan/host_path.hpp"
 
 namespace butter::launcher {
 

@@ -10,9 +10,9 @@
 #include <butter/seccomp.hpp>
 #include <butter/signalfd.hpp>
 
+#include "profile/seccomp_rules.hpp"
 #include "profile/toml_reader.hpp"
 #include "profile/units.hpp"
-#include "seccomp/rules.hpp"
 
 namespace butter::launcher::profile {
 
@@ -602,7 +602,7 @@ Row seccomp_rules_row() {
         [](const Value& v, Profile& p, const Expansion&, Diagnostics& out) -> Err {
             p.seccomp.rules.clear();
             for (const Value& e : v.array)
-                if (auto r = seccomp::parse_rule(e, out)) p.seccomp.rules.push_back(std::move(*r));
+                if (auto r = parse_seccomp_rule(e, out)) p.seccomp.rules.push_back(std::move(*r));
             return {};
         },
         [](const Profile& p) -> std::optional<std::string> {

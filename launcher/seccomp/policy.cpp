@@ -4,8 +4,8 @@
 
 #include <butter/error.hpp>
 
+#include "profile/seccomp_rules.hpp"
 #include "profile/toml_reader.hpp"
-#include "seccomp/rules.hpp"
 
 namespace butter::launcher::seccomp {
 
@@ -305,7 +305,8 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
         std::optional<profile::Value> tree =
             profile::parse_toml("r = " + i.text, "<implicit>", out);
         const profile::Value* v = tree ? tree->find("r") : nullptr;
-        std::optional<profile::SeccompRule> r = v ? parse_rule(*v, out) : std::nullopt;
+        std::optional<profile::SeccompRule> r =
+            v ? profile::parse_seccomp_rule(*v, out) : std::nullopt;
         if (!r) continue;  // butter's own text: a unit test guards it
         // Not for what a denied group covers: denied outright is more.
         std::erase_if(r->syscalls, [&](const std::string& n) { return deny.count(n) > 0; });

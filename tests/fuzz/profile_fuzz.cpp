@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "plan.hpp"
+#include "plan/plan.hpp"
 #include "profile/loader.hpp"
 #include "seccomp/policy.hpp"
 

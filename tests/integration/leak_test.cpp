@@ -16,13 +16,13 @@
 
 #include <butter/signalfd.hpp>
 
-#include "../../launcher/plan.hpp"
-#include "../../launcher/profile/loader.hpp"
-#include "../../launcher/spawn.hpp"
-#include "../../launcher/supervisor.hpp"
 #include "../support/butter_run.hpp"
 #include "../support/tmpdir.hpp"
 #include "../support/userns.hpp"
+#include "plan/plan.hpp"
+#include "profile/loader.hpp"
+#include "spawn/spawn.hpp"
+#include "supervise/supervisor.hpp"
 
 namespace butter::test {
 namespace {

@@ -1,10 +1,10 @@
 // Host paths opened so that a sandbox cannot redirect them (host_path.hpp), against the real
 // filesystem.
-#include "host_path.hpp"
+#include "plan/host_path.hpp"
 
 #include <chrono>
 
-#include "watch.hpp"
+#include "supervise/watch.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // Paths the host later runs code from (persistence.hpp), against the real filesystem.
-#include "persistence.hpp"
+#include "plan/persistence.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/mount.h>

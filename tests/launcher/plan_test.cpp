@@ -6,12 +6,12 @@
 #include <cstring>
 
 #include "../support/tmpdir.hpp"
-#include "plan.hpp"
+#include "plan/plan.hpp"
 #include "profile/loader.hpp"
+#include "profile/seccomp_rules.hpp"
 #include "profile/toml_reader.hpp"
 #include "seccomp/policy.hpp"
-#include "seccomp/rules.hpp"
-#include "spawn.hpp"
+#include "spawn/spawn.hpp"
 
 namespace butter::launcher {
 namespace {
@@ -290,7 +290,7 @@ TEST(Plan, ImplicitRulesCompileInDenyAndAllowLists) {
             profile::Diagnostics d;
             auto tree = profile::parse_toml("r = " + r.text, "<implicit>", d);
             ASSERT_TRUE(tree) << r.text;
-            EXPECT_TRUE(seccomp::parse_rule(*tree->find("r"), d)) << r.text;
+            EXPECT_TRUE(profile::parse_seccomp_rule(*tree->find("r"), d)) << r.text;
             EXPECT_TRUE(d.empty()) << r.text;
             tiocsti = tiocsti || std::string(r.key) == "process.session";
         }

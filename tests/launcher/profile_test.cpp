@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "../support/tmpdir.hpp"
-#include "plan.hpp"
+#include "plan/plan.hpp"
 #include "profile/loader.hpp"
 #include "profile/schema.hpp"
 #include "profile/toml_reader.hpp"

@@ -1,0 +1,344 @@
+// butter doctor: what works on this system and what blocks a sandbox, layer by layer, each
+// problem with its fix; then which profiles actually run here (each is tried with `true`).
+#include "cli/doctor.hpp"
+
+#include <grp.h>
+#include <sched.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+
+#include <butter/cgroup.hpp>
+#include <butter/fanotify.hpp>
+#include <butter/fd.hpp>
+#include <butter/landlock.hpp>
+#include <butter/mount.hpp>
+#include <butter/namespace.hpp>
+#include <butter/process.hpp>
+#include <butter/seccomp.hpp>
+#include <butter/signalfd.hpp>
+
+#include "plan/plan.hpp"
+#include "profile/loader.hpp"
+#include "supervise/supervisor.hpp"
+
+namespace butter::launcher {
+
+namespace {
+
+enum class Verdict { Ok, Blocked, Info };
+
+struct Line {
+    std::string layer;
+    Verdict verdict;
+    std::string detail;
+    std::string fix;
+};
+
+std::string read_sysctl(const char* path) {
+    std::string v = read_file(path).value_or("");
+    v.erase(0, v.find_first_not_of(" \t\n"));
+    v.erase(std::min(v.find_first_of(" \t\n"), v.size()));
+    return v;
+}
+
+// Runs `probe` in a forked child (as nobody when `as_nobody`); the child's exit code is 0 or
+// the errno of the failing step.
+int in_child(bool as_nobody, const std::function<int()>& probe) {
+    CloneArgs args;
+    auto c = clone3(args);
+    if (!c) return c.error().errno_value();
+    if (c->is_child()) {
+        if (as_nobody && (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 ||
+                          ::setresuid(65534, 65534, 65534) < 0))
+            ::_exit(EPERM);
+        (void)set_dumpable(true);  // a credential change cleared it; /proc/self must stay ours
+        ::_exit(probe());
+    }
+    auto st = waitid_pidfd(c->pidfd);
+    if (!st || !*st) return EIO;
+    return (*st)->exited() ? (*st)->code : EINTR;
+}
+
+// A user namespace where we are root, as the sandbox's child would make it.
+int enter_userns() {
+    uid_t uid = ::getuid();
+    gid_t gid = ::getgid();
+    if (auto r = unshare(Namespace::User); !r) return r.error().errno_value();
+    IdMapping u{0, uid, 1}, g{0, gid, 1};
+    if (auto r = write_setgroups(0, false); !r) return r.error().errno_value();
+    if (auto r = write_uid_map(0, std::span(&u, 1)); !r) return r.error().errno_value();
+    if (auto r = write_gid_map(0, std::span(&g, 1)); !r) return r.error().errno_value();
+    return 0;
+}
+
+std::string err(int e) {
+    return errno_name(e) + " (" + std::strerror(e) + ")";
+}
+
+void check_userns(std::vector<Line>& out) {
+    std::string max = read_sysctl("/proc/sys/user/max_user_namespaces");
+    std::string clone_knob = read_sysctl("/proc/sys/kernel/unprivileged_userns_clone");
+    std::string apparmor = read_sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+    std::string detail = "max_user_namespaces=" + (max.empty() ? "?" : max);
+    int self = in_child(false, enter_userns);
+    if (self != 0) {
+        // ENOSPC: a limit (this user namespace's, or the host's sysctl); EPERM: a policy.
+        std::string fix = "allow user namespaces: sysctl user.max_user_namespaces=10000";
+        if (self == ENOSPC && max == "0")
+            fix =
+                "this user namespace allows none below it: inside a butter sandbox, set "
+                "namespaces.nested_user = true; on the host, sysctl "
+                "user.max_user_namespaces=10000";
+        if (self == EPERM || (max != "0" && !max.empty()))
+            fix =
+                "a policy around this process blocks unshare(CLONE_NEWUSER) "
+                "(a seccomp filter, a container runtime, an LSM): run butter outside it";
+        if (clone_knob == "0")
+            fix = "sysctl kernel.unprivileged_userns_clone=1 (Debian's switch is off)";
+        if (apparmor == "1")
+            fix =
+                "AppArmor restricts them: sysctl kernel.apparmor_restrict_unprivileged_userns=0, "
+                "or an AppArmor profile for butter granting userns";
+        out.push_back({"user namespaces", Verdict::Blocked, detail + "; " + err(self), fix});
+        return;
+    }
+    if (::geteuid() == 0) {
+        int nobody = in_child(true, enter_userns);
+        detail += nobody == 0 ? "; unprivileged users: ok" : "; unprivileged users: " + err(nobody);
+        if (nobody != 0) {
+            out.push_back({"user namespaces", Verdict::Info, detail,
+                           "only root can sandbox: see kernel.unprivileged_userns_clone, "
+                           "kernel.apparmor_restrict_unprivileged_userns"});
+            return;
+        }
+    }
+    out.push_back({"user namespaces", Verdict::Ok, detail, ""});
+}
+
+void check_namespaces(std::vector<Line>& out) {
+    for (const FlagName<Namespace>& ns : flag_names(Namespace{})) {
+        if (ns.value == Namespace::User) continue;
+        int r = in_child(false, [&] {
+            if (::geteuid() != 0)
+                if (int e = enter_userns(); e != 0) return e;
+            auto u = unshare(ns.value);
+            return u ? 0 : u.error().errno_value();
+        });
+        std::string name = std::string(proc_name(ns.value)) + " namespace";
+        if (r == 0) {
+            out.push_back({name, Verdict::Ok, "", ""});
+        } else {
+            std::string fix =
+                ns.value == Namespace::Time
+                    ? "only profiles with namespaces.time = true need it (Linux 5.6+)"
+                    : "the kernel lacks it (CONFIG_*_NS) or a security policy blocks it";
+            if (ns.value == Namespace::Net)
+                fix = "use network.mode = \"host\" (namespaces.net = false)";
+            out.push_back({name, ns.value == Namespace::Time ? Verdict::Info : Verdict::Blocked,
+                           err(r), fix});
+        }
+    }
+}
+
+void check_seccomp(std::vector<Line>& out) {
+    int r = in_child(false, [] {
+        auto f = SeccompFilter::create(SeccompAction::allow());
+        if (!f || !f->add_rule(SeccompAction::error(EPERM), "acct")) return EINVAL;
+        auto l = f->load();
+        return l ? 0 : l.error().errno_value();
+    });
+    if (r != 0) {
+        out.push_back({"seccomp", Verdict::Blocked, "loading a filter: " + err(r),
+                       "a kernel with CONFIG_SECCOMP_FILTER"});
+        return;
+    }
+    auto notify = seccomp_action_available(SeccompAction::notify());
+    if (!notify || !*notify) {
+        out.push_back(
+            {"seccomp", Verdict::Info, "filters load; user notification missing",
+             "seccomp.report reads the kernel log instead (Linux 5.0+ has notification)"});
+        return;
+    }
+    // One listener per chain of filters: inside a sandbox whose manager holds one, EBUSY.
+    int l = in_child(false, [] {
+        auto f = SeccompFilter::create(SeccompAction::allow());
+        if (!f || !f->add_rule(SeccompAction::notify(), "acct")) return EINVAL;
+        auto prog = f->export_bpf();
+        if (!prog) return prog.error().errno_value();
+        (void)set_no_new_privs();
+        BpfLoadOptions o;
+        o.new_listener = true;
+        auto fd = load_bpf(*prog, o);  // the kernel's own errno (libseccomp's would be ECANCELED)
+        return fd ? 0 : fd.error().errno_value();
+    });
+    if (l == 0)
+        out.push_back({"seccomp", Verdict::Ok, "filters load; user notification available", ""});
+    else
+        out.push_back({"seccomp", Verdict::Info,
+                       "filters load; user notification refused: " + err(l) +
+                           (l == EBUSY ? " (an outer filter holds the listener)" : ""),
+                       "seccomp.report reads the kernel log instead (root, or "
+                       "kernel.dmesg_restrict=0)"});
+}
+
+void check_landlock(std::vector<Line>& out) {
+    auto v = landlock_abi_version();
+    if (!v) {
+        out.push_back({"landlock", Verdict::Info, v.error().what(),
+                       "lsm=landlock,... on the kernel command line"});
+        return;
+    }
+    bool scopes = landlock_scopes(*v).has(LandlockScope::AbstractUnixSocket);
+    out.push_back({"landlock", Verdict::Info,
+                   "ABI " + std::to_string(*v) +
+                       (scopes ? "; host-network sandboxes cannot reach the host's abstract "
+                                 "unix sockets"
+                               : "; host-network sandboxes CAN reach the host's abstract unix "
+                                 "sockets (X11, D-Bus): scoping needs ABI 6"),
+                   scopes ? "" : "Linux 6.12+ for network.mode = \"host\""});
+}
+
+void check_fanotify(std::vector<Line>& out) {
+    auto fid = Fanotify::create(kFanotifyReportDfidName);
+    auto perm = Fanotify::create(FanotifyInit::ClassContent);
+    std::string d = std::string("notification groups: ") +
+                    (fid ? "ok" : err(fid.error().errno_value())) +
+                    "; permission events: " + (perm ? "ok" : err(perm.error().errno_value()));
+    out.push_back(
+        {"fanotify", fid ? Verdict::Ok : Verdict::Info, d,
+         fid ? "" : "Linux 5.13+ for unprivileged FID groups; butter falls back to inotify"});
+}
+
+void check_cgroups(std::vector<Line>& out) {
+    for (const char* c : {"memory", "pids", "cpu"}) {
+        std::string layer = std::string("cgroup ") + c;
+        auto h = find_cgroup_hierarchy(c);
+        if (!h) {
+            out.push_back(
+                {layer, Verdict::Blocked, "no hierarchy has the controller",
+                 "mount the controller (cgroup v2 with it enabled in cgroup.subtree_control)"});
+            continue;
+        }
+        std::string where = (h->version == CgroupVersion::V2 ? "v2 " : "v1 ") + h->own_path();
+        auto cg = Cgroup::create(*h, "butter-doctor-" + std::to_string(::getpid()));
+        if (cg) {
+            (void)cg->destroy();
+            out.push_back({layer, Verdict::Ok, where + ": writable", ""});
+        } else {
+            out.push_back({layer, Verdict::Blocked, where + ": " + err(cg.error().errno_value()),
+                           "limits.* need root, or a delegated cgroup v2 (systemd-run --user -p "
+                           "Delegate=yes --scope ...); or set limits.optional = true"});
+        }
+    }
+}
+
+void check_idmap(std::vector<Line>& out) {
+    if (::geteuid() != 0) {
+        out.push_back({"idmapped mounts", Verdict::Info, "not needed without root", ""});
+        return;
+    }
+    int r = in_child(false, [] {
+        IdMapping m{0, 100000, 1};
+        auto userns = make_user_namespace(std::span(&m, 1), std::span(&m, 1));
+        if (!userns) return userns.error().errno_value();
+        char cwd[4096];
+        if (!::getcwd(cwd, sizeof cwd)) return errno;
+        auto tree = open_tree(AT_FDCWD, cwd, OpenTreeFlag::Clone);
+        if (!tree) return tree.error().errno_value();
+        MountSetattr a;
+        a.set = MountAttr::IdMap;
+        a.userns_fd = userns->get();
+        auto s = mount_setattr(*tree, "", false, a);
+        return s ? 0 : s.error().errno_value();
+    });
+    if (r == 0)
+        out.push_back({"idmapped mounts", Verdict::Ok, "on this directory's filesystem", ""});
+    else
+        out.push_back(
+            {"idmapped mounts", Verdict::Blocked, "this directory's filesystem: " + err(r),
+             "writable binds there fail as root: bind them read_only, or use a filesystem "
+             "with idmap support (ext4, xfs, btrfs, tmpfs on 6.3+)"});
+}
+
+const char* mark(Verdict v) {
+    switch (v) {
+        case Verdict::Ok:
+            return "ok";
+        case Verdict::Blocked:
+            return "BLOCKED";
+        case Verdict::Info:
+            return "info";
+    }
+    return "?";
+}
+
+}  // namespace
+
+int run_doctor() {
+    struct utsname u {};
+    ::uname(&u);
+    std::printf("butter doctor: Linux %s, running as %s (uid %u)\n\n", u.release,
+                ::geteuid() == 0 ? "root" : "an unprivileged user", ::geteuid());
+    std::vector<Line> lines;
+    check_userns(lines);
+    check_namespaces(lines);
+    check_seccomp(lines);
+    check_landlock(lines);
+    check_fanotify(lines);
+    check_cgroups(lines);
+    check_idmap(lines);
+    for (const Line& l : lines) {
+        std::printf("%-20s %-8s %s\n", l.layer.c_str(), mark(l.verdict), l.detail.c_str());
+        if (!l.fix.empty() && l.verdict != Verdict::Ok)
+            std::printf("%-29s fix: %s\n", "", l.fix.c_str());
+    }
+
+    // The real test: each profile on the search path, run with `true`.
+    std::printf("\nprofiles (each run with `true`):\n");
+    int runnable_default = 1;
+    SignalSet sigs{SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    auto blocked = SignalMaskGuard::block(sigs);
+    for (const auto& info : profile::list_profiles(profile::search_path())) {
+        profile::LoadOptions lo;
+        std::optional<std::string> spec;
+        if (info.path != profile::kEmbeddedDefaultName) spec = info.path;
+        profile::Loaded l = profile::load(spec, lo);
+        std::string verdict;
+        if (!l.ok()) {
+            verdict = "does not load: " + l.diagnostics.front().render();
+        } else {
+            PlanOptions po;
+            po.argv = {"true"};
+            po.report = std::string();
+            profile::Diagnostics d;
+            auto plan = make_plan(l.profile, po, d);
+            if (!plan) {
+                for (const auto& x : d)
+                    if (x.is_error()) verdict = "cannot run: " + x.render();
+            } else {
+                plan->stdin_null = true;
+                plan->file_activity = false;  // a trial run has nothing to watch
+                SupervisorOptions so;
+                so.verbosity = 0;
+                auto o = run_sandbox(*plan, blocked ? blocked->previous() : sigset_t{}, so);
+                if (!o)
+                    verdict = "cannot run: " + o.error().what();
+                else if (o->exit_status() != 0)
+                    verdict = "cannot run: " + (o->message.empty()
+                                                    ? "exit " + std::to_string(o->exit_status())
+                                                    : o->message);
+                else
+                    verdict = "runs";
+            }
+        }
+        if (info.name == "default" && verdict == "runs") runnable_default = 0;
+        std::printf("  %-16s %s\n", info.name.c_str(), verdict.c_str());
+    }
+    return runnable_default;
+}
+
+}  // namespace butter::launcher

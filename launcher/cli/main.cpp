@@ -1,0 +1,302 @@
+// butter: the command line. Parses flags, calls the pieces, prints what went wrong once, and
+// maps the outcome to an exit status. Nothing else prints.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <butter/process.hpp>
+#include <butter/signalfd.hpp>
+
+#include "cli/cli.hpp"
+#include "cli/doctor.hpp"
+#include "plan/plan.hpp"
+#include "profile/loader.hpp"
+#include "seccomp/builtin.hpp"
+#include "seccomp/policy.hpp"
+#include "spawn/spawn.hpp"
+#include "supervise/notify.hpp"
+#include "supervise/report.hpp"
+#include "supervise/sink.hpp"
+#include "supervise/supervisor.hpp"
+#include "version.hpp"
+
+namespace butter::launcher {
+namespace {
+
+constexpr int kFailed = 125;
+
+void print_diagnostics(const profile::Diagnostics& d, bool notes = false) {
+    for (const auto& x : d)
+        if (notes || x.severity != profile::Diagnostic::Severity::Note)
+            std::fprintf(stderr, "%s\n", x.render().c_str());
+}
+
+// One line on stderr without blocking for long (sink.hpp): after a run, stderr may be a
+// terminal or pipe that stopped reading.
+void say(const std::string& line) {
+    auto err = Sink::open(2, 1 << 16);
+    if (!err) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+        return;
+    }
+    (void)err->write(line + "\n");
+    (void)err->flush_for(200);
+}
+
+std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string> argv,
+                                         int listen_fds) {
+    profile::LoadOptions lo;
+    lo.overrides = cli.sets;
+    profile::Loaded loaded = profile::load(cli.profile, lo);
+    print_diagnostics(loaded.diagnostics);
+    if (!loaded.ok()) return std::nullopt;
+    PlanOptions po;
+    po.argv = std::move(argv);
+    po.binds = cli.binds;
+    po.ro_binds = cli.ro_binds;
+    po.timeout = cli.timeout;
+    po.events = cli.events_fd >= 0;
+    po.builtin_programs = seccomp::kBuiltinPrograms;
+    po.listen_fds = listen_fds;
+    if (cli.report) {
+        // Relative to where butter was started, as every other CLI path.
+        std::string r = *cli.report;
+        if (r != "-" && r[0] != '/') {
+            char cwd[4096];
+            if (::getcwd(cwd, sizeof cwd)) r = std::string(cwd) + "/" + r;
+        }
+        po.report = r;
+    }
+    profile::Diagnostics d;
+    auto plan = make_plan(loaded.profile, po, d);
+    print_diagnostics(d);
+    return plan;
+}
+
+int cmd_run(const Cli& cli, EarlyChild early, int listen_fds) {
+    // The heap the set-up fills, mapped in one go (a failure, on a kernel before 5.14, only
+    // costs the faults it would have saved). Not the program text: the sandbox child shares
+    // this memory (spawn.hpp), so the text pages the run needs fault in once, a few at a
+    // time with the kernel's fault-around, which measures cheaper than mapping all of it
+    // here (the supervisor maps the rest once the command runs: run_sandbox).
+    (void)prefault_heap();
+    auto plan = load_and_plan(cli, cli.args, listen_fds);
+    if (!plan) return kFailed;
+    // The report's directory, held from before the sandbox runs: nothing the sandbox leaves at
+    // that path (a symlink, a hard link) redirects it (host_path.hpp).
+    std::optional<HostFile> report;
+    if (!plan->report_path.empty() && plan->report_path != "-") {
+        auto f = HostFile::at(plan->report_path);
+        if (!f) {
+            std::fprintf(stderr, "butter: report: %s\n", f.error().what().c_str());
+            return kFailed;
+        }
+        report = std::move(*f);
+    }
+    const HostFile* report_file = report ? &*report : nullptr;
+    // Block the forwarded signals before the clone: one that arrives in between stays pending
+    // for the supervisor's signalfd instead of killing butter.
+    auto blocked = SignalMaskGuard::block(supervised_signals(*plan));
+    if (!blocked) {
+        std::fprintf(stderr, "butter: %s\n", blocked.error().what().c_str());
+        return kFailed;
+    }
+    // A reader of butter's output that goes away is EPIPE to handle, not a death (the
+    // report must still be written, the cgroups removed).
+    struct sigaction ignore {
+    }, caller{};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &caller);
+    SupervisorOptions so;
+    so.sigpipe_default = caller.sa_handler == SIG_DFL;
+    so.verbosity = cli.verbosity;
+    so.events_fd = cli.events_fd;
+    so.early = &early;
+    auto outcome = run_sandbox(*plan, blocked->previous(), so);
+    // The report first, then the last lines on stderr, which may be a terminal that no
+    // longer reads (say() gives it a moment, not forever).
+    if (!outcome) {
+        // butter itself failed: still a report, so a CI system sees why.
+        RunOutcome failed;
+        failed.kind = RunOutcome::Kind::SetupFailed;
+        failed.message = outcome.error().what();
+        if (!plan->report_path.empty()) (void)write_report(report_file, report_json(*plan, failed));
+        say("butter: " + outcome.error().what());
+        return kFailed;
+    }
+    Result<void> written;
+    if (!plan->report_path.empty())
+        written = write_report(report_file, report_json(*plan, *outcome));
+    if (!outcome->message.empty()) say("butter: " + outcome->message);
+    if (outcome->kind == RunOutcome::Kind::TimedOut && cli.verbosity > 0)
+        say("butter: time limit reached, command stopped");
+    if (!written) say("butter: report: " + written.error().what());
+    return outcome->exit_status();
+}
+
+int cmd_check(const Cli& cli) {
+    int status = 0;
+    for (const std::string& spec : cli.args) {
+        Cli one = cli;
+        one.profile = spec;
+        profile::LoadOptions lo;
+        profile::Loaded loaded = profile::load(spec, lo);
+        profile::Diagnostics d = loaded.diagnostics;
+        if (loaded.ok()) {
+            PlanOptions po;
+            po.argv = {"true"};
+            (void)make_plan(loaded.profile, po, d);
+        }
+        print_diagnostics(d, true);
+        if (profile::has_errors(d))
+            status = 1;
+        else
+            std::printf("%s: ok\n", spec.c_str());
+    }
+    return status;
+}
+
+// The key table as documentation: for --help-like reading, the man page, README.
+int show_keys(const std::string& format) {
+    for (const auto& k : profile::key_docs()) {
+        if (format == "roff") {
+            std::printf(".TP\n.B %s\n(%s, default: %s)\n%s\n", k.key.c_str(), k.type.c_str(),
+                        k.default_text.c_str(), k.doc.c_str());
+        } else if (format == "markdown") {
+            std::string def = k.default_text;
+            for (auto& c : def)
+                if (c == '\n') c = ' ';
+            // A '|' in a cell would end it: escaped, as GitHub's tables take it.
+            std::string doc;
+            for (char c : k.doc)
+                doc += c == '|' ? std::string("\\|") : std::string(1, c);
+            std::printf("| `%s` | %s | `%s` | %s |\n", k.key.c_str(), k.type.c_str(), def.c_str(),
+                        doc.c_str());
+        } else {
+            std::printf("%-28s %-22s %s\n%28s default: %s\n", k.key.c_str(), k.type.c_str(),
+                        k.doc.c_str(), "", k.default_text.c_str());
+        }
+    }
+    return 0;
+}
+
+int cmd_show(const Cli& cli) {
+    if (!cli.keys_format.empty()) return show_keys(cli.keys_format);
+    profile::LoadOptions lo;
+    lo.overrides = cli.sets;
+    profile::Loaded loaded = profile::load(cli.profile, lo);
+    print_diagnostics(loaded.diagnostics);
+    if (!loaded.ok()) return 1;
+    std::fputs(profile::show_profile(loaded.profile).c_str(), stdout);
+    // What butter adds to the profile's own seccomp rules, and which key asks for each (as
+    // comments: the output stays a profile that `check` accepts).
+    auto implicit = seccomp::implicit_rules(loaded.profile);
+    if (!implicit.empty())
+        std::printf(
+            "\n# butter adds these seccomp rules (clone3's flags are in memory, where a "
+            "filter cannot\n# check them: ENOSYS makes libc fall back to clone):\n");
+    for (const auto& r : implicit)
+        std::printf("#   %s: %s\n", r.key, r.text.c_str());
+    return 0;
+}
+
+int cmd_profiles() {
+    for (const auto& p : profile::list_profiles(profile::search_path()))
+        std::printf("%-16s %-40s %s\n", p.name.c_str(), p.path.c_str(), p.description.c_str());
+    return 0;
+}
+
+int cmd_syscalls(const Cli& cli) {
+    const auto& groups = seccomp::groups();
+    if (cli.args.empty()) {
+        for (const auto& [name, members] : groups) {
+            profile::Diagnostics d;
+            auto native = seccomp::expand(
+                {"@" + name}, [](std::size_t) { return profile::SourceLoc{}; }, d);
+            std::printf("@%-16s %zu syscalls\n", name.c_str(), native.size());
+        }
+        return 0;
+    }
+    int status = 0;
+    for (const std::string& g : cli.args) {
+        profile::Diagnostics d;
+        auto native = seccomp::expand(
+            {g.starts_with("@") ? g : "@" + g},
+            [](std::size_t) {
+                return profile::SourceLoc{"butter syscalls", 0, 0};
+            },
+            d);
+        if (profile::has_errors(d)) {
+            print_diagnostics(d);
+            status = 2;
+            continue;
+        }
+        for (const auto& n : native)
+            std::printf("%s\n", n.c_str());
+    }
+    return status;
+}
+
+// The sandbox's init shares butter's memory (spawn.hpp), so its /proc/1/cmdline is butter's
+// command line, which names host paths (bind sources, profiles) and --set values. Once parsed,
+// it is overwritten in place (as setproctitle does) with "butter run": the kernel shows that
+// to the sandbox, and to the host's ps.
+void hide_command_line(int argc, char** argv) {
+    if (argc < 1) return;
+    char* begin = argv[0];
+    char* end = argv[argc - 1] + std::strlen(argv[argc - 1]);
+    std::memset(begin, 0, static_cast<std::size_t>(end - begin));
+    static constexpr char kShown[] = "butter\0run";
+    if (static_cast<std::size_t>(end - begin) >= sizeof kShown)
+        std::memcpy(begin, kShown, sizeof kShown);
+}
+
+}  // namespace
+}  // namespace butter::launcher
+
+int main(int argc, char** argv) {
+    using namespace butter::launcher;
+    // What systemd passed, before butter has a descriptor of its own at any of those numbers.
+    std::string listen_why;
+    int listen_fds = socket_activation_fds(listen_why);
+    // The sandbox, first of all, while butter parses and plans (spawn.hpp). If it cannot be
+    // had, or the plan does not fit it, spawn clones one later as always.
+    EarlyChild early;
+    if (may_run_a_sandbox(argc, argv))
+        if (auto e = EarlyChild::start()) early = std::move(*e);
+    std::vector<std::string> args(argv, argv + argc);
+    auto cli = parse_cli(args);
+    if (!cli) {
+        std::fprintf(stderr, "butter: %s\n", cli.error().text().c_str());
+        // `run` promises 125 for its own failures; the other commands use 2 for usage errors.
+        return args.size() > 1 && args[1] == "run" ? kFailed : 2;
+    }
+    switch (cli->command) {
+        case Cli::Command::Version:
+            std::printf("butter %s\n", BUTTER_VERSION);
+            return 0;
+        case Cli::Command::Help:
+            std::fputs(usage().c_str(), stdout);
+            return 0;
+        case Cli::Command::Run:
+            hide_command_line(argc, argv);  // `args` and `cli` hold copies
+            if (!listen_why.empty() && cli->verbosity > 0)
+                std::fprintf(stderr, "butter: socket activation ignored: %s\n", listen_why.c_str());
+            return cmd_run(*cli, std::move(early), listen_fds);
+        case Cli::Command::Check:
+            return cmd_check(*cli);
+        case Cli::Command::Show:
+            return cmd_show(*cli);
+        case Cli::Command::Profiles:
+            return cmd_profiles();
+        case Cli::Command::Syscalls:
+            return cmd_syscalls(*cli);
+        case Cli::Command::Doctor:
+            return run_doctor();
+    }
+    return 2;
+}

@@ -1,0 +1,144 @@
+#include "supervise/cgroup.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string_view>
+
+#include <cmath>
+
+#include "supervise/supervisor.hpp"
+
+namespace butter::launcher {
+
+namespace {
+
+struct Setting {
+    std::string file;
+    std::string value;
+};
+
+// The files and values of one limit in each cgroup version.
+std::vector<Setting> settings(const std::string& controller, const SandboxPlan& p,
+                              CgroupVersion v) {
+    bool v2 = v == CgroupVersion::V2;
+    if (controller == "memory") {
+        std::string bytes = std::to_string(*p.memory_limit);
+        if (v2) return {{"memory.max", bytes}, {"memory.swap.max", "0"}};
+        return {{"memory.limit_in_bytes", bytes}, {"memory.memsw.limit_in_bytes", bytes}};
+    }
+    if (controller == "pids") return {{"pids.max", std::to_string(*p.pids_limit)}};
+    // cpu: a quota per 100 ms period.
+    auto quota = static_cast<long long>(std::llround(*p.cpus * 100000.0));
+    if (v2) return {{"cpu.max", std::to_string(quota) + " 100000"}};
+    return {{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", std::to_string(quota)}};
+}
+
+// Cgroups of butter runs that were killed before they could remove theirs (SIGKILL, the OOM
+// killer): "butter-PID" below `h`'s own cgroup whose PID is gone. Removed as found (an rmdir
+// of one that still holds processes fails, and it stays).
+void remove_stale(const CgroupHierarchy& h) {
+    std::string dir = h.own_path();
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    while (struct dirent* e = ::readdir(d)) {
+        std::string_view n = e->d_name;
+        if (!n.starts_with("butter-") || n.size() == 7) continue;
+        std::string digits(n.substr(7));
+        if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+        pid_t pid = static_cast<pid_t>(std::strtol(digits.c_str(), nullptr, 10));
+        if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+        ::rmdir((dir + "/" + std::string(n)).c_str());
+    }
+    ::closedir(d);
+}
+
+}  // namespace
+
+SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
+    SandboxCgroups out;
+    std::vector<std::pair<const char*, const char*>> wanted;  // controller, profile key
+    if (plan.memory_limit) wanted.emplace_back("memory", "limits.memory");
+    if (plan.pids_limit) wanted.emplace_back("pids", "limits.pids");
+    if (plan.cpus) wanted.emplace_back("cpu", "limits.cpus");
+    std::string name = "butter-" + std::to_string(::getpid());
+    for (const auto& want : wanted) {
+        // Named copies: a lambda may not capture structured bindings before C++20's P1091
+        // (clang 14, the fuzzing build).
+        const char* controller = want.first;
+        const char* key = want.second;
+        auto made = [&]() -> Result<Cgroup> {
+            BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
+            remove_stale(h);
+            BUTTER_ASSIGN_OR_RETURN(Cgroup cg, Cgroup::create(h, name));
+            for (const Setting& s : settings(controller, plan, h.version)) {
+                // The swap knobs exist only with swap accounting: skip them when absent.
+                if (s.file.find("swap") != std::string::npos && !cg.has(s.file)) continue;
+                BUTTER_TRY(cg.write(s.file, s.value));
+            }
+            return cg;
+        }();
+        if (made)
+            out.groups_.push_back({controller, std::move(*made)});
+        else
+            out.missing_.push_back({controller, key, std::move(made).error().with_context(key)});
+    }
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> SandboxCgroups::enforcement() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const Group& g : groups_) {
+        bool v2 = g.cgroup.version() == CgroupVersion::V2;
+        std::string file = g.controller == "memory" ? (v2 ? "memory.max" : "memory.limit_in_bytes")
+                           : g.controller == "pids" ? "pids.max"
+                           : v2                     ? "cpu.max"
+                                                    : "cpu.cfs_quota_us";
+        std::string key = g.controller == "cpu" ? "cpus" : g.controller;
+        out.emplace_back(key, std::string(v2 ? "cgroup v2 " : "cgroup v1 ") + file);
+    }
+    return out;
+}
+
+Result<void> SandboxCgroups::join(pid_t pid) const {
+    for (const Group& g : groups_)
+        BUTTER_TRY(g.cgroup.add(pid));
+    return {};
+}
+
+const SandboxCgroups::Group* SandboxCgroups::find(const char* controller) const {
+    for (const Group& g : groups_)
+        if (g.controller == controller) return &g;
+    return nullptr;
+}
+
+void SandboxCgroups::collect(RunOutcome& out) const {
+    if (const Group* m = find("memory")) {
+        const Cgroup& cg = m->cgroup;
+        bool v2 = cg.version() == CgroupVersion::V2;
+        if (auto peak = cg.read_number(v2 ? "memory.peak" : "memory.max_usage_in_bytes"))
+            out.peak_memory = *peak;
+        auto ooms = cg.read_key(v2 ? "memory.events" : "memory.oom_control", "oom_kill");
+        if (ooms && *ooms > 0) {
+            out.limits_hit.push_back("memory");
+            if (out.kind == RunOutcome::Kind::Signaled && out.stop == RunOutcome::Stop::None)
+                out.stop = RunOutcome::Stop::Oom;
+        }
+    }
+    if (const Group* p = find("pids")) {
+        if (auto peak = p->cgroup.read_number("pids.peak")) out.peak_pids = *peak;
+        auto hits = p->cgroup.read_key("pids.events", "max");
+        if (hits && *hits > 0) out.limits_hit.push_back("pids");
+    }
+}
+
+void SandboxCgroups::destroy() {
+    for (Group& g : groups_)
+        (void)g.cgroup.destroy();
+    groups_.clear();
+}
+
+}  // namespace butter::launcher

@@ -1,0 +1,38 @@
+// --events FD: JSON lines as things happen, for tools that follow a run (a CI system, an IDE)
+// without parsing logs: {"event": "started", ...}, "setup", "exec", "denied", "limit",
+// "restart", "exit". Each line is written with one write(2).
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <butter/loop.hpp>
+
+#include "supervise/sink.hpp"
+
+namespace butter::launcher {
+
+class Events {
+  public:
+    // Written without blocking (sink.hpp): a reader that stops reading loses events (the
+    // last, "exit", says how many), never stalls the supervisor.
+    explicit Events(int fd = -1);
+    ~Events();
+    bool on() const { return sink_.valid(); }
+    void attach(EventLoop& loop);
+    // {"event": NAME, "time": seconds since start, FIELDS...}; fields are raw JSON values.
+    // "exit" carries "dropped": how many events a reader that stopped reading lost.
+    void emit(const std::string& name,
+              const std::vector<std::pair<std::string, std::string>>& fields = {});
+    static std::string str(const std::string& s);  // a JSON string literal (text.hpp)
+
+  private:
+    static constexpr std::size_t kBacklog = 1 << 20;
+    Sink sink_;
+    std::size_t dropped_ = 0;
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace butter::launcher

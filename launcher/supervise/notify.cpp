@@ -1,0 +1,188 @@
+#include "supervise/notify.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+namespace butter::launcher {
+
+int socket_activation_fds(std::string& why) {
+    why.clear();
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* fds = std::getenv("LISTEN_FDS");
+    if (!fds) return 0;
+    char* end = nullptr;
+    long n = std::strtol(fds, &end, 10);
+    if (!pid || std::strtol(pid, nullptr, 10) != ::getpid()) {
+        why = "LISTEN_PID is not butter's pid";
+        return 0;
+    }
+    if (end == fds || *end != '\0' || n < 0 || n > 1000) {
+        why = std::string("LISTEN_FDS=") + fds + " is not a count";
+        return 0;
+    }
+    for (int fd = 3; fd < 3 + n; ++fd) {
+        struct stat st {};
+        if (::fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+            why = "LISTEN_FDS=" + std::to_string(n) + ", but fd " + std::to_string(fd) +
+                  " is not an open socket";
+            return 0;
+        }
+    }
+    return static_cast<int>(n);
+}
+
+Result<std::optional<NotifyRelay>> NotifyRelay::create() {
+    const char* target = std::getenv("NOTIFY_SOCKET");
+    if (!target || !*target) return std::optional<NotifyRelay>();
+    NotifyRelay r;
+    // systemd's socket: a path, or an abstract name written with a leading '@'.
+    std::size_t len = std::strlen(target);
+    if (len >= sizeof r.target_.sun_path)
+        return fail(Error::message("NOTIFY_SOCKET", "path too long", target));
+    r.target_.sun_family = AF_UNIX;
+    std::memcpy(r.target_.sun_path, target, len);
+    if (target[0] == '@') r.target_.sun_path[0] = '\0';
+    r.target_len_ = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + len);
+
+    const char* base = std::getenv("XDG_RUNTIME_DIR");
+    std::string templ = std::string(base && *base == '/' ? base : "/tmp") + "/butter-notify.XXXXXX";
+    if (!::mkdtemp(templ.data())) return fail_errno("mkdtemp", templ);
+    // mkdtemp's directory is 0700: no other user reaches the socket; the sandbox gets the
+    // socket itself, bound in.
+    r.dir_ = templ;
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return fail_errno("socket(AF_UNIX)");
+    r.sock_ = Fd(fd);
+    int on = 1;
+    if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
+        return fail_errno("setsockopt(SO_PASSCRED)");
+    struct sockaddr_un me {};
+    me.sun_family = AF_UNIX;
+    std::string path = r.dir_ + "/notify";
+    if (path.size() >= sizeof me.sun_path)
+        return fail(Error::message("bind", "path too long", path));
+    std::memcpy(me.sun_path, path.c_str(), path.size());
+    if (::bind(fd, reinterpret_cast<struct sockaddr*>(&me), sizeof me) < 0)
+        return fail_errno("bind", path);
+    // Any id the sandbox runs as may send (only the sandbox can reach it).
+    if (::chmod(path.c_str(), 0666) < 0) return fail_errno("chmod", path);
+    return std::optional<NotifyRelay>(std::move(r));
+}
+
+NotifyRelay::NotifyRelay(NotifyRelay&& o) noexcept
+    : sock_(std::move(o.sock_)),
+      dir_(std::move(o.dir_)),
+      target_(o.target_),
+      target_len_(o.target_len_),
+      reg_(std::move(o.reg_)),
+      log_(std::move(o.log_)) {
+    o.dir_.clear();
+}
+
+NotifyRelay::~NotifyRelay() {
+    if (dir_.empty()) return;
+    ::unlink((dir_ + "/notify").c_str());
+    ::rmdir(dir_.c_str());
+}
+
+Result<void> NotifyRelay::start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
+                                std::function<void(const std::string&)> log) {
+    in_sandbox_ = std::move(in_sandbox);
+    log_ = std::move(log);
+    BUTTER_ASSIGN_OR_RETURN(reg_, loop.add(sock_, IoEvent::In, [this](IoEvents) { relay(); }));
+    return {};
+}
+
+void NotifyRelay::relay() {
+    std::vector<char> buf;
+    for (;;) {
+        // The datagram's whole size first: read cut at a buffer's end, its tail could pass
+        // for a message of its own ("...\nREADY=1").
+        ssize_t size = ::recv(sock_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
+        if (size < 0) return;  // EAGAIN: none left
+        buf.resize(std::min<std::size_t>(static_cast<std::size_t>(size), kMaxDatagram) + 1);
+        struct iovec iov {
+            buf.data(), buf.size()
+        };
+        alignas(struct cmsghdr) char
+            control[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * kMaxFds)];
+        struct msghdr m {};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control;
+        m.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(sock_.get(), &m, MSG_CMSG_CLOEXEC);
+        if (n < 0) return;
+        std::vector<Fd> fds;  // closed here whatever becomes of the message
+        std::optional<struct ucred> cred;
+        for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+            if (c->cmsg_level != SOL_SOCKET) continue;
+            if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+                struct ucred u;
+                std::memcpy(&u, CMSG_DATA(c), sizeof u);
+                cred = u;
+            } else if (c->cmsg_type == SCM_RIGHTS) {
+                std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (std::size_t i = 0; i < count; ++i) {
+                    int fd;
+                    std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                    fds.emplace_back(fd);
+                }
+            }
+        }
+        auto drop = [&](const std::string& why) {
+            if (log_) log_("dropped: " + why);
+        };
+        if (static_cast<std::size_t>(size) > kMaxDatagram || (m.msg_flags & MSG_CTRUNC)) {
+            drop(std::to_string(size) + " bytes" +
+                 ((m.msg_flags & MSG_CTRUNC) ? " with too many fds" : ""));
+            continue;
+        }
+        if (!cred || !in_sandbox_ || !in_sandbox_(cred->pid)) {
+            drop("a sender outside the sandbox (pid " + std::to_string(cred ? cred->pid : 0) + ")");
+            continue;
+        }
+        std::string_view in(buf.data(), static_cast<std::size_t>(n));
+        std::string out;
+        while (!in.empty()) {
+            std::string_view line = in.substr(0, in.find('\n'));
+            in.remove_prefix(std::min(line.size() + 1, in.size()));
+            if (line.empty() || line.starts_with("MAINPID=")) continue;
+            out.append(line).append(1, '\n');
+        }
+        if (out.empty()) continue;
+        struct iovec oiov {
+            out.data(), out.size()
+        };
+        struct msghdr o {};
+        o.msg_name = &target_;
+        o.msg_namelen = target_len_;
+        o.msg_iov = &oiov;
+        o.msg_iovlen = 1;
+        alignas(struct cmsghdr) char ocontrol[CMSG_SPACE(sizeof(int) * kMaxFds)];
+        if (!fds.empty()) {
+            o.msg_control = ocontrol;
+            o.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+            struct cmsghdr* c = CMSG_FIRSTHDR(&o);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+            for (std::size_t i = 0; i < fds.size(); ++i) {
+                int fd = fds[i].get();
+                std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof fd);
+            }
+        }
+        // Datagrams to systemd: a full queue loses this one, never stalls the supervisor.
+        (void)::sendmsg(sock_.get(), &o, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (log_) log_(out);
+    }
+}
+
+}  // namespace butter::launcher
