@@ -200,18 +200,36 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     plan.namespaces = n;
     plan.no_nested_user = ns.user && !ns.nested_user;
     plan.loopback_up = p.network.mode == profile::NetworkMode::Loopback;
+    auto abi = landlock_abi_version();
+    LandlockScopes can = abi ? landlock_scopes(*abi) : LandlockScopes{};
+    LandlockScopes scopes;
+    if (!n.has(Namespace::Pid)) {
+        // The host's pid namespace: butter and the caller's other processes are in sight, and
+        // without privileges they run as the sandbox's own host uid, which may signal them
+        // (stop butter, and its time limit with it). Landlock (ABI 6) scopes signals to the
+        // sandbox's own processes; where the kernel cannot, a sandbox under butter's own uid
+        // is refused (as root the sandbox's ids are not butter's).
+        if (can.has(LandlockScope::Signal))
+            scopes |= LandlockScope::Signal;
+        else if (!plan.privileged)
+            out.push_back(error_at(
+                p.loc_of("namespaces.pid"),
+                "namespaces.pid = false: this kernel cannot keep the sandbox from signalling "
+                "butter and your other processes (Landlock ABI 6, Linux 6.12); keep "
+                "namespaces.pid = true"));
+    }
     if (!n.has(Namespace::Net)) {
         // The host's network namespace holds the host's abstract unix sockets: Landlock (ABI 6,
         // Linux 6.12) scopes them out. Older kernels cannot: said, not hidden.
-        auto abi = landlock_abi_version();
-        if (abi && landlock_scopes(*abi).has(LandlockScope::AbstractUnixSocket))
-            plan.landlock_scopes = LandlockScopes(LandlockScope::AbstractUnixSocket).raw();
+        if (can.has(LandlockScope::AbstractUnixSocket))
+            scopes |= LandlockScope::AbstractUnixSocket;
         else
             out.push_back(warning_at(
                 p.loc_of("network.mode"),
                 "the host's network: this kernel cannot keep the host's abstract unix sockets "
                 "(X11, D-Bus) out of reach (Landlock ABI 6, Linux 6.12)"));
     }
+    plan.landlock_scopes = scopes.raw();
     if (!ns.mount && !p.filesystem.mounts.empty())
         out.push_back(error_at(p.loc_of("namespaces.mount"),
                                "filesystem.mounts need namespaces.mount = true"));

@@ -274,6 +274,10 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
     if (!p.namespaces.nested_user || has_own_rule("clone") || has_own_rule("unshare") ||
         in(p.seccomp.deny, "unshare") || in(p.seccomp.deny, "setns") || in(p.seccomp.deny, "clone"))
         rule(ns_key, {"clone3"}, ", action = \"errno:ENOSYS\"");
+    // The host's pid namespace: no setting another process's limits (butter's RLIMIT_CPU or
+    // RLIMIT_NOFILE, under the same uid without privileges); Landlock scopes its signals.
+    if (!p.namespaces.pid)
+        rule("namespaces.pid", {"prlimit64"}, ", match = { arg0 = { ne = 0 }, arg2 = { ne = 0 } }");
     // A terminal shared with the caller: no typing into it, no console paste.
     if (p.process.session == profile::SessionMode::Inherit)
         rule("process.session", {"ioctl"}, ", match = { arg1 = [\"TIOCSTI\", \"TIOCLINUX\"] }");

@@ -12,6 +12,21 @@
 
 namespace butter::launcher {
 
+bool relayed_notify_line(std::string_view line) {
+    // sd_notify(3)'s assignments about the service's own state; not MAINPID= (butter stays
+    // the main process), NOTIFYACCESS= (who else may send), or anything unknown.
+    static constexpr std::string_view kRelayed[] = {
+        "READY=",       "RELOADING=",     "STOPPING=",      "MONOTONIC_USEC=",
+        "STATUS=",      "ERRNO=",         "BUSERROR=",      "VARLINKERROR=",
+        "EXIT_STATUS=", "WATCHDOG=",      "WATCHDOG_USEC=", "EXTEND_TIMEOUT_USEC=",
+        "FDSTORE=",     "FDSTOREREMOVE=", "FDNAME=",        "FDPOLL=",
+        "BARRIER="};
+    if (line.find('\0') != std::string_view::npos) return false;
+    for (std::string_view k : kRelayed)
+        if (line.starts_with(k)) return true;
+    return false;
+}
+
 int socket_activation_fds(std::string& why) {
     why.clear();
     const char* pid = std::getenv("LISTEN_PID");
@@ -151,11 +166,13 @@ void NotifyRelay::relay() {
         }
         std::string_view in(buf.data(), static_cast<std::size_t>(n));
         std::string out;
+        // Lines as systemd splits them (on '\n' and '\r'), and only those that speak of the
+        // service itself: the relay sends as butter, whom systemd believes (as root, even a
+        // MAINPID= naming any host process, which a stop would then signal).
         while (!in.empty()) {
-            std::string_view line = in.substr(0, in.find('\n'));
+            std::string_view line = in.substr(0, in.find_first_of("\n\r"));
             in.remove_prefix(std::min(line.size() + 1, in.size()));
-            if (line.empty() || line.starts_with("MAINPID=")) continue;
-            out.append(line).append(1, '\n');
+            if (relayed_notify_line(line)) out.append(line).append(1, '\n');
         }
         if (out.empty()) continue;
         struct iovec oiov {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <butter/error.hpp>
 #include <butter/fd.hpp>
@@ -26,6 +27,9 @@ namespace butter::launcher {
 // thing in main, before butter opens a descriptor of its own: a forged LISTEN_FDS must never
 // hand butter's own fds to the command.
 int socket_activation_fds(std::string& why);
+
+// Whether the relay passes a line of a sandbox's notify message on to systemd.
+bool relayed_notify_line(std::string_view line);
 
 class NotifyRelay {
   public:

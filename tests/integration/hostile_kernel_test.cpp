@@ -168,6 +168,34 @@ TEST_P(HostileKernel, TimeLimitEndsTheWholeTreeWithoutAPidNamespace) {
     EXPECT_TRUE(pids_matching(tag).empty()) << "a daemon outlived the run";
 }
 
+// 8b. Without a pid namespace butter is in sight, and without privileges under the sandbox's
+// own host uid: still, the sandbox can neither stop nor kill it (its time limit holds), nor
+// set its limits.
+TEST_P(HostileKernel, WithoutAPidNamespaceButterCannotBeSignalledOrLimited) {
+    std::vector<std::string> no_pidns{
+        "--timeout",
+        "2s",
+        "--set",
+        "namespaces.pid=false",
+        "--set",
+        "filesystem.mounts=[{ type = \"bind\", source = \"/usr\", target = \"/usr\", read_only "
+        "= true }, { type = \"bind\", source = \"/bin\", target = \"/bin\", read_only = true "
+        "}, { type = \"bind\", source = \"/lib\", target = \"/lib\", read_only = true }, { "
+        "type = \"bind\", source = \"/lib64\", target = \"/lib64\", read_only = true }, { "
+        "type = \"dev\", target = \"/dev\" }]",
+        "--set",
+        "process.cwd=\"/\""};
+    auto start = std::chrono::steady_clock::now();
+    auto r = run({"/bin/sh", "-c",
+                  "kill -STOP $PPID 2>/dev/null; s=$?; kill -KILL $PPID 2>/dev/null; k=$?; "
+                  "prlimit --pid $PPID --cpu=1 2>/dev/null; "
+                  "echo $s $k $?; sleep 30"},
+                 no_pidns);
+    EXPECT_EQ(r.code, 124) << r.out << r.err;
+    EXPECT_EQ(r.out, "1 1 1\n") << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+}
+
 // 12. With the host's network, the host's abstract unix sockets stay out of reach.
 TEST_P(HostileKernel, HostAbstractSocketsAreUnreachableWithTheHostNetwork) {
     std::string name = "butter-host-abstract-" + std::to_string(::getpid());

@@ -344,7 +344,7 @@ int main(int argc, char** argv) {
         strncpy(a.sun_path, path, sizeof a.sun_path - 1);
         std::string msg = arg;
         for (auto& c : msg)
-            if (c == ';') c = '\n';
+            c = c == ';' ? '\n' : c == '|' ? '\r' : c;
         if (sendto(s, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0)
             return report_errno(-1);
         std::puts("sent");
