@@ -337,37 +337,52 @@ void FileActivity::moved_dir(const std::optional<std::string>& from,
         if (it != files_.end() && it->first == prefix) ++it;  // the directory's own entry
         while (it != files_.end() && it->first.compare(0, prefix.size(), prefix) == 0) {
             if (to) moved.emplace_back(*to + "/" + it->first.substr(prefix.size()), it->second);
+            path_bytes_ -= it->first.size();
             it = files_.erase(it);
         }
         for (auto& [p, s] : moved)
-            files_[p] = s;
+            if (auto at = add(p)) (*at)->second = s;
         record(prefix, Change::Delete);
     }
     if (to) record(*to + "/", Change::Create);
 }
 
+std::optional<std::map<std::string, FileActivity::State>::iterator> FileActivity::add(
+    const std::string& path) {
+    auto it = files_.find(path);
+    if (it != files_.end()) return it;
+    // The report's bounds: butter's memory is not the sandbox's to fill.
+    if (files_.size() >= kMaxEntries || path_bytes_ + path.size() > kMaxPathBytes) {
+        truncated_ = true;
+        return std::nullopt;
+    }
+    path_bytes_ += path.size();
+    return files_.emplace(path, State::Created).first;
+}
+
 void FileActivity::record(const std::string& path, Change c) {
     auto it = files_.find(path);
-    if (it == files_.end() && files_.size() >= kMaxEntries) {
-        truncated_ = true;  // the report's bound: butter's memory is not the sandbox's to fill
-        return;
-    }
     switch (c) {
         case Change::Create:
             // Re-created after a delete: a modification of what was there before the run.
             if (it != files_.end() && it->second == State::Deleted)
                 it->second = State::Modified;
             else if (it == files_.end())
-                files_[path] = State::Created;
+                (void)add(path);
             break;
         case Change::Write:
-            if (it == files_.end()) files_[path] = State::Modified;
+            if (it == files_.end())
+                if (auto at = add(path)) (*at)->second = State::Modified;
             break;
         case Change::Delete:
-            if (it != files_.end() && it->second == State::Created)
+            if (it != files_.end() && it->second == State::Created) {
+                path_bytes_ -= it->first.size();
                 files_.erase(it);  // came and went
-            else
-                files_[path] = State::Deleted;
+            } else if (it != files_.end()) {
+                it->second = State::Deleted;
+            } else if (auto at = add(path)) {
+                (*at)->second = State::Deleted;
+            }
             break;
     }
 }

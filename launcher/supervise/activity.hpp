@@ -5,7 +5,8 @@
 // with it); one moved out is deleted, one moved in is walked for what it holds.
 //
 // Everything here is driven by the sandbox, so everything is bounded (kMaxWatches directories,
-// kMaxEntries paths, kMaxDepth levels) and a list cut at a bound says so (truncated()); and
+// kMaxEntries paths of kMaxPathBytes in all, kMaxDepth levels) and a list cut at a bound says
+// so (truncated()); and
 // nothing the sandbox names is followed: trees are walked by descriptor (openat O_NOFOLLOW,
 // fdopendir, and openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS from the bind's root), paths
 // are kept as a tree of watched directories (renames move nodes), never read back from a name.
@@ -45,6 +46,8 @@ class FileActivity {
     static constexpr std::size_t kMaxWatches = 16384;
     static constexpr std::size_t kMaxEntries = 65536;
     static constexpr int kMaxDepth = 64;
+    // The paths' bytes in all (each may be 64 levels of 255-byte names).
+    static constexpr std::size_t kMaxPathBytes = 16u << 20;
 
     // A writable bind's source: its resolved path and identity (plan.hpp MountStep).
     struct Root {
@@ -103,6 +106,8 @@ class FileActivity {
     void fresh_tree(const FileHandle& at);
 
     void record(const std::string& path, Change c);
+    // The entry for `path`, made (as Created) if the bounds allow; nullopt when they do not.
+    std::optional<std::map<std::string, State>::iterator> add(const std::string& path);
     // A directory moved from `from` to `to` (either may be outside the roots: nullopt).
     void moved_dir(const std::optional<std::string>& from, const std::optional<std::string>& to);
     std::vector<std::string> with(State s) const;
@@ -115,6 +120,7 @@ class FileActivity {
     std::map<std::uint32_t, std::pair<int, std::string>> moves_;  // cookie -> (wd, old name)
     std::optional<std::uint64_t> pid_ns_;
     std::map<std::string, State> files_;
+    std::size_t path_bytes_ = 0;
     bool truncated_ = false;
     EventLoop::Registration reg_;
 };

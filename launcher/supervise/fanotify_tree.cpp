@@ -94,8 +94,24 @@ Result<void> FanotifyTree::add(int dir, const std::string& path) {
 }
 
 void FanotifyTree::cache(int dir, const std::string& path, std::uint64_t fsid) {
-    if (dirs_.size() >= kMaxCached) return;  // the rest resolves when its events come
-    if (auto h = name_to_handle(dir, "", fsid, AT_EMPTY_PATH)) dirs_[handle_key(*h)] = path;
+    if (auto h = name_to_handle(dir, "", fsid, AT_EMPTY_PATH)) remember(handle_key(*h), path);
+}
+
+bool FanotifyTree::full() const {
+    return dirs_.size() >= kMaxCached || cached_bytes_ >= kMaxCachedBytes;
+}
+
+void FanotifyTree::remember(const std::string& key, const std::string& path) {
+    auto it = dirs_.find(key);
+    if (it == dirs_.end()) {
+        if (full()) return;  // the rest resolves when its events come
+        cached_bytes_ += key.size() + path.size();
+        dirs_.emplace(key, path);
+        return;
+    }
+    cached_bytes_ += path.size();
+    cached_bytes_ -= it->second.size();
+    it->second = path;
 }
 
 void FanotifyTree::cache_dir(int dir, const std::string& path) {
@@ -104,7 +120,7 @@ void FanotifyTree::cache_dir(int dir, const std::string& path) {
 
 bool FanotifyTree::cache_tree(int dir, const std::string& path,
                               const std::function<void(const std::string&)>& file, int depth) {
-    if (dirs_.size() >= kMaxCached || depth > kMaxDepth) return false;
+    if (full() || depth > kMaxDepth) return false;
     struct stat parent {};
     if (::fstat(dir, &parent) < 0) return true;  // gone meanwhile
     auto fsid = fsid_of(dir);
@@ -142,7 +158,7 @@ std::optional<std::string> FanotifyTree::dir_of(const FileHandle& h) {
         if (auto fd = open_by_handle(m->second, h, O_PATH)) {
             std::string p = fd_path(*fd);
             if (!p.empty() && p[0] == '/' && !p.ends_with(" (deleted)")) {
-                if (dirs_.size() < kMaxCached || dirs_.count(key)) dirs_[key] = p;
+                remember(key, p);
                 return p;
             }
         }

@@ -25,6 +25,8 @@ namespace butter::launcher {
 class FanotifyTree {
   public:
     static constexpr std::size_t kMaxCached = 16384;
+    // The cache's handles and paths (a path may be 64 levels of 255-byte names) in all.
+    static constexpr std::size_t kMaxCachedBytes = 8u << 20;
     static constexpr int kMaxDepth = 64;
 
     [[nodiscard]] static Result<FanotifyTree> create(FanotifyMasks mask);
@@ -35,9 +37,10 @@ class FanotifyTree {
     // is `path`. EINVAL or ENODEV: a filesystem that cannot report handles (or FAN_RENAME).
     [[nodiscard]] Result<void> add(int dir, const std::string& path);
     // Caches the handles of the directory open at `dir` (named `path`) and of those below it
-    // (up to kMaxCached, kMaxDepth deep); a filesystem mounted inside gets a mark of its own.
-    // For each other entry, `file(path)` (a tree that arrived during the run: its files are
-    // new). False if something was left out (a filesystem that could not be marked, a bound).
+    // (up to kMaxCached or kMaxCachedBytes, kMaxDepth deep); a filesystem mounted inside gets a
+    // mark of its own. For each other entry, `file(path)` (a tree that arrived during the run: its
+    // files are new). False if something was left out (a filesystem that could not be marked, a
+    // bound).
     bool cache_tree(int dir, const std::string& path,
                     const std::function<void(const std::string&)>& file = {}, int depth = 0);
 
@@ -62,11 +65,14 @@ class FanotifyTree {
     FanotifyTree(Fanotify fan, FanotifyMasks mask) : fan_(std::move(fan)), mask_(mask) {}
     bool mark(int dir, std::uint64_t fsid);
     void cache(int dir, const std::string& path, std::uint64_t fsid);
+    bool full() const;
+    void remember(const std::string& key, const std::string& path);
 
     Fanotify fan_;
     FanotifyMasks mask_;
     std::map<std::uint64_t, Fd> mount_fds_;    // fsid -> an fd on that filesystem
     std::map<std::string, std::string> dirs_;  // fsid, type and handle bytes -> last path
+    std::size_t cached_bytes_ = 0;
 };
 
 // True if `path` is `root` or below it.

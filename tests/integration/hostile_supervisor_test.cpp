@@ -312,6 +312,36 @@ TEST_P(HostileActivity, RenameStormKeepsTheSupervisorSmall) {
     EXPECT_NE(j.find("\"deleted\": [\"" + work_.path() + "/d0/\"]"), std::string::npos) << j;
 }
 
+// 3b. Long paths: 60 levels of 250-byte names, and 1,500 files of 250-byte names there (23 MB
+// of paths): the list stops at its byte bound and says so; butter's memory and the report stay
+// small.
+TEST_P(HostileActivity, LongPathsAreBoundedByBytesNotOnlyByCount) {
+    std::string rep = reports_ / "r.json";
+    if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "no python3";
+    std::string name(250, 'n');
+    RunOptions o;
+    o.as_nobody = GetParam();
+    o.cwd = work_.path();
+    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    auto s = start_butter({"run", "-p", "ci", "--report", rep, "--", "/usr/bin/python3", "-c",
+                           "import os\n"
+                           "n = '" +
+                               name +
+                               "'\n"
+                               "for i in range(60):\n    os.mkdir(n); os.chdir(n)\n"
+                               "for i in range(1500):\n    open(str(i) + n[:240], 'w').close()\n"},
+                          o);
+    int st = 0;
+    struct rusage ru {};
+    ASSERT_EQ(::wait4(s.pid, &st, 0, &ru), s.pid);
+    ::close(s.out_fd);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+    EXPECT_LT(ru.ru_maxrss, 160 * 1024) << "peak RSS " << ru.ru_maxrss << " kB";
+    std::string j = read_file(rep);
+    EXPECT_LT(j.size(), 20u << 20);
+    EXPECT_NE(j.find("\"partial\": true"), std::string::npos) << j.substr(0, 300);
+}
+
 // 10. Deeper than the bound (or than PATH_MAX): said, not hidden.
 TEST_P(HostileActivity, DeepDirectoriesMakeTheListPartialNotSilent) {
     std::string rep = reports_ / "r.json";
