@@ -39,7 +39,7 @@ Result<void> set_rlimits(const SandboxPlan& plan) {
 }
 
 // The listener to the supervisor, with the record saying what it is: no allocation (the
-// rlimits hold already, RLIMIT_DATA too, in memory that may be the supervisor's).
+// rlimits hold already, RLIMIT_AS too, in memory that may be the supervisor's).
 Result<void> send_listener(int control_fd, int listener) {
     ControlMessage m{ControlMessage::Listener, 0};
     struct iovec iov {
@@ -121,7 +121,7 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         die(ch, Step::CloseFds, r.error());
 
     // The command's own limits, not init's: from here to the exec nothing allocates (with
-    // RLIMIT_DATA standing in for a memory cgroup, memory shared with the supervisor may be
+    // RLIMIT_AS standing in for a memory cgroup, memory shared with the supervisor may be
     // over it already).
     if (auto r = set_rlimits(plan); !r) die(ch, Step::Rlimits, r.error());
     clock.mark(Step::Capabilities);

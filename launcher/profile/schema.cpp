@@ -693,7 +693,7 @@ const std::vector<Row>& rows() {
         size("limits.stack", FIELD(limits.stack), "RLIMIT_STACK"),
         boolean("limits.optional", FIELD(limits.optional),
                 "a cgroup limit that nothing can hold only warns (without a writable cgroup, "
-                "pids and memory fall back to RLIMIT_NPROC and RLIMIT_DATA anyway; cpus has no "
+                "pids and memory fall back to RLIMIT_NPROC and RLIMIT_AS anyway; cpus has no "
                 "stand-in)"),
         string("seccomp.default", FIELD(seccomp.default_action),
                "allow | errno:NAME | kill | log | notify", false, check_seccomp_default),

@@ -508,8 +508,9 @@ std::string describe(const RunOutcome& o) {
 
 // A limit whose cgroup cannot be made never vanishes silently: pids and memory fall back to
 // rlimits that hold in the sandbox (RLIMIT_NPROC counts only the sandbox's processes in its
-// own user namespace; RLIMIT_DATA bounds each process's writable memory, not the total), and
-// a limit nothing can hold fails the run unless the profile says limits.optional.
+// own user namespace; RLIMIT_AS bounds each process's address space, shared and file mappings
+// included, but neither the total nor memory that no mapping holds: memfd contents, pipes),
+// and a limit nothing can hold fails the run unless the profile says limits.optional.
 struct LimitFallbacks {
     std::vector<Rlimit> rlimits;
     std::vector<RunOutcome::LimitHeld> held;  // every limit of the plan, and how it holds
@@ -536,8 +537,8 @@ Result<LimitFallbacks> limit_fallbacks(const SandboxPlan& plan, const SandboxCgr
             rlimit(RLIMIT_NPROC, *plan.pids_limit);
             how = "RLIMIT_NPROC in the sandbox's user namespace";
         } else if (controller == "memory") {
-            rlimit(RLIMIT_DATA, *plan.memory_limit);
-            how = "RLIMIT_DATA, per process";
+            rlimit(RLIMIT_AS, *plan.memory_limit);
+            how = "RLIMIT_AS, per process (not in total)";
         }
         if (!how.empty()) {
             log.warn("%s: no cgroup (%s): held by %s instead", m.key, m.error.what().c_str(),

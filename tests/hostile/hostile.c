@@ -341,11 +341,13 @@ static int forkbomb(void) {
     }
 }
 
-static int membomb(void) {
+// membomb [shared]: private (or shared) anonymous memory, written, until mmap fails.
+static int membomb(const char* kind) {
+    int flags = (kind && !strcmp(kind, "shared") ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS;
     size_t total = 0;
     for (;;) {
         size_t chunk = 16 << 20;
-        char* m = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        char* m = mmap(NULL, chunk, PROT_READ | PROT_WRITE, flags, -1, 0);
         if (m == MAP_FAILED) {
             printf("membomb: mmap failed after %zu MiB\n", total >> 20);
             return 0;
@@ -611,7 +613,7 @@ int main(int argc, char** argv) {
         printf("ignoring SIGTERM\n");
         for (;;) pause();
     } else if (!strcmp(cmd, "forkbomb")) return forkbomb();
-    else if (!strcmp(cmd, "membomb")) return membomb();
+    else if (!strcmp(cmd, "membomb")) return membomb(arg);
     else if (!strcmp(cmd, "fill") && arg) return fill(arg, argc > 3 ? argv[3] : NULL);
     else if (!strcmp(cmd, "mounts")) return mounts();
     else if (!strcmp(cmd, "poison-cache") && arg) return poison_cache(arg);

@@ -251,5 +251,28 @@ TEST(HostileLimits, ForkBombUnderUntrustedAsNobodyWithoutACgroup) {
         << rep;
 }
 
+// 9b. ... and its memory limit: each process's address space (RLIMIT_AS), shared mappings
+// included, which RLIMIT_DATA did not count.
+TEST(HostileLimits, SharedMemoryUnderUntrustedAsNobodyWithoutACgroup) {
+    BUTTER_REQUIRE_ROOT();
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    TempDir work;
+    ASSERT_EQ(::chmod(work.path().c_str(), 0777), 0);
+    RunOptions o;
+    o.as_nobody = true;
+    o.cwd = work.path();
+    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    for (const char* kind : {"private", "shared"}) {
+        auto r = run_butter(
+            {"run", "-p", "untrusted", "--set", "limits.memory=\"128M\"", "--ro-bind",
+             std::string(BUTTER_HOSTILE) + ":/hostile", "--", "/hostile", "membomb", kind},
+            o);
+        unsigned mib = 0;
+        ASSERT_EQ(std::sscanf(r.out.c_str(), "membomb: mmap failed after %u MiB", &mib), 1)
+            << kind << ": " << r.out << r.err;
+        EXPECT_LE(mib, 128u) << kind;
+    }
+}
+
 }  // namespace
 }  // namespace butter::test

@@ -119,9 +119,11 @@ TEST_F(Limits, UnprivilegedWithoutCgroupFallsBackOrIsAClearError) {
     auto r = probe({"--set", "limits.memory=\"64M\"", "--set", "limits.pids=32", "--report", rep},
                    {"pid"}, true);
     EXPECT_EQ(r.code, 0) << r.err;
-    EXPECT_NE(r.err.find("held by RLIMIT_DATA, per process instead"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("held by RLIMIT_AS, per process (not in total) instead"),
+              std::string::npos)
+        << r.err;
     std::string j = read_file(rep);
-    EXPECT_NE(j.find("\"memory\": {\"value\": 67108864, \"enforced_by\": \"RLIMIT_DATA"),
+    EXPECT_NE(j.find("\"memory\": {\"value\": 67108864, \"enforced_by\": \"RLIMIT_AS"),
               std::string::npos)
         << j;
     EXPECT_NE(j.find("\"pids\": {\"value\": 32, \"enforced_by\": \"RLIMIT_NPROC"),
