@@ -134,7 +134,13 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds) {
     if (!outcome->message.empty()) say("butter: " + outcome->message);
     if (outcome->kind == RunOutcome::Kind::TimedOut && cli.verbosity > 0)
         say("butter: time limit reached, command stopped");
-    if (!written) say("butter: report: " + written.error().what());
+    if (!written) {
+        // A report that is not butter's may be whatever the sandbox left at its path: a reader
+        // of it must not take it for the run's (125, not the command's own status).
+        say("butter: report: " + written.error().what() + " (the command's own status was " +
+            std::to_string(outcome->exit_status()) + ")");
+        return kFailed;
+    }
     return outcome->exit_status();
 }
 

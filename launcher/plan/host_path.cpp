@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <deque>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -154,11 +156,51 @@ Result<Fd> HostFile::open_truncated() const {
     return out;
 }
 
+namespace {
+
+// A directory of butter's own user that the sandbox made unwritable (chmod 555, from inside):
+// writable for butter again for as long as `this` lives, then as the sandbox left it.
+class OwnDirWritable {
+  public:
+    explicit OwnDirWritable(int dir) : dir_(dir) {
+        struct stat st {};
+        if (::fstat(dir, &st) < 0 || st.st_uid != ::geteuid()) return;
+        if ((st.st_mode & S_IRWXU) == S_IRWXU) return;
+        if (::chmod(path().c_str(), (st.st_mode & 07777) | S_IRWXU) == 0)
+            restore_ = st.st_mode & 07777;
+    }
+    ~OwnDirWritable() {
+        if (restore_ >= 0) (void)::chmod(path().c_str(), static_cast<mode_t>(restore_));
+    }
+    OwnDirWritable(const OwnDirWritable&) = delete;
+    OwnDirWritable& operator=(const OwnDirWritable&) = delete;
+    bool changed() const { return restore_ >= 0; }
+
+  private:
+    // The descriptor is O_PATH (fchmod refuses it): its magic link, which names exactly it.
+    std::string path() const { return "/proc/self/fd/" + std::to_string(dir_); }
+    int dir_;
+    int restore_ = -1;
+};
+
+}  // namespace
+
 Result<void> HostFile::replace(std::string_view data) const {
     std::random_device rd;
     char tmp[64];
     std::snprintf(tmp, sizeof tmp, ".butter-%08x.tmp", rd());
-    int fd = ::openat(dir_.get(), tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = ::openat(dir_.get(), tmp, kCreate, 0644);
+    // The directory may be one the sandbox could write, and so chmod: the report is butter's
+    // to write all the same (a report left unwritten leaves whatever the sandbox put there).
+    std::optional<OwnDirWritable> writable;
+    if (fd < 0 && errno == EACCES) {
+        writable.emplace(dir_.get());
+        if (writable->changed())
+            fd = ::openat(dir_.get(), tmp, kCreate, 0644);
+        else
+            errno = EACCES;
+    }
     if (fd < 0) return fail_errno("openat", path_ + " (a new file beside it)");
     Fd out(fd);
     for (std::size_t done = 0; done < data.size();) {
@@ -175,12 +217,20 @@ Result<void> HostFile::replace(std::string_view data) const {
         ::unlinkat(dir_.get(), tmp, 0);
         return c;
     }
-    if (::renameat(dir_.get(), tmp, dir_.get(), name_.c_str()) < 0) {
-        Error e = Error::from_errno("renameat", path_);
-        ::unlinkat(dir_.get(), tmp, 0);
-        return fail(std::move(e));
+    if (::renameat(dir_.get(), tmp, dir_.get(), name_.c_str()) == 0) return {};
+    // A directory at the name (EISDIR, or ENOTEMPTY/EEXIST for a directory over a directory):
+    // exchanged with the report, and what was planted set aside beside it (removed if empty).
+    Error e = Error::from_errno("renameat", path_);
+    if ((errno == EISDIR || errno == ENOTEMPTY || errno == EEXIST) &&
+        ::renameat2(dir_.get(), tmp, dir_.get(), name_.c_str(), RENAME_EXCHANGE) == 0) {
+        if (::unlinkat(dir_.get(), tmp, AT_REMOVEDIR) < 0) {
+            std::string aside = name_ + ".planted-" + std::to_string(rd() % 100000000);
+            (void)::renameat(dir_.get(), tmp, dir_.get(), aside.c_str());
+        }
+        return {};
     }
-    return {};
+    ::unlinkat(dir_.get(), tmp, 0);
+    return fail(std::move(e));
 }
 
 }  // namespace butter::launcher

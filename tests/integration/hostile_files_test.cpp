@@ -192,6 +192,33 @@ TEST_P(HostileFiles, ReportAndOutputNeverFollowPlantedSymlinks) {
     expect_victim_untouched();
 }
 
+// 3b. The report in the workspace is butter's, whatever the job leaves at its path or does to
+// the directory: a forged report under a directory made unwritable, a directory at the name.
+TEST_P(HostileFiles, JobCannotForgeOrSuppressItsReport) {
+    if (owner() == 0 && !nobody()) GTEST_SKIP() << "the sandbox cannot write a root-owned dir";
+    auto forged = butter({"run", "-p", "ci", "--", "/bin/sh", "-c",
+                          "echo '{\"status\": 0, \"FORGED\": true}' > butter-report.json; "
+                          "chmod 555 .; exit 3"});
+    EXPECT_EQ(forged.code, 3) << forged.err;
+    std::string j = read_file(work_ + "/butter-report.json");
+    EXPECT_EQ(j.find("\"FORGED\": true"), std::string::npos) << j;  // (escaped in "command")
+    EXPECT_NE(j.find("\"status\": 3"), std::string::npos) << j;
+    struct stat st {};
+    ASSERT_EQ(::stat(work_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0555u) << "the job's own mode, back as it left it";
+    ASSERT_EQ(::chmod(work_.c_str(), 0755), 0);
+    // (As root the report is root's, which the job cannot remove: a first run without one.)
+    ASSERT_EQ(::unlink((work_ + "/butter-report.json").c_str()), 0);
+
+    auto dir = butter({"run", "-p", "ci", "--", "/bin/sh", "-c",
+                       "rm -f butter-report.json; mkdir butter-report.json; "
+                       "echo FORGED > butter-report.json/x; exit 4"});
+    EXPECT_EQ(dir.code, 4) << dir.err;
+    ASSERT_EQ(::lstat((work_ + "/butter-report.json").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_NE(read_file(work_ + "/butter-report.json").find("\"status\": 4"), std::string::npos);
+}
+
 // 4. A bind source that a previous run made a symlink: never followed unless the profile says.
 TEST_P(HostileFiles, BindSourcesNeverFollowPlantedSymlinks) {
     if (owner() == 0 && !nobody()) GTEST_SKIP() << "the sandbox cannot write a root-owned dir";
