@@ -28,6 +28,14 @@ std::size_t utf8_at(std::string_view s, std::size_t i, char32_t* cp) {
     return n;
 }
 
+// C1 controls (U+0080..U+009F: CSI and the like, for a terminal that takes 8-bit controls), and
+// the invisible characters that reorder or break what a terminal shows around them (bidi
+// overrides and isolates, the line and paragraph separators).
+bool hidden_control(char32_t cp) {
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e || cp == 0x200f ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 void hex_byte(std::string& out, const char* format, unsigned char c) {
     char buf[8];
     std::snprintf(buf, sizeof buf, format, c);
@@ -42,7 +50,7 @@ std::string terminal_safe(std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
         char32_t cp = 0;
         std::size_t n = utf8_at(s, i, &cp);
-        if (n == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) {
+        if (n == 0 || cp < 0x20 || cp == 0x7f || hidden_control(cp)) {
             for (std::size_t k = 0; k < (n ? n : 1); ++k)
                 hex_byte(out, "\\x%02x", static_cast<unsigned char>(s[i + k]));
             i += n ? n : 1;
@@ -76,8 +84,11 @@ std::string json_string(std::string_view s) {
             out += "\\n";
         } else if (cp == '\t') {
             out += "\\t";
-        } else if (cp < 0x20 || cp == 0x7f) {
-            hex_byte(out, "\\u%04x", static_cast<unsigned char>(cp));
+        } else if (cp < 0x20 || cp == 0x7f || hidden_control(cp)) {
+            // Valid JSON either way; escaped, a report printed on a terminal stays as written.
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+            out += buf;
         } else {
             out.append(s.substr(i, n));
         }

@@ -8,12 +8,15 @@
 
 namespace butter::launcher {
 
-// For a terminal: control characters (C0, DEL, and the C1 range U+0080..U+009F), a backslash,
-// and bytes that are not UTF-8 become \xNN (\\ for the backslash); the rest is kept as is.
+// For a terminal: control characters (C0, DEL, and the C1 range U+0080..U+009F), bidi
+// overrides and isolates and the line/paragraph separators, a backslash, and bytes that are not
+// UTF-8 become \xNN (\\ for the backslash); the rest is kept as is.
 std::string terminal_safe(std::string_view s);
 
-// A JSON string literal, always valid UTF-8: ", \ and control characters (DEL included) are
-// escaped, each byte that is not part of valid UTF-8 becomes U+FFFD.
+// A JSON string literal, always valid UTF-8: ", \ and control characters (DEL, C1, bidi
+// overrides and isolates, line/paragraph separators included) are escaped, so that a report
+// printed on a terminal cannot drive it; each byte that is not part of valid UTF-8 becomes
+// U+FFFD.
 std::string json_string(std::string_view s);
 
 }  // namespace butter::launcher

@@ -135,8 +135,14 @@ Result<Fd> HostFile::open_truncated() const {
             ::close(fd);
             return fail(std::move(e));
         }
-        // A file with other names: truncating it would write through to them.
-        replace = S_ISREG(st.st_mode) && st.st_nlink > 1;
+        // A file with other names: truncating it would write through to them. And one that
+        // someone else planted in a sticky, world-writable directory (/tmp) for butter to fill
+        // (what fs.protected_regular refuses, where the host has it off).
+        struct stat dir {};
+        bool planted = S_ISREG(st.st_mode) && st.st_uid != ::geteuid() &&
+                       ::fstat(dir_.get(), &dir) == 0 && (dir.st_mode & S_ISVTX) &&
+                       (dir.st_mode & S_IWOTH) && st.st_uid != dir.st_uid;
+        replace = S_ISREG(st.st_mode) && (st.st_nlink > 1 || planted);
         if (replace) ::close(fd);
         // A FIFO or socket may have a reader the sandbox placed there: a file or a device only.
         if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {

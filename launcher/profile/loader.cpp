@@ -228,9 +228,12 @@ Loaded load(const std::optional<std::string>& spec, const LoadOptions& options) 
         std::optional<std::string> found = locate(*spec, options.search_path);
         if (!found) {
             bool is_path = spec->find('/') != std::string::npos || spec->ends_with(".toml");
+            struct stat st {};
+            bool exists = is_path && ::stat(spec->c_str(), &st) == 0;
             l.diagnostics.push_back(error_at(
-                {*spec, 0, 0}, is_path ? "no such profile file"
-                                       : "no profile named '" + *spec + "' on the search path"));
+                {*spec, 0, 0}, exists    ? "not a regular file (a profile is one)"
+                               : is_path ? "no such profile file"
+                                         : "no profile named '" + *spec + "' on the search path"));
             return l;
         }
         where = *found;

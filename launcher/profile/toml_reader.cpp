@@ -25,6 +25,7 @@ TOML_IMPL_NAMESPACE_END;
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -119,10 +120,23 @@ std::optional<Value> read_toml_file(const std::string& path, Diagnostics& out) {
     if (static_cast<std::uint64_t>(st.st_size) > kMaxProfileBytes)
         return cannot(std::to_string(st.st_size) + " bytes, over the " +
                       std::to_string(kMaxProfileBytes >> 20) + " MiB a profile may have");
-    auto text = read_all(*fd);
-    if (!text) return cannot(std::strerror(text.error().errno_value()));
-    if (text->size() > kMaxProfileBytes) return cannot("it grew while read");
-    return parse_toml(*text, path, out);
+    // At most one byte past the bound, whatever st_size said: a file of the kernel's (procfs,
+    // sysfs) says 0 and may never end.
+    constexpr std::size_t kChunk = 64 * 1024;  // (aligned: some kernel files want it)
+    std::string text(kMaxProfileBytes + kChunk, '\0');
+    std::size_t got = 0;
+    while (got <= kMaxProfileBytes) {
+        ssize_t n = ::read(fd->get(), text.data() + got, kChunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return cannot(std::strerror(errno));
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    if (got > kMaxProfileBytes)
+        return cannot("over the " + std::to_string(kMaxProfileBytes >> 20) +
+                      " MiB a profile may have (it grew while read, or its size is not known)");
+    text.resize(got);
+    return parse_toml(text, path, out);
 }
 
 std::string toml_quote(std::string_view s) {

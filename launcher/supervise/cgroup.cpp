@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <string_view>
@@ -46,9 +48,16 @@ void remove_stale(const CgroupHierarchy& h) {
     if (!d) return;
     while (struct dirent* e = ::readdir(d)) {
         std::string_view n = e->d_name;
+        // "butter-PID" or "butter-PID-N" (the Nth sandbox of that process).
         if (!n.starts_with("butter-") || n.size() == 7) continue;
         std::string digits(n.substr(7));
-        if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+        if (auto dash = digits.find('-'); dash != std::string::npos) {
+            if (dash + 1 == digits.size() ||
+                digits.find_first_not_of("0123456789", dash + 1) != std::string::npos)
+                continue;
+            digits.resize(dash);
+        }
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
         pid_t pid = static_cast<pid_t>(std::strtol(digits.c_str(), nullptr, 10));
         if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
         ::rmdir((dir + "/" + std::string(n)).c_str());
@@ -64,7 +73,20 @@ SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
     if (plan.memory_limit) wanted.emplace_back("memory", "limits.memory");
     if (plan.pids_limit) wanted.emplace_back("pids", "limits.pids");
     if (plan.cpus) wanted.emplace_back("cpu", "limits.cpus");
+    if (wanted.empty()) return out;
+    // What killed runs left, under every controller butter uses (not only this run's: a run
+    // killed with a memory limit leaves one that a run with only pids would never look at).
+    std::vector<std::string> swept;
+    for (const char* controller : {"memory", "pids", "cpu"}) {
+        auto h = find_cgroup_hierarchy(controller);
+        if (!h || std::find(swept.begin(), swept.end(), h->own_path()) != swept.end()) continue;
+        swept.push_back(h->own_path());
+        remove_stale(*h);
+    }
+    // One name per sandbox: a process may run several (the library API).
+    static std::atomic<unsigned> sandboxes{0};
     std::string name = "butter-" + std::to_string(::getpid());
+    if (unsigned n = sandboxes++; n > 0) name += "-" + std::to_string(n);
     for (const auto& want : wanted) {
         // Named copies: a lambda may not capture structured bindings before C++20's P1091
         // (clang 14, the fuzzing build).
@@ -72,7 +94,6 @@ SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
         const char* key = want.second;
         auto made = [&]() -> Result<Cgroup> {
             BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
-            remove_stale(h);
             BUTTER_ASSIGN_OR_RETURN(Cgroup cg, Cgroup::create(h, name));
             for (const Setting& s : settings(controller, plan, h.version)) {
                 // The swap knobs exist only with swap accounting: skip them when absent.

@@ -120,7 +120,6 @@ Result<void> Output::watch_input() {
 bool Output::flush_pending() {
     auto drop_owed = [&] {  // butter's stream is gone (EPIPE): what it was owed is dropped
         discard(read_.get(), pending_);
-        bytes_ += pending_;
         pending_ = 0;
     };
     while (pending_ > 0) {
@@ -135,7 +134,6 @@ bool Output::flush_pending() {
                         SpliceFlag::Move | SpliceFlag::NonBlock);
         if (n && *n > 0) {
             pending_ -= *n;
-            bytes_ += *n;
             continue;
         }
         int e = n ? EIO : n.error().errno_value();
@@ -154,7 +152,6 @@ bool Output::flush_pending() {
         }
         (void)own_.write(std::string_view(buf, static_cast<std::size_t>(r)));
         pending_ -= static_cast<std::size_t>(r);
-        bytes_ += static_cast<std::uint64_t>(r);
     }
     return true;
 }
@@ -212,12 +209,14 @@ bool Output::pump() {
             if (*t == 0) return false;  // EOF
             if (!move(dup_read_.get(), file_.get(), *t, &error_)) discard(dup_read_.get(), *t);
             pending_ = *t;
+            bytes_ += *t;
         } else {
             // The file failed: keep the command's output flowing to butter's stream.
             int avail = 0;
             if (::ioctl(read_.get(), FIONREAD, &avail) < 0) return false;
             if (avail > 0) {
                 pending_ = static_cast<std::size_t>(avail);
+                bytes_ += pending_;
                 continue;
             }
             pollfd p{read_.get(), POLLIN, 0};

@@ -37,6 +37,8 @@ class Output {
     // A new pipe for the next run of the command (restart); nothing without tee.
     [[nodiscard]] Result<void> reopen_pipe_if_tee();
 
+    // What the command wrote (all of it reached the file unless error() says otherwise; what
+    // butter's own stream did not take in time is not counted out).
     std::uint64_t bytes() const { return bytes_; }
     // The first error writing the file (disk full): reported once, copying to butter's own
     // stream goes on so the command never blocks on a full pipe.

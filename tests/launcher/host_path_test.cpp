@@ -132,6 +132,31 @@ TEST(HostFile, ReplacesSymlinksAndHardLinksInsteadOfWritingThroughThem) {
     EXPECT_EQ(st.st_size, 0);
 }
 
+// /tmp with fs.protected_regular off: a file another user planted for root to fill.
+TEST(HostFile, ReplacesAFileAnotherUserPlantedInAStickyDirectory) {
+    if (!root()) GTEST_SKIP() << "needs root to plant a file of another user";
+    TempDir d;
+    ASSERT_EQ(::chmod(d.path().c_str(), 01777), 0);
+    std::string planted = d / "out";
+    write_file(planted, "theirs\n");
+    ASSERT_EQ(::chmod(planted.c_str(), 0666), 0);
+    ASSERT_EQ(::chown(planted.c_str(), 12345, 12345), 0);
+    int theirs = ::open(planted.c_str(), O_RDONLY | O_CLOEXEC);  // what its planter would read
+    ASSERT_GE(theirs, 0);
+    auto f = HostFile::at(planted);
+    ASSERT_TRUE(f) << f.error().what();
+    auto fd = f->open_truncated();
+    ASSERT_TRUE(fd) << fd.error().what();
+    ASSERT_EQ(::write(fd->get(), "secret\n", 7), 7);
+    char buf[16] = {};
+    EXPECT_EQ(::read(theirs, buf, sizeof buf), 7);
+    EXPECT_STREQ(buf, "theirs\n");  // the planted inode never got butter's output
+    ::close(theirs);
+    struct stat st {};
+    ASSERT_EQ(::stat(planted.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u);
+}
+
 TEST(HostFile, RefusesAFifo) {
     TempDir d;
     ASSERT_EQ(::mkfifo((d / "out").c_str(), 0644), 0);

@@ -210,6 +210,16 @@ TEST(Profile, OversizedOrSpecialFilesAreRefusedBeforeReading) {
     EXPECT_FALSE(read_toml_file("/dev/zero", dev));
     ASSERT_EQ(dev.size(), 1u);
     EXPECT_EQ(dev[0].render(), "/dev/zero: cannot read profile: not a regular file");
+    // A kernel file that says it is empty and never ends: read up to the bound, no further.
+    Diagnostics proc;
+    EXPECT_FALSE(read_toml_file("/proc/self/pagemap", proc));
+    ASSERT_EQ(proc.size(), 1u);
+    EXPECT_NE(proc[0].render().find("over the 1 MiB a profile may have"), std::string::npos)
+        << proc[0].render();
+    // Named by path, a FIFO or a device is not "no such file".
+    Loaded l = load(std::string("/dev/null"), LoadOptions{});
+    ASSERT_FALSE(l.diagnostics.empty());
+    EXPECT_EQ(l.diagnostics[0].render(), "/dev/null: not a regular file (a profile is one)");
 }
 
 class GoldenDiagnostics : public ::testing::TestWithParam<std::string> {};
