@@ -3,6 +3,7 @@
 #include "plan/host_path.hpp"
 #include "plan/plan.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,9 +113,11 @@ std::string lower(std::string s) {
     return s;
 }
 
-// core.hooksPath of a git config file's text (the last one wins, as in git), or "". A small
-// reading of git-config(1): sections, case-insensitive names, quotes, comments; not includes.
-std::string hooks_path(std::string_view text) {
+// The value of `section`.`key` in a git config file's text (the last one wins, as in git), or
+// "". A small reading of git-config(1): sections, case-insensitive names, quotes, comments;
+// not includes.
+std::string config_value(std::string_view text, std::string_view want_section,
+                         std::string_view want_key) {
     std::string section, found;
     while (!text.empty()) {
         std::string_view line = text.substr(0, text.find('\n'));
@@ -131,8 +134,8 @@ std::string hooks_path(std::string_view text) {
                 continue;
         }
         auto eq = l.find('=');
-        if (section != "core" || eq == std::string::npos) continue;
-        if (lower(trim(std::string_view(l).substr(0, eq))) != "hookspath") continue;
+        if (section != want_section || eq == std::string::npos) continue;
+        if (lower(trim(std::string_view(l).substr(0, eq))) != want_key) continue;
         std::string v, raw = trim(std::string_view(l).substr(eq + 1));
         bool quoted = false;
         for (std::size_t i = 0; i < raw.size(); ++i) {
@@ -163,6 +166,131 @@ std::optional<std::string> below(const std::string& dir, const std::string& base
     return r->path.substr(dir.size() + 1);
 }
 
+// The paths of the gitlinks (submodules, mode 160000) in a git index: versions 2 to 4, SHA-1 or
+// SHA-256 entries (gitformat-index(5)). At most kMaxGitlinks; an index it cannot read is an
+// error (what it would have protected is unknown).
+constexpr std::size_t kMaxGitlinks = 1024;
+constexpr std::size_t kMaxIndexBytes = 64u << 20;
+
+Result<std::vector<std::string>> gitlinks(const std::string& index, std::size_t hash_size) {
+    auto bad = [&](const char* why) { return fail(Error::message("read", why, index)); };
+    BUTTER_ASSIGN_OR_RETURN(Fd fd, open(index.c_str(), O_RDONLY | O_NOFOLLOW));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) < 0) return fail_errno("fstat", index);
+    if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) > kMaxIndexBytes)
+        return bad("not a regular file of at most 64 MiB");
+    BUTTER_ASSIGN_OR_RETURN(std::string data, read_all(fd));
+    auto u32 = [&](std::size_t at) {
+        const auto* b = reinterpret_cast<const unsigned char*>(data.data() + at);
+        return std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 |
+               b[3];
+    };
+    if (data.size() < 12 || data.compare(0, 4, "DIRC") != 0) return bad("not a git index");
+    std::uint32_t version = u32(4), entries = u32(8);
+    if (version < 2 || version > 4) return bad("an index version butter does not know");
+    std::vector<std::string> out;
+    std::string path;  // v4: each path is the previous one's prefix and a suffix
+    std::size_t at = 12;
+    for (std::uint32_t i = 0; i < entries; ++i) {
+        std::size_t fixed = 40 + hash_size + 2;
+        if (at + fixed > data.size()) return bad("a truncated entry");
+        std::uint32_t mode = u32(at + 24);
+        std::size_t flags = static_cast<unsigned char>(data[at + fixed - 2]) << 8 |
+                            static_cast<unsigned char>(data[at + fixed - 1]);
+        if (version >= 3 && (flags & 0x4000)) fixed += 2;  // extended flags
+        std::size_t name = at + fixed;
+        if (version == 4) {
+            std::size_t strip = 0;  // git's offset varint
+            unsigned char c = 0;
+            std::size_t k = name;
+            do {
+                if (k >= data.size()) return bad("a truncated entry");
+                c = static_cast<unsigned char>(data[k++]);
+                strip = k == name + 1 ? (c & 127) : ((strip + 1) << 7) + (c & 127);
+            } while ((c & 128) && k - name < 8);
+            if (strip > path.size()) return bad("a bad path prefix");
+            auto end = data.find('\0', k);
+            if (end == std::string::npos) return bad("a truncated entry");
+            path = path.substr(0, path.size() - strip) + data.substr(k, end - k);
+            at = end + 1;
+        } else {
+            auto end = data.find('\0', name);
+            if (end == std::string::npos) return bad("a truncated entry");
+            path = data.substr(name, end - name);
+            at += (fixed + path.size() + 8) & ~std::size_t{7};
+        }
+        if ((mode & 0170000) == 0160000) {
+            if (out.size() >= kMaxGitlinks) return bad("more than 1,024 submodules");
+            out.push_back(path);
+        }
+    }
+    return out;
+}
+
+// Submodules (and repositories committed inside as gitlinks): each is a checkout of its own
+// that git enters from the top (`git status` runs its fsmonitor, its hooks at a commit), through
+// the gitfile at PATH/.git, which points wherever it says. So that a sandbox can neither
+// rewrite that gitfile nor put another checkout at PATH: PATH/.git read-only (a repository's
+// .git directory too), an uninitialized PATH (no .git) read-only as a whole, and PATH and every
+// directory above it pinned (bound onto itself: a mount point cannot be renamed or removed).
+// Only where the checkout has submodules: .gitmodules, or .git/modules.
+Result<void> protect_submodules(const std::string& dir, const std::string& git_dir,
+                                const std::string& config, std::vector<GitPart>& out) {
+    std::string root = dir == "/" ? "" : dir;
+    struct stat st {};
+    if (::lstat((root + "/.gitmodules").c_str(), &st) < 0 &&
+        ::lstat((git_dir + "/modules").c_str(), &st) < 0)
+        return {};
+    std::size_t hash =
+        lower(config_value(config, "extensions", "objectformat")) == "sha256" ? 32 : 20;
+    auto links = gitlinks(git_dir + "/index", hash);
+    if (!links) {
+        if (links.error().errno_value() == ENOENT) return {};  // a checkout without an index
+        return fail(std::move(links).error());
+    }
+    std::vector<GitPart> pins, read_only;
+    for (const std::string& link : *links) {
+        auto normal = normalize_target("/" + link);
+        if (!normal || *normal == "/") continue;
+        std::string rel = normal->substr(1);
+        // Pinned from the top down, each directory once; stopping at one that is not a plain
+        // directory of the checkout (gone, a symlink: nothing there to enter or to pin).
+        bool whole = true;
+        for (std::size_t slash = 0; slash != std::string::npos;) {
+            slash = rel.find('/', slash + 1);
+            std::string part = rel.substr(0, slash);
+            struct stat pst {};
+            if (::lstat((root + "/" + part).c_str(), &pst) < 0 || !S_ISDIR(pst.st_mode)) {
+                whole = false;
+                break;
+            }
+            if (std::none_of(pins.begin(), pins.end(),
+                             [&](const GitPart& g) { return g.rel == part; }))
+                pins.push_back({part, pst, true});
+        }
+        if (!whole) continue;
+        struct stat gst {};
+        std::string dot_git = root + "/" + rel + "/.git";
+        if (::lstat(dot_git.c_str(), &gst) == 0) {
+            if (S_ISLNK(gst.st_mode))
+                return fail(
+                    Error::message("lstat", "a symlink: butter cannot bind it read-only", dot_git)
+                        .with_hint("set filesystem.writable_git = true to run with it writable"));
+            read_only.push_back({rel + "/.git", gst, false});
+        } else {
+            read_only.push_back({rel, pins.back().st, false});  // uninitialized: empty
+        }
+    }
+    // Shallower first: a bind covers what was mounted below it before.
+    std::stable_sort(pins.begin(), pins.end(), [](const GitPart& a, const GitPart& b) {
+        return std::count(a.rel.begin(), a.rel.end(), '/') <
+               std::count(b.rel.begin(), b.rel.end(), '/');
+    });
+    out.insert(out.end(), pins.begin(), pins.end());
+    out.insert(out.end(), read_only.begin(), read_only.end());
+    return {};
+}
+
 }  // namespace
 
 Result<std::vector<GitPart>> git_parts_to_protect(const std::string& dir) {
@@ -175,7 +303,7 @@ Result<std::vector<GitPart>> git_parts_to_protect(const std::string& dir) {
         return fail(Error::message("lstat", "a symlink: butter cannot bind it read-only", dot_git)
                         .with_hint("set filesystem.writable_git = true to run with it writable"));
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) return out;
-    out.push_back({".git", st});
+    out.push_back({".git", st, false});
     std::string git_dir = dot_git;
     if (S_ISREG(st.st_mode)) {
         // A gitfile ("gitdir: PATH"): a worktree's, or --separate-git-dir's.
@@ -183,15 +311,17 @@ Result<std::vector<GitPart>> git_parts_to_protect(const std::string& dir) {
         if (text.starts_with("gitdir:")) {
             std::string target = trim(std::string_view(text).substr(7));
             struct stat gst {};
-            if (auto rel = below(dir, root, target, gst)) out.push_back({*rel, gst});
+            if (auto rel = below(dir, root, target, gst)) out.push_back({*rel, gst, false});
             git_dir = target[0] == '/' ? target : root + "/" + target;
         }
     }
-    std::string hooks = hooks_path(read_file((git_dir + "/config").c_str()).value_or(""));
+    std::string config = read_file((git_dir + "/config").c_str()).value_or("");
+    std::string hooks = config_value(config, "core", "hookspath");
     struct stat hst {};
     if (!hooks.starts_with("~"))
         if (auto rel = below(dir, root, hooks, hst); rel && S_ISDIR(hst.st_mode))
-            out.push_back({*rel, hst});
+            out.push_back({*rel, hst, false});
+    BUTTER_TRY(protect_submodules(dir, git_dir, config, out));
     return out;
 }
 

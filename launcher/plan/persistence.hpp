@@ -34,12 +34,15 @@ std::string home_danger(const std::string& source, dev_t dev, ino_t ino,
                         const std::vector<Home>& homes);
 
 // What of a git checkout at `dir` (a writable bind's source, resolved) stays read-only: its .git
-// (a directory, or a gitdir file and the directory it names where that lies under `dir`), and
-// core.hooksPath where it lies under `dir` (husky's .husky, say). Each as a path relative to
-// `dir`, with what it is. A .git that is a symlink cannot be bound over: an error.
+// (a directory, or a gitdir file and the directory it names where that lies under `dir`),
+// core.hooksPath where it lies under `dir` (husky's .husky, say), and its submodules' gitfiles,
+// with the directories on the way to them pinned (protect_submodules in persistence.cpp). Each
+// as a path relative to `dir`, with what it is, in the order to mount them. A .git that is a
+// symlink cannot be bound over: an error.
 struct GitPart {
     std::string rel;
     struct stat st;
+    bool pin = false;  // bound onto itself, writable as around it: not renamed or removed
 };
 [[nodiscard]] Result<std::vector<GitPart>> git_parts_to_protect(const std::string& dir);
 

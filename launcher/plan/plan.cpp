@@ -495,13 +495,17 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
                     MountStep g = s;
                     g.source = (s.source == "/" ? "" : s.source) + "/" + part.rel;
                     g.target = (s.target == "/" ? "" : s.target) + "/" + part.rel;
-                    g.read_only = true;
+                    g.read_only = !part.pin;
                     g.source_is_dir = S_ISDIR(part.st.st_mode);
                     g.source_dev = part.st.st_dev;
                     g.source_ino = part.st.st_ino;
-                    // Seen with its owner as the rest of the checkout (git checks).
-                    g.source_uid = part.st.st_uid;
-                    g.source_gid = part.st.st_gid;
+                    // Read-only: seen with its owner as the rest of the checkout (git checks).
+                    // A pin is writable as the bind around it is, with its mapping (never
+                    // that of the pinned directory's own owner, which may be root).
+                    if (!part.pin) {
+                        g.source_uid = part.st.st_uid;
+                        g.source_gid = part.st.st_gid;
+                    }
                     git_steps.push_back(std::move(g));
                 }
             }

@@ -5,8 +5,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cstdlib>
 
 #include <atomic>
 #include <cerrno>
@@ -370,6 +372,53 @@ TEST_P(HostileFiles, HomeAndGitAreNotWritableByDefault) {
     auto link = sh("true");
     EXPECT_EQ(link.code, 125);
     EXPECT_NE(link.err.find("filesystem.writable_git"), std::string::npos) << link.err;
+}
+
+// 5b. A submodule's gitfile is a way into the checkout's git too: `git status` at the top
+// enters each submodule through the gitdir its .git file names, and runs that gitdir's
+// core.fsmonitor. Neither the gitfile nor the submodule's place can be changed.
+TEST_P(HostileFiles, SubmodulesCannotRedirectGit) {
+    if (owner() == 0 && !nobody()) GTEST_SKIP() << "the sandbox cannot write a root-owned dir";
+    if (std::system("git --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no git";
+    std::string origin = base_ / "origin";
+    auto git = [&](const std::string& dir, const std::string& args) {
+        // (In the environment: git's own subcommands, submodule's, see it too.)
+        std::string cmd =
+            "cd '" + dir +
+            "' && export GIT_CONFIG_COUNT=4 GIT_CONFIG_KEY_0=safe.directory "
+            "GIT_CONFIG_VALUE_0='*' GIT_CONFIG_KEY_1=protocol.file.allow "
+            "GIT_CONFIG_VALUE_1=always GIT_CONFIG_KEY_2=user.name GIT_CONFIG_VALUE_2=t "
+            "GIT_CONFIG_KEY_3=user.email GIT_CONFIG_VALUE_3=t@t && git " +
+            args + " >/dev/null 2>&1";
+        return std::system(cmd.c_str());
+    };
+    ASSERT_EQ(::mkdir(origin.c_str(), 0755), 0);
+    ASSERT_EQ(git(origin, "init -q && touch a && git add a && git commit -qm a"), 0);
+    ASSERT_EQ(git(work_, "init -q && git submodule add -q '" + origin +
+                             "' libs/sub && git commit -qm top"),
+              0);
+    ASSERT_EQ(std::system(("chown -R " + std::to_string(owner()) + ":" + std::to_string(owner()) +
+                           " '" + work_ + "'")
+                              .c_str()),
+              0);
+    std::string gitfile = read_file(work_ + "/libs/sub/.git");
+    auto r =
+        sh("cp -r .git/modules/libs/sub evil; "
+           "printf '[core]\\n\\tworktree = ../libs/sub\\n\\tfsmonitor = \"touch PWNED\"\\n' "
+           ">> evil/config; echo 'gitdir: ../../evil' > libs/sub/.git; echo ok > file");
+    EXPECT_EQ(read_file(work_ + "/file"), "ok\n") << r.err;  // the rest stays writable
+    EXPECT_EQ(read_file(work_ + "/libs/sub/.git"), gitfile) << r.err;
+    // The host's git, at the top: nothing of the sandbox's runs.
+    git(work_, "status");
+    struct stat st {};
+    for (const std::string& p :
+         {work_ + "/PWNED", work_ + "/libs/sub/PWNED", work_ + "/evil/PWNED"})
+        EXPECT_NE(::lstat(p.c_str(), &st), 0) << p << " was made: the sandbox's fsmonitor ran";
+    // Nor can another checkout take the submodule's place: its directory and those above it
+    // stay where they are.
+    auto moved = sh("mv libs/sub libs/sub2; mv libs libs2; rm -rf libs/sub; echo ok > file3");
+    EXPECT_EQ(read_file(work_ + "/file3"), "ok\n") << moved.err;
+    EXPECT_EQ(read_file(work_ + "/libs/sub/.git"), gitfile) << moved.err;
 }
 
 // 6. The sandbox's /dev (a directory of its root tmpfs) holds a bounded amount.

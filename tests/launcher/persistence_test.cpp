@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "../support/child.hpp"
 #include "../support/tmpdir.hpp"
 #include "../support/userns.hpp"
@@ -65,6 +67,49 @@ TEST(Homes, ABindMountOfAHomeIsTheHome) {
         return 0;
     });
     EXPECT_EQ(r.code(), 0) << r.output;
+}
+
+// Submodules, from the index as git writes it in each version: the directories on the way
+// pinned (shallower first), each gitfile read-only, an uninitialized one read-only whole.
+TEST(Git, SubmodulesFromEveryIndexVersion) {
+    if (std::system("git --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no git";
+    TempDir d;
+    auto git = [&](const std::string& dir, const std::string& args) {
+        std::string cmd =
+            "cd '" + dir +
+            "' && export GIT_CONFIG_COUNT=3 GIT_CONFIG_KEY_0=protocol.file.allow "
+            "GIT_CONFIG_VALUE_0=always GIT_CONFIG_KEY_1=user.name GIT_CONFIG_VALUE_1=t "
+            "GIT_CONFIG_KEY_2=user.email GIT_CONFIG_VALUE_2=t@t && git " +
+            args + " >/dev/null 2>&1";
+        return std::system(cmd.c_str());
+    };
+    std::string origin = d / "origin", top = d / "top";
+    ASSERT_EQ(::mkdir(origin.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(top.c_str(), 0755), 0);
+    ASSERT_EQ(git(origin, "init -q && touch a && git add a && git commit -qm a"), 0);
+    ASSERT_EQ(git(top, "init -q && touch f && git add f && git submodule add -q '" + origin +
+                           "' a/b/one && git submodule add -q '" + origin +
+                           "' two && git commit -qm top"),
+              0);
+    // "two" uninitialized: its checkout removed, its directory left empty, as a fresh clone's.
+    ASSERT_EQ(git(top, "submodule deinit -q -f two"), 0);
+    for (const char* version : {"2", "3", "4"}) {
+        ASSERT_EQ(git(top, std::string("update-index --index-version ") + version), 0);
+        auto parts = git_parts_to_protect(top);
+        ASSERT_TRUE(parts) << parts.error().what();
+        std::string got;
+        for (const GitPart& p : *parts)
+            got += (p.pin ? "pin " : "ro ") + p.rel + "\n";
+        EXPECT_EQ(got,
+                  "ro .git\n"
+                  "pin a\n"
+                  "pin two\n"
+                  "pin a/b\n"
+                  "pin a/b/one\n"
+                  "ro a/b/one/.git\n"
+                  "ro two\n")
+            << "index version " << version;
+    }
 }
 
 }  // namespace
