@@ -347,7 +347,9 @@ TEST_P(HostileActivity, LongPathsAreBoundedByBytesNotOnlyByCount) {
     ASSERT_EQ(::wait4(s.pid, &st, 0, &ru), s.pid);
     ::close(s.out_fd);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+#if !defined(__SANITIZE_ADDRESS__)  // (ASan keeps 256 MB of freed memory in quarantine)
     EXPECT_LT(ru.ru_maxrss, 160 * 1024) << "peak RSS " << ru.ru_maxrss << " kB";
+#endif
     std::string j = read_file(rep);
     EXPECT_LT(j.size(), 20u << 20);
     EXPECT_NE(j.find("\"partial\": true"), std::string::npos) << j.substr(0, 300);
