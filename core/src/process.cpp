@@ -1,13 +1,13 @@
 #include "butter/process.hpp"
 
-#include <link.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -62,9 +62,13 @@ ExitStatus decode(const siginfo_t& info) {
     return s;
 }
 
-Result<std::optional<ExitStatus>> do_waitid(idtype_t type, id_t id, int options, const char* call) {
+Result<std::optional<ExitStatus>> do_waitid(idtype_t type, id_t id, int options, const char* call,
+                                            struct rusage* usage = nullptr) {
     siginfo_t info{};
-    int r = sys::retry_eintr([&] { return ::waitid(type, id, &info, options); });
+    int r = sys::retry_eintr([&] {
+        return usage ? static_cast<int>(::syscall(SYS_waitid, type, id, &info, options, usage))
+                     : ::waitid(type, id, &info, options);
+    });
     if (r < 0) {
         // A non-blocking pidfd reports "not exited yet" as EAGAIN, as WNOHANG does with 0.
         if (errno == EAGAIN && type == static_cast<idtype_t>(P_PIDFD))
@@ -113,9 +117,10 @@ Result<Fd> pidfd_getfd(BorrowedFd pidfd, int target_fd) {
     return Fd(fd);
 }
 
-Result<std::optional<ExitStatus>> waitid_pidfd(BorrowedFd pidfd, int extra_options) {
+Result<std::optional<ExitStatus>> waitid_pidfd(BorrowedFd pidfd, int extra_options,
+                                               struct rusage* usage) {
     return do_waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd.get()),
-                     WEXITED | extra_options, "waitid(P_PIDFD)");
+                     WEXITED | extra_options, "waitid(P_PIDFD)", usage);
 }
 
 Result<std::optional<ExitStatus>> waitid_pid(pid_t pid, int extra_options) {
@@ -224,91 +229,6 @@ Result<void> close_range(unsigned first, unsigned last, unsigned flags) {
     int r = sys::close_range(first, last, flags);
     if (r < 0) return fail(Error("close_range", -r));
     return {};
-}
-
-namespace {
-
-struct TextRanges {
-    std::uintptr_t ranges[8][2];
-    int count = 0;
-    std::uintptr_t relro_begin = 0, relro_end = 0;
-};
-
-// The main program is the first object dl_iterate_phdr reports (static or not).
-int collect_text(struct dl_phdr_info* info, std::size_t, void* data) {
-    auto* t = static_cast<TextRanges*>(data);
-    for (int i = 0; i < info->dlpi_phnum; ++i) {
-        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-        std::uintptr_t begin = info->dlpi_addr + ph.p_vaddr, end = begin + ph.p_memsz;
-        if (ph.p_type == PT_GNU_RELRO) {
-            t->relro_begin = begin;
-            t->relro_end = end;
-        } else if (ph.p_type == PT_LOAD && (ph.p_flags & PF_W) == 0 && t->count < 8) {
-            t->ranges[t->count][0] = begin;
-            t->ranges[t->count][1] = end;
-            ++t->count;
-        }
-    }
-    return 1;  // the main program only
-}
-
-// madvise(2) `advice` over the whole pages of the main program's read-only segments, none
-// shared with RELRO. Returns the bytes covered.
-Result<std::size_t> advise_program_text(int advice, const char* call) {
-    TextRanges t;
-    ::dl_iterate_phdr(collect_text, &t);
-    const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    std::size_t covered = 0;
-    for (int i = 0; i < t.count; ++i) {
-        std::uintptr_t begin = (t.ranges[i][0] + page - 1) & ~(page - 1);
-        std::uintptr_t end = t.ranges[i][1] & ~(page - 1);
-        if (t.relro_end > t.relro_begin && begin < t.relro_end && t.relro_begin < end) {
-            std::uintptr_t rb = t.relro_begin & ~(page - 1);
-            std::uintptr_t re = (t.relro_end + page - 1) & ~(page - 1);
-            if (rb <= begin)
-                begin = std::max(begin, re);
-            else
-                end = std::min(end, rb);
-        }
-        if (end <= begin) continue;
-        if (::madvise(reinterpret_cast<void*>(begin), end - begin, advice) < 0)
-            return fail_errno(call, "program text");
-        covered += end - begin;
-    }
-    return covered;
-}
-
-}  // namespace
-
-Result<std::size_t> release_program_text() {
-    return advise_program_text(MADV_DONTNEED, "madvise(MADV_DONTNEED)");
-}
-
-Result<void> prefault_program_text() {
-#ifdef MADV_POPULATE_READ
-    BUTTER_TRY(advise_program_text(MADV_POPULATE_READ, "madvise(MADV_POPULATE_READ)"));
-    return {};
-#else
-    return fail(Error("madvise(MADV_POPULATE_READ)", EINVAL, "program text"));
-#endif
-}
-
-Result<void> prefault_heap() {
-#ifdef MADV_POPULATE_WRITE
-    // One allocation below the mmap threshold makes malloc extend the break if it has not;
-    // from its page to the break is the heap's untouched rest.
-    void* probe = std::malloc(1);
-    if (!probe) return fail(Error("malloc", ENOMEM));
-    auto lo = reinterpret_cast<std::uintptr_t>(probe) & ~std::uintptr_t{4095};
-    auto hi = reinterpret_cast<std::uintptr_t>(::sbrk(0));
-    std::free(probe);
-    if (hi <= lo) return {};  // not a brk heap (an mmap'd arena)
-    if (::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE) < 0)
-        return fail_errno("madvise(MADV_POPULATE_WRITE)", "heap");
-    return {};
-#else
-    return fail(Error("madvise(MADV_POPULATE_WRITE)", EINVAL, "heap"));
-#endif
 }
 
 }  // namespace butter

@@ -120,6 +120,8 @@ struct ChildChannels {
     bool late_cgroup_ns = false;   // unshare the cgroup namespace after "go" (in its cgroup)
     sigset_t original_mask{};      // the caller's signal mask, restored before exec
     bool sigpipe_default = true;   // SIGPIPE back to its default before exec (else ignored)
+    bool default_signals = false;  // every signal back to its default before exec (the library:
+                                   // what its caller ignores is not the command's business)
     std::vector<int> prepared;     // per plan.mounts entry: a detached tree the parent made, or -1
     // Detached clones the parent made of the host's kDevNodes (-1: the host lacks that one) and
     // of /dev/null for /proc's masks; the child makes them itself when `have_host_trees` is not

@@ -85,6 +85,9 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     ::pthread_sigmask(SIG_SETMASK, &ch.original_mask, nullptr);
     // As the caller had it: butter ignores SIGPIPE, and an ignored signal stays so at exec.
     ::signal(SIGPIPE, ch.sigpipe_default ? SIG_DFL : SIG_IGN);
+    if (ch.default_signals)
+        for (int sig = 1; sig < NSIG; ++sig)
+            if (sig != SIGKILL && sig != SIGSTOP) (void)::signal(sig, SIG_DFL);
     if (plan.new_session && ::setsid() < 0) die(ch, Step::Session, Error::from_errno("setsid"));
     if (ch.tty_fd >= 0) {
         // The pseudo-terminal becomes stdio and the controlling terminal of the new session.

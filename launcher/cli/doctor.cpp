@@ -324,7 +324,7 @@ int run_doctor() {
                 plan->file_activity = false;  // a trial run has nothing to watch
                 SupervisorOptions so;
                 so.verbosity = 0;
-                auto o = run_sandbox(*plan, blocked ? blocked->previous() : sigset_t{}, so);
+                auto o = run_cli_sandbox(*plan, blocked ? blocked->previous() : sigset_t{}, so);
                 if (!o)
                     verdict = "cannot run: " + o.error().what();
                 else if (o->exit_status() != 0)

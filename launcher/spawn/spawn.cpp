@@ -9,11 +9,13 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <cstring>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -29,6 +31,7 @@
 #include "child/child.hpp"
 #include "child/raw.hpp"
 #include "plan/host_path.hpp"
+#include "spawn/internal.hpp"
 #include "supervise/cgroup.hpp"
 
 namespace butter::launcher {
@@ -106,15 +109,12 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
     return out;
 }
 
-// The child's stack: the set-up's frames, the command's until its exec (vfork), init's loop.
-constexpr std::size_t kChildStackSize = 1 << 20;
-
 // What the shared-memory child starts with: its arguments, and the supervisor's ends of the
 // pipe and socket, which it closes (its own fd table; the Fd objects are the supervisor's).
 struct ChildStart {
-    const SandboxPlan* plan;
-    const ChildChannels* ch;
-    int close_fds[2];
+    const SandboxPlan* plan = nullptr;
+    const ChildChannels* ch = nullptr;
+    int close_fds[2] = {-1, -1};
     bool lsan_disabled = false;
 };
 
@@ -132,14 +132,15 @@ int child_main(void* arg) {
 }
 
 // SIGKILL to the child, and back once it is gone (with a pid namespace, PID 1 exits after
-// every other process in it). Raw calls only, as wait_for_setup.
+// every other process in it), left for the caller to reap. Raw calls only, as wait_for_setup;
+// EINTR retried a bounded number of times (no other error can come from a pidfd of our child).
 void kill_and_wait(int pidfd) {
     raw::call(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-    struct pollfd p {
-        pidfd, POLLIN, 0
-    };
-    while (raw::call(SYS_ppoll, &p, 1, nullptr, nullptr, 8) < 0) {
-    }
+    siginfo_t info;
+    for (int i = 0; i < 1000; ++i)
+        if (raw::call(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | WNOWAIT | __WALL, nullptr) !=
+            -EINTR)
+            return;
 }
 
 // Until the shared-memory child no longer runs on this memory: EOF on the failure pipe, whose
@@ -170,7 +171,13 @@ void wait_for_setup(Sandbox& sb, const SpawnExtras& extras, std::int64_t grace_n
         };
         nfds_t n = poll_signals ? 3 : kill_at < 0 ? 2 : 1;
         long r = raw::call(SYS_ppoll, fds, n, wait_ns < 0 ? nullptr : &timeout, nullptr, 8);
-        if (r < 0) continue;  // EINTR
+        if (r == -EINTR) continue;
+        if (r < 0) {
+            // Cannot wait (ENOMEM): the set-up ends now rather than be waited for forever, and
+            // its failure pipe's last copies close as it dies.
+            kill_and_wait(sb.pidfd.get());
+            break;
+        }
         if (fds[0].revents != 0) {
             ChildFailure f;
             long got = raw::call(SYS_read, sb.failure.get(), &f, sizeof f);
@@ -257,360 +264,230 @@ Sandbox::~Sandbox() {
     if (restore_dumpable) (void)set_dumpable(true);
 }
 
-// --- the early child -----------------------------------------------------------------------
-
-struct EarlyChild::State {
-    ChildStack stack;    // first: destroyed last, once the child is gone
-    SocketPair control;  // the only descriptors made before the clone; the rest come with "go"
-    pid_t pid = 0;
-    Fd pidfd;
-    // What the child reads: at its start (set before the clone and not written after it) ...
-    int close_fd = -1;  // the supervisor's end
-    int control_fd = -1;
-    // ... and after "go" (set by spawn before it).
-    const SandboxPlan* plan = nullptr;
-    const ChildChannels* ch = nullptr;
-    sigset_t mask{};  // the supervisor's at spawn: what a spawn child starts with
-    bool lsan_disabled = false;
-    std::atomic<bool> go_sent{false};  // set once "go" is on the socket (wait_awake_for_go)
-    // The scheduler tends to queue the child behind the supervisor on the supervisor's CPU,
-    // where the two would take turns: it is put on another one until "go" (by itself, should
-    // it run first, and by the supervisor), and gets the supervisor's CPUs back after it.
-    cpu_set_t one_cpu{};
-    cpu_set_t all_cpus{};
-
-    State() = default;
-    State(const State&) = delete;
-    State& operator=(const State&) = delete;
-    ~State() {
-        if (!pidfd.valid()) return;
-        (void)pidfd_send_signal(pidfd, SIGKILL);
-        (void)waitid_pidfd(pidfd);
-    }
-};
-
 namespace {
 
-// The namespaces the early child makes itself (CLONE_NEWPID only takes effect at a clone).
-// (And not the cgroup namespace: it is rooted where the child is when it is made, so it is made
-// after "go", once the child is in the sandbox's cgroup: ChildChannels::late_cgroup_ns.)
-constexpr Namespaces kUnshared =
-    EarlyChild::kNamespaces.without(Namespace::User | Namespace::Pid | Namespace::Cgroup);
-// "go" carries at most this many descriptors: the failure pipe, the supervisor's pidfd,
-// /dev/null, stdout, stderr, the terminal, the host trees (/dev/null's and the device nodes')
-// and one per mount.
-constexpr int kMaxEarlyFds = 64;
-// The descriptors "go" carries, in the order it carries them: `f` on each field of `ch` that
-// holds one (-1: none, not sent). One list for the sender and the receiver.
-template <typename Channels, typename F>
-void for_each_go_fd(Channels& ch, F f) {
-    for (auto* fd : {&ch.error_fd, &ch.parent_pidfd, &ch.null_fd, &ch.stdout_fd, &ch.stderr_fd,
-                     &ch.tty_fd, &ch.null_tree})
-        f(*fd);
-    for (auto& fd : ch.dev_nodes)
-        f(fd);
-    for (auto& fd : ch.prepared)
-        f(fd);
-}
-
-// How long the child spins for "go" before it sleeps in recvmsg.
-constexpr std::int64_t kGoSpinNs = 1'000'000;
-
-// The child's namespaces are made; "go" is usually near. Sleeping for it would halt this CPU,
-// and a halted vCPU takes 0.1-0.3 ms to wake: spin for it a while instead (the whole start-up
-// ~0.3 ms faster on the benchmark's VM, for no more CPU time in all), then sleep as before.
-void wait_awake_for_go(const EarlyChild::State& st) {
-    std::int64_t until = monotonic_ns() + kGoSpinNs;
-    for (unsigned i = 1; !st.go_sent.load(std::memory_order_acquire); ++i) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ volatile("yield");
-#endif
-        if (i % 256 == 0 && monotonic_ns() > until) return;  // the vDSO: no errno, no state
-    }
-}
-
-// After "go" (`m`, received): the supervisor waits (wait_for_setup) and the memory is this
-// process's.
-[[noreturn]] void early_go(EarlyChild::State& st, long unshared, const struct msghdr& m) {
-#if defined(__SANITIZE_ADDRESS__)
-    __lsan_disable();  // as child_main
-    st.lsan_disabled = true;
-#endif
-    int fds[kMaxEarlyFds];
-    int count = 0;
-    if (const struct cmsghdr* c = CMSG_FIRSTHDR(&m);
-        c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-        count = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        std::memcpy(fds, CMSG_DATA(c), sizeof(int) * static_cast<std::size_t>(count));
-    }
-    ::pthread_sigmask(SIG_SETMASK, &st.mask, nullptr);
-    ChildChannels ch = *st.ch;  // the supervisor's, with the numbers the descriptors have here
-    ch.wait_for_parent = false;
-    int next = 0;
-    bool missing = false;
-    for_each_go_fd(ch, [&](int& fd) {
-        if (fd < 0) return;
-        if (next == count)
-            missing = true;
-        else
-            fd = fds[next++];
-    });
-    if (missing || next != count)
-        die(ch, Step::WaitParent, Error("recvmsg", EBADF, "the descriptors of \"go\""));
-    if (unshared < 0) die(ch, Step::Namespaces, Error("unshare", static_cast<int>(-unshared)));
-    if (::sched_setaffinity(0, sizeof st.all_cpus, &st.all_cpus) < 0)
-        die(ch, Step::Namespaces, Error::from_errno("sched_setaffinity", "the supervisor's CPUs"));
-    run_child(*st.plan, ch);
-}
-
-// Until "go": this stack and raw system calls only (raw.hpp), and no [[noreturn]] call (ASan
-// would unpoison the stack above, the supervisor's): the supervisor runs meanwhile. A return
-// is clone's exit(2).
-int early_main(void* arg) {
-    auto* st = static_cast<EarlyChild::State*>(arg);
-    int control = st->control_fd;
-    raw::call(SYS_sched_setaffinity, 0, sizeof st->one_cpu, &st->one_cpu);
-    raw::call(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    std::uint64_t all = ~std::uint64_t{0};
-    raw::call(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
-    // With the supervisor's end closed here, its death (before the death signal was armed,
-    // too) is EOF on the socket.
-    raw::call(SYS_close, st->close_fd);
-    long unshared = raw::call(SYS_unshare, kUnshared.raw());
-    wait_awake_for_go(*st);
-
-    char byte = 0;
-    struct iovec iov {
-        &byte, 1
-    };
-    alignas(struct cmsghdr) char control_buf[CMSG_SPACE(sizeof(int) * kMaxEarlyFds)];
-    struct msghdr m {};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = control_buf;
-    m.msg_controllen = sizeof control_buf;
-    long got;
-    do
-        got = raw::call(SYS_recvmsg, control, &m, MSG_CMSG_CLOEXEC);
-    while (got == -EINTR);
-    if (got <= 0 || (m.msg_flags & MSG_CTRUNC)) return 125;  // discarded, or nothing to go by
-    early_go(*st, unshared, m);
-}
-
-// "go" for an early child: one byte and the descriptors it needs. Before the send the child
-// waits in recvmsg; after it, only raw calls and this stack (wait_for_setup): hence no
-// send_fds, which frees its buffer after the send, while the child may be allocating.
-Result<void> send_early_go(int socket, const ChildChannels& ch) {
-    int fds[kMaxEarlyFds];
-    int count = 0;
-    for_each_go_fd(ch, [&](const int& fd) {
-        if (fd >= 0 && count < kMaxEarlyFds) fds[count++] = fd;
-    });
-    char byte = 1;
-    struct iovec iov {
-        &byte, 1
-    };
-    alignas(struct cmsghdr) char control_buf[CMSG_SPACE(sizeof(int) * kMaxEarlyFds)] = {};
-    struct msghdr m {};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    if (count > 0) {
-        m.msg_control = control_buf;
-        m.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<std::size_t>(count));
-        struct cmsghdr* c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<std::size_t>(count));
-        std::memcpy(CMSG_DATA(c), fds, sizeof(int) * static_cast<std::size_t>(count));
-    }
-    if (::sendmsg(socket, &m, MSG_NOSIGNAL) != 1) return fail_errno("sendmsg", "control socket");
-    return {};
-}
-
-}  // namespace
-
-EarlyChild::EarlyChild() = default;
-EarlyChild::EarlyChild(EarlyChild&&) noexcept = default;
-EarlyChild& EarlyChild::operator=(EarlyChild&&) noexcept = default;
-EarlyChild::~EarlyChild() = default;
-
-std::unique_ptr<EarlyChild::State> EarlyChild::take() {
-    return std::move(state_);
-}
-
-void EarlyChild::kill() {
-    if (state_ && state_->pidfd.valid()) (void)pidfd_send_signal(state_->pidfd, SIGKILL);
-}
-
-bool EarlyChild::fits(const SandboxPlan& plan) {
-    return plan.namespaces == kNamespaces && !plan.seccomp_listener &&
-           plan.mounts.size() + 7 + kDevNodes.size() <= static_cast<std::size_t>(kMaxEarlyFds);
-}
-
-Result<EarlyChild> EarlyChild::start() {
-    auto st = std::make_unique<State>();
-    // On one CPU the child's head start would only delay the supervisor: none then.
-    if (::sched_getaffinity(0, sizeof st->all_cpus, &st->all_cpus) < 0)
-        return fail_errno("sched_getaffinity");
-    int here = ::sched_getcpu();
-    int other = -1;
-    for (int cpu = 0; cpu < CPU_SETSIZE && other < 0; ++cpu)
-        if (CPU_ISSET(cpu, &st->all_cpus) && cpu != here) other = cpu;
-    if (other < 0 || CPU_COUNT(&st->all_cpus) < 2) return EarlyChild();
-    CPU_SET(other, &st->one_cpu);
-    // Deeper under ASan: the supervisor loads and plans on the main stack meanwhile.
-    BUTTER_ASSIGN_OR_RETURN(st->stack, ChildStack::map(kChildStackSize, 4u << 20));
-    BUTTER_ASSIGN_OR_RETURN(st->control, SocketPair::create(SOCK_SEQPACKET));
-    st->close_fd = st->control.first.get();
-    st->control_fd = st->control.second.get();
-    int pidfd = -1;
-    int flags = static_cast<int>((Namespace::User | Namespace::Pid).raw()) | CLONE_VM |
-                CLONE_PIDFD | SIGCHLD;
-    int pid = ::clone(early_main, st->stack.top(), flags, st.get(), &pidfd);
-    if (pid < 0) return fail_errno("clone", "CLONE_VM, the user and pid namespaces");
-    st->pid = pid;
-    st->pidfd = Fd(pidfd);
-    // Not fatal: the child then only starts on whichever CPU the scheduler gives it.
-    (void)::sched_setaffinity(pid, sizeof st->one_cpu, &st->one_cpu);
-    EarlyChild e;
-    e.state_ = std::move(st);
-    return e;
-}
-
-Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
-                      const SpawnExtras& extras, EarlyChild early) {
-    std::unique_ptr<EarlyChild::State> e;
-    if (early.started() && EarlyChild::fits(plan)) e = early.take();
-    // One that does not fit dies while the sandbox starts (it may be inside its unshare, which
-    // SIGKILL does not cut short), and is reaped when spawn returns: `early` goes last.
-    early.kill();
+// The descriptors and texts one spawn holds until the child runs on its own.
+struct Spawning {
     HostTrees prepared;
-    if (plan.privileged && plan.namespaces.has(Namespace::User)) {
-        BUTTER_ASSIGN_OR_RETURN(prepared, prepare_host_trees(plan));
-    }
     SocketPair control;
-    if (e) {
-        control = std::move(e->control);
-    } else {
-        BUTTER_ASSIGN_OR_RETURN(control, SocketPair::create(SOCK_SEQPACKET));
-    }
-    BUTTER_ASSIGN_OR_RETURN(Pipe failure, Pipe::create());
-    BUTTER_ASSIGN_OR_RETURN(Fd self, pidfd_open(::getpid()));
-    BUTTER_ASSIGN_OR_RETURN(Fd null, open("/dev/null", O_RDWR));
-    CommandArgs command(plan);
-
+    Pipe failure;
+    Fd self, null;
+    std::unique_ptr<EarlyChild::State> early;
     ChildChannels ch;
-    ch.error_fd = failure.write.get();
-    ch.control_fd = control.second.get();
-    ch.parent_pidfd = self.get();
-    ch.null_fd = null.get();
+    Namespaces clone_ns;
+    bool parent_maps = false, join_cgroups = false;
+    std::string uid_text, gid_text;
+    ChildStart start{};  // what a shared-memory child starts from
+};
+
+// Everything the child reads, made before the clone (the shared-memory protocol's 1).
+Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& original_mask,
+                     const SpawnExtras& extras, const CommandArgs& command) {
+    if (plan.privileged && plan.namespaces.has(Namespace::User)) {
+        BUTTER_ASSIGN_OR_RETURN(sp.prepared, prepare_host_trees(plan));
+    }
+    if (sp.early) {
+        sp.control = std::move(sp.early->control);
+    } else {
+        BUTTER_ASSIGN_OR_RETURN(sp.control, SocketPair::create(SOCK_SEQPACKET));
+    }
+    BUTTER_ASSIGN_OR_RETURN(sp.failure, Pipe::create());
+    BUTTER_ASSIGN_OR_RETURN(sp.self, pidfd_open(::getpid()));
+    BUTTER_ASSIGN_OR_RETURN(sp.null, open("/dev/null", O_RDWR));
+    ChildChannels& ch = sp.ch;
+    ch.error_fd = sp.failure.write.get();
+    ch.control_fd = sp.control.second.get();
+    ch.parent_pidfd = sp.self.get();
+    ch.null_fd = sp.null.get();
     ch.original_mask = original_mask;
     ch.sigpipe_default = extras.sigpipe_default;
+    ch.default_signals = extras.default_signals;
     ch.stdout_fd = extras.stdout_fd;
     ch.stderr_fd = extras.stderr_fd;
     ch.tty_fd = extras.tty_fd;
     ch.argv = command.argv.data();
     ch.envp = command.envp.data();
     ch.pid_slots = command.pid_slots;
-    bool shared = !plan.namespaces.has(Namespace::Time) && !plan.seccomp_listener;
-    bool join_cgroups = extras.cgroups && !extras.cgroups->empty();
+    sp.join_cgroups = extras.cgroups && !extras.cgroups->empty();
     // A cgroup namespace is rooted at the cgroup its maker is in: made by the child once the
     // supervisor has moved it into the sandbox's, /proc/self/cgroup shows "/" and nothing of
     // the host's layout.
-    Namespaces clone_ns = plan.namespaces;
-    if (plan.namespaces.has(Namespace::Cgroup) && (join_cgroups || e)) {
-        clone_ns = clone_ns.without(Namespace::Cgroup);
+    sp.clone_ns = plan.namespaces;
+    if (plan.namespaces.has(Namespace::Cgroup) && (sp.join_cgroups || sp.early)) {
+        sp.clone_ns = sp.clone_ns.without(Namespace::Cgroup);
         ch.late_cgroup_ns = true;
     }
-    bool parent_maps = plan.namespaces.has(Namespace::User) && !plan.child_writes_maps;
-    ch.wait_for_parent = join_cgroups || parent_maps || e;
-    for (const Fd& f : prepared.binds)
+    sp.parent_maps = plan.namespaces.has(Namespace::User) && !plan.child_writes_maps;
+    ch.wait_for_parent = sp.join_cgroups || sp.parent_maps || sp.early;
+    for (const Fd& f : sp.prepared.binds)
         ch.prepared.push_back(f.valid() ? f.get() : -1);
-    ch.have_host_trees = prepared.host_nodes;
+    ch.have_host_trees = sp.prepared.host_nodes;
     for (std::size_t i = 0; i < kDevNodes.size(); ++i)
-        ch.dev_nodes[i] = prepared.dev_nodes[i].valid() ? prepared.dev_nodes[i].get() : -1;
-    ch.null_tree = prepared.null.valid() ? prepared.null.get() : -1;
-
+        ch.dev_nodes[i] = sp.prepared.dev_nodes[i].valid() ? sp.prepared.dev_nodes[i].get() : -1;
+    ch.null_tree = sp.prepared.null.valid() ? sp.prepared.null.get() : -1;
     // Formatted before the clone: after it, every page the supervisor writes costs a
-    // copy-on-write fault while the child waits for the maps.
-    std::string uid_text, gid_text;
-    if (parent_maps) {
-        uid_text = format_id_map(plan.uid_map);
-        gid_text = format_id_map(plan.gid_map);
+    // copy-on-write fault (fork-like) or is the child's (shared memory) while it waits.
+    if (sp.parent_maps) {
+        sp.uid_text = format_id_map(plan.uid_map);
+        sp.gid_text = format_id_map(plan.gid_map);
     }
+    return {};
+}
 
-    Sandbox s;
-    ChildStart start{&plan, &ch, {failure.read.get(), control.first.get()}};
-    if (e) {
-        s.stack = std::move(e->stack);
+// The library's clone: glibc's fork makes a single-threaded copy of the caller (malloc's locks
+// held across it, as the child will allocate), which clones the sandbox as the caller's own
+// child (CLONE_PARENT) and sends back its pid and pidfd. Returns in the caller only.
+Result<void> clone_from_intermediate(Spawning& sp, const SandboxPlan& plan, Sandbox& s) {
+    BUTTER_ASSIGN_OR_RETURN(SocketPair back, SocketPair::create(SOCK_SEQPACKET));
+    pid_t mid = ::fork();
+    if (mid < 0) return fail_errno("fork", "the process that clones the sandbox");
+    if (mid == 0) {
+        back.first.reset();
+        CloneArgs args;
+        args.flags = sp.clone_ns.raw() | CLONE_PARENT;
+        args.exit_signal = 0;  // (clone3 wants none with CLONE_PARENT: it gets this one's)
+        auto c = clone3(args);
+        if (c && c->is_child()) {
+            sp.failure.read.reset();
+            sp.control.first.reset();
+            back.second.reset();
+            run_child(plan, sp.ch);
+        }
+        int err = c ? 0 : c.error().errno_value();
+        pid_t pid = c ? c->pid : 0;
+        char data[sizeof pid + sizeof err];
+        std::memcpy(data, &pid, sizeof pid);
+        std::memcpy(data + sizeof pid, &err, sizeof err);
+        int fd = c ? c->pidfd.get() : -1;
+        (void)send_fds(back.second, c ? std::span<const int>(&fd, 1) : std::span<const int>(),
+                       std::span<const char>(data, sizeof data));
+        ::_exit(0);
+    }
+    back.second.reset();
+    auto got = recv_fds(back.first, 1, 16);
+    (void)waitid_pid(mid, __WALL);  // gone at once (a SIGCHLD handler of the caller's may
+                                    // have reaped it first: ECHILD, nothing lost)
+    if (!got) return fail(std::move(got).error().with_context("the sandbox's pid"));
+    pid_t pid = 0;
+    int err = EIO;
+    if (got->data.size() == sizeof pid + sizeof err) {
+        std::memcpy(&pid, got->data.data(), sizeof pid);
+        std::memcpy(&err, got->data.data() + sizeof pid, sizeof err);
+    }
+    if (err != 0 || got->fds.empty())
+        return fail(Error("clone3", err ? err : EIO, "CLONE_PARENT and the namespaces"));
+    s.pid = pid;
+    s.pidfd = std::move(got->fds[0]);
+    return {};
+}
+
+// The clone, in the mode `extras` and the plan allow.
+Result<void> clone_child(Spawning& sp, const SandboxPlan& plan, const SpawnExtras& extras,
+                         Sandbox& s, bool shared) {
+    if (sp.early) {
+        s.stack = std::move(sp.early->stack);
         s.restore_dumpable = ::prctl(PR_GET_DUMPABLE) == 1;
-        s.pid = e->pid;
-        s.pidfd = std::move(e->pidfd);
-        e->plan = &plan;
-        e->ch = &ch;
-        ::pthread_sigmask(SIG_BLOCK, nullptr, &e->mask);
-    } else if (shared) {
+        s.pid = sp.early->pid;
+        s.pidfd = std::move(sp.early->pidfd);
+        sp.early->plan = &plan;
+        sp.early->ch = &sp.ch;
+        ::pthread_sigmask(SIG_BLOCK, nullptr, &sp.early->mask);
+        return {};
+    }
+    if (shared) {
         BUTTER_ASSIGN_OR_RETURN(s.stack, ChildStack::map(kChildStackSize));
         s.restore_dumpable = ::prctl(PR_GET_DUMPABLE) == 1;
+        sp.start = {&plan, &sp.ch, {sp.failure.read.get(), sp.control.first.get()}};
         int pidfd = -1;
-        int flags = static_cast<int>(clone_ns.raw()) | CLONE_VM | CLONE_PIDFD | SIGCHLD;
-        int pid = ::clone(child_main, s.stack.top(), flags, &start, &pidfd);
+        int flags = static_cast<int>(sp.clone_ns.raw()) | CLONE_VM | CLONE_PIDFD | SIGCHLD;
+        int pid = ::clone(child_main, s.stack.top(), flags, &sp.start, &pidfd);
         if (pid < 0) return fail_errno("clone", "CLONE_VM and the namespaces");
         s.pid = pid;
         s.pidfd = Fd(pidfd);
-    } else {
-        CloneArgs args;
-        args.flags = clone_ns.raw();
-        BUTTER_ASSIGN_OR_RETURN(CloneResult c, clone3(args));
-        if (c.is_child()) {
-            // Only the sandbox's ends stay open here, so that EOF means what it should.
-            failure.read.reset();
-            control.first.reset();
-            run_child(plan, ch);
-        }
-        s.pid = c.pid;
-        s.pidfd = std::move(c.pidfd);
-    }
-    // The one round trip, first (the child is waiting): what the child cannot do itself,
-    // then "go".
-    auto go = [&]() -> Result<void> {
-        // Our copies of the child's ends, first: with shared memory, once the child goes (at
-        // once when it does not wait for us) nothing but closes and raw calls may run here.
-        // (An early child has had its end of the socket since its clone, and gets the rest
-        // with "go": our copies of those close after it.)
-        control.second.reset();
-        if (!e) {
-            failure.write.reset();
-            prepared = {};
-        }
-        if (!ch.wait_for_parent) return {};
-        if (parent_maps) {
-            BUTTER_TRY(write_uid_map(s.pid, uid_text));
-            BUTTER_TRY(write_gid_map(s.pid, gid_text));
-        }
-        if (join_cgroups) BUTTER_TRY(extras.cgroups->join(s.pid));
-        if (e) {
-            auto sent = send_early_go(control.first.get(), ch);
-            e->go_sent.store(true, std::memory_order_release);
-            failure.write.reset();  // EOF is the child's copies closing now
-            return sent;
-        }
-        char byte = 1;
-        if (::send(control.first.get(), &byte, 1, MSG_NOSIGNAL) != 1)
-            return fail_errno("send", "control socket");
         return {};
-    }();
-    s.failure = std::move(failure.read);
-    s.control = std::move(control.first);
-    if (go && shared) wait_for_setup(s, extras, plan.stop_timeout.count());
+    }
+    if (extras.mode == SpawnMode::Library) return clone_from_intermediate(sp, plan, s);
+    CloneArgs args;
+    args.flags = sp.clone_ns.raw();
+    BUTTER_ASSIGN_OR_RETURN(CloneResult c, clone3(args));
+    if (c.is_child()) {
+        // Only the sandbox's ends stay open here, so that EOF means what it should.
+        sp.failure.read.reset();
+        sp.control.first.reset();
+        run_child(plan, sp.ch);
+    }
+    s.pid = c.pid;
+    s.pidfd = std::move(c.pidfd);
+    return {};
+}
+
+// The one round trip (the child is waiting): what the child cannot do itself, then "go".
+Result<void> let_go(Spawning& sp, const SpawnExtras& extras, const Sandbox& s) {
+    // Our copies of the child's ends, first: with shared memory, once the child goes (at once
+    // when it does not wait for us) nothing but closes and raw calls may run here (the
+    // protocol's 3). (An early child has had its end of the socket since its clone, and gets
+    // the rest with "go": our copies of those close after it.)
+    sp.control.second.reset();
+    if (!sp.early) {
+        sp.failure.write.reset();
+        sp.prepared = {};
+    }
+    if (!sp.ch.wait_for_parent) return {};
+    if (sp.parent_maps) {
+        BUTTER_TRY(write_uid_map(s.pid, sp.uid_text));
+        BUTTER_TRY(write_gid_map(s.pid, sp.gid_text));
+    }
+    if (sp.join_cgroups) BUTTER_TRY(extras.cgroups->join(s.pid));
+    if (sp.early) {
+        auto sent = send_early_go(sp.control.first.get(), sp.ch);
+        sp.early->go_sent.store(true, std::memory_order_release);
+        sp.failure.write.reset();  // EOF is the child's copies closing now
+        return sent;
+    }
+    char byte = 1;
+    if (::send(sp.control.first.get(), &byte, 1, MSG_NOSIGNAL) != 1)
+        return fail_errno("send", "control socket");
+    return {};
+}
+
+}  // namespace
+
+Result<SpawnMode> spawn_mode_from_env() {
+    const char* v = ::getenv("BUTTER_SPAWN");
+    if (!v || !*v || std::strcmp(v, "auto") == 0) return SpawnMode::Auto;
+    if (std::strcmp(v, "fork") == 0) return SpawnMode::Fork;
+    return fail(Error::message("BUTTER_SPAWN", "unknown clone mode (auto, fork)", v));
+}
+
+Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
+                      const SpawnExtras& extras, EarlyChild early) {
+    Spawning sp;
+    if (early.started() && EarlyChild::fits(plan) && extras.mode == SpawnMode::Auto)
+        sp.early = early.take();
+    // One that does not fit dies while the sandbox starts (it may be inside its unshare, which
+    // SIGKILL does not cut short), and is reaped when spawn returns: `early` goes last.
+    early.kill();
+    CommandArgs command(plan);
+    BUTTER_TRY(prepare(sp, plan, original_mask, extras, command));
+    bool shared = extras.mode == SpawnMode::Auto && !plan.namespaces.has(Namespace::Time) &&
+                  !plan.seccomp_listener;
+    Sandbox s;
+    BUTTER_TRY(clone_child(sp, plan, extras, s, shared));
+    assert(!s.stack.in_use() || shared || sp.early);  // a shared stack for a shared child only
+    auto go = let_go(sp, extras, s);
+    s.failure = std::move(sp.failure.read);
+    s.control = std::move(sp.control.first);
+    if (go && (shared || sp.early)) {
+        assert(!sp.early || sp.early->go_sent.load());  // the protocol's 2, then 3
+        wait_for_setup(s, extras, plan.stop_timeout.count());
+        assert(s.waited);  // the protocol's 4: the memory is the supervisor's again
+    }
     if (!go) {
         (void)pidfd_send_signal(s.pidfd, SIGKILL);
-        (void)waitid_pidfd(s.pidfd);
+        (void)waitid_pidfd(s.pidfd, __WALL);
     }
 #if defined(__SANITIZE_ADDRESS__)
-    if (start.lsan_disabled || (e && e->lsan_disabled))
+    if (sp.start.lsan_disabled || (sp.early && sp.early->lsan_disabled))
         __lsan_enable();  // the child is done with our memory either way
 #endif
     if (!go) return fail(std::move(go).error());

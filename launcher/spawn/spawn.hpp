@@ -2,18 +2,36 @@
 // failure pipe and the control socket, and the one round trip in which the parent writes what
 // the child cannot (root mode's id maps, the cgroups) and lets it go.
 //
-// The child borrows the supervisor's memory (CLONE_VM, on a stack of its own) instead of a
-// copy-on-write duplicate of it: no page tables to copy, no copy-on-write faults on either
-// side, and the set-up code it runs is already mapped. This is what a fork costs most on a
-// virtual machine with shadow page tables. The two take turns, as vfork's parent and child do:
-// where the child waits for "go" (root mode's maps, cgroups) it touches nothing but its stack
-// until then; the supervisor, from "go" (or the clone) until the failure pipe's EOF, nothing
-// but its stack and raw system calls. EOF comes when the command has exec'd and init has
-// entered its loop (child/init.cpp), which touches only its own stack from then on. While
-// init lives the supervisor's memory is not dumpable (it is init's too, which the sandbox must
-// not ptrace); it is again once init is reaped. A plan with a time namespace (the kernel refuses
-// CLONE_VM into one) or a seccomp listener (the command may wait on the supervisor's answer
-// before its exec) gets a fork-like child instead.
+// Three clone modes (SpawnMode):
+// - shared memory (the butter program's, where the plan allows): the child borrows the
+//   supervisor's memory (CLONE_VM, on a stack of its own) instead of a copy-on-write duplicate
+//   of it: no page tables to copy, no copy-on-write faults on either side, and the set-up code
+//   it runs is already mapped. This is what a fork costs most on a virtual machine with shadow
+//   page tables. Not with a time namespace (the kernel refuses CLONE_VM into one) or a seccomp
+//   listener (the command may wait on the supervisor's answer before its exec).
+// - fork-like (clone3 without CLONE_VM): the fallback, and a switch (BUTTER_SPAWN=fork) that CI
+//   runs the integration suite with, so that the shared-memory path is not the only one tested.
+// - library (butter/sandbox.hpp): fork-like, from a single-threaded intermediate made by
+//   glibc's fork (which holds malloc's locks across it: other threads of an embedder may be
+//   allocating) that clones the sandbox with CLONE_PARENT, so the sandbox is the caller's
+//   child and nothing of the caller's process changes.
+//
+// The shared-memory protocol. The supervisor (S) and the child (C) share every page but
+// their stacks, and take turns as vfork's parent and child do:
+//  1. Before the clone, S builds everything C reads (the plan, ChildChannels, argv and envp,
+//     the id maps' text) and maps C's stack; C never writes to S's data but its own stack and
+//     what is its own from "go" on.
+//  2. From the clone until "go" (when C waits for it: root mode's maps, cgroups, an early
+//     child), C touches nothing but its stack through raw system calls (raw.hpp).
+//  3. From "go" (or the clone, when C does not wait) until the failure pipe's EOF, S touches
+//     nothing but its stack through raw system calls (wait_for_setup): C owns the heap then.
+//  4. EOF comes when every copy of the pipe's write end is closed: the command's at its exec,
+//     init's once it has entered its loop (child/init.cpp), which from then on touches only
+//     its own stack. A failure record on the way is C's last write.
+//  5. While init lives, S is not dumpable (init shares S's memory, and the sandbox must not be
+//     able to ptrace it); S is dumpable again once init is reaped, and C's stack is unmapped
+//     only then (Sandbox::~Sandbox).
+// spawn() asserts what it can of these (the order of "go", the wait, the stack's owner).
 #pragma once
 
 #include <signal.h>
@@ -75,6 +93,15 @@ struct Sandbox {
 // caller's signal mask from before the supervisor blocked its signals; the command gets it back.
 class SandboxCgroups;
 
+enum class SpawnMode {
+    Auto,     // shared memory where the plan allows it, else fork-like (the butter program)
+    Fork,     // always fork-like (BUTTER_SPAWN=fork)
+    Library,  // fork-like from a single-threaded intermediate, as the sandbox's sibling
+};
+
+// BUTTER_SPAWN from the environment: unset or "auto", "fork"; anything else is an error.
+[[nodiscard]] Result<SpawnMode> spawn_mode_from_env();
+
 // What a spawn adds to the plan at run time.
 struct SpawnExtras {
     int stdout_fd = -1;  // the command's output (-1: butter's own)
@@ -87,7 +114,9 @@ struct SpawnExtras {
     // about to take over, and then gets the stop signal as always).
     int signal_fd = -1;
     int timer_fd = -1;
-    bool sigpipe_default = true;  // the command's SIGPIPE: default (else ignored)
+    bool sigpipe_default = true;   // the command's SIGPIPE: default (else ignored)
+    bool default_signals = false;  // every disposition back to its default before exec
+    SpawnMode mode = SpawnMode::Auto;
 };
 
 // The sandbox child, cloned before butter has even parsed its command line: with the user and

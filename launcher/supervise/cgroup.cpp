@@ -14,6 +14,8 @@
 
 #include "supervise/supervisor.hpp"
 
+#include <sys/resource.h>
+
 namespace butter::launcher {
 
 namespace {
@@ -160,6 +162,48 @@ void SandboxCgroups::destroy() {
     for (Group& g : groups_)
         (void)g.cgroup.destroy();
     groups_.clear();
+}
+
+Result<LimitFallbacks> limit_fallbacks(const SandboxPlan& plan, const SandboxCgroups& cgroups,
+                                       Log& log) {
+    LimitFallbacks out;
+    // Lowered to butter's own hard limit: an rlimit can only go down.
+    auto rlimit = [&](int resource, rlim_t value) {
+        struct rlimit cur {};
+        if (::getrlimit(static_cast<__rlimit_resource>(resource), &cur) == 0 &&
+            cur.rlim_max != RLIM_INFINITY)
+            value = std::min(value, cur.rlim_max);
+        out.rlimits.push_back({resource, value});
+    };
+    for (auto& [key, how] : cgroups.enforcement())
+        out.held.push_back({key, how});
+    for (const SandboxCgroups::Missing& m : cgroups.missing()) {
+        std::string controller = m.controller;
+        std::string key = controller == "cpu" ? "cpus" : controller;
+        std::string how;
+        if (controller == "pids" && plan.namespaces.has(Namespace::User)) {
+            rlimit(RLIMIT_NPROC, *plan.pids_limit);
+            how = "RLIMIT_NPROC in the sandbox's user namespace";
+        } else if (controller == "memory") {
+            rlimit(RLIMIT_AS, *plan.memory_limit);
+            how = "RLIMIT_AS, per process (not in total)";
+        }
+        if (!how.empty()) {
+            log.warn("%s: no cgroup (%s): held by %s instead", m.key, m.error.what().c_str(),
+                     how.c_str());
+            out.held.push_back({key, how});
+            continue;
+        }
+        Error e = m.error;
+        if (is_privilege(e) || e.errno_value() == EROFS)
+            (void)std::move(e).with_hint("no writable cgroup for the " + controller +
+                                         " controller: run as root, or below a delegated cgroup "
+                                         "v2, or set limits.optional = true");
+        if (!plan.limits_optional) return fail(std::move(e));
+        log.warn("warning: %s (the limit is not applied: limits.optional)", e.what().c_str());
+        out.held.push_back({key, "none"});
+    }
+    return out;
 }
 
 }  // namespace butter::launcher

@@ -13,10 +13,10 @@
 #include <butter/error.hpp>
 
 #include "plan/plan.hpp"
+#include "supervise/log.hpp"
+#include "supervise/supervisor.hpp"
 
 namespace butter::launcher {
-
-struct RunOutcome;
 
 class SandboxCgroups {
   public:
@@ -49,5 +49,18 @@ class SandboxCgroups {
     std::vector<Group> groups_;
     std::vector<Missing> missing_;
 };
+
+// A limit whose cgroup cannot be made never vanishes silently: pids and memory fall back to
+// rlimits that hold in the sandbox (RLIMIT_NPROC counts only the sandbox's processes in its
+// own user namespace; RLIMIT_AS bounds each process's address space, shared and file mappings
+// included, but neither the total nor memory that no mapping holds: memfd contents, pipes),
+// and a limit nothing can hold fails the run unless the profile says limits.optional.
+struct LimitFallbacks {
+    std::vector<Rlimit> rlimits;
+    std::vector<RunOutcome::LimitHeld> held;  // every limit of the plan, and how it holds
+};
+
+[[nodiscard]] Result<LimitFallbacks> limit_fallbacks(const SandboxPlan& plan,
+                                                     const SandboxCgroups& cgroups, Log& log);
 
 }  // namespace butter::launcher

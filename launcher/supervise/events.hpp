@@ -4,7 +4,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,11 +18,16 @@ namespace butter::launcher {
 
 class Events {
   public:
-    // Written without blocking (sink.hpp): a reader that stops reading loses events (the
-    // last, "exit", says how many), never stalls the supervisor.
-    explicit Events(int fd = -1);
+    using Callback = std::function<void(std::string_view line)>;  // one JSON object, no newline
+
+    // To `fd` (< 0: none), written without blocking (sink.hpp): a reader that stops reading
+    // loses events (the last, "exit", says how many), never stalls the supervisor. And to
+    // `callback`, each as it happens (the library API).
+    explicit Events(int fd = -1, Callback callback = {});
     ~Events();
-    bool on() const { return sink_.valid(); }
+    Events(const Events&) = delete;
+    Events& operator=(const Events&) = delete;
+    bool on() const { return sink_.valid() || callback_; }
     void attach(EventLoop& loop);
     // {"event": NAME, "time": seconds since start, FIELDS...}; fields are raw JSON values.
     // "exit" carries "dropped": how many events a reader that stopped reading lost.
@@ -31,6 +38,7 @@ class Events {
   private:
     static constexpr std::size_t kBacklog = 1 << 20;
     Sink sink_;
+    Callback callback_;
     std::size_t dropped_ = 0;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };

@@ -56,8 +56,8 @@ void discard(int in, std::size_t len) {
 }
 }  // namespace
 
-Result<Output> Output::open(const OutputSpec& spec, int own_fd) {
-    Output o(spec, own_fd);
+Result<Output> Output::open(const OutputSpec& spec, int stream, int own_fd) {
+    Output o(spec, stream, own_fd);
     using K = OutputSpec::Kind;
     if (spec.kind == K::Null) {
         BUTTER_ASSIGN_OR_RETURN(o.file_, butter::open("/dev/null", O_WRONLY));
@@ -93,6 +93,7 @@ Result<void> Output::reopen_pipe_if_tee() {
 
 int Output::child_fd() const {
     if (spec_.kind == OutputSpec::Kind::Tee) return write_.get();
+    if (spec_.kind == OutputSpec::Kind::Inherit) return own_fd_ == stream_ ? -1 : own_fd_;
     return file_.valid() ? file_.get() : -1;
 }
 
@@ -130,8 +131,11 @@ bool Output::flush_pending() {
             drop_owed();
             break;
         }
-        auto n = splice(read_, nullptr, own_.fd(), nullptr, pending_,
-                        SpliceFlag::Move | SpliceFlag::NonBlock);
+        Result<std::size_t> n = [&] {
+            NoSigpipe quiet;
+            return splice(read_, nullptr, own_.fd(), nullptr, pending_,
+                          SpliceFlag::Move | SpliceFlag::NonBlock);
+        }();
         if (n && *n > 0) {
             pending_ -= *n;
             continue;

@@ -20,8 +20,9 @@ namespace butter::launcher {
 class Output {
   public:
     // Opens what `spec` needs: the file (created/truncated, close-on-exec), or the pipe.
-    // `own_fd` is butter's stream (1 or 2) that inherit and tee write to.
-    [[nodiscard]] static Result<Output> open(const OutputSpec& spec, int own_fd);
+    // `stream` is the command's (1 or 2); `own_fd` the caller's stream that inherit and tee
+    // write to (the same number, for the butter program).
+    [[nodiscard]] static Result<Output> open(const OutputSpec& spec, int stream, int own_fd);
 
     // The fd the command gets as its stream, or -1 to inherit butter's.
     int child_fd() const;
@@ -45,7 +46,8 @@ class Output {
     const std::optional<Error>& error() const { return error_; }
 
   private:
-    Output(OutputSpec spec, int own_fd) : spec_(std::move(spec)), own_fd_(own_fd) {}
+    Output(OutputSpec spec, int stream, int own_fd)
+        : spec_(std::move(spec)), stream_(stream), own_fd_(own_fd) {}
     // Moves what is readable now; false at EOF. When butter's stream is full, stops reading
     // the command's pipe and waits on the loop for the stream to take what it is owed.
     bool pump();
@@ -58,6 +60,7 @@ class Output {
     void on_writable();
     Result<void> reopen_pipe();
     OutputSpec spec_;
+    int stream_;
     int own_fd_;
     Fd file_;
     Fd read_, write_;          // the command's pipe (tee)

@@ -2,12 +2,52 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+
 namespace butter::launcher {
+
+namespace {
+std::atomic<bool> sigpipe_ignored{false};
+}  // namespace
+
+void set_sigpipe_ignored(bool ignored) {
+    sigpipe_ignored.store(ignored, std::memory_order_relaxed);
+}
+
+NoSigpipe::NoSigpipe() {
+    if (sigpipe_ignored.load(std::memory_order_relaxed)) return;
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    ::sigpending(&pending);
+    pending_before_ = sigismember(&pending, SIGPIPE) == 1;
+    active_ = ::pthread_sigmask(SIG_BLOCK, &pipe, &old_) == 0;
+}
+
+NoSigpipe::~NoSigpipe() {
+    if (!active_) return;
+    if (!pending_before_) {
+        sigset_t pipe, pending;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        sigemptyset(&pending);
+        ::sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE) == 1) {
+            struct timespec now {};
+            while (::sigtimedwait(&pipe, nullptr, &now) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+}
 
 Result<Sink> Sink::open(int fd, std::size_t limit, bool owned) {
     Sink s;
@@ -41,6 +81,7 @@ Result<Sink> Sink::open(int fd, std::size_t limit, bool owned) {
 
 std::size_t Sink::write_some(std::string_view data) {
     if (broken_ || data.empty()) return 0;
+    NoSigpipe quiet;
     for (;;) {
         ssize_t n = socket_ ? ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
                             : ::write(fd_, data.data(), data.size());

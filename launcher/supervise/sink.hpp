@@ -10,6 +10,8 @@
 // most `limit` bytes, written when the loop says the destination is writable.
 #pragma once
 
+#include <signal.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -21,6 +23,24 @@
 #include <butter/loop.hpp>
 
 namespace butter::launcher {
+
+// The butter program ignores SIGPIPE while it supervises (and says so here); a process that
+// embeds the library does not, and a write to a pipe whose reader is gone would kill it. While
+// a NoSigpipe lives, this thread's SIGPIPE is blocked, and one that a write raised meanwhile is
+// taken (not one that was pending before): the write fails with EPIPE, nothing else happens.
+void set_sigpipe_ignored(bool ignored);
+class NoSigpipe {
+  public:
+    NoSigpipe();
+    ~NoSigpipe();
+    NoSigpipe(const NoSigpipe&) = delete;
+    NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+  private:
+    bool active_ = false;
+    bool pending_before_ = false;
+    sigset_t old_{};
+};
 
 class Sink {
   public:

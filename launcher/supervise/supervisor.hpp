@@ -1,81 +1,103 @@
-// The parent's side of a run: one EventLoop over the sandbox's pidfd, the failure pipe, the
-// control socket, a signalfd (forwarding; SIGTERM = graceful stop), timerfds (time limit,
-// stop grace period, restart delay), the seccomp listener and the output pipes. Restarts the
-// command as the profile's [supervise] table says. Returns a typed outcome; only main.cpp turns
-// it into an exit status.
+// The parent's side of a run: on an EventLoop (which may serve other sandboxes too), the
+// sandbox's pidfd, the failure pipe, the control socket, timerfds (time limit, stop grace
+// period, restart delay), the seccomp listener, the output pipes, the notify relay, watches.
+// Restarts the command as the profile's [supervise] table says, and returns a typed outcome.
+// The butter program adds a signalfd (forwarding; SIGTERM = graceful stop: run_cli_sandbox);
+// the library API (butter/sandbox.hpp) calls stop() and forward() itself.
 #pragma once
 
 #include <signal.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <butter/error.hpp>
+#include <butter/loop.hpp>
+#include <butter/sandbox.hpp>
 #include <butter/signalfd.hpp>
+#include <butter/task.hpp>
 
 #include "plan/plan.hpp"
+#include "spawn/spawn.hpp"
 
 namespace butter::launcher {
 
-struct RunOutcome {
-    enum class Kind { Exited, Signaled, TimedOut, SetupFailed, ExecFailed };
-    // Why butter ended the command, if it did.
-    enum class Stop { None, TimeLimit, StopRequest, Oom, RestartLimit };
-    Kind kind = Kind::Exited;
-    Stop stop = Stop::None;
-    int code = 0;         // Exited: the exit code
-    int signal = 0;       // Signaled: the signal
-    int exec_errno = 0;   // ExecFailed
-    std::string message;  // SetupFailed / ExecFailed: one line naming the step, path and errno
-
-    std::chrono::nanoseconds wall{}, user_cpu{}, system_cpu{};
-    std::uint64_t max_rss_bytes = 0;
-    std::optional<std::uint64_t> peak_memory, peak_pids;  // from the cgroup, when there is one
-    std::vector<std::string> limits_hit;                  // "time", "memory", "pids"
-    // The cgroup limits and how each held: "cgroup v1 memory.limit_in_bytes", an rlimit that
-    // stood in for a cgroup that could not be made, or "none" (limits.optional).
-    struct LimitHeld {
-        std::string limit;  // "memory", "pids", "cpus"
-        std::string how;
-    };
-    std::vector<LimitHeld> limits_held;
-    unsigned restarts = 0;
-    std::map<std::string, unsigned> denied;  // syscall name -> count (seccomp.report)
-    // How long the sandbox's denied calls waited because butter answers a bounded number a
-    // second (its CPU is outside the sandbox's cgroup).
-    std::chrono::nanoseconds denials_throttled{};
-    std::vector<std::pair<std::string, std::chrono::nanoseconds>> setup_steps;
-    std::vector<std::string> files_created, files_modified, files_deleted;
-    std::string files_backend;   // "fanotify" or "inotify" ("" if the run never got that far)
-    bool files_partial = false;  // the lists were cut at a bound, or missed what was not followed
-    std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: bytes moved
-    std::string output_error;
-
-    // DESIGN.md's exit codes: the command's own, 128+N, 124, 125, 126, 127.
-    int exit_status() const;
-};
+// How a run ended: the public type (butter/sandbox.hpp), the report's data.
+using RunOutcome = butter::SandboxOutcome;
 
 class EarlyChild;
+class Supervisor;
 
 struct SupervisorOptions {
-    int verbosity = 1;   // 0 --quiet (errors only), 1 normal, 2 --verbose (one line per event)
-    int events_fd = -1;  // --events FD: JSON lines
-    EarlyChild* early = nullptr;  // for the first spawn, if it fits (spawn.hpp)
+    int verbosity = 1;  // 0 --quiet (errors only), 1 normal, 2 --verbose (one line per event)
+    int log_fd = 2;     // where log lines go (-1: nowhere but `log`)
+    std::function<void(std::string_view)> log;       // each log line too ("butter: ...")
+    int events_fd = -1;                              // --events FD: JSON lines
+    std::function<void(std::string_view)> on_event;  // each event's JSON too
+    EarlyChild* early = nullptr;                     // for the first spawn, if it fits (spawn.hpp)
     // The caller's SIGPIPE disposition was the default: the command gets it back (butter
     // ignores SIGPIPE while it supervises; an ignored signal stays ignored across exec).
     bool sigpipe_default = true;
+    bool default_signals = false;      // the command starts with every disposition at its default
+    sigset_t command_mask{};           // the command's signal mask
+    int stdout_fd = 1, stderr_fd = 2;  // the caller's streams: inherit and tee write there
+    SpawnMode mode = SpawnMode::Auto;
+    // The butter program's: its signalfd, which a shared-memory set-up watches for SIGTERM.
+    int signal_fd = -1;
+    // The butter program's start-up tuning: once per start of the command, and once when it
+    // has run for a while (the supervisor then only waits).
+    std::function<void()> on_started, on_idle;
 };
 
-// Spawns the sandbox (again, on restarts) and supervises it to the end. The forwarded signals
-// must already be blocked by the caller (so none is lost before the signalfd exists);
-// `original_mask` is the mask to give the command.
-[[nodiscard]] Result<RunOutcome> run_sandbox(const SandboxPlan& plan, const sigset_t& original_mask,
-                                             const SupervisorOptions& options);
+// One sandbox's whole life on an EventLoop that may serve others too: spawns it (again, on
+// restarts, as the profile's [supervise] table says), supervises it, and returns a typed
+// outcome. Only the butter program turns that into an exit status.
+class Supervisor {
+  public:
+    // Everything that can fail before the first spawn (the notify relay, cgroups and what
+    // stands in for them, outputs, timers, watches). `plan` and `loop` must outlive it.
+    [[nodiscard]] static Result<std::unique_ptr<Supervisor>> create(EventLoop& loop,
+                                                                    const SandboxPlan& plan,
+                                                                    SupervisorOptions options);
+    ~Supervisor();
+    Supervisor(const Supervisor&) = delete;
+    Supervisor& operator=(const Supervisor&) = delete;
 
-// The signals run_sandbox takes over: the plan's forwarded ones.
+    // The run, to its end: awaited on the loop (several supervisors' at once).
+    Task<Result<RunOutcome>> run();
+    // A stop request (SIGTERM to butter, systemd's stop): the profile's stop signal to the
+    // command, SIGKILL after the grace period; no restart after it.
+    void stop();
+    // `sig` to the command's first process, if one runs now.
+    void forward(int sig);
+    // The caller's terminal changed size (SIGWINCH): the pty takes the new size in pty mode,
+    // else the command gets the signal.
+    void window_changed();
+    // The sandbox's first process now (0 between runs).
+    pid_t pid() const;
+    // SIGKILL to the sandbox, reaped at once: before a supervisor goes away mid-run.
+    void abandon();
+
+  private:
+    struct State;
+    explicit Supervisor(std::unique_ptr<State> s);
+    std::unique_ptr<State> s_;
+};
+
+// The butter program's run: blocks the plan's forwarded signals (a signalfd forwards them;
+// SIGTERM is a stop request), supervises on a loop of its own, and returns the outcome.
+// `original_mask` is the caller's mask from before it blocked them: the command gets it back.
+[[nodiscard]] Result<RunOutcome> run_cli_sandbox(const SandboxPlan& plan,
+                                                 const sigset_t& original_mask,
+                                                 SupervisorOptions options);
+
+// The signals run_cli_sandbox takes over: the plan's forwarded ones.
 SignalSet supervised_signals(const SandboxPlan& plan);
 
 }  // namespace butter::launcher

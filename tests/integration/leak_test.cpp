@@ -145,7 +145,7 @@ class Leaks : public ::testing::Test {
             if (started) child = std::move(*started);
             so.early = &child;
         }
-        return launcher::run_sandbox(plan, blocked_->previous(), so);
+        return launcher::run_cli_sandbox(plan, blocked_->previous(), so);
     }
     TempDir work_;
     std::vector<std::pair<std::string, SandboxPlan>> plans_;

@@ -13,6 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in bin/butter lib/libbutter.a lib/libbutter.so include/butter/fd.hpp include/butter/loop.hpp \
+         lib/libbutter-sandbox.a include/butter/sandbox.hpp lib/pkgconfig/butter-sandbox.pc \
          share/butter/profiles/default.toml share/butter/profiles/untrusted.toml \
          share/man/man1/butter.1 share/man/man5/butter-profile.5 \
          share/bash-completion/completions/butter lib/pkgconfig/butter.pc \
@@ -25,6 +26,7 @@ echo "install layout: ok"
 cmake -S "$src/tests/packaging/consumer" -B "$tmp/c1" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/c1" >/dev/null
 "$tmp/c1/consumer" | grep -qx "consumer ok" || fail "find_package consumer"
+"$tmp/c1/sandbox_consumer" | grep -qx "sandbox consumer ok" || fail "find_package sandbox consumer"
 echo "find_package(butter): ok"
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
@@ -34,7 +36,12 @@ LD_LIBRARY_PATH="$prefix/lib" "$tmp/c2" | grep -qx "consumer ok" || fail "pkg-co
 # shellcheck disable=SC2046
 c++ -o "$tmp/c3" "$src/tests/packaging/consumer/consumer.cpp" $(pkg-config --static --cflags --libs butter) -static
 "$tmp/c3" | grep -qx "consumer ok" || fail "pkg-config --static consumer"
-echo "pkg-config butter: ok"
+# shellcheck disable=SC2046
+c++ -o "$tmp/c4" "$src/tests/packaging/consumer/sandbox_consumer.cpp" -pthread \
+    $(pkg-config --cflags --libs butter-sandbox)
+LD_LIBRARY_PATH="$prefix/lib" "$tmp/c4" | grep -qx "sandbox consumer ok" ||
+    fail "pkg-config sandbox consumer"
+echo "pkg-config butter, butter-sandbox: ok"
 
 MANWIDTH=100 man -l "$prefix/share/man/man1/butter.1" 2>&1 | grep -q "isolated Linux sandbox" || fail "man butter(1)"
 MANWIDTH=100 man -l "$prefix/share/man/man5/butter-profile.5" 2>&1 | grep -q "filesystem.mounts" || fail "man butter-profile(5)"

@@ -244,6 +244,19 @@ Result<T> with_context(Result<T>&& r, std::string_view outer) {
         if (!butter_try_result_) return ::butter::fail(std::move(butter_try_result_).error()); \
     } while (0)
 
+// The same two in a coroutine (Task<Result<T>>): co_return instead of return.
+#define BUTTER_CO_TRY(expr)                                                                       \
+    do {                                                                                          \
+        auto&& butter_try_result_ = (expr);                                                       \
+        if (!butter_try_result_) co_return ::butter::fail(std::move(butter_try_result_).error()); \
+    } while (0)
+#define BUTTER_CO_ASSIGN_OR_RETURN(lhs, expr) \
+    BUTTER_CO_ASSIGN_OR_RETURN_IMPL_(BUTTER_CONCAT_(butter_result_, __LINE__), lhs, expr)
+#define BUTTER_CO_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)        \
+    auto tmp = (expr);                                          \
+    if (!tmp) co_return ::butter::fail(std::move(tmp).error()); \
+    lhs = std::move(tmp).value()
+
 // `lhs = *expr`, or returns the error of `expr`. `lhs` may be a declaration (`auto fd`).
 // It expands to several statements (as absl's ASSIGN_OR_RETURN): put it in braces under an if.
 #define BUTTER_ASSIGN_OR_RETURN(lhs, expr) \

@@ -281,4 +281,83 @@ class Async {
     std::shared_ptr<State> s_;
 };
 
+// AsyncEvent: asyncio.Event. `co_await event.wait()` returns at once while the event is set,
+// else suspends until set() (every waiter resumes, on the loop's next iteration); clear()
+// makes later waits suspend again. A waiter whose coroutine is destroyed first is never
+// resumed; one still waiting when the AsyncEvent goes away resumes with ECANCELED.
+class AsyncEvent {
+    struct Waiter;
+    struct State {
+        EventLoop* loop = nullptr;
+        bool set = false;
+        std::deque<Waiter*> waiters;
+    };
+    struct Waiter {
+        std::shared_ptr<State> s;
+        std::optional<Result<void>> result;
+        std::coroutine_handle<> handle;
+        // Shared with a scheduled resumption: a coroutine destroyed meanwhile is not resumed.
+        std::shared_ptr<bool> alive;
+        bool queued = false;
+
+        explicit Waiter(std::shared_ptr<State> st) : s(std::move(st)) {}
+        Waiter(const Waiter&) = delete;
+        ~Waiter() {
+            if (alive) *alive = false;
+            if (!queued) return;
+            for (auto it = s->waiters.begin(); it != s->waiters.end(); ++it) {
+                if (*it == this) {
+                    s->waiters.erase(it);
+                    break;
+                }
+            }
+        }
+        bool await_ready() const { return s->set; }
+        void await_suspend(std::coroutine_handle<> h) {
+            handle = h;
+            alive = std::make_shared<bool>(true);
+            queued = true;
+            s->waiters.push_back(this);
+        }
+        Result<void> await_resume() { return result ? std::move(*result) : Result<void>(); }
+    };
+
+  public:
+    explicit AsyncEvent(EventLoop& loop) : s_(std::make_shared<State>()) { s_->loop = &loop; }
+    AsyncEvent(AsyncEvent&&) noexcept = default;
+    AsyncEvent& operator=(AsyncEvent&& o) noexcept {
+        if (this != &o) {
+            wake_all(fail(Error("AsyncEvent", ECANCELED, "the event went away")));
+            s_ = std::move(o.s_);
+        }
+        return *this;
+    }
+    ~AsyncEvent() {
+        if (s_) wake_all(fail(Error("AsyncEvent", ECANCELED, "the event went away")));
+    }
+
+    void set() {
+        s_->set = true;
+        wake_all({});
+    }
+    void clear() { s_->set = false; }
+    bool is_set() const { return s_->set; }
+    std::size_t waiting() const { return s_->waiters.size(); }
+    [[nodiscard]] Waiter wait() { return Waiter(s_); }
+
+  private:
+    void wake_all(Result<void> result) {
+        while (!s_->waiters.empty()) {
+            Waiter* w = s_->waiters.front();
+            s_->waiters.pop_front();
+            w->queued = false;
+            w->result.emplace(result);
+            s_->loop->call_soon([h = w->handle, alive = w->alive] {
+                if (*alive) h.resume();
+            });
+        }
+    }
+    std::shared_ptr<State> s_;
+};
+
 }  // namespace butter

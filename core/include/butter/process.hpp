@@ -2,6 +2,8 @@
 // the prctl switches a sandbox needs.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <sys/types.h>
 
 #include <cstdint>
@@ -43,9 +45,13 @@ struct ExitStatus {
 [[nodiscard]] Result<Fd> pidfd_getfd(BorrowedFd pidfd, int target_fd);
 // waitid(P_PIDFD, ...) with WEXITED plus `extra_options` (WNOHANG, WSTOPPED, WNOWAIT, ...).
 // Blocks unless WNOHANG or the pidfd is non-blocking; then, with nothing to report, returns
-// std::nullopt. EINTR is retried. ECHILD: not our child.
+// std::nullopt. EINTR is retried. ECHILD: not our child (or already reaped by someone else).
+// `usage`: the resources the process and the children it waited for used (the raw syscall's
+// fifth argument, which glibc's waitid() does not pass), unlike getrusage(RUSAGE_CHILDREN) for
+// this one child alone.
 [[nodiscard]] Result<std::optional<ExitStatus>> waitid_pidfd(BorrowedFd pidfd,
-                                                             int extra_options = 0);
+                                                             int extra_options = 0,
+                                                             struct rusage* usage = nullptr);
 // waitid(P_ALL/P_PID, ...) for reaping: like waitid_pidfd, for any child (pid == -1) or one pid.
 [[nodiscard]] Result<std::optional<ExitStatus>> waitid_pid(pid_t pid, int extra_options = 0);
 
@@ -74,21 +80,6 @@ struct CloneResult {
 [[nodiscard]] Result<void> set_dumpable(bool on);               // PR_SET_DUMPABLE
 [[nodiscard]] Result<void> set_child_subreaper(bool on);        // PR_SET_CHILD_SUBREAPER
 [[nodiscard]] Result<void> set_process_name(const char* name);  // PR_SET_NAME (15 chars)
-
-// Drops this process's mappings of its own executable's read-only segments (text, rodata:
-// madvise(2) MADV_DONTNEED), so that code run once, at start-up, stops counting in its resident
-// set; the pages stay in the page cache and fault back in when run again. Writable segments
-// and RELRO (written at start-up, then made read-only) are left alone, and with them anything
-// that holds state. For a long-running process after its set-up. Returns the bytes released.
-[[nodiscard]] Result<std::size_t> release_program_text();
-// The opposite, for a short-lived start: maps the same pages in one call (MADV_POPULATE_READ,
-// Linux 5.14; EINVAL before) instead of a page fault per 64 KiB window as the code runs. Costs
-// about a fault's time per 40 pages, where a fault can cost microseconds (VMs).
-[[nodiscard]] Result<void> prefault_program_text();
-// The same for the heap glibc's malloc has claimed so far (its first brk extension, about
-// 132 KiB): the pages written in one call (MADV_POPULATE_WRITE, Linux 5.14) instead of one
-// zero-fill fault each as allocations reach them.
-[[nodiscard]] Result<void> prefault_heap();
 
 // process_vm_readv(2) of a NUL-terminated string at `addr` in process `pid`, at most `max`
 // bytes (the result is cut there). Needs ptrace access to the process (EPERM otherwise);
