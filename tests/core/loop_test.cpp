@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <memory>
+
 #include "../support/child.hpp"
 #include "../support/tmpdir.hpp"
 #include "butter/eventfd.hpp"
@@ -313,6 +315,63 @@ TEST(EventLoop, StopCancelsRunUntilComplete) {
     auto r = loop->run_until_complete(forever(*async));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().errno_value(), ECANCELED);
+}
+
+// AsyncEvent: asyncio.Event.
+Task<int> wait_for(AsyncEvent& e, int& order, int mine) {
+    auto r = co_await e.wait();
+    if (!r) co_return -r.error().errno_value();
+    co_return order++ * 10 + mine;
+}
+
+TEST(AsyncEvent, SetWakesEveryWaiterAndLaterWaitsReturnAtOnce) {
+    auto loop = EventLoop::create();
+    ASSERT_TRUE(loop);
+    AsyncEvent e(*loop);
+    int order = 0;
+    auto a = wait_for(e, order, 1);
+    auto b = wait_for(e, order, 2);
+    loop->call_soon(a.handle());
+    loop->call_soon(b.handle());
+    ASSERT_TRUE(loop->run_once(0));
+    EXPECT_EQ(e.waiting(), 2u);
+    EXPECT_FALSE(a.done());
+    e.set();
+    ASSERT_TRUE(loop->run_until([&] { return a.done() && b.done(); }));
+    EXPECT_EQ(a.take(), 1);  // in the order they waited
+    EXPECT_EQ(b.take(), 12);
+    EXPECT_TRUE(e.is_set());
+    auto c = loop->run_until_complete(wait_for(e, order, 3));  // set: at once
+    ASSERT_TRUE(c);
+    EXPECT_EQ(*c, 23);
+    e.clear();
+    EXPECT_FALSE(e.is_set());
+}
+
+TEST(AsyncEvent, DestroyedWhileAwaitedResumesWithAnErrorAndDestroyedWaitersAreNot) {
+    auto loop = EventLoop::create();
+    ASSERT_TRUE(loop);
+    int order = 0;
+    auto event = std::make_unique<AsyncEvent>(*loop);
+    auto a = wait_for(*event, order, 1);
+    loop->call_soon(a.handle());
+    {
+        auto gone = wait_for(*event, order, 2);
+        loop->call_soon(gone.handle());
+        ASSERT_TRUE(loop->run_once(0));
+        EXPECT_EQ(event->waiting(), 2u);
+        event->set();  // schedules both; `gone` is destroyed before the loop resumes it
+    }
+    event.reset();
+    ASSERT_TRUE(loop->run_until([&] { return a.done(); }));
+    EXPECT_EQ(a.take(), 1);
+    auto b = std::make_unique<AsyncEvent>(*loop);
+    auto c = wait_for(*b, order, 3);
+    loop->call_soon(c.handle());
+    ASSERT_TRUE(loop->run_once(0));
+    b.reset();
+    ASSERT_TRUE(loop->run_until([&] { return c.done(); }));
+    EXPECT_EQ(c.take(), -ECANCELED);
 }
 
 }  // namespace

@@ -6,8 +6,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <chrono>
+#include <vector>
 
 #include <sys/syscall.h>
 
@@ -100,6 +103,31 @@ TEST(Process, WaitidPidfdReportsExitCode) {
     EXPECT_EQ((*st)->pid, c->pid);
     EXPECT_EQ((*st)->shell_status(), 42);
     EXPECT_EQ((*st)->to_string(), "exited 42");
+}
+
+// The resources of that one child (and what it reaped), where RUSAGE_CHILDREN sums every
+// child the process ever waited for.
+TEST(Process, WaitidPidfdReportsTheChildsOwnUsage) {
+    auto c = clone3(CloneArgs{});
+    ASSERT_TRUE(c) << c.error().what();
+    if (c->is_child()) {
+        // ~50 ms of CPU, and 8 MiB touched.
+        volatile unsigned long x = 0;
+        auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+        while (std::chrono::steady_clock::now() < until)
+            x = x + 1;
+        std::vector<char> v(8 << 20, 1);
+        ::_exit(v[4096] == 1 ? 0 : 1);
+    }
+    struct rusage ru {};
+    auto st = waitid_pidfd(c->pidfd, 0, &ru);
+    ASSERT_TRUE(st) << st.error().what();
+    ASSERT_TRUE(st->has_value());
+    EXPECT_EQ((*st)->code, 0);
+    EXPECT_GE(ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1000000 +
+                  ru.ru_stime.tv_usec,
+              20000);
+    EXPECT_GE(ru.ru_maxrss, 8 * 1024);
 }
 
 TEST(Process, PidfdOpenSignalAndWait) {
