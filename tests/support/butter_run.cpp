@@ -43,7 +43,8 @@ namespace {
         int f = ::open(o.fd5_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (f < 0 || ::dup2(f, 5) < 0) ::_exit(206);
     }
-    if (o.fd5 >= 0 && ::dup2(o.fd5, 5) < 0) ::_exit(206);
+    // dup2 onto itself keeps close-on-exec: cleared either way.
+    if (o.fd5 >= 0 && (::dup2(o.fd5, 5) < 0 || ::fcntl(5, F_SETFD, 0) < 0)) ::_exit(206);
     if (o.listen_fd >= 0) {
         // dup2 onto itself keeps close-on-exec: clear it either way.
         if (::dup2(o.listen_fd, 3) < 0 || ::fcntl(3, F_SETFD, 0) < 0) ::_exit(205);
