@@ -1,6 +1,7 @@
-// Profile + command line -> SandboxPlan: every decision made, every path resolved, the seccomp
-// program compiled. Pure data with no syscalls but stat/readlink/getpwnam, so it is fully
-// unit-testable; the last point where errors carry FILE:LINE:COL.
+// Profile + command line + host facts (plan/host.hpp) -> SandboxPlan: every decision made, every
+// path resolved, the seccomp program compiled. It reads the host only through HostFacts, so it
+// is unit-testable against a host of the test's making; the last point where errors carry
+// FILE:LINE:COL.
 #pragma once
 
 #include <sys/resource.h>
@@ -161,6 +162,8 @@ struct PlanOptions {
     int listen_fds = 0;
     // Programs compiled at build time (seccomp/builtin.hpp): the butter program passes its own.
     std::span<const seccomp::BuiltinProgram> builtin_programs;
+    // The host the plan is made for (plan/host.hpp); nullptr: this one.
+    const class HostFacts* host = nullptr;
 };
 
 // Builds the plan; nullopt when a diagnostic is an error (all of them are in `out`).

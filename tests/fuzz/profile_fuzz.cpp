@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "../support/fake_host.hpp"
 #include "plan/plan.hpp"
 #include "profile/loader.hpp"
 #include "seccomp/policy.hpp"
@@ -55,11 +56,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto compiled = seccomp::compile(l.profile, d);
     if (!compiled && !profile::has_errors(d)) fail("seccomp compile failed silently", shown);
 
+    // The whole plan against hosts of the fuzzer's making (fake_host.hpp): root and not, with
+    // Landlock and without; nothing of this machine is read.
     for (bool privileged : {true, false}) {
+        butter::test::FakeHost host;
+        host.root_ = privileged;
+        if (privileged) host.uid_ = host.gid_ = 0;
+        if (text.size() % 2) host.scopes = {};
         profile::Diagnostics pd;
         PlanOptions po;
         po.argv = {"/bin/true"};
-        po.force_privileged = privileged;
+        po.host = &host;
         auto plan = make_plan(l.profile, po, pd);
         if (!plan && !profile::has_errors(pd)) fail("make_plan failed silently", shown);
     }

@@ -1,0 +1,264 @@
+// The plan's filesystem: the root (a sized tmpfs, or filesystem.root) and every mount of the
+// profile and the command line, in order. A bind's source is resolved once, here (host.hpp:
+// symlinks followed only where the profile says); a writable bind never exposes a home or a
+// git checkout's repository, and as root it is idmapped so that the sandbox writes as the
+// source's owner, never as host root.
+#include <algorithm>
+
+#include "plan/planner.hpp"
+
+namespace butter::launcher {
+
+using profile::error_at;
+using profile::MountType;
+using profile::note_at;
+using profile::SourceLoc;
+using profile::warning_at;
+
+namespace {
+
+std::string tmpfs_options(const profile::MountSpec& m, unsigned default_mode,
+                          std::optional<std::uint64_t> default_size = std::nullopt) {
+    char mode[16];
+    std::snprintf(mode, sizeof mode, "%o", m.mode.value_or(default_mode));
+    std::string s = std::string("mode=") + mode;
+    std::optional<std::uint64_t> size = m.size ? m.size : default_size;
+    if (size) s += ",size=" + std::to_string(*size);
+    // Inodes are kernel memory the size does not count: one per 4 KiB of the size (at least
+    // 1024), as tmpfs itself does for its default size.
+    std::uint64_t inodes = size ? std::max<std::uint64_t>(*size / 4096, 1024) : 0;
+    if (!m.size && default_size) inodes = kSandboxTmpfsInodes;
+    if (inodes) s += ",nr_inodes=" + std::to_string(inodes);
+    return s;
+}
+
+}  // namespace
+
+// --bind and --ro-bind, after the profile's mounts (a target of theirs replaces the profile's).
+void Planner::cli_binds(std::vector<profile::MountSpec>& specs) const {
+    auto add = [&](const std::pair<std::string, std::string>& b, bool ro) {
+        profile::MountSpec m;
+        m.type = MountType::Bind;
+        m.source = b.first;
+        m.target = b.second.empty() ? b.first : b.second;
+        m.read_only = ro;
+        m.loc = {ro ? "--ro-bind " + b.first : "--bind " + b.first, 0, 0};
+        m.expanded_target = true;  // the command line overrides the profile's mount there
+        specs.push_back(m);
+    };
+    for (const auto& b : o.binds)
+        add(b, false);
+    for (const auto& b : o.ro_binds)
+        add(b, true);
+}
+
+// Whether `target` is a directory of the tmpfs root: no mount made before it is above it.
+bool Planner::on_root_fs(const std::string& target) const {
+    return plan.root_dir.empty() &&
+           std::none_of(plan.mounts.begin(), plan.mounts.end(), [&](const MountStep& earlier) {
+               return earlier.target == "/" || target.starts_with(earlier.target + "/");
+           });
+}
+
+// A target from $PWD (or the command line) replaces an earlier mount there; two literal
+// targets are a mistake. False when `m` is to be left out.
+bool Planner::take_target(const profile::MountSpec& m, const std::string& target,
+                          std::map<std::string, SourceLoc>& targets) {
+    if (auto it = targets.find(target); it != targets.end()) {
+        if (!m.expanded_target) {
+            out.push_back(error_at(m.loc, "duplicate mount target '" + target + "' (first at " +
+                                              profile::render_loc(it->second) + ")"));
+            return false;
+        }
+        out.push_back(note_at(
+            m.loc, "replaces the mount of '" + target + "' at " + profile::render_loc(it->second)));
+        std::erase_if(plan.mounts, [&](const MountStep& s) {
+            return s.target == target || s.target.starts_with(target + "/");
+        });
+    }
+    targets[target] = m.loc;
+    return true;
+}
+
+void Planner::filesystem() {
+    if (p.filesystem.root != "tmpfs") {
+        auto root = host.resolve(p.filesystem.root, Symlinks::RootOnly);
+        if (!root || !S_ISDIR(root->st.st_mode)) {
+            out.push_back(error_at(p.loc_of("filesystem.root"),
+                                   "filesystem.root: '" + p.filesystem.root + "' " +
+                                       (root ? "is not a directory" : root.error().what())));
+        } else {
+            plan.root_dir = root->path;
+            plan.root_dev = root->st.st_dev;
+            plan.root_ino = root->st.st_ino;
+        }
+    }
+    plan.read_only_root = p.filesystem.read_only_root;
+    plan.root_options = "mode=0755,size=" + std::to_string(kSandboxTmpfsSize) +
+                        ",nr_inodes=" + std::to_string(kSandboxTmpfsInodes);
+    std::vector<profile::MountSpec> specs = p.filesystem.mounts;
+    cli_binds(specs);
+    std::map<std::string, SourceLoc> targets;
+    const std::vector<Home> homes = host.homes();
+    for (const auto& m : specs) {
+        std::vector<MountStep> git_steps;  // a bind's .git and hooks, read-only over it
+        std::optional<std::string> target = normalize_target(m.target);
+        if (!target) {
+            out.push_back(error_at(
+                m.loc, "mount target '" + m.target + "' must be an absolute path without '..'"));
+            continue;
+        }
+        if (*target == "/" && m.type != MountType::Tmpfs) {
+            out.push_back(error_at(m.loc,
+                                   "a mount onto '/' would replace the sandbox's root; set "
+                                   "filesystem.root instead"));
+            continue;
+        }
+        if (!take_target(m, *target, targets)) continue;
+        MountStep s;
+        s.type = m.type;
+        s.target = *target;
+        s.read_only = m.read_only;
+        if (m.type == MountType::Bind) {
+            if (!bind(m, s, homes, git_steps)) {
+                if (s.type != MountType::Symlink) targets.erase(*target);
+                if (s.type == MountType::Symlink) plan.mounts.push_back(std::move(s));
+                continue;
+            }
+        } else if (m.type == MountType::Symlink) {
+            s.source = m.source;
+        } else if (m.type == MountType::Tmpfs) {
+            s.options = tmpfs_options(m, 01777);
+        } else if (m.type == MountType::Dev) {
+            s.options = tmpfs_options(m, 0755, kSandboxTmpfsSize);
+            s.mode = m.mode.value_or(0755);
+            s.on_root_fs = on_root_fs(s.target) && !m.size;
+        } else if (m.type == MountType::Dir) {
+            s.mode = m.mode.value_or(0755);
+        } else if (m.type == MountType::Proc) {
+            plan.has_proc = true;
+            s.on_root_fs = on_root_fs(s.target);
+            if (!p.namespaces.pid)
+                out.push_back(warning_at(m.loc,
+                                         "a proc mount without namespaces.pid shows the "
+                                         "host's processes"));
+        }
+        plan.mounts.push_back(std::move(s));
+        for (MountStep& g : git_steps)
+            plan.mounts.push_back(std::move(g));
+    }
+}
+
+// A bind's source, resolved and checked. False when it is not to be mounted as a bind: left
+// out (missing, refused: said in `out`), or a symlink to make instead (s.type = Symlink).
+bool Planner::bind(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
+                   std::vector<MountStep>& git_steps) {
+    auto lst = host.lstat(m.source);
+    if (!lst) {
+        if (m.optional)
+            out.push_back(
+                note_at(m.loc, "skipping the optional mount of missing '" + m.source + "'"));
+        else
+            out.push_back(error_at(m.loc, "mount source '" + m.source + "' does not exist"));
+        return false;
+    }
+    if (S_ISLNK(lst->st_mode) && m.source == s.target) {
+        // /bin -> usr/bin on a merged-/usr host: the same symlink inside.
+        if (auto text = host.readlink(m.source); text && !text->empty()) {
+            s.type = MountType::Symlink;
+            s.source = std::move(*text);
+            return false;
+        }
+    }
+    auto src = host.resolve(m.source, m.follow_symlinks ? Symlinks::Follow : Symlinks::RootOnly);
+    if (!src) {
+        out.push_back(error_at(
+            m.loc, "mount source '" + m.source + "' cannot be resolved: " + src.error().what()));
+        return false;
+    }
+    const struct stat st = src->st;
+    s.source = std::move(src->path);
+    s.source_dev = st.st_dev;
+    s.source_ino = st.st_ino;
+    s.source_is_dir = S_ISDIR(st.st_mode);
+    s.source_uid = st.st_uid;
+    s.source_gid = st.st_gid;
+    if (!s.read_only && !p.filesystem.writable_home) {
+        if (std::string why = host.home_danger(s.source, st, homes); !why.empty()) {
+            out.push_back(error_at(m.loc, "writable bind of '" + s.source + "': " + why +
+                                              " (a sandbox could plant dotfiles that run "
+                                              "outside it); run from a project directory, bind "
+                                              "it read-only, or set filesystem.writable_home = "
+                                              "true"));
+            return false;
+        }
+    }
+    idmap_bind(m, st, s);
+    // A git checkout's .git (hooks, config) runs code as the caller the next time they use git
+    // there: read-only, over the writable bind, unless the profile says.
+    if (!s.read_only && s.source_is_dir && !p.filesystem.writable_git)
+        return protect_git(m, s, git_steps);
+    return true;
+}
+
+// As root, a writable bind is idmapped so that the sandbox's user writes as the source's owner;
+// never as host root, unless the profile says so: what it creates as root could be made set-id,
+// or be run by root later. A root-owned source that others may write (/tmp) is written as the
+// sandbox's own host ids; any other is bound read-only, seen as its owner sees it. A set-gid
+// directory of group 0 gives what is created in it group 0.
+void Planner::idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s) {
+    s.idmap = plan.privileged && p.namespaces.user && !m.read_only;
+    if (!s.idmap || p.filesystem.map_host_root) return;
+    bool gives_group_root = S_ISDIR(st.st_mode) && (st.st_mode & S_ISGID) && st.st_gid == 0;
+    if (gives_group_root) {
+        s.read_only = true;
+        out.push_back(warning_at(m.loc, "'" + s.source +
+                                            "' is a set-gid directory of group root: bound "
+                                            "read-only (a sandbox never creates host root's "
+                                            "files); set filesystem.map_host_root = true to make "
+                                            "it writable"));
+    } else if (st.st_uid == 0 && (st.st_mode & S_IWOTH)) {
+        s.map_owner = false;
+        s.map_group = st.st_gid != 0;
+    } else if (st.st_uid == 0) {
+        s.read_only = true;
+        out.push_back(warning_at(m.loc, "'" + s.source +
+                                            "' is owned by root: bound read-only (a sandbox never "
+                                            "writes as host root); set filesystem.map_host_root = "
+                                            "true to make it writable"));
+    } else {
+        s.map_group = st.st_gid != 0;
+    }
+    s.idmap = s.map_owner || s.map_group;  // else a plain bind does the same
+}
+
+// The checkout's parts that stay read-only (persistence.hpp), as binds over the writable one.
+bool Planner::protect_git(const profile::MountSpec& m, const MountStep& s,
+                          std::vector<MountStep>& git_steps) {
+    auto parts = host.git_parts(s.source);
+    if (!parts) {
+        out.push_back(error_at(
+            m.loc, "writable bind of '" + s.source + "': its .git: " + parts.error().what()));
+        return false;
+    }
+    for (const GitPart& part : *parts) {
+        MountStep g = s;
+        g.source = (s.source == "/" ? "" : s.source) + "/" + part.rel;
+        g.target = (s.target == "/" ? "" : s.target) + "/" + part.rel;
+        g.read_only = !part.pin;
+        g.source_is_dir = S_ISDIR(part.st.st_mode);
+        g.source_dev = part.st.st_dev;
+        g.source_ino = part.st.st_ino;
+        // Read-only: seen with its owner as the rest of the checkout (git checks). A pin is
+        // writable as the bind around it is, with its mapping (never that of the pinned
+        // directory's own owner, which may be root).
+        if (!part.pin) {
+            g.source_uid = part.st.st_uid;
+            g.source_gid = part.st.st_gid;
+        }
+        git_steps.push_back(std::move(g));
+    }
+    return true;
+}
+
+}  // namespace butter::launcher

@@ -1,0 +1,46 @@
+// make_plan's stages (plan.cpp, identity.cpp, mounts.cpp): each reads the profile and the
+// options, asks the host (host.hpp) what it must, and fills its part of the plan; every problem
+// is a diagnostic with the profile's position.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "plan/host.hpp"
+#include "plan/plan.hpp"
+
+namespace butter::launcher {
+
+struct Planner {
+    const profile::Profile& p;
+    const PlanOptions& o;
+    const HostFacts& host;
+    profile::Diagnostics& out;
+    SandboxPlan plan;
+    std::vector<std::string> environment;  // the host's, read once (plan.env's keys view it)
+
+    void command();     // argv, environment, cwd, stdio, session
+    void namespaces();  // the namespaces, Landlock scopes, hostname (identity.cpp)
+    void identity();    // the command's ids and the user namespace's maps (identity.cpp)
+    void filesystem();  // the root and every mount (mounts.cpp)
+    void limits();
+    void privileges();
+    void supervision();  // stop, restart, notify, socket activation, the watchdog
+    void output_and_watch();
+    void seccomp();  // last: its diagnostics follow the rest's (a compile is the dearest step)
+
+  private:
+    // mounts.cpp
+    void cli_binds(std::vector<profile::MountSpec>& specs) const;
+    bool bind(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
+              std::vector<MountStep>& git_steps);
+    void idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s);
+    bool protect_git(const profile::MountSpec& m, const MountStep& s,
+                     std::vector<MountStep>& git_steps);
+    bool on_root_fs(const std::string& target) const;
+    bool take_target(const profile::MountSpec& m, const std::string& target,
+                     std::map<std::string, profile::SourceLoc>& targets);
+};
+
+}  // namespace butter::launcher
