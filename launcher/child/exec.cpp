@@ -75,6 +75,9 @@ CommandArgs::CommandArgs(const SandboxPlan& plan) : env(plan.env) {
         pid_slots.push_back(env[i].data() + env[i].size() - kPidSlot);
 }
 
+// The command's last steps, in the one order they must run (session before stdio, the fds
+// closed before the filter, the filter last before execve), in one frame: with shared memory
+// nothing here may allocate, and the steps read better in sequence than split apart.
 void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& clock) {
     // argv and envp were built by the supervisor (this process may share its memory, where
     // nothing allocated here would ever be freed); LISTEN_PID and WATCHDOG_PID get the pid of

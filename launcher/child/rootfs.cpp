@@ -192,44 +192,49 @@ std::array<Fd, kDevNodes.size()> clone_dev_nodes() {
     return out;
 }
 
-Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, StepError& where) {
-    where.step = Step::Propagation;
-    BUTTER_TRY(set_propagation("/", Propagation::Slave, true));
+namespace {
 
-    // Sources first: once the root tmpfs is attached it may hide them.
-    where.step = Step::PrepareBinds;
-    std::vector<Fd> trees(plan.mounts.size());
+// What the mounts are made from, taken before the root tmpfs can hide it: each bind's detached
+// tree, the host's device nodes, /dev/null for /proc's masks.
+struct Sources {
+    std::vector<Fd> trees;  // per plan.mounts entry (binds only)
     std::array<Fd, kDevNodes.size()> dev_nodes;
-    bool have_dev_nodes = ch.have_host_trees;
     Mask masked_files, masked_dirs;
+};
+
+Result<void> take_sources(const SandboxPlan& plan, const ChildChannels& ch, StepError& where,
+                          Sources& src) {
+    src.trees.resize(plan.mounts.size());
+    bool have_dev_nodes = ch.have_host_trees;
     if (ch.have_host_trees) {  // made by the parent; ours to consume
-        if (ch.null_tree >= 0) masked_files.tree = Fd(ch.null_tree);
+        if (ch.null_tree >= 0) src.masked_files.tree = Fd(ch.null_tree);
         for (std::size_t i = 0; i < kDevNodes.size(); ++i)
-            if (ch.dev_nodes[i] >= 0) dev_nodes[i] = Fd(ch.dev_nodes[i]);
+            if (ch.dev_nodes[i] >= 0) src.dev_nodes[i] = Fd(ch.dev_nodes[i]);
     } else if (plan.has_proc) {
-        BUTTER_ASSIGN_OR_RETURN(masked_files.tree,
+        BUTTER_ASSIGN_OR_RETURN(src.masked_files.tree,
                                 open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
     }
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         const MountStep& m = plan.mounts[i];
         where.mount = static_cast<int>(i);
         if (m.type == MountType::Dev && !have_dev_nodes) {
-            dev_nodes = clone_dev_nodes();
+            src.dev_nodes = clone_dev_nodes();
             have_dev_nodes = true;
         }
         if (m.type != MountType::Bind) continue;
         if (ch.prepared.size() > i && ch.prepared[i] >= 0) {
-            trees[i] = Fd(ch.prepared[i]);  // made by the parent; ours to consume
+            src.trees[i] = Fd(ch.prepared[i]);  // made by the parent; ours to consume
             continue;
         }
-        // Our mounts are slaves of the host's already (above): so is a clone of them.
-        BUTTER_ASSIGN_OR_RETURN(trees[i], clone_bind_source(m, false));
+        // Our mounts are slaves of the host's already (build_rootfs): so is a clone of them.
+        BUTTER_ASSIGN_OR_RETURN(src.trees[i], clone_bind_source(m, false));
     }
     where.mount = -1;
+    return {};
+}
 
-    where.step = Step::Root;
-    struct stat st {};
-    const char* staging = ::stat("/tmp", &st) == 0 && S_ISDIR(st.st_mode) ? "/tmp" : "/mnt";
+// The new root, attached at `staging`: a sized tmpfs, or a clone of filesystem.root.
+Result<Fd> attach_root(const SandboxPlan& plan, const char* staging) {
     if (plan.root_dir.empty()) {
         BUTTER_TRY(butter::mount("tmpfs", staging, "tmpfs", MountFlag::NoSuid | MountFlag::NoDev,
                                  plan.root_options.c_str()));
@@ -241,63 +246,78 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
                                                        OpenTreeFlag::EmptyPath));
         BUTTER_TRY(move_mount(tree, "", AT_FDCWD, staging));
     }
-    BUTTER_ASSIGN_OR_RETURN(Fd root, open(staging, O_PATH | O_DIRECTORY));
+    return open(staging, O_PATH | O_DIRECTORY);
+}
+
+// One mount of the plan, in the new root open at `root`.
+Result<void> mount_one(const MountStep& m, Fd& tree, const Fd& root, Sources& src) {
+    switch (m.type) {
+        case MountType::Bind: {
+            Result<Fd> at = m.source_is_dir ? make_dirs_in_root(root, m.target.c_str())
+                                            : make_file_in_root(root, m.target.c_str());
+            if (!at) return fail(std::move(at).error());
+            return move_mount(tree, "", *at, "");
+        }
+        case MountType::Symlink: {
+            auto [parent, name] = split_parent(m.target);
+            Fd dir;
+            if (!parent.empty()) {  // at the top: the root's own fd does
+                BUTTER_ASSIGN_OR_RETURN(dir, make_dirs_in_root(root, parent.c_str()));
+            }
+            int at = dir.valid() ? dir.get() : root.get();
+            if (::symlinkat(m.source.c_str(), at, name.c_str()) < 0 &&
+                !(errno == EEXIST && same_symlink(at, name.c_str(), m.source)))
+                return fail_errno("symlinkat", m.target);
+            return {};
+        }
+        case MountType::Tmpfs: {
+            BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+            return mount_at(at.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoDev,
+                            m.options.c_str());
+        }
+        case MountType::Proc: {
+            BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+            if (m.on_root_fs && !src.masked_dirs.tree.valid()) {
+                // The empty directory that the proc mount is about to cover.
+                BUTTER_ASSIGN_OR_RETURN(src.masked_dirs.tree, tree_of_dir(at, kMaskAttrs));
+            }
+            return mount_at(at.get(), "proc", "proc",
+                            MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec, nullptr);
+        }
+        case MountType::Mqueue: {
+            BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+            return mount_at(at.get(), "mqueue", "mqueue",
+                            MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec, nullptr);
+        }
+        case MountType::Dev:
+            return build_dev(m, root.get(), src.dev_nodes);
+        case MountType::Dir:
+            BUTTER_TRY(make_dirs_in_root(root, m.target.c_str(), m.mode));
+            return {};
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, StepError& where) {
+    where.step = Step::Propagation;
+    BUTTER_TRY(set_propagation("/", Propagation::Slave, true));
+
+    // Sources first: once the root tmpfs is attached it may hide them.
+    where.step = Step::PrepareBinds;
+    Sources src;
+    BUTTER_TRY(take_sources(plan, ch, where, src));
+
+    where.step = Step::Root;
+    struct stat st {};
+    const char* staging = ::stat("/tmp", &st) == 0 && S_ISDIR(st.st_mode) ? "/tmp" : "/mnt";
+    BUTTER_ASSIGN_OR_RETURN(Fd root, attach_root(plan, staging));
 
     where.step = Step::Mount;
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
-        const MountStep& m = plan.mounts[i];
         where.mount = static_cast<int>(i);
-        switch (m.type) {
-            case MountType::Bind: {
-                Result<Fd> at = m.source_is_dir ? make_dirs_in_root(root, m.target.c_str())
-                                                : make_file_in_root(root, m.target.c_str());
-                if (!at) return fail(std::move(at).error());
-                BUTTER_TRY(move_mount(trees[i], "", *at, ""));
-                break;
-            }
-            case MountType::Symlink: {
-                auto [parent, name] = split_parent(m.target);
-                Fd dir;
-                if (!parent.empty()) {  // at the top: the root's own fd does
-                    BUTTER_ASSIGN_OR_RETURN(dir, make_dirs_in_root(root, parent.c_str()));
-                }
-                int at = dir.valid() ? dir.get() : root.get();
-                if (::symlinkat(m.source.c_str(), at, name.c_str()) < 0 &&
-                    !(errno == EEXIST && same_symlink(at, name.c_str(), m.source)))
-                    return fail_errno("symlinkat", m.target);
-                break;
-            }
-            case MountType::Tmpfs: {
-                BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
-                BUTTER_TRY(mount_at(at.get(), "tmpfs", "tmpfs",
-                                    MountFlag::NoSuid | MountFlag::NoDev, m.options.c_str()));
-                break;
-            }
-            case MountType::Proc: {
-                BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
-                if (m.on_root_fs && !masked_dirs.tree.valid()) {
-                    // The empty directory that the proc mount is about to cover.
-                    BUTTER_ASSIGN_OR_RETURN(masked_dirs.tree, tree_of_dir(at, kMaskAttrs));
-                }
-                BUTTER_TRY(mount_at(at.get(), "proc", "proc",
-                                    MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec,
-                                    nullptr));
-                break;
-            }
-            case MountType::Mqueue: {
-                BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
-                BUTTER_TRY(mount_at(at.get(), "mqueue", "mqueue",
-                                    MountFlag::NoSuid | MountFlag::NoDev | MountFlag::NoExec,
-                                    nullptr));
-                break;
-            }
-            case MountType::Dev:
-                BUTTER_TRY(build_dev(m, root.get(), dev_nodes));
-                break;
-            case MountType::Dir:
-                BUTTER_TRY(make_dirs_in_root(root, m.target.c_str(), m.mode));
-                break;
-        }
+        BUTTER_TRY(mount_one(plan.mounts[i], src.trees[i], root, src));
     }
     where.mount = -1;
 
@@ -313,7 +333,7 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         if (plan.mounts[i].type != MountType::Proc) continue;
         where.mount = static_cast<int>(i);
-        BUTTER_TRY(harden_proc(plan.mounts[i].target, masked_files, masked_dirs));
+        BUTTER_TRY(harden_proc(plan.mounts[i].target, src.masked_files, src.masked_dirs));
     }
     where.mount = -1;
 

@@ -55,41 +55,125 @@ bool may_run_a_sandbox(int argc, const char* const* argv) {
     return false;  // no command: an error to come
 }
 
+namespace {
+
+// The command word (argv[1]); for --version and --help the whole parse.
+Result<Cli::Command> command_of(const std::string& cmd) {
+    static constexpr std::pair<std::string_view, Cli::Command> kCommands[] = {
+        {"run", Cli::Command::Run},           {"check", Cli::Command::Check},
+        {"show", Cli::Command::Show},         {"profiles", Cli::Command::Profiles},
+        {"syscalls", Cli::Command::Syscalls}, {"doctor", Cli::Command::Doctor},
+        {"--version", Cli::Command::Version}, {"-V", Cli::Command::Version},
+        {"--help", Cli::Command::Help},       {"-h", Cli::Command::Help},
+        {"help", Cli::Command::Help}};
+    for (const auto& [name, c] : kCommands)
+        if (cmd == name) return c;
+    if (cmd.starts_with("-"))
+        return fail(bad("unknown option '" + cmd + "' (try 'butter --help')"));
+    return fail(
+        bad("unknown command '" + cmd + "' (run, check, show, profiles, syscalls, doctor)"));
+}
+
+// One flag as written: --flag=value or --flag value.
+struct Flag {
+    std::string name, value;
+    bool inline_value = false;
+    const std::vector<std::string>* argv = nullptr;
+    std::size_t* i = nullptr;
+
+    Result<std::string> take_value() {
+        if (inline_value) return value;
+        if (*i + 1 >= argv->size()) return fail(bad("option '" + name + "' needs a value"));
+        return (*argv)[++*i];
+    }
+};
+
+Result<void> run_flag(Cli& cli, Flag& f) {
+    if (f.name == "--quiet" || f.name == "-q" || f.name == "--verbose" || f.name == "-v") {
+        if (f.inline_value) return fail(bad("option '" + f.name + "' takes no value"));
+        cli.verbosity = f.name == "--quiet" || f.name == "-q" ? 0 : 2;
+        return {};
+    }
+    auto taken = f.take_value();
+    if (!taken) return fail(std::move(taken).error());
+    const std::string v = std::move(*taken);
+    if (f.name == "--bind" || f.name == "--ro-bind") {
+        auto b = split_bind(v);
+        if (b.first.empty() || b.first[0] != '/' || (!b.second.empty() && b.second[0] != '/'))
+            return fail(bad("option '" + f.name + "' expects absolute SRC[:DST], got '" + v + "'"));
+        (f.name == "--bind" ? cli.binds : cli.ro_binds).push_back(b);
+    } else if (f.name == "--report") {
+        if (v.empty() || (v != "-" && !v.starts_with("/") && v.find('/') == std::string::npos &&
+                          v.starts_with("-")))
+            return fail(bad("option '--report' expects a file or '-', got '" + v + "'"));
+        cli.report = v;
+    } else if (f.name == "--events") {
+        char* end = nullptr;
+        long fd = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || fd < 3 || fd > 65535 ||
+            ::fcntl(static_cast<int>(fd), F_GETFD) < 0)
+            return fail(
+                bad("option '--events' expects an open file descriptor above 2, got '" + v + "'"));
+        cli.events_fd = static_cast<int>(fd);
+    } else {  // --timeout
+        auto d = profile::parse_duration(v);
+        if (!d || d->count() <= 0)
+            return fail(
+                bad("option '--timeout' expects a duration like 30s or 5m, got '" + v + "'"));
+        cli.timeout = *d;
+    }
+    return {};
+}
+
+// One flag of `cli.command`; a flag of another command is an error naming both.
+Result<void> apply_flag(Cli& cli, Flag& f, const std::string& where) {
+    bool takes_profile = cli.command == Cli::Command::Run || cli.command == Cli::Command::Show;
+    bool run = cli.command == Cli::Command::Run;
+    auto only = [&](bool allowed) -> Result<void> {
+        if (!allowed) return fail(bad("option '" + f.name + "' does not apply to " + where));
+        return {};
+    };
+    if (f.name == "--keys") {
+        BUTTER_TRY(only(cli.command == Cli::Command::Show));
+        cli.keys_format = f.inline_value ? f.value : "text";
+        if (cli.keys_format != "text" && cli.keys_format != "roff" && cli.keys_format != "markdown")
+            return fail(
+                bad("option '--keys' takes text, roff or markdown, got '" + cli.keys_format + "'"));
+    } else if (f.name == "-p" || f.name == "--profile") {
+        BUTTER_TRY(only(takes_profile));
+        BUTTER_ASSIGN_OR_RETURN(std::string v, f.take_value());
+        if (v.empty()) return fail(bad("option '" + f.name + "' needs a profile name or path"));
+        cli.profile = v;
+    } else if (f.name == "--set") {
+        BUTTER_TRY(only(takes_profile));
+        BUTTER_ASSIGN_OR_RETURN(std::string v, f.take_value());
+        if (v.find('=') == std::string::npos || v[0] == '=')
+            return fail(bad("option '--set' expects KEY=VALUE, got '" + v + "'"));
+        cli.sets.push_back(v);
+    } else if (f.name == "--bind" || f.name == "--ro-bind" || f.name == "--report" ||
+               f.name == "--events" || f.name == "--quiet" || f.name == "-q" ||
+               f.name == "--verbose" || f.name == "-v" || f.name == "--timeout") {
+        BUTTER_TRY(only(run));
+        return run_flag(cli, f);
+    } else {
+        return fail(bad("unknown option '" + f.name + (f.inline_value ? "=" + f.value : "") +
+                        "' for " + where));
+    }
+    return {};
+}
+
+}  // namespace
+
 Result<Cli> parse_cli(const std::vector<std::string>& argv) {
     Cli cli;
     if (argv.size() < 2) return fail(bad("no command given (try 'butter --help')"));
     const std::string& cmd = argv[1];
-    if (cmd == "--version" || cmd == "-V") {
-        cli.command = Cli::Command::Version;
-        return cli;
-    }
-    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-        cli.command = Cli::Command::Help;
-        return cli;
-    }
-    if (cmd == "run")
-        cli.command = Cli::Command::Run;
-    else if (cmd == "check")
-        cli.command = Cli::Command::Check;
-    else if (cmd == "show")
-        cli.command = Cli::Command::Show;
-    else if (cmd == "profiles")
-        cli.command = Cli::Command::Profiles;
-    else if (cmd == "syscalls")
-        cli.command = Cli::Command::Syscalls;
-    else if (cmd == "doctor")
-        cli.command = Cli::Command::Doctor;
-    else if (cmd.starts_with("-"))
-        return fail(bad("unknown option '" + cmd + "' (try 'butter --help')"));
-    else
-        return fail(
-            bad("unknown command '" + cmd + "' (run, check, show, profiles, syscalls, doctor)"));
-
+    BUTTER_ASSIGN_OR_RETURN(cli.command, command_of(cmd));
+    if (cli.command == Cli::Command::Version || cli.command == Cli::Command::Help) return cli;
     const std::string where = "'butter " + cmd + "'";
-    bool takes_profile = cli.command == Cli::Command::Run || cli.command == Cli::Command::Show;
     bool run = cli.command == Cli::Command::Run;
     for (std::size_t i = 2; i < argv.size(); ++i) {
-        std::string a = argv[i];
+        const std::string& a = argv[i];
         if (a == "--") {
             cli.args.insert(cli.args.end(), argv.begin() + static_cast<std::ptrdiff_t>(i) + 1,
                             argv.end());
@@ -104,85 +188,10 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
             cli.args.push_back(a);
             continue;
         }
-        // --flag=value and --flag value
-        std::string flag = a, value;
-        bool inline_value = false;
-        if (auto eq = a.find('='); a.starts_with("--") && eq != std::string::npos) {
-            flag = a.substr(0, eq);
-            value = a.substr(eq + 1);
-            inline_value = true;
-        }
-        auto need_value = [&]() -> Result<std::string> {
-            if (inline_value) return value;
-            if (i + 1 >= argv.size()) return fail(bad("option '" + flag + "' needs a value"));
-            return argv[++i];
-        };
-        auto only = [&](bool allowed) -> Result<void> {
-            if (!allowed) return fail(bad("option '" + flag + "' does not apply to " + where));
-            return {};
-        };
-        if (flag == "--keys") {
-            BUTTER_TRY(only(cli.command == Cli::Command::Show));
-            cli.keys_format = inline_value ? value : "text";
-            if (cli.keys_format != "text" && cli.keys_format != "roff" &&
-                cli.keys_format != "markdown")
-                return fail(bad("option '--keys' takes text, roff or markdown, got '" +
-                                cli.keys_format + "'"));
-        } else if (flag == "-p" || flag == "--profile") {
-            BUTTER_TRY(only(takes_profile));
-            BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
-            if (v.empty()) return fail(bad("option '" + flag + "' needs a profile name or path"));
-            cli.profile = v;
-        } else if (flag == "--set") {
-            BUTTER_TRY(only(takes_profile));
-            BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
-            if (v.find('=') == std::string::npos || v[0] == '=')
-                return fail(bad("option '--set' expects KEY=VALUE, got '" + v + "'"));
-            cli.sets.push_back(v);
-        } else if (flag == "--bind" || flag == "--ro-bind") {
-            BUTTER_TRY(only(run));
-            BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
-            auto b = split_bind(v);
-            if (b.first.empty() || b.first[0] != '/' || (!b.second.empty() && b.second[0] != '/'))
-                return fail(
-                    bad("option '" + flag + "' expects absolute SRC[:DST], got '" + v + "'"));
-            (flag == "--bind" ? cli.binds : cli.ro_binds).push_back(b);
-        } else if (flag == "--report") {
-            BUTTER_TRY(only(run));
-            BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
-            if (v.empty() ||
-                (v != "-" && v[0] != '/' && v.find('/') == std::string::npos && v.starts_with("-")))
-                return fail(bad("option '--report' expects a file or '-', got '" + v + "'"));
-            cli.report = v;
-        } else if (flag == "--events") {
-            BUTTER_TRY(only(run));
-            BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
-            char* end = nullptr;
-            long fd = std::strtol(v.c_str(), &end, 10);
-            if (v.empty() || *end != '\0' || fd < 3 || fd > 65535 ||
-                ::fcntl(static_cast<int>(fd), F_GETFD) < 0)
-                return fail(bad("option '--events' expects an open file descriptor above 2, got '" +
-                                v + "'"));
-            cli.events_fd = static_cast<int>(fd);
-        } else if (flag == "--quiet" || flag == "-q") {
-            BUTTER_TRY(only(run));
-            if (inline_value) return fail(bad("option '" + flag + "' takes no value"));
-            cli.verbosity = 0;
-        } else if (flag == "--verbose" || flag == "-v") {
-            BUTTER_TRY(only(run));
-            if (inline_value) return fail(bad("option '" + flag + "' takes no value"));
-            cli.verbosity = 2;
-        } else if (flag == "--timeout") {
-            BUTTER_TRY(only(run));
-            BUTTER_ASSIGN_OR_RETURN(std::string v, need_value());
-            auto d = profile::parse_duration(v);
-            if (!d || d->count() <= 0)
-                return fail(
-                    bad("option '--timeout' expects a duration like 30s or 5m, got '" + v + "'"));
-            cli.timeout = *d;
-        } else {
-            return fail(bad("unknown option '" + a + "' for " + where));
-        }
+        Flag f{a, "", false, &argv, &i};
+        if (auto eq = a.find('='); a.starts_with("--") && eq != std::string::npos)
+            f = {a.substr(0, eq), a.substr(eq + 1), true, &argv, &i};
+        BUTTER_TRY(apply_flag(cli, f, where));
     }
     if (run && cli.args.empty())
         return fail(bad("'butter run' needs a command (butter run -- COMMAND)"));

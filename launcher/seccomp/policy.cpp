@@ -284,6 +284,113 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
     return out;
 }
 
+namespace {
+
+// The profile's rules, then butter's own (written as a profile author would), except for what
+// a denied group covers: denied outright is more.
+std::vector<profile::SeccompRule> all_rules(const profile::Profile& p,
+                                            const std::set<std::string>& deny, Diagnostics& out) {
+    std::vector<profile::SeccompRule> rules = p.seccomp.rules;
+    for (const ImplicitRule& i : implicit_rules(p)) {
+        std::optional<profile::Value> tree =
+            profile::parse_toml("r = " + i.text, "<implicit>", out);
+        const profile::Value* v = tree ? tree->find("r") : nullptr;
+        std::optional<profile::SeccompRule> r =
+            v ? profile::parse_seccomp_rule(*v, out) : std::nullopt;
+        if (!r) continue;  // butter's own text: a unit test guards it
+        std::erase_if(r->syscalls, [&](const std::string& n) { return deny.count(n) > 0; });
+        if (r->syscalls.empty()) continue;
+        r->loc = p.loc_of(i.key);
+        rules.push_back(std::move(*r));
+    }
+    return rules;
+}
+
+// The filter as it is built: its default action, the profile's errno (a notification first
+// with seccomp.report), and every rule added with its source position for errors.
+struct Builder {
+    const profile::Profile& p;
+    Diagnostics& out;
+    Compiled& c;
+    SeccompFilter filter;
+    SeccompAction default_action, profile_errno;
+    bool deny_list = true;
+
+    SeccompAction reported(SeccompAction a) const {
+        return p.seccomp.report && a == profile_errno ? SeccompAction::notify() : a;
+    }
+    void add(SeccompAction a, const std::string& name, std::span<const ArgCondition> conds,
+             const SourceLoc& loc) {
+        if (a == default_action && conds.empty()) return;
+        if (a.kind == SeccompAction::Kind::Notify) c.uses_notify = true;
+        if (auto r = filter.add_rule(a, name, conds); !r)
+            out.push_back(error_at(loc, "seccomp: " + r.error().what()));
+    }
+    // Argument rules first: their syscalls must not also be plain allow/deny entries (`ruled`).
+    void add_rule(const profile::SeccompRule& r, const std::set<std::string>& deny,
+                  const std::set<std::string>& allow, std::set<std::string>& ruled);
+    void add_lists(std::set<std::string>& allow, const std::set<std::string>& deny,
+                   const std::set<std::string>& ruled);
+};
+
+void Builder::add_rule(const profile::SeccompRule& r, const std::set<std::string>& deny,
+                       const std::set<std::string>& allow, std::set<std::string>& ruled) {
+    SeccompAction action = reported(
+        r.action.empty() ? profile_errno : SeccompAction::parse(r.action).value_or(profile_errno));
+    Alternatives alts;
+    if (auto e = expand_rule(r, alts)) {
+        out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
+        return;
+    }
+    std::set<std::string> names = expand(
+        r.syscalls, [&](std::size_t) { return r.loc; }, out);
+    for (const auto& n : names) {
+        if (deny.count(n)) {
+            out.push_back(error_at(r.loc, "seccomp.rules: '" + n + "' is also in seccomp.deny"));
+            continue;
+        }
+        ruled.insert(n);
+        for (const auto& conds : alts)
+            add(action, n, conds, r.loc);
+        // In an allow list, an allowed syscall that a rule restricts stays allowed where the
+        // rule does not apply: allow on the rule's complement (match <-> unless).
+        if (!deny_list && allow.count(n) && !r.args.empty() &&
+            action.kind != SeccompAction::Kind::Allow) {
+            profile::SeccompRule flipped = r;
+            flipped.unless = !r.unless;
+            Alternatives rest;
+            if (auto e = expand_rule(flipped, rest)) {
+                out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
+                continue;
+            }
+            for (const auto& conds : rest)
+                add(SeccompAction::allow(), n, conds, r.loc);
+        }
+    }
+}
+
+void Builder::add_lists(std::set<std::string>& allow, const std::set<std::string>& deny,
+                        const std::set<std::string>& ruled) {
+    SeccompAction denied = reported(profile_errno);
+    if (deny_list) {
+        for (const auto& n : deny)
+            if (!allow.count(n)) add(denied, n, {}, p.loc_of("seccomp.deny"));
+        return;
+    }
+    // Allow list. execve must stay reachable: it is the sandbox's last setup call.
+    allow.insert("execve");
+    for (const auto& n : allow)
+        if (!deny.count(n) && !ruled.count(n))
+            add(SeccompAction::allow(), n, {}, p.loc_of("seccomp.allow"));
+    for (const auto& n : deny)
+        add(denied, n, {}, p.loc_of("seccomp.deny"));
+    // The child hands its listener to the supervisor with sendmsg after loading.
+    if (c.uses_notify && !allow.count("sendmsg") && !ruled.count("sendmsg"))
+        add(SeccompAction::allow(), "sendmsg", {}, p.loc_of("seccomp"));
+}
+
+}  // namespace
+
 std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     const auto& s = p.seccomp;
     auto errors = [&] {
@@ -303,106 +410,36 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     if (!def)
         out.push_back(
             error_at(p.loc_of("seccomp.default"), "seccomp.default: " + def.error().text()));
-    // The profile's rules, then butter's own (written as a profile author would).
-    std::vector<profile::SeccompRule> rules = s.rules;
-    for (const ImplicitRule& i : implicit_rules(p)) {
-        std::optional<profile::Value> tree =
-            profile::parse_toml("r = " + i.text, "<implicit>", out);
-        const profile::Value* v = tree ? tree->find("r") : nullptr;
-        std::optional<profile::SeccompRule> r =
-            v ? profile::parse_seccomp_rule(*v, out) : std::nullopt;
-        if (!r) continue;  // butter's own text: a unit test guards it
-        // Not for what a denied group covers: denied outright is more.
-        std::erase_if(r->syscalls, [&](const std::string& n) { return deny.count(n) > 0; });
-        if (r->syscalls.empty()) continue;
-        r->loc = p.loc_of(i.key);
-        rules.push_back(std::move(*r));
-    }
+    std::vector<profile::SeccompRule> rules = all_rules(p, deny, out);
     if (errors() != errors_before) return std::nullopt;
     if (def->kind == SeccompAction::Kind::Allow && deny.empty() && rules.empty()) return c;
 
     // A denied call fails with the profile's errno; with report = true it goes to the
     // supervisor first, which names it and answers with the same errno.
     SeccompAction profile_errno = SeccompAction::error(c.denied_errno);
-    auto reported = [&](SeccompAction a) {
-        return s.report && a == profile_errno ? SeccompAction::notify() : a;
-    };
-    SeccompAction denied = reported(profile_errno);
-    SeccompAction default_action = reported(*def);
-    bool deny_list = default_action.kind == SeccompAction::Kind::Allow;
-    c.uses_notify = default_action.kind == SeccompAction::Kind::Notify;
-
+    SeccompAction default_action =
+        s.report && *def == profile_errno ? SeccompAction::notify() : *def;
     auto filter = SeccompFilter::create(default_action);
     if (!filter) {
         out.push_back(error_at(p.loc_of("seccomp"), "seccomp: " + filter.error().what()));
         return std::nullopt;
     }
-    auto add = [&](SeccompAction a, const std::string& name, std::span<const ArgCondition> conds,
-                   const SourceLoc& loc) {
-        if (a == default_action && conds.empty()) return;
-        if (a.kind == SeccompAction::Kind::Notify) c.uses_notify = true;
-        if (auto r = filter->add_rule(a, name, conds); !r)
-            out.push_back(error_at(loc, "seccomp: " + r.error().what()));
-    };
-
-    // Argument rules first: their syscalls must not also be plain allow/deny entries.
+    Builder b{p,
+              out,
+              c,
+              std::move(*filter),
+              default_action,
+              profile_errno,
+              default_action.kind == SeccompAction::Kind::Allow};
+    c.uses_notify = default_action.kind == SeccompAction::Kind::Notify;
     std::set<std::string> ruled;
-    for (const auto& r : rules) {
-        SeccompAction action =
-            reported(r.action.empty() ? profile_errno
-                                      : SeccompAction::parse(r.action).value_or(profile_errno));
-        Alternatives alts;
-        if (auto e = expand_rule(r, alts)) {
-            out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
-            continue;
-        }
-        std::set<std::string> names = expand(
-            r.syscalls, [&](std::size_t) { return r.loc; }, out);
-        for (const auto& n : names) {
-            if (deny.count(n)) {
-                out.push_back(
-                    error_at(r.loc, "seccomp.rules: '" + n + "' is also in seccomp.deny"));
-                continue;
-            }
-            ruled.insert(n);
-            for (const auto& conds : alts)
-                add(action, n, conds, r.loc);
-            // In an allow list, an allowed syscall that a rule restricts stays allowed where the
-            // rule does not apply: allow on the rule's complement (match <-> unless).
-            if (!deny_list && allow.count(n) && !r.args.empty() &&
-                action.kind != SeccompAction::Kind::Allow) {
-                profile::SeccompRule flipped = r;
-                flipped.unless = !r.unless;
-                Alternatives rest;
-                if (auto e = expand_rule(flipped, rest)) {
-                    out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
-                    continue;
-                }
-                for (const auto& conds : rest)
-                    add(SeccompAction::allow(), n, conds, r.loc);
-            }
-        }
-    }
+    for (const auto& r : rules)
+        b.add_rule(r, deny, allow, ruled);
     if (errors() != errors_before) return std::nullopt;
-
-    if (deny_list) {
-        for (const auto& n : deny)
-            if (!allow.count(n)) add(denied, n, {}, p.loc_of("seccomp.deny"));
-    } else {
-        // Allow list. execve must stay reachable: it is the sandbox's last setup call.
-        allow.insert("execve");
-        for (const auto& n : allow)
-            if (!deny.count(n) && !ruled.count(n))
-                add(SeccompAction::allow(), n, {}, p.loc_of("seccomp.allow"));
-        for (const auto& n : deny)
-            add(denied, n, {}, p.loc_of("seccomp.deny"));
-        // The child hands its listener to the supervisor with sendmsg after loading.
-        if (c.uses_notify && !allow.count("sendmsg") && !ruled.count("sendmsg"))
-            add(SeccompAction::allow(), "sendmsg", {}, p.loc_of("seccomp"));
-    }
+    b.add_lists(allow, deny, ruled);
     if (errors() != errors_before) return std::nullopt;
-    (void)filter->set_binary_tree(true);
-    auto prog = filter->export_bpf();
+    (void)b.filter.set_binary_tree(true);
+    auto prog = b.filter.export_bpf();
     if (!prog) {
         out.push_back(error_at(p.loc_of("seccomp"), "seccomp: " + prog.error().what()));
         return std::nullopt;
@@ -412,7 +449,7 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     // them: a rule per number made the program ~4x longer, and its load (copy, check, JIT,
     // the kernel's per-syscall cache) as many times dearer.
     c.program =
-        deny_list ? with_syscall_ceiling(*prog, max_known_syscall(), ENOSYS) : std::move(*prog);
+        b.deny_list ? with_syscall_ceiling(*prog, max_known_syscall(), ENOSYS) : std::move(*prog);
     return c;
 }
 

@@ -115,8 +115,75 @@ Result<void> NotifyRelay::start(EventLoop& loop, std::function<bool(pid_t)> in_s
     return {};
 }
 
+namespace {
+
+// The descriptors and the sender's credentials of a received message.
+void take_control(struct msghdr& m, std::vector<Fd>& fds, std::optional<struct ucred>& cred) {
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET) continue;
+        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred u;
+            std::memcpy(&u, CMSG_DATA(c), sizeof u);
+            cred = u;
+        } else if (c->cmsg_type == SCM_RIGHTS) {
+            std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                fds.emplace_back(fd);
+            }
+        }
+    }
+}
+
+// Lines as systemd splits them (on '\n' and '\r'), and only those that speak of the service
+// itself: the relay sends as butter, whom systemd believes (as root, even a MAINPID= naming
+// any host process, which a stop would then signal).
+std::string relayed_lines(std::string_view in) {
+    std::string out;
+    while (!in.empty()) {
+        std::string_view line = in.substr(0, in.find_first_of("\n\r"));
+        in.remove_prefix(std::min(line.size() + 1, in.size()));
+        if (relayed_notify_line(line)) out.append(line).append(1, '\n');
+    }
+    return out;
+}
+
+}  // namespace
+
+void NotifyRelay::forward(const std::string& text, const std::vector<Fd>& fds) {
+    std::string out = text;
+    struct iovec iov {
+        out.data(), out.size()
+    };
+    struct msghdr o {};
+    o.msg_name = &target_;
+    o.msg_namelen = target_len_;
+    o.msg_iov = &iov;
+    o.msg_iovlen = 1;
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    if (!fds.empty()) {
+        o.msg_control = control;
+        o.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+        struct cmsghdr* c = CMSG_FIRSTHDR(&o);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+            int fd = fds[i].get();
+            std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof fd);
+        }
+    }
+    // Datagrams to systemd: a full queue loses this one, never stalls the supervisor.
+    (void)::sendmsg(sock_.get(), &o, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (log_) log_(out);
+}
+
 void NotifyRelay::relay() {
     std::vector<char> buf;
+    auto drop = [&](const std::string& why) {
+        if (log_) log_("dropped: " + why);
+    };
     for (;;) {
         // The datagram's whole size first: read cut at a buffer's end, its tail could pass
         // for a message of its own ("...\nREADY=1").
@@ -137,24 +204,7 @@ void NotifyRelay::relay() {
         if (n < 0) return;
         std::vector<Fd> fds;  // closed here whatever becomes of the message
         std::optional<struct ucred> cred;
-        for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-            if (c->cmsg_level != SOL_SOCKET) continue;
-            if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
-                struct ucred u;
-                std::memcpy(&u, CMSG_DATA(c), sizeof u);
-                cred = u;
-            } else if (c->cmsg_type == SCM_RIGHTS) {
-                std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (std::size_t i = 0; i < count; ++i) {
-                    int fd;
-                    std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                    fds.emplace_back(fd);
-                }
-            }
-        }
-        auto drop = [&](const std::string& why) {
-            if (log_) log_("dropped: " + why);
-        };
+        take_control(m, fds, cred);
         if (static_cast<std::size_t>(size) > kMaxDatagram || (m.msg_flags & MSG_CTRUNC)) {
             drop(std::to_string(size) + " bytes" +
                  ((m.msg_flags & MSG_CTRUNC) ? " with too many fds" : ""));
@@ -164,41 +214,8 @@ void NotifyRelay::relay() {
             drop("a sender outside the sandbox (pid " + std::to_string(cred ? cred->pid : 0) + ")");
             continue;
         }
-        std::string_view in(buf.data(), static_cast<std::size_t>(n));
-        std::string out;
-        // Lines as systemd splits them (on '\n' and '\r'), and only those that speak of the
-        // service itself: the relay sends as butter, whom systemd believes (as root, even a
-        // MAINPID= naming any host process, which a stop would then signal).
-        while (!in.empty()) {
-            std::string_view line = in.substr(0, in.find_first_of("\n\r"));
-            in.remove_prefix(std::min(line.size() + 1, in.size()));
-            if (relayed_notify_line(line)) out.append(line).append(1, '\n');
-        }
-        if (out.empty()) continue;
-        struct iovec oiov {
-            out.data(), out.size()
-        };
-        struct msghdr o {};
-        o.msg_name = &target_;
-        o.msg_namelen = target_len_;
-        o.msg_iov = &oiov;
-        o.msg_iovlen = 1;
-        alignas(struct cmsghdr) char ocontrol[CMSG_SPACE(sizeof(int) * kMaxFds)];
-        if (!fds.empty()) {
-            o.msg_control = ocontrol;
-            o.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-            struct cmsghdr* c = CMSG_FIRSTHDR(&o);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-            for (std::size_t i = 0; i < fds.size(); ++i) {
-                int fd = fds[i].get();
-                std::memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof fd);
-            }
-        }
-        // Datagrams to systemd: a full queue loses this one, never stalls the supervisor.
-        (void)::sendmsg(sock_.get(), &o, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (log_) log_(out);
+        std::string out = relayed_lines(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+        if (!out.empty()) forward(out, fds);
     }
 }
 

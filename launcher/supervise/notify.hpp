@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <butter/error.hpp>
 #include <butter/fd.hpp>
@@ -54,6 +55,8 @@ class NotifyRelay {
   private:
     NotifyRelay() = default;
     void relay();
+    // `text` and `fds` on to the manager's socket.
+    void forward(const std::string& text, const std::vector<Fd>& fds);
     Fd sock_;
     std::string dir_;
     std::function<bool(pid_t)> in_sandbox_;

@@ -56,6 +56,8 @@ const char* reason(const RunOutcome& o) {
 
 }  // namespace
 
+// The report, written top to bottom in the order README.md documents its fields: one
+// document, longer than a function should be, read against that table.
 std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
     std::string j = "{\n";
     auto field = [&](const std::string& k, const std::string& v, bool last = false) {
