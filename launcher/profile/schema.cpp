@@ -22,13 +22,44 @@ namespace {
 
 using namespace schema_rows;
 
-Err check_seccomp_default(const std::string& s) {
-    if (s == "allow" || s == "kill" || s == "log" || s == "notify") return {};
-    if (s.starts_with("errno:")) {
-        if (!parse_errno(s.substr(6))) return "unknown errno '" + s.substr(6) + "'";
-        return {};
-    }
-    return "'" + s + "' is not one of: allow, errno:NAME, kill, log, notify";
+// seccomp.default: parsed once into the action (the filter's own type); shown by its name.
+Row seccomp_default_row() {
+    return {"seccomp.default",
+            "string",
+            bit(Kind::String),
+            [](const Value& v, Profile& p, const Expansion&, Diagnostics&) -> Err {
+                const std::string& s = v.string;
+                auto a = SeccompAction::parse(s);
+                using K = SeccompAction::Kind;
+                if (!a || (a->kind != K::Allow && a->kind != K::Errno &&
+                           a->kind != K::KillProcess && a->kind != K::Log && a->kind != K::Notify))
+                    return s.starts_with("errno:") && !parse_errno(s.substr(6))
+                               ? "unknown errno '" + s.substr(6) + "'"
+                               : "'" + s + "' is not one of: allow, errno:NAME, kill, log, notify";
+                p.seccomp.default_action = *a;
+                return {};
+            },
+            [](const Profile& p) -> std::optional<std::string> {
+                return q(p.seccomp.default_action.to_string());
+            },
+            "allow | errno:NAME | kill | log | notify"};
+}
+
+// seccomp.errno: a name (EPERM) or number, kept as the number; shown by its name.
+Row errno_row() {
+    return {"seccomp.errno",
+            "string",
+            bit(Kind::String),
+            [](const Value& v, Profile& p, const Expansion&, Diagnostics&) -> Err {
+                auto e = parse_errno(v.string);
+                if (!e) return "unknown errno '" + v.string + "'";
+                p.seccomp.denied_errno = *e;
+                return {};
+            },
+            [](const Profile& p) -> std::optional<std::string> {
+                return q(errno_name(p.seccomp.denied_errno));
+            },
+            "errno of denied syscalls"};
 }
 
 Err check_capability(const std::string& s) {
@@ -216,15 +247,10 @@ const std::vector<Row>& rows() {
                 "a cgroup limit that nothing can hold only warns (without a writable cgroup, "
                 "pids and memory fall back to RLIMIT_NPROC and RLIMIT_AS anyway; cpus has no "
                 "stand-in)"),
-        string("seccomp.default", FIELD(seccomp.default_action),
-               "allow | errno:NAME | kill | log | notify", false, check_seccomp_default),
+        seccomp_default_row(),
         string_list("seccomp.deny", FIELD(seccomp.deny), "syscalls and @groups that fail"),
         string_list("seccomp.allow", FIELD(seccomp.allow), "syscalls and @groups that are allowed"),
-        string("seccomp.errno", FIELD(seccomp.errno_name), "errno of denied syscalls", false,
-               [](const std::string& s) -> Err {
-                   if (!parse_errno(s)) return "unknown errno '" + s + "'";
-                   return {};
-               }),
+        errno_row(),
         boolean("seccomp.report", FIELD(seccomp.report), "name each denied syscall in the log"),
         seccomp_rules_row(),
         boolean("seccomp.restrict_suid_sgid", FIELD(seccomp.restrict_suid_sgid),

@@ -3,6 +3,10 @@
 // page). One row per key; nothing about a key lives outside its row.
 #pragma once
 
+#include <cerrno>
+
+#include <butter/seccomp.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -51,7 +55,7 @@ struct ArgCheck {
 // they do not (`unless`).
 struct SeccompRule {
     std::vector<std::string> syscalls;
-    std::string action;  // "" = errno:<seccomp.errno>
+    std::optional<SeccompAction> action;  // none: errno:<seccomp.errno>
     bool unless = false;
     std::vector<ArgCheck> args;
     std::string text;  // the rule as written, for `butter show`
@@ -126,11 +130,11 @@ struct Profile {
     } limits;
 
     struct Seccomp {
-        std::string default_action = "allow";  // allow | errno:NAME | kill | log | notify
-        std::vector<std::string> deny;         // syscalls and @groups
+        SeccompAction default_action = SeccompAction::allow();  // allow|errno:NAME|kill|log|notify
+        std::vector<std::string> deny;                          // syscalls and @groups
         std::vector<std::string> allow;
-        std::string errno_name = "EPERM";  // the errno for denied calls
-        bool report = false;               // name each denied syscall (user notification)
+        int denied_errno = EPERM;  // the errno for denied calls
+        bool report = false;       // name each denied syscall (user notification)
         std::vector<SeccompRule> rules;
         bool restrict_suid_sgid = true;  // no set-uid/set-gid files (policy.hpp: implicit rules)
         bool restrict_xattrs = true;     // no extended attributes set (ACLs, file capabilities)

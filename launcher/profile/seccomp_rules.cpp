@@ -121,13 +121,15 @@ std::optional<SeccompRule> parse_seccomp_rule(const Value& v, Diagnostics& out) 
                     r.syscalls.push_back(s.string);
             }
         } else if (k == "action") {
-            if (e.kind != Kind::String || !SeccompAction::parse(e.string)) {
+            auto a = e.kind == Kind::String ? SeccompAction::parse(e.string)
+                                            : Result<SeccompAction>(fail(Error("action", EINVAL)));
+            if (!a || a->kind == SeccompAction::Kind::Trace) {
                 out.push_back(error_at(e.loc, std::string(kWhere) +
                                                   "'action' is one of allow, errno:NAME, kill, "
                                                   "kill-thread, trap, log, notify"));
                 ok = false;
             } else {
-                r.action = e.string;
+                r.action = *a;
             }
         } else if (k == "match" || k == "unless") {
             if (match) {
@@ -162,7 +164,7 @@ std::optional<SeccompRule> parse_seccomp_rule(const Value& v, Diagnostics& out) 
                     ok = false;
             }
         }
-    } else if (r.action.empty()) {
+    } else if (!r.action) {
         // Without arguments a rule only makes sense for its own action (kill, log, trap, ...).
         out.push_back(error_at(v.loc, std::string(kWhere) +
                                           "a rule without 'match' or 'unless' needs an 'action' "

@@ -335,8 +335,7 @@ struct Builder {
 
 void Builder::add_rule(const profile::SeccompRule& r, const std::set<std::string>& deny,
                        const std::set<std::string>& allow, std::set<std::string>& ruled) {
-    SeccompAction action = reported(
-        r.action.empty() ? profile_errno : SeccompAction::parse(r.action).value_or(profile_errno));
+    SeccompAction action = reported(r.action.value_or(profile_errno));
     Alternatives alts;
     if (auto e = expand_rule(r, alts)) {
         out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
@@ -398,7 +397,7 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     };
     auto errors_before = errors();
     Compiled c;
-    c.denied_errno = parse_errno(s.errno_name).value_or(EPERM);
+    c.denied_errno = s.denied_errno;
     auto item_loc = [&](const char* key) {
         return [&p, key](std::size_t i) {
             return p.loc_of(std::string(key) + "[" + std::to_string(i) + "]");
@@ -406,19 +405,15 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     };
     std::set<std::string> deny = expand(s.deny, item_loc("seccomp.deny"), out);
     std::set<std::string> allow = expand(s.allow, item_loc("seccomp.allow"), out);
-    auto def = SeccompAction::parse(s.default_action);
-    if (!def)
-        out.push_back(
-            error_at(p.loc_of("seccomp.default"), "seccomp.default: " + def.error().text()));
+    const SeccompAction def = s.default_action;
     std::vector<profile::SeccompRule> rules = all_rules(p, deny, out);
     if (errors() != errors_before) return std::nullopt;
-    if (def->kind == SeccompAction::Kind::Allow && deny.empty() && rules.empty()) return c;
+    if (def.kind == SeccompAction::Kind::Allow && deny.empty() && rules.empty()) return c;
 
     // A denied call fails with the profile's errno; with report = true it goes to the
     // supervisor first, which names it and answers with the same errno.
     SeccompAction profile_errno = SeccompAction::error(c.denied_errno);
-    SeccompAction default_action =
-        s.report && *def == profile_errno ? SeccompAction::notify() : *def;
+    SeccompAction default_action = s.report && def == profile_errno ? SeccompAction::notify() : def;
     auto filter = SeccompFilter::create(default_action);
     if (!filter) {
         out.push_back(error_at(p.loc_of("seccomp"), "seccomp: " + filter.error().what()));
