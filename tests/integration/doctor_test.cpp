@@ -11,7 +11,7 @@ namespace {
 
 RunOptions with_profiles(bool nobody) {
     RunOptions o;
-    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    o.env = {profile_path_env()};
     o.as_nobody = nobody;
     o.cwd = "/tmp";
     return o;

@@ -27,10 +27,6 @@ constexpr uid_t kNobody = 65534;
 // An ordinary host user that owns a workspace (no such account needed).
 constexpr uid_t kUser = 12345;
 
-std::string hostile_bin() {
-    return BUTTER_HOSTILE;
-}
-
 // Every path below `dir` (depth first), its lstat.
 void walk(const std::string& dir,
           const std::function<void(const std::string&, const struct stat&)>& f) {
@@ -84,7 +80,7 @@ class HostileFiles : public ::testing::TestWithParam<Param> {
         RunOptions o;
         o.as_nobody = nobody();
         o.cwd = work_;
-        o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+        o.env = {profile_path_env()};
         return o;
     }
     RunResult butter(std::vector<std::string> args, RunOptions o = {}) {
@@ -121,14 +117,14 @@ TEST_P(HostileFiles, SeccompFilterCannotBeSwitchedOffForLaterRuns) {
     ASSERT_EQ(::chown(xdg.c_str(), runner(), runner()), 0);
     RunOptions o = opts();
     o.env.push_back("XDG_RUNTIME_DIR=" + xdg);
-    std::vector<std::string> keyctl{"run",   "--ro-bind", std::string(BUTTER_PROBE) + ":/probe",
+    std::vector<std::string> keyctl{"run",   "--ro-bind", std::string(probe_bin()) + ":/probe",
                                     "--",    "/probe",    "try-syscall",
                                     "keyctl"};
     auto first = butter(keyctl, o);
     EXPECT_EQ(first.out, "EPERM\n") << first.err;
 
-    auto poison = butter({"run", "--ro-bind", hostile_bin() + ":/hostile", "--", "/hostile",
-                          "poison-cache", xdg + "/butter"},
+    auto poison = butter({"run", "--ro-bind", std::string(hostile_bin()) + ":/hostile", "--",
+                          "/hostile", "poison-cache", xdg + "/butter"},
                          o);
     EXPECT_EQ(poison.out.find("ESCAPED"), std::string::npos) << poison.out;
 
@@ -142,8 +138,8 @@ TEST_P(HostileFiles, SeccompFilterCannotBeSwitchedOffForLaterRuns) {
 
 // 2. No set-id file and no file of host root's ever comes out of a sandbox.
 TEST_P(HostileFiles, NoSetIdFilesReachTheHost) {
-    auto r = butter(
-        {"run", "--ro-bind", hostile_bin() + ":/hostile", "--", "/hostile", "setuid", work_});
+    auto r = butter({"run", "--ro-bind", std::string(hostile_bin()) + ":/hostile", "--", "/hostile",
+                     "setuid", work_});
     EXPECT_EQ(r.out.find("ESCAPED"), std::string::npos) << r.out << r.err;
     int files = 0;
     walk(work_, [&](const std::string& p, const struct stat& st) {
@@ -424,8 +420,8 @@ TEST_P(HostileFiles, SubmodulesCannotRedirectGit) {
 // 6. The sandbox's /dev (a directory of its root tmpfs) holds a bounded amount.
 TEST_P(HostileFiles, DevCannotFillMemory) {
     for (const char* dir : {"/dev", "/dev/shm"}) {
-        auto r = butter({"run", "--ro-bind", hostile_bin() + ":/hostile", "--", "/hostile", "fill",
-                         dir, "1024"});
+        auto r = butter({"run", "--ro-bind", std::string(hostile_bin()) + ":/hostile", "--",
+                         "/hostile", "fill", dir, "1024"});
         unsigned long long bytes = 0;
         char end[32] = {0};
         ASSERT_EQ(std::sscanf(r.out.c_str(), "fill: %llu bytes, then %31s", &bytes, end), 2)
@@ -439,8 +435,8 @@ TEST_P(HostileFiles, DevCannotFillMemory) {
 // tmpfs size nor a memory cgroup bounds: setting any fails, as on a filesystem without them.
 TEST_P(HostileFiles, NoExtendedAttributesPinKernelMemory) {
     for (const char* dir : {"/dev/shm", "/tmp"}) {
-        auto r = butter(
-            {"run", "--ro-bind", hostile_bin() + ":/hostile", "--", "/hostile", "xattr", dir});
+        auto r = butter({"run", "--ro-bind", std::string(hostile_bin()) + ":/hostile", "--",
+                         "/hostile", "xattr", dir});
         EXPECT_EQ(r.out.find("ESCAPED"), std::string::npos) << dir << ": " << r.out << r.err;
         std::size_t blocked = 0;
         for (std::size_t at = 0;
@@ -449,8 +445,9 @@ TEST_P(HostileFiles, NoExtendedAttributesPinKernelMemory) {
         EXPECT_EQ(blocked, 4u) << r.out;
     }
     // The control: where the profile allows them, they are set.
-    auto ctl = butter({"run", "--set", "seccomp.restrict_xattrs=false", "--ro-bind",
-                       hostile_bin() + ":/hostile", "--", "/hostile", "xattr", "/tmp"});
+    auto ctl =
+        butter({"run", "--set", "seccomp.restrict_xattrs=false", "--ro-bind",
+                std::string(hostile_bin()) + ":/hostile", "--", "/hostile", "xattr", "/tmp"});
     EXPECT_NE(ctl.out.find("setxattr system.posix_acl_access: ESCAPED"), std::string::npos)
         << ctl.out << ctl.err;
 }

@@ -49,7 +49,7 @@ class HostileKernel : public ::testing::TestWithParam<Param> {
         RunOptions o;
         o.as_nobody = nobody();
         o.cwd = work_.path();
-        o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+        o.env = {profile_path_env()};
         return o;
     }
     // butter run -p PROFILE --ro-bind hostile:/hostile --ro-bind probe:/probe [extra] -- ARGS
@@ -64,9 +64,9 @@ class HostileKernel : public ::testing::TestWithParam<Param> {
                                       "-p",
                                       profile(),
                                       "--ro-bind",
-                                      std::string(BUTTER_HOSTILE) + ":/hostile",
+                                      std::string(hostile_bin()) + ":/hostile",
                                       "--ro-bind",
-                                      std::string(BUTTER_PROBE) + ":/probe"};
+                                      std::string(probe_bin()) + ":/probe"};
         args.insert(args.end(), extra.begin(), extra.end());
         args.push_back("--");
         args.insert(args.end(), cmd.begin(), cmd.end());
@@ -208,7 +208,7 @@ TEST_P(HostileKernel, HostAbstractSocketsAreUnreachableWithTheHostNetwork) {
     ASSERT_EQ(::listen(s, 4), 0);
     RunOptions c;
     c.as_nobody = nobody();
-    c.program = BUTTER_HOSTILE;
+    c.program = hostile_bin();
     auto ctl = run_butter({"abstract", name}, c);
     EXPECT_NE(ctl.out.find("ESCAPED"), std::string::npos) << "the control could not connect";
     auto r = run({"/hostile", "abstract", name},
@@ -235,10 +235,10 @@ TEST(HostileLimits, ForkBombUnderUntrustedAsNobodyWithoutACgroup) {
     RunOptions o;
     o.as_nobody = true;
     o.cwd = work.path();
-    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    o.env = {profile_path_env()};
     std::string report = work / "report.json";
     auto r = run_butter({"run", "-p", "untrusted", "--report", report, "--ro-bind",
-                         std::string(BUTTER_HOSTILE) + ":/hostile", "--", "/hostile", "forkbomb"},
+                         std::string(hostile_bin()) + ":/hostile", "--", "/hostile", "forkbomb"},
                         o);
     int n = 0;
     char err[32] = {0};
@@ -261,11 +261,11 @@ TEST(HostileLimits, SharedMemoryUnderUntrustedAsNobodyWithoutACgroup) {
     RunOptions o;
     o.as_nobody = true;
     o.cwd = work.path();
-    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    o.env = {profile_path_env()};
     for (const char* kind : {"private", "shared"}) {
         auto r = run_butter(
             {"run", "-p", "untrusted", "--set", "limits.memory=\"128M\"", "--ro-bind",
-             std::string(BUTTER_HOSTILE) + ":/hostile", "--", "/hostile", "membomb", kind},
+             std::string(hostile_bin()) + ":/hostile", "--", "/hostile", "membomb", kind},
             o);
         unsigned mib = 0;
         ASSERT_EQ(std::sscanf(r.out.c_str(), "membomb: mmap failed after %u MiB", &mib), 1)

@@ -69,8 +69,8 @@ class HostileSupervisor : public ::testing::Test {
         return o;
     }
     std::vector<std::string> with_tools(std::vector<std::string> rest) {
-        std::vector<std::string> a{"run", "--ro-bind", std::string(BUTTER_HOSTILE) + ":/hostile",
-                                   "--ro-bind", std::string(BUTTER_PROBE) + ":/probe"};
+        std::vector<std::string> a{"run", "--ro-bind", std::string(hostile_bin()) + ":/hostile",
+                                   "--ro-bind", std::string(probe_bin()) + ":/probe"};
         a.insert(a.end(), rest.begin(), rest.end());
         return a;
     }
@@ -84,7 +84,7 @@ TEST_F(HostileSupervisor, ProcOneShowsNothingOfButtersCommandLine) {
                         opts());
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out.find("secret-host-name"), std::string::npos) << r.out;
-    EXPECT_EQ(r.out.find(BUTTER_HOSTILE), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find(hostile_bin()), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("--ro-bind"), std::string::npos) << r.out;
 }
 
@@ -270,7 +270,7 @@ class HostileActivity : public ::testing::TestWithParam<bool> {
         RunOptions o;
         o.as_nobody = GetParam();
         o.cwd = work_.path();
-        o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+        o.env = {profile_path_env()};
         return run_butter({"run", "-p", "ci", "--report", report, "--", "/bin/sh", "-c", script},
                           o);
     }
@@ -306,7 +306,7 @@ TEST_P(HostileActivity, RenameStormKeepsTheSupervisorSmall) {
     RunOptions o;
     o.as_nobody = GetParam();
     o.cwd = work_.path();
-    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    o.env = {profile_path_env()};
     auto s = start_butter({"run", "-p", "ci", "--report", rep, "--", "/bin/sh", "-c",
                            "i=0; while [ $i -lt 100 ]; do mv d$i d$((i+1)); i=$((i+1)); done"},
                           o);
@@ -335,7 +335,7 @@ TEST_P(HostileActivity, LongPathsAreBoundedByBytesNotOnlyByCount) {
     RunOptions o;
     o.as_nobody = GetParam();
     o.cwd = work_.path();
-    o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+    o.env = {profile_path_env()};
     auto s = start_butter({"run", "-p", "ci", "--report", rep, "--", "/usr/bin/python3", "-c",
                            "import os\n"
                            "n = '" +

@@ -26,10 +26,6 @@
 namespace butter::test {
 namespace {
 
-const char* hostile_bin() {
-    return BUTTER_HOSTILE;
-}
-
 std::vector<std::string> lines(const std::string& s) {
     std::vector<std::string> out;
     std::istringstream in(s);
@@ -125,7 +121,7 @@ class Hostile : public ::testing::TestWithParam<Param> {
         RunOptions o;
         o.as_nobody = nobody();
         o.cwd = work_.path();
-        o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+        o.env = {profile_path_env()};
         return o;
     }
     // butter run -p PROFILE [extra...] -- /hostile ARGS...
@@ -427,7 +423,7 @@ class HostileBombs : public ::testing::TestWithParam<const char*> {
     RunResult attack(std::vector<std::string> extra, std::vector<std::string> hostile_args) {
         RunOptions o;
         o.cwd = work_.path();
-        o.env = {"BUTTER_PROFILE_PATH=" BUTTER_PROFILES_SRC};
+        o.env = {profile_path_env()};
         return run_butter(hostile_run(GetParam(), extra, hostile_args), o);
     }
     TempDir work_;

@@ -16,7 +16,7 @@
 namespace butter::test {
 namespace {
 
-const std::string kProfiles = BUTTER_PROFILES_SRC;
+const std::string kProfiles = profiles_src();
 
 class Profiles : public ::testing::TestWithParam<bool> {
   protected:

@@ -248,7 +248,7 @@ TEST_P(RunTest, ProfilesOthersCouldWriteAreRefused) {
     // On the search path too; and the shipped profiles extend the built-in default, not a
     // "default" the path holds.
     RunOptions o = opts();
-    o.env = {"BUTTER_PROFILE_PATH=" + work_.path() + ":" + BUTTER_PROFILES_SRC};
+    o.env = {"BUTTER_PROFILE_PATH=" + work_.path() + ":" + profiles_src()};
     auto named = run_butter({"run", "-p", "default", "--", "true"}, o);
     EXPECT_EQ(named.code, 125);
     EXPECT_NE(named.err.find("profile not trusted"), std::string::npos) << named.err;

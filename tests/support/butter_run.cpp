@@ -19,6 +19,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "stage.hpp"
+
 namespace butter::test {
 
 namespace {
@@ -104,16 +106,21 @@ namespace {
 
 }  // namespace
 
+// Staged where nobody can reach them (stage.hpp).
 const char* butter_bin() {
-    return BUTTER_BIN;
+    return reachable(BUTTER_BIN).c_str();
 }
 const char* probe_bin() {
-    return BUTTER_PROBE;
+    return reachable(BUTTER_PROBE).c_str();
+}
+const char* hostile_bin() {
+    return reachable(BUTTER_HOSTILE).c_str();
 }
 
 RunResult run_butter(const std::vector<std::string>& args, const RunOptions& o) {
     int out[2], err[2];
     if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) return {};
+    (void)butter_bin();  // staged by this process, not only by the forked copy
     pid_t pid = ::fork();
     if (pid == 0) {
         if (!o.stdout_file.empty()) {
@@ -153,6 +160,7 @@ RunResult run_butter(const std::vector<std::string>& args, const RunOptions& o) 
 Started start_butter(const std::vector<std::string>& args, const RunOptions& o) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) < 0) return {};
+    (void)butter_bin();  // staged by this process, not only by the forked copy
     pid_t pid = ::fork();
     if (pid == 0) {
         int f = o.stdout_file.empty()

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "stage.hpp"
+
 namespace butter::test {
 
 struct RunResult {
@@ -38,9 +40,11 @@ struct RunOptions {
     bool no_net_namespaces = false;
 };
 
-// The butter binary and the probe, from the build (BUTTER_BIN / BUTTER_PROBE).
+// The butter binary, the probe and the hostile program, from the build (BUTTER_BIN,
+// BUTTER_PROBE, BUTTER_HOSTILE), where the user nobody can reach them (stage.hpp).
 const char* butter_bin();
 const char* probe_bin();
+const char* hostile_bin();
 
 // Runs `butter ARGS...` and waits.
 RunResult run_butter(const std::vector<std::string>& args, const RunOptions& o = {});
