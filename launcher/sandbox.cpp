@@ -122,6 +122,10 @@ struct Sandbox::Impl {
                     r = fail(std::move(w).error().with_context("report"));
         }
         outcome = std::move(r);
+        // What the run held (its cgroups, pipes, timers, watches) goes with it, not with the
+        // Sandbox object, which a caller may keep for a while.
+        supervisor.reset();
+        report_file.reset();
         done->set();
     }
 };
@@ -142,6 +146,11 @@ Result<Sandbox> Sandbox::create(const SandboxProfile& profile, SandboxOptions op
     profile::Diagnostics d;
     std::optional<SandboxPlan> plan = launcher::make_plan(loaded.profile, po, d);
     if (!plan) return fail(profile_error(d));
+    if (options.timeout && options.timeout->count() <= 0)
+        return fail(Error::message("Sandbox::create", "timeout must be positive"));
+    // The outcome always has the set-up's steps (the butter program records them only for
+    // a report or events).
+    plan->record_steps = true;
     if (!plan->namespaces.has(Namespace::Pid))
         return fail(Error::message(
             "Sandbox::create",
@@ -171,8 +180,9 @@ Sandbox& Sandbox::operator=(Sandbox&&) noexcept = default;
 Sandbox::~Sandbox() = default;
 
 Result<void> Sandbox::start(EventLoop& loop) {
+    if (!impl_) return fail(Error("Sandbox::start", EINVAL, "a moved-from Sandbox"));
     Impl& i = *impl_;
-    if (i.supervisor) return fail(Error("Sandbox::start", EBUSY, "started already"));
+    if (i.done) return fail(Error("Sandbox::start", EBUSY, "started already"));
     // The kernel reaps a child of a process that ignores SIGCHLD by itself: its status would
     // be gone before the supervisor could read it.
     struct sigaction chld {};
@@ -202,25 +212,25 @@ Result<void> Sandbox::start(EventLoop& loop) {
 
 Task<Result<SandboxOutcome>> Sandbox::wait() {
     Impl* i = impl_.get();  // (the Sandbox itself may be moved while this waits)
-    if (!i->supervisor) co_return fail(Error("Sandbox::wait", EINVAL, "not started"));
+    if (!i || !i->done) co_return fail(Error("Sandbox::wait", EINVAL, "not started"));
     if (!i->outcome) BUTTER_CO_TRY(co_await i->done->wait());
     co_return *i->outcome;
 }
 
 void Sandbox::stop() {
-    if (impl_->supervisor && !impl_->outcome) impl_->supervisor->stop();
+    if (impl_ && impl_->supervisor && !impl_->outcome) impl_->supervisor->stop();
 }
 
 void Sandbox::signal(int sig) {
-    if (impl_->supervisor && !impl_->outcome) impl_->supervisor->forward(sig);
+    if (impl_ && impl_->supervisor && !impl_->outcome) impl_->supervisor->forward(sig);
 }
 
 pid_t Sandbox::pid() const {
-    return impl_->supervisor && !impl_->outcome ? impl_->supervisor->pid() : 0;
+    return impl_ && impl_->supervisor && !impl_->outcome ? impl_->supervisor->pid() : 0;
 }
 
 bool Sandbox::done() const {
-    return impl_->outcome.has_value();
+    return impl_ && impl_->outcome.has_value();
 }
 
 Result<SandboxOutcome> run_sandbox(const SandboxProfile& profile, SandboxOptions options) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <thread>
@@ -81,9 +82,15 @@ Result<CgroupHierarchy> find_cgroup_hierarchy(std::string_view controller) {
         auto b = a == std::string_view::npos ? a : line.find(':', a + 1);
         if (b == std::string_view::npos) return;
         std::string_view ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
-        if (line.substr(0, a) == "0" && ctrls.empty())
+        if (line.substr(0, a) == "0" && ctrls.empty()) {
             v2_own = path;
-        else
+            // Moved into its leaf by enable_subtree_controller: its sandboxes go beside it.
+            std::string leaf = "/" + std::string(kCgroupLeaf);
+            if (v2_own.ends_with(leaf)) {
+                v2_own.resize(v2_own.size() - leaf.size());
+                if (v2_own.empty()) v2_own = "/";
+            }
+        } else
             v1.emplace_back("," + std::string(ctrls) + ",", path);
     });
     std::string want = "," + std::string(controller) + ",";
@@ -103,6 +110,118 @@ Result<CgroupHierarchy> find_cgroup_hierarchy(std::string_view controller) {
     }
     return fail(Error::message("find_cgroup_hierarchy", "no cgroup hierarchy has this controller",
                                std::string(controller)));
+}
+
+namespace {
+
+// The words of a cgroup v2 list file (cgroup.controllers, cgroup.subtree_control).
+bool lists(const std::string& file, std::string_view word) {
+    std::string text = read_text(file);
+    for (std::string_view w : words(text))
+        if (w == word) return true;
+    return false;
+}
+
+Result<void> write_control(const std::string& file, std::string_view value) {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fail_errno("open", file);
+    Fd owned(fd);
+    ssize_t n = sys::retry_eintr([&] { return ::write(fd, value.data(), value.size()); });
+    if (n < 0) return fail_errno("write", file + " = " + std::string(value));
+    return {};
+}
+
+// The parent of `pid` (/proc/PID/stat's fourth field), or -1.
+pid_t parent_of(pid_t pid) {
+    std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
+    auto close = stat.rfind(')');  // the command name may hold anything
+    if (close == std::string::npos) return -1;
+    auto w = words(std::string_view(stat).substr(close + 1));
+    pid_t ppid = -1;
+    if (w.size() < 2 || !parse_number(w[1], ppid)) return -1;
+    return ppid;
+}
+
+// Whether `pid` is this process or descends from it (a child started early, before the
+// cgroups are made, and what that one started).
+bool ours(pid_t pid) {
+    for (int depth = 0; pid > 1 && depth < 16; ++depth) {
+        if (pid == ::getpid()) return true;
+        pid = parent_of(pid);
+    }
+    return false;
+}
+
+// "PID (comm)" for an error.
+std::string describe(pid_t pid) {
+    std::string comm = read_text("/proc/" + std::to_string(pid) + "/comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    return std::to_string(pid) + " (" + comm + ")";
+}
+
+// Makes `own` a cgroup without processes: this process and its descendants move into the leaf
+// (with `move_self`); anyone else there is EBUSY. Again while descendants appear (a child
+// that forks meanwhile), a bounded number of times.
+Result<void> empty_for_children(const std::string& own, bool move_self) {
+    std::string leaf = own + "/" + std::string(kCgroupLeaf);
+    for (int round = 0; round < 50; ++round) {
+        std::vector<pid_t> mine, others;
+        // (Named: words() points into it, and a range-for keeps only the outer temporary.)
+        std::string procs = read_text(own + "/cgroup.procs");
+        for (std::string_view w : words(procs)) {
+            pid_t p = 0;
+            if (parse_number(w, p)) (ours(p) ? mine : others).push_back(p);
+        }
+        if (mine.empty() && others.empty()) return {};
+        if (!others.empty() || !move_self) {
+            std::string who;
+            for (pid_t p : others.empty() ? mine : others)
+                who += (who.empty() ? "" : ", ") + describe(p);
+            errno = EBUSY;
+            return fail_errno("enable_subtree_controller",
+                              own + " holds processes (" + who +
+                                  "), and cgroup v2 puts cgroups only below one without");
+        }
+        if (round == 0 && ::mkdir(leaf.c_str(), 0755) < 0 && errno != EEXIST)
+            return fail_errno("mkdir", leaf);
+        for (pid_t p : mine) {
+            auto moved = write_control(leaf + "/cgroup.procs", std::to_string(p));
+            if (!moved && moved.error().errno_value() != ESRCH) return moved;  // (gone: fine)
+        }
+    }
+    errno = EBUSY;
+    return fail_errno("enable_subtree_controller", own + ": processes keep arriving");
+}
+
+}  // namespace
+
+Result<void> enable_subtree_controller(const CgroupHierarchy& h, std::string_view controller,
+                                       bool move_self) {
+    if (h.version != CgroupVersion::V2) return {};
+    std::string own = h.own_path();
+    // Children only below a cgroup without processes (but the root's): the kernel refuses to
+    // enable a domain controller (memory) beside processes, and while it lets threaded ones
+    // (pids, cpu) be enabled there, that makes the cgroup a thread root whose new children
+    // cannot take a process (EOPNOTSUPP).
+    if (h.own != "/") BUTTER_TRY(empty_for_children(own, move_self));
+    if (lists(own + "/cgroup.subtree_control", controller)) return {};
+    if (!lists(own + "/cgroup.controllers", controller)) {
+        errno = ENOENT;
+        return fail_errno("enable_subtree_controller",
+                          own + ": the " + std::string(controller) +
+                              " controller is not delegated here (not in cgroup.controllers)");
+    }
+    auto enabled = write_control(own + "/cgroup.subtree_control", "+" + std::string(controller));
+    if (!enabled && enabled.error().errno_value() == EBUSY) {
+        std::string state = "procs [" + read_text(own + "/cgroup.procs") + "] threads [" +
+                            read_text(own + "/cgroup.threads") + "] type " +
+                            read_text(own + "/cgroup.type") + " events " +
+                            read_text(own + "/cgroup.events");
+        for (auto& c : state)
+            if (c == '\n') c = ' ';
+        return fail(std::move(enabled).error().with_context(state));
+    }
+    return enabled;
 }
 
 Result<Cgroup> Cgroup::create(const CgroupHierarchy& h, std::string_view name) {
@@ -134,13 +253,7 @@ bool Cgroup::has(std::string_view file) const {
 }
 
 Result<void> Cgroup::write(std::string_view file, std::string_view value) const {
-    std::string p = path_ + "/" + std::string(file);
-    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return fail_errno("open", p);
-    Fd owned(fd);
-    ssize_t n = sys::retry_eintr([&] { return ::write(fd, value.data(), value.size()); });
-    if (n < 0) return fail_errno("write", p + " = " + std::string(value));
-    return {};
+    return write_control(path_ + "/" + std::string(file), value);
 }
 
 Result<std::string> Cgroup::read(std::string_view file) const {

@@ -1,6 +1,7 @@
 // butter doctor: what works on this system and what blocks a sandbox, layer by layer, each
 // problem with its fix; then which profiles actually run here (each is tried with `true`).
 #include "cli/doctor.hpp"
+#include "cli/systemd_scope.hpp"
 
 #include <grp.h>
 #include <sched.h>
@@ -213,6 +214,11 @@ void check_fanotify(std::vector<Line>& out) {
          fid ? "" : "Linux 5.13+ for unprivileged FID groups; butter falls back to inotify"});
 }
 
+// A systemd manager butter could ask for a scope (cli/systemd_scope.hpp).
+bool systemd_manager_reachable() {
+    return ::access(systemd_manager_socket().c_str(), W_OK) == 0;
+}
+
 void check_cgroups(std::vector<Line>& out) {
     for (const char* c : {"memory", "pids", "cpu"}) {
         std::string layer = std::string("cgroup ") + c;
@@ -225,9 +231,35 @@ void check_cgroups(std::vector<Line>& out) {
         }
         std::string where = (h->version == CgroupVersion::V2 ? "v2 " : "v1 ") + h->own_path();
         auto cg = Cgroup::create(*h, "butter-doctor-" + std::to_string(::getpid()));
-        if (cg) {
+        // cgroup v2: writable is not enough; the controller must be delegated here and no
+        // other process may share the cgroup (butter moves itself into a leaf of it).
+        std::string v2_problem;
+        if (cg && h->version == CgroupVersion::V2 && h->own != "/") {
+            auto controllers = read_file((h->own_path() + "/cgroup.controllers").c_str());
+            auto procs = read_file((h->own_path() + "/cgroup.procs").c_str());
+            std::string self = std::to_string(::getpid());
+            if (!controllers ||
+                (" " + *controllers + " ").find(std::string(" ") + c) == std::string::npos)
+                v2_problem = "not delegated (the controller is not in cgroup.controllers)";
+            else if (procs && procs->find_first_not_of(" \n") != std::string::npos &&
+                     *procs != self + "\n")
+                v2_problem = "other processes share it";
+        }
+        if (cg && v2_problem.empty()) {
             (void)cg->destroy();
             out.push_back({layer, Verdict::Ok, where + ": writable", ""});
+        } else if (h->version == CgroupVersion::V2 && systemd_manager_reachable()) {
+            if (cg) (void)cg->destroy();
+            out.push_back({layer, Verdict::Ok,
+                           where + ": " + (cg ? v2_problem : err(cg.error().errno_value())) +
+                               "; butter asks systemd for a delegated scope",
+                           ""});
+        } else if (cg) {
+            (void)cg->destroy();
+            out.push_back({layer, Verdict::Blocked, where + ": " + v2_problem,
+                           "run butter alone in a delegated cgroup (systemd-run --scope -p "
+                           "Delegate=yes ..., or a unit with Delegate=yes); or set "
+                           "limits.optional = true"});
         } else {
             out.push_back({layer, Verdict::Blocked, where + ": " + err(cg.error().errno_value()),
                            "limits.* need root, or a delegated cgroup v2 (systemd-run --user -p "

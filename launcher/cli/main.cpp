@@ -15,6 +15,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/doctor.hpp"
+#include "cli/systemd_scope.hpp"
 #include "cli/tuning.hpp"
 #include "plan/plan.hpp"
 #include "profile/loader.hpp"
@@ -132,6 +133,15 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     so.on_idle = [] {
         (void)release_program_text();
         ::malloc_trim(0);
+    };
+    // Limits on cgroup v2: butter is a process of its own, it may move itself (into a leaf of
+    // its cgroup, or into a systemd scope when that cgroup is not delegated to it).
+    so.cgroup_move_self = true;
+    so.cgroup_new_scope = [verbosity = cli.verbosity]() -> Result<void> {
+        BUTTER_ASSIGN_OR_RETURN(std::string unit, move_into_systemd_scope());
+        if (verbosity > 1)
+            std::fprintf(stderr, "butter: limits in systemd scope %s\n", unit.c_str());
+        return {};
     };
     auto outcome = run_cli_sandbox(*plan, blocked->previous(), std::move(so));
     // The report first, then the last lines on stderr, which may be a terminal that no

@@ -95,7 +95,7 @@ Result<void> Attempt::on_failure_pipe() {
     if (n == static_cast<ssize_t>(sizeof f)) {
         failure_ = f;
     } else {
-        exec_done_ = true;  // EOF: every copy closed at exec
+        exec_seen();  // EOF: every copy closed at exec
         if (plan_.record_steps) add_step("seccomp and exec", monotonic_ns());
         events_.emit("exec");
     }
@@ -254,7 +254,7 @@ Result<void> Attempt::start() {
         if (sb_.failure_record) {
             failure_ = *sb_.failure_record;
         } else {
-            exec_done_ = true;
+            exec_seen();
             if (plan_.record_steps) add_step("seccomp and exec", sb_.setup_end_ns);
             events_.emit("exec");
         }
@@ -275,6 +275,21 @@ Result<void> Attempt::start() {
         exit_.set();
     }));
     return {};
+}
+
+void Attempt::forward(int sig) {
+    if (!exec_done_ && !failure_ && sig != SIGKILL) {
+        held_signals_.push_back(sig);
+        return;
+    }
+    (void)pidfd_send_signal(sb_.pidfd, sig);
+}
+
+void Attempt::exec_seen() {
+    exec_done_ = true;
+    for (int sig : held_signals_)
+        (void)pidfd_send_signal(sb_.pidfd, sig);
+    held_signals_.clear();
 }
 
 void Attempt::kill_all() {

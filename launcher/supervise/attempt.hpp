@@ -55,7 +55,10 @@ class Attempt {
     Result<void> start();
     // Sends the stop signal, then SIGKILL to the whole sandbox after `grace`.
     void request_stop(int sig, std::chrono::nanoseconds grace);
-    void forward(int sig) { (void)pidfd_send_signal(sb_.pidfd, sig); }
+    // `sig` to the first process. Before the command's exec it is held and sent at the exec:
+    // until then no handler of the sandbox's init is in place, and a pid namespace's init
+    // drops what it has no handler for (SIGKILL goes at once).
+    void forward(int sig);
     // SIGKILL to the whole sandbox.
     void kill_all();
     // SIGKILL, and its first process reaped now (blocking until it is gone): a supervisor that
@@ -86,6 +89,8 @@ class Attempt {
     void add_step(const std::string& name, std::int64_t end_ns);
     std::optional<ChildFailure> failure_;
     bool exec_done_ = false;
+    void exec_seen();
+    std::vector<int> held_signals_;
     bool exited_ = false;
     bool killing_ = false;
     std::optional<int> command_status_;

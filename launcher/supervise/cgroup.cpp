@@ -69,7 +69,28 @@ void remove_stale(const CgroupHierarchy& h) {
 
 }  // namespace
 
-SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
+Result<std::size_t> SandboxCgroups::make(const char* controller, const std::string& name,
+                                         const SandboxPlan& plan, bool move_self) {
+    BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
+    BUTTER_TRY(enable_subtree_controller(h, controller, move_self));
+    std::string path = h.own_path() + "/" + name;
+    std::size_t at = 0;
+    while (at < cgroups_.size() && cgroups_[at].path() != path)
+        ++at;
+    if (at == cgroups_.size()) {
+        BUTTER_ASSIGN_OR_RETURN(Cgroup cg, Cgroup::create(h, name));
+        cgroups_.push_back(std::move(cg));
+    }
+    const Cgroup& cg = cgroups_[at];
+    for (const Setting& s : settings(controller, plan, h.version)) {
+        // The swap knobs exist only with swap accounting: skip them when absent.
+        if (s.file.find("swap") != std::string::npos && !cg.has(s.file)) continue;
+        BUTTER_TRY(cg.write(s.file, s.value));
+    }
+    return at;
+}
+
+SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan, const Access& access) {
     SandboxCgroups out;
     std::vector<std::pair<const char*, const char*>> wanted;  // controller, profile key
     if (plan.memory_limit) wanted.emplace_back("memory", "limits.memory");
@@ -89,23 +110,20 @@ SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
     static std::atomic<unsigned> sandboxes{0};
     std::string name = "butter-" + std::to_string(::getpid());
     if (unsigned n = sandboxes++; n > 0) name += "-" + std::to_string(n);
-    for (const auto& want : wanted) {
-        // Named copies: a lambda may not capture structured bindings before C++20's P1091
-        // (clang 14, the fuzzing build).
-        const char* controller = want.first;
-        const char* key = want.second;
-        auto made = [&]() -> Result<Cgroup> {
-            BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
-            BUTTER_ASSIGN_OR_RETURN(Cgroup cg, Cgroup::create(h, name));
-            for (const Setting& s : settings(controller, plan, h.version)) {
-                // The swap knobs exist only with swap accounting: skip them when absent.
-                if (s.file.find("swap") != std::string::npos && !cg.has(s.file)) continue;
-                BUTTER_TRY(cg.write(s.file, s.value));
-            }
-            return cg;
-        }();
+    bool asked = false;
+    for (const auto& [controller, key] : wanted) {
+        auto made = out.make(controller, name, plan, access.move_self);
+        if (!made && access.new_scope && !asked && out.cgroups_.empty()) {
+            // Nowhere here (not delegated, not writable): a delegated cgroup of its own, then
+            // the same again from there.
+            asked = true;
+            if (auto moved = access.new_scope())
+                made = out.make(controller, name, plan, access.move_self);
+            else
+                made = fail(std::move(made).error().with_hint(moved.error().what()));
+        }
         if (made)
-            out.groups_.push_back({controller, std::move(*made)});
+            out.groups_.push_back({controller, *made});
         else
             out.missing_.push_back({controller, key, std::move(made).error().with_context(key)});
     }
@@ -115,7 +133,7 @@ SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan) {
 std::vector<std::pair<std::string, std::string>> SandboxCgroups::enforcement() const {
     std::vector<std::pair<std::string, std::string>> out;
     for (const Group& g : groups_) {
-        bool v2 = g.cgroup.version() == CgroupVersion::V2;
+        bool v2 = cgroups_[g.cgroup].version() == CgroupVersion::V2;
         std::string file = g.controller == "memory" ? (v2 ? "memory.max" : "memory.limit_in_bytes")
                            : g.controller == "pids" ? "pids.max"
                            : v2                     ? "cpu.max"
@@ -127,40 +145,40 @@ std::vector<std::pair<std::string, std::string>> SandboxCgroups::enforcement() c
 }
 
 Result<void> SandboxCgroups::join(pid_t pid) const {
-    for (const Group& g : groups_)
-        BUTTER_TRY(g.cgroup.add(pid));
+    for (const Cgroup& cg : cgroups_)
+        BUTTER_TRY(cg.add(pid));
     return {};
 }
 
-const SandboxCgroups::Group* SandboxCgroups::find(const char* controller) const {
+const Cgroup* SandboxCgroups::find(const char* controller) const {
     for (const Group& g : groups_)
-        if (g.controller == controller) return &g;
+        if (g.controller == controller) return &cgroups_[g.cgroup];
     return nullptr;
 }
 
 void SandboxCgroups::collect(RunOutcome& out) const {
-    if (const Group* m = find("memory")) {
-        const Cgroup& cg = m->cgroup;
-        bool v2 = cg.version() == CgroupVersion::V2;
-        if (auto peak = cg.read_number(v2 ? "memory.peak" : "memory.max_usage_in_bytes"))
+    if (const Cgroup* m = find("memory")) {
+        bool v2 = m->version() == CgroupVersion::V2;
+        if (auto peak = m->read_number(v2 ? "memory.peak" : "memory.max_usage_in_bytes"))
             out.peak_memory = *peak;
-        auto ooms = cg.read_key(v2 ? "memory.events" : "memory.oom_control", "oom_kill");
+        auto ooms = m->read_key(v2 ? "memory.events" : "memory.oom_control", "oom_kill");
         if (ooms && *ooms > 0) {
             out.limits_hit.push_back("memory");
             if (out.kind == RunOutcome::Kind::Signaled && out.stop == RunOutcome::Stop::None)
                 out.stop = RunOutcome::Stop::Oom;
         }
     }
-    if (const Group* p = find("pids")) {
-        if (auto peak = p->cgroup.read_number("pids.peak")) out.peak_pids = *peak;
-        auto hits = p->cgroup.read_key("pids.events", "max");
+    if (const Cgroup* p = find("pids")) {
+        if (auto peak = p->read_number("pids.peak")) out.peak_pids = *peak;
+        auto hits = p->read_key("pids.events", "max");
         if (hits && *hits > 0) out.limits_hit.push_back("pids");
     }
 }
 
 void SandboxCgroups::destroy() {
-    for (Group& g : groups_)
-        (void)g.cgroup.destroy();
+    for (Cgroup& cg : cgroups_)
+        (void)cg.destroy();
+    cgroups_.clear();
     groups_.clear();
 }
 
@@ -195,10 +213,13 @@ Result<LimitFallbacks> limit_fallbacks(const SandboxPlan& plan, const SandboxCgr
             continue;
         }
         Error e = m.error;
-        if (is_privilege(e) || e.errno_value() == EROFS)
-            (void)std::move(e).with_hint("no writable cgroup for the " + controller +
-                                         " controller: run as root, or below a delegated cgroup "
-                                         "v2, or set limits.optional = true");
+        if (is_privilege(e) || e.errno_value() == EROFS || e.errno_value() == ENOENT ||
+            e.errno_value() == EBUSY)
+            (void)std::move(e).with_hint(
+                "no cgroup for the " + controller +
+                " controller: run as root, or in a delegated cgroup v2 of butter's own "
+                "(systemd-run --scope -p Delegate=yes, or a unit with Delegate=yes), or set "
+                "limits.optional = true");
         if (!plan.limits_optional) return fail(std::move(e));
         log.warn("warning: %s (the limit is not applied: limits.optional)", e.what().c_str());
         out.held.push_back({key, "none"});

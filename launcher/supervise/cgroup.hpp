@@ -26,9 +26,20 @@ class SandboxCgroups {
         const char* key;         // "limits.memory", ...
         Error error;
     };
-    // Creates the cgroups and writes the limits. A controller whose cgroup cannot be made is
-    // left out and listed in missing(): the caller falls back or fails (supervisor.cpp).
-    [[nodiscard]] static SandboxCgroups create(const SandboxPlan& plan);
+    // How far butter may go to get a cgroup, beyond making one below its own.
+    struct Access {
+        // cgroup v2: move this process into a leaf of its own cgroup so that the controllers
+        // can be enabled there (enable_subtree_controller). The butter program's choice; a
+        // library caller's process stays in its cgroup.
+        bool move_self = false;
+        // Called once when a cgroup cannot be made where butter is: may move this process
+        // into a new delegated cgroup (a systemd scope, cli/systemd_scope.hpp) and say so.
+        std::function<Result<void>()> new_scope;
+    };
+    // Creates the cgroups (one per hierarchy: on v2, one for all controllers) and writes the
+    // limits. A controller whose cgroup cannot be made is left out and listed in missing():
+    // the caller falls back or fails (supervisor.cpp).
+    [[nodiscard]] static SandboxCgroups create(const SandboxPlan& plan, const Access& access);
     bool empty() const { return groups_.empty(); }
     const std::vector<Missing>& missing() const { return missing_; }
     // How each made limit is enforced, for the report ("cgroup v1 memory.limit_in_bytes").
@@ -43,9 +54,14 @@ class SandboxCgroups {
   private:
     struct Group {
         std::string controller;
-        Cgroup cgroup;
+        std::size_t cgroup;  // in cgroups_
     };
-    const Group* find(const char* controller) const;
+    const Cgroup* find(const char* controller) const;
+    // The cgroup for a controller's hierarchy: made with the limits, or one made already for
+    // another controller of the same hierarchy (cgroup v2).
+    Result<std::size_t> make(const char* controller, const std::string& name,
+                             const SandboxPlan& plan, bool move_self);
+    std::vector<Cgroup> cgroups_;
     std::vector<Group> groups_;
     std::vector<Missing> missing_;
 };

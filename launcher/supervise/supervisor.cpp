@@ -123,7 +123,9 @@ struct Supervisor::State {
     pid_t sandbox_pid = 0;  // the current sandbox's first process and pid namespace
     std::optional<std::uint64_t> sandbox_pid_ns;
     bool stop_requested = false, time_up = false, restart_requested = false;
-    AsyncEvent wake;  // a stop or the time limit between runs (the restart delay)
+    bool spawned = false;           // the first spawn happened
+    std::vector<int> held_signals;  // forwarded before it
+    AsyncEvent wake;                // a stop or the time limit between runs (the restart delay)
     RunOutcome result;
     Clock::time_point start = Clock::now();
     nanoseconds user_cpu{}, system_cpu{};
@@ -238,7 +240,8 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(EventLoop& loop, const Sa
         if (relay) s.relay.emplace(std::move(*relay));
     }
     // The cgroups, and what stands in for those that cannot be made.
-    s.cgroups = SandboxCgroups::create(plan);
+    s.cgroups =
+        SandboxCgroups::create(plan, {s.options.cgroup_move_self, s.options.cgroup_new_scope});
     BUTTER_ASSIGN_OR_RETURN(s.fallbacks, limit_fallbacks(plan, s.cgroups, s.log));
     BUTTER_TRY(s.extend_plan());
     s.log.attach(loop);
@@ -282,7 +285,11 @@ void Supervisor::stop() {
 }
 
 void Supervisor::forward(int sig) {
-    if (!s_->current) return;
+    if (!s_->current) {
+        // Before the first spawn (a caller's signal right after start): sent once it runs.
+        if (s_->result.restarts == 0 && !s_->spawned) s_->held_signals.push_back(sig);
+        return;
+    }
     s_->log.info("forwarding %s", signal_name(sig).c_str());
     s_->current->forward(sig);
 }
@@ -350,7 +357,11 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
     Attempt attempt(*plan, sb, loop, log, result.denied, events, spawned_ns, std::move(kmsg));
     BUTTER_CO_TRY(attempt.start());
     current = &attempt;
+    spawned = true;
     if (stop_requested || time_up) stop_now();
+    for (int sig : held_signals)
+        attempt.forward(sig);
+    held_signals.clear();
     BUTTER_CO_TRY(co_await attempt.exit_event().wait());
     current = nullptr;
     const int interrupts[] = {stop_fd ? stop_fd->fd() : -1, limit ? limit->fd() : -1};

@@ -53,6 +53,10 @@ struct SupervisorOptions {
     // The butter program's start-up tuning: once per start of the command, and once when it
     // has run for a while (the supervisor then only waits).
     std::function<void()> on_started, on_idle;
+    // The butter program's, for limits on cgroup v2 (supervise/cgroup.hpp's Access): it may
+    // move itself into a leaf of its cgroup, and into a new systemd scope when it has none.
+    bool cgroup_move_self = false;
+    std::function<Result<void>()> cgroup_new_scope;
 };
 
 // One sandbox's whole life on an EventLoop that may serve others too: spawns it (again, on

@@ -184,5 +184,67 @@ TEST(SandboxApi, IgnoredSigchldIsRefusedNotLost) {
     EXPECT_EQ(r.code(), 0) << r.output;
 }
 
+// A stop or a signal right after start(), before the command has even been executed, is held
+// until the exec and then delivered: not dropped by the sandbox's init, which has no handler
+// yet (a pid namespace's init ignores what it has none for).
+TEST(SandboxApi, StopAndSignalRightAfterStartReachTheCommand) {
+    auto loop = EventLoop::create();
+    ASSERT_TRUE(loop);
+    auto stopped = Sandbox::create(SandboxProfile::builtin(), command({"/bin/sleep", "100"}));
+    auto signalled = Sandbox::create(SandboxProfile::builtin(), command({"/bin/sleep", "100"}));
+    ASSERT_TRUE(stopped && signalled);
+    ASSERT_TRUE(stopped->start(*loop));
+    ASSERT_TRUE(signalled->start(*loop));
+    stopped->stop();
+    signalled->signal(SIGUSR1);
+    auto t0 = std::chrono::steady_clock::now();
+    auto both = [&]() -> Task<std::pair<Result<SandboxOutcome>, Result<SandboxOutcome>>> {
+        auto a = co_await stopped->wait();
+        auto b = co_await signalled->wait();
+        co_return std::pair(std::move(a), std::move(b));
+    };
+    auto r = loop->run_until_complete(both());
+    ASSERT_TRUE(r && r->first && r->second);
+    // SIGTERM ends sleep at once (the grace period before SIGKILL is 10 s).
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+    EXPECT_EQ(r->first->exit_status(), 128 + SIGTERM);
+    EXPECT_EQ(r->first->stop, SandboxOutcome::Stop::StopRequest);
+    EXPECT_EQ(r->second->exit_status(), 128 + SIGUSR1);
+}
+
+// After wait(), the run's resources are gone even while the caller keeps the Sandbox: its
+// descriptors (pipes, timers, watches) and cgroups; the outcome has the set-up's steps
+// without an event callback; a timeout must be positive.
+TEST(SandboxApi, FinishedSandboxHoldsNothingAndSaysItsSteps) {
+    auto r = test::run_in_child([] {
+        auto count_fds = [] {
+            int n = 0;
+            for (int fd = 0; fd < 4096; ++fd)
+                n += ::fcntl(fd, F_GETFD) >= 0;
+            return n;
+        };
+        int before = count_fds();
+        auto profile = SandboxProfile::builtin();
+        CHILD_ASSERT(profile.set("report.file_activity", "true"), "set file_activity");
+        CHILD_ASSERT(profile.set("output.stdout", "\"tee:/dev/null\""), "set tee");
+        SandboxOptions o = command({"/bin/sh", "-c", "echo hi"});
+        o.timeout = 10s;
+        auto box = Sandbox::create(profile, o);
+        CHILD_ASSERT(box, "create");
+        auto loop = EventLoop::create();
+        CHILD_ASSERT(loop && box->start(*loop), "start");
+        auto out = loop->run_until_complete(box->wait());
+        CHILD_ASSERT(out && *out && (*out)->exit_status() == 0, "run");
+        CHILD_ASSERT(!(*out)->setup_steps.empty(), "setup steps without on_event");
+        // The loop's own epoll fd stays; the sandbox's are gone though the Sandbox lives.
+        CHILD_ASSERT(count_fds() == before + 1, "fds left after wait()");
+        SandboxOptions zero = command({"/bin/true"});
+        zero.timeout = 0s;
+        CHILD_ASSERT(!Sandbox::create(SandboxProfile::builtin(), zero), "timeout 0 accepted");
+        return 0;
+    });
+    EXPECT_EQ(r.code(), 0) << r.output;
+}
+
 }  // namespace
 }  // namespace butter

@@ -18,7 +18,8 @@ for f in bin/butter lib/libbutter.a lib/libbutter.so include/butter/fd.hpp inclu
          share/man/man1/butter.1 share/man/man5/butter-profile.5 \
          share/bash-completion/completions/butter lib/pkgconfig/butter.pc \
          lib/cmake/butter/butterConfig.cmake lib/cmake/butter/butterTargets.cmake \
-         share/doc/butter/examples/systemd/butter-example.service; do
+         share/doc/butter/examples/systemd/butter-example.service \
+         share/doc/butter/examples/systemd/butter-example.socket; do
     test -e "$prefix/$f" || fail "cmake --install did not install $f"
 done
 echo "install layout: ok"
@@ -39,7 +40,8 @@ c++ -o "$tmp/c3" "$src/tests/packaging/consumer/consumer.cpp" $(pkg-config --sta
 # shellcheck disable=SC2046
 c++ -o "$tmp/c4" "$src/tests/packaging/consumer/sandbox_consumer.cpp" -pthread \
     $(pkg-config --cflags --libs butter-sandbox)
-LD_LIBRARY_PATH="$prefix/lib" "$tmp/c4" | grep -qx "sandbox consumer ok" ||
+# (No LD_LIBRARY_PATH: the two archives link in, nothing is loaded from the prefix.)
+"$tmp/c4" | grep -qx "sandbox consumer ok" ||
     fail "pkg-config sandbox consumer"
 echo "pkg-config butter, butter-sandbox: ok"
 

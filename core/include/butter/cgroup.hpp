@@ -28,8 +28,22 @@ struct CgroupHierarchy {
 
 // The hierarchy with `controller` ("memory", "pids", "cpu"): the v2 one if its
 // cgroup.controllers lists it, else a v1 hierarchy mounted with it. ENOENT: none has it.
-// Reads /proc/self/cgroup and /proc/self/mountinfo.
+// Reads /proc/self/cgroup and /proc/self/mountinfo. On v2, a caller that
+// enable_subtree_controller moved into its leaf (kCgroupLeaf) gets the leaf's parent as `own`:
+// the cgroup its sandboxes' cgroups go below.
 [[nodiscard]] Result<CgroupHierarchy> find_cgroup_hierarchy(std::string_view controller);
+
+// The leaf cgroup v2 a process moves into so that its own cgroup may enable controllers.
+inline constexpr std::string_view kCgroupLeaf = "butter-supervisor";
+
+// cgroup v2: makes `h`'s own cgroup a place for new cgroups with `controller`. Cgroups go
+// only below a cgroup without processes (the kernel's "no internal processes" rule; the root
+// is exempt): when the calling process is the only one there and `move_self`, it moves (all
+// its threads) into the leaf `own/butter-supervisor` first; other processes there are EBUSY,
+// naming how many. Then the controller is enabled in cgroup.subtree_control, unless it is
+// already. ENOENT: the parent does not delegate the controller (not in cgroup.controllers).
+[[nodiscard]] Result<void> enable_subtree_controller(const CgroupHierarchy& h,
+                                                     std::string_view controller, bool move_self);
 
 // An owned cgroup directory; the destructor removes it (best effort: a cgroup with live
 // processes cannot be removed).

@@ -15,7 +15,12 @@
 // Several sandboxes may run at once on one loop. Link with butter::sandbox (CMake) or
 // `pkg-config butter-sandbox`.
 //
-// What the API needs from its caller, and checks (a clear Error, not a hang or a lost status):
+// Profiles by name are looked up where the butter program looks: $BUTTER_PROFILE_PATH, then
+// the profiles directory of the prefix libbutter-sandbox was configured for (an install moved
+// to another prefix with `cmake --install --prefix` needs BUTTER_PROFILE_PATH), then the
+// built-in default.
+//
+// What the API needs from its caller (the first two are checked with a clear Error):
 // - SIGCHLD neither ignored nor SA_NOCLDWAIT: the kernel would reap the sandbox before its
 //   status could be read. A SIGCHLD handler of your own must reap only your own children
 //   (waitpid(pid), not waitpid(-1)): one that reaps every child takes the sandbox's status,
@@ -23,16 +28,22 @@
 // - A profile with a pid namespace (namespaces.pid = true, every shipped profile's): without
 //   one, what the command leaves behind could only be found by making this whole process a
 //   child subreaper. And not process.session = "pty" (it puts your terminal in raw mode).
-// - The loop a sandbox started on is run by its thread until wait() completes; a sandbox is
-//   used from that thread only. Other threads of the process may do anything meanwhile.
-// - The sandbox is killed if the thread that started it exits (its parent-death signal is
-//   tied to that thread, as for any child).
+// - (Not checked:) the loop a sandbox started on is run by its thread until wait()
+//   completes; a sandbox is used from that thread only. Other threads of the process may do
+//   anything meanwhile.
+// - The sandbox is killed if the thread that started it exits once it runs (its parent-death
+//   signal is tied to that thread, as for any child).
 // What it leaves alone: the process's signal mask and dispositions, its dumpable flag, its
 // memory (no code pages dropped, no malloc_trim), its descriptors (every one it opens is
-// close-on-exec and closed after the run), its cgroup (the sandbox's are made below it), its
-// terminal. A write to a stream whose reader is gone is EPIPE for the library, never a
-// SIGPIPE for the process. Starting a sandbox forks the calling thread once (glibc's fork,
-// then a clone from that copy: posix_spawn's guarantees for a multithreaded caller).
+// close-on-exec, and those of a run are closed when the run ends, with its cgroups), its
+// cgroup (the sandbox's are made below it; on cgroup v2 the kernel allows that only below a
+// cgroup without processes: a delegated one, e.g. from `systemd-run --scope -p Delegate=yes`,
+// that your process leaves for a leaf by calling butter::enable_subtree_controller(h, "memory",
+// true) (butter/cgroup.hpp) at start-up for each controller; the butter program does that
+// itself, the library never moves your process), its terminal. A write to a stream whose reader is
+// gone is EPIPE for the library, never a SIGPIPE for the process. Starting a sandbox forks the
+// calling thread once (glibc's fork, then a clone from that copy: posix_spawn's guarantees for a
+// multithreaded caller).
 #pragma once
 
 #include <sys/types.h>
