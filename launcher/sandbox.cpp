@@ -3,6 +3,8 @@
 // settings (signal mask, SIGPIPE, dumpable, memory tuning, subreaper).
 #include <butter/sandbox.hpp>
 
+#include <fcntl.h>
+
 #include <signal.h>
 
 #include "plan/host_path.hpp"
@@ -115,6 +117,11 @@ struct Sandbox::Impl {
 
     Task<void> drive() {
         Result<SandboxOutcome> r = co_await supervisor->run();
+        if (!r && r.error().errno_value() == ECHILD)
+            r = fail(std::move(r).error().with_hint(
+                "this process reaped the sandbox's first process before butter could: a "
+                "SIGCHLD handler that calls waitpid(-1), or SIGCHLD ignored after start(); "
+                "reap only your own children"));
         if (r) {
             r->report = launcher::report_json(plan, *r);
             if (report_file)
@@ -146,6 +153,10 @@ Result<Sandbox> Sandbox::create(const SandboxProfile& profile, SandboxOptions op
     profile::Diagnostics d;
     std::optional<SandboxPlan> plan = launcher::make_plan(loaded.profile, po, d);
     if (!plan) return fail(profile_error(d));
+    for (int fd : {options.stdout_fd, options.stderr_fd})
+        if (fd >= 0 && ::fcntl(fd, F_GETFD) < 0)
+            return fail(Error("Sandbox::create", EBADF,
+                              "stdout_fd/stderr_fd " + std::to_string(fd) + " is not open"));
     if (options.timeout && options.timeout->count() <= 0)
         return fail(Error::message("Sandbox::create", "timeout must be positive"));
     // The outcome always has the set-up's steps (the butter program records them only for

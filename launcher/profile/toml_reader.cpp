@@ -99,7 +99,19 @@ std::optional<Value> parse_toml(std::string_view text, const std::string& file, 
         return v;
     } catch (const toml::parse_error& e) {
         const auto& b = e.source().begin;
-        std::string msg(e.description());
+        // toml++ quotes the input it stopped at, raw: a newline there would break the
+        // one-line diagnostic (and a control character could drive the terminal).
+        std::string msg;
+        for (char c : e.description()) {
+            auto u = static_cast<unsigned char>(c);
+            if (c == '\n')
+                msg += "\\n";
+            else if (u < 0x20 || u == 0x7f) {
+                static const char* hex = "0123456789abcdef";
+                msg += std::string("\\x") + hex[u >> 4] + hex[u & 15];
+            } else
+                msg += c;
+        }
         out.push_back(error_at({file, static_cast<int>(b.line), static_cast<int>(b.column)},
                                "TOML syntax: " + msg));
         return std::nullopt;

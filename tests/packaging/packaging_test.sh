@@ -19,7 +19,8 @@ for f in bin/butter lib/libbutter.a lib/libbutter.so include/butter/fd.hpp inclu
          share/bash-completion/completions/butter lib/pkgconfig/butter.pc \
          lib/cmake/butter/butterConfig.cmake lib/cmake/butter/butterTargets.cmake \
          share/doc/butter/examples/systemd/butter-example.service \
-         share/doc/butter/examples/systemd/butter-example.socket; do
+         share/doc/butter/examples/systemd/butter-example.socket \
+         share/doc/butter/examples/sandbox/sandbox_jobs.cpp; do
     test -e "$prefix/$f" || fail "cmake --install did not install $f"
 done
 echo "install layout: ok"

@@ -79,7 +79,9 @@ class SandboxProfile {
     [[nodiscard]] static Result<SandboxProfile> parse(std::string_view toml,
                                                       const std::string& origin = "<string>");
     // One key, as `butter run --set KEY=VALUE` (VALUE in TOML: "\"512M\"", "false", "[...]"),
-    // applied after the profile's own; checked now.
+    // applied after the profile's own; checked now as `butter check` checks a profile (what
+    // depends on the host, such as user and group names, syscall names or an rlimit above the
+    // hard limit, is checked by Sandbox::create).
     [[nodiscard]] Result<void> set(std::string_view key, std::string_view toml_value);
     // The resolved profile as TOML (`butter show`).
     std::string to_toml() const;
