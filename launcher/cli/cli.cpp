@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <string_view>
 
 #include "profile/units.hpp"
@@ -26,7 +27,7 @@ std::pair<std::string, std::string> split_bind(const std::string& v) {
 std::string usage() {
     return R"(usage:
   butter run [-p PROFILE] [--set KEY=VALUE]... [--bind SRC[:DST]]... [--ro-bind SRC[:DST]]...
-             [--timeout DURATION] [--report FILE|-] [--events FD] [--quiet|--verbose]
+             [--timeout DURATION|SECONDS] [--report FILE|-] [--events FD] [--quiet|--verbose]
              [--] COMMAND [ARG...]
   butter check PROFILE...      validate profiles; print every error as FILE:LINE:COL: message
   butter show [-p PROFILE] [--set KEY=VALUE]...   print the resolved profile as TOML
@@ -38,6 +39,8 @@ std::string usage() {
 
 PROFILE is a path or a name looked up in $BUTTER_PROFILE_PATH, ~/.config/butter/profiles,
 /etc/butter/profiles and the installed profiles; without -p the built-in default is used.
+A relative bind SRC is taken from the current directory (DST defaults to its absolute path).
+Every command takes --help.
 Exit status of run: the command's own; 128+N if it died of signal N; 124 at the time limit;
 125 if butter failed; 126 if the command cannot be executed; 127 if it is not found.
 )";
@@ -99,8 +102,19 @@ Result<void> run_flag(Cli& cli, Flag& f) {
     const std::string v = std::move(*taken);
     if (f.name == "--bind" || f.name == "--ro-bind") {
         auto b = split_bind(v);
-        if (b.first.empty() || b.first[0] != '/' || (!b.second.empty() && b.second[0] != '/'))
-            return fail(bad("option '" + f.name + "' expects absolute SRC[:DST], got '" + v + "'"));
+        if (b.first.empty() || (!b.second.empty() && b.second[0] != '/'))
+            return fail(bad("option '" + f.name +
+                            "' expects SRC[:DST] with an absolute DST, got '" + v + "'"));
+        if (b.first[0] != '/') {
+            // A host path relative to the current directory, as with bwrap and docker -v
+            // $PWD/...: made absolute here (symlinks are resolved, safely, by the planner).
+            std::error_code ec;
+            auto cwd = std::filesystem::current_path(ec);
+            if (ec) return fail(Error("getcwd", ec.value(), "option '" + f.name + "'"));
+            std::string abs = (cwd / b.first).lexically_normal().string();
+            if (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+            b.first = abs;
+        }
         (f.name == "--bind" ? cli.binds : cli.ro_binds).push_back(b);
     } else if (f.name == "--report") {
         if (v.empty() || (v != "-" && !v.starts_with("/") && v.find('/') == std::string::npos &&
@@ -116,10 +130,14 @@ Result<void> run_flag(Cli& cli, Flag& f) {
                 bad("option '--events' expects an open file descriptor above 2, got '" + v + "'"));
         cli.events_fd = static_cast<int>(fd);
     } else {  // --timeout
-        auto d = profile::parse_duration(v);
+        // A bare number is seconds, as for timeout(1).
+        bool bare = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
+        auto d = profile::parse_duration(bare ? v + "s" : v);
         if (!d || d->count() <= 0)
             return fail(
-                bad("option '--timeout' expects a duration like 30s or 5m, got '" + v + "'"));
+                bad("option '--timeout' expects a duration like 30s, 5m or 90 (seconds), "
+                    "got '" +
+                    v + "'"));
         cli.timeout = *d;
     }
     return {};
@@ -187,6 +205,10 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
             }
             cli.args.push_back(a);
             continue;
+        }
+        if (a == "--help" || a == "-h") {  // `butter run --help`: the usage, as for `butter --help`
+            cli.command = Cli::Command::Help;
+            return cli;
         }
         Flag f{a, "", false, &argv, &i};
         if (auto eq = a.find('='); a.starts_with("--") && eq != std::string::npos)

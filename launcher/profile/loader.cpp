@@ -173,6 +173,14 @@ std::vector<std::string> search_path() {
     if (const char* home = std::getenv("HOME"); home && *home)
         dirs.push_back(std::string(home) + "/.config/butter/profiles");
     dirs.push_back("/etc/butter/profiles");
+#if defined(BUTTER_BUILD_TREE_EXE) && defined(BUTTER_SOURCE_PROFILES_DIR)
+    // The butter of a build tree (run from a clone, not installed) finds the shipped profiles
+    // of its source tree: a fixed path, taken only when this binary is that build's own.
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0 && std::string_view(exe, static_cast<std::size_t>(n)) == BUTTER_BUILD_TREE_EXE)
+        dirs.push_back(BUTTER_SOURCE_PROFILES_DIR);
+#endif
     dirs.push_back(BUTTER_PROFILES_DIR);
     return dirs;
 }
@@ -221,6 +229,18 @@ std::optional<std::string> locate(const std::string& spec, const std::vector<std
     return std::nullopt;
 }
 
+namespace {
+
+// The directories searched, for an error: "a, b and the built-in default".
+std::string join_dirs(const std::vector<std::string>& dirs) {
+    std::string out;
+    for (const auto& d : dirs)
+        out += d + ", ";
+    return out + "and the built-in default";
+}
+
+}  // namespace
+
 Loaded load(const std::optional<std::string>& spec, const LoadOptions& options) {
     Loaded l;
     std::string where = kEmbeddedDefaultName;
@@ -230,10 +250,11 @@ Loaded load(const std::optional<std::string>& spec, const LoadOptions& options) 
             bool is_path = spec->find('/') != std::string::npos || spec->ends_with(".toml");
             struct stat st {};
             bool exists = is_path && ::stat(spec->c_str(), &st) == 0;
-            l.diagnostics.push_back(error_at(
-                {*spec, 0, 0}, exists    ? "not a regular file (a profile is one)"
-                               : is_path ? "no such profile file"
-                                         : "no profile named '" + *spec + "' on the search path"));
+            l.diagnostics.push_back(
+                error_at({*spec, 0, 0}, exists    ? "not a regular file (a profile is one)"
+                                        : is_path ? "no such profile file"
+                                                  : "no profile named '" + *spec + "' (looked in " +
+                                                        join_dirs(options.search_path) + ")"));
             return l;
         }
         where = *found;

@@ -1,6 +1,8 @@
 // The butter binary's non-run commands, end to end.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "../support/butter_run.hpp"
 #include "../support/tmpdir.hpp"
 
@@ -23,7 +25,8 @@ TEST(Cli, BadFlagIsOneLineNamingIt) {
     auto run = run_butter({"run", "--timeout", "later", "--", "true"});
     EXPECT_EQ(run.code, 125);
     EXPECT_EQ(run.err,
-              "butter: option '--timeout' expects a duration like 30s or 5m, got 'later'\n");
+              "butter: option '--timeout' expects a duration like 30s, 5m or 90 "
+              "(seconds), got 'later'\n");
 }
 
 TEST(Cli, CheckPrintsEveryErrorAndExits1) {
@@ -62,11 +65,25 @@ TEST(Cli, ProfilesListsTheEmbeddedDefault) {
     write_file(dir / "mine.toml", "description = \"my profile\"\n");
     RunOptions o;
     o.env = {"BUTTER_PROFILE_PATH=" + dir.path()};
+    // A copy of butter, as installed (the build tree's own binary also finds the source
+    // tree's profiles/, whose default.toml would be listed instead).
+    std::filesystem::copy_file(butter_bin(), dir / "butter");
+    o.program = dir / "butter";
     auto r = run_butter({"profiles"}, o);
     EXPECT_EQ(r.code, 0);
     EXPECT_NE(r.out.find("mine"), std::string::npos);
     EXPECT_NE(r.out.find("my profile"), std::string::npos);
     EXPECT_NE(r.out.find("<embedded>/default.toml"), std::string::npos);
+    // The build tree's own finds the source tree's (unless it runs from a stage, as nobody's
+    // tests do when the clone is unreachable).
+    o.program.clear();
+    auto build = run_butter({"profiles"}, o);
+    EXPECT_EQ(build.code, 0);
+    if (std::string(butter_bin()) == BUTTER_BIN) {
+        EXPECT_NE(build.out.find(std::string(BUTTER_PROFILES_SRC) + "/untrusted.toml"),
+                  std::string::npos)
+            << build.out;
+    }
 }
 
 TEST(Cli, SyscallsListsGroups) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 namespace butter::launcher {
 namespace {
 
@@ -37,9 +39,11 @@ TEST(Cli, ErrorsNameTheFlag) {
               "unknown option '--frob' for 'butter run'");
     EXPECT_EQ(parse({"run", "--timeout"}).error().text(), "option '--timeout' needs a value");
     EXPECT_EQ(parse({"run", "--timeout", "soon", "--", "x"}).error().text(),
-              "option '--timeout' expects a duration like 30s or 5m, got 'soon'");
-    EXPECT_EQ(parse({"run", "--bind", "rel", "--", "x"}).error().text(),
-              "option '--bind' expects absolute SRC[:DST], got 'rel'");
+              "option '--timeout' expects a duration like 30s, 5m or 90 (seconds), got 'soon'");
+    EXPECT_EQ(parse({"run", "--timeout", "0", "--", "x"}).error().text(),
+              "option '--timeout' expects a duration like 30s, 5m or 90 (seconds), got '0'");
+    EXPECT_EQ(parse({"run", "--bind", "src:rel", "--", "x"}).error().text(),
+              "option '--bind' expects SRC[:DST] with an absolute DST, got 'src:rel'");
     EXPECT_EQ(parse({"run", "--set", "novalue", "--", "x"}).error().text(),
               "option '--set' expects KEY=VALUE, got 'novalue'");
     EXPECT_EQ(parse({"run"}).error().text(),
@@ -50,6 +54,29 @@ TEST(Cli, ErrorsNameTheFlag) {
               "unknown command 'frobnicate' (run, check, show, profiles, syscalls, doctor)");
     EXPECT_EQ(parse({}).error().text(), "no command given (try 'butter --help')");
     EXPECT_EQ(parse({"check"}).error().text(), "'butter check' needs at least one profile");
+}
+
+// What people type: --help after any command, bare seconds, relative bind sources.
+TEST(Cli, HabitsOfOtherTools) {
+    for (const char* cmd : {"run", "check", "show", "profiles", "syscalls", "doctor"}) {
+        auto h = parse({cmd, "--help"});
+        ASSERT_TRUE(h) << cmd;
+        EXPECT_EQ(h->command, Cli::Command::Help) << cmd;
+        EXPECT_EQ(parse({cmd, "-h"})->command, Cli::Command::Help) << cmd;
+    }
+    // After the command's first word, --help is the command's.
+    EXPECT_EQ(parse({"run", "ls", "--help"})->args, (std::vector<std::string>{"ls", "--help"}));
+    auto t = parse({"run", "--timeout", "5", "--", "x"});
+    ASSERT_TRUE(t) << t.error().what();
+    EXPECT_EQ(*t->timeout, std::chrono::seconds(5));
+    EXPECT_FALSE(parse({"run", "--timeout", "-5", "--", "x"}));
+    std::string cwd = std::filesystem::current_path().string();
+    auto b = parse({"run", "--bind", ".", "--ro-bind", "sub/dir/:/dst", "--", "x"});
+    ASSERT_TRUE(b) << b.error().what();
+    EXPECT_EQ(b->binds[0].first, cwd);
+    EXPECT_EQ(b->binds[0].second, "");
+    EXPECT_EQ(b->ro_binds[0].first, cwd + "/sub/dir");
+    EXPECT_EQ(b->ro_binds[0].second, "/dst");
 }
 
 TEST(Cli, OtherCommands) {

@@ -162,7 +162,9 @@ TEST(Loader, SetOverridesWithTomlOrBareValues) {
 TEST(Loader, MissingProfileIsOneError) {
     Loaded l = load(std::string("nosuch"), options_for("/nonexistent"));
     ASSERT_EQ(l.diagnostics.size(), 1u);
-    EXPECT_EQ(l.diagnostics[0].render(), "nosuch: no profile named 'nosuch' on the search path");
+    EXPECT_EQ(l.diagnostics[0].render(),
+              "nosuch: no profile named 'nosuch' (looked in /nonexistent, and the built-in "
+              "default)");
 }
 
 TEST(Loader, AllErrorsAreReportedNotJustTheFirst) {
