@@ -114,9 +114,11 @@ static void attack_fds(const char* secret) {
     if (!open_fds) printf("fds above 2: blocked EBADF\n");
 }
 
-static void attack_ptrace(pid_t host_pid) {
+// `with_init`: also pid 1. Not in a control run outside the sandbox: there pid 1 is the
+// host's init (systemd), and a stop of it would stop the machine.
+static void attack_ptrace(pid_t host_pid, int with_init) {
     char what[64];
-    pid_t targets[2] = {1, host_pid};
+    pid_t targets[2] = {with_init ? 1 : 0, host_pid};
     for (int i = 0; i < 2; ++i) {
         pid_t p = targets[i];
         if (p <= 0) continue;
@@ -124,7 +126,13 @@ static void attack_ptrace(pid_t host_pid) {
         long rc = ptrace(PTRACE_ATTACH, p, 0, 0);
         int err = errno;
         report(what, rc, err);
-        if (rc == 0) ptrace(PTRACE_DETACH, p, 0, 0);
+        if (rc == 0) {
+            // Detach only works on a stopped tracee: wait for the attach's stop first, or it
+            // is left stopped when this process exits.
+            int st = 0;
+            waitpid(p, &st, __WALL);
+            ptrace(PTRACE_DETACH, p, 0, 0);
+        }
         snprintf(what, sizeof what, "PTRACE_SEIZE %d", p);
         rc = ptrace(PTRACE_SEIZE, p, 0, 0);
         err = errno;
@@ -596,7 +604,8 @@ int main(int argc, char** argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!strcmp(cmd, "tty")) attack_tty();
     else if (!strcmp(cmd, "fds")) attack_fds(arg);
-    else if (!strcmp(cmd, "ptrace")) attack_ptrace(arg ? atoi(arg) : 0);
+    else if (!strcmp(cmd, "ptrace"))
+        attack_ptrace(arg ? atoi(arg) : 0, !(argc > 3 && !strcmp(argv[3], "no-init")));
     else if (!strcmp(cmd, "handle") && argc > 3) attack_handle(argv[2], argv[3]);
     else if (!strcmp(cmd, "kernel-files")) attack_kernel_files();
     else if (!strcmp(cmd, "remount")) attack_remount();
