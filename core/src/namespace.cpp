@@ -163,6 +163,38 @@ int hold_namespace(void*) {
 
 }  // namespace
 
+Error namespace_refused(Error e) {
+    if (e.errno_value() != EPERM) return e;
+    // The kernel refuses new user namespaces in a chroot (a root that is not its mount
+    // namespace's). Seen for sure when / is not a mount point at all (no mountinfo line for it).
+    bool root_is_a_mount = false;
+    if (auto info = read_file("/proc/self/mountinfo")) {
+        std::size_t at = 0;
+        while (at < info->size() && !root_is_a_mount) {
+            std::size_t end = info->find('\n', at);
+            if (end == std::string::npos) end = info->size();
+            std::string_view line(info->data() + at, end - at);
+            // id parent major:minor root mountpoint ...: the fifth field.
+            std::size_t f = 0;
+            for (int i = 0; i < 4 && f != std::string_view::npos; ++i) {
+                f = line.find(' ', f);
+                if (f != std::string_view::npos) ++f;
+            }
+            if (f != std::string_view::npos && line.substr(f).starts_with("/ "))
+                root_is_a_mount = true;
+            at = end + 1;
+        }
+    }
+    if (!root_is_a_mount)
+        return std::move(e).with_hint(
+            "this process is in a chroot, where the kernel refuses new user namespaces: run "
+            "butter in a container or a mount namespace whose root is / (pivot_root)");
+    return std::move(e).with_hint(
+        "user namespaces are refused here: a chroot, a seccomp filter or LSM that denies them "
+        "(AppArmor's apparmor_restrict_unprivileged_userns), or user.max_user_namespaces = 0; "
+        "`butter doctor` says which");
+}
+
 Result<Fd> make_user_namespace(std::span<const IdMapping> uid_map,
                                std::span<const IdMapping> gid_map) {
     // CLONE_VM: no copy of the caller's page tables and no copy-on-write faults afterwards,
@@ -173,7 +205,7 @@ Result<Fd> make_user_namespace(std::span<const IdMapping> uid_map,
     int pidfd = -1;
     int pid = ::clone(hold_namespace, stack + sizeof stack,
                       CLONE_VM | CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd);
-    if (pid < 0) return fail_errno("clone", "CLONE_VM|CLONE_NEWUSER");
+    if (pid < 0) return fail(namespace_refused(Error("clone", errno, "CLONE_VM|CLONE_NEWUSER")));
     Fd owner(pidfd);
     auto result = [&]() -> Result<Fd> {
         BUTTER_TRY(write_uid_map(pid, uid_map));

@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -201,7 +202,9 @@ Result<EarlyChild> EarlyChild::start() {
     int flags = static_cast<int>((Namespace::User | Namespace::Pid).raw()) | CLONE_VM |
                 CLONE_PIDFD | SIGCHLD;
     int pid = ::clone(early_main, st->stack.top(), flags, st.get(), &pidfd);
-    if (pid < 0) return fail_errno("clone", "CLONE_VM, the user and pid namespaces");
+    if (pid < 0)
+        return fail(
+            namespace_refused(Error("clone", errno, "CLONE_VM, the user and pid namespaces")));
     st->pid = pid;
     st->pidfd = Fd(pidfd);
     // Not fatal: the child then only starts on whichever CPU the scheduler gives it.

@@ -375,7 +375,8 @@ Result<void> clone_from_intermediate(Spawning& sp, const SandboxPlan& plan, Sand
         std::memcpy(&err, got->data.data() + sizeof pid, sizeof err);
     }
     if (err != 0 || got->fds.empty())
-        return fail(Error("clone3", err ? err : EIO, "CLONE_PARENT and the namespaces"));
+        return fail(
+            namespace_refused(Error("clone3", err ? err : EIO, "CLONE_PARENT and the namespaces")));
     s.pid = pid;
     s.pidfd = std::move(got->fds[0]);
     return {};
@@ -401,7 +402,8 @@ Result<void> clone_child(Spawning& sp, const SandboxPlan& plan, const SpawnExtra
         int pidfd = -1;
         int flags = static_cast<int>(sp.clone_ns.raw()) | CLONE_VM | CLONE_PIDFD | SIGCHLD;
         int pid = ::clone(child_main, s.stack.top(), flags, &sp.start, &pidfd);
-        if (pid < 0) return fail_errno("clone", "CLONE_VM and the namespaces");
+        if (pid < 0)
+            return fail(namespace_refused(Error("clone", errno, "CLONE_VM and the namespaces")));
         s.pid = pid;
         s.pidfd = Fd(pidfd);
         return {};
@@ -409,7 +411,9 @@ Result<void> clone_child(Spawning& sp, const SandboxPlan& plan, const SpawnExtra
     if (extras.mode == SpawnMode::Library) return clone_from_intermediate(sp, plan, s);
     CloneArgs args;
     args.flags = sp.clone_ns.raw();
-    BUTTER_ASSIGN_OR_RETURN(CloneResult c, clone3(args));
+    auto cloned = clone3(args);
+    if (!cloned) return fail(namespace_refused(std::move(cloned).error()));
+    CloneResult c = std::move(*cloned);
     if (c.is_child()) {
         // Only the sandbox's ends stay open here, so that EOF means what it should.
         sp.failure.read.reset();

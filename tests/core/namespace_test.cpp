@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../support/child.hpp"
+#include "../support/tmpdir.hpp"
 #include "../support/userns.hpp"
 #include "butter/hostname.hpp"
 #include "butter/process.hpp"
@@ -168,6 +171,31 @@ TEST(Namespace, UnprivilegedRangeMapIsRefused) {
         CHILD_ASSERT(!e && e.error().errno_value() == EPERM, "nobody mapped a range");
         (void)::write(go[1], "x", 1);
         (void)waitid_pidfd(c->pidfd);
+        return 0;
+    });
+    EXPECT_EQ(r.code(), 0) << r.output;
+}
+
+// EPERM for a new user namespace in a chroot says why (the kernel refuses them there): the
+// real refusal and its hint, in a child chrooted into an empty directory.
+TEST(Namespace, RefusalInAChrootSaysSo) {
+    BUTTER_REQUIRE_ROOT();
+    auto plain = namespace_refused(Error("clone", EPERM, "x"));
+    EXPECT_EQ(plain.hint().find("this process is in a chroot"), std::string::npos) << plain.hint();
+    test::TempDir d;
+    auto r = test::run_in_child([&] {
+        // A chroot as build systems make them: /proc inside it (in a mount namespace of the
+        // child's own, gone with it).
+        std::string proc = d.path() + "/proc";
+        CHILD_ASSERT(::unshare(CLONE_NEWNS) == 0 &&
+                         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
+                         ::mkdir(proc.c_str(), 0755) == 0 &&
+                         ::mount("proc", proc.c_str(), "proc", 0, nullptr) == 0,
+                     "proc");
+        CHILD_ASSERT(::chroot(d.path().c_str()) == 0 && ::chdir("/") == 0, "chroot");
+        CHILD_ASSERT(::unshare(CLONE_NEWUSER) < 0 && errno == EPERM, "userns in a chroot");
+        Error e = namespace_refused(Error("unshare", errno, "CLONE_NEWUSER"));
+        CHILD_ASSERT(e.hint().find("this process is in a chroot") != std::string::npos, e.what());
         return 0;
     });
     EXPECT_EQ(r.code(), 0) << r.output;

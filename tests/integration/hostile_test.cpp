@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -233,7 +234,19 @@ TEST_P(Hostile, PtraceOfInitAndOfHostProcessesFails) {
 }
 
 TEST_P(Hostile, OpenByHandleAtCannotOpenAHostFile) {
-    TempDir host;  // on the same filesystem as /usr, not bound into the sandbox
+    // A host file on /usr's filesystem (the sandbox holds a mount of it), not bound into the
+    // sandbox: in the temporary directory, unless that is another filesystem (a tmpfs /tmp),
+    // then in /var/tmp.
+    auto dev_of = [](const std::string& p) {
+        struct stat st {};
+        return ::stat(p.c_str(), &st) == 0 ? st.st_dev : dev_t(-1);
+    };
+    std::optional<TempDir> tmp;
+    tmp.emplace();
+    if (dev_of(tmp->path()) != dev_of("/usr")) tmp.emplace("/var/tmp");
+    if (dev_of(tmp->path()) != dev_of("/usr"))
+        GTEST_SKIP() << "neither the temporary directory nor /var/tmp is on /usr's filesystem";
+    TempDir& host = *tmp;
     write_file(host / "secret", "host secret\n");
     std::vector<unsigned char> buf(sizeof(file_handle) + MAX_HANDLE_SZ);
     auto* h = reinterpret_cast<file_handle*>(buf.data());

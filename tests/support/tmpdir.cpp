@@ -12,9 +12,14 @@
 
 namespace butter::test {
 
-TempDir::TempDir() {
-    const char* base = ::getenv("TMPDIR");
-    std::string templ = std::string(base && *base ? base : "/tmp") + "/butter-test.XXXXXX";
+TempDir::TempDir()
+    : TempDir([] {
+          const char* base = ::getenv("TMPDIR");
+          return std::string(base && *base ? base : "/tmp");
+      }()) {}
+
+TempDir::TempDir(const std::string& base) {
+    std::string templ = base + "/butter-test.XXXXXX";
     if (::mkdtemp(templ.data()) == nullptr) {
         std::perror("mkdtemp");
         std::abort();

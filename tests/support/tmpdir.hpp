@@ -8,6 +8,8 @@ namespace butter::test {
 class TempDir {
   public:
     TempDir();
+    // Below `base` instead of $TMPDIR or /tmp.
+    explicit TempDir(const std::string& base);
     ~TempDir();
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;

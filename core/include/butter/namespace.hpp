@@ -81,6 +81,10 @@ std::string format_id_map(std::span<const IdMapping> map);
 // throwaway child sharing the caller's memory (CLONE_VM, so no page tables are copied) creates
 // it and waits while the caller (who needs CAP_SETUID/CAP_SETGID over the ids) writes the
 // maps; the returned fd keeps the namespace alive after the child is reaped.
+// A clone or unshare with namespaces refused: `e` with the likely reason when it can be seen
+// (EPERM in a chroot, where the kernel refuses new user namespaces).
+Error namespace_refused(Error e);
+
 [[nodiscard]] Result<Fd> make_user_namespace(std::span<const IdMapping> uid_map,
                                              std::span<const IdMapping> gid_map);
 
