@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -156,6 +157,9 @@ bool ours(pid_t pid) {
 std::string describe(pid_t pid) {
     std::string comm = read_text("/proc/" + std::to_string(pid) + "/comm");
     if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    // Any process names itself (PR_SET_NAME): printable ASCII only reaches a terminal.
+    for (char& c : comm)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
     return std::to_string(pid) + " (" + comm + ")";
 }
 
@@ -211,17 +215,19 @@ Result<void> enable_subtree_controller(const CgroupHierarchy& h, std::string_vie
                           own + ": the " + std::string(controller) +
                               " controller is not delegated here (not in cgroup.controllers)");
     }
-    auto enabled = write_control(own + "/cgroup.subtree_control", "+" + std::string(controller));
-    if (!enabled && enabled.error().errno_value() == EBUSY) {
-        std::string state = "procs [" + read_text(own + "/cgroup.procs") + "] threads [" +
-                            read_text(own + "/cgroup.threads") + "] type " +
-                            read_text(own + "/cgroup.type") + " events " +
-                            read_text(own + "/cgroup.events");
-        for (auto& c : state)
-            if (c == '\n') c = ' ';
-        return fail(std::move(enabled).error().with_context(state));
+    return write_control(own + "/cgroup.subtree_control", "+" + std::string(controller));
+}
+
+bool cgroup_delegated(const std::string& path) {
+    // systemd (251+) marks a cgroup it delegates: trusted.delegate (the system manager, read
+    // by root only) or user.delegate (a user manager).
+    for (const char* name : {"trusted.delegate", "user.delegate"}) {
+        char v[8] = {};
+        if (::getxattr(path.c_str(), name, v, sizeof v) > 0 && v[0] == '1') return true;
     }
-    return enabled;
+    // Unprivileged, trusted.* cannot be read: a cgroup systemd chowned to this user.
+    struct stat st {};
+    return ::geteuid() != 0 && ::stat(path.c_str(), &st) == 0 && st.st_uid == ::geteuid();
 }
 
 Result<Cgroup> Cgroup::create(const CgroupHierarchy& h, std::string_view name) {

@@ -73,7 +73,8 @@ void property(Writer& w, std::string_view name, std::string_view type, F&& value
 }
 
 std::vector<std::uint8_t> start_transient_unit(const std::string& unit, std::uint32_t serial,
-                                               const std::vector<pid_t>& pids) {
+                                               const std::vector<pid_t>& pids,
+                                               const std::string& slice) {
     // The header is written first into the same buffer: alignment counts from its start.
     Writer m;
     m.byte('l');
@@ -104,6 +105,8 @@ std::vector<std::uint8_t> start_transient_unit(const std::string& unit, std::uin
     m.str("fail");
     auto props = m.open_array(8);
     property(m, "Description", "s", [](Writer& w) { w.str("butter sandbox (limits)"); });
+    // In the slice butter was in (its caller's), not the manager's default one.
+    if (!slice.empty()) property(m, "Slice", "s", [&slice](Writer& w) { w.str(slice); });
     property(m, "Delegate", "b", [](Writer& w) { w.u32(1); });
     property(m, "CollectMode", "s", [](Writer& w) { w.str("inactive-or-failed"); });
     property(m, "PIDs", "au", [&pids](Writer& w) {
@@ -268,6 +271,11 @@ Result<Fd> connect_manager() {
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path) return fail_errno("connect", path);
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    // A manager that never answers is an error after 10 s, not a hang before the sandbox.
+    timeval limit{10, 0};
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) < 0 ||
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) < 0)
+        return fail_errno("setsockopt", "SO_RCVTIMEO " + path);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
         int e = errno;
         errno = (e == ECONNREFUSED || e == ENOENT) ? ENOENT : e;
@@ -330,7 +338,15 @@ Result<std::string> move_into_systemd_scope() {
     BUTTER_TRY(authenticate(fd.get()));
     std::string unit = "butter-" + std::to_string(::getpid()) + ".scope";
     std::vector<pid_t> pids = self_and_children();
-    auto msg = start_transient_unit(unit, 1, pids);
+    // The innermost slice of butter's cgroup ("/system.slice/x.service" -> system.slice).
+    std::string slice, here = cgroup_of(::getpid());
+    for (std::size_t at = 0; at < here.size();) {
+        std::size_t end = std::min(here.find('/', at + 1), here.size());
+        std::string part = here.substr(at + 1, end - at - 1);
+        if (part.ends_with(".slice")) slice = part;
+        at = end;
+    }
+    auto msg = start_transient_unit(unit, 1, pids, slice);
     BUTTER_TRY(send_all(fd.get(), msg.data(), msg.size()));
     // Messages until the reply to ours (the manager sends nothing else unsubscribed).
     for (int i = 0; i < 16; ++i) {
@@ -341,7 +357,7 @@ Result<std::string> move_into_systemd_scope() {
             body |= static_cast<std::uint32_t>(in[4 + k]) << (8 * k);
             fields |= static_cast<std::uint32_t>(in[12 + k]) << (8 * k);
         }
-        std::size_t total = 16 + ((fields + 7) & ~std::size_t{7}) + body;
+        std::size_t total = 16 + ((std::size_t{fields} + 7) & ~std::size_t{7}) + body;
         if (in[0] != 'l' || total > (1u << 20))
             return fail(Error::message("dbus", "a malformed message", "systemd's private bus"));
         BUTTER_TRY(recv_exact(fd.get(), in, total - 16));

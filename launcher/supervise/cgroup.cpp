@@ -72,6 +72,14 @@ void remove_stale(const CgroupHierarchy& h) {
 Result<std::size_t> SandboxCgroups::make(const char* controller, const std::string& name,
                                          const SandboxPlan& plan, bool move_self) {
     BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
+    // Under systemd, only a cgroup it delegated (a scope butter asked for is one).
+    if (h.version == CgroupVersion::V2 && h.own != "/" && !in_own_scope_ &&
+        ::access("/run/systemd/system", F_OK) == 0 && !cgroup_delegated(h.own_path())) {
+        errno = ENOENT;
+        return fail_errno("cgroup", h.own_path() +
+                                        ": not delegated by systemd (no Delegate=yes), so not "
+                                        "butter's to divide");
+    }
     BUTTER_TRY(enable_subtree_controller(h, controller, move_self));
     std::string path = h.own_path() + "/" + name;
     std::size_t at = 0;
@@ -117,7 +125,9 @@ SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan, const Access& acc
             // Nowhere here (not delegated, not writable): a delegated cgroup of its own, then
             // the same again from there.
             asked = true;
-            if (auto moved = access.new_scope())
+            auto moved = access.new_scope();
+            out.in_own_scope_ = static_cast<bool>(moved);
+            if (moved)
                 made = out.make(controller, name, plan, access.move_self);
             else
                 made = fail(std::move(made).error().with_hint(moved.error().what()));
@@ -175,9 +185,10 @@ void SandboxCgroups::collect(RunOutcome& out) const {
     }
 }
 
-void SandboxCgroups::destroy() {
+void SandboxCgroups::destroy(Log* log) {
     for (Cgroup& cg : cgroups_)
-        (void)cg.destroy();
+        if (auto gone = cg.destroy(); !gone && log)
+            log->warn("warning: %s (the sandbox's cgroup stays)", gone.error().what().c_str());
     cgroups_.clear();
     groups_.clear();
 }

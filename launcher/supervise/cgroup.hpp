@@ -48,8 +48,9 @@ class SandboxCgroups {
     [[nodiscard]] Result<void> join(pid_t pid) const;
     // Peaks and limit hits into the outcome.
     void collect(RunOutcome& out) const;
-    // Removes the cgroups (also done on destruction).
-    void destroy();
+    // Removes the cgroups (also done on destruction); one that cannot be removed is a warning
+    // in `log`.
+    void destroy(Log* log = nullptr);
 
   private:
     struct Group {
@@ -62,6 +63,7 @@ class SandboxCgroups {
     Result<std::size_t> make(const char* controller, const std::string& name,
                              const SandboxPlan& plan, bool move_self);
     std::vector<Cgroup> cgroups_;
+    bool in_own_scope_ = false;  // moved into a scope of its own (Access::new_scope)
     std::vector<Group> groups_;
     std::vector<Missing> missing_;
 };

@@ -449,7 +449,7 @@ void Supervisor::State::finish() {
     } else if (stop_requested) {
         result.stop = RunOutcome::Stop::StopRequest;
     }
-    cgroups.destroy();
+    cgroups.destroy(&log);
     if (activity) {
         activity->drain();
         result.files_created = activity->created();

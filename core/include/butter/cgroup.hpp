@@ -33,6 +33,11 @@ struct CgroupHierarchy {
 // the cgroup its sandboxes' cgroups go below.
 [[nodiscard]] Result<CgroupHierarchy> find_cgroup_hierarchy(std::string_view controller);
 
+// Whether systemd delegated the cgroup at `path` (its trusted.delegate or user.delegate
+// xattr; unprivileged, also a cgroup owned by the caller). A cgroup systemd manages but did not
+// delegate is not the caller's to divide: systemd rewrites its cgroup.subtree_control.
+bool cgroup_delegated(const std::string& path);
+
 // The leaf cgroup v2 a process moves into so that its own cgroup may enable controllers.
 inline constexpr std::string_view kCgroupLeaf = "butter-supervisor";
 
