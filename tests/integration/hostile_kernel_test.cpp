@@ -36,6 +36,13 @@ void PrintTo(const Param& p, std::ostream* os) {
     *os << p.profile << (p.nobody ? " as nobody" : " as root");
 }
 
+// The kernel's Landlock ABI (0 without Landlock): signal and abstract-socket scoping need 6
+// (Linux 6.12). Below it butter refuses, or warns, as each test checks.
+int landlock_abi() {
+    auto v = landlock_abi_version();
+    return v ? *v : 0;
+}
+
 class HostileKernel : public ::testing::TestWithParam<Param> {
   protected:
     void SetUp() override {
@@ -46,6 +53,16 @@ class HostileKernel : public ::testing::TestWithParam<Param> {
         ASSERT_EQ(::chmod(work_.path().c_str(), 0777), 0);
     }
     bool nobody() const { return GetParam().nobody; }
+    // Unprivileged without a pid namespace, only Landlock's signal scope (ABI 6) keeps butter
+    // out of the sandbox's reach: below it the run is refused, and says why.
+    bool refused_without_signal_scope(const RunResult& r) const {
+        if (!nobody() || landlock_abi() >= 6) return false;
+        EXPECT_EQ(r.code, 125);
+        EXPECT_NE(r.err.find("this kernel cannot keep the sandbox from signalling butter"),
+                  std::string::npos)
+            << r.err;
+        return true;
+    }
     std::string profile() const { return GetParam().profile; }
     RunOptions opts() const {
         RunOptions o;
@@ -139,40 +156,30 @@ TEST_P(HostileKernel, ForgedListenFdsNeverHandOverButtersOwnFds) {
 }
 
 // 8. Without a pid namespace, the time limit still ends everything the command started.
-// The kernel's Landlock ABI (0 without Landlock): signal and abstract-socket scoping need 6
-// (Linux 6.12). Below it butter refuses, or warns, as each test checks.
-int landlock_abi() {
-    auto v = landlock_abi_version();
-    return v ? *v : 0;
+// `--set` flags for a run without a pid namespace: the profile's mounts without /proc (a pid
+// namespace's own).
+std::vector<std::string> without_pid_namespace() {
+    return {"--set",
+            "namespaces.pid=false",
+            "--set",
+            "filesystem.mounts=[{ type = \"bind\", source = \"/usr\", target = \"/usr\", "
+            "read_only = true }, { type = \"bind\", source = \"/bin\", target = \"/bin\", "
+            "read_only = true }, { type = \"bind\", source = \"/lib\", target = \"/lib\", "
+            "read_only = true }, { type = \"bind\", source = \"/lib64\", target = \"/lib64\", "
+            "read_only = true }, { type = \"dev\", target = \"/dev\" }]",
+            "--set",
+            "process.cwd=\"/\""};
 }
 
 TEST_P(HostileKernel, TimeLimitEndsTheWholeTreeWithoutAPidNamespace) {
     std::string tag =
         "butter-kernel-daemon-" + std::to_string(::getpid()) + profile() + (nobody() ? "n" : "r");
-    // The profile's mounts without /proc (a pid namespace's own).
-    std::vector<std::string> no_pidns{
-        "--set",
-        "namespaces.pid=false",
-        "--set",
-        "filesystem.mounts=[{ type = \"bind\", source = \"/usr\", target = \"/usr\", read_only "
-        "= true }, { type = \"bind\", source = \"/bin\", target = \"/bin\", read_only = true "
-        "}, { type = \"bind\", source = \"/lib\", target = \"/lib\", read_only = true }, { "
-        "type = \"bind\", source = \"/lib64\", target = \"/lib64\", read_only = true }, { "
-        "type = \"dev\", target = \"/dev\" }]",
-        "--set",
-        "process.cwd=\"/\""};
+    std::vector<std::string> no_pidns = without_pid_namespace();
     std::vector<std::string> limited = no_pidns;
     for (const char* a : {"--timeout", "1s", "--set", "supervise.stop_timeout=\"1s\""})
         limited.push_back(a);
     auto r = run({"/bin/sh", "-c", "/hostile daemon " + tag + "; sleep 60"}, limited);
-    if (nobody() && landlock_abi() < 6) {
-        // Unprivileged, only Landlock's signal scope keeps butter out of reach: refused.
-        EXPECT_EQ(r.code, 125);
-        EXPECT_NE(r.err.find("this kernel cannot keep the sandbox from signalling butter"),
-                  std::string::npos)
-            << r.err;
-        return;
-    }
+    if (refused_without_signal_scope(r)) return;
     EXPECT_EQ(r.code, 124) << r.out << r.err;
     for (int i = 0; i < 50 && !pids_matching(tag).empty(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -189,32 +196,15 @@ TEST_P(HostileKernel, TimeLimitEndsTheWholeTreeWithoutAPidNamespace) {
 // own host uid: still, the sandbox can neither stop nor kill it (its time limit holds), nor
 // set its limits.
 TEST_P(HostileKernel, WithoutAPidNamespaceButterCannotBeSignalledOrLimited) {
-    std::vector<std::string> no_pidns{
-        "--timeout",
-        "2s",
-        "--set",
-        "namespaces.pid=false",
-        "--set",
-        "filesystem.mounts=[{ type = \"bind\", source = \"/usr\", target = \"/usr\", read_only "
-        "= true }, { type = \"bind\", source = \"/bin\", target = \"/bin\", read_only = true "
-        "}, { type = \"bind\", source = \"/lib\", target = \"/lib\", read_only = true }, { "
-        "type = \"bind\", source = \"/lib64\", target = \"/lib64\", read_only = true }, { "
-        "type = \"dev\", target = \"/dev\" }]",
-        "--set",
-        "process.cwd=\"/\""};
+    std::vector<std::string> no_pidns = without_pid_namespace();
+    no_pidns.insert(no_pidns.begin(), {"--timeout", "2s"});
     auto start = std::chrono::steady_clock::now();
     auto r = run({"/bin/sh", "-c",
                   "kill -STOP $PPID 2>/dev/null; s=$?; kill -KILL $PPID 2>/dev/null; k=$?; "
                   "prlimit --pid $PPID --cpu=1 2>/dev/null; "
                   "echo $s $k $?; sleep 30"},
                  no_pidns);
-    if (nobody() && landlock_abi() < 6) {
-        EXPECT_EQ(r.code, 125);
-        EXPECT_NE(r.err.find("this kernel cannot keep the sandbox from signalling butter"),
-                  std::string::npos)
-            << r.err;
-        return;
-    }
+    if (refused_without_signal_scope(r)) return;
     EXPECT_EQ(r.code, 124) << r.out << r.err;
     EXPECT_EQ(r.out, "1 1 1\n") << r.err;
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
