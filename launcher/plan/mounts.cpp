@@ -80,6 +80,39 @@ bool Planner::take_target(const profile::MountSpec& m, const std::string& target
     return true;
 }
 
+// filesystem.home = "tmpfs": an empty home the command's user owns, at the caller's $HOME (at
+// /root or /home/sandbox when $HOME is unset, relative or "/"), mounted before whatever the
+// mounts put inside it ($PWD below $HOME) and left out where a mount already targets it. HOME
+// names it unless the profile sets HOME itself. As large as the /tmp mount, if there is one.
+void Planner::home(std::vector<profile::MountSpec>& specs) {
+    std::optional<std::string> home;
+    if (auto e = host.env("HOME")) home = normalize_target(*e);
+    if (!home || *home == "/") home = plan.uid == 0 ? "/root" : "/home/sandbox";
+    bool env_set = std::any_of(p.process.env_set.begin(), p.process.env_set.end(),
+                               [](const auto& kv) { return kv.first == "HOME"; });
+    if (!env_set) {
+        std::erase_if(plan.env, [](const std::string& kv) { return kv.starts_with("HOME="); });
+        plan.env.push_back("HOME=" + *home);
+    }
+    std::optional<std::uint64_t> tmp_size;
+    auto first_inside = specs.end();
+    for (auto it = specs.begin(); it != specs.end(); ++it) {
+        auto t = normalize_target(it->target);
+        if (!t) continue;
+        if (*t == *home) return;  // the profile's own mount there
+        if (*t == "/tmp" && it->type == MountType::Tmpfs) tmp_size = it->size;
+        if (first_inside == specs.end() && t->starts_with(*home + "/")) first_inside = it;
+    }
+    profile::MountSpec m;
+    m.type = MountType::Tmpfs;
+    m.target = *home;
+    m.mode = 0700;
+    m.size = tmp_size.value_or(kSandboxTmpfsSize);
+    m.loc = p.loc_of("filesystem.home");
+    home_index = static_cast<std::size_t>(first_inside - specs.begin());
+    specs.insert(first_inside, std::move(m));
+}
+
 void Planner::filesystem() {
     if (p.filesystem.root != "tmpfs") {
         auto root = host.resolve(p.filesystem.root, Symlinks::RootOnly);
@@ -98,9 +131,11 @@ void Planner::filesystem() {
                         ",nr_inodes=" + std::to_string(kSandboxTmpfsInodes);
     std::vector<profile::MountSpec> specs = p.filesystem.mounts;
     cli_binds(specs);
+    if (p.filesystem.home == profile::HomeMode::Tmpfs) home(specs);
     std::map<std::string, SourceLoc> targets;
     const std::vector<Home> homes = host.homes();
-    for (const auto& m : specs) {
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        const profile::MountSpec& m = specs[i];
         std::vector<MountStep> git_steps;  // a bind's .git and hooks, read-only over it
         std::optional<std::string> target = normalize_target(m.target);
         if (!target) {
@@ -129,6 +164,9 @@ void Planner::filesystem() {
             s.source = m.source;
         } else if (m.type == MountType::Tmpfs) {
             s.options = tmpfs_options(m, 01777);
+            if (home_index == i)
+                s.options +=
+                    ",uid=" + std::to_string(plan.uid) + ",gid=" + std::to_string(plan.gid);
         } else if (m.type == MountType::Dev) {
             s.options = tmpfs_options(m, 0755, kSandboxTmpfsSize);
             s.mode = m.mode.value_or(0755);

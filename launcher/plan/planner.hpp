@@ -18,7 +18,8 @@ struct Planner {
     const HostFacts& host;
     profile::Diagnostics& out;
     SandboxPlan plan;
-    std::vector<std::string> environment;  // the host's, read once (plan.env's keys view it)
+    std::vector<std::string> environment;   // the host's, read once (plan.env's keys view it)
+    std::optional<std::size_t> home_index;  // filesystem(): the home tmpfs among the mounts
 
     void command();     // argv, environment, cwd, stdio, session
     void namespaces();  // the namespaces, Landlock scopes, hostname (identity.cpp)
@@ -33,6 +34,7 @@ struct Planner {
   private:
     // mounts.cpp
     void cli_binds(std::vector<profile::MountSpec>& specs) const;
+    void home(std::vector<profile::MountSpec>& specs);
     bool bind(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
               std::vector<MountStep>& git_steps);
     void idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s);

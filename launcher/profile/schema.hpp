@@ -65,6 +65,7 @@ struct SeccompRule {
 // Settings with a fixed set of values, parsed once (schema.cpp's choice rows); nothing after
 // the profile compares their text.
 enum class StdinMode { Inherit, Null };
+enum class HomeMode { None, Tmpfs };
 enum class SessionMode { New, Inherit, Pty };
 enum class RestartPolicy { No, OnFailure, Always };
 enum class NetworkMode { None, Loopback, Host };
@@ -119,6 +120,8 @@ struct Profile {
         bool writable_home = false;
         // A writable bind's .git stays writable (else a read-only bind over it).
         bool writable_git = false;
+        // tmpfs: a private, writable, empty $HOME (mounts.cpp says where and how large).
+        HomeMode home = HomeMode::None;
     } filesystem;
 
     struct Limits {

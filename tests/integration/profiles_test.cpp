@@ -86,8 +86,10 @@ TEST_P(Profiles, UntrustedIsReadOnlyOfflineAndFiltered) {
     EXPECT_EQ(
         run("untrusted", {"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"}).out,
         "lo\n");
-    auto env = run("untrusted", {"sh", "-c", "echo ${BUTTER_TEST_MARKER:-clean} $HOME"});
-    EXPECT_EQ(env.out, "clean /tmp\n") << env.err;
+    // A clean environment, and a private writable home at HOME.
+    auto env = run("untrusted", {"sh", "-c", "echo ${BUTTER_TEST_MARKER:-clean} && touch $HOME/f"});
+    EXPECT_EQ(env.out, "clean\n") << env.err;
+    EXPECT_EQ(env.code, 0) << env.err;
     EXPECT_EQ(run("untrusted", {"/probe", "try-syscall", "mount"}).out, "ENOSYS\n");  // not allowed
     EXPECT_EQ(run("untrusted", {"/probe", "try-syscall", "io_uring_setup"}).out, "EPERM\n");
     EXPECT_EQ(run("untrusted", {"/probe", "try-syscall", "unshare-user"}).out, "EPERM\n");
@@ -100,6 +102,17 @@ TEST_P(Profiles, UntrustedIsReadOnlyOfflineAndFiltered) {
         auto hog = run("untrusted", {"/probe", "alloc", "1024"});
         EXPECT_EQ(hog.code, 137) << hog.err;
     }
+}
+
+// A job's tools write their config and caches under HOME: git's global config, here.
+TEST_P(Profiles, CiGivesGitAWritableHome) {
+    if (::access("/usr/bin/git", X_OK) != 0) GTEST_SKIP() << "no git on this host";
+    auto git = run("ci", {"sh", "-c",
+                          "git config --global user.name job && git config --global user.name && "
+                          "git init -q repo && cd repo && git -c user.email=j@x commit -q "
+                          "--allow-empty -m one && git log --format=%an"});
+    EXPECT_EQ(git.out, "job\njob\n") << git.err;
+    EXPECT_EQ(git.code, 0) << git.err;
 }
 
 TEST_P(Profiles, CiWritesTheWorkspaceAndTheReport) {

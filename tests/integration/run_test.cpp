@@ -12,6 +12,7 @@
 #include <cstdlib>
 
 #include <chrono>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -85,10 +86,50 @@ TEST_P(RunTest, TimeNamespaceRunsTheSameSandbox) {
 
 TEST_P(RunTest, HostPathsNotBoundAreAbsent) {
     for (const char* p : {"/root", "/home", "/var", "/srv", "/boot"}) {
-        auto r = probe({"exists", p});
+        auto r = probe({"exists", p}, {"--set", "filesystem.home=none"});
         EXPECT_EQ(r.out, "no\n") << p;
     }
     EXPECT_EQ(probe({"exists", "/usr/bin"}).out, "yes\n");
+}
+
+// filesystem.home = "tmpfs" (the default profile's): an empty home owned by the command's user
+// at $HOME, HOME set to it, gone after the run; the workspace below it is bound over it.
+TEST_P(RunTest, HomeIsAnEmptyPrivateTmpfsOwnedByTheUser) {
+    TempDir home;
+    ASSERT_EQ(::chmod(home.path().c_str(), 0777), 0);
+    std::string h = home / "user";
+    ASSERT_EQ(::mkdir(h.c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(h.c_str(), 0777), 0);
+    std::string project = h + "/project";
+    ASSERT_EQ(::mkdir(project.c_str(), 0777), 0);
+    ASSERT_EQ(::chmod(project.c_str(), 0777), 0);
+    write_file(h + "/.secret", "host\n");
+    RunOptions o = opts();
+    o.env = {"HOME=" + h};
+    o.cwd = project;
+    auto env = probe({"env", "HOME"}, {}, o);
+    EXPECT_EQ(env.out, h + "\n") << env.err;
+    auto ids = probe({"ids"}, {}, o);
+    auto owner = probe({"owner", h}, {}, o);
+    ASSERT_FALSE(ids.out.empty()) << ids.err;
+    EXPECT_EQ(owner.out, ids.out.substr(0, ids.out.size() - 1) + " 700\n") << owner.err;
+    EXPECT_EQ(probe({"exists", h + "/.secret"}, {}, o).out, "no\n") << "the host's home is hidden";
+    EXPECT_EQ(probe({"write", h + "/.gitconfig"}, {}, o).out, "ok\n");
+    EXPECT_FALSE(std::filesystem::exists(h + "/.gitconfig"))
+        << "written to the tmpfs, not the host";
+    EXPECT_EQ(probe({"write", project + "/out"}, {}, o).out, "ok\n") << "the workspace over it";
+    EXPECT_EQ(read_file(project + "/out"), "probe\n");
+    // A profile's own HOME wins; "none" leaves the caller's HOME and mounts nothing.
+    EXPECT_EQ(probe({"env", "HOME"}, {"--set", "process.env.set.HOME=/tmp"}, o).out, "/tmp\n");
+    auto none = probe({"exists", h + "/.secret"}, {"--set", "filesystem.home=none"}, o);
+    EXPECT_EQ(none.out, "no\n") << none.err;
+    // No usable HOME: /root for uid 0 inside, /home/sandbox otherwise.
+    o.env = {"HOME=/"};
+    auto fallback = probe({"env", "HOME"}, {}, o);
+    EXPECT_TRUE(fallback.out == "/root\n" || fallback.out == "/home/sandbox\n") << fallback.out;
+    auto fallback_write =
+        probe({"write", fallback.out.substr(0, fallback.out.size() - 1) + "/f"}, {}, o);
+    EXPECT_EQ(fallback_write.out, "ok\n") << fallback_write.err;
 }
 
 TEST_P(RunTest, ReadOnlyBindsCannotBeWritten) {

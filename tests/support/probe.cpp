@@ -5,6 +5,7 @@
 //   probe hostname | ids | pid | caps | fds | procs | zombies | ifaces
 //   probe write PATH | read PATH | exists PATH | ns NAME (its /proc/self/ns/NAME link)
 //   probe dir PATH                "<mode> <entries> same|other": other = not on /'s filesystem
+//   probe owner PATH              "<uid> <gid> <mode>" (lstat) | env NAME: its value or (unset)
 //   probe try-syscall NAME        exit status = errno of the call (0 = it worked)
 //   probe connect PORT            tcp connect to 127.0.0.1:PORT: "connected" or the errno name
 //   probe sleep SECONDS | wait-signal | ignore-term SECONDS | orphans N | spawn-daemon
@@ -226,6 +227,14 @@ int main(int argc, char** argv) {
         closedir(d);
         std::printf("%o %d %s\n", st.st_mode & 07777, entries,
                     st.st_dev == root.st_dev ? "same" : "other");
+    } else if (cmd == "owner") {
+        // "<uid> <gid> <mode>" of the path (lstat).
+        struct stat st {};
+        if (lstat(arg.c_str(), &st) < 0) return report_errno(-1);
+        std::printf("%u %u %o\n", st.st_uid, st.st_gid, st.st_mode & 07777);
+    } else if (cmd == "env") {
+        const char* v = getenv(arg.c_str());
+        std::puts(v ? v : "(unset)");
     } else if (cmd == "exists") {
         std::puts(access(arg.c_str(), F_OK) == 0 ? "yes" : "no");
     } else if (cmd == "try-syscall") {
