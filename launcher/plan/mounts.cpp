@@ -3,6 +3,8 @@
 // symlinks followed only where the profile says); a writable bind never exposes a home or a
 // git checkout's repository, and as root it is idmapped so that the sandbox writes as the
 // source's owner, never as host root.
+#include <linux/capability.h>
+
 #include <algorithm>
 
 #include "plan/planner.hpp"
@@ -244,9 +246,26 @@ bool Planner::bind(const profile::MountSpec& m, MountStep& s, const std::vector<
 // or be run by root later. A root-owned source that others may write (/tmp) is written as the
 // sandbox's own host ids; any other is bound read-only, seen as its owner sees it. A set-gid
 // directory of group 0 gives what is created in it group 0.
+// A read-only bind is idmapped too, so that owners look right inside (git's and ssh's ownership
+// checks): the source's owner as the sandbox's user, or host root as the sandbox's root. Not
+// when the sandbox keeps CAP_SYS_ADMIN: it could clear the read-only flag of a mount made
+// outside it (the kernel locks only the flags of mounts it copies into the sandbox) and write
+// as those owners; a plain bind leaves it writing as its own host id.
 void Planner::idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s) {
-    s.idmap = plan.privileged && p.namespaces.user && !m.read_only;
-    if (!s.idmap || p.filesystem.map_host_root) return;
+    s.idmap = plan.privileged && p.namespaces.user;
+    if (!s.idmap) return;
+    bool keeps_admin = std::any_of(p.capabilities.keep.begin(), p.capabilities.keep.end(),
+                                   [](const std::string& c) {
+                                       auto cap = capability_from_name(c);
+                                       return cap && *cap == CAP_SYS_ADMIN;
+                                   });
+    if (m.read_only) {
+        s.map_owner = st.st_uid != 0;
+        s.map_group = st.st_gid != 0;
+        s.idmap = !keeps_admin;
+        return;
+    }
+    if (p.filesystem.map_host_root) return;
     bool gives_group_root = S_ISDIR(st.st_mode) && (st.st_mode & S_ISGID) && st.st_gid == 0;
     if (gives_group_root) {
         s.read_only = true;
@@ -267,7 +286,8 @@ void Planner::idmap_bind(const profile::MountSpec& m, const struct stat& st, Mou
     } else {
         s.map_group = st.st_gid != 0;
     }
-    s.idmap = s.map_owner || s.map_group;  // else a plain bind does the same
+    s.idmap = (s.map_owner || s.map_group) &&  // else a plain bind does the same
+              !(s.read_only && keeps_admin);
 }
 
 // The checkout's parts that stay read-only (persistence.hpp), as binds over the writable one.

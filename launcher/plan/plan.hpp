@@ -34,7 +34,7 @@ struct MountStep {
     std::string target;  // normalized absolute path inside the sandbox
     bool read_only = false;
     bool source_is_dir = true;  // bind: a directory (else a file: the target is a file)
-    bool idmap = false;         // root mode: a writable bind idmapped to the sandbox's user
+    bool idmap = false;         // root mode: a bind idmapped (the sandbox's ids as its owners)
     uid_t source_uid = 0;       // bind: the owner of the source (for idmap)
     gid_t source_gid = 0;
     // bind: what `source` (every symlink resolved) named at planning; opened again without

@@ -66,6 +66,11 @@ struct HostTrees {
 // below would show on the host.
 Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
     HostTrees out;
+    struct IdNamespace {
+        IdMapping u, g;
+        Fd fd;
+    };
+    std::vector<IdNamespace> namespaces;
     out.binds.resize(plan.mounts.size());
     bool all = !plan.keep_caps.has(CAP_SYS_ADMIN);
     bool dev = false;
@@ -79,20 +84,42 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
         }
         MountSetattr attr;
         attr.propagation = MS_SLAVE;
-        // An id that is not mapped to the source's owner maps to itself: the sandbox writes
-        // as its own host id, as without an idmap.
+        // Writable: an id that is not mapped to the source's owner maps to itself, so the
+        // sandbox writes as its own host id, as without an idmap. Read-only: host root's files
+        // are the sandbox's root's (no one writes through it).
         std::uint32_t uid = outside_of(plan.uid_map, plan.uid);
         std::uint32_t gid = outside_of(plan.gid_map, plan.gid);
-        IdMapping u{m.map_owner ? m.source_uid : uid, uid, 1};
-        IdMapping g{m.map_group ? m.source_gid : gid, gid, 1};
-        BUTTER_ASSIGN_OR_RETURN(Fd userns, make_user_namespace(std::span(&u, 1), std::span(&g, 1)));
+        IdMapping u = m.map_owner   ? IdMapping{m.source_uid, uid, 1}
+                      : m.read_only ? IdMapping{0, outside_of(plan.uid_map, 0), 1}
+                                    : IdMapping{uid, uid, 1};
+        IdMapping g = m.map_group   ? IdMapping{m.source_gid, gid, 1}
+                      : m.read_only ? IdMapping{0, outside_of(plan.gid_map, 0), 1}
+                                    : IdMapping{gid, gid, 1};
+        // One user namespace per mapping (most read-only binds share host root's).
+        auto same = [&](const IdNamespace& n) {
+            return n.u.outside == u.outside && n.u.inside == u.inside && n.g.outside == g.outside &&
+                   n.g.inside == g.inside;
+        };
+        auto ns = std::find_if(namespaces.begin(), namespaces.end(), same);
+        if (ns == namespaces.end()) {
+            BUTTER_ASSIGN_OR_RETURN(Fd userns,
+                                    make_user_namespace(std::span(&u, 1), std::span(&g, 1)));
+            namespaces.push_back({u, g, std::move(userns)});
+            ns = namespaces.end() - 1;
+        }
         BUTTER_ASSIGN_OR_RETURN(Fd src, reopen_host_path(m.source, m.source_dev, m.source_ino));
         BUTTER_ASSIGN_OR_RETURN(out.binds[i],
                                 open_tree(src, "", OpenTreeFlag::Clone | OpenTreeFlag::EmptyPath));
         attr.set = MountAttr::IdMap;
-        if (m.read_only) attr.set |= MountAttr::ReadOnly;  // root's own, bound read-only
-        attr.userns_fd = userns.get();
+        if (m.read_only) attr.set |= MountAttr::ReadOnly;
+        attr.userns_fd = ns->fd.get();
         auto r = mount_setattr(out.binds[i], "", false, attr);
+        if (!r && m.read_only) {
+            // A filesystem without idmapped mounts: a read-only bind works without one (its
+            // owners show as nobody).
+            BUTTER_ASSIGN_OR_RETURN(out.binds[i], clone_bind_source(m, true));
+            continue;
+        }
         if (!r)
             return fail(std::move(r)
                             .error()

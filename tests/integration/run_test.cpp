@@ -132,6 +132,32 @@ TEST_P(RunTest, HomeIsAnEmptyPrivateTmpfsOwnedByTheUser) {
     EXPECT_EQ(fallback_write.out, "ok\n") << fallback_write.err;
 }
 
+// Read-only binds show owners as they look on the host: the source's owner as the sandbox's
+// user, host root as the sandbox's root (as root: idmapped; as a user: its own files are its).
+TEST_P(RunTest, ReadOnlyBindsShowTheirOwners) {
+    TempDir src;
+    std::string repo = src / "repo";
+    ASSERT_EQ(::mkdir(repo.c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(src.path().c_str(), 0755), 0);
+    write_file(repo + "/f", "x\n");
+    if (!nobody()) {
+        ASSERT_EQ(::chown(repo.c_str(), 1000, 1000), 0);
+        ASSERT_EQ(::chown((repo + "/f").c_str(), 1000, 1000), 0);
+    }
+    auto ids = probe({"ids"});
+    ASSERT_FALSE(ids.out.empty()) << ids.err;
+    std::string me = ids.out.substr(0, ids.out.size() - 1);
+    if (!nobody()) {  // nobody's are root's on the host: not its own
+        auto r = probe({"owner", "/repo/f"}, {"--ro-bind", repo + ":/repo"});
+        EXPECT_EQ(r.out, me + " 644\n") << r.err;
+        EXPECT_EQ(probe({"owner", "/repo"}, {"--ro-bind", repo + ":/repo"}).out, me + " 755\n");
+        EXPECT_EQ(probe({"owner", "/usr"}).out, "0 0 755\n");
+        EXPECT_EQ(probe({"write", "/repo/f"}, {"--ro-bind", repo + ":/repo"}).out, "EROFS\n");
+    } else {
+        EXPECT_EQ(probe({"owner", "/usr"}).out, "65534 65534 755\n") << "unmapped: overflow ids";
+    }
+}
+
 TEST_P(RunTest, ReadOnlyBindsCannotBeWritten) {
     EXPECT_EQ(probe({"write", "/usr/butter-probe-file"}).out, "EROFS\n");
     EXPECT_EQ(probe({"write", "/etc/butter-probe-file"}).out, "EROFS\n");
@@ -495,6 +521,30 @@ TEST(RunAsRoot, SandboxMountsDoNotReachTheHost) {
     o.program = "/usr/bin/unshare";
     auto r = run_butter({"--mount", "/bin/sh", "-c", script, "sh", w.path(), butter_bin()}, o);
     EXPECT_EQ(r.out, "mounted\n0\n") << r.err;
+}
+
+// A sandbox that keeps CAP_SYS_ADMIN (and may mount) can clear the read-only flag of a bind
+// made outside it: such a bind must never be idmapped to host root's files (it would write as
+// host root), whether the profile made it read-only or butter did (a root-owned workspace).
+TEST(RunAsRoot, KeptSysAdminCannotWriteThroughAReadOnlyBind) {
+    BUTTER_REQUIRE_ROOT();
+    TempDir work;  // root's, 0755: bound read-only
+    TempDir ro;
+    ASSERT_EQ(::chmod(work.path().c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(ro.path().c_str(), 0755), 0);
+    write_file(ro / "f", "host\n");
+    RunOptions o;
+    o.cwd = work.path();
+    std::string script = "mount -o remount,bind,rw " + work.path() + " && touch " +
+                         (work / "pwned") +
+                         "; mount -o remount,bind,rw /ro && echo x > /ro/f; true";
+    auto r = run_butter(
+        {"run", "--set", "capabilities.keep=[\"CAP_SYS_ADMIN\"]", "--set", "seccomp.deny=[]",
+         "--ro-bind", ro.path() + ":/ro", "--", "/bin/sh", "-c", script},
+        o);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(work / "pwned")) << r.err;
+    EXPECT_EQ(read_file(ro / "f"), "host\n") << r.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(RootAndNobody, RunTest, ::testing::Values(false, true),

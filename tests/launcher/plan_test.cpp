@@ -112,7 +112,7 @@ TEST(Plan, MergedUsrSymlinksStaySymlinks) {
     EXPECT_EQ(bin->source, std::string(buf, static_cast<std::size_t>(n)));
 }
 
-TEST(Plan, RootMapsARangeAndIdmapsWritableBinds) {
+TEST(Plan, RootMapsARangeAndIdmapsBinds) {
     profile::Diagnostics d;
     test::TempDir work;  // a user's project: not root's (bound read-only), not a home
     if (::geteuid() == 0) {
@@ -130,7 +130,13 @@ TEST(Plan, RootMapsARangeAndIdmapsWritableBinds) {
     ASSERT_NE(cwd, nullptr);
     EXPECT_TRUE(cwd->idmap);
     EXPECT_EQ(cwd->source_uid, ::geteuid() == 0 ? 12345u : ::geteuid());
-    EXPECT_FALSE(find_mount(*plan, "/usr")->idmap);
+    EXPECT_TRUE(cwd->map_owner);
+    // Read-only: idmapped too, host root as the sandbox's root (owners look right inside).
+    const MountStep* usr = find_mount(*plan, "/usr");
+    EXPECT_TRUE(usr->idmap);
+    EXPECT_TRUE(usr->read_only);
+    EXPECT_FALSE(usr->map_owner);
+    EXPECT_FALSE(usr->map_group);
 }
 
 TEST(Plan, UnprivilegedCannotPickAnotherUser) {
