@@ -246,8 +246,9 @@ bool Planner::bind(const profile::MountSpec& m, MountStep& s, const std::vector<
 // or be run by root later. A root-owned source that others may write (/tmp) is written as the
 // sandbox's own host ids; any other is bound read-only, seen as its owner sees it. A set-gid
 // directory of group 0 gives what is created in it group 0.
-// A read-only bind is idmapped too, so that owners look right inside (git's and ssh's ownership
-// checks): the source's owner as the sandbox's user, or host root as the sandbox's root. Not
+// A read-only bind of a user's tree is idmapped too, so that its owner looks right inside (git's
+// and ssh's ownership checks): the source's owner as the sandbox's user. Never host root as the
+// sandbox's root: host root's private files (/etc/shadow, ssh host keys) stay unreadable. Not
 // when the sandbox keeps CAP_SYS_ADMIN: it could clear the read-only flag of a mount made
 // outside it (the kernel locks only the flags of mounts it copies into the sandbox) and write
 // as those owners; a plain bind leaves it writing as its own host id.
@@ -262,7 +263,7 @@ void Planner::idmap_bind(const profile::MountSpec& m, const struct stat& st, Mou
     if (m.read_only) {
         s.map_owner = st.st_uid != 0;
         s.map_group = st.st_gid != 0;
-        s.idmap = !keeps_admin;
+        s.idmap = (s.map_owner || s.map_group) && !keeps_admin;
         return;
     }
     if (p.filesystem.map_host_root) return;

@@ -84,18 +84,13 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
         }
         MountSetattr attr;
         attr.propagation = MS_SLAVE;
-        // Writable: an id that is not mapped to the source's owner maps to itself, so the
-        // sandbox writes as its own host id, as without an idmap. Read-only: host root's files
-        // are the sandbox's root's (no one writes through it).
+        // An id that is not mapped to the source's owner maps to itself: the sandbox writes
+        // as its own host id, as without an idmap.
         std::uint32_t uid = outside_of(plan.uid_map, plan.uid);
         std::uint32_t gid = outside_of(plan.gid_map, plan.gid);
-        IdMapping u = m.map_owner   ? IdMapping{m.source_uid, uid, 1}
-                      : m.read_only ? IdMapping{0, outside_of(plan.uid_map, 0), 1}
-                                    : IdMapping{uid, uid, 1};
-        IdMapping g = m.map_group   ? IdMapping{m.source_gid, gid, 1}
-                      : m.read_only ? IdMapping{0, outside_of(plan.gid_map, 0), 1}
-                                    : IdMapping{gid, gid, 1};
-        // One user namespace per mapping (most read-only binds share host root's).
+        IdMapping u{m.map_owner ? m.source_uid : uid, uid, 1};
+        IdMapping g{m.map_group ? m.source_gid : gid, gid, 1};
+        // One user namespace per mapping (binds of one owner's trees share it).
         auto same = [&](const IdNamespace& n) {
             return n.u.outside == u.outside && n.u.inside == u.inside && n.g.outside == g.outside &&
                    n.g.inside == g.inside;
