@@ -42,7 +42,10 @@ void Planner::namespaces() {
                          "\" needs namespaces.net = true"));
     plan.namespaces = n;
     plan.no_nested_user = ns.user && !ns.nested_user;
-    plan.loopback_up = p.network.mode == profile::NetworkMode::Loopback;
+    // "none" as Docker's --network none and bubblewrap's --unshare-net have it: an empty
+    // network namespace whose loopback is up (test suites start servers on localhost);
+    // "loopback" is its older name.
+    plan.loopback_up = n.has(Namespace::Net);
     LandlockScopes can = host.landlock_scopes();
     LandlockScopes scopes;
     if (!n.has(Namespace::Pid)) {

@@ -255,11 +255,13 @@ bool Planner::bind(const profile::MountSpec& m, MountStep& s, const std::vector<
 void Planner::idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s) {
     s.idmap = plan.privileged && p.namespaces.user;
     if (!s.idmap) return;
-    bool keeps_admin = std::any_of(p.capabilities.keep.begin(), p.capabilities.keep.end(),
-                                   [](const std::string& c) {
-                                       auto cap = capability_from_name(c);
-                                       return cap && *cap == CAP_SYS_ADMIN;
-                                   });
+    auto admin = [](const std::vector<std::string>& caps) {
+        return std::any_of(caps.begin(), caps.end(), [](const std::string& c) {
+            auto cap = capability_from_name(c);
+            return cap && *cap == CAP_SYS_ADMIN;
+        });
+    };
+    bool keeps_admin = admin(p.capabilities.keep) || admin(p.capabilities.keep_as_root);
     if (m.read_only) {
         s.map_owner = st.st_uid != 0;
         s.map_group = st.st_gid != 0;

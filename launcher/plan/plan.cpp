@@ -155,10 +155,23 @@ void Planner::limits() {
 void Planner::privileges() {
     for (const std::string& c : p.capabilities.keep)
         if (auto cap = capability_from_name(c)) plan.keep_caps.add(*cap);
-    if (p.seccomp.restrict_suid_sgid && plan.keep_caps.has(CAP_SETFCAP))
-        out.push_back(error_at(p.loc_of("capabilities.keep"),
-                               "capabilities.keep: CAP_SETFCAP lets the sandbox give files "
-                               "capabilities; it needs seccomp.restrict_suid_sgid = false"));
+    if (plan.uid == 0)
+        for (const std::string& c : p.capabilities.keep_as_root)
+            if (auto cap = capability_from_name(c)) plan.keep_caps.add(*cap);
+    for (const char* key : {"capabilities.keep", "capabilities.keep_as_root"}) {
+        const auto& list = std::string_view(key) == "capabilities.keep"
+                               ? p.capabilities.keep
+                               : p.capabilities.keep_as_root;
+        bool setfcap = std::any_of(list.begin(), list.end(), [](const std::string& c) {
+            auto cap = capability_from_name(c);
+            return cap && *cap == CAP_SETFCAP;
+        });
+        if (p.seccomp.restrict_suid_sgid && setfcap)
+            out.push_back(error_at(p.loc_of(key), std::string(key) +
+                                                      ": CAP_SETFCAP lets the sandbox give files "
+                                                      "capabilities; it needs "
+                                                      "seccomp.restrict_suid_sgid = false"));
+    }
     if (p.filesystem.map_host_root)
         out.push_back(warning_at(p.loc_of("filesystem.map_host_root"),
                                  "filesystem.map_host_root: as root, what the sandbox creates in "

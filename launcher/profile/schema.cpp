@@ -265,8 +265,14 @@ const std::vector<Row>& rows() {
                 "bounds, and no file capabilities; reading and removing them work"),
         string_list("capabilities.keep", FIELD(capabilities.keep), "capabilities kept (CAP_...)",
                     false, check_capability),
+        string_list("capabilities.keep_as_root", FIELD(capabilities.keep_as_root),
+                    "capabilities kept too when the command is uid 0 inside, as a container "
+                    "runtime gives its root (over the sandbox's own ids and namespaces only)",
+                    false, check_capability),
         choice("network.mode", FIELD(network.mode), kNetwork,
-               "none (empty netns) | loopback (lo up) | host (the host's network)"),
+               "none (the sandbox's own network namespace: only lo, up, as Docker's --network none "
+               "and bwrap's --unshare-net) | loopback (the same, its older name) | host (the "
+               "host's network)"),
         signal_row("supervise.stop_signal", FIELD(supervise.stop_signal),
                    "signal that asks the command to stop"),
         duration("supervise.stop_timeout", FIELD(supervise.stop_timeout),

@@ -145,6 +145,8 @@ struct Profile {
 
     struct Capabilities {
         std::vector<std::string> keep;
+        // Kept too when the command runs as uid 0 inside (a container's root).
+        std::vector<std::string> keep_as_root;
     } capabilities;
 
     struct Network {

@@ -24,10 +24,25 @@ done
 
 tmp=$(mktemp -d /var/tmp/butter-gitlab-test.XXXXXX)
 started=()
+# ours: the pids of processes working in this test's directory (the drivers, butter).
+ours() {
+    local p
+    for p in /proc/[0-9]*; do
+        if [[ $(readlink "$p/cwd" 2>/dev/null) == "$tmp"* ]]; then echo "${p#/proc/}"; fi
+    done
+}
 finish() {
-    local status=$?
+    local status=$? pids
     if ((${#started[@]})); then
         kill "${started[@]}" 2>/dev/null || true
+    fi
+    pids=$(ours)
+    if [[ -n $pids ]]; then
+        # shellcheck disable=SC2086 # a list of pids
+        kill $pids 2>/dev/null || true
+        sleep 1
+    fi
+    if ((${#started[@]})); then
         wait "${started[@]}" 2>/dev/null || true
     fi
     rm -rf -- "$tmp"
@@ -50,7 +65,8 @@ remote=$tmp/remote/grp/proj.git
 git init -q -b main "$tmp/src"
 echo "hello from the remote" >"$tmp/src/README"
 git -C "$tmp/src" add README
-git -C "$tmp/src" -c user.name=t -c user.email=t@example.com commit -q -m init
+git -C "$tmp/src" -c user.name=t -c user.email=t@example.com -c commit.gpgsign=false \
+    commit -q -m init
 git clone -q --bare "$tmp/src" "$remote"
 sha=$(git -C "$tmp/src" rev-parse HEAD)
 run_args=(--ro-bind "$tmp/remote")
@@ -422,9 +438,6 @@ for k, v in json.load(open(sys.argv[1]))["job_env"].items(): print("export %s=%s
 done
 leftover=$(find "$tmp/runner/builds" -mindepth 1 -maxdepth 1)
 [[ -z $leftover ]] || fail "left in the builds tree: $leftover"
-for p in /proc/[0-9]*; do
-    if [[ $(readlink "$p/cwd" 2>/dev/null) == "$tmp"* ]]; then
-        fail "process ${p#/proc/} still runs in $(readlink "$p/cwd")"
-    fi
-done
+left=$(ours)
+[[ -z $left ]] || fail "processes left running in $tmp: $left"
 echo "gitlab executor: all ok in ${SECONDS}s"
