@@ -69,7 +69,8 @@ struct ControlMessage {
         CommandStatus = 2,
         Timings = 3,
         KernelLog = 4,
-        AuditSession = 5
+        AuditSession = 5,
+        Terminal = 6  // with an fd: the master of the terminal made in the sandbox's devpts
     };
     std::uint32_t type = 0;
     std::int32_t value = 0;  // CommandStatus: the command's wait status; Timings: the count

@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,10 +39,11 @@ Result<void> set_rlimits(const SandboxPlan& plan) {
     return {};
 }
 
-// The listener to the supervisor, with the record saying what it is: no allocation (the
-// rlimits hold already, RLIMIT_AS too, in memory that may be the supervisor's).
-Result<void> send_listener(int control_fd, int listener) {
-    ControlMessage m{ControlMessage::Listener, 0};
+// An fd to the supervisor (the seccomp listener, the terminal's master), with the record
+// saying what it is: no allocation (the rlimits may hold already, RLIMIT_AS too, in memory
+// that may be the supervisor's).
+Result<void> send_fd(int control_fd, ControlMessage::Type type, int fd) {
+    ControlMessage m{type, 0};
     struct iovec iov {
         &m, sizeof m
     };
@@ -55,8 +57,38 @@ Result<void> send_listener(int control_fd, int listener) {
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &listener, sizeof listener);
-    if (::sendmsg(control_fd, &msg, MSG_NOSIGNAL) < 0) return fail_errno("sendmsg", "listener");
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (::sendmsg(control_fd, &msg, MSG_NOSIGNAL) < 0) return fail_errno("sendmsg", "fd");
+    return {};
+}
+
+// session = "pty" with a dev mount: the terminal, made in the sandbox's own devpts (so `tty`
+// and ttyname name it there), becomes stdio and the controlling terminal of the new session;
+// its master goes to the supervisor. The command's user owns it. Input that is not a terminal
+// is not echoed back, output that is not one gets no CRLF: the pty changes nothing a pipe
+// would not.
+Result<void> make_terminal(const SandboxPlan& plan, const ChildChannels& ch) {
+    int master = ::open(plan.pty_ptmx.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return fail_errno("open", "the sandbox's ptmx");
+    Fd m(master);
+    int unlock = 0;
+    if (::ioctl(master, TIOCSPTLCK, &unlock) < 0) return fail_errno("ioctl(TIOCSPTLCK)");
+    int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) return fail_errno("ioctl(TIOCGPTPEER)");
+    Fd sl(slave);
+    if (::fchown(slave, plan.uid, plan.gid) < 0) return fail_errno("fchown", "the terminal");
+    struct termios t {};
+    if (::tcgetattr(slave, &t) < 0) return fail_errno("tcgetattr", "the terminal");
+    if (!::isatty(0)) t.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHONL);
+    if (!::isatty(1)) t.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+    if (::tcsetattr(slave, TCSANOW, &t) < 0) return fail_errno("tcsetattr", "the terminal");
+    struct winsize ws {};
+    if ((::ioctl(0, TIOCGWINSZ, &ws) == 0 || ::ioctl(1, TIOCGWINSZ, &ws) == 0) && ws.ws_row > 0)
+        (void)::ioctl(slave, TIOCSWINSZ, &ws);
+    BUTTER_TRY(send_fd(ch.control_fd, ControlMessage::Terminal, master));
+    for (int fd = 0; fd < 3; ++fd)
+        if (::dup2(slave, fd) < 0) return fail_errno("dup2", "the terminal");
+    if (::ioctl(0, TIOCSCTTY, 0) < 0) return fail_errno("ioctl(TIOCSCTTY)");
     return {};
 }
 
@@ -92,7 +124,9 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         for (int sig = 1; sig < NSIG; ++sig)
             if (sig != SIGKILL && sig != SIGSTOP) (void)::signal(sig, SIG_DFL);
     if (plan.new_session && ::setsid() < 0) die(ch, Step::Session, Error::from_errno("setsid"));
-    if (ch.tty_fd >= 0) {
+    if (!plan.pty_ptmx.empty()) {
+        if (auto r = make_terminal(plan, ch); !r) die(ch, Step::Session, r.error());
+    } else if (ch.tty_fd >= 0) {
         // The pseudo-terminal becomes stdio and the controlling terminal of the new session.
         for (int fd = 0; fd < 3; ++fd)
             if (::dup2(ch.tty_fd, fd) < 0) die(ch, Step::Session, Error::from_errno("dup2", "tty"));
@@ -149,7 +183,8 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         }
         if (!listener) die(ch, Step::Seccomp, listener.error());
         if (listener->valid()) {
-            if (auto sent = send_listener(ch.control_fd, listener->get()); !sent)
+            if (auto sent = send_fd(ch.control_fd, ControlMessage::Listener, listener->get());
+                !sent)
                 die(ch, Step::Seccomp, sent.error());
             (void)listener->release();  // close-on-exec: gone at exec, no close call needed
         }

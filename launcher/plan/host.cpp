@@ -2,6 +2,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,11 @@ class RealHost final : public HostFacts {
     gid_t gid() const override { return ::getgid(); }
     bool root() const override { return ::geteuid() == 0; }
     pid_t pid() const override { return ::getpid(); }
+    mode_t stdio_type(int fd) const override {
+        struct stat st {};
+        return ::fstat(fd, &st) == 0 ? st.st_mode & S_IFMT : 0;
+    }
+    bool terminal(int fd) const override { return ::isatty(fd) == 1; }
     std::vector<std::string> environment() const override {
         std::vector<std::string> out;
         for (char** e = environ; e && *e; ++e)

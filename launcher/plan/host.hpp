@@ -51,8 +51,11 @@ class HostFacts {
     virtual Result<struct stat> lstat(const std::string& path) const = 0;
     virtual Result<std::string> readlink(const std::string& path) const = 0;
     virtual std::optional<rlim_t> hard_limit(int resource) const = 0;  // RLIM_INFINITY: none
-    virtual LandlockScopes landlock_scopes() const = 0;                // what the kernel scopes
-    virtual std::vector<Home> homes() const = 0;                       // homes_to_protect()
+    // What butter's fd 0, 1 or 2 is: its S_IFMT type (0 when closed), and whether a terminal.
+    virtual mode_t stdio_type(int fd) const = 0;
+    virtual bool terminal(int fd) const = 0;
+    virtual LandlockScopes landlock_scopes() const = 0;  // what the kernel scopes
+    virtual std::vector<Home> homes() const = 0;         // homes_to_protect()
     // home_danger() of persistence.hpp: why a writable bind of `source` exposes a home, or "".
     virtual std::string home_danger(const std::string& source, const struct stat& st,
                                     const std::vector<Home>& homes) const = 0;

@@ -2,6 +2,7 @@
 
 #include <linux/capability.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <climits>
@@ -117,7 +118,23 @@ void Planner::command() {
     plan.cwd = p.process.cwd;
     plan.stdin_null = p.process.stdin_mode == profile::StdinMode::Null;
     plan.new_session = p.process.session != profile::SessionMode::Inherit;
-    plan.pty = p.process.session == profile::SessionMode::Pty;
+    // auto: what a person at a terminal expects (job control, ^C, the window size), and no
+    // terminal (nor CRLF) for a command whose input or output goes elsewhere.
+    plan.pty = p.process.session == profile::SessionMode::Pty ||
+               (p.process.session == profile::SessionMode::Auto && !plan.stdin_null &&
+                p.output.stdout_mode.kind == profile::OutputMode::Kind::Inherit &&
+                p.output.stderr_mode.kind == profile::OutputMode::Kind::Inherit &&
+                host.terminal(0) && host.terminal(1) && host.terminal(2));
+    // Input piped into butter that the profile does not pass on: said, not dropped silently.
+    mode_t in = host.stdio_type(0);
+    if (plan.stdin_null && (in == S_IFIFO || in == S_IFREG || in == S_IFSOCK))
+        out.push_back(warning_at(
+            p.loc_of("process.stdin"),
+            std::string("process.stdin = \"null\": the command does not read butter's stdin (a ") +
+                (in == S_IFIFO   ? "pipe"
+                 : in == S_IFREG ? "file"
+                                 : "socket") +
+                "); --set process.stdin=inherit passes it"));
 }
 
 void Planner::limits() {
@@ -217,6 +234,11 @@ void Planner::output_and_watch() {
             error_at(p.loc_of("process.session"),
                      "process.session = \"pty\" carries stdout and stderr on the terminal: "
                      "output.stdout/stderr must be \"inherit\""));
+    // The terminal is made in the sandbox's own devpts, where it has one (`tty` and ttyname
+    // name it there); else butter's devpts (the command's terminal has no name inside).
+    if (plan.pty)
+        for (const MountStep& m : plan.mounts)
+            if (m.type == MountType::Dev) plan.pty_ptmx = m.target + "/pts/ptmx";
     plan.report_path = o.report ? *o.report : p.report.path;
     plan.file_activity = p.report.file_activity;
     plan.record_steps = !plan.report_path.empty() || o.events;

@@ -119,6 +119,9 @@ struct SandboxPlan {
     bool stdin_null = false;
     bool new_session = true;
     bool pty = false;  // the command's stdio is a pseudo-terminal butter proxies
+    // pty: the sandbox's own ptmx (its dev mount's), where the child makes the terminal and
+    // sends butter the master; empty: butter makes it in its own devpts.
+    std::string pty_ptmx;
     std::optional<std::chrono::nanoseconds> time_limit;
     int stop_signal = 15;
     std::chrono::nanoseconds stop_timeout{};

@@ -159,8 +159,10 @@ constexpr std::array<Choice<StdinMode>, 2> kStdin{
     {{"inherit", StdinMode::Inherit}, {"null", StdinMode::Null}}};
 constexpr std::array<Choice<HomeMode>, 2> kHome{
     {{"none", HomeMode::None}, {"tmpfs", HomeMode::Tmpfs}}};
-constexpr std::array<Choice<SessionMode>, 3> kSession{
-    {{"new", SessionMode::New}, {"inherit", SessionMode::Inherit}, {"pty", SessionMode::Pty}}};
+constexpr std::array<Choice<SessionMode>, 4> kSession{{{"new", SessionMode::New},
+                                                       {"inherit", SessionMode::Inherit},
+                                                       {"pty", SessionMode::Pty},
+                                                       {"auto", SessionMode::Auto}}};
 constexpr std::array<Choice<RestartPolicy>, 3> kRestart{{{"no", RestartPolicy::No},
                                                          {"on-failure", RestartPolicy::OnFailure},
                                                          {"always", RestartPolicy::Always}}};

@@ -184,7 +184,9 @@ const std::vector<Row>& rows() {
                 "set PR_SET_NO_NEW_PRIVS (setuid binaries gain nothing)"),
         choice("process.stdin", FIELD(process.stdin_mode), kStdin, "inherit | null"),
         choice("process.session", FIELD(process.session), kSession,
-               "new (setsid: no controlling tty, blocks TIOCSTI) | inherit | pty"),
+               "new (setsid: no controlling tty, blocks TIOCSTI) | inherit | pty (a terminal of "
+               "the sandbox's own) | auto (pty when butter's stdin, stdout and stderr are "
+               "terminals, else new)"),
         boolean("process.env.clear", FIELD(process.env_clear), "start from an empty environment"),
         string_list("process.env.keep", FIELD(process.env_keep),
                     "variables kept from the caller when clear = true"),

@@ -66,7 +66,7 @@ struct SeccompRule {
 // the profile compares their text.
 enum class StdinMode { Inherit, Null };
 enum class HomeMode { None, Tmpfs };
-enum class SessionMode { New, Inherit, Pty };
+enum class SessionMode { New, Inherit, Pty, Auto };
 enum class RestartPolicy { No, OnFailure, Always };
 enum class NetworkMode { None, Loopback, Host };
 enum class WatchBackend { Inotify, Fanotify };

@@ -127,6 +127,8 @@ Result<void> Attempt::on_control() {
             audit_session_ = static_cast<std::uint32_t>(m.value);
         } else if (m.type == ControlMessage::KernelLog && !kernel_log_) {
             on_kernel_log_mode(m.value);
+        } else if (m.type == ControlMessage::Terminal && !msg->fds.empty() && on_terminal_) {
+            BUTTER_TRY(on_terminal_(std::move(msg->fds[0])));
         } else if (m.type == ControlMessage::Listener && !msg->fds.empty() && !notify_) {
             notify_.emplace(std::move(msg->fds[0]));
             BUTTER_TRY(set_nonblocking(notify_->fd(), true));

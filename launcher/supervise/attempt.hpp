@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -70,8 +71,11 @@ class Attempt {
     // After the loop saw the exit: collect the pipes and the status (and the resources the
     // first process and what it reaped used, into `usage`).
     Result<RunOutcome> finish(struct rusage& usage);
+    // Where the master of a terminal the sandbox made goes (session = "pty").
+    void on_terminal(std::function<Result<void>(Fd)> f) { on_terminal_ = std::move(f); }
 
   private:
+    std::function<Result<void>(Fd)> on_terminal_;
     Result<void> on_failure_pipe();
     Result<void> on_control();
     void on_notification();

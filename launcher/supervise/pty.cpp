@@ -32,6 +32,7 @@ PtyProxy::~PtyProxy() {
 }
 
 void PtyProxy::resize() {
+    if (!master_.valid()) return;
     struct winsize ws {};
     if (::ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0) ::ioctl(master_.get(), TIOCSWINSZ, &ws);
 }
@@ -45,9 +46,20 @@ Result<void> PtyProxy::start(EventLoop& loop) {
     }
     loop_ = &loop;
     BUTTER_ASSIGN_OR_RETURN(out_, Sink::open(1, kChunk));
-    BUTTER_ASSIGN_OR_RETURN(in_, Sink::open(master_.get(), kChunk, true));
     BUTTER_TRY(out_.attach(loop, [this] { (void)watch_master(); }));
-    BUTTER_TRY(in_.attach(loop, [this] { (void)watch_stdin(); }));
+    return master_.valid() ? attach_master() : Result<void>{};
+}
+
+Result<void> PtyProxy::adopt(Fd master) {
+    if (master_.valid()) return {};  // one terminal per run
+    master_ = std::move(master);
+    resize();
+    return loop_ ? attach_master() : Result<void>{};
+}
+
+Result<void> PtyProxy::attach_master() {
+    BUTTER_ASSIGN_OR_RETURN(in_, Sink::open(master_.get(), kChunk, true));
+    BUTTER_TRY(in_.attach(*loop_, [this] { (void)watch_stdin(); }));
     BUTTER_TRY(watch_master());
     // stdin may be a file or /dev/null, which epoll refuses: then the command just gets no input.
     (void)watch_stdin();
@@ -106,6 +118,7 @@ void PtyProxy::from_stdin() {
 }
 
 void PtyProxy::drain() {
+    if (!master_.valid()) return;
     // What the command left in the terminal, to a reader that takes it within a moment.
     for (int i = 0; i < 64; ++i) {
         from_master();

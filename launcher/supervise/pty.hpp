@@ -19,6 +19,10 @@ class PtyProxy {
   public:
     // posix_openpt + grantpt + unlockpt; the slave opened close-on-exec for the child.
     [[nodiscard]] static Result<PtyProxy> create();
+    // A terminal the sandbox makes in its own devpts: its master comes later (adopt).
+    static PtyProxy deferred() { return PtyProxy(); }
+    // The master the sandbox sent; copying starts once start() has run too.
+    [[nodiscard]] Result<void> adopt(Fd master);
     PtyProxy(PtyProxy&&) noexcept;
     PtyProxy& operator=(PtyProxy&&) = delete;
     ~PtyProxy();  // restores butter's terminal
@@ -42,6 +46,7 @@ class PtyProxy {
     void from_stdin();
     Result<void> watch_master();
     Result<void> watch_stdin();
+    Result<void> attach_master();
     Fd master_, slave_;
     bool raw_ = false;
     struct termios saved_ {};

@@ -337,7 +337,9 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
     std::int64_t spawned_ns = monotonic_ns();
     Result<Fd> kmsg = open_kernel_log(*plan);
     pty.reset();
-    if (plan->pty) {
+    if (plan->pty && !plan->pty_ptmx.empty()) {
+        pty.emplace(PtyProxy::deferred());
+    } else if (plan->pty) {
         BUTTER_CO_ASSIGN_OR_RETURN(PtyProxy p, PtyProxy::create());
         pty.emplace(std::move(p));
     }
@@ -355,6 +357,7 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
     if (options.on_started) options.on_started();
     on_started(sb);
     Attempt attempt(*plan, sb, loop, log, result.denied, events, spawned_ns, std::move(kmsg));
+    if (pty) attempt.on_terminal([this](Fd master) { return pty->adopt(std::move(master)); });
     BUTTER_CO_TRY(attempt.start());
     current = &attempt;
     spawned = true;

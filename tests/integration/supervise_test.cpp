@@ -41,6 +41,7 @@ class Supervise : public ::testing::Test {
         o.cwd = dir_.path();
         return o;
     }
+    void pty_session(bool automatic);
     TempDir dir_;
 };
 
@@ -381,8 +382,17 @@ TEST_F(Supervise, EventsStreamAndSetupTimings) {
     EXPECT_NE(bad.err.find("'--events' expects an open file descriptor"), std::string::npos);
 }
 
+// butter runs on a terminal (the test's pty) and gives the command a terminal of its own, in
+// the sandbox's devpts: with session = "pty", and with the default profile's "auto" (a person
+// at a terminal: job control works in an interactive shell).
 TEST_F(Supervise, PtySessionProxiesATerminal) {
-    // butter runs on a terminal (the test's pty) and gives the command a terminal of its own.
+    for (bool automatic : {false, true}) {
+        SCOPED_TRACE(automatic ? "session = auto" : "session = pty");
+        pty_session(automatic);
+    }
+}
+
+void Supervise::pty_session(bool automatic) {
     int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     ASSERT_GE(master, 0);
     ASSERT_EQ(::grantpt(master), 0);
@@ -399,8 +409,14 @@ TEST_F(Supervise, PtySessionProxiesATerminal) {
         for (int fd = 0; fd < 3; ++fd)
             ::dup2(s, fd);
         if (::chdir(dir_.path().c_str()) < 0) ::_exit(99);
-        ::execl(butter_bin(), "butter", "run", "--set", "process.session=\"pty\"", "--", "sh", "-c",
-                "stty size; test -t 0 && echo on-a-tty; read line; echo got:$line", nullptr);
+        const char* script =
+            "stty size; tty; test -t 0 && echo on-a-tty; bash -ic 'case $- in *m*) echo "
+            "job-control;; esac' 2>&1; read line; echo got:$line";
+        if (automatic)
+            ::execl(butter_bin(), "butter", "run", "--", "sh", "-c", script, nullptr);
+        else
+            ::execl(butter_bin(), "butter", "run", "--set", "process.session=\"pty\"", "--", "sh",
+                    "-c", script, nullptr);
         ::_exit(98);
     }
     std::string seen;
@@ -417,12 +433,48 @@ TEST_F(Supervise, PtySessionProxiesATerminal) {
         }
         return seen.find(what) != std::string::npos;
     };
-    EXPECT_TRUE(wait_for("33 99")) << seen;  // the window size reached the inner terminal
+    EXPECT_TRUE(wait_for("33 99")) << seen;       // the window size reached the inner terminal
+    EXPECT_TRUE(wait_for("/dev/pts/0")) << seen;  // its own devpts's first terminal
     EXPECT_TRUE(wait_for("on-a-tty")) << seen;
+    EXPECT_TRUE(wait_for("job-control")) << seen;
+    EXPECT_EQ(seen.find("no job control"), std::string::npos) << seen;
     ASSERT_EQ(::write(master, "hello\r", 6), 6);
     EXPECT_TRUE(wait_for("got:hello")) << seen;
     EXPECT_EQ(wait_butter(pid), 0);
     ::close(master);
+}
+
+// A terminal whose output is not a terminal outside: no CRLF, no echo of piped input; the
+// default profile's "auto" gives such a run no terminal at all.
+TEST_F(Supervise, PtyChangesNothingAPipeWouldNot) {
+    auto r = run_butter(
+        {"run", "--set", "process.session=pty", "--", "sh", "-c", "tty; printf 'a\\nb\\n'"},
+        opts());
+    EXPECT_EQ(r.out, "/dev/pts/0\na\nb\n") << r.err;
+    auto no_tty = run_butter({"run", "--", "sh", "-c", "tty || true"}, opts());
+    EXPECT_EQ(no_tty.out, "not a tty\n") << no_tty.err;
+    RunOptions piped = opts();
+    piped.stdin_data = "b\na\n";
+    auto sorted = run_butter({"run", "--set", "process.session=pty", "--", "sort"}, piped);
+    EXPECT_EQ(sorted.out, "a\nb\n") << sorted.err;
+}
+
+// Input piped into butter: passed on (stdin = "inherit"), or a warning where the profile drops
+// it (stdin = "null"), never dropped silently.
+TEST_F(Supervise, PipedStdinIsPassedOnOrWarnedAbout) {
+    RunOptions piped = opts();
+    piped.stdin_data = "b\na\n";
+    auto inherit = run_butter({"run", "--", "sort"}, piped);
+    EXPECT_EQ(inherit.out, "a\nb\n") << inherit.err;
+    EXPECT_EQ(inherit.err, "");
+    auto dropped = run_butter({"run", "--set", "process.stdin=null", "--", "sort"}, piped);
+    EXPECT_EQ(dropped.out, "");
+    EXPECT_NE(dropped.err.find("warning: process.stdin = \"null\": the command does not read "
+                               "butter's stdin (a pipe); --set process.stdin=inherit passes it"),
+              std::string::npos)
+        << dropped.err;
+    auto quiet = run_butter({"run", "--set", "process.stdin=null", "--", "true"}, opts());
+    EXPECT_EQ(quiet.err, "") << "no warning when stdin is not piped";
 }
 
 TEST_F(Supervise, QuietAndVerbose) {

@@ -33,6 +33,21 @@ namespace {
         int t = ::open(o.ctty.c_str(), O_RDWR);
         if (t < 0 || ::dup2(t, 0) < 0) ::_exit(207);
         if (t != 0) ::close(t);
+    } else if (o.stdin_data) {
+        // A pipe holding the data, its write end closed (a pipe's buffer holds 64 KiB).
+        int p[2];
+        if (::pipe(p) < 0 || o.stdin_data->size() > 65536 ||
+            ::write(p[1], o.stdin_data->data(), o.stdin_data->size()) !=
+                static_cast<ssize_t>(o.stdin_data->size()) ||
+            ::dup2(p[0], 0) < 0)
+            ::_exit(212);
+        ::close(p[0]);
+        ::close(p[1]);
+    } else {
+        // Not the test runner's stdin, whatever it is (a pipe would make a warning).
+        int n = ::open("/dev/null", O_RDONLY);
+        if (n < 0 || ::dup2(n, 0) < 0) ::_exit(212);
+        if (n != 0) ::close(n);
     }
     if (o.leak_fd >= 0) {
         int fd = ::open(o.leak_path.c_str(), O_RDONLY);  // no O_CLOEXEC: a leak on purpose

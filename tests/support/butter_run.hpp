@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct RunOptions {
     std::string fd5_file;       // non-empty: butter gets this file open for writing as fd 5
     int fd5 = -1;               // >= 0: butter gets this fd as fd 5 (a pipe no one reads)
     std::string leak_path = "/etc/hostname";  // what leak_fd has open (a directory works)
+    // butter's stdin: /dev/null, or a pipe holding this (set), or `ctty`.
+    std::optional<std::string> stdin_data;
     std::string ctty;     // non-empty: a new session with this terminal as controlling tty
                           // and stdin (the TIOCSTI tests)
     std::string program;  // non-empty: run this instead of butter (the tests' controls)

@@ -20,6 +20,8 @@ class FakeHost : public launcher::HostFacts {
     gid_t gid_ = 1000;
     bool root_ = false;
     pid_t pid_ = 4242;
+    mode_t stdio_types[3] = {S_IFCHR, S_IFCHR, S_IFCHR};  // /dev/null
+    bool terminals[3] = {false, false, false};
     std::vector<std::string> env_ = {"PATH=/usr/bin:/bin", "HOME=/home/me", "USER=me"};
     std::map<std::string, uid_t> users = {{"root", 0}, {"me", 1000}, {"nobody", 65534}};
     std::map<std::string, gid_t> groups = {{"root", 0}, {"me", 1000}, {"nogroup", 65534}};
@@ -53,6 +55,8 @@ class FakeHost : public launcher::HostFacts {
     gid_t gid() const override { return gid_; }
     bool root() const override { return root_; }
     pid_t pid() const override { return pid_; }
+    mode_t stdio_type(int fd) const override { return stdio_types[fd]; }
+    bool terminal(int fd) const override { return terminals[fd]; }
     std::vector<std::string> environment() const override { return env_; }
     std::optional<uid_t> user_id(const std::string& n) const override { return find(users, n); }
     std::optional<gid_t> group_id(const std::string& n) const override { return find(groups, n); }
