@@ -192,6 +192,20 @@ class OwnDirWritable {
 }  // namespace
 
 Result<void> HostFile::replace(std::string_view data) const {
+    // A device at the name (--report /dev/null, /dev/stderr's terminal) is written, never
+    // replaced by a file: a sandbox cannot make one (no CAP_MKNOD over the host's devices).
+    struct stat at {};
+    if (::fstatat(dir_.get(), name_.c_str(), &at, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISCHR(at.st_mode)) {
+        BUTTER_ASSIGN_OR_RETURN(Fd dev, open_truncated());
+        for (std::size_t done = 0; done < data.size();) {
+            ssize_t n = ::write(dev.get(), data.data() + done, data.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return fail_errno("write", path_);
+            done += static_cast<std::size_t>(n);
+        }
+        return {};
+    }
     std::random_device rd;
     char tmp[64];
     std::snprintf(tmp, sizeof tmp, ".butter-%08x.tmp", rd());

@@ -55,7 +55,8 @@ class HostFile {
     // socket there (whose reader could be anyone's) is an error.
     [[nodiscard]] Result<Fd> open_truncated() const;
     // Writes `data` to a new file in the directory and renames it over the name (readers see
-    // the old file or the whole new one; a symlink or hard link at the name is replaced).
+    // the old file or the whole new one; a symlink or hard link at the name is replaced). A
+    // device at the name (/dev/null) is written as it is.
     [[nodiscard]] Result<void> replace(std::string_view data) const;
 
   private:

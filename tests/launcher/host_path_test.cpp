@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../support/tmpdir.hpp"
@@ -172,6 +173,23 @@ TEST(HostFile, RefusesAFifo) {
     auto dev = HostFile::at("/dev/null");
     ASSERT_TRUE(dev);
     EXPECT_TRUE(dev->open_truncated());
+}
+
+// --report /dev/null: the report goes to the device; the device stays (renaming a file over it
+// replaced the host's /dev/null). A device node of its own, where the test may make one.
+TEST(HostFile, WritesADeviceInsteadOfReplacingIt) {
+    TempDir d;
+    std::string path = ::geteuid() == 0 ? d / "null" : std::string("/dev/null");
+    if (::geteuid() == 0) {
+        ASSERT_EQ(::mknod(path.c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+    }
+    auto f = HostFile::at(path);
+    ASSERT_TRUE(f);
+    EXPECT_TRUE(f->replace("{}\n")) << path;
+    struct stat st {};
+    ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << path << " was replaced";
+    EXPECT_EQ(st.st_rdev, makedev(1, 3));
 }
 
 TEST(HostFile, HoldsItsDirectoryFromBeforeTheRun) {
