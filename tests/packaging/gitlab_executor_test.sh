@@ -260,8 +260,8 @@ job_cleanup() {
 
 # run_job NAME ID PROJECT_ID PROJECT_PATH TIMEOUT [KEY=VALUE...], with the arrays step and
 # after: a whole job, as gitlab-runner's executeScript runs its stages. Writes the job's
-# status (the first failing one, as GitLab reports it) to jobs/NAME/status, its log to
-# jobs/NAME/log. after_step, if set, names a function run on the host after step_script.
+# status (the first failing one, as GitLab reports it) to jobs/NAME/status, its output to
+# jobs/NAME.log. after_step, if set, names a function run on the host after step_script.
 run_job() (
     exec >"$tmp/jobs/$1.log" 2>&1
     local status=0 rc

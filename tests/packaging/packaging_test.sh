@@ -20,7 +20,8 @@ for f in bin/butter lib/libbutter.a lib/libbutter.so include/butter/fd.hpp inclu
          lib/cmake/butter/butterConfig.cmake lib/cmake/butter/butterTargets.cmake \
          share/doc/butter/examples/systemd/butter-example.service \
          share/doc/butter/examples/systemd/butter-example.socket \
-         share/doc/butter/examples/sandbox/sandbox_jobs.cpp; do
+         share/doc/butter/examples/sandbox/sandbox_jobs.cpp share/butter/gitlab/run.sh \
+         share/butter/gitlab/config.sh share/butter/gitlab/common.sh; do
     test -e "$prefix/$f" || fail "cmake --install did not install $f"
 done
 echo "install layout: ok"
