@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -190,11 +191,16 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         }
     }
 
+    // As a shell words it: a directory named as the command "Is a directory", one met in a
+    // PATH search skipped; else what the last candidate said, EACCES over ENOENT.
     int err = ENOENT;
     bool denied = false;
     for (const auto& path : plan.exec_candidates) {
         ::execve(path.c_str(), ch.argv, ch.envp);
         err = errno;
+        struct stat st {};
+        if (err == EACCES && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+            err = plan.exec_candidates.size() == 1 ? EISDIR : ENOENT;
         if (err == EACCES) denied = true;
         if (err != ENOENT && err != ENOTDIR && err != EACCES) break;
     }

@@ -279,7 +279,8 @@ Result<Fd> connect_manager() {
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
         int e = errno;
         errno = (e == ECONNREFUSED || e == ENOENT) ? ENOENT : e;
-        return fail_errno("connect", path + " (no systemd manager to ask for a cgroup)");
+        return fail(
+            Error::from_errno("connect", path).with_hint("no systemd manager to ask for a cgroup"));
     }
     // The manager is root's (PID 1) or this user's: never a socket someone else put there.
     ucred cred{};

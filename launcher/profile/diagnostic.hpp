@@ -7,8 +7,12 @@
 
 namespace butter::launcher::profile {
 
+// How diagnostics name the built-in default profile (its lines are those of the shipped
+// profiles/default.toml); Diagnostic::render() says how to see it.
+inline constexpr const char* kEmbeddedDefaultName = "default (built in)";
+
 struct SourceLoc {
-    std::string file;  // a path, "<embedded>/default.toml", or "--set"
+    std::string file;  // a path, "default (built in)", or "--set"
     int line = 0;      // 1-based; 0 when unknown
     int column = 0;
 };

@@ -16,7 +16,7 @@ namespace butter::launcher::profile {
 // (tree_codec.hpp; empty where the build could not run its tool, e.g. cross-compiling).
 extern const std::string_view kEmbeddedDefault;
 extern const std::string_view kEmbeddedDefaultTree;
-inline constexpr const char* kEmbeddedDefaultName = "<embedded>/default.toml";
+// kEmbeddedDefaultName: diagnostic.hpp.
 
 // The embedded default's tree: the pre-parsed one, else parsed from the text.
 std::optional<Value> embedded_default(Diagnostics& out);

@@ -16,7 +16,10 @@ std::string Diagnostic::render() const {
     std::string s = render_loc(loc) + ": ";
     if (severity == Severity::Warning) s += "warning: ";
     if (severity == Severity::Note) s += "note: ";
-    return s + message;
+    s += message;
+    // A profile with no file of its own to open: how to see it.
+    if (loc.file == kEmbeddedDefaultName) s += " (see it: butter show -p builtin:default)";
+    return s;
 }
 
 bool has_errors(const Diagnostics& d) {

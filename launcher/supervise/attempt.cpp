@@ -341,9 +341,12 @@ Result<RunOutcome> Attempt::finish(struct rusage& usage) {
         if (static_cast<Step>(failure_->step) == Step::Exec) {
             out.kind = RunOutcome::Kind::ExecFailed;
             out.exec_errno = failure_->error;
-            out.message =
-                std::string(plan_.argv.empty() ? "" : plan_.argv[0]) + ": " +
-                (failure_->error == ENOENT ? "command not found" : std::strerror(failure_->error));
+            // As a shell says it: "not found" for a name searched in PATH only.
+            std::string arg0 = plan_.argv.empty() ? "" : plan_.argv[0];
+            bool searched = arg0.find('/') == std::string::npos;
+            out.message = arg0 + ": " +
+                          (failure_->error == ENOENT && searched ? "command not found"
+                                                                 : std::strerror(failure_->error));
         } else {
             out.kind = RunOutcome::Kind::SetupFailed;
             out.message = render_failure(plan_, *failure_);

@@ -135,7 +135,7 @@ SandboxCgroups SandboxCgroups::create(const SandboxPlan& plan, const Access& acc
         if (made)
             out.groups_.push_back({controller, *made});
         else
-            out.missing_.push_back({controller, key, std::move(made).error().with_context(key)});
+            out.missing_.push_back({controller, key, std::move(made).error()});
     }
     return out;
 }
@@ -223,16 +223,20 @@ Result<LimitFallbacks> limit_fallbacks(const SandboxPlan& plan, const SandboxCgr
             out.held.push_back({key, how});
             continue;
         }
-        Error e = m.error;
-        if (is_privilege(e) || e.errno_value() == EROFS || e.errno_value() == ENOENT ||
-            e.errno_value() == EBUSY)
-            (void)std::move(e).with_hint(
-                "no cgroup for the " + controller +
-                " controller: run as root, or in a delegated cgroup v2 of butter's own "
-                "(systemd-run --scope -p Delegate=yes, or a unit with Delegate=yes), or set "
-                "limits.optional = true");
-        if (!plan.limits_optional) return fail(std::move(e));
-        log.warn("warning: %s (the limit is not applied: limits.optional)", e.what().c_str());
+        // "limits.cpus: no cgroup (mkdir(...): ...)": the key first, the cause as it came.
+        Error e = Error::message(m.key, "no cgroup (" + m.error.what() + ")");
+        bool cannot = is_privilege(m.error) || m.error.errno_value() == EROFS ||
+                      m.error.errno_value() == ENOENT || m.error.errno_value() == EBUSY;
+        if (!plan.limits_optional) {
+            if (cannot)
+                (void)std::move(e).with_hint(
+                    "no cgroup for the " + controller +
+                    " controller: run as root, or in a delegated cgroup v2 of butter's own "
+                    "(systemd-run --scope -p Delegate=yes, or a unit with Delegate=yes), or set "
+                    "limits.optional = true");
+            return fail(std::move(e));
+        }
+        log.warn("warning: %s: not applied (limits.optional)", e.what().c_str());
         out.held.push_back({key, "none"});
     }
     return out;

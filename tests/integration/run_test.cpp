@@ -298,6 +298,17 @@ TEST_P(RunTest, ExitCodesFollowDesign) {
     EXPECT_NE(missing.err.find("no-such-command-xyz: command not found"), std::string::npos)
         << missing.err;
     EXPECT_EQ(run_butter({"run", "--", "/etc/hostname"}, opts()).code, 126);
+    // Worded as a shell words them.
+    auto dir = run_butter({"run", "--", "/usr"}, opts());
+    EXPECT_EQ(dir.code, 126);
+    EXPECT_NE(dir.err.find("butter: /usr: Is a directory"), std::string::npos) << dir.err;
+    auto path = run_butter({"run", "--", "/no/such/file"}, opts());
+    EXPECT_EQ(path.code, 127);
+    EXPECT_NE(path.err.find("butter: /no/such/file: No such file or directory"), std::string::npos)
+        << path.err;
+    auto denied = run_butter({"run", "--", "/etc/passwd"}, opts());  // mode 644
+    EXPECT_NE(denied.err.find("butter: /etc/passwd: Permission denied"), std::string::npos)
+        << denied.err;
 }
 
 TEST_P(RunTest, BadProfileIsPositionedAnd125) {
