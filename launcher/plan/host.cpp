@@ -1,7 +1,5 @@
 #include "plan/host.hpp"
 
-#include <grp.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +8,8 @@
 #include <cstdlib>
 
 #include <butter/fd.hpp>
+
+#include "plan/user_db.hpp"
 
 extern char** environ;
 
@@ -63,16 +63,16 @@ class RealHost final : public HostFacts {
             out.emplace_back(*e);
         return out;
     }
-    std::optional<uid_t> user_id(const std::string& name) const override {
-        if (struct passwd* pw = ::getpwnam(name.c_str())) return pw->pw_uid;
+    std::optional<uid_t> user_id(const std::string& name, const std::string& etc) const override {
+        if (auto e = lookup_user_db(UserDb::Passwd, name, etc)) return e->id;
         return std::nullopt;
     }
-    std::optional<gid_t> group_id(const std::string& name) const override {
-        if (struct group* g = ::getgrnam(name.c_str())) return g->gr_gid;
+    std::optional<gid_t> group_id(const std::string& name, const std::string& etc) const override {
+        if (auto e = lookup_user_db(UserDb::Group, name, etc)) return e->id;
         return std::nullopt;
     }
-    std::optional<gid_t> primary_group(uid_t uid) const override {
-        if (struct passwd* pw = ::getpwuid(uid)) return pw->pw_gid;
+    std::optional<gid_t> primary_group(uid_t uid, const std::string& etc) const override {
+        if (auto e = lookup_user_db(UserDb::Passwd, std::to_string(uid), etc)) return e->gid;
         return std::nullopt;
     }
     IdMapping root_range(bool group) const override {

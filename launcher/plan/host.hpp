@@ -40,9 +40,12 @@ class HostFacts {
     virtual std::vector<std::string> environment() const = 0;
     std::optional<std::string> env(std::string_view name) const;
 
-    virtual std::optional<uid_t> user_id(const std::string& name) const = 0;   // getpwnam
-    virtual std::optional<gid_t> group_id(const std::string& name) const = 0;  // getgrnam
-    virtual std::optional<gid_t> primary_group(uid_t uid) const = 0;           // getpwuid
+    // Names as the sandbox sees them: `etc` is the host directory that is its /etc ("" for
+    // none of its own), then the host's (user_db.hpp: files, then getent for NSS).
+    virtual std::optional<uid_t> user_id(const std::string& name, const std::string& etc) const = 0;
+    virtual std::optional<gid_t> group_id(const std::string& name,
+                                          const std::string& etc) const = 0;
+    virtual std::optional<gid_t> primary_group(uid_t uid, const std::string& etc) const = 0;
     // The range root's sandboxes map into (/etc/subuid or /etc/subgid names root), else
     // 100000:65536.
     virtual IdMapping root_range(bool group) const = 0;

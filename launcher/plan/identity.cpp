@@ -9,6 +9,7 @@
 namespace butter::launcher {
 
 using profile::error_at;
+using profile::MountType;
 using profile::warning_at;
 
 namespace {
@@ -84,16 +85,30 @@ void Planner::namespaces() {
     plan.hostname = ns.uts ? p.filesystem.hostname : "";
 }
 
+// The host directory that will be the sandbox's /etc, for its user and group names: the last
+// bind onto /etc (over the root), else the root directory's; "" when it has none of its own.
+std::string Planner::sandbox_etc() const {
+    std::string etc = p.filesystem.root != "tmpfs" ? p.filesystem.root + "/etc" : "";
+    for (const auto& m : p.filesystem.mounts)
+        if (m.type == MountType::Bind && normalize_target(m.target) == "/etc") etc = m.source;
+    for (const auto& [src, dst] : o.binds)
+        if (normalize_target(dst.empty() ? src : dst) == "/etc") etc = src;
+    for (const auto& [src, dst] : o.ro_binds)
+        if (normalize_target(dst.empty() ? src : dst) == "/etc") etc = src;
+    return etc;
+}
+
 void Planner::identity() {
     const auto& ns = p.namespaces;
     uid_t caller_uid = host.uid();
     gid_t caller_gid = host.gid();
+    const std::string etc = sandbox_etc();
     auto resolve = [&](const std::string& spec, bool is_group) -> std::optional<std::uint32_t> {
         std::string key = is_group ? "process.group" : "process.user";
         if (spec == "keep")
             return plan.privileged && ns.user ? 0 : (is_group ? caller_gid : caller_uid);
         if (auto id = parse_id(spec)) return *id;
-        if (auto id = is_group ? host.group_id(spec) : host.user_id(spec)) return *id;
+        if (auto id = is_group ? host.group_id(spec, etc) : host.user_id(spec, etc)) return *id;
         out.push_back(error_at(p.loc_of(key), key + ": no " + (is_group ? "group" : "user") +
                                                   " named '" + spec + "'"));
         return std::nullopt;
@@ -102,7 +117,7 @@ void Planner::identity() {
     std::optional<std::uint32_t> gid = resolve(p.process.group, true);
     // A named user without a group gets that user's primary group.
     if (p.process.group == "keep" && p.process.user != "keep" && uid)
-        gid = host.primary_group(*uid).value_or(*uid);
+        gid = host.primary_group(*uid, etc).value_or(*uid);
     if (!uid || !gid) return;
     plan.uid = *uid;
     plan.gid = *gid;

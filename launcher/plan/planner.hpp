@@ -35,6 +35,7 @@ struct Planner {
     // mounts.cpp
     void cli_binds(std::vector<profile::MountSpec>& specs) const;
     void home(std::vector<profile::MountSpec>& specs);
+    std::string sandbox_etc() const;  // identity.cpp
     bool bind(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
               std::vector<MountStep>& git_steps);
     void idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s);

@@ -565,6 +565,40 @@ TEST(RunAsRoot, KeptSysAdminCannotWriteThroughAReadOnlyBind) {
     EXPECT_EQ(read_file(ro / "f"), "host\n") << r.err;
 }
 
+// process.user and process.group by name: the sandbox's own /etc (here a bind of a directory
+// holding only its passwd and group), then the host's; no NSS inside butter itself.
+TEST(RunAsRoot, UserNamesComeFromTheSandboxsEtcThenTheHosts) {
+    BUTTER_REQUIRE_ROOT();
+    TempDir work, etc;
+    ASSERT_EQ(::chmod(work.path().c_str(), 0777), 0);
+    ASSERT_EQ(::chmod(etc.path().c_str(), 0755), 0);
+    write_file(etc / "passwd", "root:x:0:0::/root:/bin/sh\nbuilder:x:4321:4400::/:/bin/sh\n");
+    write_file(etc / "group", "root:x:0:\nbuilders:x:4500:\n");
+    RunOptions o;
+    o.cwd = work.path();
+    auto run = [&](std::vector<std::string> set) {
+        std::vector<std::string> args{"run", "--ro-bind", std::string(probe_bin()) + ":/probe",
+                                      "--ro-bind", etc.path() + ":/etc"};
+        for (const auto& s : set) {
+            args.push_back("--set");
+            args.push_back(s);
+        }
+        args.insert(args.end(), {"--", "/probe", "ids"});
+        return run_butter(args, o);
+    };
+    auto only_inside = run({"process.user=builder"});
+    EXPECT_EQ(only_inside.out, "4321 4400\n") << only_inside.err;  // its primary group
+    auto group = run({"process.user=builder", "process.group=builders"});
+    EXPECT_EQ(group.out, "4321 4500\n") << group.err;
+    auto only_host = run({"process.user=nobody"});  // not in the sandbox's passwd
+    EXPECT_EQ(only_host.out, "65534 65534\n") << only_host.err;
+    auto none = run({"process.user=no-such-user-anywhere"});
+    EXPECT_EQ(none.code, 125);
+    EXPECT_NE(none.err.find("process.user: no user named 'no-such-user-anywhere'"),
+              std::string::npos)
+        << none.err;
+}
+
 INSTANTIATE_TEST_SUITE_P(RootAndNobody, RunTest, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "nobody" : "root"; });
 

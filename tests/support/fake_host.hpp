@@ -58,9 +58,17 @@ class FakeHost : public launcher::HostFacts {
     mode_t stdio_type(int fd) const override { return stdio_types[fd]; }
     bool terminal(int fd) const override { return terminals[fd]; }
     std::vector<std::string> environment() const override { return env_; }
-    std::optional<uid_t> user_id(const std::string& n) const override { return find(users, n); }
-    std::optional<gid_t> group_id(const std::string& n) const override { return find(groups, n); }
-    std::optional<gid_t> primary_group(uid_t u) const override { return find(primary, u); }
+    std::optional<uid_t> user_id(const std::string& n, const std::string& etc) const override {
+        last_etc = etc;
+        return find(users, n);
+    }
+    std::optional<gid_t> group_id(const std::string& n, const std::string&) const override {
+        return find(groups, n);
+    }
+    std::optional<gid_t> primary_group(uid_t u, const std::string&) const override {
+        return find(primary, u);
+    }
+    mutable std::string last_etc;  // the sandbox's /etc the planner last named
     IdMapping root_range(bool group) const override { return group ? subgid : subuid; }
     Result<launcher::HostPath> resolve(const std::string& path, launcher::Symlinks) const override {
         auto it = paths.find(path);
