@@ -24,10 +24,10 @@ std::optional<std::string> HostFacts::env(std::string_view name) const {
 
 namespace {
 
-// The subordinate range root's sandboxes map into, from /etc/subuid (or /etc/subgid) when it
-// names root, else 100000:65536 (the range useradd hands out first).
-IdMapping range_of_root(const char* file) {
-    std::string text = read_file(file).value_or("");
+// Every "NAME:START:COUNT" range of a subordinate id file.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> subid_ranges(const std::string& text,
+                                                                  bool root_only) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
     std::string_view rest = text;
     while (!rest.empty()) {
         std::string_view line = rest.substr(0, rest.find('\n'));
@@ -35,16 +35,67 @@ IdMapping range_of_root(const char* file) {
         auto a = line.find(':'), b = line.rfind(':');
         if (a == std::string_view::npos || a == b) continue;
         std::string_view who = line.substr(0, a);
-        if (who != "root" && who != "0") continue;
+        if (root_only && who != "root" && who != "0") continue;
         unsigned long start =
             std::strtoul(std::string(line.substr(a + 1, b - a - 1)).c_str(), nullptr, 10);
         unsigned long count = std::strtoul(std::string(line.substr(b + 1)).c_str(), nullptr, 10);
-        if (start > 0 && count >= 1)
-            return {0, static_cast<std::uint32_t>(start),
-                    static_cast<std::uint32_t>(std::min(count, 65536UL))};
+        if (start > 0 && count >= 1) out.push_back({start, count});
     }
-    return {0, 100000, 65536};
+    return out;
 }
+
+// A login.defs number (SUB_UID_MAX), or `fallback`.
+std::uint64_t login_defs(const std::string& text, std::string_view key, std::uint64_t fallback) {
+    std::string_view rest = text;
+    while (!rest.empty()) {
+        std::string_view line = rest.substr(0, rest.find('\n'));
+        rest.remove_prefix(std::min(line.size() + 1, rest.size()));
+        while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
+            line.remove_prefix(1);
+        if (!line.starts_with(key) || line.size() == key.size() ||
+            (line[key.size()] != ' ' && line[key.size()] != '\t'))
+            continue;
+        std::string value(line.substr(key.size()));
+        char* end = nullptr;
+        unsigned long v = std::strtoul(value.c_str(), &end, 10);
+        if (end != value.c_str()) return v;
+    }
+    return fallback;
+}
+
+}  // namespace
+
+// Root's line in /etc/subuid (/etc/subgid), else a range no user has or will get: useradd
+// hands out ranges between SUB_UID_MIN and SUB_UID_MAX (login.defs; 100000 and 600100000 by
+// default), and another user's range would let that user's own user namespaces signal root's
+// sandboxes and own what they write. So: above SUB_UID_MAX and SUB_GID_MAX, past every range
+// either file names, 65536-aligned, below 2^31.
+IdMapping root_range_from(const std::string& subuid, const std::string& subgid,
+                          const std::string& defs, bool group) {
+    for (auto [start, count] : subid_ranges(group ? subgid : subuid, true))
+        return {0, static_cast<std::uint32_t>(start),
+                static_cast<std::uint32_t>(std::min<std::uint64_t>(count, 65536))};
+    constexpr std::uint64_t kCount = 65536;
+    auto align = [](std::uint64_t v) { return (v + kCount - 1) / kCount * kCount; };
+    std::uint64_t start = align(std::max(login_defs(defs, "SUB_UID_MAX", 600100000),
+                                         login_defs(defs, "SUB_GID_MAX", 600100000)) +
+                                1);
+    auto ranges = subid_ranges(subuid, false);
+    for (auto r : subid_ranges(subgid, false))
+        ranges.push_back(r);
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (auto [s, c] : ranges)
+            if (s < start + kCount && start < s + c) {
+                start = align(s + c);
+                moved = true;
+            }
+    }
+    if (start + kCount > (1ULL << 31)) start = (1ULL << 31) - kCount;  // nowhere left: the top
+    return {0, static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(kCount)};
+}
+
+namespace {
 
 class RealHost final : public HostFacts {
   public:
@@ -76,7 +127,9 @@ class RealHost final : public HostFacts {
         return std::nullopt;
     }
     IdMapping root_range(bool group) const override {
-        return range_of_root(group ? "/etc/subgid" : "/etc/subuid");
+        return root_range_from(read_file("/etc/subuid").value_or(""),
+                               read_file("/etc/subgid").value_or(""),
+                               read_file("/etc/login.defs").value_or(""), group);
     }
     Result<HostPath> resolve(const std::string& path, Symlinks symlinks) const override {
         return resolve_host_path(path, symlinks);

@@ -46,8 +46,8 @@ class HostFacts {
     virtual std::optional<gid_t> group_id(const std::string& name,
                                           const std::string& etc) const = 0;
     virtual std::optional<gid_t> primary_group(uid_t uid, const std::string& etc) const = 0;
-    // The range root's sandboxes map into (/etc/subuid or /etc/subgid names root), else
-    // 100000:65536.
+    // The range root's sandboxes map into: root's /etc/subuid (subgid) line, else one no user
+    // has or will get (root_range_from).
     virtual IdMapping root_range(bool group) const = 0;
 
     virtual Result<HostPath> resolve(const std::string& path, Symlinks symlinks) const = 0;
@@ -71,6 +71,10 @@ class HostFacts {
     virtual std::optional<seccomp::LoggedFilters> logged_filters(const BpfProgram& program,
                                                                  int denied_errno) const = 0;
 };
+
+// root_range() from the text of /etc/subuid, /etc/subgid and /etc/login.defs (host.cpp).
+IdMapping root_range_from(const std::string& subuid, const std::string& subgid,
+                          const std::string& defs, bool group);
 
 // This machine, this process.
 const HostFacts& real_host();

@@ -128,6 +128,13 @@ Result<Fd> HostFile::open_truncated() const {
     constexpr int kFlags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
     int fd = ::openat(dir_.get(), name_.c_str(), kFlags, 0644);
     bool replace = fd < 0 && errno == ELOOP;  // a symlink at the name
+    if (fd < 0 && errno == ENXIO) {
+        // A whiteout (0:0) a sandbox made, or a FIFO without a reader: replaced.
+        struct stat at {};
+        replace = ::fstatat(dir_.get(), name_.c_str(), &at, AT_SYMLINK_NOFOLLOW) == 0 &&
+                  (S_ISFIFO(at.st_mode) || (S_ISCHR(at.st_mode) && at.st_rdev == 0));
+        errno = ENXIO;
+    }
     struct stat st {};
     if (fd >= 0) {
         if (::fstat(fd, &st) < 0) {
@@ -193,10 +200,17 @@ class OwnDirWritable {
 
 Result<void> HostFile::replace(std::string_view data) const {
     // A device at the name (--report /dev/null, /dev/stderr's terminal) is written, never
-    // replaced by a file: a sandbox cannot make one (no CAP_MKNOD over the host's devices).
+    // replaced by a file: a sandbox can make no device but a whiteout (0:0), which is replaced
+    // like anything else it may plant. What root made there that is neither (/dev/stdout, a
+    // symlink) is the caller's mistake: refused, not replaced.
     struct stat at {};
-    if (::fstatat(dir_.get(), name_.c_str(), &at, AT_SYMLINK_NOFOLLOW) == 0 &&
-        S_ISCHR(at.st_mode)) {
+    bool exists = ::fstatat(dir_.get(), name_.c_str(), &at, AT_SYMLINK_NOFOLLOW) == 0;
+    if (exists && at.st_uid == 0 && !S_ISREG(at.st_mode) &&
+        !(S_ISCHR(at.st_mode) && at.st_rdev != 0) && !S_ISDIR(at.st_mode))
+        return fail(
+            Error::message("openat", "root's own, neither a file nor a device: not replaced", path_)
+                .with_hint("--report - writes to stdout"));
+    if (exists && S_ISCHR(at.st_mode) && at.st_rdev != 0) {
         BUTTER_ASSIGN_OR_RETURN(Fd dev, open_truncated());
         for (std::size_t done = 0; done < data.size();) {
             ssize_t n = ::write(dev.get(), data.data() + done, data.size() - done);

@@ -145,6 +145,12 @@ void Planner::filesystem() {
                 m.loc, "mount target '" + m.target + "' must be an absolute path without '..'"));
             continue;
         }
+        if (*target == "/" && m.expanded_target && m.type == MountType::Bind && m.loc.line > 0) {
+            // $PWD is / (cron, a unit without WorkingDirectory=): the profile's workspace bind
+            // would be the whole host; the sandbox starts in its own / instead.
+            out.push_back(note_at(m.loc, "the current directory is '/': not bound"));
+            continue;
+        }
         if (*target == "/" && m.type != MountType::Tmpfs) {
             out.push_back(error_at(m.loc,
                                    "a mount onto '/' would replace the sandbox's root; set "
@@ -243,31 +249,37 @@ bool Planner::bind(const profile::MountSpec& m, MountStep& s, const std::vector<
 
 // As root, a writable bind is idmapped so that the sandbox's user writes as the source's owner;
 // never as host root, unless the profile says so: what it creates as root could be made set-id,
-// or be run by root later. A root-owned source that others may write (/tmp) is written as the
-// sandbox's own host ids; any other is bound read-only, seen as its owner sees it. A set-gid
-// directory of group 0 gives what is created in it group 0.
-// A read-only bind of a user's tree is idmapped too, so that its owner looks right inside (git's
-// and ssh's ownership checks): the source's owner as the sandbox's user. Never host root as the
-// sandbox's root: host root's private files (/etc/shadow, ssh host keys) stay unreadable. Not
-// when the sandbox keeps CAP_SYS_ADMIN: it could clear the read-only flag of a mount made
-// outside it (the kernel locks only the flags of mounts it copies into the sandbox) and write
-// as those owners; a plain bind leaves it writing as its own host id.
-void Planner::idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s) {
-    s.idmap = plan.privileged && p.namespaces.user;
-    if (!s.idmap) return;
+// or be run by root later. A root-owned source that others may write (/tmp) is a plain bind,
+// written as the sandbox's own host ids (its group's files are not the sandbox's either:
+// root:mail 1777); any other root-owned one is bound read-only, seen as its owner sees it (the
+// directory the caller chose to work in, /root/project: readable as root reads it). A set-gid
+// directory of group 0 gives what is created in it group 0: read-only, the same way.
+// A read-only bind (and a part of one) of a user's tree is idmapped too, so that its owner
+// looks right inside (git's and ssh's ownership checks): the source's owner and group as the
+// sandbox's. Never host root's ids: its files (/etc/shadow, ssh host keys, a root:ssl-cert key)
+// stay as unreadable as without the bind. And not when the sandbox keeps CAP_SYS_ADMIN: it
+// could clear the read-only flag of a mount made outside it (the kernel locks only the flags
+// of mounts it copies into the sandbox) and write as those owners.
+bool Planner::keeps_admin() const {
     auto admin = [](const std::vector<std::string>& caps) {
         return std::any_of(caps.begin(), caps.end(), [](const std::string& c) {
             auto cap = capability_from_name(c);
             return cap && *cap == CAP_SYS_ADMIN;
         });
     };
-    bool keeps_admin = admin(p.capabilities.keep) || admin(p.capabilities.keep_as_root);
-    if (m.read_only) {
-        s.map_owner = st.st_uid != 0;
-        s.map_group = st.st_gid != 0;
-        s.idmap = (s.map_owner || s.map_group) && !keeps_admin;
-        return;
-    }
+    return admin(p.capabilities.keep) || admin(p.capabilities.keep_as_root);
+}
+
+void Planner::idmap_read_only(uid_t uid, gid_t gid, MountStep& s) const {
+    s.map_owner = uid != 0;
+    s.map_group = s.map_owner && gid != 0;
+    s.idmap = plan.privileged && p.namespaces.user && s.map_owner && !keeps_admin();
+}
+
+void Planner::idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s) {
+    s.idmap = plan.privileged && p.namespaces.user;
+    if (!s.idmap) return;
+    if (m.read_only) return idmap_read_only(st.st_uid, st.st_gid, s);
     if (p.filesystem.map_host_root) return;
     bool gives_group_root = S_ISDIR(st.st_mode) && (st.st_mode & S_ISGID) && st.st_gid == 0;
     if (gives_group_root) {
@@ -278,19 +290,18 @@ void Planner::idmap_bind(const profile::MountSpec& m, const struct stat& st, Mou
                                             "files); set filesystem.map_host_root = true to make "
                                             "it writable"));
     } else if (st.st_uid == 0 && (st.st_mode & S_IWOTH)) {
-        s.map_owner = false;
-        s.map_group = st.st_gid != 0;
+        s.idmap = s.map_owner = s.map_group = false;
+        return;
     } else if (st.st_uid == 0) {
         s.read_only = true;
         out.push_back(warning_at(m.loc, "'" + s.source +
                                             "' is owned by root: bound read-only (a sandbox never "
                                             "writes as host root); set filesystem.map_host_root = "
                                             "true to make it writable"));
-    } else {
-        s.map_group = st.st_gid != 0;
     }
-    s.idmap = (s.map_owner || s.map_group) &&  // else a plain bind does the same
-              !(s.read_only && keeps_admin);
+    s.map_group = st.st_gid != 0;
+    // Read-only now, with root's ids mapped: only while the sandbox cannot make it writable.
+    if (s.read_only && keeps_admin()) s.idmap = false;
 }
 
 // The checkout's parts that stay read-only (persistence.hpp), as binds over the writable one.
@@ -316,6 +327,7 @@ bool Planner::protect_git(const profile::MountSpec& m, const MountStep& s,
         if (!part.pin) {
             g.source_uid = part.st.st_uid;
             g.source_gid = part.st.st_gid;
+            idmap_read_only(part.st.st_uid, part.st.st_gid, g);
         }
         git_steps.push_back(std::move(g));
     }

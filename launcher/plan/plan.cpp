@@ -240,6 +240,24 @@ void Planner::output_and_watch() {
         for (const MountStep& m : plan.mounts)
             if (m.type == MountType::Dev) plan.pty_ptmx = m.target + "/pts/ptmx";
     plan.report_path = o.report ? *o.report : p.report.path;
+    // The report is the run's word: never in a directory the sandbox could move or replace (a
+    // subdirectory of a writable bind; a bind's own top directory is its mount point and stays).
+    if (plan.report_path.size() > 1 && plan.report_path[0] == '/') {
+        std::string dir = plan.report_path.substr(0, plan.report_path.rfind('/'));
+        if (auto d = host.resolve(dir.empty() ? "/" : dir, Symlinks::RootOnly))
+            for (const MountStep& m : plan.mounts)
+                if (m.type == MountType::Bind && !m.read_only && m.source_is_dir &&
+                    d->path.starts_with(m.source == "/" ? "/" : m.source + "/"))
+                    out.push_back(
+                        error_at(o.report ? SourceLoc{"--report", 0, 0} : p.loc_of("report.path"),
+                                 "report '" + plan.report_path +
+                                     "' lies in a subdirectory of the writable "
+                                     "bind '" +
+                                     m.source +
+                                     "', which the sandbox could move and replace with "
+                                     "its own: put it in " +
+                                     m.source + " itself, or outside it"));
+    }
     plan.file_activity = p.report.file_activity;
     plan.record_steps = !plan.report_path.empty() || o.events;
     for (std::size_t i = 0; i < p.watch.paths.size(); ++i) {

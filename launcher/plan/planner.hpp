@@ -39,6 +39,8 @@ struct Planner {
     bool bind(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
               std::vector<MountStep>& git_steps);
     void idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s);
+    void idmap_read_only(uid_t uid, gid_t gid, MountStep& s) const;
+    bool keeps_admin() const;
     bool protect_git(const profile::MountSpec& m, const MountStep& s,
                      std::vector<MountStep>& git_steps);
     bool on_root_fs(const std::string& target) const;

@@ -18,7 +18,9 @@ std::string Diagnostic::render() const {
     if (severity == Severity::Note) s += "note: ";
     s += message;
     // A profile with no file of its own to open: how to see it.
-    if (loc.file == kEmbeddedDefaultName) s += " (see it: butter show -p builtin:default)";
+    if (loc.file == kEmbeddedDefaultName)
+        s += " (a line of the shipped profiles/default.toml, built in; butter show -p "
+             "builtin:default prints it resolved)";
     return s;
 }
 

@@ -278,9 +278,11 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
     // RLIMIT_NOFILE, under the same uid without privileges); Landlock scopes its signals.
     if (!p.namespaces.pid)
         rule("namespaces.pid", {"prlimit64"}, ", match = { arg0 = { ne = 0 }, arg2 = { ne = 0 } }");
-    // A terminal shared with the caller: no typing into it, no console paste.
-    if (p.process.session == profile::SessionMode::Inherit)
-        rule("process.session", {"ioctl"}, ", match = { arg1 = [\"TIOCSTI\", \"TIOCLINUX\"] }");
+    // No typing into a terminal, no console paste, whatever the session: a new session has no
+    // controlling terminal, but a terminal fd it holds that is no session's controlling one it
+    // could make its own (TIOCSCTTY) and then type into (the caller's, when only some of
+    // butter's stdio is a terminal). A pty of the sandbox's own loses nothing by it.
+    rule("process.session", {"ioctl"}, ", match = { arg1 = [\"TIOCSTI\", \"TIOCLINUX\"] }");
     return out;
 }
 

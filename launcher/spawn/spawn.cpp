@@ -46,6 +46,30 @@ std::uint32_t outside_of(const std::vector<IdMapping>& map, std::uint32_t inside
     return inside;
 }
 
+// A bind's idmap: `first` (the source's owner as the sandbox's user, or that user's host id as
+// itself), and for a writable bind every other id of the sandbox's own range as itself, so
+// that a chown inside (tar, cp -a, a test suite) lands as the sandbox's host ids, as it does on
+// a plain bind, instead of EOVERFLOW.
+std::vector<IdMapping> bind_idmap(IdMapping first, const std::vector<IdMapping>& sandbox,
+                                  bool writable) {
+    std::vector<IdMapping> out{first};
+    if (!writable) return out;
+    for (const IdMapping& m : sandbox) {
+        std::uint64_t at = m.outside, end = std::uint64_t{m.outside} + m.count;
+        while (at < end) {
+            // The next id taken by `first` (as on-disk id or as target), or the range's end.
+            std::uint64_t stop = end;
+            for (std::uint64_t taken : {std::uint64_t{first.inside}, std::uint64_t{first.outside}})
+                if (taken >= at && taken < stop) stop = taken;
+            if (stop > at)
+                out.push_back({static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(at),
+                               static_cast<std::uint32_t>(stop - at)});
+            at = stop + 1;
+        }
+    }
+    return out;
+}
+
 // Root mode: the detached trees of host mounts that the sandbox attaches, made here, where
 // they cost the supervisor's idle wait for the early child's namespaces instead of the child's
 // set-up (~0.1 ms of every run: the child clones from a mount table copied moments before).
@@ -68,6 +92,7 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
     HostTrees out;
     struct IdNamespace {
         IdMapping u, g;
+        bool writable = false;
         Fd fd;
     };
     std::vector<IdNamespace> namespaces;
@@ -95,11 +120,14 @@ Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
             return n.u.outside == u.outside && n.u.inside == u.inside && n.g.outside == g.outside &&
                    n.g.inside == g.inside;
         };
-        auto ns = std::find_if(namespaces.begin(), namespaces.end(), same);
+        auto ns = std::find_if(namespaces.begin(), namespaces.end(), [&](const IdNamespace& n) {
+            return same(n) && n.writable == !m.read_only;
+        });
         if (ns == namespaces.end()) {
-            BUTTER_ASSIGN_OR_RETURN(Fd userns,
-                                    make_user_namespace(std::span(&u, 1), std::span(&g, 1)));
-            namespaces.push_back({u, g, std::move(userns)});
+            std::vector<IdMapping> us = bind_idmap(u, plan.uid_map, !m.read_only);
+            std::vector<IdMapping> gs = bind_idmap(g, plan.gid_map, !m.read_only);
+            BUTTER_ASSIGN_OR_RETURN(Fd userns, make_user_namespace(us, gs));
+            namespaces.push_back({u, g, !m.read_only, std::move(userns)});
             ns = namespaces.end() - 1;
         }
         BUTTER_ASSIGN_OR_RETURN(Fd src, reopen_host_path(m.source, m.source_dev, m.source_ino));

@@ -218,8 +218,8 @@ Result<LimitFallbacks> limit_fallbacks(const SandboxPlan& plan, const SandboxCgr
             how = "RLIMIT_AS, per process (not in total)";
         }
         if (!how.empty()) {
-            log.warn("%s: no cgroup (%s): held by %s instead", m.key, m.error.what().c_str(),
-                     how.c_str());
+            log.warn("warning: %s: no cgroup (%s): held by %s instead", m.key,
+                     m.error.what().c_str(), how.c_str());
             out.held.push_back({key, how});
             continue;
         }

@@ -28,7 +28,7 @@ PtyProxy::PtyProxy(PtyProxy&& o) noexcept
 }
 
 PtyProxy::~PtyProxy() {
-    if (raw_) ::tcsetattr(0, TCSAFLUSH, &saved_);
+    if (raw_) ::tcsetattr(0, TCSANOW, &saved_);
 }
 
 void PtyProxy::resize() {
@@ -39,10 +39,11 @@ void PtyProxy::resize() {
 
 Result<void> PtyProxy::start(EventLoop& loop) {
     slave_.reset();  // EIO on the master once the sandbox's copies are gone
+    // TCSANOW, never TCSAFLUSH: what the user typed ahead is the command's input.
     if (::isatty(0) && ::tcgetattr(0, &saved_) == 0) {
         struct termios raw = saved_;
         ::cfmakeraw(&raw);
-        if (::tcsetattr(0, TCSAFLUSH, &raw) == 0) raw_ = true;
+        if (::tcsetattr(0, TCSANOW, &raw) == 0) raw_ = true;
     }
     loop_ = &loop;
     BUTTER_ASSIGN_OR_RETURN(out_, Sink::open(1, kChunk));

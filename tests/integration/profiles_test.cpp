@@ -139,6 +139,24 @@ TEST_P(Profiles, CiRootHasAContainersCapabilities) {
     }
     // Another profile keeps none as root.
     EXPECT_EQ(run("default", {"/probe", "caps"}).out.substr(0, 23), "CapEff=0000000000000000");
+    // A user's workspace (idmapped): chown to other ids works there too (tar, cp -a), landing as
+    // the sandbox's own host ids; the owner's own files stay the owner's.
+    TempDir ws;
+    ASSERT_EQ(::chown(ws.path().c_str(), 1000, 1000), 0);
+    RunOptions o;
+    o.cwd = ws.path();
+    o.env = {"BUTTER_PROFILE_PATH=" + kProfiles};
+    auto chown = run_butter({"run", "-p", "ci", "--", "sh", "-c",
+                             "touch mine other && chown 1000:1000 other && stat -c '%u %g' other"},
+                            o);
+    EXPECT_EQ(chown.out, "1000 1000\n") << chown.err;
+    struct stat mine {
+    }, other{};
+    ASSERT_EQ(::stat((ws / "mine").c_str(), &mine), 0);
+    ASSERT_EQ(::stat((ws / "other").c_str(), &other), 0);
+    EXPECT_EQ(mine.st_uid, 1000u) << "the workspace owner's";
+    EXPECT_NE(other.st_uid, 0u) << "never host root";
+    EXPECT_NE(other.st_uid, 1000u) << "inside 1000 is not the workspace owner";
 }
 
 TEST_P(Profiles, CiWritesTheWorkspaceAndTheReport) {

@@ -160,6 +160,25 @@ TEST_P(RunTest, ReadOnlyBindsShowTheirOwners) {
     ASSERT_EQ(::chmod((secret / "key").c_str(), 0600), 0);
     auto key = probe({"read", "/s/key"}, {"--ro-bind", secret.path() + ":/s"});
     EXPECT_EQ(key.out, "EACCES\n") << key.err;
+    // Host root's, readable by its group only (as /etc/shadow): the group is not mapped either.
+    ASSERT_EQ(::chown((secret / "key").c_str(), 0, 42), 0);
+    ASSERT_EQ(::chmod((secret / "key").c_str(), 0640), 0);
+    auto by_group = probe({"read", "/s/key"}, {"--ro-bind", (secret / "key") + ":/s/key"});
+    EXPECT_EQ(by_group.out, "EACCES\n") << by_group.err;
+    auto dir_group = probe({"read", "/s/key"}, {"--ro-bind", secret.path() + ":/s"});
+    EXPECT_EQ(dir_group.out, "EACCES\n") << dir_group.err;
+}
+
+// Run from / (cron, a unit without WorkingDirectory=): the workspace bind is left out, not the
+// whole host bound and not an error; the command starts in the sandbox's own /.
+TEST_P(RunTest, RunFromTheRootDirectoryBindsNoWorkspace) {
+    RunOptions o = opts();
+    o.cwd = "/";
+    auto r = probe({"exists", "/root/.."}, {}, o);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(probe({"exists", "/var"}, {}, o).out, "no\n") << "the host's / is not bound";
+    EXPECT_EQ(probe({"write", "/x"}, {}, o).out, "EROFS\n");
 }
 
 TEST_P(RunTest, ReadOnlyBindsCannotBeWritten) {
@@ -597,6 +616,23 @@ TEST(RunAsRoot, UserNamesComeFromTheSandboxsEtcThenTheHosts) {
     EXPECT_NE(none.err.find("process.user: no user named 'no-such-user-anywhere'"),
               std::string::npos)
         << none.err;
+}
+
+// A workspace's .git that root owns (0700) stays as unreadable inside as it is to others: the
+// read-only bind over it maps no root ids.
+TEST(RunAsRoot, RootsGitInAUsersWorkspaceStaysUnreadable) {
+    BUTTER_REQUIRE_ROOT();
+    TempDir ws;
+    ASSERT_EQ(::chown(ws.path().c_str(), 1000, 1000), 0);
+    ASSERT_EQ(::mkdir((ws / ".git").c_str(), 0700), 0);
+    write_file(ws / ".git/secret", "root's\n");
+    ASSERT_EQ(::chmod((ws / ".git/secret").c_str(), 0600), 0);
+    RunOptions o;
+    o.cwd = ws.path();
+    auto r = run_butter({"run", "--ro-bind", std::string(probe_bin()) + ":/probe", "--", "/probe",
+                         "read", ws / ".git/secret"},
+                        o);
+    EXPECT_EQ(r.out, "EACCES\n") << r.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(RootAndNobody, RunTest, ::testing::Values(false, true),

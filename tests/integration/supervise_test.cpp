@@ -477,6 +477,18 @@ TEST_F(Supervise, PipedStdinIsPassedOnOrWarnedAbout) {
     EXPECT_EQ(quiet.err, "") << "no warning when stdin is not piped";
 }
 
+// A report in a subdirectory of the workspace: the sandbox could move that directory and put
+// its own report in its place. Refused before the run; the workspace's top is fine.
+TEST_F(Supervise, ReportInAMovableDirectoryIsRefused) {
+    ASSERT_EQ(::mkdir((dir_ / "out").c_str(), 0777), 0);
+    auto r = run_butter({"run", "--report", dir_ / "out/r.json", "--", "true"}, opts());
+    EXPECT_EQ(r.code, 125);
+    EXPECT_NE(r.err.find("lies in a subdirectory of the writable bind"), std::string::npos)
+        << r.err;
+    auto top = run_butter({"run", "--report", dir_ / "r.json", "--", "true"}, opts());
+    EXPECT_EQ(top.code, 0) << top.err;
+}
+
 TEST_F(Supervise, QuietAndVerbose) {
     auto v = run_butter({"run", "--verbose", "--", "true"}, opts());
     EXPECT_NE(v.err.find("butter: sandbox started: pid "), std::string::npos) << v.err;

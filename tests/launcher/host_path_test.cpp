@@ -119,6 +119,10 @@ TEST(HostFile, ReplacesSymlinksAndHardLinksInsteadOfWritingThroughThem) {
 
     ASSERT_EQ(::unlink((d / "out").c_str()), 0);
     ASSERT_EQ(::symlink(victim.c_str(), (d / "out").c_str()), 0);
+    // A sandbox's symlink is never root's (as root: the test's stands for one).
+    if (::geteuid() == 0) {
+        ASSERT_EQ(::lchown((d / "out").c_str(), 1000, 1000), 0);
+    }
     ASSERT_TRUE(f->replace("{}\n"));
     EXPECT_EQ(read_file(victim), "host file\n");
     EXPECT_EQ(read_file(d / "out"), "{}\n");
@@ -190,6 +194,36 @@ TEST(HostFile, WritesADeviceInsteadOfReplacingIt) {
     ASSERT_EQ(::lstat(path.c_str(), &st), 0);
     EXPECT_TRUE(S_ISCHR(st.st_mode)) << path << " was replaced";
     EXPECT_EQ(st.st_rdev, makedev(1, 3));
+}
+
+// What root made at the name that is neither a file nor a device (/dev/stdout, a symlink) is
+// refused, not replaced; a whiteout (0:0, which a sandbox can make) and a FIFO are replaced.
+TEST(HostFile, RefusesRootsSymlinkAndReplacesAWhiteout) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (root's symlink, mknod)";
+    TempDir d;
+    ASSERT_EQ(::symlink("/proc/self/fd/1", (d / "stdout").c_str()), 0);
+    auto f = HostFile::at(d / "stdout");
+    ASSERT_TRUE(f);
+    auto r = f->replace("{}\n");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().what().find("not replaced"), std::string::npos) << r.error().what();
+    struct stat st {};
+    ASSERT_EQ(::lstat((d / "stdout").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISLNK(st.st_mode));
+    for (const char* name : {"wh", "wh2"}) {
+        std::string p = d / name;
+        ASSERT_EQ(::mknod(p.c_str(), S_IFCHR | 0644, makedev(0, 0)), 0);
+        ASSERT_EQ(::lchown(p.c_str(), 1000, 1000), 0);
+        auto w = HostFile::at(p);
+        ASSERT_TRUE(w);
+        if (std::string(name) == "wh") {
+            EXPECT_TRUE(w->replace("{}\n"));
+        } else {
+            EXPECT_TRUE(w->open_truncated());
+        }
+        ASSERT_EQ(::lstat(p.c_str(), &st), 0);
+        EXPECT_TRUE(S_ISREG(st.st_mode)) << name;
+    }
 }
 
 TEST(HostFile, HoldsItsDirectoryFromBeforeTheRun) {

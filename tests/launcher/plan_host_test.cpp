@@ -76,6 +76,8 @@ TEST(PlanOnAHost, RootMapsTheHostsSubordinateRangeAndIdmapsByOwner) {
     const MountStep* tmp = mount_at(*plan, "/tmp");
     ASSERT_NE(tmp, nullptr);
     EXPECT_FALSE(tmp->map_owner);
+    EXPECT_FALSE(tmp->map_group);
+    EXPECT_FALSE(tmp->idmap) << "a plain bind: the sandbox's own ids";
     EXPECT_FALSE(tmp->read_only);
     const MountStep* bin = mount_at(*plan, "/bin");
     ASSERT_NE(bin, nullptr);
@@ -174,6 +176,31 @@ TEST(PlanOnAHost, EnvironmentAndWatchdogFromTheHost) {
     EXPECT_FALSE(has("NOTIFY_SOCKET=/run/n"));  // the relay's, added at run time
     EXPECT_TRUE(has("WATCHDOG_USEC=5000000"));  // WATCHDOG_PID was butter's (the host's pid)
     EXPECT_EQ(plan->exec_candidates, std::vector<std::string>{"/opt/bin/make"});
+}
+
+}  // namespace
+}  // namespace butter::launcher
+
+namespace butter::launcher {
+namespace {
+
+// Root's sandboxes: root's own subordinate range, else one that no user has or will get
+// (another user's range would let that user's namespaces signal them and own their files).
+TEST(RootRange, RootsLineElseAboveWhatUseraddHandsOut) {
+    EXPECT_EQ(root_range_from("root:200000:65536\n", "", "", false).outside, 200000u);
+    EXPECT_EQ(root_range_from("", "0:300000:70000\n", "", true).outside, 300000u);
+    EXPECT_EQ(root_range_from("", "0:300000:70000\n", "", true).count, 65536u);
+    // Debian's first user owns 100000: root's is above SUB_UID_MAX (600100000 by default).
+    IdMapping r = root_range_from("alice:100000:65536\n", "alice:100000:65536\n", "", false);
+    EXPECT_GT(r.outside, 600100000u);
+    EXPECT_EQ(r.outside % 65536, 0u);
+    EXPECT_EQ(r.count, 65536u);
+    // login.defs moves it; a range someone was given up there pushes it past that range.
+    std::string defs = "# comment\nSUB_UID_MAX\t\t1000000\nSUB_GID_MAX 900000\n";
+    IdMapping d = root_range_from("", "", defs, false);
+    EXPECT_EQ(d.outside, 1048576u);
+    IdMapping past = root_range_from("bob:1048576:131072\n", "", defs, true);
+    EXPECT_EQ(past.outside, 1048576u + 131072u);
 }
 
 }  // namespace

@@ -205,10 +205,16 @@ TEST(Plan, CliBindsAndTimeout) {
     EXPECT_EQ(*plan->time_limit, std::chrono::seconds(3));
 }
 
+// The profile's $PWD bind from / is left out (a note); a literal bind onto / is an error.
 TEST(Plan, NoMountOntoRoot) {
     profile::Diagnostics d;
     auto plan = plan_of(load_default({}, "/"), false, d);
-    EXPECT_FALSE(plan);
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(find_mount(*plan, "/"), nullptr);
+    profile::Diagnostics d2;
+    EXPECT_FALSE(plan_of(load_default({"filesystem.mounts=[{type=\"bind\", source=\"/usr\", "
+                                       "target=\"/\"}]"}),
+                         false, d2));
 }
 
 TEST(Plan, EnvironmentClearKeepSet) {

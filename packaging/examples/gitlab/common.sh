@@ -24,9 +24,11 @@
 # the job's:
 #   BUTTER_CI_DIR           the layout's root (default /var/lib/butter-ci)
 #   BUTTER_CI_OWNER         UID:GID that owns each job's directories when the runner is root
-#                           (default: root's first subordinate ids, or 100000:100000, the ids
-#                           butter runs a root caller's sandbox as). A root-owned directory
-#                           would be bound read-only: a sandbox never writes as host root.
+#                           (default: root's first subordinate ids, or 100000:100000). Any
+#                           unprivileged ids do: butter idmaps a writable bind so that the
+#                           sandbox writes as its owner. Pick ids no user's /etc/subuid range
+#                           holds. A root-owned directory would be bound read-only: a sandbox
+#                           never writes as host root.
 #   BUTTER_CI_REMOTE_CACHE  yes: the cache stages get the network (a [runners.cache] server)
 #   BUTTER_PROFILE_PATH     where butter looks for the ci and network-client profiles first
 # run_args in config.toml are extra `butter run` options for every stage (--ro-bind /opt/sdk).
