@@ -127,11 +127,13 @@ void Planner::command() {
                 host.terminal(0) && host.terminal(1) && host.terminal(2));
     // Input piped into butter that the profile does not pass on: said, not dropped silently.
     mode_t in = host.stdio_type(0);
-    if (plan.stdin_null && (in == S_IFIFO || in == S_IFREG || in == S_IFSOCK))
+    bool tty = in == S_IFCHR && host.terminal(0);
+    if (plan.stdin_null && (in == S_IFIFO || in == S_IFREG || in == S_IFSOCK || tty))
         out.push_back(warning_at(
             p.loc_of("process.stdin"),
             std::string("process.stdin = \"null\": the command does not read butter's stdin (a ") +
-                (in == S_IFIFO   ? "pipe"
+                (tty             ? "terminal"
+                 : in == S_IFIFO ? "pipe"
                  : in == S_IFREG ? "file"
                                  : "socket") +
                 "); --set process.stdin=inherit passes it"));

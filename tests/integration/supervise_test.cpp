@@ -402,6 +402,7 @@ void Supervise::pty_session(bool automatic) {
     ws.ws_col = 99;
     ASSERT_EQ(::ioctl(master, TIOCSWINSZ, &ws), 0);
     std::string slave = ::ptsname(master);
+    const char* bin = butter_bin();  // staged by this process, not by the forked copy
     pid_t pid = ::fork();
     if (pid == 0) {
         ::setsid();
@@ -413,10 +414,10 @@ void Supervise::pty_session(bool automatic) {
             "stty size; tty; test -t 0 && echo on-a-tty; bash -ic 'case $- in *m*) echo "
             "job-control;; esac' 2>&1; read line; echo got:$line";
         if (automatic)
-            ::execl(butter_bin(), "butter", "run", "--", "sh", "-c", script, nullptr);
+            ::execl(bin, "butter", "run", "--", "sh", "-c", script, nullptr);
         else
-            ::execl(butter_bin(), "butter", "run", "--set", "process.session=\"pty\"", "--", "sh",
-                    "-c", script, nullptr);
+            ::execl(bin, "butter", "run", "--set", "process.session=\"pty\"", "--", "sh", "-c",
+                    script, nullptr);
         ::_exit(98);
     }
     std::string seen;

@@ -85,6 +85,50 @@ TEST(PlanOnAHost, RootMapsTheHostsSubordinateRangeAndIdmapsByOwner) {
     EXPECT_EQ(bin->source, "usr/bin");
 }
 
+// session = "auto" (the default profile's): a pty when butter's stdin, stdout and stderr are
+// terminals and the profile passes stdin on; input stdin = "null" drops is a warning.
+TEST(PlanOnAHost, AutoSessionAndDroppedInput) {
+    FakeHost host;
+    profile::Diagnostics d;
+    auto plain = plan_on(host, kWorkspace, d);
+    ASSERT_TRUE(plain) << errors(d);
+    EXPECT_FALSE(plain->pty) << "no terminal";
+    host.terminals[0] = host.terminals[1] = host.terminals[2] = true;
+    auto tty = plan_on(host, kWorkspace, d);
+    ASSERT_TRUE(tty) << errors(d);
+    EXPECT_TRUE(tty->pty);
+    EXPECT_EQ(tty->pty_ptmx, "") << "no dev mount: butter's own devpts";
+    std::string with_dev = kWorkspace;
+    with_dev.insert(with_dev.rfind(']'), "  { type = \"dev\", target = \"/dev\" },\n");
+    auto dev = plan_on(host, with_dev, d);
+    ASSERT_TRUE(dev) << errors(d);
+    EXPECT_EQ(dev->pty_ptmx, "/dev/pts/ptmx") << "the sandbox's own devpts";
+    host.terminals[2] = false;  // 2>log
+    EXPECT_FALSE(plan_on(host, kWorkspace, d)->pty);
+    host.terminals[2] = true;
+    profile::Diagnostics nd;
+    auto null = plan_on(host, std::string(kWorkspace) + "[process]\nstdin = \"null\"\n", nd);
+    ASSERT_TRUE(null) << errors(nd);
+    EXPECT_FALSE(null->pty) << "no input to give a terminal";
+    auto warned = [](const profile::Diagnostics& ds, const std::string& what) {
+        return std::any_of(ds.begin(), ds.end(), [&](const auto& x) {
+            return x.severity == profile::Diagnostic::Severity::Warning &&
+                   x.message.find("does not read butter's stdin (a " + what + ")") !=
+                       std::string::npos;
+        });
+    };
+    EXPECT_TRUE(warned(nd, "terminal"));
+    host.terminals[0] = false;
+    host.stdio_types[0] = S_IFIFO;
+    profile::Diagnostics pd;
+    ASSERT_TRUE(plan_on(host, std::string(kWorkspace) + "[process]\nstdin = \"null\"\n", pd));
+    EXPECT_TRUE(warned(pd, "pipe"));
+    host.stdio_types[0] = S_IFCHR;  // /dev/null
+    profile::Diagnostics qd;
+    ASSERT_TRUE(plan_on(host, std::string(kWorkspace) + "[process]\nstdin = \"null\"\n", qd));
+    EXPECT_FALSE(warned(qd, "pipe") || warned(qd, "terminal"));
+}
+
 TEST(PlanOnAHost, UsersAndGroupsComeFromTheHostsDatabase) {
     FakeHost host;
     host.root_ = true;
