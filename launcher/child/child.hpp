@@ -131,6 +131,9 @@ struct ChildChannels {
     int null_tree = -1;
     bool have_host_trees = false;
     char* const* argv = nullptr;  // the command's, built by the supervisor (CommandArgs)
+    // The same behind "/bin/sh" and a slot for the script's path: a file without #! runs
+    // under sh, as execvp(3) and shells run it.
+    char** sh_argv = nullptr;
     char* const* envp = nullptr;
     std::vector<char*> pid_slots;  // in envp: room for the command's pid (kPidSlot bytes)
 };
@@ -143,6 +146,7 @@ constexpr std::size_t kPidSlot = 12;
 struct CommandArgs {
     std::vector<std::string> env;
     std::vector<char*> argv, envp;
+    std::vector<char*> sh_argv;  // "/bin/sh", (the path), argv[1..], nullptr
     std::vector<char*> pid_slots;
     explicit CommandArgs(const SandboxPlan& plan);
     CommandArgs(const CommandArgs&) = delete;  // the pointers point into env

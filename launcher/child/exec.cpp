@@ -101,6 +101,11 @@ CommandArgs::CommandArgs(const SandboxPlan& plan) : env(plan.env) {
     for (const auto& a : plan.argv)
         argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
+    static char sh[] = "/bin/sh";
+    sh_argv = {sh, nullptr};
+    for (std::size_t i = 1; i < plan.argv.size(); ++i)
+        sh_argv.push_back(const_cast<char*>(plan.argv[i].c_str()));
+    sh_argv.push_back(nullptr);
     for (auto& e : env)
         envp.push_back(e.data());
     envp.push_back(nullptr);
@@ -198,6 +203,11 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     for (const auto& path : plan.exec_candidates) {
         ::execve(path.c_str(), ch.argv, ch.envp);
         err = errno;
+        if (err == ENOEXEC && ch.sh_argv) {
+            ch.sh_argv[1] = const_cast<char*>(path.c_str());
+            ::execve(ch.sh_argv[0], ch.sh_argv, ch.envp);
+            err = ENOEXEC;  // no sh either: the file's own error
+        }
         struct stat st {};
         if (err == EACCES && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
             err = plan.exec_candidates.size() == 1 ? EISDIR : ENOENT;

@@ -122,6 +122,10 @@ class RealHost final : public HostFacts {
         if (auto e = lookup_user_db(UserDb::Group, name, etc)) return e->id;
         return std::nullopt;
     }
+    std::optional<std::string> home_of(uid_t uid, const std::string& etc) const override {
+        if (auto e = lookup_user_db(UserDb::Passwd, std::to_string(uid), etc)) return e->home;
+        return std::nullopt;
+    }
     std::optional<gid_t> primary_group(uid_t uid, const std::string& etc) const override {
         if (auto e = lookup_user_db(UserDb::Passwd, std::to_string(uid), etc)) return e->gid;
         return std::nullopt;

@@ -46,6 +46,7 @@ class HostFacts {
     virtual std::optional<gid_t> group_id(const std::string& name,
                                           const std::string& etc) const = 0;
     virtual std::optional<gid_t> primary_group(uid_t uid, const std::string& etc) const = 0;
+    virtual std::optional<std::string> home_of(uid_t uid, const std::string& etc) const = 0;
     // The range root's sandboxes map into: root's /etc/subuid (subgid) line, else one no user
     // has or will get (root_range_from).
     virtual IdMapping root_range(bool group) const = 0;

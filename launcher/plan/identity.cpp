@@ -88,21 +88,21 @@ void Planner::namespaces() {
 // The host directory that will be the sandbox's /etc, for its user and group names: the last
 // bind onto /etc (over the root), else the root directory's; "" when it has none of its own.
 std::string Planner::sandbox_etc() const {
-    std::string etc = p.filesystem.root != "tmpfs" ? p.filesystem.root + "/etc" : "";
+    std::string dir = p.filesystem.root != "tmpfs" ? p.filesystem.root + "/etc" : "";
     for (const auto& m : p.filesystem.mounts)
-        if (m.type == MountType::Bind && normalize_target(m.target) == "/etc") etc = m.source;
+        if (m.type == MountType::Bind && normalize_target(m.target) == "/etc") dir = m.source;
     for (const auto& [src, dst] : o.binds)
-        if (normalize_target(dst.empty() ? src : dst) == "/etc") etc = src;
+        if (normalize_target(dst.empty() ? src : dst) == "/etc") dir = src;
     for (const auto& [src, dst] : o.ro_binds)
-        if (normalize_target(dst.empty() ? src : dst) == "/etc") etc = src;
-    return etc;
+        if (normalize_target(dst.empty() ? src : dst) == "/etc") dir = src;
+    return dir;
 }
 
 void Planner::identity() {
     const auto& ns = p.namespaces;
     uid_t caller_uid = host.uid();
     gid_t caller_gid = host.gid();
-    const std::string etc = sandbox_etc();
+    etc = sandbox_etc();
     auto resolve = [&](const std::string& spec, bool is_group) -> std::optional<std::uint32_t> {
         std::string key = is_group ? "process.group" : "process.user";
         if (spec == "keep")

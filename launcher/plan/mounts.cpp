@@ -82,13 +82,19 @@ bool Planner::take_target(const profile::MountSpec& m, const std::string& target
     return true;
 }
 
-// filesystem.home = "tmpfs": an empty home the command's user owns, at the caller's $HOME (at
-// /root or /home/sandbox when $HOME is unset, relative or "/"), mounted before whatever the
-// mounts put inside it ($PWD below $HOME) and left out where a mount already targets it. HOME
-// names it unless the profile sets HOME itself. As large as the /tmp mount, if there is one.
+// filesystem.home = "tmpfs": an empty home the command's user owns, at the caller's $HOME (a
+// named process.user's passwd home; /root or /home/sandbox when that is unset, relative or "/"),
+// mounted before whatever the mounts put inside it ($PWD below $HOME) and left out where a mount
+// already targets it. HOME names it unless the profile sets HOME itself. As large as the /tmp
+// mount, if there is one.
 void Planner::home(std::vector<profile::MountSpec>& specs) {
     std::optional<std::string> home;
-    if (auto e = host.env("HOME")) home = normalize_target(*e);
+    if (p.process.user != "keep") {
+        // Another user's: the home its passwd entry names, as docker run --user has it.
+        if (auto h = host.home_of(plan.uid, etc)) home = normalize_target(*h);
+    } else if (auto e = host.env("HOME")) {
+        home = normalize_target(*e);
+    }
     if (!home || *home == "/") home = plan.uid == 0 ? "/root" : "/home/sandbox";
     bool env_set = std::any_of(p.process.env_set.begin(), p.process.env_set.end(),
                                [](const auto& kv) { return kv.first == "HOME"; });

@@ -20,6 +20,7 @@ struct Planner {
     SandboxPlan plan;
     std::vector<std::string> environment;   // the host's, read once (plan.env's keys view it)
     std::optional<std::size_t> home_index;  // filesystem(): the home tmpfs among the mounts
+    std::string etc;  // identity(): the host directory that is the sandbox's /etc, or ""
 
     void command();     // argv, environment, cwd, stdio, session
     void namespaces();  // the namespaces, Landlock scopes, hostname (identity.cpp)

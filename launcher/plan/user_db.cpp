@@ -122,10 +122,10 @@ std::optional<UserEntry> find_in_user_db(UserDb db, std::string_view text, std::
         std::string_view line = text.substr(0, text.find('\n'));
         text.remove_prefix(std::min(line.size() + 1, text.size()));
         // name:password:id:... (passwd: name:x:uid:gid:gecos:home:shell)
-        std::string_view f[4];
+        std::string_view f[6];
         std::size_t n = 0;
         std::string_view rest = line;
-        for (; n < 4; ++n) {
+        for (; n < 6; ++n) {
             auto colon = rest.find(':');
             f[n] = rest.substr(0, colon);
             if (colon == std::string_view::npos) {
@@ -140,11 +140,12 @@ std::optional<UserEntry> find_in_user_db(UserDb db, std::string_view text, std::
         auto id = number(f[2]);
         if (!id) continue;
         if (by_id ? *id != *key_id : f[0] != key) continue;
-        UserEntry e{std::string(f[0]), *id, 0};
+        UserEntry e{std::string(f[0]), *id, 0, {}};
         if (db == UserDb::Passwd) {
             auto gid = number(f[3]);
             if (!gid) continue;
             e.gid = *gid;
+            if (n >= 6) e.home = std::string(f[5]);
         }
         return e;
     }

@@ -22,6 +22,7 @@ struct UserEntry {
     std::string name;
     std::uint32_t id = 0;
     std::uint32_t gid = 0;  // passwd: the primary group
+    std::string home;       // passwd: the home directory
 };
 std::optional<UserEntry> lookup_user_db(UserDb db, std::string_view key, const std::string& etc);
 

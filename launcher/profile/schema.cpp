@@ -215,8 +215,9 @@ const std::vector<Row>& rows() {
                 "let a writable bind be $HOME, hold it, or lie in one of its dot-directories "
                 "(where a sandbox could plant .bashrc, .ssh/authorized_keys, .config/autostart)"),
         choice("filesystem.home", FIELD(filesystem.home), kHome,
-               "none | tmpfs (an empty writable home owned by the command's user, at $HOME, "
-               "as large as the /tmp mount; HOME is set to it)"),
+               "none | tmpfs (an empty writable home owned by the command's user, at $HOME "
+               "or a named process.user's passwd home, as large as the /tmp mount; HOME is set "
+               "to it)"),
         boolean("filesystem.writable_git", FIELD(filesystem.writable_git),
                 "leave the .git of a writable bind writable (else bound read-only: hooks and "
                 "config run code outside the sandbox the next time git is used there)"),

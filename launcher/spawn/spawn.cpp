@@ -356,6 +356,7 @@ Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& orig
     ch.stderr_fd = extras.stderr_fd;
     ch.tty_fd = extras.tty_fd;
     ch.argv = command.argv.data();
+    ch.sh_argv = const_cast<char**>(command.sh_argv.data());  // the child fills in its slot
     ch.envp = command.envp.data();
     ch.pid_slots = command.pid_slots;
     sp.join_cgroups = extras.cgroups && !extras.cgroups->empty();

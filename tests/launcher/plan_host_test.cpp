@@ -129,6 +129,32 @@ TEST(PlanOnAHost, AutoSessionAndDroppedInput) {
     EXPECT_FALSE(warned(qd, "pipe") || warned(qd, "terminal"));
 }
 
+// The home tmpfs: at the caller's $HOME, or at a named user's passwd home (as docker run
+// --user has it), with HOME set to it.
+TEST(PlanOnAHost, HomeIsTheCallersOrTheNamedUsers) {
+    FakeHost host;
+    host.root_ = true;
+    host.uid_ = host.gid_ = 0;
+    host.env_ = {"PATH=/usr/bin:/bin", "HOME=/root"};
+    host.users["builder"] = 2000;
+    host.primary[2000] = 2100;
+    host.homes_of[2000] = "/home/builder";
+    profile::Diagnostics d;
+    auto has_env = [](const SandboxPlan& p, const std::string& kv) {
+        return std::find(p.env.begin(), p.env.end(), kv) != p.env.end();
+    };
+    auto keep = plan_on(host, kWorkspace, d);
+    ASSERT_TRUE(keep) << errors(d);
+    EXPECT_TRUE(has_env(*keep, "HOME=/root"));
+    ASSERT_NE(mount_at(*keep, "/root"), nullptr);
+    auto named = plan_on(host, std::string(kWorkspace) + "[process]\nuser = \"builder\"\n", d);
+    ASSERT_TRUE(named) << errors(d);
+    EXPECT_TRUE(has_env(*named, "HOME=/home/builder"));
+    const MountStep* h = mount_at(*named, "/home/builder");
+    ASSERT_NE(h, nullptr);
+    EXPECT_NE(h->options.find("uid=2000,gid=2100"), std::string::npos) << h->options;
+}
+
 TEST(PlanOnAHost, UsersAndGroupsComeFromTheHostsDatabase) {
     FakeHost host;
     host.root_ = true;

@@ -68,6 +68,10 @@ class FakeHost : public launcher::HostFacts {
     std::optional<gid_t> primary_group(uid_t u, const std::string&) const override {
         return find(primary, u);
     }
+    std::optional<std::string> home_of(uid_t u, const std::string&) const override {
+        return find(homes_of, u);
+    }
+    std::map<uid_t, std::string> homes_of = {{0, "/root"}, {1000, "/home/me"}};
     mutable std::string last_etc;  // the sandbox's /etc the planner last named
     IdMapping root_range(bool group) const override { return group ? subgid : subuid; }
     Result<launcher::HostPath> resolve(const std::string& path, launcher::Symlinks) const override {
