@@ -127,7 +127,10 @@ void Planner::identity() {
             out.push_back(error_at(p.loc_of("process.user"),
                                    "process.user: without root, the sandbox can only run as your "
                                    "own uid (\"keep\") or as 0"));
-        if (*gid != caller_gid && *gid != 0)
+        bool user_refused = *uid != caller_uid && *uid != 0;
+        // A group taken from a refused user's passwd entry: that user's error says it all.
+        bool derived = p.process.group == "keep" && p.process.user != "keep";
+        if (*gid != caller_gid && *gid != 0 && !(derived && user_refused))
             out.push_back(error_at(p.loc_of("process.group"),
                                    "process.group: without root, only your own gid or 0"));
         plan.uid_map = {{*uid, caller_uid, 1}};

@@ -143,6 +143,10 @@ TEST(Plan, UnprivilegedCannotPickAnotherUser) {
     EXPECT_TRUE(std::any_of(d.begin(), d.end(), [](const auto& x) {
         return x.message.find("own uid") != std::string::npos;
     }));
+    // The group that user's entry would give is not a second error about process.group.
+    EXPECT_FALSE(std::any_of(d.begin(), d.end(), [](const auto& x) {
+        return x.message.find("process.group") != std::string::npos;
+    }));
 }
 
 TEST(Plan, CwdOverTmpReplacesTheTmpfs) {
