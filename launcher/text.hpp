@@ -19,4 +19,12 @@ std::string terminal_safe(std::string_view s);
 // U+FFFD.
 std::string json_string(std::string_view s);
 
+// The first line of `rest` (without its '\n'), removed from `rest`; files read as text line by
+// line (passwd, subuid, login.defs, git's config).
+inline std::string_view next_line(std::string_view& rest) {
+    std::string_view line = rest.substr(0, rest.find('\n'));
+    rest.remove_prefix(line.size() < rest.size() ? line.size() + 1 : rest.size());
+    return line;
+}
+
 }  // namespace butter::launcher

@@ -10,6 +10,7 @@
 #include <butter/fd.hpp>
 
 #include "plan/user_db.hpp"
+#include "text.hpp"
 
 extern char** environ;
 
@@ -30,8 +31,7 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> subid_ranges(const std::str
     std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
     std::string_view rest = text;
     while (!rest.empty()) {
-        std::string_view line = rest.substr(0, rest.find('\n'));
-        rest.remove_prefix(std::min(line.size() + 1, rest.size()));
+        std::string_view line = next_line(rest);
         auto a = line.find(':'), b = line.rfind(':');
         if (a == std::string_view::npos || a == b) continue;
         std::string_view who = line.substr(0, a);
@@ -48,8 +48,7 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> subid_ranges(const std::str
 std::uint64_t login_defs(const std::string& text, std::string_view key, std::uint64_t fallback) {
     std::string_view rest = text;
     while (!rest.empty()) {
-        std::string_view line = rest.substr(0, rest.find('\n'));
-        rest.remove_prefix(std::min(line.size() + 1, rest.size()));
+        std::string_view line = next_line(rest);
         while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
             line.remove_prefix(1);
         if (!line.starts_with(key) || line.size() == key.size() ||

@@ -2,6 +2,8 @@
 
 #include "plan/host_path.hpp"
 #include "plan/plan.hpp"
+#include "plan/user_db.hpp"
+#include "text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -55,24 +57,13 @@ std::vector<Home> homes_to_protect() {
     // /etc/passwd read as text: NSS in a static binary would load shared modules at run time.
     uid_t uid = ::getuid();
     std::string text = read_file("/etc/passwd").value_or("");
-    std::string_view rest = text;
-    while (!rest.empty()) {
-        std::string_view line = rest.substr(0, rest.find('\n'));
-        rest.remove_prefix(std::min(line.size() + 1, rest.size()));
-        // name:x:uid:gid:gecos:home:shell
-        std::string_view f[7];
-        std::size_t n = 0;
-        for (std::string_view l = line; n < 7;) {
-            auto colon = l.find(':');
-            f[n++] = l.substr(0, colon);
-            if (colon == std::string_view::npos) break;
-            l.remove_prefix(colon + 1);
-        }
-        if (n < 7) continue;
-        bool caller = std::strtoul(std::string(f[2]).c_str(), nullptr, 10) == uid;
-        bool login = !f[6].ends_with("nologin") && !f[6].ends_with("/false") && !f[6].empty();
-        if (caller || (uid == 0 && login)) add(out, std::string(f[5]));
-    }
+    for_each_user_entry(UserDb::Passwd, text, [&](const UserEntry& e) {
+        bool caller = e.id == uid;
+        bool login =
+            !e.shell.ends_with("nologin") && !e.shell.ends_with("/false") && !e.shell.empty();
+        if (!e.home.empty() && (caller || (uid == 0 && login))) add(out, e.home);
+        return true;
+    });
     return out;
 }
 
@@ -120,9 +111,7 @@ std::string config_value(std::string_view text, std::string_view want_section,
                          std::string_view want_key) {
     std::string section, found;
     while (!text.empty()) {
-        std::string_view line = text.substr(0, text.find('\n'));
-        text.remove_prefix(std::min(line.size() + 1, text.size()));
-        std::string l = trim(line);
+        std::string l = trim(next_line(text));
         if (l.empty() || l[0] == '#' || l[0] == ';') continue;
         if (l[0] == '[') {
             auto close = l.find(']');

@@ -16,6 +16,7 @@
 #include <butter/fd.hpp>
 
 #include "plan/host_path.hpp"
+#include "text.hpp"
 
 namespace butter::launcher {
 
@@ -114,42 +115,41 @@ std::optional<std::string> getent(UserDb db, std::string_view key) {
     return out;
 }
 
+void for_each_user_entry(UserDb db, std::string_view text,
+                         const std::function<bool(const UserEntry&)>& f) {
+    while (!text.empty()) {
+        std::string_view line = next_line(text);
+        // name:password:id:... (passwd: name:x:uid:gid:gecos:home:shell)
+        std::string_view field[7];
+        std::size_t n = 0;
+        for (std::string_view rest = line; n < 7;) {
+            auto colon = rest.find(':');
+            field[n++] = rest.substr(0, colon);
+            if (colon == std::string_view::npos) break;
+            rest.remove_prefix(colon + 1);
+        }
+        if (n < (db == UserDb::Passwd ? 4u : 3u) || field[0].empty() || field[0][0] == '#' ||
+            field[0][0] == '+' || field[0][0] == '-')
+            continue;
+        auto id = number(field[2]);
+        auto gid = db == UserDb::Passwd ? number(field[3]) : std::optional<std::uint32_t>(0);
+        if (!id || !gid) continue;
+        UserEntry e{std::string(field[0]), *id, *gid, std::string(field[5]), std::string(field[6])};
+        if (!f(e)) return;
+    }
+}
+
 std::optional<UserEntry> find_in_user_db(UserDb db, std::string_view text, std::string_view key) {
     bool by_id = all_digits(key);
     std::optional<std::uint32_t> key_id = by_id ? number(key) : std::nullopt;
     if (by_id && !key_id) return std::nullopt;
-    while (!text.empty()) {
-        std::string_view line = text.substr(0, text.find('\n'));
-        text.remove_prefix(std::min(line.size() + 1, text.size()));
-        // name:password:id:... (passwd: name:x:uid:gid:gecos:home:shell)
-        std::string_view f[6];
-        std::size_t n = 0;
-        std::string_view rest = line;
-        for (; n < 6; ++n) {
-            auto colon = rest.find(':');
-            f[n] = rest.substr(0, colon);
-            if (colon == std::string_view::npos) {
-                ++n;
-                break;
-            }
-            rest.remove_prefix(colon + 1);
-        }
-        if (n < (db == UserDb::Passwd ? 4u : 3u) || f[0].empty() || f[0][0] == '#' ||
-            f[0][0] == '+' || f[0][0] == '-')
-            continue;
-        auto id = number(f[2]);
-        if (!id) continue;
-        if (by_id ? *id != *key_id : f[0] != key) continue;
-        UserEntry e{std::string(f[0]), *id, 0, {}};
-        if (db == UserDb::Passwd) {
-            auto gid = number(f[3]);
-            if (!gid) continue;
-            e.gid = *gid;
-            if (n >= 6) e.home = std::string(f[5]);
-        }
-        return e;
-    }
-    return std::nullopt;
+    std::optional<UserEntry> found;
+    for_each_user_entry(db, text, [&](const UserEntry& e) {
+        if (by_id ? e.id != *key_id : e.name != key) return true;
+        found = e;
+        return false;
+    });
+    return found;
 }
 
 std::optional<UserEntry> lookup_user_db(UserDb db, std::string_view key, const std::string& etc) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,12 +24,18 @@ struct UserEntry {
     std::uint32_t id = 0;
     std::uint32_t gid = 0;  // passwd: the primary group
     std::string home;       // passwd: the home directory
+    std::string shell;      // passwd: the login shell
 };
 std::optional<UserEntry> lookup_user_db(UserDb db, std::string_view key, const std::string& etc);
 
 // `getent passwd|group KEY` (the host's NSS), its line, or nullopt (not found, no getent, or
 // no answer within 10 s).
 std::optional<std::string> getent(UserDb db, std::string_view key);
+
+// Every entry of text in passwd(5) or group(5) format, in order, until `f` returns false;
+// comments, compat (+/-) lines and lines without numeric ids are skipped.
+void for_each_user_entry(UserDb db, std::string_view text,
+                         const std::function<bool(const UserEntry&)>& f);
 
 // The same lookup in text in passwd(5) or group(5) format (tests, and the files above).
 std::optional<UserEntry> find_in_user_db(UserDb db, std::string_view text, std::string_view key);

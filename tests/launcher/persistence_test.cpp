@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+
+#include <butter/fd.hpp>
 
 #include "../support/child.hpp"
 #include "../support/tmpdir.hpp"
@@ -46,6 +49,22 @@ TEST(Homes, TheHomeItsAncestorsAndItsDotDirectories) {
     std::vector<Home> future{{d / "later/user", 0, 0}};
     EXPECT_NE(danger(d.path(), future).find("it holds"), std::string::npos);
     EXPECT_EQ(danger(me + "/project", future), "");
+}
+
+// As root, every login user's home (from /etc/passwd, read as text) is protected; a system
+// account's (nologin: daemon's /usr/sbin) is not.
+TEST(Homes, RootProtectsTheHomesOfLoginUsers) {
+    if (::geteuid() != 0) GTEST_SKIP() << "as root only";
+    std::string passwd = read_file("/etc/passwd").value_or("");
+    if (passwd.find("\nroot:x:0:0:root:/root:/bin/bash") == std::string::npos &&
+        !passwd.starts_with("root:x:0:0:root:/root:/bin/bash"))
+        GTEST_SKIP() << "root's entry is not Debian's";
+    auto homes = homes_to_protect();
+    auto has = [&](const std::string& p) {
+        return std::any_of(homes.begin(), homes.end(), [&](const Home& h) { return h.path == p; });
+    };
+    EXPECT_TRUE(has("/root"));
+    EXPECT_FALSE(has("/usr/sbin")) << "daemon's (nologin)";
 }
 
 TEST(Homes, ABindMountOfAHomeIsTheHome) {
