@@ -267,13 +267,8 @@ bool Planner::bind(const profile::MountSpec& m, MountStep& s, const std::vector<
 // could clear the read-only flag of a mount made outside it (the kernel locks only the flags
 // of mounts it copies into the sandbox) and write as those owners.
 bool Planner::keeps_admin() const {
-    auto admin = [](const std::vector<std::string>& caps) {
-        return std::any_of(caps.begin(), caps.end(), [](const std::string& c) {
-            auto cap = capability_from_name(c);
-            return cap && *cap == CAP_SYS_ADMIN;
-        });
-    };
-    return admin(p.capabilities.keep) || admin(p.capabilities.keep_as_root);
+    return lists_capability(p.capabilities.keep, CAP_SYS_ADMIN) ||
+           lists_capability(p.capabilities.keep_as_root, CAP_SYS_ADMIN);
 }
 
 void Planner::idmap_read_only(uid_t uid, gid_t gid, MountStep& s) const {

@@ -92,6 +92,13 @@ std::vector<std::string> exec_candidates(const std::string& arg0,
 
 }  // namespace
 
+bool lists_capability(const std::vector<std::string>& names, int cap) {
+    return std::any_of(names.begin(), names.end(), [cap](const std::string& n) {
+        auto c = capability_from_name(n);
+        return c && *c == cap;
+    });
+}
+
 std::optional<std::string> normalize_target(const std::string& path) {
     if (path.empty() || path[0] != '/') return std::nullopt;
     std::string out;
@@ -181,11 +188,7 @@ void Planner::privileges() {
         const auto& list = std::string_view(key) == "capabilities.keep"
                                ? p.capabilities.keep
                                : p.capabilities.keep_as_root;
-        bool setfcap = std::any_of(list.begin(), list.end(), [](const std::string& c) {
-            auto cap = capability_from_name(c);
-            return cap && *cap == CAP_SETFCAP;
-        });
-        if (p.seccomp.restrict_suid_sgid && setfcap)
+        if (p.seccomp.restrict_suid_sgid && lists_capability(list, CAP_SETFCAP))
             out.push_back(error_at(p.loc_of(key), std::string(key) +
                                                       ": CAP_SETFCAP lets the sandbox give files "
                                                       "capabilities; it needs "

@@ -12,6 +12,9 @@
 
 namespace butter::launcher {
 
+// Whether a profile's list of capability names (capabilities.keep, keep_as_root) holds `cap`.
+bool lists_capability(const std::vector<std::string>& names, int cap);
+
 struct Planner {
     const profile::Profile& p;
     const PlanOptions& o;
