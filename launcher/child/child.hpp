@@ -70,7 +70,8 @@ struct ControlMessage {
         Timings = 3,
         KernelLog = 4,
         AuditSession = 5,
-        Terminal = 6  // with an fd: the master of the terminal made in the sandbox's devpts
+        Terminal = 6,  // with an fd: the master of the terminal made in the sandbox's devpts
+        Changes = 7    // with an fd: the upper directory of the workspace overlay (plan.changes)
     };
     std::uint32_t type = 0;
     std::int32_t value = 0;  // CommandStatus: the command's wait status; Timings: the count
@@ -95,6 +96,10 @@ struct StepClock {
     // One message on the control socket (nothing when off).
     void send(int control_fd) const;
 };
+
+// An fd to the supervisor with the record saying what it is (no allocation: the rlimits may
+// hold already).
+[[nodiscard]] Result<void> send_fd(int control_fd, ControlMessage::Type type, int fd);
 
 // The descriptors the child side uses; all close-on-exec.
 // The host's device nodes that a dev mount binds, in this order.

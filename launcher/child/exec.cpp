@@ -40,29 +40,6 @@ Result<void> set_rlimits(const SandboxPlan& plan) {
     return {};
 }
 
-// An fd to the supervisor (the seccomp listener, the terminal's master), with the record
-// saying what it is: no allocation (the rlimits may hold already, RLIMIT_AS too, in memory
-// that may be the supervisor's).
-Result<void> send_fd(int control_fd, ControlMessage::Type type, int fd) {
-    ControlMessage m{type, 0};
-    struct iovec iov {
-        &m, sizeof m
-    };
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    if (::sendmsg(control_fd, &msg, MSG_NOSIGNAL) < 0) return fail_errno("sendmsg", "fd");
-    return {};
-}
-
 // session = "pty" with a dev mount: the terminal, made in the sandbox's own devpts (so `tty`
 // and ttyname name it there), becomes stdio and the controlling terminal of the new session;
 // its master goes to the supervisor. The command's user owns it. Input that is not a terminal
@@ -94,6 +71,29 @@ Result<void> make_terminal(const SandboxPlan& plan, const ChildChannels& ch) {
 }
 
 }  // namespace
+
+// An fd to the supervisor (the seccomp listener, the terminal's master), with the record
+// saying what it is: no allocation (the rlimits may hold already, RLIMIT_AS too, in memory
+// that may be the supervisor's).
+Result<void> send_fd(int control_fd, ControlMessage::Type type, int fd) {
+    ControlMessage m{type, 0};
+    struct iovec iov {
+        &m, sizeof m
+    };
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (::sendmsg(control_fd, &msg, MSG_NOSIGNAL) < 0) return fail_errno("sendmsg", "fd");
+    return {};
+}
 
 CommandArgs::CommandArgs(const SandboxPlan& plan) : env(plan.env) {
     for (std::size_t i : plan.pid_env)

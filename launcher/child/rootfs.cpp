@@ -3,9 +3,12 @@
 // empty tmpfs root, the mounts in plan order with every target resolved inside the root
 // without following symlinks, pivot_root with the old root detached, /proc hardening, and the
 // root made read-only.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <array>
@@ -196,8 +199,14 @@ namespace {
 
 // What the mounts are made from, taken before the root tmpfs can hide it: each bind's detached
 // tree, the host's device nodes, /dev/null for /proc's masks.
+struct OverlayLayers {
+    std::string lower;  // lowerdir: the layer trees, as /proc/self/fd/N, top first
+    Fd upper, work;
+};
+
 struct Sources {
-    std::vector<Fd> trees;  // per plan.mounts entry (binds only)
+    std::vector<Fd> trees;                // per plan.mounts entry (binds only)
+    std::vector<OverlayLayers> overlays;  // per plan.mounts entry (overlays only)
     std::array<Fd, kDevNodes.size()> dev_nodes;
     Mask masked_files, masked_dirs;
 };
@@ -233,6 +242,121 @@ Result<void> take_sources(const SandboxPlan& plan, const ChildChannels& ch, Step
     return {};
 }
 
+std::string fd_path(const Fd& fd) {
+    return "/proc/self/fd/" + std::to_string(fd.get());
+}
+
+// A tmpfs upper: "mode=...,size=...,nr_inodes=..." as fsconfig(2) keys.
+Result<Fd> upper_tmpfs(const std::string& options) {
+    BUTTER_ASSIGN_OR_RETURN(FsContext fs, FsContext::open("tmpfs"));
+    std::size_t at = 0;
+    while (at < options.size()) {
+        std::size_t comma = options.find(',', at);
+        if (comma == std::string::npos) comma = options.size();
+        std::string kv = options.substr(at, comma - at);
+        std::size_t eq = kv.find('=');
+        BUTTER_TRY(fs.set(kv.substr(0, eq).c_str(),
+                          eq == std::string::npos ? nullptr : kv.c_str() + eq + 1));
+        at = comma + 1;
+    }
+    BUTTER_TRY(fs.create());
+    return fs.mount(MountAttr::NoSuid | MountAttr::NoDev);
+}
+
+// `name` in `dir`, made if missing, opened without following a symlink there.
+Result<Fd> layer_dir(const Fd& dir, const char* name, bool* made = nullptr) {
+    bool created = ::mkdirat(dir.get(), name, 0700) == 0;
+    if (!created && errno != EEXIST) return fail_errno("mkdirat", name);
+    if (made) *made = created;
+    int fd = ::openat(dir.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return fail_errno("openat", name);
+    return Fd(fd);
+}
+
+// Whether the directory `fd` holds nothing but "." and "..".
+bool empty_dir(int fd) {
+    alignas(8) char buf[512];
+    long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    for (long at = 0; at < n;) {
+        auto* d = reinterpret_cast<struct dirent64*>(buf + at);
+        std::string_view name = d->d_name;
+        if (name != "." && name != "..") return false;
+        at += d->d_reclen;
+    }
+    return n >= 0;
+}
+
+// Overlay `i`'s layers, attached at `staging` before the root covers them there (kernels
+// before 6.15 take no layer outside the mounter's mount namespace; the overlay keeps private
+// clones of them once made, and they go with the old root): its lower trees, and its upper
+// directory, on a host directory or a tmpfs of the sandbox's own. A new upper directory takes
+// the owner and mode of the top lower one (the overlay's root shows the upper's). The
+// workspace overlay's upper goes to the supervisor, which exports its changes after the run.
+Result<void> stage_overlay(const SandboxPlan& plan, std::size_t i, const char* staging,
+                           const ChildChannels& ch, Sources& src) {
+    const MountStep& o = plan.mounts[i];
+    OverlayLayers& ol = src.overlays[i];
+    std::size_t first = i - o.layers;
+    bool host_upper = o.options.empty();
+    std::size_t lowers = o.layers - (host_upper ? 1 : 0);
+    for (std::size_t k = first; k < i; ++k)
+        BUTTER_TRY(move_mount(src.trees[k], "", AT_FDCWD, staging));
+    for (std::size_t k = first; k < first + lowers; ++k)
+        ol.lower += (ol.lower.empty() ? "" : ":") + fd_path(src.trees[k]);
+    Fd upper_fs;
+    if (host_upper) {
+        upper_fs = std::move(src.trees[i - 1]);
+    } else {
+        BUTTER_ASSIGN_OR_RETURN(upper_fs, upper_tmpfs(o.options));
+        BUTTER_TRY(move_mount(upper_fs, "", AT_FDCWD, staging));
+    }
+    bool made = false;
+    BUTTER_ASSIGN_OR_RETURN(ol.upper, layer_dir(upper_fs, "upper", &made));
+    BUTTER_ASSIGN_OR_RETURN(ol.work, layer_dir(upper_fs, "work"));
+    if (made || empty_dir(ol.upper.get())) {
+        struct stat top {};
+        if (::fstat(src.trees[first].get(), &top) < 0) return fail_errno("fstat", o.target);
+        if (::fchown(ol.upper.get(), top.st_uid, top.st_gid) < 0)
+            return fail_errno("fchown", o.target + " (its upper directory)");
+        if (::fchmod(ol.upper.get(), top.st_mode & 07777) < 0)
+            return fail_errno("fchmod", o.target + " (its upper directory)");
+    }
+    if (plan.namespaces.has(Namespace::User)) {
+        // userxattr: the overlay's own attributes in the user.* namespace, which tmpfs has
+        // only since Linux 6.6.
+        if (::fsetxattr(ol.upper.get(), "user.butter", "", 0, 0) < 0) {
+            if (errno == EOPNOTSUPP)
+                return fail(Error("fsetxattr", EOPNOTSUPP, o.target + " (its upper directory)")
+                                .with_hint(host_upper ? "its filesystem has no user xattrs, which "
+                                                        "an overlay in a user namespace needs"
+                                                      : "tmpfs has no user xattrs before Linux "
+                                                        "6.6, and an overlay in a user "
+                                                        "namespace needs them: use upper = a "
+                                                        "host directory"));
+            return fail_errno("fsetxattr", o.target + " (its upper directory)");
+        }
+        (void)::fremovexattr(ol.upper.get(), "user.butter");
+    }
+    if (static_cast<int>(i) == plan.changes.mount)
+        BUTTER_TRY(send_fd(ch.control_fd, ControlMessage::Changes, ol.upper.get()));
+    return {};
+}
+
+Result<void> mount_overlay(const SandboxPlan& plan, const MountStep& m, OverlayLayers& ol,
+                           const Fd& root) {
+    BUTTER_ASSIGN_OR_RETURN(FsContext fs, FsContext::open("overlay"));
+    BUTTER_TRY(fs.set("lowerdir", ol.lower.c_str()));
+    BUTTER_TRY(fs.set("upperdir", fd_path(ol.upper).c_str()));
+    BUTTER_TRY(fs.set("workdir", fd_path(ol.work).c_str()));
+    if (plan.namespaces.has(Namespace::User)) BUTTER_TRY(fs.set("userxattr"));
+    BUTTER_TRY(fs.create());
+    BUTTER_ASSIGN_OR_RETURN(Fd tree, fs.mount(MountAttr::NoSuid | MountAttr::NoDev));
+    BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+    BUTTER_TRY(move_mount(tree, "", at, ""));
+    ol = {};  // the overlay holds its layers now
+    return {};
+}
+
 // The new root, attached at `staging`: a sized tmpfs, or a clone of filesystem.root.
 Result<Fd> attach_root(const SandboxPlan& plan, const char* staging) {
     if (plan.root_dir.empty()) {
@@ -250,9 +374,14 @@ Result<Fd> attach_root(const SandboxPlan& plan, const char* staging) {
 }
 
 // One mount of the plan, in the new root open at `root`.
-Result<void> mount_one(const MountStep& m, Fd& tree, const Fd& root, Sources& src) {
+Result<void> mount_one(const SandboxPlan& plan, std::size_t i, const Fd& root, Sources& src) {
+    const MountStep& m = plan.mounts[i];
     switch (m.type) {
+        case MountType::Overlay:
+            return mount_overlay(plan, m, src.overlays[i], root);
         case MountType::Bind: {
+            if (m.layer) return {};  // the overlay after it holds it
+            Fd& tree = src.trees[i];
             Result<Fd> at = m.source_is_dir ? make_dirs_in_root(root, m.target.c_str())
                                             : make_file_in_root(root, m.target.c_str());
             if (!at) return fail(std::move(at).error());
@@ -308,16 +437,23 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     where.step = Step::PrepareBinds;
     Sources src;
     BUTTER_TRY(take_sources(plan, ch, where, src));
-
-    where.step = Step::Root;
     struct stat st {};
     const char* staging = ::stat("/tmp", &st) == 0 && S_ISDIR(st.st_mode) ? "/tmp" : "/mnt";
+    src.overlays.resize(plan.mounts.size());
+    for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
+        if (plan.mounts[i].type != MountType::Overlay) continue;
+        where.mount = static_cast<int>(i);
+        BUTTER_TRY(stage_overlay(plan, i, staging, ch, src));
+    }
+    where.mount = -1;
+
+    where.step = Step::Root;
     BUTTER_ASSIGN_OR_RETURN(Fd root, attach_root(plan, staging));
 
     where.step = Step::Mount;
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         where.mount = static_cast<int>(i);
-        BUTTER_TRY(mount_one(plan.mounts[i], src.trees[i], root, src));
+        BUTTER_TRY(mount_one(plan, i, root, src));
     }
     where.mount = -1;
 

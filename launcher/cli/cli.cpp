@@ -28,7 +28,9 @@ std::string usage() {
     return R"(usage:
   butter run [-p PROFILE] [--set KEY=VALUE]... [--bind SRC[:DST]]... [--ro-bind SRC[:DST]]...
              [--timeout DURATION|SECONDS] [--report FILE|-] [--events FD] [--quiet|--verbose]
-             [--] COMMAND [ARG...]
+             [--changes FILE|-] [--] COMMAND [ARG...]
+  butter apply [--dry-run] FILE [DIR]   apply a --changes tar to DIR (default: .)
+  butter diff FILE [DIR]       a unified diff of a --changes tar's text files against DIR
   butter check PROFILE...      validate profiles; print every error as FILE:LINE:COL: message
   butter show [-p PROFILE] [--set KEY=VALUE]...   print the resolved profile as TOML
   butter show --keys[=text|roff|markdown]         every profile key: type, default, meaning
@@ -53,7 +55,7 @@ bool may_run_a_sandbox(int argc, const char* const* argv) {
         std::string_view a = argv[i];
         if (a == "--" || !a.starts_with("-") || a == "-") return i + 1 < argc || a != "--";
         if (a == "-p" || a == "--profile" || a == "--set" || a == "--bind" || a == "--ro-bind" ||
-            a == "--timeout" || a == "--report" || a == "--events")
+            a == "--timeout" || a == "--report" || a == "--events" || a == "--changes")
             ++i;  // its value
     }
     return false;  // no command: an error to come
@@ -67,6 +69,7 @@ Result<Cli::Command> command_of(const std::string& cmd) {
         {"run", Cli::Command::Run},           {"check", Cli::Command::Check},
         {"show", Cli::Command::Show},         {"profiles", Cli::Command::Profiles},
         {"syscalls", Cli::Command::Syscalls}, {"doctor", Cli::Command::Doctor},
+        {"apply", Cli::Command::Apply},       {"diff", Cli::Command::Diff},
         {"--version", Cli::Command::Version}, {"-V", Cli::Command::Version},
         {"--help", Cli::Command::Help},       {"-h", Cli::Command::Help},
         {"help", Cli::Command::Help}};
@@ -74,8 +77,8 @@ Result<Cli::Command> command_of(const std::string& cmd) {
         if (cmd == name) return c;
     if (cmd.starts_with("-"))
         return fail(bad("unknown option '" + cmd + "' (try 'butter --help')"));
-    return fail(
-        bad("unknown command '" + cmd + "' (run, check, show, profiles, syscalls, doctor)"));
+    return fail(bad("unknown command '" + cmd +
+                    "' (run, check, show, profiles, syscalls, doctor, apply, diff)"));
 }
 
 // One flag as written: --flag=value or --flag value.
@@ -122,6 +125,10 @@ Result<void> run_flag(Cli& cli, Flag& f) {
                           v.starts_with("-")))
             return fail(bad("option '--report' expects a file or '-', got '" + v + "'"));
         cli.report = v;
+    } else if (f.name == "--changes") {
+        if (v.empty() || (v != "-" && v.starts_with("-")))
+            return fail(bad("option '--changes' expects a file or '-', got '" + v + "'"));
+        cli.changes = v;
     } else if (f.name == "--events") {
         char* end = nullptr;
         long fd = std::strtol(v.c_str(), &end, 10);
@@ -171,9 +178,14 @@ Result<void> apply_flag(Cli& cli, Flag& f, const std::string& where) {
         cli.sets.push_back(v);
     } else if (f.name == "--bind" || f.name == "--ro-bind" || f.name == "--report" ||
                f.name == "--events" || f.name == "--quiet" || f.name == "-q" ||
-               f.name == "--verbose" || f.name == "-v" || f.name == "--timeout") {
+               f.name == "--verbose" || f.name == "-v" || f.name == "--timeout" ||
+               f.name == "--changes") {
         BUTTER_TRY(only(run));
         return run_flag(cli, f);
+    } else if (f.name == "--dry-run" || f.name == "-n") {
+        BUTTER_TRY(only(cli.command == Cli::Command::Apply));
+        if (f.inline_value) return fail(bad("option '" + f.name + "' takes no value"));
+        cli.dry_run = true;
     } else {
         return fail(bad("unknown option '" + f.name + (f.inline_value ? "=" + f.value : "") +
                         "' for " + where));
@@ -220,6 +232,10 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
         return fail(bad("'butter run' needs a command (butter run -- COMMAND)"));
     if (cli.command == Cli::Command::Check && cli.args.empty())
         return fail(bad("'butter check' needs at least one profile"));
+    if ((cli.command == Cli::Command::Apply || cli.command == Cli::Command::Diff) &&
+        (cli.args.empty() || cli.args.size() > 2))
+        return fail(bad("'butter " + cmd + "' takes a changes file and an optional directory (" +
+                        "butter " + cmd + " FILE [DIR])"));
     if ((cli.command == Cli::Command::Profiles || cli.command == Cli::Command::Doctor) &&
         !cli.args.empty())
         return fail(bad("'butter " + cmd + "' takes no arguments"));

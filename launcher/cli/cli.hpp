@@ -12,17 +12,20 @@
 namespace butter::launcher {
 
 struct Cli {
-    enum class Command { Run, Check, Show, Profiles, Syscalls, Doctor, Version, Help };
+    enum class Command { Run, Check, Show, Profiles, Syscalls, Doctor, Apply, Diff, Version, Help };
     Command command = Command::Help;
     std::optional<std::string> profile;  // -p/--profile
     std::vector<std::string> sets;       // --set KEY=VALUE
     std::vector<std::pair<std::string, std::string>> binds, ro_binds;
     std::optional<std::chrono::nanoseconds> timeout;
-    std::optional<std::string> report;  // --report FILE|-
-    int verbosity = 1;                  // --quiet 0, --verbose 2
-    int events_fd = -1;                 // --events FD
-    std::string keys_format;            // show --keys[=text|roff|markdown]
-    std::vector<std::string> args;      // run: the command; check: profiles; syscalls: groups
+    std::optional<std::string> report;   // --report FILE|-
+    std::optional<std::string> changes;  // run --changes FILE|-
+    bool dry_run = false;                // apply --dry-run
+    int verbosity = 1;                   // --quiet 0, --verbose 2
+    int events_fd = -1;                  // --events FD
+    std::string keys_format;             // show --keys[=text|roff|markdown]
+    // run: the command; check: profiles; syscalls: groups; apply, diff: FILE [DIR]
+    std::vector<std::string> args;
 };
 
 // argv[0] is the program; errors read "unknown option '--frob' for 'butter run'".

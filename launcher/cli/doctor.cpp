@@ -3,9 +3,12 @@
 #include "cli/doctor.hpp"
 #include "cli/systemd_scope.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -296,6 +299,57 @@ void check_idmap(std::vector<Line>& out) {
              "with idmap support (ext4, xfs, btrfs, tmpfs on 6.3+)"});
 }
 
+// 250: the tmpfs upper takes no user.* attributes (before Linux 6.6).
+constexpr int kNoUserXattr = 250;
+
+int probe_overlay() {
+    return in_child(false, [] {
+        if (int e = enter_userns()) return e;
+        if (auto r = unshare(Namespace::Mount); !r) return r.error().errno_value();
+        if (auto r = set_propagation("/", Propagation::Slave, true); !r)
+            return r.error().errno_value();
+        auto fs = FsContext::open("tmpfs");
+        if (!fs) return fs.error().errno_value();
+        if (auto r = fs->create(); !r) return r.error().errno_value();
+        auto tmp = fs->mount();
+        if (!tmp) return tmp.error().errno_value();
+        struct stat st {};
+        const char* at = ::stat("/tmp", &st) == 0 && S_ISDIR(st.st_mode) ? "/tmp" : "/mnt";
+        if (auto r = move_mount(*tmp, "", AT_FDCWD, at); !r) return r.error().errno_value();
+        int fds[3];
+        const char* names[3] = {"l", "u", "w"};
+        for (int i = 0; i < 3; ++i) {
+            if (::mkdirat(tmp->get(), names[i], 0755) < 0) return errno;
+            fds[i] = ::openat(tmp->get(), names[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fds[i] < 0) return errno;
+        }
+        if (::fsetxattr(fds[1], "user.butter", "", 0, 0) < 0)
+            return errno == EOPNOTSUPP ? kNoUserXattr : errno;
+        auto ov = FsContext::open("overlay");
+        if (!ov) return ov.error().errno_value();
+        auto fd_path = [](int fd) { return "/proc/self/fd/" + std::to_string(fd); };
+        for (auto [key, fd] :
+             {std::pair{"lowerdir", fds[0]}, {"upperdir", fds[1]}, {"workdir", fds[2]}})
+            if (auto r = ov->set(key, fd_path(fd).c_str()); !r) return r.error().errno_value();
+        if (auto r = ov->set("userxattr"); !r) return r.error().errno_value();
+        if (auto r = ov->create(); !r) return r.error().errno_value();
+        auto m = ov->mount();
+        return m ? 0 : m.error().errno_value();
+    });
+}
+
+void check_overlay(std::vector<Line>& out) {
+    std::string problem = overlay_problem();
+    if (problem.empty())
+        out.push_back(
+            {"overlay mounts", Verdict::Ok, "in a user namespace, with a tmpfs upper", ""});
+    else
+        out.push_back({"overlay mounts", Verdict::Blocked, problem,
+                       "overlay mounts with upper = a host directory (on ext4, xfs, btrfs) may "
+                       "still work; --changes and filesystem.workspace = \"overlay\" need a "
+                       "tmpfs upper"});
+}
+
 const char* mark(Verdict v) {
     switch (v) {
         case Verdict::Ok:
@@ -310,6 +364,15 @@ const char* mark(Verdict v) {
 
 }  // namespace
 
+std::string overlay_problem() {
+    int r = probe_overlay();
+    if (r == 0) return "";
+    if (r == kNoUserXattr)
+        return "this kernel's tmpfs has no user extended attributes (Linux 6.6+), which an "
+               "overlay in a user namespace keeps its own in";
+    return "an overlay in a user namespace: " + err(r);
+}
+
 int run_doctor() {
     struct utsname u {};
     ::uname(&u);
@@ -323,6 +386,7 @@ int run_doctor() {
     check_fanotify(lines);
     check_cgroups(lines);
     check_idmap(lines);
+    check_overlay(lines);
     for (const Line& l : lines) {
         std::printf("%-20s %-8s %s\n", l.layer.c_str(), mark(l.verdict), l.detail.c_str());
         if (!l.fix.empty() && l.verdict != Verdict::Ok)

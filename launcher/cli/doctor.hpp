@@ -5,8 +5,14 @@
 // profile runs here, else 1.
 #pragma once
 
+#include <string>
+
 namespace butter::launcher {
 
 int run_doctor();
+
+// Why an overlay with a tmpfs upper cannot be made in a user namespace here (probed in a
+// child), or "" when it can.
+std::string overlay_problem();
 
 }  // namespace butter::launcher

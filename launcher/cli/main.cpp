@@ -1,10 +1,12 @@
 // butter: the command line. Parses flags, calls the pieces, prints what went wrong once, and
 // maps the outcome to an exit status. Nothing else prints.
+#include <fcntl.h>
 #include <malloc.h>
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -13,6 +15,8 @@
 #include <butter/process.hpp>
 #include <butter/signalfd.hpp>
 
+#include "changes/changes.hpp"
+#include "changes/workspace.hpp"
 #include "cli/cli.hpp"
 #include "cli/doctor.hpp"
 #include "cli/systemd_scope.hpp"
@@ -66,15 +70,16 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     po.events = cli.events_fd >= 0;
     po.builtin_programs = seccomp::kBuiltinPrograms;
     po.listen_fds = listen_fds;
-    if (cli.report) {
-        // Relative to where butter was started, as every other CLI path.
-        std::string r = *cli.report;
+    // Relative to where butter was started, as every other CLI path.
+    auto absolute = [](std::string r) {
         if (r != "-" && r[0] != '/') {
             char cwd[4096];
             if (::getcwd(cwd, sizeof cwd)) r = std::string(cwd) + "/" + r;
         }
-        po.report = r;
-    }
+        return r;
+    };
+    if (cli.report) po.report = absolute(*cli.report);
+    if (cli.changes) po.changes = absolute(*cli.changes);
     profile::Diagnostics d;
     auto plan = make_plan(loaded.profile, po, d);
     print_diagnostics(d);
@@ -102,6 +107,16 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
         report = std::move(*f);
     }
     const HostFile* report_file = report ? &*report : nullptr;
+    // The same for the changes file.
+    std::optional<HostFile> changes_file;
+    if (!plan->changes.path.empty() && plan->changes.path != "-") {
+        auto f = HostFile::at(plan->changes.path);
+        if (!f) {
+            std::fprintf(stderr, "butter: changes: %s\n", f.error().what().c_str());
+            return kFailed;
+        }
+        changes_file = std::move(*f);
+    }
     // Block the forwarded signals before the clone: one that arrives in between stays pending
     // for the supervisor's signalfd instead of killing butter.
     auto blocked = SignalMaskGuard::block(supervised_signals(*plan));
@@ -143,7 +158,33 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
             std::fprintf(stderr, "butter: limits in systemd scope %s\n", unit.c_str());
         return {};
     };
+    Fd upper;  // the workspace overlay's, from the last attempt
+    if (plan->changes.mount >= 0) so.on_changes = [&upper](Fd fd) { upper = std::move(fd); };
     auto outcome = run_cli_sandbox(*plan, blocked->previous(), std::move(so));
+    std::string changes_error;
+    if (outcome && upper.valid()) {
+        bool succeeded = outcome->kind == RunOutcome::Kind::Exited && outcome->code == 0;
+        auto done = changes::finish_workspace(
+            *plan, upper, changes_file ? &*changes_file : nullptr, succeeded,
+            [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+        std::fflush(stdout);
+        if (done) {
+            outcome->changes =
+                RunOutcome::Changes{done->counts.added, done->counts.modified, done->counts.deleted,
+                                    done->counts.bytes, done->committed};
+            if (cli.events_fd >= 0) {
+                std::string ev =
+                    "{\"event\": \"changes\", \"added\": " + std::to_string(done->counts.added) +
+                    ", \"modified\": " + std::to_string(done->counts.modified) +
+                    ", \"deleted\": " + std::to_string(done->counts.deleted) +
+                    ", \"bytes\": " + std::to_string(done->counts.bytes) +
+                    ", \"committed\": " + (done->committed ? "true" : "false") + "}\n";
+                (void)!::write(cli.events_fd, ev.data(), ev.size());
+            }
+        } else {
+            changes_error = done.error().what();
+        }
+    }
     // The report first, then the last lines on stderr, which may be a terminal that no
     // longer reads (say() gives it a moment, not forever).
     if (!outcome) {
@@ -161,6 +202,11 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     if (!outcome->message.empty()) say("butter: " + outcome->message);
     if (outcome->kind == RunOutcome::Kind::TimedOut && cli.verbosity > 0)
         say("butter: time limit reached, command stopped");
+    if (!changes_error.empty()) {
+        say("butter: changes: " + changes_error + " (the command's own status was " +
+            std::to_string(outcome->exit_status()) + ")");
+        return kFailed;
+    }
     if (!written) {
         // A report that is not butter's may be whatever the sandbox left at its path: a reader
         // of it must not take it for the run's (125, not the command's own status).
@@ -182,7 +228,20 @@ int cmd_check(const Cli& cli) {
         if (loaded.ok()) {
             PlanOptions po;
             po.argv = {"true"};
-            (void)make_plan(loaded.profile, po, d);
+            auto plan = make_plan(loaded.profile, po, d);
+            // What the plan cannot see: whether this kernel makes the overlays it asks for.
+            auto tmpfs_upper = [](const MountStep& m) {
+                return m.type == profile::MountType::Overlay && !m.options.empty();
+            };
+            if (plan && std::any_of(plan->mounts.begin(), plan->mounts.end(), tmpfs_upper)) {
+                if (std::string why = overlay_problem(); !why.empty()) {
+                    profile::SourceLoc at = loaded.profile.loc_of("filesystem.mounts");
+                    if (loaded.profile.filesystem.workspace == profile::WorkspaceMode::Overlay)
+                        at = loaded.profile.loc_of("filesystem.workspace");
+                    d.push_back(
+                        profile::error_at(at, "overlay mounts cannot be made here: " + why));
+                }
+            }
         }
         print_diagnostics(d, true);
         if (profile::has_errors(d))
@@ -274,6 +333,55 @@ int cmd_syscalls(const Cli& cli) {
     return status;
 }
 
+// `butter apply FILE [DIR]` and `butter diff FILE [DIR]` ("-" reads the archive from stdin).
+int cmd_changes(const Cli& cli) {
+    Fd tar;
+    if (cli.args[0] != "-") {
+        int fd = ::open(cli.args[0].c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+            std::fprintf(stderr, "butter: %s: %s\n", cli.args[0].c_str(), std::strerror(errno));
+            return 1;
+        }
+        tar = Fd(fd);
+    }
+    std::string dir_path = cli.args.size() > 1 ? cli.args[1] : ".";
+    int d = ::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) {
+        std::fprintf(stderr, "butter: %s: %s\n", dir_path.c_str(), std::strerror(errno));
+        return 1;
+    }
+    Fd dir(d);
+    int in = tar.valid() ? tar.get() : 0;
+    if (cli.command == Cli::Command::Diff) {
+        auto r = changes::diff_changes(
+            in, dir, [](const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); });
+        if (!r) {
+            std::fflush(stdout);
+            std::fprintf(stderr, "butter: %s\n", r.error().what().c_str());
+            return 1;
+        }
+        return 0;
+    }
+    changes::ApplyOptions o;
+    o.dry_run = cli.dry_run;
+    o.on_change = [&](changes::Kind k, const std::string& path) {
+        if (cli.dry_run || cli.verbosity > 1)
+            std::printf("%s %s\n", changes::kind_name(k), path.c_str());
+    };
+    auto r = changes::apply_changes(in, dir, o);
+    if (!r) {
+        std::fflush(stdout);
+        std::fprintf(stderr, "butter: %s\n", r.error().what().c_str());
+        return 1;
+    }
+    if (cli.verbosity > 0 && !cli.dry_run)
+        std::fprintf(stderr, "butter: applied %llu added, %llu modified, %llu deleted\n",
+                     static_cast<unsigned long long>(r->added),
+                     static_cast<unsigned long long>(r->modified),
+                     static_cast<unsigned long long>(r->deleted));
+    return 0;
+}
+
 // The sandbox's init shares butter's memory (spawn.hpp), so its /proc/1/cmdline is butter's
 // command line, which names host paths (bind sources, profiles) and --set values. Once parsed,
 // it is overwritten in place (as setproctitle does) with "butter run": the kernel shows that
@@ -336,6 +444,9 @@ int main(int argc, char** argv) {
             return cmd_syscalls(*cli);
         case Cli::Command::Doctor:
             return run_doctor();
+        case Cli::Command::Apply:
+        case Cli::Command::Diff:
+            return cmd_changes(*cli);
     }
     return 2;
 }

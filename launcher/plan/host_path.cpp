@@ -199,6 +199,18 @@ class OwnDirWritable {
 }  // namespace
 
 Result<void> HostFile::replace(std::string_view data) const {
+    return replace_with([&](int fd) -> Result<void> {
+        for (std::size_t done = 0; done < data.size();) {
+            ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return fail_errno("write", path_);
+            done += static_cast<std::size_t>(n);
+        }
+        return {};
+    });
+}
+
+Result<void> HostFile::replace_with(const std::function<Result<void>(int fd)>& write) const {
     // A device at the name (--report /dev/null, /dev/stderr's terminal) is written, never
     // replaced by a file: a sandbox can make no device but a whiteout (0:0), which is replaced
     // like anything else it may plant. What root made there that is neither (/dev/stdout, a
@@ -212,18 +224,12 @@ Result<void> HostFile::replace(std::string_view data) const {
                 .with_hint("--report - writes to stdout"));
     if (exists && S_ISCHR(at.st_mode) && at.st_rdev != 0) {
         BUTTER_ASSIGN_OR_RETURN(Fd dev, open_truncated());
-        for (std::size_t done = 0; done < data.size();) {
-            ssize_t n = ::write(dev.get(), data.data() + done, data.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return fail_errno("write", path_);
-            done += static_cast<std::size_t>(n);
-        }
-        return {};
+        return write(dev.get());
     }
     std::random_device rd;
     char tmp[64];
     std::snprintf(tmp, sizeof tmp, ".butter-%08x.tmp", rd());
-    constexpr int kCreate = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    constexpr int kCreate = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     int fd = ::openat(dir_.get(), tmp, kCreate, 0644);
     // The directory may be one the sandbox could write, and so chmod: the report is butter's
     // to write all the same (a report left unwritten leaves whatever the sandbox put there).
@@ -237,15 +243,9 @@ Result<void> HostFile::replace(std::string_view data) const {
     }
     if (fd < 0) return fail_errno("openat", path_ + " (a new file beside it)");
     Fd out(fd);
-    for (std::size_t done = 0; done < data.size();) {
-        ssize_t n = ::write(out.get(), data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            Error e = Error::from_errno("write", path_);
-            ::unlinkat(dir_.get(), tmp, 0);
-            return fail(std::move(e));
-        }
-        done += static_cast<std::size_t>(n);
+    if (auto w = write(out.get()); !w) {
+        ::unlinkat(dir_.get(), tmp, 0);
+        return w;
     }
     if (auto c = out.close(); !c) {
         ::unlinkat(dir_.get(), tmp, 0);

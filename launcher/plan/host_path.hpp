@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -58,6 +59,9 @@ class HostFile {
     // the old file or the whole new one; a symlink or hard link at the name is replaced). A
     // device at the name (/dev/null) is written as it is.
     [[nodiscard]] Result<void> replace(std::string_view data) const;
+    // The same with what `write` writes to the new file (open for reading and writing: a
+    // writer may dup it to read it back after the rename).
+    [[nodiscard]] Result<void> replace_with(const std::function<Result<void>(int fd)>& write) const;
 
   private:
     Fd dir_;

@@ -140,6 +140,7 @@ void Planner::filesystem() {
     std::vector<profile::MountSpec> specs = p.filesystem.mounts;
     cli_binds(specs);
     if (p.filesystem.home == profile::HomeMode::Tmpfs) home(specs);
+    workspace(specs);
     std::map<std::string, SourceLoc> targets;
     const std::vector<Home> homes = host.homes();
     for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -174,6 +175,13 @@ void Planner::filesystem() {
                 if (s.type == MountType::Symlink) plan.mounts.push_back(std::move(s));
                 continue;
             }
+        } else if (m.type == MountType::Overlay) {
+            if (!overlay(m, s, homes, git_steps, workspace_index == i)) {
+                targets.erase(*target);
+                continue;
+            }
+            if (m.upper == "tmpfs") s.options = tmpfs_options(m, 0755, kOverlayUpperSize);
+            if (i == workspace_index) plan.changes.mount = static_cast<int>(plan.mounts.size());
         } else if (m.type == MountType::Symlink) {
             s.source = m.source;
         } else if (m.type == MountType::Tmpfs) {
@@ -199,6 +207,152 @@ void Planner::filesystem() {
         for (MountStep& g : git_steps)
             plan.mounts.push_back(std::move(g));
     }
+}
+
+// --changes and filesystem.workspace = "overlay": the writable bind of the working directory
+// becomes an overlay with a tmpfs upper (that bind's source its one lower layer).
+void Planner::workspace(std::vector<profile::MountSpec>& specs) {
+    plan.changes.path = o.changes.value_or("");
+    plan.changes.commit = p.workspace.commit;
+    bool wanted = o.changes || p.filesystem.workspace == profile::WorkspaceMode::Overlay;
+    if (!wanted) {
+        if (p.workspace.commit != profile::CommitPolicy::Never)
+            out.push_back(warning_at(p.loc_of("workspace.commit"),
+                                     "workspace.commit applies only with filesystem.workspace "
+                                     "= \"overlay\" (or --changes)"));
+        return;
+    }
+    SourceLoc at = o.changes ? SourceLoc{"--changes", 0, 0} : p.loc_of("filesystem.workspace");
+    auto cwd = normalize_target(plan.cwd);
+    for (std::size_t i = specs.size(); cwd && i-- > 0;) {
+        profile::MountSpec& m = specs[i];
+        if (m.type != MountType::Bind || m.read_only || normalize_target(m.target) != cwd) continue;
+        m.type = MountType::Overlay;
+        m.sources = {m.source};
+        m.source.clear();
+        m.upper = "tmpfs";
+        workspace_index = i;
+        return;
+    }
+    out.push_back(error_at(at,
+                           "an overlay workspace needs a writable bind of the working "
+                           "directory ('" +
+                               plan.cwd + "') to put the overlay on; the profile has none"));
+}
+
+// An overlay's host directory (a lower layer, or where its upper one lives), resolved as a
+// bind's source is; as root, a lower layer of a user's tree is idmapped as a read-only bind is,
+// so that the sandbox can change its files (a copy keeps its owner, which must be one of the
+// sandbox's). The upper directory is never idmapped: what the sandbox makes there belongs to
+// its own host ids.
+std::optional<MountStep> Planner::overlay_layer(const profile::MountSpec& m,
+                                                const std::string& path, const std::string& target,
+                                                bool upper) {
+    const char* what = upper ? "overlay upper" : "overlay source";
+    auto src = host.resolve(path, m.follow_symlinks ? Symlinks::Follow : Symlinks::RootOnly);
+    if (!src) {
+        bool missing = src.error().errno_value() == ENOENT;
+        if (missing && m.optional && !upper)
+            out.push_back(
+                note_at(m.loc, "skipping the optional overlay of missing '" + path + "'"));
+        else
+            out.push_back(error_at(
+                m.loc,
+                std::string(what) + " '" + path + "' " +
+                    (missing ? "does not exist" : "cannot be resolved: " + src.error().what())));
+        return std::nullopt;
+    }
+    if (!S_ISDIR(src->st.st_mode)) {
+        out.push_back(error_at(m.loc, std::string(what) + " '" + path + "' is not a directory"));
+        return std::nullopt;
+    }
+    MountStep l;
+    l.type = MountType::Bind;
+    l.layer = true;
+    l.target = target;
+    l.read_only = !upper;
+    l.source = std::move(src->path);
+    l.source_dev = src->st.st_dev;
+    l.source_ino = src->st.st_ino;
+    l.source_uid = src->st.st_uid;
+    l.source_gid = src->st.st_gid;
+    if (upper) return l;
+    idmap_read_only(l.source_uid, l.source_gid, l);
+    if (plan.privileged && p.namespaces.user && l.source_uid == 0) {
+        if (p.filesystem.map_host_root && !keeps_admin()) {
+            l.idmap = l.map_owner = true;
+            l.map_group = true;
+        } else {
+            out.push_back(warning_at(m.loc, "'" + l.source +
+                                                "' is owned by root: the sandbox cannot change "
+                                                "root's files in the overlay (a sandbox never "
+                                                "gets host root's ids); set "
+                                                "filesystem.map_host_root = true to let it"));
+        }
+    }
+    return l;
+}
+
+// An overlay's layers, as steps before it; false when it is left out (said in `out`). The
+// workspace overlay whose changes may be applied to the host is checked as a writable bind of
+// it would be (no home, a checkout's .git read-only).
+bool Planner::overlay(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
+                      std::vector<MountStep>& git_steps, bool workspace) {
+    std::vector<MountStep> layers;
+    for (const std::string& source : m.sources) {
+        auto l = overlay_layer(m, source, s.target, false);
+        if (!l) return false;
+        layers.push_back(std::move(*l));
+    }
+    if (m.upper != "tmpfs") {
+        auto u = overlay_layer(m, m.upper, s.target, true);
+        if (!u) return false;
+        for (const MountStep& l : layers)
+            if (u->source == l.source || u->source.starts_with(l.source + "/") ||
+                l.source.starts_with(u->source + "/")) {
+                out.push_back(error_at(m.loc, "overlay upper '" + u->source +
+                                                  "' overlaps its source '" + l.source + "'"));
+                return false;
+            }
+        layers.push_back(std::move(*u));
+    }
+    if (workspace) {
+        const MountStep& lower = layers.front();
+        plan.changes.workspace = lower.source;
+        plan.changes.dev = lower.source_dev;
+        plan.changes.ino = lower.source_ino;
+        struct stat st {};
+        st.st_mode = S_IFDIR;
+        st.st_dev = lower.source_dev;
+        st.st_ino = lower.source_ino;
+        st.st_uid = lower.source_uid;
+        if (p.workspace.commit != profile::CommitPolicy::Never && !p.filesystem.writable_home) {
+            if (std::string why = host.home_danger(lower.source, st, homes); !why.empty()) {
+                out.push_back(error_at(m.loc, "workspace.commit of '" + lower.source + "': " + why +
+                                                  " (its changes could plant dotfiles "
+                                                  "that run outside the sandbox); set "
+                                                  "filesystem.writable_home = true"));
+                return false;
+            }
+        }
+        if (!p.filesystem.writable_git) {
+            MountStep as_bind = lower;
+            as_bind.target = s.target;
+            as_bind.layer = false;
+            if (!protect_git(m, as_bind, git_steps)) return false;
+            // Read-only, pins too: a writable bind of the host's directory would bypass the
+            // overlay (a submodule's checkout is read-only in an overlay workspace).
+            for (MountStep& g : git_steps)
+                if (!g.read_only) {
+                    g.read_only = true;
+                    idmap_read_only(g.source_uid, g.source_gid, g);
+                }
+        }
+    }
+    for (MountStep& l : layers)
+        plan.mounts.push_back(std::move(l));
+    s.layers = static_cast<unsigned>(m.sources.size()) + (m.upper != "tmpfs" ? 1 : 0);
+    return true;
 }
 
 // A bind's source, resolved and checked. False when it is not to be mounted as a bind: left

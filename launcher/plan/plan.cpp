@@ -311,7 +311,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     };
     auto errors_before = errors();
     const HostFacts& host = o.host ? *o.host : real_host();
-    Planner planner{p, o, host, out, {}, {}, {}, {}};
+    Planner planner{p, o, host, out, {}, {}, {}, {}, {}};
     SandboxPlan& plan = planner.plan;
     plan.description = p.description;
     plan.privileged = o.force_privileged.value_or(host.root());

@@ -27,6 +27,9 @@ namespace butter::launcher {
 // the root (where /dev and /dev/shm live, unless the dev mount has a size) and a dev mount's.
 inline constexpr std::uint64_t kSandboxTmpfsSize = 64ULL << 20;
 inline constexpr std::uint64_t kSandboxTmpfsInodes = 16384;
+// An overlay's tmpfs upper without a size: what the sandbox may change (its pages count
+// against the sandbox's memory limit too).
+inline constexpr std::uint64_t kOverlayUpperSize = 1ULL << 30;
 
 struct MountStep {
     profile::MountType type = profile::MountType::Bind;
@@ -46,6 +49,12 @@ struct MountStep {
     bool map_owner = true, map_group = true;
     std::string options;   // tmpfs/dev: "size=...,mode=..."
     unsigned mode = 0755;  // dir; dev: the directory's mode
+    // bind: a layer of the overlay step after it, not mounted at `target`: a lower one
+    // (read-only), or the host directory that holds the upper one (writable).
+    bool layer = false;
+    // overlay: how many steps right before it are its layers (its lowers, top first, then its
+    // upper directory unless the upper is a tmpfs, whose options are `options`).
+    unsigned layers = 0;
     // dev, proc: the mount point is a directory of the tmpfs root itself (no other mount above
     // it). dev without a size then binds that directory in place instead of mounting a tmpfs;
     // proc's masked directories get a read-only view of the empty one under the proc mount
@@ -143,6 +152,18 @@ struct SandboxPlan {
     std::chrono::nanoseconds watch_debounce{};
     bool watch_fanotify = false;  // watch.backend = "fanotify"
 
+    // --changes and filesystem.workspace = "overlay": the overlay of the working directory,
+    // whose tmpfs upper the child sends the supervisor; what happens to its changes after the
+    // run (supervise/changes.hpp).
+    struct Changes {
+        int mount = -1;    // index into mounts of the overlay step; -1: none
+        std::string path;  // --changes FILE (absolute), "-" to list them, "" neither
+        profile::CommitPolicy commit = profile::CommitPolicy::Never;
+        std::string workspace;  // the host directory under the overlay (the lower)
+        dev_t dev = 0;
+        ino_t ino = 0;
+    } changes;
+
     std::string report_path;  // "" none, "-" stdout
     bool file_activity = false;
     bool record_steps = false;  // the child reports its setup timings (report, --events)
@@ -159,6 +180,7 @@ struct PlanOptions {
     std::vector<std::pair<std::string, std::string>> ro_binds;  // --ro-bind SRC[:DST]
     std::optional<std::chrono::nanoseconds> timeout;            // --timeout
     std::optional<std::string> report;                          // --report FILE|-
+    std::optional<std::string> changes;                         // --changes FILE|-
     bool events = false;                                        // --events FD
     std::optional<bool> force_privileged;  // plan as root / not root (tests); default: euid
     // Socket activation: fds 3 .. 3+n-1 that butter was started with (socket_activation_fds).

@@ -21,8 +21,9 @@ struct Planner {
     const HostFacts& host;
     profile::Diagnostics& out;
     SandboxPlan plan;
-    std::vector<std::string> environment;   // the host's, read once (plan.env's keys view it)
-    std::optional<std::size_t> home_index;  // filesystem(): the home tmpfs among the mounts
+    std::vector<std::string> environment;        // the host's, read once (plan.env's keys view it)
+    std::optional<std::size_t> home_index;       // filesystem(): the home tmpfs among the mounts
+    std::optional<std::size_t> workspace_index;  // filesystem(): the workspace overlay's
     std::string etc;  // identity(): the host directory that is the sandbox's /etc, or ""
 
     void command();     // argv, environment, cwd, stdio, session
@@ -42,6 +43,11 @@ struct Planner {
     std::string sandbox_etc() const;  // identity.cpp
     bool bind(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
               std::vector<MountStep>& git_steps);
+    bool overlay(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
+                 std::vector<MountStep>& git_steps, bool workspace);
+    std::optional<MountStep> overlay_layer(const profile::MountSpec& m, const std::string& path,
+                                           const std::string& target, bool upper);
+    void workspace(std::vector<profile::MountSpec>& specs);
     void idmap_bind(const profile::MountSpec& m, const struct stat& st, MountStep& s);
     void idmap_read_only(uid_t uid, gid_t gid, MountStep& s) const;
     bool keeps_admin() const;

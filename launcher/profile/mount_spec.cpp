@@ -28,12 +28,28 @@ bool mount_field(const std::string& k, const Value& v, const Expansion& x, Mount
         auto t = mount_type(v.string);
         if (!t)
             return bad("unknown mount type '" + v.string +
-                       "' (bind, tmpfs, proc, dev, symlink, dir, mqueue)");
+                       "' (bind, tmpfs, proc, dev, symlink, dir, mqueue, overlay)");
         m.type = *t;
         has_type = true;
     } else if (k == "source") {
         if (!want(Kind::String)) return false;
         m.source = expand(v.string, x);
+    } else if (k == "sources") {
+        if (!want(Kind::Array)) return false;
+        m.sources.clear();
+        for (const Value& e : v.array) {
+            if (e.kind != Kind::String) {
+                out.push_back(error_at(e.loc,
+                                       "filesystem.mounts: each of 'sources' must be a "
+                                       "string, got " +
+                                           std::string(kind_name(e.kind))));
+                return false;
+            }
+            m.sources.push_back(expand(e.string, x));
+        }
+    } else if (k == "upper") {
+        if (!want(Kind::String)) return false;
+        m.upper = v.string == "tmpfs" ? v.string : expand(v.string, x);
     } else if (k == "target") {
         if (!want(Kind::String)) return false;
         m.target = expand(v.string, x);
@@ -62,8 +78,9 @@ bool mount_field(const std::string& k, const Value& v, const Expansion& x, Mount
         m.mode = static_cast<unsigned>(mode);
     } else {
         out.push_back(error_at(v.key_loc, "filesystem.mounts: unknown key '" + k +
-                                              "' (type, source, target, read_only, optional, "
-                                              "follow_symlinks, size, mode)"));
+                                              "' (type, source, sources, upper, target, "
+                                              "read_only, optional, follow_symlinks, size, "
+                                              "mode)"));
         return false;
     }
     return true;
@@ -82,17 +99,36 @@ bool mount_consistent(const Value& e, const MountSpec& m, Diagnostics& out) {
         bad(nullptr, "a mount needs a 'target'");
     else if (m.target[0] != '/')
         bad("target", "target '" + m.target + "' must be an absolute path");
+    bool overlay = m.type == MountType::Overlay;
     bool needs_source = m.type == MountType::Bind || m.type == MountType::Symlink;
     if (needs_source && m.source.empty())
         bad(nullptr, std::string("a ") + to_string(m.type) + " mount needs a 'source'");
     if (m.type == MountType::Bind && !m.source.empty() && m.source[0] != '/')
         bad("source", "source '" + m.source + "' must be an absolute path");
     if (!needs_source && !m.source.empty())
-        bad("source", std::string("a ") + to_string(m.type) + " mount takes no 'source'");
-    if (m.follow_symlinks && m.type != MountType::Bind)
-        bad(nullptr, "'follow_symlinks' applies to bind mounts only");
-    if (m.size && m.type != MountType::Tmpfs && m.type != MountType::Dev)
-        bad(nullptr, "'size' applies to tmpfs and dev mounts only");
+        bad("source", std::string(overlay ? "an overlay mount takes 'sources', not 'source'"
+                                          : std::string("a ") + to_string(m.type) +
+                                                " mount takes no 'source'"));
+    if (m.follow_symlinks && m.type != MountType::Bind && m.type != MountType::Overlay)
+        bad(nullptr, "'follow_symlinks' applies to bind and overlay mounts only");
+    if (m.size && m.type != MountType::Tmpfs && m.type != MountType::Dev &&
+        !(overlay && m.upper == "tmpfs"))
+        bad(nullptr, "'size' applies to tmpfs and dev mounts, and an overlay's tmpfs upper, only");
+    if (!overlay && e.find("sources")) bad("sources", "'sources' applies to overlay mounts only");
+    if (!overlay && e.find("upper")) bad("upper", "'upper' applies to overlay mounts only");
+    if (overlay) {
+        if (m.sources.empty()) bad(nullptr, "an overlay mount needs 'sources' (its lower layers)");
+        for (const std::string& s : m.sources)
+            if (s.empty() || s[0] != '/')
+                bad("sources", "source '" + s + "' must be an absolute path");
+        if (m.upper != "tmpfs" && (m.upper.empty() || m.upper[0] != '/'))
+            bad("upper", "upper '" + m.upper + "' must be \"tmpfs\" or an absolute path");
+        if (m.read_only)
+            bad("read_only",
+                "an overlay mount is writable (its changes go to 'upper'); bind "
+                "its source read-only instead");
+        if (m.mode) bad("mode", "'mode' applies to tmpfs, dev and dir mounts only");
+    }
     return ok;
 }
 
@@ -106,6 +142,7 @@ std::optional<MountType> mount_type(std::string_view s) {
     if (s == "symlink") return MountType::Symlink;
     if (s == "dir") return MountType::Dir;
     if (s == "mqueue") return MountType::Mqueue;
+    if (s == "overlay") return MountType::Overlay;
     return std::nullopt;
 }
 
@@ -133,6 +170,12 @@ std::optional<MountSpec> parse_mount(const Value& e, const Expansion& x, Diagnos
 std::string mount_text(const MountSpec& m) {
     std::string s = "{ type = " + toml_quote(to_string(m.type));
     if (!m.source.empty()) s += ", source = " + toml_quote(m.source);
+    if (m.type == MountType::Overlay) {
+        s += ", sources = [";
+        for (std::size_t i = 0; i < m.sources.size(); ++i)
+            s += (i ? ", " : "") + toml_quote(m.sources[i]);
+        s += "], upper = " + toml_quote(m.upper);
+    }
     s += ", target = " + toml_quote(m.target);
     if (m.read_only) s += ", read_only = true";
     if (m.optional) s += ", optional = true";

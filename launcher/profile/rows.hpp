@@ -159,6 +159,11 @@ constexpr std::array<Choice<StdinMode>, 2> kStdin{
     {{"inherit", StdinMode::Inherit}, {"null", StdinMode::Null}}};
 constexpr std::array<Choice<HomeMode>, 2> kHome{
     {{"none", HomeMode::None}, {"tmpfs", HomeMode::Tmpfs}}};
+constexpr std::array<Choice<WorkspaceMode>, 2> kWorkspace{
+    {{"direct", WorkspaceMode::Direct}, {"overlay", WorkspaceMode::Overlay}}};
+constexpr std::array<Choice<CommitPolicy>, 3> kCommit{{{"never", CommitPolicy::Never},
+                                                       {"on-success", CommitPolicy::OnSuccess},
+                                                       {"always", CommitPolicy::Always}}};
 constexpr std::array<Choice<SessionMode>, 4> kSession{{{"new", SessionMode::New},
                                                        {"inherit", SessionMode::Inherit},
                                                        {"pty", SessionMode::Pty},

@@ -110,7 +110,9 @@ Row mounts_row() {
             },
             "mounts applied in order: bind (source, read_only, follow_symlinks: else only root's "
             "symlinks are followed on the source's path), tmpfs (size, mode), proc, dev, symlink "
-            "(source = link text), dir, mqueue; optional = true skips a missing source"};
+            "(source = link text), dir, mqueue, overlay (sources = lower host directories, upper = "
+            "\"tmpfs\" or a host directory for the changes, size of a tmpfs upper); optional = "
+            "true skips a missing source"};
 }
 
 Row env_set_row() {
@@ -218,13 +220,21 @@ const std::vector<Row>& rows() {
                "none | tmpfs (an empty writable home owned by the command's user, at $HOME "
                "or a named process.user's passwd home, as large as the /tmp mount; HOME is set "
                "to it)"),
+        choice("filesystem.workspace", FIELD(filesystem.workspace), kWorkspace,
+               "direct (the working directory's writable bind is the host's directory) | overlay "
+               "(the sandbox changes a copy-on-write view of it; the changes stay on a tmpfs "
+               "until --changes exports them or workspace.commit applies them)"),
         boolean("filesystem.writable_git", FIELD(filesystem.writable_git),
                 "leave the .git of a writable bind writable (else bound read-only: hooks and "
                 "config run code outside the sandbox the next time git is used there)"),
         boolean("filesystem.map_host_root", FIELD(filesystem.map_host_root),
                 "as root: writable binds of root-owned files and directories map the sandbox's "
                 "user to host root, so it writes there as root (else as its own unprivileged "
-                "host id)"),
+                "host id); and an overlay's root-owned lower layers show root's files as the "
+                "sandbox's user's, so that it can change them in the overlay"),
+        choice("workspace.commit", FIELD(workspace.commit), kCommit,
+               "an overlay workspace's changes after the run: never | on-success (applied to "
+               "the working directory when the command exits 0) | always"),
         duration("limits.time", FIELD(limits.time), "wall-clock limit; exit 124 when reached"),
         duration("limits.cpu", FIELD(limits.cpu), "CPU time (RLIMIT_CPU, whole seconds)"),
         size("limits.memory", FIELD(limits.memory), "memory (cgroup memory.max / limit_in_bytes)"),
@@ -406,6 +416,8 @@ const char* to_string(MountType t) {
             return "dir";
         case MountType::Mqueue:
             return "mqueue";
+        case MountType::Overlay:
+            return "overlay";
     }
     return "?";
 }

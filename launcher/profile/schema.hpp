@@ -23,7 +23,7 @@ namespace butter::launcher::profile {
 
 using std::chrono::nanoseconds;
 
-enum class MountType { Bind, Tmpfs, Proc, Dev, Symlink, Dir, Mqueue };
+enum class MountType { Bind, Tmpfs, Proc, Dev, Symlink, Dir, Mqueue, Overlay };
 const char* to_string(MountType t);
 
 struct MountSpec {
@@ -34,7 +34,12 @@ struct MountSpec {
     bool optional = false;  // a missing source skips the mount (with a warning) instead of failing
     // bind: follow every symlink on the source's path (else only root's: host_path.hpp)
     bool follow_symlinks = false;
-    std::optional<std::uint64_t> size;  // tmpfs
+    // overlay: the lower layers (host directories, read-only; the first is the top one), and
+    // where the changes go: "tmpfs" (a tmpfs of the sandbox's, gone after the run unless
+    // exported) or a host directory (kept: its upper/ and work/ subdirectories).
+    std::vector<std::string> sources;
+    std::string upper = "tmpfs";
+    std::optional<std::uint64_t> size;  // tmpfs; overlay: its tmpfs upper
     std::optional<unsigned> mode;       // tmpfs, dir
     // The target came from $PWD/$HOME/$UID: a later such mount replaces an earlier mount of the
     // same target instead of being a duplicate (cwd = /tmp over the tmpfs /tmp).
@@ -66,6 +71,8 @@ struct SeccompRule {
 // the profile compares their text.
 enum class StdinMode { Inherit, Null };
 enum class HomeMode { None, Tmpfs };
+enum class WorkspaceMode { Direct, Overlay };
+enum class CommitPolicy { Never, OnSuccess, Always };
 enum class SessionMode { New, Inherit, Pty, Auto };
 enum class RestartPolicy { No, OnFailure, Always };
 enum class NetworkMode { None, Loopback, Host };
@@ -122,7 +129,14 @@ struct Profile {
         bool writable_git = false;
         // tmpfs: a private, writable, empty $HOME (mounts.cpp says where and how large).
         HomeMode home = HomeMode::None;
+        // overlay: the writable bind of the working directory becomes an overlay with its
+        // changes on a tmpfs (exported with --changes, applied as workspace.commit says).
+        WorkspaceMode workspace = WorkspaceMode::Direct;
     } filesystem;
+
+    struct Workspace {
+        CommitPolicy commit = CommitPolicy::Never;  // an overlay workspace's changes, after the run
+    } workspace;
 
     struct Limits {
         std::optional<nanoseconds> time;  // wall clock (timerfd)

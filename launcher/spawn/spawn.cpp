@@ -88,6 +88,27 @@ struct HostTrees {
 // into a less privileged one (a submount that hides a directory, a host mount's flags).
 // Every tree is a slave: a clone of a shared mount is its peer, and what the sandbox mounted
 // below would show on the host.
+// An overlay's upper directory on the host: its upper/ and work/ (overlayfs's two), made here
+// as root for the sandbox's set-up ids (who mount the overlay and write its copies), which own
+// them; never followed if something else is at their names.
+Result<void> make_upper_dirs(const SandboxPlan& plan) {
+    for (const MountStep& m : plan.mounts) {
+        if (!m.layer || m.read_only) continue;
+        BUTTER_ASSIGN_OR_RETURN(
+            Fd dir, reopen_host_path(m.source, m.source_dev, m.source_ino, O_RDONLY | O_DIRECTORY));
+        for (const char* sub : {"upper", "work"}) {
+            if (::mkdirat(dir.get(), sub, 0700) < 0) {
+                if (errno == EEXIST) continue;
+                return fail_errno("mkdirat", m.source + "/" + sub);
+            }
+            if (::fchownat(dir.get(), sub, outside_of(plan.uid_map, plan.setup_uid),
+                           outside_of(plan.gid_map, plan.setup_gid), AT_SYMLINK_NOFOLLOW) < 0)
+                return fail_errno("fchownat", m.source + "/" + sub);
+        }
+    }
+    return {};
+}
+
 Result<HostTrees> prepare_host_trees(const SandboxPlan& plan) {
     HostTrees out;
     struct IdNamespace {
@@ -334,6 +355,7 @@ struct Spawning {
 Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& original_mask,
                      const SpawnExtras& extras, const CommandArgs& command) {
     if (plan.privileged && plan.namespaces.has(Namespace::User)) {
+        BUTTER_TRY(make_upper_dirs(plan));
         BUTTER_ASSIGN_OR_RETURN(sp.prepared, prepare_host_trees(plan));
     }
     if (sp.early) {

@@ -129,6 +129,8 @@ Result<void> Attempt::on_control() {
             on_kernel_log_mode(m.value);
         } else if (m.type == ControlMessage::Terminal && !msg->fds.empty() && on_terminal_) {
             BUTTER_TRY(on_terminal_(std::move(msg->fds[0])));
+        } else if (m.type == ControlMessage::Changes && !msg->fds.empty() && on_changes_) {
+            on_changes_(std::move(msg->fds[0]));
         } else if (m.type == ControlMessage::Listener && !msg->fds.empty() && !notify_) {
             notify_.emplace(std::move(msg->fds[0]));
             BUTTER_TRY(set_nonblocking(notify_->fd(), true));

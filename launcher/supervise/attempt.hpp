@@ -73,9 +73,12 @@ class Attempt {
     Result<RunOutcome> finish(struct rusage& usage);
     // Where the master of a terminal the sandbox made goes (session = "pty").
     void on_terminal(std::function<Result<void>(Fd)> f) { on_terminal_ = std::move(f); }
+    // Where the upper directory of the workspace overlay goes (plan.changes).
+    void on_changes(std::function<void(Fd)> f) { on_changes_ = std::move(f); }
 
   private:
     std::function<Result<void>(Fd)> on_terminal_;
+    std::function<void(Fd)> on_changes_;
     Result<void> on_failure_pipe();
     Result<void> on_control();
     void on_notification();

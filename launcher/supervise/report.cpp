@@ -139,6 +139,14 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
     } else {
         field("files", "null");
     }
+    if (o.changes)
+        field("changes", "{\"added\": " + std::to_string(o.changes->added) +
+                             ", \"modified\": " + std::to_string(o.changes->modified) +
+                             ", \"deleted\": " + std::to_string(o.changes->deleted) +
+                             ", \"bytes\": " + std::to_string(o.changes->bytes) +
+                             ", \"committed\": " + (o.changes->committed ? "true" : "false") + "}");
+    else
+        field("changes", "null");
     std::string outputs = "{";
     outputs += "\"stdout_bytes\": " + (o.stdout_bytes ? std::to_string(*o.stdout_bytes) : "null");
     outputs += ", \"stderr_bytes\": " + (o.stderr_bytes ? std::to_string(*o.stderr_bytes) : "null");

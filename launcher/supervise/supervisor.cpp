@@ -358,6 +358,7 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
     on_started(sb);
     Attempt attempt(*plan, sb, loop, log, result.denied, events, spawned_ns, std::move(kmsg));
     if (pty) attempt.on_terminal([this](Fd master) { return pty->adopt(std::move(master)); });
+    if (options.on_changes) attempt.on_changes(options.on_changes);
     BUTTER_CO_TRY(attempt.start());
     current = &attempt;
     spawned = true;

@@ -57,6 +57,9 @@ struct SupervisorOptions {
     // move itself into a leaf of its cgroup, and into a new systemd scope when it has none.
     bool cgroup_move_self = false;
     std::function<Result<void>()> cgroup_new_scope;
+    // The upper directory of the workspace overlay (plan.changes), as each attempt's child
+    // sends it: what the sandbox changed there, for the caller to export after the run.
+    std::function<void(Fd)> on_changes;
 };
 
 // One sandbox's whole life on an EventLoop that may serve others too: spawns it (again, on

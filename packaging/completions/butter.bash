@@ -9,7 +9,7 @@ _butter() {
     }
     local cmd=${words[1]}
     if [[ $cword -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "run check show profiles syscalls doctor --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "run check show profiles syscalls doctor apply diff --version --help" -- "$cur"))
         return
     fi
     # After "--" the command and its arguments: complete commands, then files.
@@ -29,7 +29,7 @@ _butter() {
             COMPREPLY=($(compgen -W "$(butter profiles 2>/dev/null | awk '{print $1}')" -- "$cur")
                        $(compgen -f -X '!*.toml' -- "$cur"))
             return ;;
-        --bind|--ro-bind|--report)
+        --bind|--ro-bind|--report|--changes)
             COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         --set)
@@ -40,7 +40,9 @@ _butter() {
             return ;;
     esac
     case $cmd in
-        run) COMPREPLY=($(compgen -W "-p --profile --set --bind --ro-bind --timeout --report --events --quiet --verbose --" -- "$cur")) ;;
+        run) COMPREPLY=($(compgen -W "-p --profile --set --bind --ro-bind --timeout --report --events --changes --quiet --verbose --" -- "$cur")) ;;
+        apply) COMPREPLY=($(compgen -W "--dry-run" -- "$cur") $(compgen -f -- "$cur")) ;;
+        diff) COMPREPLY=($(compgen -f -- "$cur")) ;;
         show) COMPREPLY=($(compgen -W "-p --profile --set --keys" -- "$cur")) ;;
         check) COMPREPLY=($(compgen -W "$(butter profiles 2>/dev/null | awk '{print $1}')" -- "$cur") $(compgen -f -- "$cur")) ;;
         syscalls) COMPREPLY=($(compgen -W "$(butter syscalls 2>/dev/null | awk '{print $1}')" -- "$cur")) ;;

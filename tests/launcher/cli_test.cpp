@@ -50,8 +50,9 @@ TEST(Cli, ErrorsNameTheFlag) {
               "'butter run' needs a command (butter run -- COMMAND)");
     EXPECT_EQ(parse({"check", "--bind", "/x"}).error().text(),
               "option '--bind' does not apply to 'butter check'");
-    EXPECT_EQ(parse({"frobnicate"}).error().text(),
-              "unknown command 'frobnicate' (run, check, show, profiles, syscalls, doctor)");
+    EXPECT_EQ(
+        parse({"frobnicate"}).error().text(),
+        "unknown command 'frobnicate' (run, check, show, profiles, syscalls, doctor, apply, diff)");
     EXPECT_EQ(parse({}).error().text(), "no command given (try 'butter --help')");
     EXPECT_EQ(parse({"check"}).error().text(), "'butter check' needs at least one profile");
 }

@@ -144,6 +144,13 @@ struct SandboxOutcome {
     std::vector<std::string> files_created, files_modified, files_deleted;
     std::string files_backend;   // "fanotify" or "inotify" ("" if the run never got that far)
     bool files_partial = false;  // the lists were cut at a bound, or missed what was not followed
+    // An overlay workspace's changes (--changes, filesystem.workspace = "overlay"): counted
+    // after the run, and whether workspace.commit applied them.
+    struct Changes {
+        std::uint64_t added = 0, modified = 0, deleted = 0, bytes = 0;
+        bool committed = false;
+    };
+    std::optional<Changes> changes;
     std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: what the command wrote
     std::string output_error;
     std::string report;  // the JSON report (the library's runs; written to report.path too)

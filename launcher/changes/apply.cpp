@@ -1,0 +1,680 @@
+// apply_changes and diff_changes: an OCI layer tar against a directory. The archive is read
+// once; everything is checked (and each file's content staged) before the first change.
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "changes/changes.hpp"
+#include "changes/tar.hpp"
+
+namespace butter::launcher::changes {
+
+namespace {
+
+Error refuse(const std::string& name, const std::string& why) {
+    return Error::message("apply", why, name);
+}
+
+// "./a//b/" -> "a/b"; nullopt for an absolute name, "..", or nothing at all.
+std::optional<std::string> clean_name(const std::string& raw) {
+    if (raw.empty() || raw[0] == '/') return std::nullopt;
+    std::string out;
+    std::size_t at = 0;
+    while (at <= raw.size()) {
+        std::size_t slash = raw.find('/', at);
+        if (slash == std::string::npos) slash = raw.size();
+        std::string_view part(raw.data() + at, slash - at);
+        if (part == "..") return std::nullopt;
+        if (!part.empty() && part != ".") {
+            if (!out.empty()) out += '/';
+            out += part;
+        }
+        at = slash + 1;
+    }
+    if (out.empty()) return std::nullopt;
+    return out;
+}
+
+std::pair<std::string, std::string> split(const std::string& path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos) return {"", path};
+    return {path.substr(0, slash), path.substr(slash + 1)};
+}
+
+// `path` below `dir` without following any symlink on the way or at its end; -1 (errno set)
+// when it cannot be had.
+int open_beneath(const Fd& dir, const std::string& path, int flags) {
+    struct open_how how {};
+    how.flags = static_cast<std::uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    return static_cast<int>(::syscall(SYS_openat2, dir.get(), path.c_str(), &how, sizeof how));
+}
+
+// What `path` below `dir` is now: its lstat, or nullopt when it is not there.
+std::optional<struct stat> stat_beneath(const Fd& dir, const std::string& path) {
+    auto [parent, name] = split(path);
+    int fd = parent.empty() ? ::dup(dir.get()) : open_beneath(dir, parent, O_PATH | O_DIRECTORY);
+    if (fd < 0) return std::nullopt;
+    Fd p(fd);
+    struct stat st {};
+    if (::fstatat(p.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return std::nullopt;
+    return st;
+}
+
+Result<void> remove_tree(int parent, const std::string& name, const std::string& path) {
+    struct stat st {};
+    if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT) return {};
+        return fail_errno("fstatat", path);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return fail_errno("openat", path);
+        DIR* d = ::fdopendir(fd);
+        if (!d) {
+            ::close(fd);
+            return fail_errno("fdopendir", path);
+        }
+        std::vector<std::string> names;
+        while (struct dirent* e = ::readdir(d)) {
+            std::string_view n = e->d_name;
+            if (n != "." && n != "..") names.emplace_back(n);
+        }
+        Result<void> r;
+        for (const std::string& n : names)
+            if (r) r = remove_tree(::dirfd(d), n, path + "/" + n);
+        ::closedir(d);
+        BUTTER_TRY(std::move(r));
+        if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) < 0) return fail_errno("unlinkat", path);
+        return {};
+    }
+    if (::unlinkat(parent, name.c_str(), 0) < 0) return fail_errno("unlinkat", path);
+    return {};
+}
+
+struct Op {
+    enum Type { Dir, File, Symlink, Delete, Opaque } type = File;
+    std::string path;  // clean, relative to the directory
+    unsigned mode = 0;
+    std::int64_t mtime = 0;
+    std::string link;
+    std::string staged;  // File: its name in the staging directory
+    std::optional<Kind> change;
+};
+
+// As export_changes names it: a directory with a "/".
+std::string shown(const Op& op) {
+    return op.type == Op::Dir ? op.path + "/" : op.path;
+}
+
+// The archive checked and its files staged: what apply_changes then does.
+struct Plan {
+    std::vector<Op> ops;
+    Counts counts;
+};
+
+// The state of each path as the archive leaves it so far: 'd', 'f', 'l', or 'x' (deleted).
+using Shadow = std::map<std::string, char>;
+
+void forget_below(Shadow& s, const std::string& path) {
+    for (auto it = s.lower_bound(path + "/"); it != s.end() && it->first.starts_with(path + "/");)
+        it = s.erase(it);
+}
+
+// Every directory on the way to `path` is one (in the archive, or in `dir` unless the archive
+// removed it): else the entry would be written through a symlink or into a file.
+Result<void> check_parents(const Fd& dir, const Shadow& shadow, const std::string& path,
+                           const std::string& entry) {
+    std::size_t at = 0;
+    while ((at = path.find('/', at)) != std::string::npos) {
+        std::string parent = path.substr(0, at++);
+        if (auto it = shadow.find(parent); it != shadow.end()) {
+            if (it->second == 'd' || it->second == 'x') continue;
+            return fail(refuse(entry, "'" + parent + "' is a " +
+                                          (it->second == 'l' ? "symlink" : "file") +
+                                          " in the archive: the entry would be written "
+                                          "through it"));
+        }
+        bool removed = false;
+        for (std::string up = parent; !up.empty(); up = split(up).first)
+            if (auto it = shadow.find(up); it != shadow.end() && it->second == 'x') removed = true;
+        if (removed) continue;
+        auto st = stat_beneath(dir, parent);
+        if (!st) continue;  // made as a directory when applied
+        if (S_ISLNK(st->st_mode))
+            return fail(refuse(entry, "'" + parent +
+                                          "' is a symlink in the directory: butter does not "
+                                          "write through it"));
+        if (!S_ISDIR(st->st_mode))
+            return fail(refuse(entry, "'" + parent + "' is not a directory in the directory"));
+    }
+    return {};
+}
+
+struct Staging {
+    const Fd& dir;
+    std::string name;
+    Fd fd;
+    std::size_t count = 0;
+    ~Staging() {
+        if (fd.valid()) (void)remove_tree(dir.get(), name, name);
+    }
+};
+
+Result<void> make_staging(Staging& s) {
+    std::random_device rd;
+    for (int i = 0; i < 16; ++i) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, ".butter-apply-%d-%08x", static_cast<int>(::getpid()), rd());
+        if (::mkdirat(s.dir.get(), buf, 0700) == 0) {
+            s.name = buf;
+            int fd = ::openat(s.dir.get(), buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0) return fail_errno("openat", buf);
+            s.fd = Fd(fd);
+            return {};
+        }
+        if (errno != EEXIST) return fail_errno("mkdirat", buf);
+    }
+    return fail(Error("mkdirat", EEXIST, ".butter-apply-*"));
+}
+
+// Reads and checks the whole archive; stages each file's content unless `staging` is null.
+Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
+                       const std::optional<std::pair<uid_t, gid_t>>& owner) {
+    Plan plan;
+    Shadow shadow;
+    TarReader r(tar);
+    for (;;) {
+        BUTTER_ASSIGN_OR_RETURN(std::optional<TarEntry> e, r.next());
+        if (!e) break;
+        const std::string& raw = e->name;
+        auto name = clean_name(raw);
+        if (!name) {
+            if (!raw.empty() && raw.find_first_not_of("./") == std::string::npos &&
+                e->type == TarEntry::Type::Directory)
+                continue;  // "./": the directory itself
+            return fail(refuse(raw, raw.starts_with("/") ? "an absolute name"
+                                                         : "a name that leaves the directory "
+                                                           "('..')"));
+        }
+        switch (e->type) {
+            case TarEntry::Type::File:
+            case TarEntry::Type::Directory:
+            case TarEntry::Type::Symlink:
+                break;
+            case TarEntry::Type::HardLink:
+                return fail(refuse(raw, "a hard link (to '" + e->link +
+                                            "'): butter applies files, directories and "
+                                            "symlinks only"));
+            case TarEntry::Type::CharDevice:
+            case TarEntry::Type::BlockDevice:
+                return fail(refuse(raw, "a device node"));
+            case TarEntry::Type::Fifo:
+                return fail(refuse(raw, "a FIFO"));
+            case TarEntry::Type::Other:
+                return fail(refuse(raw, std::string("an entry of type '") + e->raw_type + "'"));
+        }
+        if (e->mode & (S_ISUID | S_ISGID))
+            return fail(refuse(raw, "a set-user-ID or set-group-ID file"));
+        auto [parent, base] = split(*name);
+        Op op;
+        op.mode = e->mode & 01777;
+        op.mtime = e->mtime;
+        if (base.starts_with(".wh.") && e->type == TarEntry::Type::File) {
+            if (base == ".wh..wh..opq") {
+                if (parent.empty())
+                    return fail(refuse(raw, "an opaque mark on the directory itself"));
+                op.type = Op::Opaque;
+                op.path = parent;
+            } else {
+                std::string gone = base.substr(4);
+                if (gone.empty() || gone == "." || gone == ".." || gone.starts_with(".wh."))
+                    return fail(refuse(raw, "a whiteout without a name"));
+                op.type = Op::Delete;
+                op.path = parent.empty() ? gone : parent + "/" + gone;
+            }
+        } else {
+            op.type = e->type == TarEntry::Type::Directory ? Op::Dir
+                      : e->type == TarEntry::Type::Symlink ? Op::Symlink
+                                                           : Op::File;
+            op.path = *name;
+            op.link = e->link;
+        }
+        BUTTER_TRY(check_parents(dir, shadow, op.path, raw));
+        auto seen = shadow.find(op.path);
+        struct stat now {};
+        bool on_disk = false;
+        if (seen == shadow.end()) {
+            if (auto st = stat_beneath(dir, op.path)) {
+                now = *st;
+                on_disk = true;
+            }
+        }
+        bool there = seen != shadow.end() ? seen->second != 'x' : on_disk;
+        switch (op.type) {
+            case Op::Delete:
+                if (there) op.change = Kind::Deleted;
+                shadow[op.path] = 'x';
+                forget_below(shadow, op.path);
+                break;
+            case Op::Opaque:
+                if (auto it = shadow.find(op.path); it == shadow.end() || it->second != 'd')
+                    return fail(refuse(raw,
+                                       "an opaque mark for a directory the archive does "
+                                       "not have"));
+                forget_below(shadow, op.path);
+                break;
+            case Op::Dir:
+                if (!there)
+                    op.change = Kind::Added;
+                else if (on_disk && (!S_ISDIR(now.st_mode) || (now.st_mode & 07777) != op.mode))
+                    op.change = Kind::Modified;
+                shadow[op.path] = 'd';
+                break;
+            case Op::File:
+            case Op::Symlink:
+                op.change = there ? Kind::Modified : Kind::Added;
+                if (shadow.count(op.path) && shadow.at(op.path) == 'd')
+                    forget_below(shadow, op.path);
+                shadow[op.path] = op.type == Op::File ? 'f' : 'l';
+                break;
+        }
+        if (op.type == Op::File) {
+            plan.counts.bytes += e->size;
+            if (staging) {
+                op.staged = std::to_string(staging->count++);
+                int fd = ::openat(staging->fd.get(), op.staged.c_str(),
+                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0) return fail_errno("openat", staging->name + "/" + op.staged);
+                Fd f(fd);
+                BUTTER_TRY(r.content(f.get()));
+                if (::fchmod(fd, op.mode) < 0) return fail_errno("fchmod", op.path);
+                if (owner && ::fchown(fd, owner->first, owner->second) < 0)
+                    return fail_errno("fchown", op.path);
+                struct timespec t[2] = {{op.mtime, 0}, {op.mtime, 0}};
+                if (::futimens(fd, t) < 0) return fail_errno("futimens", op.path);
+            }
+        }
+        if (op.change)
+            (*op.change == Kind::Added      ? plan.counts.added
+             : *op.change == Kind::Modified ? plan.counts.modified
+                                            : plan.counts.deleted)++;
+        plan.ops.push_back(std::move(op));
+    }
+    return plan;
+}
+
+// The directory that holds `path`, every directory on the way opened without following a
+// symlink, and made (with `owner`) where missing.
+// An invalid Fd when `create` is false and a directory on the way is missing.
+Result<Fd> parent_of(const Fd& dir, const std::string& path,
+                     const std::optional<std::pair<uid_t, gid_t>>& owner, bool create = true) {
+    int cur = ::dup(dir.get());
+    if (cur < 0) return fail_errno("dup", path);
+    Fd at(cur);
+    std::string parent = split(path).first;
+    std::size_t start = 0;
+    while (!parent.empty() && start <= parent.size()) {
+        std::size_t slash = parent.find('/', start);
+        if (slash == std::string::npos) slash = parent.size();
+        std::string part = parent.substr(start, slash - start);
+        if (create && ::mkdirat(at.get(), part.c_str(), 0755) == 0 && owner)
+            (void)::fchownat(at.get(), part.c_str(), owner->first, owner->second,
+                             AT_SYMLINK_NOFOLLOW);
+        int fd = ::openat(at.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && !create) return Fd();
+        if (fd < 0) return fail_errno("openat", parent.substr(0, slash));
+        at = Fd(fd);
+        start = slash + 1;
+    }
+    return at;
+}
+
+Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const ApplyOptions& o) {
+    std::vector<std::pair<std::string, std::int64_t>> dir_times;
+    for (const Op& op : plan.ops) {
+        bool removes = op.type == Op::Delete || op.type == Op::Opaque;
+        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, op.path, o.owner, !removes));
+        if (!parent.valid()) continue;  // nothing there to remove
+        std::string name = split(op.path).second;
+        struct stat st {};
+        bool there = ::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+        switch (op.type) {
+            case Op::Delete:
+                BUTTER_TRY(remove_tree(parent.get(), name, op.path));
+                break;
+            case Op::Opaque: {
+                int fd = ::openat(parent.get(), name.c_str(),
+                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) return fail_errno("openat", op.path);
+                Fd d(fd);
+                DIR* list = ::fdopendir(::dup(d.get()));
+                if (!list) return fail_errno("fdopendir", op.path);
+                std::vector<std::string> names;
+                while (struct dirent* e = ::readdir(list)) {
+                    std::string_view n = e->d_name;
+                    if (n != "." && n != "..") names.emplace_back(n);
+                }
+                ::closedir(list);
+                for (const std::string& n : names)
+                    BUTTER_TRY(remove_tree(d.get(), n, op.path + "/" + n));
+                break;
+            }
+            case Op::Dir:
+                if (there && !S_ISDIR(st.st_mode)) {
+                    BUTTER_TRY(remove_tree(parent.get(), name, op.path));
+                    there = false;
+                }
+                if (!there) {
+                    if (::mkdirat(parent.get(), name.c_str(), 0700) < 0)
+                        return fail_errno("mkdirat", op.path);
+                    if (o.owner && ::fchownat(parent.get(), name.c_str(), o.owner->first,
+                                              o.owner->second, AT_SYMLINK_NOFOLLOW) < 0)
+                        return fail_errno("fchownat", op.path);
+                }
+                if (::fchmodat(parent.get(), name.c_str(), op.mode, 0) < 0)
+                    return fail_errno("fchmodat", op.path);
+                dir_times.emplace_back(op.path, op.mtime);
+                break;
+            case Op::File:
+            case Op::Symlink: {
+                if (there && S_ISDIR(st.st_mode))
+                    BUTTER_TRY(remove_tree(parent.get(), name, op.path));
+                std::string staged = op.staged;
+                if (op.type == Op::Symlink) {
+                    staged = std::to_string(staging.count++);
+                    if (::symlinkat(op.link.c_str(), staging.fd.get(), staged.c_str()) < 0)
+                        return fail_errno("symlinkat", op.path);
+                    if (o.owner && ::fchownat(staging.fd.get(), staged.c_str(), o.owner->first,
+                                              o.owner->second, AT_SYMLINK_NOFOLLOW) < 0)
+                        return fail_errno("fchownat", op.path);
+                    struct timespec t[2] = {{op.mtime, 0}, {op.mtime, 0}};
+                    (void)::utimensat(staging.fd.get(), staged.c_str(), t, AT_SYMLINK_NOFOLLOW);
+                }
+                if (::renameat(staging.fd.get(), staged.c_str(), parent.get(), name.c_str()) < 0)
+                    return fail_errno("renameat", op.path);
+                break;
+            }
+        }
+        if (op.change && o.on_change) o.on_change(*op.change, shown(op));
+    }
+    // Directories' times last: what was made in them moved them.
+    for (auto it = dir_times.rbegin(); it != dir_times.rend(); ++it) {
+        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, it->first, o.owner));
+        struct timespec t[2] = {{it->second, 0}, {it->second, 0}};
+        (void)::utimensat(parent.get(), split(it->first).second.c_str(), t, AT_SYMLINK_NOFOLLOW);
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<Counts> apply_changes(int tar, const Fd& dir, const ApplyOptions& o) {
+    if (o.dry_run) {
+        auto checked = read_plan(tar, dir, nullptr, o.owner);
+        if (!checked) return fail(std::move(checked).error());
+        Plan& plan = *checked;
+        for (const Op& op : plan.ops)
+            if (op.change && o.on_change) o.on_change(*op.change, shown(op));
+        return plan.counts;
+    }
+    Staging staging{dir, {}, {}, 0};
+    BUTTER_TRY(make_staging(staging));
+    auto plan = read_plan(tar, dir, &staging, o.owner);
+    if (!plan) return fail(std::move(plan).error().with_hint("nothing was changed"));
+    if (auto c = commit(*plan, dir, staging, o); !c)
+        return fail(std::move(c).error().with_hint("the entries before this one were applied"));
+    return plan->counts;
+}
+
+// --- diff ---------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<std::string_view> lines_of(std::string_view s) {
+    std::vector<std::string_view> out;
+    std::size_t at = 0;
+    while (at < s.size()) {
+        std::size_t nl = s.find('\n', at);
+        std::size_t end = nl == std::string_view::npos ? s.size() : nl + 1;
+        out.push_back(s.substr(at, end - at));
+        at = end;
+    }
+    return out;
+}
+
+bool is_text(std::string_view s) {
+    return s.find('\0') == std::string_view::npos;
+}
+
+constexpr std::uint64_t kDiffLimit = 16 << 20;
+
+}  // namespace
+
+// Myers' O((N+M)D) difference, its trace kept to walk back the edit script; D is bounded.
+std::optional<std::string> unified_diff(std::string_view a, std::string_view b,
+                                        const std::string& a_name, const std::string& b_name) {
+    if (a == b) return std::string();
+    auto x = lines_of(a), y = lines_of(b);
+    const long n = static_cast<long>(x.size()), m = static_cast<long>(y.size());
+    const long max = n + m;
+    constexpr long kMaxD = 4000;
+    std::vector<long> v(static_cast<std::size_t>(2 * max + 2), 0);
+    std::vector<std::vector<long>> trace;
+    long found = -1;
+    for (long d = 0; d <= std::min(max, kMaxD) && found < 0; ++d) {
+        trace.push_back(v);
+        for (long k = -d; k <= d; k += 2) {
+            long xi;
+            auto at = [&](long kk) -> long& { return v[static_cast<std::size_t>(kk + max + 1)]; };
+            if (k == -d || (k != d && at(k - 1) < at(k + 1)))
+                xi = at(k + 1);
+            else
+                xi = at(k - 1) + 1;
+            long yi = xi - k;
+            while (xi < n && yi < m &&
+                   x[static_cast<std::size_t>(xi)] == y[static_cast<std::size_t>(yi)]) {
+                ++xi;
+                ++yi;
+            }
+            at(k) = xi;
+            if (xi >= n && yi >= m) {
+                found = d;
+                break;
+            }
+        }
+    }
+    if (found < 0) return std::nullopt;
+    // Back from (n, m): the script as (op, line) with op ' ', '-', '+'.
+    std::vector<std::pair<char, std::string_view>> script;
+    long xi = n, yi = m;
+    for (long d = found; d > 0; --d) {
+        const std::vector<long>& pv = trace[static_cast<std::size_t>(d)];
+        auto at = [&](long kk) { return pv[static_cast<std::size_t>(kk + max + 1)]; };
+        long k = xi - yi;
+        long prev_k = (k == -d || (k != d && at(k - 1) < at(k + 1))) ? k + 1 : k - 1;
+        long px = at(prev_k), py = px - prev_k;
+        while (xi > px && yi > py) {
+            script.push_back({' ', x[static_cast<std::size_t>(--xi)]});
+            --yi;
+        }
+        if (xi == px)
+            script.push_back({'+', y[static_cast<std::size_t>(--yi)]});
+        else
+            script.push_back({'-', x[static_cast<std::size_t>(--xi)]});
+    }
+    while (xi > 0 && yi > 0) {
+        script.push_back({' ', x[static_cast<std::size_t>(--xi)]});
+        --yi;
+    }
+    std::reverse(script.begin(), script.end());
+    std::string out = "--- " + a_name + "\n+++ " + b_name + "\n";
+    constexpr std::size_t kContext = 3;
+    std::size_t i = 0;
+    long a_line = 0, b_line = 0;  // lines of a and b before script[i]
+    std::vector<long> a_at(script.size() + 1), b_at(script.size() + 1);
+    for (std::size_t j = 0; j < script.size(); ++j) {
+        a_at[j] = a_line;
+        b_at[j] = b_line;
+        if (script[j].first != '+') ++a_line;
+        if (script[j].first != '-') ++b_line;
+    }
+    a_at[script.size()] = a_line;
+    b_at[script.size()] = b_line;
+    while (i < script.size()) {
+        if (script[i].first == ' ') {
+            ++i;
+            continue;
+        }
+        std::size_t start = i >= kContext ? i - kContext : 0;
+        std::size_t end = i;
+        // Extend over changes closer than 2 * context apart.
+        for (;;) {
+            while (end < script.size() && script[end].first != ' ')
+                ++end;
+            std::size_t next = end;
+            while (next < script.size() && script[next].first == ' ')
+                ++next;
+            if (next < script.size() && next - end <= 2 * kContext) {
+                end = next;
+                continue;
+            }
+            end = std::min(script.size(), end + kContext);
+            break;
+        }
+        long a_count = a_at[end] - a_at[start], b_count = b_at[end] - b_at[start];
+        char head[96];
+        std::snprintf(head, sizeof head, "@@ -%ld,%ld +%ld,%ld @@\n",
+                      a_count ? a_at[start] + 1 : a_at[start], a_count,
+                      b_count ? b_at[start] + 1 : b_at[start], b_count);
+        out += head;
+        for (std::size_t j = start; j < end; ++j) {
+            out += script[j].first;
+            out += script[j].second;
+            if (!script[j].second.ends_with('\n')) out += "\n\\ No newline at end of file\n";
+        }
+        i = end;
+    }
+    return out;
+}
+
+Result<Counts> diff_changes(int tar, const Fd& dir,
+                            const std::function<void(const std::string&)>& out) {
+    Counts counts;
+    TarReader r(tar);
+    auto old_content = [&](const std::string& path) -> std::optional<std::string> {
+        int fd = open_beneath(dir, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0) return std::nullopt;
+        Fd f(fd);
+        struct stat st {};
+        if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+        if (static_cast<std::uint64_t>(st.st_size) > kDiffLimit) return std::string(1, '\0');
+        std::string s(static_cast<std::size_t>(st.st_size), '\0');
+        std::size_t at = 0;
+        while (at < s.size()) {
+            ssize_t n = ::read(fd, s.data() + at, s.size() - at);
+            if (n <= 0) break;
+            at += static_cast<std::size_t>(n);
+        }
+        s.resize(at);
+        return s;
+    };
+    for (;;) {
+        BUTTER_ASSIGN_OR_RETURN(std::optional<TarEntry> e, r.next());
+        if (!e) break;
+        auto name = clean_name(e->name);
+        if (!name) {
+            if (e->type == TarEntry::Type::Directory &&
+                e->name.find_first_not_of("./") == std::string::npos)
+                continue;
+            return fail(refuse(e->name, e->name.starts_with("/") ? "an absolute name"
+                                                                 : "a name that leaves the "
+                                                                   "directory ('..')"));
+        }
+        auto [parent, base] = split(*name);
+        auto old_st = stat_beneath(dir, *name);
+        if (base.starts_with(".wh.") && e->type == TarEntry::Type::File) {
+            if (base == ".wh..wh..opq") {
+                out("replaced directory " + parent + "/\n");
+                continue;
+            }
+            std::string gone = parent.empty() ? base.substr(4) : parent + "/" + base.substr(4);
+            auto st = stat_beneath(dir, gone);
+            if (!st) continue;
+            ++counts.deleted;
+            if (S_ISDIR(st->st_mode)) {
+                out("deleted directory " + gone + "/\n");
+            } else if (auto old = old_content(gone); old && is_text(*old)) {
+                if (auto d = unified_diff(*old, "", "a/" + gone, "/dev/null")) out(*d);
+            } else {
+                out("deleted " + gone + "\n");
+            }
+            continue;
+        }
+        if (e->type == TarEntry::Type::Directory) {
+            if (!old_st) {
+                ++counts.added;
+                out("new directory " + *name + "/\n");
+            }
+            continue;
+        }
+        bool added = !old_st;
+        ++(added ? counts.added : counts.modified);
+        if (e->type == TarEntry::Type::Symlink) {
+            std::string before;
+            if (old_st && S_ISLNK(old_st->st_mode)) {
+                auto [p, b] = split(*name);
+                int pfd = p.empty() ? ::dup(dir.get()) : open_beneath(dir, p, O_PATH | O_DIRECTORY);
+                if (pfd >= 0) {
+                    Fd pf(pfd);
+                    char buf[4096];
+                    ssize_t n = ::readlinkat(pf.get(), b.c_str(), buf, sizeof buf);
+                    if (n >= 0) before.assign(buf, static_cast<std::size_t>(n));
+                }
+            }
+            out("symlink " + *name + ": " + (added ? std::string("(new)") : "-> " + before) +
+                " => -> " + e->link + "\n");
+            continue;
+        }
+        if (e->type != TarEntry::Type::File) {
+            out("changed " + *name + " (not a file)\n");
+            continue;
+        }
+        counts.bytes += e->size;
+        if (old_st && S_ISREG(old_st->st_mode) && (old_st->st_mode & 07777) != e->mode) {
+            char buf[96];
+            std::snprintf(buf, sizeof buf, ": mode %04o => %04o\n", old_st->st_mode & 07777,
+                          e->mode);
+            out("mode " + *name + buf);
+        }
+        std::string now;
+        if (e->size > kDiffLimit) {
+            BUTTER_TRY(r.content(-1));
+            out("Binary files a/" + *name + " and b/" + *name + " differ\n");
+            continue;
+        }
+        BUTTER_ASSIGN_OR_RETURN(now, r.content_string(kDiffLimit));
+        std::optional<std::string> old =
+            added ? std::optional<std::string>("") : old_content(*name);
+        if (!old) old = std::string();
+        if (!is_text(now) || !is_text(*old)) {
+            if (now != *old) out("Binary files a/" + *name + " and b/" + *name + " differ\n");
+            continue;
+        }
+        auto d = unified_diff(*old, now, added ? "/dev/null" : "a/" + *name, "b/" + *name);
+        if (!d)
+            out("Files a/" + *name + " and b/" + *name + " differ (too many changes to show)\n");
+        else
+            out(*d);
+    }
+    return counts;
+}
+
+}  // namespace butter::launcher::changes

@@ -1,0 +1,289 @@
+// Copy-on-write workspaces, end to end with the real binary, as root and as nobody: an overlay
+// workspace leaves the host tree as it was, its tar holds exactly what changed, applying that
+// tar gives the tree a direct run gives, and the commit policy applies only as it says.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "../support/butter_run.hpp"
+#include "../support/tmpdir.hpp"
+#include "../support/userns.hpp"
+#include "changes/tar.hpp"
+#include "cli/doctor.hpp"
+
+namespace butter::test {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+// The owner of the workspace when root runs butter: an ordinary user's checkout.
+constexpr uid_t kUser = 12345;
+
+// Every path below `dir`: type, mode and content (or link text). Owners and times differ
+// between the ways a tree is made (as root, applied by root) and are left out.
+std::map<std::string, std::string> tree(const std::string& dir) {
+    std::map<std::string, std::string> out;
+    std::function<void(const std::string&)> walk = [&](const std::string& rel) {
+        std::string path = rel.empty() ? dir : dir + "/" + rel;
+        DIR* d = ::opendir(path.c_str());
+        if (!d) return;
+        while (dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n == "." || n == "..") continue;
+            std::string r = rel.empty() ? n : rel + "/" + n;
+            struct stat st {};
+            ::lstat((dir + "/" + r).c_str(), &st);
+            char mode[16];
+            std::snprintf(mode, sizeof mode, "%04o ", st.st_mode & 07777);
+            if (S_ISDIR(st.st_mode)) {
+                out[r] = std::string("dir ") + mode;
+                walk(r);
+            } else if (S_ISLNK(st.st_mode)) {
+                char buf[256];
+                ssize_t k = ::readlink((dir + "/" + r).c_str(), buf, sizeof buf);
+                out[r] = "link " + std::string(buf, k > 0 ? static_cast<std::size_t>(k) : 0);
+            } else {
+                out[r] = std::string("file ") + mode + read_file(dir + "/" + r);
+            }
+        }
+        ::closedir(d);
+    };
+    walk("");
+    return out;
+}
+
+// The entries of a tar file, by name.
+std::set<std::string> tar_names(const std::string& path) {
+    std::set<std::string> out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    launcher::changes::TarReader r(fd);
+    for (;;) {
+        auto e = r.next();
+        if (!e || !*e) break;
+        out.insert((*e)->name);
+    }
+    ::close(fd);
+    return out;
+}
+
+std::set<std::string> lines(const std::string& s) {
+    std::set<std::string> out;
+    std::istringstream in(s);
+    for (std::string l; std::getline(in, l);)
+        if (!l.empty()) out.insert(l);
+    return out;
+}
+
+void sh(const std::string& cmd) {
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+// What the job does: create, modify, delete, rename files and a directory, replace a
+// directory by a file, change a mode, make a symlink.
+constexpr const char* kJob =
+    "set -e; echo more >> edit.txt; rm del.txt; mv mv_src.txt mv_dst.txt; "
+    "mv dir_mv dir_moved; rm -r dir_del; rm -r dir_to_file; echo now-a-file > dir_to_file; "
+    "mkdir newdir; echo n > newdir/n; echo fresh > fresh.txt; chmod 600 mode.txt; "
+    "ln -s fresh.txt newlink; rm sub/deep.txt";
+
+class Changes : public ::testing::TestWithParam<bool> {
+  protected:
+    void SetUp() override {
+        BUTTER_REQUIRE_ROOT();  // the set-up chowns; nobody runs butter from here
+        if (nobody()) BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable");
+        static const std::string why = launcher::overlay_problem();
+        BUTTER_REQUIRE(why.empty(), "OVERLAY", why.c_str());
+        ASSERT_EQ(::chmod(base_.path().c_str(), 0755), 0);
+        orig_ = base_ / "orig";
+        sh("mkdir -p " + orig_ + "/dir_mv " + orig_ + "/dir_del " + orig_ + "/dir_to_file " +
+           orig_ + "/sub");
+        for (const char* f : {"keep.txt", "edit.txt", "del.txt", "mv_src.txt", "mode.txt",
+                              "dir_mv/f", "dir_del/g", "dir_to_file/h", "sub/deep.txt"})
+            write_file(orig_ + "/" + f, std::string(f) + "\n");
+        ASSERT_EQ(::symlink("keep.txt", (orig_ + "/link").c_str()), 0);
+        sh("chown -hR " + std::to_string(owner()) + ":" + std::to_string(owner()) + " " + orig_);
+        out_ = base_ / "out";
+        ASSERT_EQ(::mkdir(out_.c_str(), 0755), 0);
+        ASSERT_EQ(::chown(out_.c_str(), runner(), runner()), 0);
+    }
+    bool nobody() const { return GetParam(); }
+    uid_t runner() const { return nobody() ? kNobody : 0; }
+    uid_t owner() const { return nobody() ? kNobody : kUser; }
+    std::string copy(const std::string& name) {
+        std::string to = base_ / name;
+        sh("cp -a " + orig_ + " " + to);
+        return to;
+    }
+    RunResult butter(std::vector<std::string> args, const std::string& cwd) {
+        RunOptions o;
+        o.as_nobody = nobody();
+        o.cwd = cwd;
+        o.env = {profile_path_env()};
+        return run_butter(args, o);
+    }
+    RunResult job(const std::string& cwd, std::vector<std::string> extra,
+                  const std::string& script = kJob) {
+        std::vector<std::string> args{"run"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        for (std::string a : {"--", "/bin/sh", "-c"})
+            args.push_back(a);
+        args.push_back(script);
+        return butter(args, cwd);
+    }
+    TempDir base_;
+    std::string orig_, out_;
+};
+
+TEST_P(Changes, OverlayLeavesTheHostTreeAndItsTarGivesWhatADirectRunGives) {
+    auto original = tree(orig_);
+    std::string cow = copy("cow"), direct = copy("direct"), applied = copy("applied");
+    std::string tar = out_ + "/changes.tar", report = out_ + "/report.json";
+    auto r = job(cow, {"--changes", tar, "--report", report});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(tree(cow), original) << "the overlay run changed the host tree";
+
+    EXPECT_EQ(tar_names(tar),
+              (std::set<std::string>{"edit.txt", ".wh.del.txt", ".wh.mv_src.txt", "mv_dst.txt",
+                                     ".wh.dir_mv", "dir_moved/", "dir_moved/f", ".wh.dir_del",
+                                     "dir_to_file", "newdir/", "newdir/n", "fresh.txt", "mode.txt",
+                                     "newlink", "sub/", "sub/.wh.deep.txt"}))
+        << "the tar holds other than exactly the changes";
+    EXPECT_NE(read_file(report).find("\"changes\": {\"added\": 7, \"modified\": 3, \"deleted\": "
+                                     "5, \"bytes\": "),
+              std::string::npos)
+        << read_file(report);
+
+    auto d = job(direct, {});
+    ASSERT_EQ(d.code, 0) << d.err;
+    auto a = butter({"apply", tar, applied}, out_);
+    ASSERT_EQ(a.code, 0) << a.err;
+    EXPECT_EQ(tree(applied), tree(direct)) << "apply gave another tree than a direct run";
+}
+
+TEST_P(Changes, DashListsTheChanges) {
+    std::string cow = copy("cow");
+    auto r = job(cow, {"--changes", "-"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(lines(r.out),
+              (std::set<std::string>{"modified edit.txt", "deleted del.txt", "deleted mv_src.txt",
+                                     "added mv_dst.txt", "deleted dir_mv", "added dir_moved/",
+                                     "added dir_moved/f", "deleted dir_del", "modified dir_to_file",
+                                     "added newdir/", "added newdir/n", "added fresh.txt",
+                                     "modified mode.txt", "added newlink", "deleted sub/deep.txt"}))
+        << r.out;
+    EXPECT_EQ(tree(cow), tree(orig_));
+}
+
+TEST_P(Changes, CommitOnSuccessAppliesOnlyWhenTheCommandExitsZero) {
+    std::string ws = copy("ws");
+    std::vector<std::string> overlay{"--set", "filesystem.workspace=\"overlay\"", "--set",
+                                     "workspace.commit=\"on-success\""};
+    auto failed = job(ws, overlay, "echo made > made.txt; exit 3");
+    EXPECT_EQ(failed.code, 3) << failed.err;
+    EXPECT_EQ(tree(ws), tree(orig_)) << "a failed command's changes were applied";
+    auto ok = job(ws, overlay, "echo made > made.txt; rm keep.txt");
+    ASSERT_EQ(ok.code, 0) << ok.err;
+    auto t = tree(ws);
+    EXPECT_EQ(t["made.txt"], "file 0644 made\n");
+    EXPECT_EQ(t.count("keep.txt"), 0u);
+    struct stat st {};
+    ASSERT_EQ(::lstat((ws + "/made.txt").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, owner()) << "an applied file is not the workspace owner's";
+}
+
+// The filter refuses set-id modes; were one made all the same, apply refuses it (and with it
+// the whole commit: changes_test.cpp of the launcher tests). Either way none reaches the host.
+TEST_P(Changes, ASetIdFileIsNeverCommitted) {
+    std::string ws = copy("ws");
+    auto r = job(
+        ws, {"--set", "filesystem.workspace=\"overlay\"", "--set", "workspace.commit=\"always\""},
+        "cp /bin/true suid; chmod 4755 suid; chmod 2755 suid; mkdir sg; chmod 2775 sg; "
+        "echo x > other");
+    EXPECT_TRUE(r.code == 0 || r.code == 125) << r.err;
+    for (const auto& [path, what] : tree(ws)) {
+        struct stat st {};
+        ASSERT_EQ(::lstat((ws + "/" + path).c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & (S_ISUID | S_ISGID), 0u) << path << " is set-id on the host";
+    }
+    if (r.code == 125) {
+        EXPECT_EQ(tree(ws), tree(orig_)) << "part of a refused commit was applied";
+    }
+}
+
+TEST_P(Changes, OverlayMountsOfAProfileKeepTheirUpperDirectory) {
+    std::string low1 = copy("low1"), low2 = base_ / "low2", upper = base_ / "upper";
+    sh("mkdir -p " + low2 + " " + upper + " && echo bottom > " + low2 +
+       "/keep.txt && echo only2 > " + low2 + "/only2 && chown -R " + std::to_string(owner()) + ":" +
+       std::to_string(owner()) + " " + low2 + " && chown " + std::to_string(runner()) + " " +
+       upper);
+    std::string profile = out_ + "/overlay.toml";
+    // The default's mounts, and two overlays after them.
+    write_file(profile,
+               "extends = \"default\"\n[process]\ncwd = \"/\"\n[filesystem]\nmounts = [\n"
+               "{ type = \"bind\", source = \"/usr\", target = \"/usr\", read_only = true },\n"
+               "{ type = \"symlink\", source = \"usr/bin\", target = \"/bin\" },\n"
+               "{ type = \"symlink\", source = \"usr/lib\", target = \"/lib\" },\n"
+               "{ type = \"symlink\", source = \"usr/lib64\", target = \"/lib64\" },\n"
+               "{ type = \"dev\", target = \"/dev\" },\n"
+               "{ type = \"overlay\", target = \"/data\", sources = [\"" +
+                   low1 + "\", \"" + low2 + "\"], upper = \"" + upper +
+                   "\" },\n"
+                   "{ type = \"overlay\", target = \"/small\", sources = [\"" +
+                   low2 + "\"], size = \"1M\" },\n]\n");
+    auto r = butter({"run", "-p", profile, "--", "/bin/sh", "-c",
+                     "cat /data/keep.txt /data/only2 && echo new > /data/new && rm "
+                     "/data/only2 && ! head -c 2M /dev/zero > /small/big 2>/dev/null && echo "
+                     "full"},
+                    out_);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "keep.txt\nonly2\nfull\n");
+    EXPECT_EQ(read_file(upper + "/upper/new"), "new\n") << "the upper directory lost the change";
+    EXPECT_EQ(tree(low1), tree(orig_));
+    EXPECT_EQ(read_file(low2 + "/only2"), "only2\n");
+    // The next run sees the kept changes.
+    auto again =
+        butter({"run", "-p", profile, "--", "/bin/sh", "-c", "cat /data/new; ls /data"}, out_);
+    EXPECT_EQ(again.out.substr(0, 4), "new\n") << again.err;
+    EXPECT_EQ(again.out.find("only2"), std::string::npos) << again.out;
+}
+
+TEST_P(Changes, ApplyRefusesAHostileTarAndChangesNothing) {
+    std::string ws = copy("ws");
+    std::string tar = out_ + "/evil.tar";
+    // A tar whose second entry leaves the directory: the first must not be applied either.
+    int fd = ::open(tar.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    {
+        launcher::changes::TarWriter w(fd);
+        launcher::changes::TarEntry e;
+        e.name = "innocent";
+        ASSERT_TRUE(w.add(e));
+        e.name = "../escaped";
+        ASSERT_TRUE(w.add(e));
+        ASSERT_TRUE(w.finish());
+    }
+    ::close(fd);
+    ASSERT_EQ(::chown(tar.c_str(), runner(), runner()), 0);
+    auto a = butter({"apply", tar, ws}, out_);
+    EXPECT_EQ(a.code, 1);
+    EXPECT_NE(a.err.find("'..'"), std::string::npos) << a.err;
+    EXPECT_NE(a.err.find("nothing was changed"), std::string::npos) << a.err;
+    EXPECT_EQ(tree(ws), tree(orig_));
+    struct stat st {};
+    EXPECT_NE(::lstat((base_.path() + "/escaped").c_str(), &st), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, Changes, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                             return p.param ? "Nobody" : "Root";
+                         });
+
+}  // namespace
+}  // namespace butter::test
