@@ -349,6 +349,8 @@ Result<void> mount_overlay(const SandboxPlan& plan, const MountStep& m, OverlayL
     BUTTER_TRY(fs.set("upperdir", fd_path(ol.upper).c_str()));
     BUTTER_TRY(fs.set("workdir", fd_path(ol.work).c_str()));
     if (plan.namespaces.has(Namespace::User)) BUTTER_TRY(fs.set("userxattr"));
+    BUTTER_TRY(fs.set("xino", "off"));
+    BUTTER_TRY(fs.set("uuid", "off"));
     BUTTER_TRY(fs.create());
     BUTTER_ASSIGN_OR_RETURN(Fd tree, fs.mount(MountAttr::NoSuid | MountAttr::NoDev));
     BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));

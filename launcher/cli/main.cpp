@@ -26,6 +26,7 @@
 #include "seccomp/builtin.hpp"
 #include "seccomp/policy.hpp"
 #include "spawn/spawn.hpp"
+#include "supervise/events.hpp"
 #include "supervise/notify.hpp"
 #include "supervise/report.hpp"
 #include "supervise/sink.hpp"
@@ -87,6 +88,7 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
 }
 
 int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
+    const auto started = std::chrono::steady_clock::now();
     // The heap the set-up fills, mapped in one go (a failure, on a kernel before 5.14, only
     // costs the faults it would have saved). Not the program text: the sandbox child shares
     // this memory (spawn.hpp), so the text pages the run needs fault in once, a few at a
@@ -159,6 +161,11 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
         return {};
     };
     Fd upper;  // the workspace overlay's, from the last attempt
+    // Its changes are walked only for someone: --changes, a commit, the report, --events.
+    bool changes_wanted = !plan->changes.path.empty() ||
+                          plan->changes.commit != profile::CommitPolicy::Never ||
+                          !plan->report_path.empty() || cli.events_fd >= 0;
+    if (!changes_wanted) plan->changes.mount = -1;  // (the child then sends nothing)
     if (plan->changes.mount >= 0) so.on_changes = [&upper](Fd fd) { upper = std::move(fd); };
     auto outcome = run_cli_sandbox(*plan, blocked->previous(), std::move(so));
     std::string changes_error;
@@ -172,15 +179,13 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
             outcome->changes =
                 RunOutcome::Changes{done->counts.added, done->counts.modified, done->counts.deleted,
                                     done->counts.bytes, done->committed};
-            if (cli.events_fd >= 0) {
-                std::string ev =
-                    "{\"event\": \"changes\", \"added\": " + std::to_string(done->counts.added) +
-                    ", \"modified\": " + std::to_string(done->counts.modified) +
-                    ", \"deleted\": " + std::to_string(done->counts.deleted) +
-                    ", \"bytes\": " + std::to_string(done->counts.bytes) +
-                    ", \"committed\": " + (done->committed ? "true" : "false") + "}\n";
-                (void)!::write(cli.events_fd, ev.data(), ev.size());
-            }
+            Events events(cli.events_fd);
+            events.count_from(started);
+            events.emit("changes", {{"added", std::to_string(done->counts.added)},
+                                    {"modified", std::to_string(done->counts.modified)},
+                                    {"deleted", std::to_string(done->counts.deleted)},
+                                    {"bytes", std::to_string(done->counts.bytes)},
+                                    {"committed", done->committed ? "true" : "false"}});
         } else {
             changes_error = done.error().what();
         }

@@ -231,6 +231,7 @@ void Planner::workspace(std::vector<profile::MountSpec>& specs) {
         m.sources = {m.source};
         m.source.clear();
         m.upper = "tmpfs";
+        m.size = p.workspace.size;
         workspace_index = i;
         return;
     }

@@ -235,6 +235,9 @@ const std::vector<Row>& rows() {
         choice("workspace.commit", FIELD(workspace.commit), kCommit,
                "an overlay workspace's changes after the run: never | on-success (applied to "
                "the working directory when the command exits 0) | always"),
+        size("workspace.size", FIELD(workspace.size),
+             "the most an overlay workspace's changes may take (its tmpfs; default 1G; the "
+             "pages count against limits.memory too)"),
         duration("limits.time", FIELD(limits.time), "wall-clock limit; exit 124 when reached"),
         duration("limits.cpu", FIELD(limits.cpu), "CPU time (RLIMIT_CPU, whole seconds)"),
         size("limits.memory", FIELD(limits.memory), "memory (cgroup memory.max / limit_in_bytes)"),

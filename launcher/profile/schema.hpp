@@ -136,6 +136,7 @@ struct Profile {
 
     struct Workspace {
         CommitPolicy commit = CommitPolicy::Never;  // an overlay workspace's changes, after the run
+        std::optional<std::uint64_t> size;          // its tmpfs upper (kOverlayUpperSize)
     } workspace;
 
     struct Limits {

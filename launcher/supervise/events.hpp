@@ -28,6 +28,8 @@ class Events {
     Events(const Events&) = delete;
     Events& operator=(const Events&) = delete;
     bool on() const { return sink_.valid() || callback_; }
+    // Times count from `t` (the butter program's start) instead of the construction.
+    void count_from(std::chrono::steady_clock::time_point t) { start_ = t; }
     void attach(EventLoop& loop);
     // {"event": NAME, "time": seconds since start, FIELDS...}; fields are raw JSON values.
     // "exit" carries "dropped": how many events a reader that stopped reading lost.

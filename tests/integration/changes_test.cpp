@@ -181,6 +181,15 @@ TEST_P(Changes, DashListsTheChanges) {
     EXPECT_EQ(tree(cow), tree(orig_));
 }
 
+TEST_P(Changes, WorkspaceSizeBoundsWhatTheChangesMayTake) {
+    std::string cow = copy("cow");
+    auto r = job(cow, {"--changes", "-", "--set", "workspace.size=\"1M\""},
+                 "head -c 512K /dev/zero > half && ! head -c 2M /dev/zero > big 2>/dev/null");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("added half"), std::string::npos) << r.out;
+    EXPECT_EQ(tree(cow), tree(orig_));
+}
+
 TEST_P(Changes, CommitOnSuccessAppliesOnlyWhenTheCommandExitsZero) {
     std::string ws = copy("ws");
     std::vector<std::string> overlay{"--set", "filesystem.workspace=\"overlay\"", "--set",
