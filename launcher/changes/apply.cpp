@@ -19,7 +19,7 @@ namespace butter::launcher::changes {
 namespace {
 
 Error refuse(const std::string& name, const std::string& why) {
-    return Error::message("apply", why, name);
+    return Error::message("apply", why, quote_path(name));
 }
 
 // "./a//b/" -> "a/b"; nullopt for an absolute name, "..", or nothing at all.
@@ -191,6 +191,29 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
     Plan plan;
     Shadow shadow;
     TarReader r(tar);
+    // The directory an entry changes must be writable (the deepest one that exists on the way
+    // to it): found now, not halfway through the renames.
+    std::map<std::string, bool> writable;
+    auto check_writable = [&](const std::string& path, const std::string& entry) -> Result<void> {
+        std::string d = split(path).first;
+        for (;;) {
+            auto st = d.empty() ? std::optional<struct stat>(std::in_place) : stat_beneath(dir, d);
+            if (st && (d.empty() || S_ISDIR(st->st_mode))) break;
+            if (d.empty()) break;
+            d = split(d).first;
+        }
+        auto it = writable.find(d);
+        if (it == writable.end()) {
+            int fd = d.empty() ? ::dup(dir.get()) : open_beneath(dir, d, O_PATH | O_DIRECTORY);
+            bool ok = fd >= 0 && ::faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) == 0;
+            if (fd >= 0) ::close(fd);
+            it = writable.emplace(d, ok).first;
+        }
+        if (!it->second)
+            return fail(Error("faccessat", EACCES, quote_path(d.empty() ? "." : d))
+                            .with_context("apply(\"" + quote_path(entry) + "\")"));
+        return {};
+    };
     for (;;) {
         BUTTER_ASSIGN_OR_RETURN(std::optional<TarEntry> e, r.next());
         if (!e) break;
@@ -248,6 +271,7 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
             op.link = e->link;
         }
         BUTTER_TRY(check_parents(dir, shadow, op.path, raw));
+        BUTTER_TRY(check_writable(op.type == Op::Opaque ? op.path + "/x" : op.path, raw));
         auto seen = shadow.find(op.path);
         struct stat now {};
         bool on_disk = false;
@@ -270,6 +294,29 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
                                        "an opaque mark for a directory the archive does "
                                        "not have"));
                 forget_below(shadow, op.path);
+                // What the directory holds now goes (what the archive adds after comes back).
+                if (int fd = open_beneath(dir, op.path, O_RDONLY | O_DIRECTORY); fd >= 0) {
+                    DIR* d = ::fdopendir(fd);
+                    if (!d) {
+                        ::close(fd);
+                        return fail_errno("fdopendir", quote_path(op.path));
+                    }
+                    std::vector<std::string> names;
+                    while (struct dirent* de = ::readdir(d)) {
+                        std::string_view n = de->d_name;
+                        if (n != "." && n != "..") names.emplace_back(n);
+                    }
+                    ::closedir(d);
+                    std::sort(names.begin(), names.end());
+                    for (const std::string& n : names) {
+                        Op gone;
+                        gone.type = Op::Delete;
+                        gone.path = op.path + "/" + n;
+                        gone.change = Kind::Deleted;
+                        ++plan.counts.deleted;
+                        plan.ops.push_back(std::move(gone));
+                    }
+                }
                 break;
             case Op::Dir:
                 if (!there)
@@ -569,13 +616,15 @@ Result<Counts> diff_changes(int tar, const Fd& dir,
                             const std::function<void(const std::string&)>& out) {
     Counts counts;
     TarReader r(tar);
-    auto old_content = [&](const std::string& path) -> std::optional<std::string> {
+    auto old_fd = [&](const std::string& path) -> Fd {
         int fd = open_beneath(dir, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
-        if (fd < 0) return std::nullopt;
-        Fd f(fd);
+        return fd < 0 ? Fd() : Fd(fd);
+    };
+    // A file's content, whole, or nullopt when it is larger than the diff limit.
+    auto read_all = [](int fd) -> std::optional<std::string> {
         struct stat st {};
-        if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-        if (static_cast<std::uint64_t>(st.st_size) > kDiffLimit) return std::string(1, '\0');
+        if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return std::string();
+        if (static_cast<std::uint64_t>(st.st_size) > kDiffLimit) return std::nullopt;
         std::string s(static_cast<std::size_t>(st.st_size), '\0');
         std::size_t at = 0;
         while (at < s.size()) {
@@ -585,6 +634,35 @@ Result<Counts> diff_changes(int tar, const Fd& dir,
         }
         s.resize(at);
         return s;
+    };
+    auto link_of = [&](const std::string& path) {
+        auto [p, b] = split(path);
+        int pfd = p.empty() ? ::dup(dir.get()) : open_beneath(dir, p, O_PATH | O_DIRECTORY);
+        if (pfd < 0) return std::string();
+        Fd pf(pfd);
+        char buf[4096];
+        ssize_t n = ::readlinkat(pf.get(), b.c_str(), buf, sizeof buf);
+        return n < 0 ? std::string() : std::string(buf, static_cast<std::size_t>(n));
+    };
+    auto what = [](const struct stat& st) {
+        return S_ISDIR(st.st_mode) ? "directory" : S_ISLNK(st.st_mode) ? "symlink" : "file";
+    };
+    auto mode_line = [&](const std::string& q, unsigned before, unsigned after) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, ": %04o => %04o\n", before & 07777, after & 07777);
+        out("mode " + q + buf);
+    };
+    auto text_diff = [&](const std::string& before, const std::string& after, const std::string& a,
+                         const std::string& b, const std::string& q) {
+        if (!is_text(after) || !is_text(before)) {
+            if (after != before) out("Binary files " + a + " and " + b + " differ\n");
+            return;
+        }
+        auto d = unified_diff(before, after, a, b);
+        if (!d)
+            out("Files " + a + " and " + b + " differ (too many changes to show) " + q + "\n");
+        else
+            out(*d);
     };
     for (;;) {
         BUTTER_ASSIGN_OR_RETURN(std::optional<TarEntry> e, r.next());
@@ -599,80 +677,106 @@ Result<Counts> diff_changes(int tar, const Fd& dir,
                                                                    "directory ('..')"));
         }
         auto [parent, base] = split(*name);
-        auto old_st = stat_beneath(dir, *name);
         if (base.starts_with(".wh.") && e->type == TarEntry::Type::File) {
             if (base == ".wh..wh..opq") {
-                out("replaced directory " + parent + "/\n");
+                ++counts.modified;
+                out("replaced directory " + quote_path(parent) + "/\n");
                 continue;
             }
             std::string gone = parent.empty() ? base.substr(4) : parent + "/" + base.substr(4);
             auto st = stat_beneath(dir, gone);
             if (!st) continue;
             ++counts.deleted;
-            if (S_ISDIR(st->st_mode)) {
-                out("deleted directory " + gone + "/\n");
-            } else if (auto old = old_content(gone); old && is_text(*old)) {
-                if (auto d = unified_diff(*old, "", "a/" + gone, "/dev/null")) out(*d);
-            } else {
-                out("deleted " + gone + "\n");
+            std::string q = quote_path(gone);
+            if (S_ISREG(st->st_mode)) {
+                Fd f = old_fd(gone);
+                auto old = f.valid() ? read_all(f.get()) : std::optional<std::string>("");
+                if (old && is_text(*old)) {
+                    if (auto d = unified_diff(*old, "", "a/" + q, "/dev/null")) {
+                        out(*d);
+                        continue;
+                    }
+                }
             }
+            out(std::string("deleted ") + what(*st) + " " + q + (S_ISDIR(st->st_mode) ? "/" : "") +
+                "\n");
             continue;
         }
+        auto old_st = stat_beneath(dir, *name);
+        std::string q = quote_path(*name);
         if (e->type == TarEntry::Type::Directory) {
             if (!old_st) {
                 ++counts.added;
-                out("new directory " + *name + "/\n");
+                out("new directory " + q + "/\n");
+            } else if (!S_ISDIR(old_st->st_mode)) {
+                ++counts.modified;
+                out(std::string("replaced ") + what(*old_st) + " " + q + " by a directory\n");
+            } else if ((old_st->st_mode & 07777) != e->mode) {
+                ++counts.modified;
+                mode_line(q + "/", old_st->st_mode, e->mode);
             }
             continue;
         }
-        bool added = !old_st;
-        ++(added ? counts.added : counts.modified);
         if (e->type == TarEntry::Type::Symlink) {
-            std::string before;
-            if (old_st && S_ISLNK(old_st->st_mode)) {
-                auto [p, b] = split(*name);
-                int pfd = p.empty() ? ::dup(dir.get()) : open_beneath(dir, p, O_PATH | O_DIRECTORY);
-                if (pfd >= 0) {
-                    Fd pf(pfd);
-                    char buf[4096];
-                    ssize_t n = ::readlinkat(pf.get(), b.c_str(), buf, sizeof buf);
-                    if (n >= 0) before.assign(buf, static_cast<std::size_t>(n));
-                }
+            std::string now = "symlink " + q + " -> " + quote_path(e->link);
+            if (!old_st) {
+                ++counts.added;
+                out("new " + now + "\n");
+            } else if (!S_ISLNK(old_st->st_mode)) {
+                ++counts.modified;
+                out(std::string("replaced ") + what(*old_st) + " " + q + " by a " + now + "\n");
+            } else if (std::string before = link_of(*name); before != e->link) {
+                ++counts.modified;
+                out(now + " (was -> " + quote_path(before) + ")\n");
             }
-            out("symlink " + *name + ": " + (added ? std::string("(new)") : "-> " + before) +
-                " => -> " + e->link + "\n");
             continue;
         }
         if (e->type != TarEntry::Type::File) {
-            out("changed " + *name + " (not a file)\n");
+            ++counts.modified;
+            out("changed " + q + " (not a file)\n");
             continue;
         }
+        bool was_file = old_st && S_ISREG(old_st->st_mode);
+        if (old_st && !was_file) {
+            ++counts.modified;
+            out(std::string("replaced ") + what(*old_st) + " " + q + " by a file\n");
+        }
+        std::string a = was_file ? "a/" + q : "/dev/null", b = "b/" + q;
+        if (was_file && (old_st->st_mode & 07777) != e->mode) {
+            ++counts.modified;
+            mode_line(q, old_st->st_mode, e->mode);
+        }
+        Fd f = was_file ? old_fd(*name) : Fd();
+        std::optional<std::string> old = f.valid() ? read_all(f.get()) : std::string();
+        if (e->size > kDiffLimit || !old) {
+            // Too large to show: compared block by block.
+            bool same =
+                was_file && f.valid() && static_cast<std::uint64_t>(old_st->st_size) == e->size;
+            if (same && ::lseek(f.get(), 0, SEEK_SET) < 0) same = false;
+            std::string block;
+            BUTTER_TRY(r.content_each([&](std::string_view chunk) {
+                if (!same) return;
+                block.resize(chunk.size());
+                std::size_t at = 0;
+                while (at < chunk.size()) {
+                    ssize_t n = ::read(f.get(), block.data() + at, chunk.size() - at);
+                    if (n <= 0) break;
+                    at += static_cast<std::size_t>(n);
+                }
+                same = at == chunk.size() && std::string_view(block) == chunk;
+            }));
+            if (!same) {
+                ++(was_file ? counts.modified : counts.added);
+                counts.bytes += e->size;
+                out("Files " + a + " and " + b + " differ (larger than a diff shows)\n");
+            }
+            continue;
+        }
+        BUTTER_ASSIGN_OR_RETURN(std::string now, r.content_string(kDiffLimit));
+        if (was_file && now == *old) continue;
+        ++(was_file ? counts.modified : counts.added);
         counts.bytes += e->size;
-        if (old_st && S_ISREG(old_st->st_mode) && (old_st->st_mode & 07777) != e->mode) {
-            char buf[96];
-            std::snprintf(buf, sizeof buf, ": mode %04o => %04o\n", old_st->st_mode & 07777,
-                          e->mode);
-            out("mode " + *name + buf);
-        }
-        std::string now;
-        if (e->size > kDiffLimit) {
-            BUTTER_TRY(r.content(-1));
-            out("Binary files a/" + *name + " and b/" + *name + " differ\n");
-            continue;
-        }
-        BUTTER_ASSIGN_OR_RETURN(now, r.content_string(kDiffLimit));
-        std::optional<std::string> old =
-            added ? std::optional<std::string>("") : old_content(*name);
-        if (!old) old = std::string();
-        if (!is_text(now) || !is_text(*old)) {
-            if (now != *old) out("Binary files a/" + *name + " and b/" + *name + " differ\n");
-            continue;
-        }
-        auto d = unified_diff(*old, now, added ? "/dev/null" : "a/" + *name, "b/" + *name);
-        if (!d)
-            out("Files a/" + *name + " and b/" + *name + " differ (too many changes to show)\n");
-        else
-            out(*d);
+        text_diff(*old, now, a, b, q);
     }
     return counts;
 }

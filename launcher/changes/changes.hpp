@@ -34,7 +34,14 @@ struct ExportOptions {
     // Each change, in the archive's order (sorted by name): --changes - prints them.
     std::function<void(Kind, const std::string& path)> on_change;
     IdMapper ids;  // nullptr: the host's ids as they are
+    // What a layer cannot carry (a FIFO, a socket, a device node), left out.
+    std::function<void(const std::string& path, const char* what)> on_skip;
 };
+
+// `path` as one line of text: as it is, or in double quotes with C escapes when it holds a
+// control character, a backslash or a double quote (as git quotes paths): a name with a
+// newline cannot pass for two entries.
+std::string quote_path(const std::string& path);
 
 // Walks `upper` (a directory fd) against `lower` (the directory under the overlay; an invalid
 // fd: everything is added).
@@ -49,14 +56,17 @@ struct ApplyOptions {
     std::optional<std::pair<uid_t, gid_t>> owner;
 };
 
-// Applies the tar read from `tar` to the directory `dir` (an O_DIRECTORY fd). Every entry is
+// Applies the tar read from `tar` to the directory `dir` (an O_DIRECTORY fd). A name of the
+// sandbox's beginning with ".wh." cannot be exported (the layer format takes it for a deletion):
+// export_changes refuses it. Every entry is
 // checked first: a name that is absolute or has "..", a device node, a FIFO, a hard link, a
 // set-id bit, a path through a symlink (in the archive or in `dir`) is an error, and nothing
 // is changed. Then the files are staged in a directory of `dir`'s and renamed into place.
 [[nodiscard]] Result<Counts> apply_changes(int tar, const Fd& dir, const ApplyOptions& o);
 
-// A unified diff of the tar's text files against `dir` (binary files, symlinks and modes as
-// one line each), written to `out`.
+// A unified diff of the tar's text files against `dir` (binary files, symlinks, modes,
+// replaced types and deletions of what is not a text file as one line each), written to
+// `out`; the counts are of the differences found (none: the tar changes nothing in `dir`).
 [[nodiscard]] Result<Counts> diff_changes(int tar, const Fd& dir,
                                           const std::function<void(const std::string&)>& out);
 

@@ -28,6 +28,39 @@ const char* kind_name(Kind k) {
     return "?";
 }
 
+std::string quote_path(const std::string& path) {
+    bool plain = true;
+    for (unsigned char c : path)
+        if (c < 0x20 || c == 0x7f || c == '\\' || c == '"') plain = false;
+    if (plain) return path;
+    std::string out = "\"";
+    for (unsigned char c : path) {
+        switch (c) {
+            case '\n':
+                out += "\\n";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '"':
+                out += "\\\"";
+                break;
+            default:
+                if (c < 0x20 || c == 0x7f) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\%03o", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out + "\"";
+}
+
 namespace {
 
 // The names in the directory `dir`, sorted (the archive's order is stable from run to run).
@@ -116,6 +149,13 @@ Result<void> Walk::one(int up, int low, const std::string& prefix, const std::st
     struct stat st {};
     if (::fstatat(up, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
         return fail_errno("fstatat", path);
+    // A deletion in the layer format: a name of the sandbox's own there would delete NAME
+    // wherever the layer is applied (".wh..git").
+    if (name.starts_with(".wh.") && !is_whiteout(st))
+        return fail(Error::message("export",
+                                   "a name beginning with '.wh.', which an OCI layer "
+                                   "reserves for deletions: it cannot be exported",
+                                   quote_path(path)));
     struct stat lst {};
     bool in_lower = low >= 0 && ::fstatat(low, name.c_str(), &lst, AT_SYMLINK_NOFOLLOW) == 0;
     if (is_whiteout(st)) {
@@ -183,11 +223,13 @@ Result<void> Walk::one(int up, int low, const std::string& prefix, const std::st
         e.type = TarEntry::Type::Symlink;
         e.link = text;
         BUTTER_TRY(add(e));
-    } else if (S_ISFIFO(st.st_mode)) {
-        e.type = TarEntry::Type::Fifo;
-        BUTTER_TRY(add(e));
     } else {
-        return {};  // a socket or a device node: nothing a layer carries
+        // A FIFO, a socket, a device node: nothing that apply would make either.
+        if (o.on_skip)
+            o.on_skip(path, S_ISFIFO(st.st_mode)   ? "a FIFO"
+                            : S_ISSOCK(st.st_mode) ? "a socket"
+                                                   : "a device node");
+        return {};
     }
     change(in_lower ? Kind::Modified : Kind::Added, path);
     return {};

@@ -381,6 +381,18 @@ Result<void> TarReader::content(int out) {
     return {};
 }
 
+Result<void> TarReader::content_each(const std::function<void(std::string_view)>& f) {
+    char chunk[1 << 16];
+    while (remaining_ > 0) {
+        std::size_t step =
+            static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, sizeof chunk));
+        BUTTER_TRY(read_exact(chunk, step));
+        f(std::string_view(chunk, step));
+        remaining_ -= step;
+    }
+    return {};
+}
+
 Result<std::string> TarReader::content_string(std::uint64_t limit) {
     if (remaining_ > limit)
         return fail(bad(name_for_errors_, "larger than " + std::to_string(limit) + " bytes"));

@@ -6,8 +6,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <butter/error.hpp>
 #include <butter/fd.hpp>
@@ -69,6 +71,8 @@ class TarReader {
     // The current File entry's content, copied to `out` (sendfile where it can), or skipped
     // when `out` is -1. next() skips whatever was not read.
     [[nodiscard]] Result<void> content(int out);
+    // The current File entry's content, a chunk at a time.
+    [[nodiscard]] Result<void> content_each(const std::function<void(std::string_view)>& f);
     // The current entry's content into memory (at most `limit` bytes; more is an error).
     [[nodiscard]] Result<std::string> content_string(std::uint64_t limit);
 

@@ -1,8 +1,10 @@
 #include "changes/workspace.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 namespace butter::launcher::changes {
@@ -30,7 +32,8 @@ Result<Fd> scratch(const Fd& dir) {
 
 Result<WorkspaceResult> finish_workspace(const SandboxPlan& plan, const Fd& upper,
                                          const HostFile* file, bool succeeded,
-                                         const std::function<void(const std::string&)>& line) {
+                                         const std::function<void(const std::string&)>& line,
+                                         const std::function<void(const std::string&)>& warn) {
     WorkspaceResult r;
     const auto& c = plan.changes;
     bool commit = c.commit == profile::CommitPolicy::Always ||
@@ -43,8 +46,18 @@ Result<WorkspaceResult> finish_workspace(const SandboxPlan& plan, const Fd& uppe
     };
     if (c.path == "-")
         o.on_change = [&](Kind k, const std::string& path) {
-            line(std::string(kind_name(k)) + " " + path);
+            line(std::string(kind_name(k)) + " " + quote_path(path));
         };
+    o.on_skip = [&](const std::string& path, const char* what) {
+        warn("left out " + quote_path(path) + ": " + what +
+             " (a layer carries files, directories and symlinks)");
+    };
+    // A tmpfs upper with no room left: what the command wrote last may have failed.
+    struct statfs fs {};
+    if (::fstatfs(upper.get(), &fs) == 0 && fs.f_type == TMPFS_MAGIC && fs.f_bavail == 0)
+        warn(
+            "the workspace's changes filled its tmpfs (workspace.size): writes past it failed "
+            "in the sandbox");
     Fd archive;  // the archive written, to read back for the commit
     if (file) {
         BUTTER_TRY(file->replace_with([&](int fd) -> Result<void> {

@@ -23,9 +23,11 @@ struct WorkspaceResult {
 
 // `upper`: the upper directory the child sent (supervisor.hpp's on_changes); `file`: the
 // --changes file, opened before the run (nullptr: none, or "-"); `succeeded`: the command
-// exited 0; `line`: where --changes - lists each change.
+// exited 0; `line`: where --changes - lists each change; `warn`: what the caller should
+// know (what the layer left out, a workspace that filled its tmpfs).
 [[nodiscard]] Result<WorkspaceResult> finish_workspace(
     const SandboxPlan& plan, const Fd& upper, const HostFile* file, bool succeeded,
-    const std::function<void(const std::string&)>& line);
+    const std::function<void(const std::string&)>& line,
+    const std::function<void(const std::string&)>& warn);
 
 }  // namespace butter::launcher::changes

@@ -263,13 +263,14 @@ Result<Fd> upper_tmpfs(const std::string& options) {
     return fs.mount(MountAttr::NoSuid | MountAttr::NoDev);
 }
 
-// `name` in `dir`, made if missing, opened without following a symlink there.
-Result<Fd> layer_dir(const Fd& dir, const char* name, bool* made = nullptr) {
+// `name` in `dir` (`where`, for errors), made if missing, opened without following a symlink.
+Result<Fd> layer_dir(const Fd& dir, const char* name, const std::string& where,
+                     bool* made = nullptr) {
     bool created = ::mkdirat(dir.get(), name, 0700) == 0;
-    if (!created && errno != EEXIST) return fail_errno("mkdirat", name);
+    if (!created && errno != EEXIST) return fail_errno("mkdirat", where + "/" + name);
     if (made) *made = created;
     int fd = ::openat(dir.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return fail_errno("openat", name);
+    if (fd < 0) return fail_errno("openat", where + "/" + name);
     return Fd(fd);
 }
 
@@ -311,8 +312,9 @@ Result<void> stage_overlay(const SandboxPlan& plan, std::size_t i, const char* s
         BUTTER_TRY(move_mount(upper_fs, "", AT_FDCWD, staging));
     }
     bool made = false;
-    BUTTER_ASSIGN_OR_RETURN(ol.upper, layer_dir(upper_fs, "upper", &made));
-    BUTTER_ASSIGN_OR_RETURN(ol.work, layer_dir(upper_fs, "work"));
+    std::string where = host_upper ? plan.mounts[i - 1].source : "(the tmpfs upper)";
+    BUTTER_ASSIGN_OR_RETURN(ol.upper, layer_dir(upper_fs, "upper", where, &made));
+    BUTTER_ASSIGN_OR_RETURN(ol.work, layer_dir(upper_fs, "work", where));
     if (made || empty_dir(ol.upper.get())) {
         struct stat top {};
         if (::fstat(src.trees[first].get(), &top) < 0) return fail_errno("fstat", o.target);

@@ -113,8 +113,11 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     std::optional<HostFile> changes_file;
     if (!plan->changes.path.empty() && plan->changes.path != "-") {
         auto f = HostFile::at(plan->changes.path);
+        if (f) {
+            if (auto ok = f->check_replaceable(); !ok) f = fail(std::move(ok).error());
+        }
         if (!f) {
-            std::fprintf(stderr, "butter: changes: %s\n", f.error().what().c_str());
+            std::fprintf(stderr, "butter: --changes: %s\n", f.error().what().c_str());
             return kFailed;
         }
         changes_file = std::move(*f);
@@ -168,12 +171,14 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     if (!changes_wanted) plan->changes.mount = -1;  // (the child then sends nothing)
     if (plan->changes.mount >= 0) so.on_changes = [&upper](Fd fd) { upper = std::move(fd); };
     auto outcome = run_cli_sandbox(*plan, blocked->previous(), std::move(so));
-    std::string changes_error;
     if (outcome && upper.valid()) {
         bool succeeded = outcome->kind == RunOutcome::Kind::Exited && outcome->code == 0;
         auto done = changes::finish_workspace(
             *plan, upper, changes_file ? &*changes_file : nullptr, succeeded,
-            [](const std::string& line) { std::printf("%s\n", line.c_str()); });
+            [](const std::string& line) { std::printf("%s\n", line.c_str()); },
+            [&cli](const std::string& w) {
+                if (cli.verbosity > 0) say("butter: changes: " + w);
+            });
         std::fflush(stdout);
         if (done) {
             outcome->changes =
@@ -187,7 +192,12 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
                                     {"bytes", std::to_string(done->counts.bytes)},
                                     {"committed", done->committed ? "true" : "false"}});
         } else {
-            changes_error = done.error().what();
+            // The run's report says so too: butter failed, whatever the command did.
+            std::string why = "changes: " + done.error().what() +
+                              " (the command's own status was " +
+                              std::to_string(outcome->exit_status()) + ")";
+            outcome->message += (outcome->message.empty() ? "" : "; ") + why;
+            outcome->failed_after = true;
         }
     }
     // The report first, then the last lines on stderr, which may be a terminal that no
@@ -207,11 +217,6 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     if (!outcome->message.empty()) say("butter: " + outcome->message);
     if (outcome->kind == RunOutcome::Kind::TimedOut && cli.verbosity > 0)
         say("butter: time limit reached, command stopped");
-    if (!changes_error.empty()) {
-        say("butter: changes: " + changes_error + " (the command's own status was " +
-            std::to_string(outcome->exit_status()) + ")");
-        return kFailed;
-    }
     if (!written) {
         // A report that is not butter's may be whatever the sandbox left at its path: a reader
         // of it must not take it for the run's (125, not the command's own status).
@@ -360,18 +365,19 @@ int cmd_changes(const Cli& cli) {
     if (cli.command == Cli::Command::Diff) {
         auto r = changes::diff_changes(
             in, dir, [](const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); });
+        std::fflush(stdout);
         if (!r) {
-            std::fflush(stdout);
             std::fprintf(stderr, "butter: %s\n", r.error().what().c_str());
-            return 1;
+            return 2;
         }
-        return 0;
+        // As diff(1): 1 when there are differences.
+        return r->added + r->modified + r->deleted > 0 ? 1 : 0;
     }
     changes::ApplyOptions o;
     o.dry_run = cli.dry_run;
     o.on_change = [&](changes::Kind k, const std::string& path) {
         if (cli.dry_run || cli.verbosity > 1)
-            std::printf("%s %s\n", changes::kind_name(k), path.c_str());
+            std::printf("%s %s\n", changes::kind_name(k), changes::quote_path(path).c_str());
     };
     auto r = changes::apply_changes(in, dir, o);
     if (!r) {

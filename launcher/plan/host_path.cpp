@@ -210,6 +210,20 @@ Result<void> HostFile::replace(std::string_view data) const {
     });
 }
 
+Result<void> HostFile::check_replaceable() const {
+    struct stat at {};
+    if (::fstatat(dir_.get(), name_.c_str(), &at, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISDIR(at.st_mode))
+            return fail(Error("open", EISDIR, path_).with_hint("name a file, not a directory"));
+        if (at.st_uid == 0 && !S_ISREG(at.st_mode) && !(S_ISCHR(at.st_mode) && at.st_rdev != 0))
+            return fail(Error::message(
+                "open", "root's own, neither a file nor a device: not replaced", path_));
+    }
+    if (::faccessat(dir_.get(), ".", W_OK | X_OK, AT_EACCESS) < 0)
+        return fail_errno("faccessat", path_ + " (its directory)");
+    return {};
+}
+
 Result<void> HostFile::replace_with(const std::function<Result<void>(int fd)>& write) const {
     // A device at the name (--report /dev/null, /dev/stderr's terminal) is written, never
     // replaced by a file: a sandbox can make no device but a whiteout (0:0), which is replaced
@@ -221,7 +235,7 @@ Result<void> HostFile::replace_with(const std::function<Result<void>(int fd)>& w
         !(S_ISCHR(at.st_mode) && at.st_rdev != 0) && !S_ISDIR(at.st_mode))
         return fail(
             Error::message("openat", "root's own, neither a file nor a device: not replaced", path_)
-                .with_hint("--report - writes to stdout"));
+                .with_hint("name another file, or - for stdout"));
     if (exists && S_ISCHR(at.st_mode) && at.st_rdev != 0) {
         BUTTER_ASSIGN_OR_RETURN(Fd dev, open_truncated());
         return write(dev.get());

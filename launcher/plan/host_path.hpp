@@ -59,6 +59,9 @@ class HostFile {
     // the old file or the whole new one; a symlink or hard link at the name is replaced). A
     // device at the name (/dev/null) is written as it is.
     [[nodiscard]] Result<void> replace(std::string_view data) const;
+    // Before the run, for a file the run must be able to replace: not a directory, not root's
+    // non-file (replace() refuses those), and a directory the caller may write.
+    [[nodiscard]] Result<void> check_replaceable() const;
     // The same with what `write` writes to the new file (open for reading and writing: a
     // writer may dup it to read it back after the rename).
     [[nodiscard]] Result<void> replace_with(const std::function<Result<void>(int fd)>& write) const;

@@ -300,17 +300,27 @@ std::optional<MountStep> Planner::overlay_layer(const profile::MountSpec& m,
 bool Planner::overlay(const profile::MountSpec& m, MountStep& s, const std::vector<Home>& homes,
                       std::vector<MountStep>& git_steps, bool workspace) {
     std::vector<MountStep> layers;
+    auto overlap = [](const std::string& a, const std::string& b) {
+        return a == b || a == "/" || b == "/" || a.starts_with(b + "/") || b.starts_with(a + "/");
+    };
     for (const std::string& source : m.sources) {
         auto l = overlay_layer(m, source, s.target, false);
         if (!l) return false;
+        for (const MountStep& other : layers)
+            if (overlap(l->source, other.source)) {
+                out.push_back(error_at(m.loc, "overlay sources '" + other.source + "' and '" +
+                                                  l->source +
+                                                  "' overlap (overlayfs takes no layer inside "
+                                                  "another)"));
+                return false;
+            }
         layers.push_back(std::move(*l));
     }
     if (m.upper != "tmpfs") {
         auto u = overlay_layer(m, m.upper, s.target, true);
         if (!u) return false;
         for (const MountStep& l : layers)
-            if (u->source == l.source || u->source.starts_with(l.source + "/") ||
-                l.source.starts_with(u->source + "/")) {
+            if (overlap(u->source, l.source)) {
                 out.push_back(error_at(m.loc, "overlay upper '" + u->source +
                                                   "' overlaps its source '" + l.source + "'"));
                 return false;

@@ -59,9 +59,14 @@ namespace {
 
 std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
     std::string s = "setup failed: ";
-    s += step_name(static_cast<Step>(f.step));
-    if (f.mount >= 0 && static_cast<std::size_t>(f.mount) < plan.mounts.size()) {
-        const MountStep& m = plan.mounts[static_cast<std::size_t>(f.mount)];
+    const MountStep* at = f.mount >= 0 && static_cast<std::size_t>(f.mount) < plan.mounts.size()
+                              ? &plan.mounts[static_cast<std::size_t>(f.mount)]
+                              : nullptr;
+    bool layers = at && at->type == profile::MountType::Overlay &&
+                  static_cast<Step>(f.step) == Step::PrepareBinds;
+    s += layers ? "overlay layers" : step_name(static_cast<Step>(f.step));
+    if (at) {
+        const MountStep& m = *at;
         s += std::string(" (") + profile::to_string(m.type) + " ";
         if (!m.source.empty()) s += m.source + " -> ";
         s += m.target + ")";

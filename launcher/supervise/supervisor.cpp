@@ -63,6 +63,7 @@ long long millis(nanoseconds d) {
 namespace butter {
 
 int SandboxOutcome::exit_status() const {
+    if (failed_after) return 125;
     switch (kind) {
         case Kind::Exited:
             return code;

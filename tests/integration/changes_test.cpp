@@ -289,6 +289,70 @@ TEST_P(Changes, ApplyRefusesAHostileTarAndChangesNothing) {
     EXPECT_NE(::lstat((base_.path() + "/escaped").c_str(), &st), 0);
 }
 
+// What an OCI layer cannot say is never said wrongly: a name of the sandbox's own beginning
+// with ".wh." (a deletion wherever the layer is applied: ".wh..git") fails the export and the
+// commit, and the report says so; a FIFO is left out with a warning; a name with a newline is
+// one quoted line of the list.
+TEST_P(Changes, WhatALayerCannotCarryIsRefusedOrLeftOutAndSaid) {
+    std::string ws = copy("ws");
+    std::string report = out_ + "/r.json";
+    auto r = job(ws,
+                 {"--report", report, "--set", "filesystem.workspace=\"overlay\"", "--set",
+                  "workspace.commit=\"always\""},
+                 "touch .wh.keep.txt; echo x > new");
+    EXPECT_EQ(r.code, 125) << r.err;
+    EXPECT_NE(r.err.find("reserves for deletions"), std::string::npos) << r.err;
+    EXPECT_EQ(tree(ws), tree(orig_)) << "a refused layer was committed";
+    std::string json = read_file(report);
+    EXPECT_NE(json.find("\"status\": 125"), std::string::npos) << json;
+    EXPECT_NE(json.find("reserves for deletions"), std::string::npos) << json;
+
+    auto l = job(ws, {"--changes", "-"}, "mkfifo pipe; touch \"$(printf 'x\\ndeleted keep.txt')\"");
+    ASSERT_EQ(l.code, 0) << l.err;
+    EXPECT_EQ(lines(l.out), (std::set<std::string>{"added \"x\\ndeleted keep.txt\""})) << l.out;
+    EXPECT_NE(l.err.find("left out pipe: a FIFO"), std::string::npos) << l.err;
+}
+
+TEST_P(Changes, AChangesPathThatIsADirectoryIsRefusedBeforeTheRun) {
+    std::string ws = copy("ws");
+    std::string dir = out_ + "/adir";
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    ASSERT_EQ(::chown(dir.c_str(), runner(), runner()), 0);
+    write_file(dir + "/precious", "p\n");
+    auto r = job(ws, {"--changes", dir}, "echo ran");
+    EXPECT_EQ(r.code, 125) << r.err;
+    EXPECT_EQ(r.out, "") << "the command ran";
+    EXPECT_NE(r.err.find("--changes"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(dir + "/precious"), "p\n");
+}
+
+TEST_P(Changes, OverlappingOverlaySourcesAreAProfileError) {
+    std::string profile = out_ + "/bad.toml";
+    write_file(profile,
+               "extends = \"default\"\n[[filesystem.mounts]]\ntype = \"overlay\"\n"
+               "target = \"/x\"\nsources = [\"" +
+                   orig_ + "\", \"" + orig_ + "/sub\"]\n");
+    auto r = butter({"check", profile}, out_);
+    EXPECT_EQ(r.code, 1) << r.out << r.err;
+    EXPECT_NE((r.out + r.err).find("overlap"), std::string::npos) << r.out << r.err;
+}
+
+// A directory the caller may not write: apply finds it before it changes anything.
+TEST_P(Changes, ApplyChecksEveryDirectoryItWritesFirst) {
+    if (!nobody()) GTEST_SKIP() << "root writes every directory";
+    std::string ws = copy("ws");
+    std::string tar = out_ + "/c.tar";
+    auto r = job(copy("cow"), {"--changes", tar}, "echo a > dir_mv/new; echo b > sub/new");
+    ASSERT_EQ(r.code, 0) << r.err;
+    ASSERT_EQ(::chown((ws + "/sub").c_str(), 0, 0), 0);
+    auto before = tree(ws);
+    auto a = butter({"apply", tar, ws}, out_);
+    EXPECT_EQ(a.code, 1) << a.err;
+    EXPECT_NE(a.err.find("Permission denied"), std::string::npos) << a.err;
+    EXPECT_NE(a.err.find("nothing was changed"), std::string::npos) << a.err;
+    EXPECT_EQ(tree(ws), before);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Changes, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& p) {
                              return p.param ? "Nobody" : "Root";

@@ -228,7 +228,7 @@ TEST_F(Apply, AddsChangesAndDeletesAsTheLayerSays) {
     ASSERT_TRUE(r) << r.error().what();
     EXPECT_EQ(r->added, 4u);  // new/, new/file, new/link, sub/fresh
     EXPECT_EQ(r->modified, 1u);
-    EXPECT_EQ(r->deleted, 1u);
+    EXPECT_EQ(r->deleted, 2u);  // keep, and sub/old with sub's opaque mark
     auto t = tree(dir_);
     std::map<std::string, std::string> want{
         {"change", "file 0755 after\n"}, {"new", "dir 0750 "}, {"new/file", "file 0644 n\n"},
@@ -331,7 +331,37 @@ TEST_F(Apply, DiffShowsTextChangesAsAUnifiedDiff) {
     EXPECT_EQ(out,
               "--- a/change\n+++ b/change\n@@ -1,1 +1,1 @@\n-before\n+after\n"
               "--- a/sub/old\n+++ /dev/null\n@@ -1,1 +0,0 @@\n-old\n"
-              "Binary files a/bin and b/bin differ\n");
+              "Binary files /dev/null and b/bin differ\n");
+    EXPECT_EQ(r->modified, 1u);
+    EXPECT_EQ(r->deleted, 1u);
+    EXPECT_EQ(r->added, 1u);
+}
+
+TEST_F(Apply, DiffOfWhatIsAlreadyThereFindsNothing) {
+    Archive a;
+    a.add(Type::File, "keep", "keep\n").add(Type::Directory, "sub/", "", 0755);
+    Fd d = open_dir(dir_);
+    std::string out;
+    auto r = diff_changes(a.fd(), d, [&](const std::string& s) { out += s; });
+    ASSERT_TRUE(r) << r.error().what();
+    EXPECT_EQ(out, "");
+    EXPECT_EQ(r->added + r->modified + r->deleted, 0u);
+}
+
+TEST_F(Apply, AnOpaqueDirectoryLosesWhatItHeldInTheDryRunToo) {
+    Archive a;
+    a.add(Type::Directory, "sub/", "", 0755)
+        .add(Type::File, "sub/.wh..wh..opq")
+        .add(Type::File, "sub/fresh", "f\n");
+    auto r = apply(a, true);
+    ASSERT_TRUE(r) << r.error().what();
+    EXPECT_EQ(said_, "deleted sub/old\nadded sub/fresh\n");
+}
+
+TEST(QuotePath, ANameIsAlwaysOneLine) {
+    EXPECT_EQ(quote_path("plain/name.txt"), "plain/name.txt");
+    EXPECT_EQ(quote_path("x\ndeleted important"), "\"x\\ndeleted important\"");
+    EXPECT_EQ(quote_path("a\"b\\c\x01"), "\"a\\\"b\\\\c\\001\"");
 }
 
 TEST(UnifiedDiff, HunksHaveThreeLinesOfContext) {

@@ -154,6 +154,9 @@ struct SandboxOutcome {
     std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: what the command wrote
     std::string output_error;
     std::string report;  // the JSON report (the library's runs; written to report.path too)
+    // butter failed after the run (exporting or committing the changes): `message` says how,
+    // and the exit status is 125 whatever the command's own.
+    bool failed_after = false;
 
     // The butter program's exit status for it: the command's own, 128+N, 124 (time limit),
     // 125 (set-up failed), 126 (not executable), 127 (not found).
