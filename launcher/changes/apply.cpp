@@ -31,7 +31,7 @@ std::optional<std::string> clean_name(const std::string& raw) {
         std::size_t slash = raw.find('/', at);
         if (slash == std::string::npos) slash = raw.size();
         std::string_view part(raw.data() + at, slash - at);
-        if (part == "..") return std::nullopt;
+        if (part == ".." || part.size() > 255) return std::nullopt;
         if (!part.empty() && part != ".") {
             if (!out.empty()) out += '/';
             out += part;
@@ -224,8 +224,9 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
                 e->type == TarEntry::Type::Directory)
                 continue;  // "./": the directory itself
             return fail(refuse(raw, raw.starts_with("/") ? "an absolute name"
-                                                         : "a name that leaves the directory "
-                                                           "('..')"));
+                                    : raw.find("..") != std::string::npos
+                                        ? "a name that leaves the directory ('..')"
+                                        : "a name component longer than 255 bytes"));
         }
         switch (e->type) {
             case TarEntry::Type::File:
@@ -244,11 +245,14 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
             case TarEntry::Type::Other:
                 return fail(refuse(raw, std::string("an entry of type '") + e->raw_type + "'"));
         }
-        if (e->mode & (S_ISUID | S_ISGID))
+        // A set-group-ID directory only hands its group on (a shared project directory):
+        // allowed. Any other set-id bit is refused.
+        bool sgid_dir = e->type == TarEntry::Type::Directory && !(e->mode & S_ISUID);
+        if ((e->mode & (S_ISUID | S_ISGID)) && !sgid_dir)
             return fail(refuse(raw, "a set-user-ID or set-group-ID file"));
         auto [parent, base] = split(*name);
         Op op;
-        op.mode = e->mode & 01777;
+        op.mode = e->mode & (e->type == TarEntry::Type::Directory ? 03777 : 01777);
         op.mtime = e->mtime;
         if (base.starts_with(".wh.") && e->type == TarEntry::Type::File) {
             if (base == ".wh..wh..opq") {
@@ -327,6 +331,15 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
                 break;
             case Op::File:
             case Op::Symlink:
+                if (on_disk && S_ISDIR(now.st_mode)) {
+                    // The directory and all it holds go first.
+                    Op gone;
+                    gone.type = Op::Delete;
+                    gone.path = op.path;
+                    gone.change = Kind::Deleted;
+                    ++plan.counts.deleted;
+                    plan.ops.push_back(std::move(gone));
+                }
                 op.change = there ? Kind::Modified : Kind::Added;
                 if (shadow.count(op.path) && shadow.at(op.path) == 'd')
                     forget_below(shadow, op.path);
@@ -505,26 +518,28 @@ constexpr std::uint64_t kDiffLimit = 16 << 20;
 
 }  // namespace
 
-// Myers' O((N+M)D) difference, its trace kept to walk back the edit script; D is bounded.
+// Myers' O((N+M)D) difference. Each step keeps only its own diagonals (2d+1 of them, not the
+// whole vector: memory O(D^2)), and the search gives up past a bound on D and on the work.
 std::optional<std::string> unified_diff(std::string_view a, std::string_view b,
                                         const std::string& a_name, const std::string& b_name) {
     if (a == b) return std::string();
     auto x = lines_of(a), y = lines_of(b);
     const long n = static_cast<long>(x.size()), m = static_cast<long>(y.size());
     const long max = n + m;
-    constexpr long kMaxD = 4000;
-    std::vector<long> v(static_cast<std::size_t>(2 * max + 2), 0);
+    constexpr long kMaxD = 2000;
+    constexpr long kMaxWork = 200'000'000;  // diagonal steps
+    std::vector<long> v(static_cast<std::size_t>(2 * max + 3), 0);
+    auto at = [&](long k) -> long& { return v[static_cast<std::size_t>(k + max + 1)]; };
+    // trace[d]: the furthest x on diagonals -d..d before step d (index k + d).
     std::vector<std::vector<long>> trace;
-    long found = -1;
+    long found = -1, work = 0;
     for (long d = 0; d <= std::min(max, kMaxD) && found < 0; ++d) {
-        trace.push_back(v);
+        std::vector<long> slice(static_cast<std::size_t>(2 * d + 1));
+        for (long k = -d; k <= d; ++k)
+            slice[static_cast<std::size_t>(k + d)] = at(k);
+        trace.push_back(std::move(slice));
         for (long k = -d; k <= d; k += 2) {
-            long xi;
-            auto at = [&](long kk) -> long& { return v[static_cast<std::size_t>(kk + max + 1)]; };
-            if (k == -d || (k != d && at(k - 1) < at(k + 1)))
-                xi = at(k + 1);
-            else
-                xi = at(k - 1) + 1;
+            long xi = (k == -d || (k != d && at(k - 1) < at(k + 1))) ? at(k + 1) : at(k - 1) + 1;
             long yi = xi - k;
             while (xi < n && yi < m &&
                    x[static_cast<std::size_t>(xi)] == y[static_cast<std::size_t>(yi)]) {
@@ -537,6 +552,8 @@ std::optional<std::string> unified_diff(std::string_view a, std::string_view b,
                 break;
             }
         }
+        work += max;
+        if (work > kMaxWork) return std::nullopt;
     }
     if (found < 0) return std::nullopt;
     // Back from (n, m): the script as (op, line) with op ' ', '-', '+'.
@@ -544,10 +561,12 @@ std::optional<std::string> unified_diff(std::string_view a, std::string_view b,
     long xi = n, yi = m;
     for (long d = found; d > 0; --d) {
         const std::vector<long>& pv = trace[static_cast<std::size_t>(d)];
-        auto at = [&](long kk) { return pv[static_cast<std::size_t>(kk + max + 1)]; };
+        auto prev = [&](long kk) {
+            return kk < -d || kk > d ? -1 : pv[static_cast<std::size_t>(kk + d)];
+        };
         long k = xi - yi;
-        long prev_k = (k == -d || (k != d && at(k - 1) < at(k + 1))) ? k + 1 : k - 1;
-        long px = at(prev_k), py = px - prev_k;
+        long prev_k = (k == -d || (k != d && prev(k - 1) < prev(k + 1))) ? k + 1 : k - 1;
+        long px = prev(prev_k), py = px - prev_k;
         while (xi > px && yi > py) {
             script.push_back({' ', x[static_cast<std::size_t>(--xi)]});
             --yi;

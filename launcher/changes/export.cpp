@@ -3,7 +3,9 @@
 // written in the OCI layer convention (".wh.NAME", ".wh..wh..opq").
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -106,10 +108,17 @@ Result<Fd> open_dir(int at, const std::string& name, const std::string& path) {
     return Fd(fd);
 }
 
+// How deep a tree the walk follows (two descriptors a level; a stack frame each).
+constexpr int kMaxDepth = 256;
+
 struct Walk {
     const ExportOptions& o;
     Counts counts;
     std::optional<TarWriter> tar;
+    // The most the files' contents may add up to: a tmpfs upper's size (a sparse file claims
+    // more than the tmpfs holds; exporting it would write all of it).
+    std::uint64_t limit = UINT64_MAX;
+    int depth = 0;
 
     void change(Kind k, const std::string& path) {
         (k == Kind::Added      ? counts.added
@@ -138,10 +147,29 @@ struct Walk {
 };
 
 Result<void> Walk::dir(int up, int low, const std::string& prefix) {
+    if (++depth > kMaxDepth)
+        return fail(
+            Error::message("export", "deeper than 256 levels of directories", quote_path(prefix)));
     BUTTER_ASSIGN_OR_RETURN(std::vector<std::string> names, names_in(up, prefix));
     for (const std::string& name : names)
         BUTTER_TRY(one(up, low, prefix, name));
+    --depth;
     return {};
+}
+
+// What the sandbox made unreadable (chmod 000) is the caller's own in the upper: readable
+// again for the export (the archive keeps its mode), as root's CAP_DAC_OVERRIDE reads it.
+void make_readable(int up, const std::string& name, const struct stat& st) {
+    if (st.st_uid != ::geteuid()) return;
+    mode_t want = S_ISDIR(st.st_mode) ? S_IRUSR | S_IXUSR : S_IRUSR;
+    int fd = ::openat(up, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    struct stat now {};
+    if (::fstat(fd, &now) == 0 && now.st_ino == st.st_ino && !S_ISLNK(now.st_mode))
+        (void)::chmod(path, (now.st_mode & 07777) | want);
+    ::close(fd);
 }
 
 Result<void> Walk::one(int up, int low, const std::string& prefix, const std::string& name) {
@@ -168,6 +196,7 @@ Result<void> Walk::one(int up, int low, const std::string& prefix, const std::st
         return {};
     }
     if (S_ISDIR(st.st_mode)) {
+        if ((st.st_mode & (S_IRUSR | S_IXUSR)) != (S_IRUSR | S_IXUSR)) make_readable(up, name, st);
         BUTTER_ASSIGN_OR_RETURN(Fd sub, open_dir(up, name, path));
         bool opaque = is_opaque(sub.get());
         bool lower_dir = in_lower && S_ISDIR(lst.st_mode);
@@ -203,6 +232,13 @@ Result<void> Walk::one(int up, int low, const std::string& prefix, const std::st
     }
     TarEntry e = entry_of(path, st);
     if (S_ISREG(st.st_mode)) {
+        if (counts.bytes + static_cast<std::uint64_t>(st.st_size) > limit)
+            return fail(Error::message("export",
+                                       "the changes claim more than the workspace holds (a "
+                                       "sparse file of " +
+                                           std::to_string(st.st_size) + " bytes?)",
+                                       quote_path(path)));
+        if (!(st.st_mode & S_IRUSR)) make_readable(up, name, st);
         int fd =
             ::openat(up, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0) return fail_errno("openat", path);
@@ -240,6 +276,9 @@ Result<void> Walk::one(int up, int low, const std::string& prefix, const std::st
 Result<Counts> export_changes(const Fd& upper, const Fd& lower, const ExportOptions& o) {
     Walk w{o, {}, {}};
     if (o.tar_fd >= 0) w.tar.emplace(o.tar_fd);
+    struct statfs fs {};
+    if (::fstatfs(upper.get(), &fs) == 0 && fs.f_type == TMPFS_MAGIC)
+        w.limit = static_cast<std::uint64_t>(fs.f_blocks) * static_cast<std::uint64_t>(fs.f_bsize);
     BUTTER_TRY(w.dir(upper.get(), lower.valid() ? lower.get() : -1, ""));
     if (w.tar) BUTTER_TRY(w.tar->finish());
     return w.counts;

@@ -306,13 +306,18 @@ Result<void> stage_overlay(const SandboxPlan& plan, std::size_t i, const char* s
         ol.lower += (ol.lower.empty() ? "" : ":") + fd_path(src.trees[k]);
     Fd upper_fs;
     if (host_upper) {
-        upper_fs = std::move(src.trees[i - 1]);
+        // DIR/overlay, 0700 (spawn.cpp's make_upper_dirs has the reason).
+        Fd dir = std::move(src.trees[i - 1]);
+        BUTTER_ASSIGN_OR_RETURN(upper_fs, layer_dir(dir, "overlay", plan.mounts[i - 1].source));
+        if (::fchmod(upper_fs.get(), 0700) < 0)
+            return fail_errno("fchmod", plan.mounts[i - 1].source + "/overlay");
     } else {
         BUTTER_ASSIGN_OR_RETURN(upper_fs, upper_tmpfs(o.options));
         BUTTER_TRY(move_mount(upper_fs, "", AT_FDCWD, staging));
     }
     bool made = false;
-    std::string where = host_upper ? plan.mounts[i - 1].source : "(the tmpfs upper)";
+    std::string where =
+        host_upper ? plan.mounts[i - 1].source + "/overlay" : std::string("(the tmpfs upper)");
     BUTTER_ASSIGN_OR_RETURN(ol.upper, layer_dir(upper_fs, "upper", where, &made));
     BUTTER_ASSIGN_OR_RETURN(ol.work, layer_dir(upper_fs, "work", where));
     if (made || empty_dir(ol.upper.get())) {

@@ -88,23 +88,33 @@ struct HostTrees {
 // into a less privileged one (a submount that hides a directory, a host mount's flags).
 // Every tree is a slave: a clone of a shared mount is its peer, and what the sandbox mounted
 // below would show on the host.
-// An overlay's upper directory on the host: its upper/ and work/ (overlayfs's two), made here
-// as root for the sandbox's set-up ids (who mount the overlay and write its copies), which own
-// them; never followed if something else is at their names.
+// An overlay's upper directory on the host: its overlay/ (0700: what the sandbox leaves there,
+// a set-id file copied up from a lower layer among it, is out of other users' reach) and in it
+// overlayfs's upper/ and work/, made here as root for the sandbox's set-up ids (who mount the
+// overlay and write its copies), which own them; never followed if something else is at
+// their names.
 Result<void> make_upper_dirs(const SandboxPlan& plan) {
+    uid_t uid = outside_of(plan.uid_map, plan.setup_uid);
+    gid_t gid = outside_of(plan.gid_map, plan.setup_gid);
+    auto make = [&](const Fd& at, const char* name, const std::string& path) -> Result<Fd> {
+        if (::mkdirat(at.get(), name, 0700) == 0) {
+            if (::fchownat(at.get(), name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return fail_errno("fchownat", path);
+        } else if (errno != EEXIST) {
+            return fail_errno("mkdirat", path);
+        }
+        int fd = ::openat(at.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return fail_errno("openat", path);
+        return Fd(fd);
+    };
     for (const MountStep& m : plan.mounts) {
         if (!m.layer || m.read_only) continue;
         BUTTER_ASSIGN_OR_RETURN(
             Fd dir, reopen_host_path(m.source, m.source_dev, m.source_ino, O_RDONLY | O_DIRECTORY));
-        for (const char* sub : {"upper", "work"}) {
-            if (::mkdirat(dir.get(), sub, 0700) < 0) {
-                if (errno == EEXIST) continue;
-                return fail_errno("mkdirat", m.source + "/" + sub);
-            }
-            if (::fchownat(dir.get(), sub, outside_of(plan.uid_map, plan.setup_uid),
-                           outside_of(plan.gid_map, plan.setup_gid), AT_SYMLINK_NOFOLLOW) < 0)
-                return fail_errno("fchownat", m.source + "/" + sub);
-        }
+        BUTTER_ASSIGN_OR_RETURN(Fd overlay, make(dir, "overlay", m.source + "/overlay"));
+        if (::fchmod(overlay.get(), 0700) < 0) return fail_errno("fchmod", m.source + "/overlay");
+        for (const char* sub : {"upper", "work"})
+            BUTTER_TRY(make(overlay, sub, m.source + "/overlay/" + sub));
     }
     return {};
 }

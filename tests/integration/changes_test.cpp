@@ -253,7 +253,8 @@ TEST_P(Changes, OverlayMountsOfAProfileKeepTheirUpperDirectory) {
                     out_);
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out, "keep.txt\nonly2\nfull\n");
-    EXPECT_EQ(read_file(upper + "/upper/new"), "new\n") << "the upper directory lost the change";
+    EXPECT_EQ(read_file(upper + "/overlay/upper/new"), "new\n")
+        << "the upper directory lost the change";
     EXPECT_EQ(tree(low1), tree(orig_));
     EXPECT_EQ(read_file(low2 + "/only2"), "only2\n");
     // The next run sees the kept changes.
@@ -351,6 +352,74 @@ TEST_P(Changes, ApplyChecksEveryDirectoryItWritesFirst) {
     EXPECT_NE(a.err.find("Permission denied"), std::string::npos) << a.err;
     EXPECT_NE(a.err.find("nothing was changed"), std::string::npos) << a.err;
     EXPECT_EQ(tree(ws), before);
+}
+
+// Attacks of a sandbox on the export and commit (an attacker's review): each fails closed,
+// with one line, and butter survives it.
+TEST_P(Changes, ASparseFileCannotBecomeAHugeExport) {
+    std::string cow = copy("cow");
+    std::string tar = out_ + "/c.tar";
+    auto r = job(cow, {"--changes", tar, "--set", "workspace.size=\"64M\""}, "truncate -s 8G big");
+    EXPECT_EQ(r.code, 125) << r.err;
+    EXPECT_NE(r.err.find("more than the workspace holds"), std::string::npos) << r.err;
+    struct stat st {};
+    EXPECT_TRUE(::stat(tar.c_str(), &st) != 0 || st.st_size < (64 << 20)) << st.st_size;
+    EXPECT_EQ(tree(out_).count("c.tar"), 0u) << "a partial tar was left";
+}
+
+TEST_P(Changes, ADeepTreeIsRefusedNotACrash) {
+    std::string cow = copy("cow");
+    std::string tar = out_ + "/c.tar";
+    auto r = job(cow, {"--changes", tar},
+                 "i=0; while [ $i -lt 400 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done");
+    EXPECT_EQ(r.code, 125) << r.err;
+    EXPECT_NE(r.err.find("levels"), std::string::npos) << r.err;
+    for (const auto& [path, what] : tree(out_))
+        EXPECT_EQ(path.find(".butter-"), std::string::npos) << path << " left behind";
+}
+
+TEST_P(Changes, WhatTheSandboxMadeUnreadableIsExportedAllTheSame) {
+    std::string cow = copy("cow");
+    std::string tar = out_ + "/c.tar";
+    auto r = job(cow, {"--changes", tar},
+                 "echo x > f && chmod 000 f && mkdir d && echo y > d/g && chmod 000 d");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto names = tar_names(tar);
+    EXPECT_TRUE(names.count("f") && names.count("d/") && names.count("d/g")) << r.err;
+}
+
+TEST_P(Changes, ASetGidDirectoryOfTheWorkspaceStillCommits) {
+    std::string ws = copy("ws");
+    ASSERT_EQ(::chmod((ws + "/sub").c_str(), 02775), 0);
+    auto r = job(
+        ws, {"--set", "filesystem.workspace=\"overlay\"", "--set", "workspace.commit=\"always\""},
+        "echo x > sub/new");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(read_file(ws + "/sub/new"), "x\n");
+}
+
+// A set-id file of a lower layer copied up into a kept upper directory lies where no other
+// user can reach it (the sandbox could rewrite its content through a shared mapping).
+TEST_P(Changes, AKeptUpperIsOutOfOtherUsersReach) {
+    std::string low = base_ / "low", upper = base_ / "kept";
+    sh("mkdir -p " + low + " " + upper + " && cp /bin/true " + low + "/tool && chmod 4755 " + low +
+       "/tool && chown -R " + std::to_string(owner()) + ":" + std::to_string(owner()) + " " + low +
+       " && chmod 4755 " + low + "/tool && chown " + std::to_string(runner()) + " " + upper);
+    std::string profile = out_ + "/kept.toml";
+    write_file(profile,
+               "extends = \"default\"\n[process]\ncwd = \"/\"\n[filesystem]\nmounts = [\n"
+               "{ type = \"bind\", source = \"/usr\", target = \"/usr\", read_only = true },\n"
+               "{ type = \"symlink\", source = \"usr/bin\", target = \"/bin\" },\n"
+               "{ type = \"symlink\", source = \"usr/lib\", target = \"/lib\" },\n"
+               "{ type = \"symlink\", source = \"usr/lib64\", target = \"/lib64\" },\n"
+               "{ type = \"overlay\", target = \"/o\", sources = [\"" +
+                   low + "\"], upper = \"" + upper + "\" },\n]\n");
+    auto r = butter({"run", "-p", profile, "--", "/bin/sh", "-c", "touch /o/tool"}, out_);
+    ASSERT_EQ(r.code, 0) << r.err;
+    struct stat st {};
+    ASSERT_EQ(::stat((upper + "/overlay").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 077, 0u) << "others can reach the upper layer";
+    ASSERT_EQ(::stat((upper + "/overlay/upper/tool").c_str(), &st), 0) << "not copied up";
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Changes, ::testing::Values(false, true),

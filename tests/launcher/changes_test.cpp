@@ -301,8 +301,18 @@ TEST_F(Apply, RefusesDeviceNodesFifosHardLinksAndSetIdFiles) {
     }
     {
         Archive a;
-        a.add(Type::Directory, "sgid/", "", 02775);
+        a.add(Type::File, "sgid", "x", 02755);
         expect_refused(a, "set-group-ID");
+    }
+    {
+        // A set-group-ID directory (a shared project directory) only hands its group on.
+        Archive a;
+        a.add(Type::Directory, "shared/", "", 02775);
+        auto r = apply(a);
+        ASSERT_TRUE(r) << r.error().what();
+        struct stat st {};
+        ASSERT_EQ(::stat((dir_ + "/shared").c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & 07777, 02775u);
     }
 }
 
@@ -356,6 +366,21 @@ TEST_F(Apply, AnOpaqueDirectoryLosesWhatItHeldInTheDryRunToo) {
     auto r = apply(a, true);
     ASSERT_TRUE(r) << r.error().what();
     EXPECT_EQ(said_, "deleted sub/old\nadded sub/fresh\n");
+}
+
+TEST_F(Apply, RefusesANameTooLongForTheFileSystemBeforeAnyChange) {
+    Archive a;
+    a.add(Type::File, "change", "after\n").add(Type::File, "sub/" + std::string(300, 'n'), "x");
+    expect_refused(a, "255");
+}
+
+TEST(UnifiedDiff, GivesUpOnAHugeDifferenceWithoutExhaustingMemory) {
+    std::string a, b;
+    for (int i = 0; i < 200000; ++i) {
+        a += "a" + std::to_string(i) + "\n";
+        b += "b" + std::to_string(i) + "\n";
+    }
+    EXPECT_FALSE(unified_diff(a, b, "a", "b"));
 }
 
 TEST(QuotePath, ANameIsAlwaysOneLine) {
