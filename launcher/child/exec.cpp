@@ -113,6 +113,49 @@ CommandArgs::CommandArgs(const SandboxPlan& plan) : env(plan.env) {
         pid_slots.push_back(env[i].data() + env[i].size() - kPidSlot);
 }
 
+namespace {
+
+// The plan's Landlock layer (plan/landlock.cpp), on this process: its path rules (sandbox
+// paths: the root is the sandbox's now), its ports, its scopes. And the command's own stdio
+// where it is a file or a terminal (a file given with `< input`, a tty opened again through
+// /dev/stdin): the same object, so it stays readable and writable as it was opened.
+Result<void> confine(const SandboxPlan& plan) {
+    auto fs = LandlockFsAccess::from_raw(plan.landlock_fs);
+    BUTTER_ASSIGN_OR_RETURN(
+        LandlockRuleset rs,
+        LandlockRuleset::create(fs, LandlockNetAccess::from_raw(plan.landlock_net),
+                                LandlockScopes::from_raw(plan.landlock_scopes)));
+    const LandlockFsAccess file_rights =
+        fs & LandlockFsAccess(LandlockFs::Execute | LandlockFs::WriteFile | LandlockFs::ReadFile |
+                              LandlockFs::Truncate | LandlockFs::IoctlDev);
+    for (const auto& rule : plan.landlock_paths) {
+        int fd = ::open(rule.path.c_str(), O_PATH | O_CLOEXEC);
+        if (fd < 0) return fail_errno("open", rule.path + " (a Landlock rule)");
+        Fd at(fd);
+        struct stat st {};
+        if (::fstat(fd, &st) < 0) return fail_errno("fstat", rule.path);
+        auto access = LandlockFsAccess::from_raw(rule.access);
+        if (!S_ISDIR(st.st_mode)) access &= file_rights;
+        if (auto r = rs.allow_beneath(at, access); !r)
+            return fail(std::move(r).error().with_context(rule.path));
+    }
+    if (fs.raw() != 0) {
+        for (int fd = 0; fd <= 2; ++fd) {
+            struct stat st {};
+            if (::fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) continue;
+            // EBADFD: an object of no file system that Landlock could name (ignored).
+            (void)rs.allow_beneath(
+                fd, file_rights & LandlockFsAccess(LandlockFs::ReadFile | LandlockFs::WriteFile |
+                                                   LandlockFs::Truncate | LandlockFs::IoctlDev));
+        }
+    }
+    for (const auto& port : plan.landlock_ports)
+        BUTTER_TRY(rs.allow_port(port.port, LandlockNetAccess::from_raw(port.access)));
+    return rs.restrict_self();
+}
+
+}  // namespace
+
 // The command's last steps, in the one order they must run (session before stdio, the fds
 // closed before the filter, the filter last before execve), in one frame: with shared memory
 // nothing here may allocate, and the steps read better in sequence than split apart.
@@ -145,12 +188,10 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         die(ch, Step::Stdio, Error::from_errno("dup2", "stdout"));
     if (ch.stderr_fd >= 0 && ::dup2(ch.stderr_fd, 2) < 0)
         die(ch, Step::Stdio, Error::from_errno("dup2", "stderr"));
-    if (plan.landlock_scopes != 0) {
+    if (plan.landlock_scopes != 0 || plan.landlock_fs != 0 || plan.landlock_net != 0) {
         // Before the ids and capabilities go: with CAP_SYS_ADMIN in its user namespace the
         // child may confine itself whether or not no_new_privs is set.
-        auto rs = LandlockRuleset::create({}, {}, LandlockScopes::from_raw(plan.landlock_scopes));
-        if (!rs) die(ch, Step::Landlock, rs.error());
-        if (auto r = rs->restrict_self(); !r) die(ch, Step::Landlock, r.error());
+        if (auto r = confine(plan); !r) die(ch, Step::Landlock, r.error());
     }
     if (auto r = set_identity(plan); !r) die(ch, Step::Identity, r.error());
     StepError where{Step::Capabilities, -1, {}};

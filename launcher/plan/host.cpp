@@ -153,6 +153,10 @@ class RealHost final : public HostFacts {
         if (::getrlimit(static_cast<__rlimit_resource>(resource), &cur) < 0) return std::nullopt;
         return cur.rlim_max;
     }
+    int landlock_abi() const override {
+        auto abi = landlock_abi_version();
+        return abi ? *abi : 0;
+    }
     LandlockScopes landlock_scopes() const override {
         auto abi = landlock_abi_version();
         return abi ? butter::landlock_scopes(*abi) : LandlockScopes{};

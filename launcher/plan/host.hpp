@@ -59,6 +59,7 @@ class HostFacts {
     virtual mode_t stdio_type(int fd) const = 0;
     virtual bool terminal(int fd) const = 0;
     virtual LandlockScopes landlock_scopes() const = 0;  // what the kernel scopes
+    virtual int landlock_abi() const = 0;                // 0: no Landlock
     virtual std::vector<Home> homes() const = 0;         // homes_to_protect()
     // home_danger() of persistence.hpp: why a writable bind of `source` exposes a home, or "".
     virtual std::string home_danger(const std::string& source, const struct stat& st,

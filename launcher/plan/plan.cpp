@@ -319,6 +319,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     planner.namespaces();
     planner.identity();
     planner.filesystem();
+    planner.landlock();
     planner.limits();
     planner.privileges();
     planner.supervision();

@@ -116,6 +116,21 @@ struct SandboxPlan {
     // Landlock scopes the command is confined to (a raw LandlockScopes): with the host's
     // network, the host's abstract unix sockets (X11, D-Bus, container shims) stay out of reach.
     std::uint64_t landlock_scopes = 0;
+    // The Landlock layer (plan/landlock.cpp): the kernel's ABI (0: none), the filesystem and
+    // TCP rights it handles (raw LandlockFsAccess / LandlockNetAccess: denied unless a rule
+    // allows them), and the rules: sandbox paths, and ports.
+    int landlock_abi = 0;
+    std::uint64_t landlock_fs = 0, landlock_net = 0;
+    struct LandlockPath {
+        std::string path;
+        std::uint64_t access = 0;
+    };
+    std::vector<LandlockPath> landlock_paths;
+    struct LandlockPort {
+        std::uint16_t port = 0;
+        std::uint64_t access = 0;
+    };
+    std::vector<LandlockPort> landlock_ports;
     CapabilitySet keep_caps;
     bool no_new_privs = true;
     BpfProgram seccomp;

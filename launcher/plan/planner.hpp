@@ -30,6 +30,7 @@ struct Planner {
     void namespaces();  // the namespaces, Landlock scopes, hostname (identity.cpp)
     void identity();    // the command's ids and the user namespace's maps (identity.cpp)
     void filesystem();  // the root and every mount (mounts.cpp)
+    void landlock();    // the Landlock layer over the mounts (landlock.cpp)
     void limits();
     void privileges();
     void supervision();  // stop, restart, notify, socket activation, the watchdog

@@ -90,6 +90,34 @@ Err check_hostname(const std::string& s) {
     return {};
 }
 
+template <typename G>
+Row port_list(std::string_view key, G get, std::string_view doc) {
+    return {key,
+            "array of integers",
+            bit(Kind::Array),
+            [key, get](const Value& v, Profile& p, const Expansion&, Diagnostics& out) -> Err {
+                std::vector<std::uint16_t> ports;
+                for (const Value& e : v.array) {
+                    if (e.kind != Kind::Integer || e.integer < 1 || e.integer > 65535) {
+                        out.push_back(error_at(e.loc, std::string(key) +
+                                                          ": a port is an integer from 1 to "
+                                                          "65535"));
+                        continue;
+                    }
+                    ports.push_back(static_cast<std::uint16_t>(e.integer));
+                }
+                get(p) = std::move(ports);
+                return {};
+            },
+            [get](const Profile& p) -> std::optional<std::string> {
+                std::string s = "[";
+                for (std::uint16_t port : get(const_cast<Profile&>(p)))
+                    s += (s.size() > 1 ? ", " : "") + std::to_string(port);
+                return s + "]";
+            },
+            doc};
+}
+
 Row mounts_row() {
     return {"filesystem.mounts",
             "array of mount tables",
@@ -289,6 +317,22 @@ const std::vector<Row>& rows() {
                "none (the sandbox's own network namespace: only lo, up, as Docker's --network none "
                "and bwrap's --unshare-net) | loopback (the same, its older name) | host (the "
                "host's network)"),
+        boolean("landlock.enabled", FIELD(landlock.enabled),
+                "confine the command with Landlock (Linux 5.13+) to what its mounts allow: "
+                "read-only mounts readable and executable, writable ones writable, /proc and "
+                "/dev as mounted, nothing else; stacks with the namespaces"),
+        string_list("landlock.read", FIELD(landlock.read),
+                    "more sandbox paths the Landlock layer lets the command read and execute", true,
+                    check_absolute),
+        string_list("landlock.write", FIELD(landlock.write),
+                    "more sandbox paths the Landlock layer lets the command write", true,
+                    check_absolute),
+        port_list("landlock.tcp_connect", FIELD(landlock.tcp_connect),
+                  "TCP ports the command may connect to (Landlock ABI 4, Linux 6.7); when "
+                  "set, every other port is refused (EACCES)"),
+        port_list("landlock.tcp_bind", FIELD(landlock.tcp_bind),
+                  "TCP ports the command may bind (Landlock ABI 4); when set, every other port "
+                  "is refused (EACCES)"),
         signal_row("supervise.stop_signal", FIELD(supervise.stop_signal),
                    "signal that asks the command to stop"),
         duration("supervise.stop_timeout", FIELD(supervise.stop_timeout),

@@ -168,6 +168,14 @@ struct Profile {
         NetworkMode mode = NetworkMode::None;
     } network;
 
+    // A Landlock layer over the sandbox's own view (plan/landlock.cpp): what the mounts allow,
+    // and nothing else; more paths and TCP ports as the profile says.
+    struct Landlock {
+        bool enabled = true;
+        std::vector<std::string> read, write;  // sandbox paths, beyond the mounts
+        std::vector<std::uint16_t> tcp_connect, tcp_bind;
+    } landlock;
+
     struct Supervise {
         int stop_signal = 15;  // SIGTERM
         nanoseconds stop_timeout = std::chrono::seconds(10);

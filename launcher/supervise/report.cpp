@@ -6,6 +6,8 @@
 #include <cstdio>
 
 #include <butter/fd.hpp>
+#include <butter/landlock.hpp>
+#include <butter/namespace.hpp>
 #include <butter/signalfd.hpp>
 
 #include "supervise/events.hpp"
@@ -124,6 +126,22 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
         steps += (i ? ", " : "") + std::string("{\"step\": ") + str(o.setup_steps[i].first) +
                  ", \"seconds\": " + seconds(o.setup_steps[i].second) + "}";
     field("setup", steps + "]");
+    // What confined the command: the namespaces (with a mount namespace of its own) or the
+    // filters alone, and the Landlock layer (plan/landlock.cpp).
+    {
+        std::string scopes = "[";
+        auto sc = LandlockScopes::from_raw(plan.landlock_scopes);
+        if (sc.has(LandlockScope::AbstractUnixSocket)) scopes += "\"abstract_unix_socket\"";
+        if (sc.has(LandlockScope::Signal))
+            scopes += std::string(scopes.size() > 1 ? ", " : "") + "\"signal\"";
+        field("isolation",
+              std::string("{\"tier\": ") +
+                  (plan.namespaces.has(Namespace::Mount) ? "\"namespaces\"" : "\"seccomp\"") +
+                  ", \"landlock_abi\": " + std::to_string(plan.landlock_abi) +
+                  ", \"landlock_paths\": " + std::to_string(plan.landlock_paths.size()) +
+                  ", \"landlock_ports\": " + std::to_string(plan.landlock_ports.size()) +
+                  ", \"landlock_scopes\": " + scopes + "]}");
+    }
     auto files = [&](const std::vector<std::string>& v) {
         std::string s = "[";
         for (std::size_t i = 0; i < v.size(); ++i)

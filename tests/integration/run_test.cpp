@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include <butter/landlock.hpp>
+
 #include "../support/butter_run.hpp"
 #include "../support/tmpdir.hpp"
 #include "../support/userns.hpp"
@@ -648,6 +650,58 @@ TEST(RunAsRoot, RootsGitInAUsersWorkspaceStaysUnreadable) {
                          "read", ws / ".git/secret"},
                         o);
     EXPECT_EQ(r.out, "EACCES\n") << r.err;
+}
+
+// The Landlock layer is on in every run where the kernel has Landlock, and the report says
+// what confined the command.
+TEST_P(RunTest, LandlockLayerIsOnAndTheReportSaysSo) {
+    auto abi = ::butter::landlock_abi_version();
+    std::string report = work_.path() + "/report.json";
+    auto r = run_butter({"run", "--report", report, "--", "/bin/sh", "-c",
+                         "cat /etc/hostname >/dev/null && echo x > /tmp/x && echo ran"},
+                        opts());
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "ran\n");
+    std::string json = read_file(report);
+    EXPECT_NE(json.find("\"tier\": \"namespaces\""), std::string::npos) << json;
+    if (abi) {
+        EXPECT_NE(json.find("\"landlock_abi\": " + std::to_string(*abi)), std::string::npos)
+            << json;
+        EXPECT_EQ(json.find("\"landlock_paths\": 0,"), std::string::npos) << json;
+    }
+}
+
+// landlock.tcp_connect: the listed ports only (EACCES for the rest), below the program.
+TEST_P(RunTest, LandlockTcpConnectAllowsTheListedPortsOnly) {
+    auto abi = ::butter::landlock_abi_version();
+    BUTTER_REQUIRE(abi && *abi >= 4, "LANDLOCK_NET", "Landlock ABI 4 (TCP ports) unavailable");
+    int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(l, 0);
+    struct sockaddr_in a {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(l, 4), 0);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    int port = ntohs(a.sin_port);
+    std::string script =
+        "import socket, errno\n"
+        "for p in (" +
+        std::to_string(port) + ", " + std::to_string(port == 65535 ? 1 : port + 1) +
+        "):\n"
+        "    s = socket.socket()\n"
+        "    try:\n"
+        "        s.connect(('127.0.0.1', p)); print('ok')\n"
+        "    except OSError as e:\n"
+        "        print(errno.errorcode[e.errno])\n";
+    auto r = run_butter({"run", "--set", "network.mode=host", "--set",
+                         "landlock.tcp_connect=[" + std::to_string(port) + "]", "--",
+                         "/usr/bin/python3", "-c", script},
+                        opts());
+    ::close(l);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "ok\nEACCES\n") << r.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(RootAndNobody, RunTest, ::testing::Values(false, true),

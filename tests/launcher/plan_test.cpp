@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+
+#include <butter/landlock.hpp>
 
 #include "../support/tmpdir.hpp"
 #include "plan/plan.hpp"
@@ -70,6 +73,64 @@ TEST(Plan, DefaultProfileUnprivileged) {
     EXPECT_TRUE(plan->no_new_privs);
     EXPECT_EQ(plan->cwd, "/usr/share");
     EXPECT_FALSE(plan->time_limit.has_value());
+}
+
+// The Landlock layer follows the mounts: read-only ones readable, writable ones writable,
+// /dev with its devices' ioctls, the root as mounted; off where a domain would refuse the
+// mounts the profile lets the sandbox make.
+TEST(Plan, LandlockRulesFollowTheMounts) {
+    auto abi = landlock_abi_version();
+    if (!abi) GTEST_SKIP() << "no Landlock here";
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default({}, "/usr/share"), false, d);
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(plan->landlock_abi, *abi);
+    EXPECT_EQ(plan->landlock_fs, landlock_fs_rights(*abi).raw());
+    std::map<std::string, LandlockFsAccess> rules;
+    for (const auto& r : plan->landlock_paths)
+        rules[r.path] = LandlockFsAccess::from_raw(r.access);
+    LandlockFsAccess read = LandlockFs::ReadFile | LandlockFs::ReadDir | LandlockFs::Execute;
+    EXPECT_EQ(rules["/"], read);
+    EXPECT_EQ(rules["/usr"], read);
+    EXPECT_TRUE(rules["/tmp"].has(LandlockFs::MakeReg));
+    EXPECT_TRUE(rules["/usr/share"].has(LandlockFs::RemoveFile));  // the workspace
+    EXPECT_FALSE(rules["/usr/share"].has(LandlockFs::MakeChar));
+    EXPECT_TRUE(rules["/proc"].has(LandlockFs::WriteFile));
+    EXPECT_FALSE(rules["/proc"].has(LandlockFs::Execute));
+    if (*abi >= 5) {
+        EXPECT_TRUE(rules["/dev"].has(LandlockFs::IoctlDev));
+        EXPECT_FALSE(rules["/tmp"].has(LandlockFs::IoctlDev));
+    }
+    EXPECT_TRUE(plan->landlock_ports.empty());
+    EXPECT_EQ(plan->landlock_net, 0u);
+
+    profile::Diagnostics off;
+    auto none = plan_of(load_default({"landlock.enabled=false"}), false, off);
+    ASSERT_TRUE(none);
+    EXPECT_TRUE(none->landlock_paths.empty());
+    EXPECT_EQ(none->landlock_fs, 0u);
+
+    profile::Diagnostics admin;
+    auto mounting = plan_of(load_default({"capabilities.keep=[\"CAP_SYS_ADMIN\"]"}), false, admin);
+    ASSERT_TRUE(mounting);
+    EXPECT_TRUE(mounting->landlock_paths.empty());
+    EXPECT_TRUE(std::any_of(admin.begin(), admin.end(), [](const auto& x) {
+        return x.message.find("no Landlock file rules") != std::string::npos;
+    }));
+
+    profile::Diagnostics ports;
+    auto net = plan_of(load_default({"landlock.tcp_connect=[443, 80]", "landlock.tcp_bind=[8080]"}),
+                       false, ports);
+    if (*abi < 4) {
+        EXPECT_FALSE(net);
+        return;
+    }
+    ASSERT_TRUE(net);
+    EXPECT_EQ(net->landlock_net, (LandlockNet::ConnectTcp | LandlockNet::BindTcp).raw());
+    ASSERT_EQ(net->landlock_ports.size(), 3u);
+    EXPECT_EQ(net->landlock_ports[0].port, 443);
+    EXPECT_EQ(net->landlock_ports[2].port, 8080);
+    EXPECT_EQ(net->landlock_ports[2].access, LandlockNetAccess(LandlockNet::BindTcp).raw());
 }
 
 // `butter run` with no -p clones the sandbox before it reads the profile (spawn.hpp): the

@@ -47,6 +47,7 @@ class FakeHost : public launcher::HostFacts {
     };
     std::map<int, rlim_t> hard = {};
     LandlockScopes scopes = LandlockScope::AbstractUnixSocket | LandlockScope::Signal;
+    int abi = 6;  // Landlock ABI
     std::vector<launcher::Home> homes_ = {{"/home/me", 1, 9}};
     std::map<std::string, std::vector<launcher::GitPart>> git = {};
     bool compile = false;
@@ -104,6 +105,7 @@ class FakeHost : public launcher::HostFacts {
         return it == hard.end() ? RLIM_INFINITY : it->second;
     }
     LandlockScopes landlock_scopes() const override { return scopes; }
+    int landlock_abi() const override { return abi; }
     std::vector<launcher::Home> homes() const override { return homes_; }
     // By path: the home, an ancestor of it, or a dot-directory in it.
     std::string home_danger(const std::string& source, const struct stat&,

@@ -1,0 +1,91 @@
+// The Landlock layer (defense in depth under the namespaces): the command may reach what its
+// mounts give it, as they give it, and nothing else. Read-only mounts are readable and
+// executable; writable ones (binds, overlays, tmpfs, the home) writable; /dev as a device
+// directory (ioctl on its devices); /proc readable and its own files writable; the root as
+// mounted. Path rules are sandbox paths, opened by the child after pivot_root. A mount that
+// was not planned (a crafted profile, a mistake) reaches nothing. Ports only when the profile
+// lists them.
+#include <butter/landlock.hpp>
+
+#include "plan/planner.hpp"
+
+namespace butter::launcher {
+
+using profile::MountType;
+
+void Planner::landlock() {
+    plan.landlock_abi = host.landlock_abi();
+    const auto& l = p.landlock;
+    int abi = plan.landlock_abi;
+    bool ports = !l.tcp_connect.empty() || !l.tcp_bind.empty();
+    if (ports && abi < 4) {
+        out.push_back(profile::error_at(
+            p.loc_of(l.tcp_connect.empty() ? "landlock.tcp_bind" : "landlock.tcp_connect"),
+            "landlock.tcp_*: this kernel's Landlock " +
+                (abi ? "ABI " + std::to_string(abi) : std::string("is off or absent")) +
+                " has no TCP port rules (ABI 4, Linux 6.7)"));
+        return;
+    }
+    if (ports) {
+        LandlockNetAccess net;
+        if (!l.tcp_connect.empty()) net |= LandlockNet::ConnectTcp;
+        if (!l.tcp_bind.empty()) net |= LandlockNet::BindTcp;
+        plan.landlock_net = net.raw();
+        for (std::uint16_t port : l.tcp_connect)
+            plan.landlock_ports.push_back({port, LandlockNetAccess(LandlockNet::ConnectTcp).raw()});
+        for (std::uint16_t port : l.tcp_bind)
+            plan.landlock_ports.push_back({port, LandlockNetAccess(LandlockNet::BindTcp).raw()});
+    }
+    // Without a mount namespace the sandbox sees the host: its view is not the mounts'. And a
+    // Landlock domain that handles file access refuses every mount, in any namespace below it:
+    // not for a profile that keeps CAP_SYS_ADMIN to mount, or makes namespaces of its own (a
+    // nested butter, rootless podman).
+    if (!l.enabled || abi == 0 || !p.namespaces.mount) return;
+    if (keeps_admin() || p.namespaces.nested_user) {
+        out.push_back(profile::note_at(
+            p.loc_of(keeps_admin() ? "capabilities.keep" : "namespaces.nested_user"),
+            "no Landlock file rules: they would refuse the mounts this profile lets the "
+            "sandbox make"));
+        return;
+    }
+    LandlockFsAccess all = landlock_fs_rights(abi);
+    LandlockFsAccess read = LandlockFs::ReadFile | LandlockFs::ReadDir | LandlockFs::Execute;
+    LandlockFsAccess write = all;
+    write &= ~LandlockFsAccess(LandlockFs::MakeChar | LandlockFs::MakeBlock | LandlockFs::IoctlDev);
+    LandlockFsAccess dev = write | (all & LandlockFsAccess(LandlockFs::IoctlDev));
+    LandlockFsAccess proc = LandlockFs::ReadFile | LandlockFs::ReadDir | LandlockFs::WriteFile;
+    plan.landlock_fs = all.raw();
+    auto rule = [&](const std::string& path, LandlockFsAccess access) {
+        plan.landlock_paths.push_back({path, (access & all).raw()});
+    };
+    bool root_writable = !plan.read_only_root;
+    rule("/", root_writable ? write : read);
+    for (const MountStep& m : plan.mounts) {
+        if (m.layer) continue;
+        switch (m.type) {
+            case MountType::Bind:
+                rule(m.target, m.read_only ? read : write);
+                break;
+            case MountType::Overlay:
+            case MountType::Tmpfs:
+            case MountType::Mqueue:
+                rule(m.target, write);
+                break;
+            case MountType::Dev:
+                rule(m.target, dev);
+                break;
+            case MountType::Proc:
+                rule(m.target, proc);
+                break;
+            case MountType::Symlink:
+            case MountType::Dir:
+                break;  // parts of the root, as it is mounted
+        }
+    }
+    for (const std::string& path : l.read)
+        rule(path, read);
+    for (const std::string& path : l.write)
+        rule(path, write);
+}
+
+}  // namespace butter::launcher
