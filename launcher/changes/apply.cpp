@@ -68,19 +68,29 @@ std::optional<struct stat> stat_beneath(const Fd& dir, const std::string& path) 
     return st;
 }
 
-Result<void> remove_tree(int parent, const std::string& name, const std::string& path) {
+// How deep a tree apply removes or checks (a stack frame and a descriptor a level).
+constexpr int kMaxDepth = 256;
+
+// Removes `name` in `parent` and all below it, never into another file system (a mount in the
+// directory is not part of the overlay's view, nor of the archive's).
+Result<void> remove_tree(int parent, const std::string& name, const std::string& path, dev_t dev,
+                         int depth = 0) {
     struct stat st {};
     if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT) return {};
-        return fail_errno("fstatat", path);
+        return fail_errno("fstatat", quote_path(path));
     }
+    if (st.st_dev != dev)
+        return fail(Error::message("apply", "a mount point: not removed", quote_path(path)));
     if (S_ISDIR(st.st_mode)) {
+        if (depth >= kMaxDepth)
+            return fail(Error::message("apply", "deeper than 256 levels", quote_path(path)));
         int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) return fail_errno("openat", path);
+        if (fd < 0) return fail_errno("openat", quote_path(path));
         DIR* d = ::fdopendir(fd);
         if (!d) {
             ::close(fd);
-            return fail_errno("fdopendir", path);
+            return fail_errno("fdopendir", quote_path(path));
         }
         std::vector<std::string> names;
         while (struct dirent* e = ::readdir(d)) {
@@ -89,14 +99,71 @@ Result<void> remove_tree(int parent, const std::string& name, const std::string&
         }
         Result<void> r;
         for (const std::string& n : names)
-            if (r) r = remove_tree(::dirfd(d), n, path + "/" + n);
+            if (r) r = remove_tree(::dirfd(d), n, path + "/" + n, dev, depth + 1);
         ::closedir(d);
         BUTTER_TRY(std::move(r));
-        if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) < 0) return fail_errno("unlinkat", path);
+        if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) < 0)
+            return fail_errno("unlinkat", quote_path(path));
         return {};
     }
-    if (::unlinkat(parent, name.c_str(), 0) < 0) return fail_errno("unlinkat", path);
+    if (::unlinkat(parent, name.c_str(), 0) < 0) return fail_errno("unlinkat", quote_path(path));
     return {};
+}
+
+// Whether the tree at `path` could be removed by the caller, checked before anything changes:
+// every directory in it writable, none on another file system, at most 256 levels.
+Result<void> check_removable(const Fd& dir, const std::string& path, dev_t dev,
+                             const std::string& entry) {
+    int fd = open_beneath(dir, path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return {};  // not a directory: its parent's check covers it
+    struct Level {
+        DIR* d;
+        std::string path;
+    };
+    std::vector<Level> stack;
+    auto push = [&](int dfd, std::string p) -> Result<void> {
+        struct stat st {};
+        if (::fstat(dfd, &st) < 0 || st.st_dev != dev) {
+            ::close(dfd);
+            return fail(refuse(entry, "'" + quote_path(p) +
+                                          "' is a mount point: a change there is not the "
+                                          "sandbox's"));
+        }
+        if (::faccessat(dfd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+            ::close(dfd);
+            return fail(Error("faccessat", EACCES, quote_path(p))
+                            .with_context("apply(\"" + quote_path(entry) + "\")"));
+        }
+        if (stack.size() >= kMaxDepth) {
+            ::close(dfd);
+            return fail(refuse(entry, "deeper than 256 levels"));
+        }
+        DIR* d = ::fdopendir(dfd);
+        if (!d) {
+            ::close(dfd);
+            return fail_errno("fdopendir", quote_path(p));
+        }
+        stack.push_back({d, std::move(p)});
+        return {};
+    };
+    Result<void> r = push(fd, path);
+    while (r && !stack.empty()) {
+        struct dirent* e = ::readdir(stack.back().d);
+        if (!e) {
+            ::closedir(stack.back().d);
+            stack.pop_back();
+            continue;
+        }
+        std::string_view n = e->d_name;
+        if (n == "." || n == ".." || e->d_type != DT_DIR) continue;
+        int sub = ::openat(::dirfd(stack.back().d), e->d_name,
+                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) continue;
+        r = push(sub, stack.back().path + "/" + std::string(n));
+    }
+    for (Level& l : stack)
+        ::closedir(l.d);
+    return r;
 }
 
 struct Op {
@@ -130,14 +197,14 @@ void forget_below(Shadow& s, const std::string& path) {
 
 // Every directory on the way to `path` is one (in the archive, or in `dir` unless the archive
 // removed it): else the entry would be written through a symlink or into a file.
-Result<void> check_parents(const Fd& dir, const Shadow& shadow, const std::string& path,
-                           const std::string& entry) {
+Result<void> check_parents(const Fd& dir, dev_t top_dev, const Shadow& shadow,
+                           const std::string& path, const std::string& entry) {
     std::size_t at = 0;
     while ((at = path.find('/', at)) != std::string::npos) {
         std::string parent = path.substr(0, at++);
         if (auto it = shadow.find(parent); it != shadow.end()) {
             if (it->second == 'd' || it->second == 'x') continue;
-            return fail(refuse(entry, "'" + parent + "' is a " +
+            return fail(refuse(entry, "'" + quote_path(parent) + "' is a " +
                                           (it->second == 'l' ? "symlink" : "file") +
                                           " in the archive: the entry would be written "
                                           "through it"));
@@ -149,11 +216,16 @@ Result<void> check_parents(const Fd& dir, const Shadow& shadow, const std::strin
         auto st = stat_beneath(dir, parent);
         if (!st) continue;  // made as a directory when applied
         if (S_ISLNK(st->st_mode))
-            return fail(refuse(entry, "'" + parent +
+            return fail(refuse(entry, "'" + quote_path(parent) +
                                           "' is a symlink in the directory: butter does not "
                                           "write through it"));
         if (!S_ISDIR(st->st_mode))
-            return fail(refuse(entry, "'" + parent + "' is not a directory in the directory"));
+            return fail(
+                refuse(entry, "'" + quote_path(parent) + "' is not a directory in the directory"));
+        if (st->st_dev != top_dev)
+            return fail(refuse(entry, "'" + quote_path(parent) +
+                                          "' is a mount point: a change there is not the "
+                                          "sandbox's"));
     }
     return {};
 }
@@ -164,7 +236,9 @@ struct Staging {
     Fd fd;
     std::size_t count = 0;
     ~Staging() {
-        if (fd.valid()) (void)remove_tree(dir.get(), name, name);
+        struct stat st {};
+        if (fd.valid() && ::fstat(fd.get(), &st) == 0)
+            (void)remove_tree(dir.get(), name, name, st.st_dev);
     }
 };
 
@@ -191,6 +265,8 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
     Plan plan;
     Shadow shadow;
     TarReader r(tar);
+    struct stat top {};
+    if (::fstat(dir.get(), &top) < 0) return fail_errno("fstat", "the directory");
     // The directory an entry changes must be writable (the deepest one that exists on the way
     // to it): found now, not halfway through the renames.
     std::map<std::string, bool> writable;
@@ -234,7 +310,7 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
             case TarEntry::Type::Symlink:
                 break;
             case TarEntry::Type::HardLink:
-                return fail(refuse(raw, "a hard link (to '" + e->link +
+                return fail(refuse(raw, "a hard link (to '" + quote_path(e->link) +
                                             "'): butter applies files, directories and "
                                             "symlinks only"));
             case TarEntry::Type::CharDevice:
@@ -274,7 +350,7 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
             op.path = *name;
             op.link = e->link;
         }
-        BUTTER_TRY(check_parents(dir, shadow, op.path, raw));
+        BUTTER_TRY(check_parents(dir, top.st_dev, shadow, op.path, raw));
         BUTTER_TRY(check_writable(op.type == Op::Opaque ? op.path + "/x" : op.path, raw));
         auto seen = shadow.find(op.path);
         struct stat now {};
@@ -286,6 +362,14 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
             }
         }
         bool there = seen != shadow.end() ? seen->second != 'x' : on_disk;
+        if (on_disk && now.st_dev != top.st_dev)
+            return fail(refuse(raw, "'" + quote_path(op.path) +
+                                        "' is a mount point: a change there is not the "
+                                        "sandbox's"));
+        // What goes away whole (a deleted or replaced directory, an opaque one's contents)
+        // must be removable, all of it, before anything changes.
+        if (on_disk && S_ISDIR(now.st_mode) && op.type != Op::Dir)
+            BUTTER_TRY(check_removable(dir, op.path, top.st_dev, raw));
         switch (op.type) {
             case Op::Delete:
                 if (there) op.change = Kind::Deleted;
@@ -374,7 +458,7 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
 // The directory that holds `path`, every directory on the way opened without following a
 // symlink, and made (with `owner`) where missing.
 // An invalid Fd when `create` is false and a directory on the way is missing.
-Result<Fd> parent_of(const Fd& dir, const std::string& path,
+Result<Fd> parent_of(const Fd& dir, dev_t dev, const std::string& path,
                      const std::optional<std::pair<uid_t, gid_t>>& owner, bool create = true) {
     int cur = ::dup(dir.get());
     if (cur < 0) return fail_errno("dup", path);
@@ -390,8 +474,12 @@ Result<Fd> parent_of(const Fd& dir, const std::string& path,
                              AT_SYMLINK_NOFOLLOW);
         int fd = ::openat(at.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT && !create) return Fd();
-        if (fd < 0) return fail_errno("openat", parent.substr(0, slash));
+        if (fd < 0) return fail_errno("openat", quote_path(parent.substr(0, slash)));
         at = Fd(fd);
+        struct stat st {};
+        if (::fstat(fd, &st) < 0 || st.st_dev != dev)
+            return fail(Error::message("apply", "a mount point: not changed",
+                                       quote_path(parent.substr(0, slash))));
         start = slash + 1;
     }
     return at;
@@ -399,16 +487,19 @@ Result<Fd> parent_of(const Fd& dir, const std::string& path,
 
 Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const ApplyOptions& o) {
     std::vector<std::pair<std::string, std::int64_t>> dir_times;
+    struct stat top {};
+    if (::fstat(dir.get(), &top) < 0) return fail_errno("fstat", "the directory");
+    const dev_t dev = top.st_dev;
     for (const Op& op : plan.ops) {
         bool removes = op.type == Op::Delete || op.type == Op::Opaque;
-        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, op.path, o.owner, !removes));
+        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, dev, op.path, o.owner, !removes));
         if (!parent.valid()) continue;  // nothing there to remove
         std::string name = split(op.path).second;
         struct stat st {};
         bool there = ::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
         switch (op.type) {
             case Op::Delete:
-                BUTTER_TRY(remove_tree(parent.get(), name, op.path));
+                BUTTER_TRY(remove_tree(parent.get(), name, op.path, dev));
                 break;
             case Op::Opaque: {
                 int fd = ::openat(parent.get(), name.c_str(),
@@ -424,12 +515,12 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
                 }
                 ::closedir(list);
                 for (const std::string& n : names)
-                    BUTTER_TRY(remove_tree(d.get(), n, op.path + "/" + n));
+                    BUTTER_TRY(remove_tree(d.get(), n, op.path + "/" + n, dev));
                 break;
             }
             case Op::Dir:
                 if (there && !S_ISDIR(st.st_mode)) {
-                    BUTTER_TRY(remove_tree(parent.get(), name, op.path));
+                    BUTTER_TRY(remove_tree(parent.get(), name, op.path, dev));
                     there = false;
                 }
                 if (!there) {
@@ -439,14 +530,26 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
                                               o.owner->second, AT_SYMLINK_NOFOLLOW) < 0)
                         return fail_errno("fchownat", op.path);
                 }
-                if (::fchmodat(parent.get(), name.c_str(), op.mode, 0) < 0)
-                    return fail_errno("fchmodat", op.path);
+                // Its mode through a descriptor of the directory itself: a name swapped for a
+                // symlink in between is not followed (fchmodat follows one).
+                {
+                    int fd = ::openat(parent.get(), name.c_str(),
+                                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                    if (fd < 0) return fail_errno("openat", quote_path(op.path));
+                    Fd d(fd);
+                    struct stat now {};
+                    if (::fstat(fd, &now) < 0) return fail_errno("fstat", quote_path(op.path));
+                    if (now.st_dev != dev)
+                        return fail(Error::message("apply", "a mount point: not changed",
+                                                   quote_path(op.path)));
+                    if (::fchmod(fd, op.mode) < 0) return fail_errno("fchmod", quote_path(op.path));
+                }
                 dir_times.emplace_back(op.path, op.mtime);
                 break;
             case Op::File:
             case Op::Symlink: {
                 if (there && S_ISDIR(st.st_mode))
-                    BUTTER_TRY(remove_tree(parent.get(), name, op.path));
+                    BUTTER_TRY(remove_tree(parent.get(), name, op.path, dev));
                 std::string staged = op.staged;
                 if (op.type == Op::Symlink) {
                     staged = std::to_string(staging.count++);
@@ -467,7 +570,7 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
     }
     // Directories' times last: what was made in them moved them.
     for (auto it = dir_times.rbegin(); it != dir_times.rend(); ++it) {
-        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, it->first, o.owner));
+        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, dev, it->first, o.owner));
         struct timespec t[2] = {{it->second, 0}, {it->second, 0}};
         (void)::utimensat(parent.get(), split(it->first).second.c_str(), t, AT_SYMLINK_NOFOLLOW);
     }

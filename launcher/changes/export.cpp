@@ -31,9 +31,11 @@ const char* kind_name(Kind k) {
 }
 
 std::string quote_path(const std::string& path) {
+    // As git's core.quotePath: every byte outside printable ASCII escaped (C1 controls, line
+    // and paragraph separators, bidirectional overrides and invalid UTF-8 among them).
     bool plain = true;
     for (unsigned char c : path)
-        if (c < 0x20 || c == 0x7f || c == '\\' || c == '"') plain = false;
+        if (c < 0x20 || c >= 0x7f || c == '\\' || c == '"') plain = false;
     if (plain) return path;
     std::string out = "\"";
     for (unsigned char c : path) {
@@ -51,7 +53,7 @@ std::string quote_path(const std::string& path) {
                 out += "\\\"";
                 break;
             default:
-                if (c < 0x20 || c == 0x7f) {
+                if (c < 0x20 || c >= 0x7f) {
                     char buf[8];
                     std::snprintf(buf, sizeof buf, "\\%03o", c);
                     out += buf;
@@ -179,7 +181,8 @@ Result<void> Walk::one(int up, int low, const std::string& prefix, const std::st
         return fail_errno("fstatat", path);
     // A deletion in the layer format: a name of the sandbox's own there would delete NAME
     // wherever the layer is applied (".wh..git").
-    if (name.starts_with(".wh.") && !is_whiteout(st))
+    // (A deletion of such a name has no form either: ".wh..wh.x" would be read as ".wh.x".)
+    if (name.starts_with(".wh."))
         return fail(Error::message("export",
                                    "a name beginning with '.wh.', which an OCI layer "
                                    "reserves for deletions: it cannot be exported",

@@ -1,5 +1,7 @@
 #include "changes/tar.hpp"
 
+#include "changes/changes.hpp"
+
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -97,7 +99,7 @@ std::string pax_record(const std::string& key, const std::string& value) {
 
 // An archive that butter refuses: "tar("dir/name"): what".
 Error bad(const std::string& entry, const std::string& what) {
-    return Error::message("tar", what, entry);
+    return Error::message("tar", what, quote_path(entry));
 }
 
 }  // namespace

@@ -1,11 +1,15 @@
 #include "changes/workspace.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 namespace butter::launcher::changes {
 
@@ -26,6 +30,57 @@ Result<Fd> scratch(const Fd& dir) {
     fd = ::memfd_create("butter-changes", MFD_CLOEXEC);
     if (fd < 0) return fail_errno("memfd_create", "the changes to apply");
     return Fd(fd);
+}
+
+// apply_changes in a child with `uid`/`gid` (no supplementary groups, no capabilities): its
+// error text comes back on a pipe.
+Result<Counts> apply_as(uid_t uid, gid_t gid, const Fd& archive, const Fd& dir) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0) return fail_errno("pipe2", "workspace.commit");
+    Fd rd(p[0]), wr(p[1]);
+    pid_t pid = ::fork();
+    if (pid < 0) return fail_errno("fork", "workspace.commit");
+    if (pid == 0) {
+        rd = Fd();
+        std::string out;
+        if (::setgroups(0, nullptr) < 0 || ::setresgid(gid, gid, gid) < 0 ||
+            ::setresuid(uid, uid, uid) < 0) {
+            out = "E" + Error::from_errno("setresuid", std::to_string(uid)).what();
+        } else if (auto c = apply_changes(archive.get(), dir, {}); c) {
+            out = "C" + std::to_string(c->added) + " " + std::to_string(c->modified) + " " +
+                  std::to_string(c->deleted) + " " + std::to_string(c->bytes);
+        } else {
+            out = "E" + c.error().what();
+        }
+        (void)!::write(wr.get(), out.data(), out.size());
+        ::_exit(0);
+    }
+    wr = Fd();
+    std::string got;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(rd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got.starts_with("C")) {
+        Counts c;
+        unsigned long long a = 0, m = 0, d = 0, b = 0;
+        if (std::sscanf(got.c_str() + 1, "%llu %llu %llu %llu", &a, &m, &d, &b) == 4) {
+            c.added = a;
+            c.modified = m;
+            c.deleted = d;
+            c.bytes = b;
+        }
+        return c;
+    }
+    if (got.starts_with("E"))
+        return fail(Error::message("apply", got.substr(1), "as uid " + std::to_string(uid)));
+    return fail(Error::message("apply", "its process died", "as uid " + std::to_string(uid)));
 }
 
 }  // namespace
@@ -79,12 +134,18 @@ Result<WorkspaceResult> finish_workspace(const SandboxPlan& plan, const Fd& uppe
     }
     if (!commit) return r;
     if (::lseek(archive.get(), 0, SEEK_SET) < 0) return fail_errno("lseek", "the changes");
-    ApplyOptions a;
-    // As root, what is applied to a user's directory is that user's, as their own edits are.
+    // As root, a user's directory takes the changes from that user, in a process with their
+    // ids alone: what they own and may write, as their own edits would (root's files there,
+    // a symlink the user swaps in, a mount of root's below stay out of reach).
     struct stat st {};
-    if (::geteuid() == 0 && ::fstat(lower.get(), &st) == 0 && st.st_uid != 0)
-        a.owner = std::pair{st.st_uid, st.st_gid};
-    BUTTER_TRY(with_context(apply_changes(archive.get(), lower, a), "workspace.commit"));
+    if (::fstat(lower.get(), &st) < 0) return fail_errno("fstat", c.workspace);
+    Result<Counts> applied = ::geteuid() == 0 && st.st_uid != 0
+                                 ? apply_as(st.st_uid, st.st_gid, archive, lower)
+                                 : apply_changes(archive.get(), lower, {});
+    if (!applied) {
+        r.commit_error = applied.error().what();
+        return r;
+    }
     r.committed = true;
     return r;
 }

@@ -19,6 +19,7 @@ namespace butter::launcher::changes {
 struct WorkspaceResult {
     Counts counts;
     bool committed = false;
+    std::string commit_error;  // workspace.commit failed (the counts are the export's)
 };
 
 // `upper`: the upper directory the child sent (supervisor.hpp's on_changes); `file`: the

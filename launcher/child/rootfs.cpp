@@ -358,7 +358,12 @@ Result<void> mount_overlay(const SandboxPlan& plan, const MountStep& m, OverlayL
     if (plan.namespaces.has(Namespace::User)) BUTTER_TRY(fs.set("userxattr"));
     BUTTER_TRY(fs.set("xino", "off"));
     BUTTER_TRY(fs.set("uuid", "off"));
-    BUTTER_TRY(fs.create());
+    if (auto r = fs.create(); !r) {
+        if (r.error().errno_value() != EINVAL) return r;
+        return fail(std::move(r).error().with_hint(
+            "a lower layer holds mounts of the host's (in a user namespace they cannot be "
+            "left out), or the layers overlap"));
+    }
     BUTTER_ASSIGN_OR_RETURN(Fd tree, fs.mount(MountAttr::NoSuid | MountAttr::NoDev));
     BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
     BUTTER_TRY(move_mount(tree, "", at, ""));

@@ -180,6 +180,12 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
                 if (cli.verbosity > 0) say("butter: changes: " + w);
             });
         std::fflush(stdout);
+        if (done && !done->commit_error.empty()) {
+            // The changes are known, their commit failed: both in the report.
+            outcome->changes = RunOutcome::Changes{done->counts.added, done->counts.modified,
+                                                   done->counts.deleted, done->counts.bytes, false};
+            done = fail(Error::message("workspace.commit", done->commit_error));
+        }
         if (done) {
             outcome->changes =
                 RunOutcome::Changes{done->counts.added, done->counts.modified, done->counts.deleted,

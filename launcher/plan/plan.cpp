@@ -245,24 +245,39 @@ void Planner::output_and_watch() {
         for (const MountStep& m : plan.mounts)
             if (m.type == MountType::Dev) plan.pty_ptmx = m.target + "/pts/ptmx";
     plan.report_path = o.report ? *o.report : p.report.path;
-    // The report is the run's word: never in a directory the sandbox could move or replace (a
-    // subdirectory of a writable bind; a bind's own top directory is its mount point and stays).
-    if (plan.report_path.size() > 1 && plan.report_path[0] == '/') {
-        std::string dir = plan.report_path.substr(0, plan.report_path.rfind('/'));
-        if (auto d = host.resolve(dir.empty() ? "/" : dir, Symlinks::RootOnly))
-            for (const MountStep& m : plan.mounts)
-                if (m.type == MountType::Bind && !m.read_only && m.source_is_dir &&
-                    d->path.starts_with(m.source == "/" ? "/" : m.source + "/"))
-                    out.push_back(
-                        error_at(o.report ? SourceLoc{"--report", 0, 0} : p.loc_of("report.path"),
-                                 "report '" + plan.report_path +
-                                     "' lies in a subdirectory of the writable "
-                                     "bind '" +
-                                     m.source +
-                                     "', which the sandbox could move and replace with "
-                                     "its own: put it in " +
-                                     m.source + " itself, or outside it"));
-    }
+    // The report and the changes file are the run's word: never in a directory the sandbox
+    // could move and replace (a subdirectory of a writable bind; a bind's own top directory is
+    // its mount point and stays), nor in a workspace whose changes are committed (the commit
+    // would put the sandbox's file there, or its directory).
+    auto host_file = [&](const std::string& path, const SourceLoc& at, const char* what) {
+        if (path.size() < 2 || path[0] != '/') return;
+        std::string dir = path.substr(0, path.rfind('/'));
+        auto d = host.resolve(dir.empty() ? "/" : dir, Symlinks::RootOnly);
+        if (!d) return;
+        auto under = [&](const std::string& top, bool itself) {
+            return (itself && d->path == top) || d->path.starts_with(top == "/" ? "/" : top + "/");
+        };
+        for (const MountStep& m : plan.mounts)
+            if (m.type == MountType::Bind && !m.layer && !m.read_only && m.source_is_dir &&
+                under(m.source, false))
+                out.push_back(error_at(at, std::string(what) + " '" + path +
+                                               "' lies in a subdirectory of the writable "
+                                               "bind '" +
+                                               m.source +
+                                               "', which the sandbox could move and replace "
+                                               "with its own: put it in " +
+                                               m.source + " itself, or outside it"));
+        if (plan.changes.mount >= 0 && plan.changes.commit != profile::CommitPolicy::Never &&
+            under(plan.changes.workspace, true))
+            out.push_back(error_at(at, std::string(what) + " '" + path +
+                                           "' lies in the workspace whose changes "
+                                           "workspace.commit applies (the sandbox's own file "
+                                           "could take its place): put it outside " +
+                                           plan.changes.workspace));
+    };
+    host_file(plan.report_path, o.report ? SourceLoc{"--report", 0, 0} : p.loc_of("report.path"),
+              "report");
+    host_file(plan.changes.path, SourceLoc{"--changes", 0, 0}, "changes file");
     plan.file_activity = p.report.file_activity;
     plan.record_steps = !plan.report_path.empty() || o.events;
     for (std::size_t i = 0; i < p.watch.paths.size(); ++i) {

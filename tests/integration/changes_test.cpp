@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -420,6 +421,77 @@ TEST_P(Changes, AKeptUpperIsOutOfOtherUsersReach) {
     ASSERT_EQ(::stat((upper + "/overlay").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 077, 0u) << "others can reach the upper layer";
     ASSERT_EQ(::stat((upper + "/overlay/upper/tool").c_str(), &st), 0) << "not copied up";
+}
+
+// A file system mounted in the workspace is not in the overlay's view: a commit never
+// removes, changes or writes into it (root's files there stay as they are).
+TEST_P(Changes, ACommitNeverReachesIntoAMountInTheWorkspace) {
+    std::string ws = copy("ws");
+    std::string mnt = ws + "/mnt";
+    ASSERT_EQ(::mkdir(mnt.c_str(), 0755), 0);
+    ASSERT_EQ(::chown(mnt.c_str(), owner(), owner()), 0);
+    ASSERT_EQ(::mount("x", mnt.c_str(), "tmpfs", 0, "mode=0755"), 0);
+    write_file(mnt + "/secret", "root's\n");
+    auto r = job(
+        ws, {"--set", "filesystem.workspace=\"overlay\"", "--set", "workspace.commit=\"always\""},
+        "rm -rf mnt; echo x > other");
+    EXPECT_EQ(r.code, 125) << r.err;
+    // As root the commit refuses; unprivileged the overlay itself cannot be made (the host's
+    // mount is locked in the sandbox's user namespace), and says why.
+    EXPECT_NE(r.err.find(nobody() ? "holds mounts" : "mount point"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(mnt + "/secret"), "root's\n");
+    struct stat st {};
+    EXPECT_NE(::stat((ws + "/other").c_str(), &st), 0) << "part of a refused commit was applied";
+    ASSERT_EQ(::umount(mnt.c_str()), 0);
+}
+
+// The changes file and the report are never where the sandbox's commit or a writable bind
+// could put a file of its own.
+TEST_P(Changes, TheChangesFileIsNeverWhereTheSandboxCanWrite) {
+    std::string ws = copy("ws");
+    auto in_ws = job(ws, {"--changes", ws + "/c.tar", "--set", "workspace.commit=\"on-success\""},
+                     "echo ran");
+    EXPECT_EQ(in_ws.code, 125) << in_ws.err;
+    EXPECT_NE(in_ws.err.find("workspace.commit applies"), std::string::npos) << in_ws.err;
+    EXPECT_EQ(in_ws.out, "");
+    std::string bound = base_ / "bound", sub = bound + "/sub";
+    sh("mkdir -p " + sub + " && chown -R " + std::to_string(owner()) + ":" +
+       std::to_string(owner()) + " " + bound);
+    auto in_bind = job(ws, {"--bind", bound, "--changes", sub + "/c.tar"}, "echo ran");
+    EXPECT_EQ(in_bind.code, 125) << in_bind.err;
+    EXPECT_NE(in_bind.err.find("subdirectory of the writable bind"), std::string::npos)
+        << in_bind.err;
+}
+
+// A host file named .wh.* that the sandbox deletes has no form in a layer (".wh..wh..opq"
+// would empty its directory): the export refuses it.
+TEST_P(Changes, DeletingAHostFileNamedLikeAWhiteoutIsRefused) {
+    std::string ws = copy("ws");
+    write_file(ws + "/sub/.wh..opq", "x\n");
+    ASSERT_EQ(::chown((ws + "/sub/.wh..opq").c_str(), owner(), owner()), 0);
+    auto r = job(
+        ws, {"--set", "filesystem.workspace=\"overlay\"", "--set", "workspace.commit=\"always\""},
+        "rm sub/.wh..opq");
+    EXPECT_EQ(r.code, 125) << r.err;
+    EXPECT_EQ(read_file(ws + "/sub/deep.txt"), "sub/deep.txt\n") << "the directory was emptied";
+}
+
+// Removing a tree the workspace's owner cannot remove all of (a directory of theirs that is not
+// writable on the host, which the sandbox made writable in its copy) is refused before
+// anything changes. As root too: the commit runs as the owner.
+TEST_P(Changes, ACommitThatCannotRemoveAWholeTreeChangesNothing) {
+    std::string ws = copy("ws");
+    ASSERT_EQ(::mkdir((ws + "/dir_del/ro").c_str(), 0755), 0);
+    write_file(ws + "/dir_del/ro/x", "x\n");
+    sh("chown -R " + std::to_string(owner()) + ":" + std::to_string(owner()) + " " + ws +
+       "/dir_del/ro && chmod 0555 " + ws + "/dir_del/ro");
+    auto before = tree(ws);
+    auto r = job(
+        ws, {"--set", "filesystem.workspace=\"overlay\"", "--set", "workspace.commit=\"always\""},
+        "echo new > anew; chmod -R u+w dir_del && rm -rf dir_del");
+    EXPECT_EQ(r.code, 125) << r.err;
+    EXPECT_EQ(tree(ws), before) << "part of a refused commit was applied";
+    ASSERT_EQ(::chmod((ws + "/dir_del/ro").c_str(), 0755), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Changes, ::testing::Values(false, true),

@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <thread>
 
 #include "../support/tmpdir.hpp"
 #include "changes/changes.hpp"
@@ -383,10 +385,53 @@ TEST(UnifiedDiff, GivesUpOnAHugeDifferenceWithoutExhaustingMemory) {
     EXPECT_FALSE(unified_diff(a, b, "a", "b"));
 }
 
+// A directory's mode is set through a descriptor of the directory: a name that the
+// directory's owner swaps for a symlink meanwhile is never followed (fchmodat would).
+TEST_F(Apply, ADirectoryModeNeverGoesThroughASwappedSymlink) {
+    std::string victim = outside_ + "/victim";
+    ASSERT_EQ(::chmod(victim.c_str(), 0644), 0);
+    ASSERT_EQ(::mkdir((dir_ + "/d").c_str(), 0755), 0);
+    ASSERT_EQ(::symlink(victim.c_str(), (dir_ + "/s").c_str()), 0);
+    std::atomic<bool> stop{false};
+    std::thread racer([&] {
+        while (!stop)
+            (void)::renameat2(AT_FDCWD, (dir_ + "/d").c_str(), AT_FDCWD, (dir_ + "/s").c_str(),
+                              RENAME_EXCHANGE);
+    });
+    for (int i = 0; i < 300; ++i) {
+        Archive a;
+        a.add(Type::Directory, "d/", "", 0777);
+        Fd d = open_dir(dir_);
+        (void)apply_changes(a.fd(), d, {});
+    }
+    stop = true;
+    racer.join();
+    struct stat st {};
+    ASSERT_EQ(::stat(victim.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644u) << "a swapped symlink was followed";
+}
+
+TEST_F(Apply, ATreeTooDeepToRemoveIsRefusedBeforeAnyChange) {
+    std::string p = dir_ + "/deep";
+    for (int i = 0; i < 300; ++i) {
+        ASSERT_EQ(::mkdir(p.c_str(), 0755), 0);
+        p += "/d";
+    }
+    Archive a;
+    a.add(Type::File, "change", "after\n").add(Type::File, ".wh.deep");
+    expect_refused(a, "deeper than 256 levels");
+}
+
 TEST(QuotePath, ANameIsAlwaysOneLine) {
     EXPECT_EQ(quote_path("plain/name.txt"), "plain/name.txt");
     EXPECT_EQ(quote_path("x\ndeleted important"), "\"x\\ndeleted important\"");
     EXPECT_EQ(quote_path("a\"b\\c\x01"), "\"a\\\"b\\\\c\\001\"");
+    // Every byte outside printable ASCII, as git quotes: NEL, LS, RLO, a lone CSI byte.
+    EXPECT_EQ(quote_path("a\xc2\x85"
+                         "b"),
+              "\"a\\302\\205b\"");
+    EXPECT_EQ(quote_path("\xe2\x80\xa8\xe2\x80\xae\x9b"),
+              "\"\\342\\200\\250\\342\\200\\256\\233\"");
 }
 
 TEST(UnifiedDiff, HunksHaveThreeLinesOfContext) {
