@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <random>
 
@@ -260,8 +261,7 @@ Result<void> make_staging(Staging& s) {
 }
 
 // Reads and checks the whole archive; stages each file's content unless `staging` is null.
-Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
-                       const std::optional<std::pair<uid_t, gid_t>>& owner) {
+Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging, const std::atomic<bool>* cancel) {
     Plan plan;
     Shadow shadow;
     TarReader r(tar);
@@ -291,6 +291,7 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
         return {};
     };
     for (;;) {
+        if (cancel && *cancel) return fail(Error("apply", EINTR, "interrupted"));
         BUTTER_ASSIGN_OR_RETURN(std::optional<TarEntry> e, r.next());
         if (!e) break;
         const std::string& raw = e->name;
@@ -440,8 +441,6 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
                 Fd f(fd);
                 BUTTER_TRY(r.content(f.get()));
                 if (::fchmod(fd, op.mode) < 0) return fail_errno("fchmod", op.path);
-                if (owner && ::fchown(fd, owner->first, owner->second) < 0)
-                    return fail_errno("fchown", op.path);
                 struct timespec t[2] = {{op.mtime, 0}, {op.mtime, 0}};
                 if (::futimens(fd, t) < 0) return fail_errno("futimens", op.path);
             }
@@ -456,10 +455,9 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging,
 }
 
 // The directory that holds `path`, every directory on the way opened without following a
-// symlink, and made (with `owner`) where missing.
+// symlink, and made where missing.
 // An invalid Fd when `create` is false and a directory on the way is missing.
-Result<Fd> parent_of(const Fd& dir, dev_t dev, const std::string& path,
-                     const std::optional<std::pair<uid_t, gid_t>>& owner, bool create = true) {
+Result<Fd> parent_of(const Fd& dir, dev_t dev, const std::string& path, bool create = true) {
     int cur = ::dup(dir.get());
     if (cur < 0) return fail_errno("dup", path);
     Fd at(cur);
@@ -469,9 +467,7 @@ Result<Fd> parent_of(const Fd& dir, dev_t dev, const std::string& path,
         std::size_t slash = parent.find('/', start);
         if (slash == std::string::npos) slash = parent.size();
         std::string part = parent.substr(start, slash - start);
-        if (create && ::mkdirat(at.get(), part.c_str(), 0755) == 0 && owner)
-            (void)::fchownat(at.get(), part.c_str(), owner->first, owner->second,
-                             AT_SYMLINK_NOFOLLOW);
+        if (create) (void)::mkdirat(at.get(), part.c_str(), 0755);
         int fd = ::openat(at.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT && !create) return Fd();
         if (fd < 0) return fail_errno("openat", quote_path(parent.substr(0, slash)));
@@ -492,7 +488,7 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
     const dev_t dev = top.st_dev;
     for (const Op& op : plan.ops) {
         bool removes = op.type == Op::Delete || op.type == Op::Opaque;
-        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, dev, op.path, o.owner, !removes));
+        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, dev, op.path, !removes));
         if (!parent.valid()) continue;  // nothing there to remove
         std::string name = split(op.path).second;
         struct stat st {};
@@ -526,9 +522,6 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
                 if (!there) {
                     if (::mkdirat(parent.get(), name.c_str(), 0700) < 0)
                         return fail_errno("mkdirat", op.path);
-                    if (o.owner && ::fchownat(parent.get(), name.c_str(), o.owner->first,
-                                              o.owner->second, AT_SYMLINK_NOFOLLOW) < 0)
-                        return fail_errno("fchownat", op.path);
                 }
                 // Its mode through a descriptor of the directory itself: a name swapped for a
                 // symlink in between is not followed (fchmodat follows one).
@@ -555,9 +548,6 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
                     staged = std::to_string(staging.count++);
                     if (::symlinkat(op.link.c_str(), staging.fd.get(), staged.c_str()) < 0)
                         return fail_errno("symlinkat", op.path);
-                    if (o.owner && ::fchownat(staging.fd.get(), staged.c_str(), o.owner->first,
-                                              o.owner->second, AT_SYMLINK_NOFOLLOW) < 0)
-                        return fail_errno("fchownat", op.path);
                     struct timespec t[2] = {{op.mtime, 0}, {op.mtime, 0}};
                     (void)::utimensat(staging.fd.get(), staged.c_str(), t, AT_SYMLINK_NOFOLLOW);
                 }
@@ -570,7 +560,7 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
     }
     // Directories' times last: what was made in them moved them.
     for (auto it = dir_times.rbegin(); it != dir_times.rend(); ++it) {
-        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, dev, it->first, o.owner));
+        BUTTER_ASSIGN_OR_RETURN(Fd parent, parent_of(dir, dev, it->first));
         struct timespec t[2] = {{it->second, 0}, {it->second, 0}};
         (void)::utimensat(parent.get(), split(it->first).second.c_str(), t, AT_SYMLINK_NOFOLLOW);
     }
@@ -581,7 +571,7 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
 
 Result<Counts> apply_changes(int tar, const Fd& dir, const ApplyOptions& o) {
     if (o.dry_run) {
-        auto checked = read_plan(tar, dir, nullptr, o.owner);
+        auto checked = read_plan(tar, dir, nullptr, o.cancel);
         if (!checked) return fail(std::move(checked).error());
         Plan& plan = *checked;
         for (const Op& op : plan.ops)
@@ -590,7 +580,7 @@ Result<Counts> apply_changes(int tar, const Fd& dir, const ApplyOptions& o) {
     }
     Staging staging{dir, {}, {}, 0};
     BUTTER_TRY(make_staging(staging));
-    auto plan = read_plan(tar, dir, &staging, o.owner);
+    auto plan = read_plan(tar, dir, &staging, o.cancel);
     if (!plan) return fail(std::move(plan).error().with_hint("nothing was changed"));
     if (auto c = commit(*plan, dir, staging, o); !c)
         return fail(std::move(c).error().with_hint("the entries before this one were applied"));

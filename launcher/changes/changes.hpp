@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -51,9 +52,9 @@ std::string quote_path(const std::string& path);
 struct ApplyOptions {
     bool dry_run = false;  // validate, and say what would change, but change nothing
     std::function<void(Kind, const std::string& path)> on_change;
-    // New files and directories get this owner (root applying a user's workspace); nullopt:
-    // the caller's.
-    std::optional<std::pair<uid_t, gid_t>> owner;
+    // Set (by a signal handler): stop while the archive is read and staged, before anything
+    // changes; the renames that follow are not interrupted.
+    const std::atomic<bool>* cancel = nullptr;
 };
 
 // Applies the tar read from `tar` to the directory `dir` (an O_DIRECTORY fd). A name of the

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -349,7 +350,11 @@ int cmd_syscalls(const Cli& cli) {
     return status;
 }
 
+std::atomic<bool> g_interrupted{false};
+
 // `butter apply FILE [DIR]` and `butter diff FILE [DIR]` ("-" reads the archive from stdin).
+// SIGINT, SIGTERM and SIGHUP stop an apply before it changes anything (its staged files
+// removed); once the renames begin it finishes them.
 int cmd_changes(const Cli& cli) {
     Fd tar;
     if (cli.args[0] != "-") {
@@ -379,8 +384,13 @@ int cmd_changes(const Cli& cli) {
         // As diff(1): 1 when there are differences.
         return r->added + r->modified + r->deleted > 0 ? 1 : 0;
     }
+    struct sigaction stop {};
+    stop.sa_handler = [](int) { g_interrupted = true; };
+    for (int sig : {SIGINT, SIGTERM, SIGHUP})
+        ::sigaction(sig, &stop, nullptr);
     changes::ApplyOptions o;
     o.dry_run = cli.dry_run;
+    o.cancel = &g_interrupted;
     o.on_change = [&](changes::Kind k, const std::string& path) {
         if (cli.dry_run || cli.verbosity > 1)
             std::printf("%s %s\n", changes::kind_name(k), changes::quote_path(path).c_str());

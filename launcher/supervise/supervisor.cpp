@@ -328,8 +328,15 @@ void Supervisor::State::on_started(const Sandbox& sb) {
         ids += (ids.size() > 1 ? ", " : "") + Events::str(std::string(proc_name(ns.value))) + ": " +
                std::to_string(*id);
     }
+    // What confines it, as the report's "isolation" has it.
+    std::string isolation =
+        std::string("{\"tier\": ") +
+        (plan->namespaces.has(Namespace::Mount) ? "\"namespaces\"" : "\"seccomp\"") +
+        ", \"landlock_abi\": " + std::to_string(plan->landlock_abi) +
+        ", \"landlock_paths\": " + std::to_string(plan->landlock_paths.size()) + "}";
     events.emit("started", {{"pid", std::to_string(sb.pid)},
                             {"namespaces", ids + "}"},
+                            {"isolation", isolation},
                             {"restart", std::to_string(result.restarts)}});
 }
 

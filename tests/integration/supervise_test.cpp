@@ -366,6 +366,8 @@ TEST_F(Supervise, EventsStreamAndSetupTimings) {
     EXPECT_TRUE(lines.front().starts_with("{\"event\": \"started\"")) << lines.front();
     EXPECT_NE(lines.front().find("\"user\": "), std::string::npos)
         << "namespace ids: " << lines.front();
+    EXPECT_NE(lines.front().find("\"isolation\": {\"tier\": \"namespaces\""), std::string::npos)
+        << lines.front();
     EXPECT_NE(ev.find("{\"event\": \"setup\""), std::string::npos);
     EXPECT_NE(ev.find("\"step\": \"mounts and pivot_root\""), std::string::npos);
     EXPECT_NE(ev.find("{\"event\": \"exec\""), std::string::npos);

@@ -422,6 +422,20 @@ TEST_F(Apply, ATreeTooDeepToRemoveIsRefusedBeforeAnyChange) {
     expect_refused(a, "deeper than 256 levels");
 }
 
+TEST_F(Apply, AnInterruptedApplyChangesNothingAndLeavesNoStaging) {
+    Archive a;
+    a.add(Type::File, "change", "after\n").add(Type::File, "added", "a\n");
+    std::atomic<bool> stop{true};
+    auto before = tree(dir_);
+    Fd d = open_dir(dir_);
+    ApplyOptions o;
+    o.cancel = &stop;
+    auto r = apply_changes(a.fd(), d, o);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().what().find("interrupted"), std::string::npos) << r.error().what();
+    EXPECT_EQ(tree(dir_), before);
+}
+
 TEST(QuotePath, ANameIsAlwaysOneLine) {
     EXPECT_EQ(quote_path("plain/name.txt"), "plain/name.txt");
     EXPECT_EQ(quote_path("x\ndeleted important"), "\"x\\ndeleted important\"");
