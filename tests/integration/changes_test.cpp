@@ -26,39 +26,6 @@ constexpr uid_t kNobody = 65534;
 // The owner of the workspace when root runs butter: an ordinary user's checkout.
 constexpr uid_t kUser = 12345;
 
-// Every path below `dir`: type, mode and content (or link text). Owners and times differ
-// between the ways a tree is made (as root, applied by root) and are left out.
-std::map<std::string, std::string> tree(const std::string& dir) {
-    std::map<std::string, std::string> out;
-    std::function<void(const std::string&)> walk = [&](const std::string& rel) {
-        std::string path = rel.empty() ? dir : dir + "/" + rel;
-        DIR* d = ::opendir(path.c_str());
-        if (!d) return;
-        while (dirent* e = ::readdir(d)) {
-            std::string n = e->d_name;
-            if (n == "." || n == "..") continue;
-            std::string r = rel.empty() ? n : rel + "/" + n;
-            struct stat st {};
-            ::lstat((dir + "/" + r).c_str(), &st);
-            char mode[16];
-            std::snprintf(mode, sizeof mode, "%04o ", st.st_mode & 07777);
-            if (S_ISDIR(st.st_mode)) {
-                out[r] = std::string("dir ") + mode;
-                walk(r);
-            } else if (S_ISLNK(st.st_mode)) {
-                char buf[256];
-                ssize_t k = ::readlink((dir + "/" + r).c_str(), buf, sizeof buf);
-                out[r] = "link " + std::string(buf, k > 0 ? static_cast<std::size_t>(k) : 0);
-            } else {
-                out[r] = std::string("file ") + mode + read_file(dir + "/" + r);
-            }
-        }
-        ::closedir(d);
-    };
-    walk("");
-    return out;
-}
-
 // The entries of a tar file, by name.
 std::set<std::string> tar_names(const std::string& path) {
     std::set<std::string> out;
@@ -80,6 +47,17 @@ std::set<std::string> lines(const std::string& s) {
     for (std::string l; std::getline(in, l);)
         if (!l.empty()) out.insert(l);
     return out;
+}
+
+// A profile of the default's, run from /, whose mounts are /usr with the merged-/usr
+// symlinks and then `more` (TOML lines).
+std::string profile_with(const std::string& more) {
+    return "extends = \"default\"\n[process]\ncwd = \"/\"\n[filesystem]\nmounts = [\n"
+           "{ type = \"bind\", source = \"/usr\", target = \"/usr\", read_only = true },\n"
+           "{ type = \"symlink\", source = \"usr/bin\", target = \"/bin\" },\n"
+           "{ type = \"symlink\", source = \"usr/lib\", target = \"/lib\" },\n"
+           "{ type = \"symlink\", source = \"usr/lib64\", target = \"/lib64\" },\n" +
+           more + "]\n";
 }
 
 void sh(const std::string& cmd) {
@@ -143,12 +121,12 @@ class Changes : public ::testing::TestWithParam<bool> {
 };
 
 TEST_P(Changes, OverlayLeavesTheHostTreeAndItsTarGivesWhatADirectRunGives) {
-    auto original = tree(orig_);
+    auto original = tree_of(orig_);
     std::string cow = copy("cow"), direct = copy("direct"), applied = copy("applied");
     std::string tar = out_ + "/changes.tar", report = out_ + "/report.json";
     auto r = job(cow, {"--changes", tar, "--report", report});
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_EQ(tree(cow), original) << "the overlay run changed the host tree";
+    EXPECT_EQ(tree_of(cow), original) << "the overlay run changed the host tree";
 
     EXPECT_EQ(tar_names(tar),
               (std::set<std::string>{"edit.txt", ".wh.del.txt", ".wh.mv_src.txt", "mv_dst.txt",
@@ -165,7 +143,7 @@ TEST_P(Changes, OverlayLeavesTheHostTreeAndItsTarGivesWhatADirectRunGives) {
     ASSERT_EQ(d.code, 0) << d.err;
     auto a = butter({"apply", tar, applied}, out_);
     ASSERT_EQ(a.code, 0) << a.err;
-    EXPECT_EQ(tree(applied), tree(direct)) << "apply gave another tree than a direct run";
+    EXPECT_EQ(tree_of(applied), tree_of(direct)) << "apply gave another tree than a direct run";
 }
 
 TEST_P(Changes, DashListsTheChanges) {
@@ -179,7 +157,7 @@ TEST_P(Changes, DashListsTheChanges) {
                                      "added newdir/", "added newdir/n", "added fresh.txt",
                                      "modified mode.txt", "added newlink", "deleted sub/deep.txt"}))
         << r.out;
-    EXPECT_EQ(tree(cow), tree(orig_));
+    EXPECT_EQ(tree_of(cow), tree_of(orig_));
 }
 
 TEST_P(Changes, WorkspaceSizeBoundsWhatTheChangesMayTake) {
@@ -188,7 +166,7 @@ TEST_P(Changes, WorkspaceSizeBoundsWhatTheChangesMayTake) {
                  "head -c 512K /dev/zero > half && ! head -c 2M /dev/zero > big 2>/dev/null");
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("added half"), std::string::npos) << r.out;
-    EXPECT_EQ(tree(cow), tree(orig_));
+    EXPECT_EQ(tree_of(cow), tree_of(orig_));
 }
 
 TEST_P(Changes, CommitOnSuccessAppliesOnlyWhenTheCommandExitsZero) {
@@ -197,10 +175,10 @@ TEST_P(Changes, CommitOnSuccessAppliesOnlyWhenTheCommandExitsZero) {
                                      "workspace.commit=\"on-success\""};
     auto failed = job(ws, overlay, "echo made > made.txt; exit 3");
     EXPECT_EQ(failed.code, 3) << failed.err;
-    EXPECT_EQ(tree(ws), tree(orig_)) << "a failed command's changes were applied";
+    EXPECT_EQ(tree_of(ws), tree_of(orig_)) << "a failed command's changes were applied";
     auto ok = job(ws, overlay, "echo made > made.txt; rm keep.txt");
     ASSERT_EQ(ok.code, 0) << ok.err;
-    auto t = tree(ws);
+    auto t = tree_of(ws);
     EXPECT_EQ(t["made.txt"], "file 0644 made\n");
     EXPECT_EQ(t.count("keep.txt"), 0u);
     struct stat st {};
@@ -217,13 +195,13 @@ TEST_P(Changes, ASetIdFileIsNeverCommitted) {
         "cp /bin/true suid; chmod 4755 suid; chmod 2755 suid; mkdir sg; chmod 2775 sg; "
         "echo x > other");
     EXPECT_TRUE(r.code == 0 || r.code == 125) << r.err;
-    for (const auto& [path, what] : tree(ws)) {
+    for (const auto& [path, what] : tree_of(ws)) {
         struct stat st {};
         ASSERT_EQ(::lstat((ws + "/" + path).c_str(), &st), 0);
         EXPECT_EQ(st.st_mode & (S_ISUID | S_ISGID), 0u) << path << " is set-id on the host";
     }
     if (r.code == 125) {
-        EXPECT_EQ(tree(ws), tree(orig_)) << "part of a refused commit was applied";
+        EXPECT_EQ(tree_of(ws), tree_of(orig_)) << "part of a refused commit was applied";
     }
 }
 
@@ -235,18 +213,12 @@ TEST_P(Changes, OverlayMountsOfAProfileKeepTheirUpperDirectory) {
        upper);
     std::string profile = out_ + "/overlay.toml";
     // The default's mounts, and two overlays after them.
-    write_file(profile,
-               "extends = \"default\"\n[process]\ncwd = \"/\"\n[filesystem]\nmounts = [\n"
-               "{ type = \"bind\", source = \"/usr\", target = \"/usr\", read_only = true },\n"
-               "{ type = \"symlink\", source = \"usr/bin\", target = \"/bin\" },\n"
-               "{ type = \"symlink\", source = \"usr/lib\", target = \"/lib\" },\n"
-               "{ type = \"symlink\", source = \"usr/lib64\", target = \"/lib64\" },\n"
-               "{ type = \"dev\", target = \"/dev\" },\n"
-               "{ type = \"overlay\", target = \"/data\", sources = [\"" +
-                   low1 + "\", \"" + low2 + "\"], upper = \"" + upper +
-                   "\" },\n"
-                   "{ type = \"overlay\", target = \"/small\", sources = [\"" +
-                   low2 + "\"], size = \"1M\" },\n]\n");
+    write_file(profile, profile_with("{ type = \"dev\", target = \"/dev\" },\n"
+                                     "{ type = \"overlay\", target = \"/data\", sources = [\"" +
+                                     low1 + "\", \"" + low2 + "\"], upper = \"" + upper +
+                                     "\" },\n{ type = \"overlay\", target = \"/small\", "
+                                     "sources = [\"" +
+                                     low2 + "\"], size = \"1M\" },\n"));
     auto r = butter({"run", "-p", profile, "--", "/bin/sh", "-c",
                      "cat /data/keep.txt /data/only2 && echo new > /data/new && rm "
                      "/data/only2 && ! head -c 2M /dev/zero > /small/big 2>/dev/null && echo "
@@ -256,7 +228,7 @@ TEST_P(Changes, OverlayMountsOfAProfileKeepTheirUpperDirectory) {
     EXPECT_EQ(r.out, "keep.txt\nonly2\nfull\n");
     EXPECT_EQ(read_file(upper + "/overlay/upper/new"), "new\n")
         << "the upper directory lost the change";
-    EXPECT_EQ(tree(low1), tree(orig_));
+    EXPECT_EQ(tree_of(low1), tree_of(orig_));
     EXPECT_EQ(read_file(low2 + "/only2"), "only2\n");
     // The next run sees the kept changes.
     auto again =
@@ -286,7 +258,7 @@ TEST_P(Changes, ApplyRefusesAHostileTarAndChangesNothing) {
     EXPECT_EQ(a.code, 1);
     EXPECT_NE(a.err.find("'..'"), std::string::npos) << a.err;
     EXPECT_NE(a.err.find("nothing was changed"), std::string::npos) << a.err;
-    EXPECT_EQ(tree(ws), tree(orig_));
+    EXPECT_EQ(tree_of(ws), tree_of(orig_));
     struct stat st {};
     EXPECT_NE(::lstat((base_.path() + "/escaped").c_str(), &st), 0);
 }
@@ -304,7 +276,7 @@ TEST_P(Changes, WhatALayerCannotCarryIsRefusedOrLeftOutAndSaid) {
                  "touch .wh.keep.txt; echo x > new");
     EXPECT_EQ(r.code, 125) << r.err;
     EXPECT_NE(r.err.find("reserves for deletions"), std::string::npos) << r.err;
-    EXPECT_EQ(tree(ws), tree(orig_)) << "a refused layer was committed";
+    EXPECT_EQ(tree_of(ws), tree_of(orig_)) << "a refused layer was committed";
     std::string json = read_file(report);
     EXPECT_NE(json.find("\"status\": 125"), std::string::npos) << json;
     EXPECT_NE(json.find("reserves for deletions"), std::string::npos) << json;
@@ -347,12 +319,12 @@ TEST_P(Changes, ApplyChecksEveryDirectoryItWritesFirst) {
     auto r = job(copy("cow"), {"--changes", tar}, "echo a > dir_mv/new; echo b > sub/new");
     ASSERT_EQ(r.code, 0) << r.err;
     ASSERT_EQ(::chown((ws + "/sub").c_str(), 0, 0), 0);
-    auto before = tree(ws);
+    auto before = tree_of(ws);
     auto a = butter({"apply", tar, ws}, out_);
     EXPECT_EQ(a.code, 1) << a.err;
     EXPECT_NE(a.err.find("Permission denied"), std::string::npos) << a.err;
     EXPECT_NE(a.err.find("nothing was changed"), std::string::npos) << a.err;
-    EXPECT_EQ(tree(ws), before);
+    EXPECT_EQ(tree_of(ws), before);
 }
 
 // Attacks of a sandbox on the export and commit (an attacker's review): each fails closed,
@@ -365,7 +337,7 @@ TEST_P(Changes, ASparseFileCannotBecomeAHugeExport) {
     EXPECT_NE(r.err.find("more than the workspace holds"), std::string::npos) << r.err;
     struct stat st {};
     EXPECT_TRUE(::stat(tar.c_str(), &st) != 0 || st.st_size < (64 << 20)) << st.st_size;
-    EXPECT_EQ(tree(out_).count("c.tar"), 0u) << "a partial tar was left";
+    EXPECT_EQ(tree_of(out_).count("c.tar"), 0u) << "a partial tar was left";
 }
 
 TEST_P(Changes, ADeepTreeIsRefusedNotACrash) {
@@ -375,7 +347,7 @@ TEST_P(Changes, ADeepTreeIsRefusedNotACrash) {
                  "i=0; while [ $i -lt 400 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done");
     EXPECT_EQ(r.code, 125) << r.err;
     EXPECT_NE(r.err.find("levels"), std::string::npos) << r.err;
-    for (const auto& [path, what] : tree(out_))
+    for (const auto& [path, what] : tree_of(out_))
         EXPECT_EQ(path.find(".butter-"), std::string::npos) << path << " left behind";
 }
 
@@ -407,14 +379,8 @@ TEST_P(Changes, AKeptUpperIsOutOfOtherUsersReach) {
        "/tool && chown -R " + std::to_string(owner()) + ":" + std::to_string(owner()) + " " + low +
        " && chmod 4755 " + low + "/tool && chown " + std::to_string(runner()) + " " + upper);
     std::string profile = out_ + "/kept.toml";
-    write_file(profile,
-               "extends = \"default\"\n[process]\ncwd = \"/\"\n[filesystem]\nmounts = [\n"
-               "{ type = \"bind\", source = \"/usr\", target = \"/usr\", read_only = true },\n"
-               "{ type = \"symlink\", source = \"usr/bin\", target = \"/bin\" },\n"
-               "{ type = \"symlink\", source = \"usr/lib\", target = \"/lib\" },\n"
-               "{ type = \"symlink\", source = \"usr/lib64\", target = \"/lib64\" },\n"
-               "{ type = \"overlay\", target = \"/o\", sources = [\"" +
-                   low + "\"], upper = \"" + upper + "\" },\n]\n");
+    write_file(profile, profile_with("{ type = \"overlay\", target = \"/o\", sources = [\"" + low +
+                                     "\"], upper = \"" + upper + "\" },\n"));
     auto r = butter({"run", "-p", profile, "--", "/bin/sh", "-c", "touch /o/tool"}, out_);
     ASSERT_EQ(r.code, 0) << r.err;
     struct stat st {};
@@ -485,12 +451,12 @@ TEST_P(Changes, ACommitThatCannotRemoveAWholeTreeChangesNothing) {
     write_file(ws + "/dir_del/ro/x", "x\n");
     sh("chown -R " + std::to_string(owner()) + ":" + std::to_string(owner()) + " " + ws +
        "/dir_del/ro && chmod 0555 " + ws + "/dir_del/ro");
-    auto before = tree(ws);
+    auto before = tree_of(ws);
     auto r = job(
         ws, {"--set", "filesystem.workspace=\"overlay\"", "--set", "workspace.commit=\"always\""},
         "echo new > anew; chmod -R u+w dir_del && rm -rf dir_del");
     EXPECT_EQ(r.code, 125) << r.err;
-    EXPECT_EQ(tree(ws), before) << "part of a refused commit was applied";
+    EXPECT_EQ(tree_of(ws), before) << "part of a refused commit was applied";
     ASSERT_EQ(::chmod((ws + "/dir_del/ro").c_str(), 0755), 0);
 }
 

@@ -22,6 +22,7 @@ namespace {
 
 using test::read_file;
 using test::TempDir;
+using test::tree_of;
 using test::write_file;
 using Type = TarEntry::Type;
 
@@ -77,38 +78,6 @@ Fd memfd_of(const std::string& bytes) {
     EXPECT_EQ(::write(f.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
     ::lseek(f.get(), 0, SEEK_SET);
     return f;
-}
-
-// Every path below `dir`: type, mode and content (or link text).
-std::map<std::string, std::string> tree(const std::string& dir) {
-    std::map<std::string, std::string> out;
-    std::function<void(const std::string&)> walk = [&](const std::string& rel) {
-        std::string path = rel.empty() ? dir : dir + "/" + rel;
-        DIR* d = ::opendir(path.c_str());
-        if (!d) return;
-        while (dirent* e = ::readdir(d)) {
-            std::string n = e->d_name;
-            if (n == "." || n == "..") continue;
-            std::string r = rel.empty() ? n : rel + "/" + n;
-            struct stat st {};
-            ::lstat((dir + "/" + r).c_str(), &st);
-            char mode[16];
-            std::snprintf(mode, sizeof mode, "%04o ", st.st_mode & 07777);
-            if (S_ISDIR(st.st_mode)) {
-                out[r] = std::string("dir ") + mode;
-                walk(r);
-            } else if (S_ISLNK(st.st_mode)) {
-                char buf[256];
-                ssize_t k = ::readlink((dir + "/" + r).c_str(), buf, sizeof buf);
-                out[r] = "link " + std::string(buf, k > 0 ? static_cast<std::size_t>(k) : 0);
-            } else {
-                out[r] = std::string("file ") + mode + read_file(dir + "/" + r);
-            }
-        }
-        ::closedir(d);
-    };
-    walk("");
-    return out;
 }
 
 Fd open_dir(const std::string& path) {
@@ -204,13 +173,13 @@ class Apply : public ::testing::Test {
     // A refused archive: an error naming `why`, and neither the directory nor the outside
     // changed (no staging directory left behind either).
     void expect_refused(Archive& a, const std::string& why) {
-        auto before = tree(dir_);
+        auto before = tree_of(dir_);
         auto r = apply(a);
         ASSERT_FALSE(r) << "applied";
         EXPECT_NE(r.error().what().find(why), std::string::npos) << r.error().what();
-        EXPECT_EQ(tree(dir_), before) << "the directory changed";
+        EXPECT_EQ(tree_of(dir_), before) << "the directory changed";
         EXPECT_EQ(read_file(outside_ + "/victim"), "victim\n");
-        EXPECT_EQ(tree(outside_).size(), 1u) << "something was written outside";
+        EXPECT_EQ(tree_of(outside_).size(), 1u) << "something was written outside";
     }
     TempDir base_;
     std::string dir_, outside_, said_;
@@ -231,7 +200,7 @@ TEST_F(Apply, AddsChangesAndDeletesAsTheLayerSays) {
     EXPECT_EQ(r->added, 4u);  // new/, new/file, new/link, sub/fresh
     EXPECT_EQ(r->modified, 1u);
     EXPECT_EQ(r->deleted, 2u);  // keep, and sub/old with sub's opaque mark
-    auto t = tree(dir_);
+    auto t = tree_of(dir_);
     std::map<std::string, std::string> want{
         {"change", "file 0755 after\n"}, {"new", "dir 0750 "}, {"new/file", "file 0644 n\n"},
         {"new/link", "link ../keep"},    {"sub", "dir 0755 "}, {"sub/fresh", "file 0644 f\n"}};
@@ -243,11 +212,11 @@ TEST_F(Apply, DryRunSaysWhatWouldChangeAndChangesNothing) {
     a.add(Type::File, "change", "after\n")
         .add(Type::File, "added", "a\n")
         .add(Type::File, "sub/.wh.old");
-    auto before = tree(dir_);
+    auto before = tree_of(dir_);
     auto r = apply(a, true);
     ASSERT_TRUE(r) << r.error().what();
     EXPECT_EQ(said_, "modified change\nadded added\ndeleted sub/old\n");
-    EXPECT_EQ(tree(dir_), before);
+    EXPECT_EQ(tree_of(dir_), before);
 }
 
 TEST_F(Apply, RefusesANameThatLeavesTheDirectory) {
@@ -323,12 +292,12 @@ TEST_F(Apply, RefusesAnArchiveCutShort) {
     a.add(Type::File, "big", std::string(4000, 'b'));
     std::string bytes = a.bytes().substr(0, 2048);
     Fd f = memfd_of(bytes);
-    auto before = tree(dir_);
+    auto before = tree_of(dir_);
     Fd d = open_dir(dir_);
     auto r = apply_changes(f.get(), d, {});
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().what().find("ends in the middle"), std::string::npos) << r.error().what();
-    EXPECT_EQ(tree(dir_), before);
+    EXPECT_EQ(tree_of(dir_), before);
 }
 
 TEST_F(Apply, DiffShowsTextChangesAsAUnifiedDiff) {
@@ -426,14 +395,14 @@ TEST_F(Apply, AnInterruptedApplyChangesNothingAndLeavesNoStaging) {
     Archive a;
     a.add(Type::File, "change", "after\n").add(Type::File, "added", "a\n");
     std::atomic<bool> stop{true};
-    auto before = tree(dir_);
+    auto before = tree_of(dir_);
     Fd d = open_dir(dir_);
     ApplyOptions o;
     o.cancel = &stop;
     auto r = apply_changes(a.fd(), d, o);
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().what().find("interrupted"), std::string::npos) << r.error().what();
-    EXPECT_EQ(tree(dir_), before);
+    EXPECT_EQ(tree_of(dir_), before);
 }
 
 TEST(QuotePath, ANameIsAlwaysOneLine) {

@@ -1,6 +1,7 @@
 // TempDir: a fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
 #pragma once
 
+#include <map>
 #include <string>
 
 namespace butter::test {
@@ -24,5 +25,8 @@ class TempDir {
 void write_file(const std::string& path, const std::string& content);
 // The whole file, or "" if it cannot be read.
 std::string read_file(const std::string& path);
+// Every path below `dir` (relative): "dir MODE ", "file MODE CONTENT" or "link TEXT". Owners
+// and times are left out (they differ between the ways a tree is made: as root, applied).
+std::map<std::string, std::string> tree_of(const std::string& dir);
 
 }  // namespace butter::test
