@@ -20,6 +20,7 @@
 #include <butter/unix_socket.hpp>
 
 #include "child/child.hpp"
+#include "plan/host_path.hpp"
 
 namespace butter::launcher {
 
@@ -129,9 +130,16 @@ Result<void> confine(const SandboxPlan& plan) {
         fs & LandlockFsAccess(LandlockFs::Execute | LandlockFs::WriteFile | LandlockFs::ReadFile |
                               LandlockFs::Truncate | LandlockFs::IoctlDev);
     for (const auto& rule : plan.landlock_paths) {
-        int fd = ::open(rule.path.c_str(), O_PATH | O_CLOEXEC);
-        if (fd < 0) return fail_errno("open", rule.path + " (a Landlock rule)");
-        Fd at(fd);
+        Fd at;
+        if (rule.dev != 0 || rule.ino != 0) {
+            // A host path (the tiers below namespaces): the object planned, no symlink on the way.
+            BUTTER_ASSIGN_OR_RETURN(at, reopen_host_path(rule.path, rule.dev, rule.ino));
+        } else {
+            int fd = ::open(rule.path.c_str(), O_PATH | O_CLOEXEC);
+            if (fd < 0) return fail_errno("open", rule.path + " (a Landlock rule)");
+            at = Fd(fd);
+        }
+        int fd = at.get();
         struct stat st {};
         if (::fstat(fd, &st) < 0) return fail_errno("fstat", rule.path);
         auto access = LandlockFsAccess::from_raw(rule.access);
@@ -190,7 +198,10 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         die(ch, Step::Stdio, Error::from_errno("dup2", "stderr"));
     if (plan.landlock_scopes != 0 || plan.landlock_fs != 0 || plan.landlock_net != 0) {
         // Before the ids and capabilities go: with CAP_SYS_ADMIN in its user namespace the
-        // child may confine itself whether or not no_new_privs is set.
+        // child may confine itself whether or not no_new_privs is set. Without one (the
+        // tiers below namespaces) and without root, no_new_privs first: Landlock needs it.
+        if (!plan.namespaces.has(Namespace::User) && !plan.privileged)
+            if (auto r = set_no_new_privs(); !r) die(ch, Step::NoNewPrivs, r.error());
         if (auto r = confine(plan); !r) die(ch, Step::Landlock, r.error());
     }
     if (auto r = set_identity(plan); !r) die(ch, Step::Identity, r.error());

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <butter/capabilities.hpp>
+#include <butter/namespace.hpp>
 #include <butter/process.hpp>
 
 #include "child/child.hpp"
@@ -21,7 +22,14 @@ Result<void> set_identity(const SandboxPlan& plan) {
 
 Result<void> drop_privileges(const SandboxPlan& plan, StepError& where) {
     where.step = Step::Capabilities;
-    if (plan.keep_caps.empty()) {
+    if (!plan.namespaces.has(Namespace::User) && (!plan.privileged || plan.uid != 0)) {
+        // No user namespace (the tiers below namespaces): an unprivileged host id now (root's
+        // are gone with its setresuid), whose capabilities may only be lowered; no_new_privs
+        // keeps file capabilities and set-id programs from giving any back.
+        BUTTER_TRY(clear_ambient());
+        BUTTER_ASSIGN_OR_RETURN(Capabilities none, Capabilities::empty());
+        BUTTER_TRY(none.apply());
+    } else if (plan.keep_caps.empty()) {
         // Locked no-root securebits and empty sets: nothing is regained at exec, even as uid 0,
         // without walking the bounding set one capability at a time.
         BUTTER_TRY(drop_all_locked());

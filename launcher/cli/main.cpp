@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include <butter/landlock.hpp>
 #include <butter/process.hpp>
 #include <butter/signalfd.hpp>
 
@@ -29,6 +30,7 @@
 #include "spawn/spawn.hpp"
 #include "supervise/events.hpp"
 #include "supervise/notify.hpp"
+#include "supervise/private_dir.hpp"
 #include "supervise/report.hpp"
 #include "supervise/sink.hpp"
 #include "supervise/supervisor.hpp"
@@ -57,14 +59,34 @@ void say(const std::string& line) {
     (void)err->flush_for(200);
 }
 
+// The tier to plan for when it is not the profile's own: after the host refused a stronger one.
+struct TierChoice {
+    std::optional<profile::Tier> tier;
+    std::string reason;
+};
+
+// `private_dir`: made here when the tier is below namespaces (plan/tier.cpp).
 std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string> argv,
-                                         int listen_fds) {
+                                         int listen_fds, PrivateDir* private_dir = nullptr,
+                                         const TierChoice& choice = {}) {
     profile::LoadOptions lo;
     lo.overrides = cli.sets;
     profile::Loaded loaded = profile::load(cli.profile, lo);
-    print_diagnostics(loaded.diagnostics);
+    if (!choice.tier) print_diagnostics(loaded.diagnostics);  // (said once, on the first plan)
     if (!loaded.ok()) return std::nullopt;
     PlanOptions po;
+    po.tier = choice.tier;
+    po.tier_reason = choice.reason;
+    profile::Tier tier = choice.tier.value_or(loaded.profile.isolation.tier);
+    if (private_dir && (tier == profile::Tier::Landlock || tier == profile::Tier::Seccomp)) {
+        auto made = PrivateDir::create();
+        if (!made) {
+            std::fprintf(stderr, "butter: %s\n", made.error().what().c_str());
+            return std::nullopt;
+        }
+        *private_dir = std::move(*made);
+        po.private_dir = private_dir->path();
+    }
     po.argv = std::move(argv);
     po.binds = cli.binds;
     po.ro_binds = cli.ro_binds;
@@ -85,7 +107,28 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     profile::Diagnostics d;
     auto plan = make_plan(loaded.profile, po, d);
     print_diagnostics(d);
+    if (plan && private_dir && private_dir->valid()) {
+        if (auto r = private_dir->prepare(plan->uid, plan->gid); !r) {
+            std::fprintf(stderr, "butter: %s\n", r.error().what().c_str());
+            return std::nullopt;
+        }
+    }
     return plan;
+}
+
+// Below the strongest tier: one line on what the run has and has not.
+std::string tier_notice(const SandboxPlan& plan) {
+    std::string s =
+        std::string("butter: isolation: the ") + profile::to_string(plan.tier) + " tier";
+    if (!plan.tier_reason.empty()) s += " (" + plan.tier_reason + ")";
+    if (plan.tier == profile::Tier::Landlock)
+        s += ", Landlock ABI " + std::to_string(plan.landlock_abi);
+    if (!plan.uncovered.empty()) {
+        s += "; not covered: ";
+        for (std::size_t i = 0; i < plan.uncovered.size(); ++i)
+            s += (i ? ", " : "") + plan.uncovered[i];
+    }
+    return s;
 }
 
 int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
@@ -96,7 +139,8 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     // time with the kernel's fault-around, which measures cheaper than mapping all of it
     // here (the supervisor maps the rest once the command runs: run_sandbox).
     (void)prefault_heap();
-    auto plan = load_and_plan(cli, cli.args, listen_fds);
+    PrivateDir private_dir;  // the tiers below namespaces: TMPDIR and HOME, gone after the run
+    auto plan = load_and_plan(cli, cli.args, listen_fds, &private_dir);
     if (!plan) return kFailed;
     // The report's directory, held from before the sandbox runs: nothing the sandbox leaves at
     // that path (a symlink, a hard link) redirects it (host_path.hpp).
@@ -137,41 +181,78 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     ignore.sa_handler = SIG_IGN;
     ::sigaction(SIGPIPE, &ignore, &caller);
     set_sigpipe_ignored(true);  // (no need for NoSigpipe's guard around each write)
-    SupervisorOptions so;
-    so.sigpipe_default = caller.sa_handler == SIG_DFL;
-    so.verbosity = cli.verbosity;
-    so.events_fd = cli.events_fd;
-    so.early = &early;
-    so.mode = mode;
-    // The command runs on another CPU now (when there is one): map the rest of our text
-    // meanwhile, so that the reaction to its exit, on the path to butter's own, takes no page
-    // faults (~0.05 ms less for a short command). Once it has run for a while, butter only
-    // waits: it gives back what set-up alone used (its code and rodata pages, free heap); a
-    // command that ends sooner pays nothing, and later the loop's code faults back in.
-    cpu_set_t cpus;
-    if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1)
-        so.on_started = [] { (void)prefault_program_text(); };
-    so.on_idle = [] {
-        (void)release_program_text();
-        ::malloc_trim(0);
+    Fd upper;                   // the workspace overlay's, from the last attempt
+    auto options = [&](EarlyChild* early_child) {
+        SupervisorOptions so;
+        so.sigpipe_default = caller.sa_handler == SIG_DFL;
+        so.verbosity = cli.verbosity;
+        so.events_fd = cli.events_fd;
+        so.early = early_child;
+        so.mode = mode;
+        // The command runs on another CPU now (when there is one): map the rest of our text
+        // meanwhile, so that the reaction to its exit, on the path to butter's own, takes no
+        // page faults (~0.05 ms less for a short command). Once it has run for a while, butter
+        // only waits: it gives back what set-up alone used (its code and rodata pages, free
+        // heap); a command that ends sooner pays nothing, and later the loop's code faults
+        // back in.
+        cpu_set_t cpus;
+        if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1)
+            so.on_started = [] { (void)prefault_program_text(); };
+        so.on_idle = [] {
+            (void)release_program_text();
+            ::malloc_trim(0);
+        };
+        // Limits on cgroup v2: butter is a process of its own, it may move itself (into a leaf
+        // of its cgroup, or into a systemd scope when that cgroup is not delegated to it).
+        so.cgroup_move_self = true;
+        so.cgroup_new_scope = [verbosity = cli.verbosity]() -> Result<void> {
+            BUTTER_ASSIGN_OR_RETURN(std::string unit, move_into_systemd_scope());
+            if (verbosity > 1)
+                std::fprintf(stderr, "butter: limits in systemd scope %s\n", unit.c_str());
+            return {};
+        };
+        // Its changes are walked only for someone: --changes, a commit, the report, --events.
+        bool changes_wanted = !plan->changes.path.empty() ||
+                              plan->changes.commit != profile::CommitPolicy::Never ||
+                              !plan->report_path.empty() || cli.events_fd >= 0;
+        if (!changes_wanted) plan->changes.mount = -1;  // (the child then sends nothing)
+        if (plan->changes.mount >= 0) so.on_changes = [&upper](Fd fd) { upper = std::move(fd); };
+        return so;
     };
-    // Limits on cgroup v2: butter is a process of its own, it may move itself (into a leaf of
-    // its cgroup, or into a systemd scope when that cgroup is not delegated to it).
-    so.cgroup_move_self = true;
-    so.cgroup_new_scope = [verbosity = cli.verbosity]() -> Result<void> {
-        BUTTER_ASSIGN_OR_RETURN(std::string unit, move_into_systemd_scope());
-        if (verbosity > 1)
-            std::fprintf(stderr, "butter: limits in systemd scope %s\n", unit.c_str());
-        return {};
-    };
-    Fd upper;  // the workspace overlay's, from the last attempt
-    // Its changes are walked only for someone: --changes, a commit, the report, --events.
-    bool changes_wanted = !plan->changes.path.empty() ||
-                          plan->changes.commit != profile::CommitPolicy::Never ||
-                          !plan->report_path.empty() || cli.events_fd >= 0;
-    if (!changes_wanted) plan->changes.mount = -1;  // (the child then sends nothing)
-    if (plan->changes.mount >= 0) so.on_changes = [&upper](Fd fd) { upper = std::move(fd); };
-    auto outcome = run_cli_sandbox(*plan, blocked->previous(), std::move(so));
+    if (plan->tier != profile::Tier::Namespaces && cli.verbosity > 0) say(tier_notice(*plan));
+    auto outcome = run_cli_sandbox(*plan, blocked->previous(), options(&early));
+    // The host refused the namespaces: the next tier down, if the profile allows one.
+    bool refused = outcome ? outcome->isolation_refused : host_refused_namespaces(outcome.error());
+    if (refused && plan->tier == profile::Tier::Namespaces && plan->tier_auto) {
+        std::string why = outcome ? outcome->message : outcome.error().what();
+        if (plan->tier_minimum == profile::Tier::Namespaces) {
+            why += " (isolation.minimum = \"namespaces\": no lower tier)";
+            if (outcome)
+                outcome->message = why;
+            else
+                outcome = fail(Error::message("isolation", why));
+        } else {
+            TierChoice next{landlock_abi_version().value_or(0) > 0 ? profile::Tier::Landlock
+                                                                   : profile::Tier::Seccomp,
+                            "the namespaces were refused: " + why};
+            auto lower = load_and_plan(cli, cli.args, listen_fds, &private_dir, next);
+            if (!lower) {
+                outcome =
+                    fail(Error::message("isolation", why + "; and no lower tier could be planned"));
+            } else {
+                plan = std::move(lower);
+                Events events(cli.events_fd);
+                events.count_from(started);
+                events.emit("isolation", {{"tier", Events::str(profile::to_string(plan->tier))},
+                                          {"reason", Events::str(plan->tier_reason)}});
+                if (cli.verbosity > 0) say(tier_notice(*plan));
+                outcome = run_cli_sandbox(*plan, blocked->previous(), options(nullptr));
+            }
+        }
+    }
+    if (private_dir.valid())
+        if (auto gone = private_dir.remove(); !gone && cli.verbosity > 0)
+            say("butter: warning: the private TMPDIR and HOME: " + gone.error().what());
     if (outcome && upper.valid()) {
         bool succeeded = outcome->kind == RunOutcome::Kind::Exited && outcome->code == 0;
         auto done = changes::finish_workspace(

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 
 #include <butter/fd.hpp>
@@ -133,6 +134,19 @@ class RealHost final : public HostFacts {
         return root_range_from(read_file("/etc/subuid").value_or(""),
                                read_file("/etc/subgid").value_or(""),
                                read_file("/etc/login.defs").value_or(""), group);
+    }
+    bool id_mapped(std::uint32_t id, bool group) const override {
+        auto map = read_file(group ? "/proc/self/gid_map" : "/proc/self/uid_map");
+        if (!map) return false;
+        std::string_view rest = *map;
+        while (!rest.empty()) {
+            std::string line(next_line(rest));
+            unsigned long inside = 0, outside = 0, count = 0;
+            if (std::sscanf(line.c_str(), "%lu %lu %lu", &inside, &outside, &count) == 3 &&
+                id >= inside && id - inside < count)
+                return true;
+        }
+        return false;
     }
     Result<HostPath> resolve(const std::string& path, Symlinks symlinks) const override {
         return resolve_host_path(path, symlinks);

@@ -50,6 +50,13 @@ class HostFacts {
     // The range root's sandboxes map into: root's /etc/subuid (subgid) line, else one no user
     // has or will get (root_range_from).
     virtual IdMapping root_range(bool group) const = 0;
+    // Whether butter's own user namespace maps `id` (a uid, or with `group` a gid): a process
+    // may take only those. Everything is mapped in the host's.
+    virtual bool id_mapped(std::uint32_t id, bool group) const {
+        (void)id;
+        (void)group;
+        return true;
+    }
 
     virtual Result<HostPath> resolve(const std::string& path, Symlinks symlinks) const = 0;
     virtual Result<struct stat> lstat(const std::string& path) const = 0;

@@ -41,13 +41,17 @@ void Planner::namespaces() {
                      std::string("network.mode \"") +
                          (p.network.mode == profile::NetworkMode::None ? "none" : "loopback") +
                          "\" needs namespaces.net = true"));
+    // Below the namespaces tier (tier.cpp): the host's own namespaces, every one.
+    const bool host_view = plan.tier < profile::Tier::Namespaces;
+    if (host_view) n = Namespaces{};
     plan.namespaces = n;
-    plan.no_nested_user = ns.user && !ns.nested_user;
+    plan.no_nested_user = n.has(Namespace::User) && !ns.nested_user;
     // "none" as Docker's --network none and bubblewrap's --unshare-net have it: an empty
     // network namespace whose loopback is up (test suites start servers on localhost);
     // "loopback" is its older name.
     plan.loopback_up = n.has(Namespace::Net);
-    LandlockScopes can = host.landlock_scopes();
+    LandlockScopes can =
+        plan.tier == profile::Tier::Seccomp ? LandlockScopes{} : host.landlock_scopes();
     LandlockScopes scopes;
     if (!n.has(Namespace::Pid)) {
         // The host's pid namespace: butter and the caller's other processes are in sight, and
@@ -57,7 +61,7 @@ void Planner::namespaces() {
         // is refused (as root the sandbox's ids are not butter's).
         if (can.has(LandlockScope::Signal))
             scopes |= LandlockScope::Signal;
-        else if (!plan.privileged)
+        else if (!plan.privileged && !host_view)  // (a tier below says so: plan.uncovered)
             out.push_back(error_at(
                 p.loc_of("namespaces.pid"),
                 "namespaces.pid = false: this kernel cannot keep the sandbox from signalling "
@@ -69,7 +73,7 @@ void Planner::namespaces() {
         // Linux 6.12) scopes them out. Older kernels cannot: said, not hidden.
         if (can.has(LandlockScope::AbstractUnixSocket))
             scopes |= LandlockScope::AbstractUnixSocket;
-        else
+        else if (!host_view)
             out.push_back(warning_at(
                 p.loc_of("network.mode"),
                 "the host's network: this kernel cannot keep the host's abstract unix sockets "
@@ -82,7 +86,7 @@ void Planner::namespaces() {
     if (!ns.uts && p.locs.count("filesystem.hostname"))
         out.push_back(
             error_at(p.loc_of("filesystem.hostname"), "a hostname needs namespaces.uts = true"));
-    plan.hostname = ns.uts ? p.filesystem.hostname : "";
+    plan.hostname = n.has(Namespace::Uts) ? p.filesystem.hostname : "";
 }
 
 // The host directory that will be the sandbox's /etc, for its user and group names: the last
@@ -121,6 +125,52 @@ void Planner::identity() {
     if (!uid || !gid) return;
     plan.uid = *uid;
     plan.gid = *gid;
+    if (plan.tier < profile::Tier::Namespaces) {
+        // No user namespace: the command's ids are host ids. Without root, the caller's own
+        // (uid 0 inside, as a namespaced profile may ask, becomes the caller).
+        if (!plan.privileged) {
+            if (*uid == 0) plan.uid = caller_uid;
+            if (*gid == 0) plan.gid = caller_gid;
+            if (plan.uid != caller_uid)
+                out.push_back(error_at(p.loc_of("process.user"),
+                                       "process.user: without a user namespace (the " +
+                                           std::string(to_string(plan.tier)) +
+                                           " tier) the command runs as you"));
+            if (plan.gid != caller_gid)
+                out.push_back(error_at(p.loc_of("process.group"),
+                                       "process.group: without a user namespace (the " +
+                                           std::string(to_string(plan.tier)) +
+                                           " tier) only your own gid"));
+        }
+        if (plan.privileged && p.process.user == "keep") {
+            // As in the namespaces tier, root's "keep" is the sandbox's range: uid 0 inside
+            // is an unprivileged host id there, and the command runs as that id here.
+            plan.uid = host.root_range(false).outside;
+            plan.gid = host.root_range(true).outside;
+            // A root whose own user namespace does not map that range (a container's):
+            // nobody, if it is mapped; else no unprivileged id to run as.
+            if (!host.id_mapped(plan.uid, false) || !host.id_mapped(plan.gid, true)) {
+                plan.uid = plan.gid = 65534;
+                if (!host.id_mapped(plan.uid, false) || !host.id_mapped(plan.gid, true))
+                    out.push_back(error_at(
+                        p.loc_of("process.user"),
+                        "process.user: without a user namespace (the " +
+                            std::string(to_string(plan.tier)) +
+                            " tier) root's command runs as an unprivileged id, and this user "
+                            "namespace maps none (not even 65534)"));
+            }
+        } else if (plan.privileged && (plan.uid == 0 || plan.gid == 0)) {
+            out.push_back(error_at(p.loc_of(plan.uid == 0 ? "process.user" : "process.group"),
+                                   std::string(plan.uid == 0 ? "process.user" : "process.group") +
+                                       ": 0 would be the host's root without a user namespace "
+                                       "(the " +
+                                       to_string(plan.tier) + " tier); use \"keep\""));
+        }
+        plan.clear_groups = plan.privileged;
+        plan.setup_uid = plan.uid;
+        plan.setup_gid = plan.gid;
+        return;
+    }
     if (ns.user && !plan.privileged) {
         // Unprivileged: one mapping of the caller's own ids, written by the child itself.
         if (*uid != caller_uid && *uid != 0)

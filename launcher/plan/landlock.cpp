@@ -14,8 +14,14 @@ namespace butter::launcher {
 using profile::MountType;
 
 void Planner::landlock() {
-    plan.landlock_abi = host.landlock_abi();
     const auto& l = p.landlock;
+    if (plan.tier == profile::Tier::Seccomp) {
+        // Filters only: no Landlock at all.
+        if (!l.tcp_connect.empty() || !l.tcp_bind.empty())
+            plan.uncovered.push_back("landlock.tcp_connect and tcp_bind (no Landlock)");
+        return;
+    }
+    plan.landlock_abi = host.landlock_abi();
     int abi = plan.landlock_abi;
     bool ports = !l.tcp_connect.empty() || !l.tcp_bind.empty();
     if (ports && abi < 4) {
@@ -40,7 +46,9 @@ void Planner::landlock() {
     // Landlock domain that handles file access refuses every mount, in any namespace below it:
     // not for a profile that keeps CAP_SYS_ADMIN to mount, or makes namespaces of its own (a
     // nested butter, rootless podman).
-    if (!l.enabled || abi == 0 || !p.namespaces.mount) return;
+    // Below the namespaces tier the rules are host paths (tier.cpp).
+    if (!l.enabled || abi == 0 || !p.namespaces.mount || plan.tier != profile::Tier::Namespaces)
+        return;
     if (keeps_admin() || p.namespaces.nested_user) {
         out.push_back(profile::note_at(
             p.loc_of(keeps_admin() ? "capabilities.keep" : "namespaces.nested_user"),

@@ -303,7 +303,13 @@ void Planner::output_and_watch() {
 
 void Planner::seccomp() {
     plan.no_new_privs = p.process.no_new_privs;
-    if (auto prog = host.seccomp(p, o.builtin_programs, out)) {
+    // Below namespaces the filter holds what they would have (policy.cpp's implicit rules).
+    std::optional<profile::Profile> lower;
+    if (plan.tier < profile::Tier::Namespaces && p.isolation.tier != plan.tier) {
+        lower = p;
+        lower->isolation.tier = plan.tier;
+    }
+    if (auto prog = host.seccomp(lower ? *lower : p, o.builtin_programs, out)) {
         plan.seccomp = std::move(prog->program);
         plan.seccomp_listener = prog->uses_notify;
         plan.seccomp_errno = prog->denied_errno;
@@ -330,6 +336,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     SandboxPlan& plan = planner.plan;
     plan.description = p.description;
     plan.privileged = o.force_privileged.value_or(host.root());
+    planner.tier();
     planner.command();
     planner.namespaces();
     planner.identity();
@@ -339,6 +346,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     planner.privileges();
     planner.supervision();
     planner.output_and_watch();
+    planner.host_view();
     planner.seccomp();
     if (errors() != errors_before) return std::nullopt;
     return std::move(plan);

@@ -81,6 +81,20 @@ struct SandboxPlan {
     std::vector<std::string> exec_candidates;
     std::string cwd;
 
+    // The isolation tier (plan/tier.cpp): namespaces, or below it the host's own view confined
+    // by Landlock (landlock) or by the filters alone (seccomp); below the strongest, why.
+    profile::Tier tier = profile::Tier::Namespaces;
+    std::string tier_reason;
+    // The profile's isolation.tier was "auto" (a refused tier may fall back), and its minimum.
+    bool tier_auto = true;
+    profile::Tier tier_minimum = profile::Tier::Namespaces;
+    // What the profile asks for that the tier does not give (the report's isolation.uncovered,
+    // the notice on stderr): "pid namespace", "tmpfs /run", ...
+    std::vector<std::string> uncovered;
+    // Below namespaces: the private directory (PlanOptions::private_dir) whose tmp/ and home/
+    // are the command's TMPDIR and HOME.
+    std::string private_dir;
+
     Namespaces namespaces;
     bool privileged = false;  // butter runs as root (a uid range, idmapped binds)
     // User namespace maps; written by the child itself when `child_writes_maps`, else by the
@@ -124,6 +138,10 @@ struct SandboxPlan {
     struct LandlockPath {
         std::string path;
         std::uint64_t access = 0;
+        // The landlock tier's rules are host paths (every symlink resolved at planning): the
+        // child opens them again without following one and checks they are still this object.
+        dev_t dev = 0;
+        ino_t ino = 0;
     };
     std::vector<LandlockPath> landlock_paths;
     struct LandlockPort {
@@ -202,6 +220,13 @@ struct PlanOptions {
     int listen_fds = 0;
     // Programs compiled at build time (seccomp/builtin.hpp): the butter program passes its own.
     std::span<const seccomp::BuiltinProgram> builtin_programs;
+    // The tier to plan for, instead of the profile's isolation.tier (a fallback after the host
+    // refused the namespaces: `tier_reason` says how).
+    std::optional<profile::Tier> tier;
+    std::string tier_reason;
+    // Below namespaces: a directory of the caller's, made for this run (PrivateDir), for the
+    // command's TMPDIR and HOME.
+    std::string private_dir;
     // The host the plan is made for (plan/host.hpp); nullptr: this one.
     const class HostFacts* host = nullptr;
 };

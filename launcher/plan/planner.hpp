@@ -26,6 +26,7 @@ struct Planner {
     std::optional<std::size_t> workspace_index;  // filesystem(): the workspace overlay's
     std::string etc;  // identity(): the host directory that is the sandbox's /etc, or ""
 
+    void tier();        // the isolation tier, checked against the minimum (tier.cpp)
     void command();     // argv, environment, cwd, stdio, session
     void namespaces();  // the namespaces, Landlock scopes, hostname (identity.cpp)
     void identity();    // the command's ids and the user namespace's maps (identity.cpp)
@@ -35,7 +36,8 @@ struct Planner {
     void privileges();
     void supervision();  // stop, restart, notify, socket activation, the watchdog
     void output_and_watch();
-    void seccomp();  // last: its diagnostics follow the rest's (a compile is the dearest step)
+    void host_view();  // below namespaces: the mounts as Landlock rules on host paths (tier.cpp)
+    void seccomp();    // last: its diagnostics follow the rest's (a compile is the dearest step)
 
   private:
     // mounts.cpp

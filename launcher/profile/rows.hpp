@@ -174,6 +174,12 @@ constexpr std::array<Choice<RestartPolicy>, 3> kRestart{{{"no", RestartPolicy::N
 constexpr std::array<Choice<NetworkMode>, 3> kNetwork{{{"none", NetworkMode::None},
                                                        {"loopback", NetworkMode::Loopback},
                                                        {"host", NetworkMode::Host}}};
+constexpr std::array<Choice<Tier>, 4> kTier{{{"auto", Tier::Auto},
+                                             {"namespaces", Tier::Namespaces},
+                                             {"landlock", Tier::Landlock},
+                                             {"seccomp", Tier::Seccomp}}};
+constexpr std::array<Choice<Tier>, 3> kMinimumTier{
+    {{"namespaces", Tier::Namespaces}, {"landlock", Tier::Landlock}, {"seccomp", Tier::Seccomp}}};
 constexpr std::array<Choice<WatchBackend>, 2> kBackend{
     {{"inotify", WatchBackend::Inotify}, {"fanotify", WatchBackend::Fanotify}}};
 

@@ -333,6 +333,15 @@ const std::vector<Row>& rows() {
         port_list("landlock.tcp_bind", FIELD(landlock.tcp_bind),
                   "TCP ports the command may bind (Landlock ABI 4); when set, every other port "
                   "is refused (EACCES)"),
+        choice("isolation.tier", FIELD(isolation.tier), kTier,
+               "auto (the strongest the host allows: namespaces, else landlock when it refuses "
+               "user namespaces, their id maps, a mount or lo; else seccomp) | namespaces | "
+               "landlock (no namespaces: the host's view confined by Landlock to the profile's "
+               "paths, private TMPDIR and HOME) | seccomp (filters, rlimits, session and "
+               "no_new_privs only)"),
+        choice("isolation.minimum", FIELD(isolation.minimum), kMinimumTier,
+               "the weakest tier a run may get: below it butter fails with the reason instead "
+               "of running (namespaces | landlock | seccomp)"),
         signal_row("supervise.stop_signal", FIELD(supervise.stop_signal),
                    "signal that asks the command to stop"),
         duration("supervise.stop_timeout", FIELD(supervise.stop_timeout),
@@ -446,6 +455,12 @@ std::string section_of(std::string_view key) {
 }
 
 }  // namespace
+
+const char* to_string(Tier t) {
+    for (const auto& c : kTier)
+        if (c.value == t) return c.name.data();
+    return "auto";
+}
 
 const char* to_string(MountType t) {
     switch (t) {

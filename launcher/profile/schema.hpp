@@ -76,6 +76,11 @@ enum class CommitPolicy { Never, OnSuccess, Always };
 enum class SessionMode { New, Inherit, Pty, Auto };
 enum class RestartPolicy { No, OnFailure, Always };
 enum class NetworkMode { None, Loopback, Host };
+// What confines a run, strongest last (profile isolation.*; plan/tier.cpp): only filters; the
+// host's view confined by Landlock; namespaces (with Landlock and the filters). Auto: the
+// strongest the host allows.
+enum class Tier { Seccomp, Landlock, Namespaces, Auto };
+const char* to_string(Tier t);
 enum class WatchBackend { Inotify, Fanotify };
 // output.stdout/stderr: inherit | null | file:PATH | tee:PATH.
 struct OutputMode {
@@ -175,6 +180,13 @@ struct Profile {
         std::vector<std::string> read, write;  // sandbox paths, beyond the mounts
         std::vector<std::uint16_t> tcp_connect, tcp_bind;
     } landlock;
+
+    // The isolation tier a run gets: `tier` (auto: the strongest the host allows, falling
+    // back when it refuses namespaces), never below `minimum`.
+    struct Isolation {
+        Tier tier = Tier::Auto;
+        Tier minimum = Tier::Namespaces;
+    } isolation;
 
     struct Supervise {
         int stop_signal = 15;  // SIGTERM

@@ -274,9 +274,18 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
     if (!p.namespaces.nested_user || has_own_rule("clone") || has_own_rule("unshare") ||
         in(p.seccomp.deny, "unshare") || in(p.seccomp.deny, "setns") || in(p.seccomp.deny, "clone"))
         rule(ns_key, {"clone3"}, ", action = \"errno:ENOSYS\"");
+    // Below the namespaces tier the command runs in the host's namespaces (plan/tier.cpp).
+    bool host_view =
+        p.isolation.tier == profile::Tier::Landlock || p.isolation.tier == profile::Tier::Seccomp;
+    // Without a network namespace of its own, "none" holds through the filter: no socket but
+    // unix and netlink ones (EAFNOSUPPORT, as on a kernel without those families).
+    if (host_view && p.network.mode != profile::NetworkMode::Host)
+        rule("network.mode", {"socket"},
+             ", unless = { arg0 = [\"AF_UNIX\", \"AF_NETLINK\"] }, action = "
+             "\"errno:EAFNOSUPPORT\"");
     // The host's pid namespace: no setting another process's limits (butter's RLIMIT_CPU or
     // RLIMIT_NOFILE, under the same uid without privileges); Landlock scopes its signals.
-    if (!p.namespaces.pid)
+    if (!p.namespaces.pid || host_view)
         rule("namespaces.pid", {"prlimit64"}, ", match = { arg0 = { ne = 0 }, arg2 = { ne = 0 } }");
     // No typing into a terminal, no console paste, whatever the session: a new session has no
     // controlling terminal, but a terminal fd it holds that is no session's controlling one it

@@ -539,6 +539,21 @@ Result<void> let_go(Spawning& sp, const SpawnExtras& extras, const Sandbox& s) {
 
 }  // namespace
 
+bool host_refused_namespaces(const Error& e) {
+    int err = e.errno_value();
+    std::string_view call = e.call();
+    if (call == "clone" || call == "clone3" || call == "unshare")
+        return err == EPERM || err == EACCES || err == ENOSPC || err == EUSERS || err == EINVAL;
+    // Root's copies of host mounts (prepare_host_trees): refused to a root without
+    // CAP_SYS_ADMIN over the host's mounts (a container's).
+    if (call == "open_tree" || call == "mount_setattr") return err == EPERM;
+    // The maps root's supervisor writes: "/proc/PID/uid_map", gid_map, setgroups.
+    const std::string& what = e.context();
+    bool map =
+        what.ends_with("/uid_map") || what.ends_with("/gid_map") || what.ends_with("/setgroups");
+    return map && (err == EPERM || err == EACCES);
+}
+
 Result<SpawnMode> spawn_mode_from_env() {
     const char* v = ::getenv("BUTTER_SPAWN");
     if (!v || !*v || std::strcmp(v, "auto") == 0) return SpawnMode::Auto;

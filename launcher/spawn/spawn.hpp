@@ -153,6 +153,11 @@ class EarlyChild {
     std::unique_ptr<State> state_;
 };
 
+// Whether spawn's error is the host refusing the namespaces (clone's, unshare's, root's copies
+// of host mounts, or the id maps the supervisor writes as root): the isolation tiers' cue to fall
+// back (plan/tier.cpp). The child's own refusals come as SandboxOutcome::isolation_refused.
+bool host_refused_namespaces(const Error& e);
+
 // `early`: taken if it fits the plan, else killed at once and reaped before spawn returns.
 [[nodiscard]] Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
                                     const SpawnExtras& extras = {}, EarlyChild early = {});

@@ -86,6 +86,33 @@ std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
     return s;
 }
 
+// Whether the set-up failed where a host that refuses namespaces stops it: the id maps, the
+// first mounts of the root, a kernel filesystem's mount, lo. Not a bind's (its source's own
+// permissions) or anything after.
+bool refused_by_host(const SandboxPlan& plan, const ChildFailure& f) {
+    bool denied = f.error == EPERM || f.error == EACCES;
+    switch (static_cast<Step>(f.step)) {
+        case Step::Namespaces:
+        case Step::IdMaps:
+            return denied || f.error == ENOSPC || f.error == EUSERS || f.error == EINVAL;
+        case Step::Propagation:
+        case Step::Root:
+        case Step::PivotRoot:
+        case Step::Proc:
+        case Step::Network:
+            return denied;
+        case Step::Mount: {
+            if (!denied || f.mount < 0 || static_cast<std::size_t>(f.mount) >= plan.mounts.size())
+                return false;
+            profile::MountType t = plan.mounts[static_cast<std::size_t>(f.mount)].type;
+            return t == profile::MountType::Tmpfs || t == profile::MountType::Proc ||
+                   t == profile::MountType::Dev || t == profile::MountType::Mqueue;
+        }
+        default:
+            return false;
+    }
+}
+
 // One life of the sandbox: from spawn to the exit of its first process.
 
 }  // namespace
@@ -357,6 +384,7 @@ Result<RunOutcome> Attempt::finish(struct rusage& usage) {
         } else {
             out.kind = RunOutcome::Kind::SetupFailed;
             out.message = render_failure(plan_, *failure_);
+            out.isolation_refused = refused_by_host(plan_, *failure_);
         }
         return out;
     }

@@ -60,6 +60,23 @@ const char* reason(const RunOutcome& o) {
 
 // The report, written top to bottom in the order README.md documents its fields: one
 // document, longer than a function should be, read against that table.
+std::string isolation_json(const SandboxPlan& plan) {
+    std::string scopes = "[";
+    auto sc = LandlockScopes::from_raw(plan.landlock_scopes);
+    if (sc.has(LandlockScope::AbstractUnixSocket)) scopes += "\"abstract_unix_socket\"";
+    if (sc.has(LandlockScope::Signal))
+        scopes += std::string(scopes.size() > 1 ? ", " : "") + "\"signal\"";
+    std::string uncovered = "[";
+    for (std::size_t i = 0; i < plan.uncovered.size(); ++i)
+        uncovered += (i ? ", " : "") + str(plan.uncovered[i]);
+    return std::string("{\"tier\": ") + str(profile::to_string(plan.tier)) +
+           ", \"reason\": " + str(plan.tier_reason) +
+           ", \"landlock_abi\": " + std::to_string(plan.landlock_abi) +
+           ", \"landlock_paths\": " + std::to_string(plan.landlock_paths.size()) +
+           ", \"landlock_ports\": " + std::to_string(plan.landlock_ports.size()) +
+           ", \"landlock_scopes\": " + scopes + "], \"uncovered\": " + uncovered + "]}";
+}
+
 std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
     std::string j = "{\n";
     auto field = [&](const std::string& k, const std::string& v, bool last = false) {
@@ -126,22 +143,7 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
         steps += (i ? ", " : "") + std::string("{\"step\": ") + str(o.setup_steps[i].first) +
                  ", \"seconds\": " + seconds(o.setup_steps[i].second) + "}";
     field("setup", steps + "]");
-    // What confined the command: the namespaces (with a mount namespace of its own) or the
-    // filters alone, and the Landlock layer (plan/landlock.cpp).
-    {
-        std::string scopes = "[";
-        auto sc = LandlockScopes::from_raw(plan.landlock_scopes);
-        if (sc.has(LandlockScope::AbstractUnixSocket)) scopes += "\"abstract_unix_socket\"";
-        if (sc.has(LandlockScope::Signal))
-            scopes += std::string(scopes.size() > 1 ? ", " : "") + "\"signal\"";
-        field("isolation",
-              std::string("{\"tier\": ") +
-                  (plan.namespaces.has(Namespace::Mount) ? "\"namespaces\"" : "\"seccomp\"") +
-                  ", \"landlock_abi\": " + std::to_string(plan.landlock_abi) +
-                  ", \"landlock_paths\": " + std::to_string(plan.landlock_paths.size()) +
-                  ", \"landlock_ports\": " + std::to_string(plan.landlock_ports.size()) +
-                  ", \"landlock_scopes\": " + scopes + "]}");
-    }
+    field("isolation", isolation_json(plan));
     auto files = [&](const std::vector<std::string>& v) {
         std::string s = "[";
         for (std::size_t i = 0; i < v.size(); ++i)

@@ -20,6 +20,7 @@
 #include "supervise/notify.hpp"
 #include "supervise/output.hpp"
 #include "supervise/pty.hpp"
+#include "supervise/report.hpp"
 #include "supervise/watch.hpp"
 #include "text.hpp"
 
@@ -329,11 +330,7 @@ void Supervisor::State::on_started(const Sandbox& sb) {
                std::to_string(*id);
     }
     // What confines it, as the report's "isolation" has it.
-    std::string isolation =
-        std::string("{\"tier\": ") +
-        (plan->namespaces.has(Namespace::Mount) ? "\"namespaces\"" : "\"seccomp\"") +
-        ", \"landlock_abi\": " + std::to_string(plan->landlock_abi) +
-        ", \"landlock_paths\": " + std::to_string(plan->landlock_paths.size()) + "}";
+    std::string isolation = isolation_json(*plan);
     events.emit("started", {{"pid", std::to_string(sb.pid)},
                             {"namespaces", ids + "}"},
                             {"isolation", isolation},

@@ -1,5 +1,6 @@
 // Profile -> SandboxPlan: pure, no privileges needed.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -78,6 +79,64 @@ TEST(Plan, DefaultProfileUnprivileged) {
 // The Landlock layer follows the mounts: read-only ones readable, writable ones writable,
 // /dev with its devices' ioctls, the root as mounted; off where a domain would refuse the
 // mounts the profile lets the sandbox make.
+// The landlock tier (plan/tier.cpp): no namespaces, the binds as rules on their host paths
+// (with their identity), the private directory writable, TMPDIR and HOME in it, what is not
+// covered listed; a bind elsewhere, an overlay or a root directory refuse the tier.
+TEST(Plan, LandlockTierRulesAreTheBindsOnHostPaths) {
+    auto abi = landlock_abi_version();
+    if (!abi) GTEST_SKIP() << "no Landlock here";
+    test::TempDir priv;
+    PlanOptions o;
+    o.tier = profile::Tier::Landlock;
+    o.tier_reason = "refused";
+    o.private_dir = priv.path();
+    profile::Diagnostics d;
+    auto plan = plan_of(load_default({}, "/usr/share"), false, d, o);
+    ASSERT_TRUE(plan) << (d.empty() ? "" : d[0].render());
+    EXPECT_EQ(plan->tier, profile::Tier::Landlock);
+    EXPECT_EQ(plan->tier_reason, "refused");
+    EXPECT_TRUE(plan->namespaces.empty());
+    EXPECT_TRUE(plan->mounts.empty());
+    EXPECT_TRUE(plan->no_new_privs);
+    EXPECT_EQ(plan->uid, ::getuid());
+    std::map<std::string, SandboxPlan::LandlockPath> rules;
+    for (const auto& r : plan->landlock_paths)
+        rules[r.path] = r;
+    LandlockFsAccess read = LandlockFs::ReadFile | LandlockFs::ReadDir | LandlockFs::Execute;
+    ASSERT_TRUE(rules.count("/usr"));
+    EXPECT_EQ(LandlockFsAccess::from_raw(rules["/usr"].access), read);
+    struct stat st {};
+    ASSERT_EQ(::stat("/usr", &st), 0);
+    EXPECT_EQ(rules["/usr"].ino, st.st_ino);
+    EXPECT_TRUE(LandlockFsAccess::from_raw(rules["/usr/share"].access).has(LandlockFs::MakeReg));
+    EXPECT_TRUE(LandlockFsAccess::from_raw(rules[priv.path()].access).has(LandlockFs::MakeReg));
+    EXPECT_FALSE(rules.count("/")) << "the host's / is not the sandbox's empty root";
+    EXPECT_FALSE(rules.count("/tmp"));
+    EXPECT_TRUE(rules.count("/dev/null"));
+    EXPECT_FALSE(rules.count("/dev/shm"));
+    auto env = [&](const std::string& key) {
+        for (const auto& kv : plan->env)
+            if (kv.starts_with(key + "=")) return kv.substr(key.size() + 1);
+        return std::string();
+    };
+    EXPECT_EQ(env("TMPDIR"), priv.path() + "/tmp");
+    EXPECT_EQ(env("HOME"), priv.path() + "/home");
+    EXPECT_FALSE(plan->uncovered.empty());
+    EXPECT_EQ(plan->uncovered[0], "pid namespace (the host's processes are in sight)");
+
+    profile::Diagnostics elsewhere;
+    EXPECT_FALSE(plan_of(load_default({"filesystem.mounts=[{type=\"bind\", source=\"/usr\", "
+                                       "target=\"/opt/usr\"}]"}),
+                         false, elsewhere, o));
+    profile::Diagnostics below;
+    PlanOptions seccomp_tier = o;
+    seccomp_tier.tier = profile::Tier::Seccomp;
+    EXPECT_FALSE(plan_of(load_default({}), false, below, seccomp_tier));
+    EXPECT_TRUE(std::any_of(below.begin(), below.end(), [](const auto& x) {
+        return x.message.find("below isolation.minimum = \"landlock\"") != std::string::npos;
+    }));
+}
+
 TEST(Plan, LandlockRulesFollowTheMounts) {
     auto abi = landlock_abi_version();
     if (!abi) GTEST_SKIP() << "no Landlock here";

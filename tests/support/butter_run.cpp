@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -82,7 +83,7 @@ namespace {
         });
         if (!home_given) ::setenv("HOME", "/nonexistent", 1);
     }
-    if (o.no_net_namespaces) {
+    if (o.no_net_namespaces || o.no_user_namespaces) {
         // A user namespace of the caller's own (one mapping of its ids, as unshare -r does),
         // whose creator may set its limits; the host's stay as they are.
         auto write = [](const char* path, const std::string& text) {
@@ -99,7 +100,28 @@ namespace {
             !write("/proc/self/setgroups", "deny") ||
             !write("/proc/self/gid_map", gid + " " + gid + " 1\n"))
             ::_exit(210);
-        if (!write("/proc/sys/user/max_net_namespaces", "0\n")) ::_exit(211);
+        if (!write(o.no_user_namespaces ? "/proc/sys/user/max_user_namespaces"
+                                        : "/proc/sys/user/max_net_namespaces",
+                   "0\n"))
+            ::_exit(211);
+    }
+    if (o.deny_user_namespaces) {
+        struct sock_filter filter[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 2, 0),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 1, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+            BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+            ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+            ::_exit(212);
     }
     if (o.outer_listener) {
         struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);

@@ -41,6 +41,12 @@ struct RunOptions {
     // butter runs in a user namespace of its own (with as_nobody: nobody's) whose limit of
     // network namespaces (user.max_net_namespaces, per namespace) is 0: none can be had.
     bool no_net_namespaces = false;
+    // The same with user.max_user_namespaces = 0: no user namespace can be had (a hardened
+    // host's sysctl, without touching this host's).
+    bool no_user_namespaces = false;
+    // butter runs under a seccomp filter that refuses user namespaces as Docker's default
+    // profile does: clone and unshare with CLONE_NEWUSER fail with EPERM, clone3 with ENOSYS.
+    bool deny_user_namespaces = false;
 };
 
 // The butter binary, the probe and the hostile program, from the build (BUTTER_BIN,

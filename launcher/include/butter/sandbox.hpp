@@ -123,6 +123,9 @@ struct SandboxOutcome {
     int signal = 0;       // Signaled: the signal
     int exec_errno = 0;   // ExecFailed
     std::string message;  // SetupFailed / ExecFailed: one line naming the step, path and errno
+    // SetupFailed: the host refused the namespaces (creating them, their id maps, the root's
+    // mounts, lo): a lower isolation tier may still run (profile isolation.*).
+    bool isolation_refused = false;
 
     std::chrono::nanoseconds wall{}, user_cpu{}, system_cpu{};
     std::uint64_t max_rss_bytes = 0;
