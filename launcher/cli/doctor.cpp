@@ -27,7 +27,13 @@
 
 #include "plan/plan.hpp"
 #include "profile/loader.hpp"
+#include "spawn/spawn.hpp"
+#include "supervise/private_dir.hpp"
 #include "supervise/supervisor.hpp"
+
+#ifndef BUTTER_APPARMOR_PROFILE
+#define BUTTER_APPARMOR_PROFILE "/usr/share/butter/apparmor/butter"
+#endif
 
 namespace butter::launcher {
 
@@ -104,9 +110,13 @@ void check_userns(std::vector<Line>& out) {
         if (clone_knob == "0")
             fix = "sysctl kernel.unprivileged_userns_clone=1 (Debian's switch is off)";
         if (apparmor == "1")
-            fix =
-                "AppArmor restricts them: sysctl kernel.apparmor_restrict_unprivileged_userns=0, "
-                "or an AppArmor profile for butter granting userns";
+            fix = std::string(
+                      "AppArmor restricts them: install the profile that grants butter userns: "
+                      "sudo install -m 644 ") +
+                  BUTTER_APPARMOR_PROFILE +
+                  " /etc/apparmor.d/butter && sudo apparmor_parser -r /etc/apparmor.d/butter "
+                  "(or sysctl kernel.apparmor_restrict_unprivileged_userns=0); until then "
+                  "profiles run in the landlock tier";
         out.push_back({"user namespaces", Verdict::Blocked, detail + "; " + err(self), fix});
         return;
     }
@@ -416,11 +426,45 @@ int run_doctor() {
                 for (const auto& x : d)
                     if (x.is_error()) verdict = "cannot run: " + x.render();
             } else {
-                plan->stdin_null = true;
-                plan->file_activity = false;  // a trial run has nothing to watch
-                SupervisorOptions so;
-                so.verbosity = 0;
-                auto o = run_cli_sandbox(*plan, blocked ? blocked->previous() : sigset_t{}, so);
+                auto trial = [&](SandboxPlan& p) {
+                    p.stdin_null = true;
+                    p.file_activity = false;  // a trial run has nothing to watch
+                    SupervisorOptions so;
+                    so.verbosity = 0;
+                    return run_cli_sandbox(p, blocked ? blocked->previous() : sigset_t{}, so);
+                };
+                auto o = trial(*plan);
+                // As `butter run` does: the next tier down where the host refuses namespaces.
+                std::string tier = "namespaces";
+                std::string why;
+                PrivateDir private_dir;
+                bool refused = o ? o->isolation_refused : host_refused_namespaces(o.error());
+                if (refused) {
+                    why = "user namespaces refused";
+                    auto next = next_tier(*plan, landlock_abi_version().value_or(0));
+                    auto made = next ? PrivateDir::create() : Result<PrivateDir>(PrivateDir());
+                    if (!next) {
+                        why += std::string(", and isolation.minimum = \"") +
+                               profile::to_string(plan->tier_minimum) + "\"";
+                    } else if (made) {
+                        private_dir = std::move(*made);
+                        po.tier = next;
+                        po.tier_reason = why;
+                        po.private_dir = private_dir.path();
+                        profile::Diagnostics lower_d;
+                        auto lower = make_plan(l.profile, po, lower_d);
+                        if (!lower) {
+                            for (const auto& x : lower_d)
+                                if (x.is_error()) why += "; the lower tier: " + x.render();
+                        } else if (auto ready = private_dir.prepare(lower->uid, lower->gid);
+                                   !ready) {
+                            o = fail(std::move(ready).error());
+                        } else {
+                            tier = profile::to_string(*next);
+                            o = trial(*lower);
+                        }
+                    }
+                }
                 if (!o)
                     verdict = "cannot run: " + o.error().what();
                 else if (o->exit_status() != 0)
@@ -428,10 +472,14 @@ int run_doctor() {
                                                     ? "exit " + std::to_string(o->exit_status())
                                                     : o->message);
                 else
-                    verdict = "runs";
+                    verdict = "runs, " + tier + " tier";
+                if (!why.empty())
+                    verdict += " (" + why +
+                               "; fix: see \"user namespaces\" above, to get the namespaces "
+                               "tier)";
             }
         }
-        if (info.name == "default" && verdict == "runs") runnable_default = 0;
+        if (info.name == "default" && verdict.starts_with("runs")) runnable_default = 0;
         std::printf("  %-16s %s\n", info.name.c_str(), verdict.c_str());
     }
     return runnable_default;

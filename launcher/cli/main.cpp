@@ -225,16 +225,16 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     bool refused = outcome ? outcome->isolation_refused : host_refused_namespaces(outcome.error());
     if (refused && plan->tier == profile::Tier::Namespaces && plan->tier_auto) {
         std::string why = outcome ? outcome->message : outcome.error().what();
-        if (plan->tier_minimum == profile::Tier::Namespaces) {
-            why += " (isolation.minimum = \"namespaces\": no lower tier)";
+        auto lower_tier = next_tier(*plan, landlock_abi_version().value_or(0));
+        if (!lower_tier) {
+            why += std::string(" (isolation.minimum = \"") +
+                   profile::to_string(plan->tier_minimum) + "\": no lower tier)";
             if (outcome)
                 outcome->message = why;
             else
                 outcome = fail(Error::message("isolation", why));
         } else {
-            TierChoice next{landlock_abi_version().value_or(0) > 0 ? profile::Tier::Landlock
-                                                                   : profile::Tier::Seccomp,
-                            "the namespaces were refused: " + why};
+            TierChoice next{*lower_tier, "the namespaces were refused: " + why};
             auto lower = load_and_plan(cli, cli.args, listen_fds, &private_dir, next);
             if (!lower) {
                 outcome =

@@ -235,6 +235,11 @@ struct PlanOptions {
 std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOptions& o,
                                      profile::Diagnostics& out);
 
+// After the host refused the namespaces of `plan` (made for isolation.tier = "auto"): the
+// tier to plan next (landlock where the kernel has Landlock, else seccomp), or nullopt where
+// the profile allows none (not auto, or isolation.minimum = "namespaces").
+std::optional<profile::Tier> next_tier(const SandboxPlan& plan, int landlock_abi);
+
 // "/a//b/./c/" -> "/a/b/c"; nullopt when it holds ".." or is not absolute.
 std::optional<std::string> normalize_target(const std::string& path);
 

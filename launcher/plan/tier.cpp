@@ -21,6 +21,13 @@ using profile::error_at;
 using profile::MountType;
 using profile::Tier;
 
+std::optional<Tier> next_tier(const SandboxPlan& plan, int landlock_abi) {
+    if (!plan.tier_auto || plan.tier != Tier::Namespaces) return std::nullopt;
+    Tier next = landlock_abi > 0 ? Tier::Landlock : Tier::Seccomp;
+    if (next < plan.tier_minimum) return std::nullopt;
+    return next;
+}
+
 void Planner::tier() {
     const auto& iso = p.isolation;
     Tier want = o.tier.value_or(iso.tier == Tier::Auto ? Tier::Namespaces : iso.tier);
