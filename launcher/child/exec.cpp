@@ -151,10 +151,20 @@ Result<void> confine(const SandboxPlan& plan) {
         for (int fd = 0; fd <= 2; ++fd) {
             struct stat st {};
             if (::fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) continue;
+            // As it was opened: read for `< file`, write for `> file` (and no truncation of
+            // what `>> log` appends to), a terminal both ways with its ioctls.
+            int flags = ::fcntl(fd, F_GETFL);
+            if (flags < 0) continue;
+            int mode = flags & O_ACCMODE;
+            LandlockFsAccess as_opened;
+            if (mode == O_RDONLY || mode == O_RDWR) as_opened |= LandlockFs::ReadFile;
+            if (mode == O_WRONLY || mode == O_RDWR) {
+                as_opened |= LandlockFs::WriteFile;
+                if (!(flags & O_APPEND)) as_opened |= LandlockFs::Truncate;
+            }
+            if (S_ISCHR(st.st_mode)) as_opened |= LandlockFs::IoctlDev;
             // EBADFD: an object of no file system that Landlock could name (ignored).
-            (void)rs.allow_beneath(
-                fd, file_rights & LandlockFsAccess(LandlockFs::ReadFile | LandlockFs::WriteFile |
-                                                   LandlockFs::Truncate | LandlockFs::IoctlDev));
+            (void)rs.allow_beneath(fd, file_rights & as_opened);
         }
     }
     for (const auto& port : plan.landlock_ports)

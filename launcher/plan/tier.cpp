@@ -71,7 +71,13 @@ void Planner::host_view() {
     const auto& ns = p.namespaces;
     if (ns.pid) uncovered("pid namespace (the host's processes are in sight)");
     if (ns.net && p.network.mode != profile::NetworkMode::Host)
-        uncovered("network namespace (no sockets but unix and netlink instead)");
+        uncovered("network namespace (no inet sockets instead)");
+    uncovered(
+        "unix sockets (socket(AF_UNIX) refused: the host's are not hidden; socketpair "
+        "works)");
+    uncovered(
+        "new sessions and process groups (setsid and setpgid refused: every process "
+        "ends with the run)");
     if (ns.ipc) uncovered("ipc namespace (the host's System V IPC and POSIX message queues)");
     if (ns.uts && !p.filesystem.hostname.empty()) uncovered("hostname");
     if (ns.cgroup) uncovered("cgroup namespace");
@@ -83,7 +89,10 @@ void Planner::host_view() {
                                "isolation: filesystem.root needs a mount namespace (the " +
                                    std::string(to_string(plan.tier)) +
                                    " tier runs on the host's /)"));
-    if (!landlock) uncovered("the profile's mounts (the host's whole view, as your user sees it)");
+    if (!landlock)
+        uncovered("the profile's mounts (the host's whole view, as your user sees it)");
+    else
+        uncovered("file metadata outside the profile's paths (stat, inotify)");
     if (!LandlockScopes::from_raw(plan.landlock_scopes).has(LandlockScope::Signal))
         uncovered("signals to your other processes (Landlock ABI 6)");
     if (!LandlockScopes::from_raw(plan.landlock_scopes).has(LandlockScope::AbstractUnixSocket))

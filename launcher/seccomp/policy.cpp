@@ -277,16 +277,31 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
     // Below the namespaces tier the command runs in the host's namespaces (plan/tier.cpp).
     bool host_view =
         p.isolation.tier == profile::Tier::Landlock || p.isolation.tier == profile::Tier::Seccomp;
-    // Without a network namespace of its own, "none" holds through the filter: no socket but
-    // unix and netlink ones (EAFNOSUPPORT, as on a kernel without those families).
-    if (host_view && p.network.mode != profile::NetworkMode::Host)
-        rule("network.mode", {"socket"},
-             ", unless = { arg0 = [\"AF_UNIX\", \"AF_NETLINK\"] }, action = "
-             "\"errno:EAFNOSUPPORT\"");
     // The host's pid namespace: no setting another process's limits (butter's RLIMIT_CPU or
-    // RLIMIT_NOFILE, under the same uid without privileges); Landlock scopes its signals.
-    if (!p.namespaces.pid || host_view)
+    // RLIMIT_NOFILE, under the same uid without privileges), priority, CPUs or I/O class;
+    // Landlock scopes its signals.
+    if (!p.namespaces.pid || host_view) {
         rule("namespaces.pid", {"prlimit64"}, ", match = { arg0 = { ne = 0 }, arg2 = { ne = 0 } }");
+        rule("namespaces.pid",
+             {"sched_setaffinity", "sched_setparam", "sched_setscheduler", "sched_setattr"},
+             ", match = { arg0 = { ne = 0 } }");
+        // setpriority(which, who) and ioprio_set(which, who): another process, group or user
+        // (who 0 with PRIO_PGRP or PRIO_USER is the caller's group or uid: butter's too).
+        rule("namespaces.pid", {"setpriority"}, ", unless = { arg0 = [0], arg1 = [0] }");
+        rule("namespaces.pid", {"ioprio_set"}, ", unless = { arg0 = [1], arg1 = [0] }");
+    }
+    if (host_view) {
+        // Without a pid namespace every process stays in the command's process group, which
+        // butter kills in one call (a chain of forks outruns a walk of /proc); and no unix
+        // socket but socketpair's: the host's sockets (a session bus, an agent, docker.sock)
+        // are not hidden as in a mount namespace, and Landlock does not cover connect().
+        rule("isolation.tier", {"setsid", "setpgid"}, ", action = \"errno:EPERM\"");
+        rule("isolation.tier", {"socket"},
+             std::string(", unless = { arg0 = [\"AF_NETLINK\"") +
+                 (p.network.mode == profile::NetworkMode::Host ? ", \"AF_INET\", \"AF_INET6\""
+                                                               : "") +
+                 "] }, action = \"errno:EAFNOSUPPORT\"");
+    }
     // No typing into a terminal, no console paste, whatever the session: a new session has no
     // controlling terminal, but a terminal fd it holds that is no session's controlling one it
     // could make its own (TIOCSCTTY) and then type into (the caller's, when only some of

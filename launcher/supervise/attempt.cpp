@@ -331,7 +331,8 @@ void Attempt::exec_seen() {
 void Attempt::kill_all() {
     forward(SIGKILL);  // PID 1's death takes the whole pid namespace with it
     // Without one, every descendant (the first process is reaped by its pidfd, in finish()).
-    if (!plan_.namespaces.has(Namespace::Pid)) kill_descendants(false);
+    if (!plan_.namespaces.has(Namespace::Pid))
+        kill_descendants(false, 200, plan_.new_session ? sb_.pid : 0);
 }
 
 void Attempt::kill_and_reap() {

@@ -79,10 +79,11 @@ Result<void> become_subreaper() {
     return {};
 }
 
-std::size_t kill_descendants(bool reap, int max_rounds) {
+std::size_t kill_descendants(bool reap, int max_rounds, pid_t group) {
     std::size_t signalled = 0;
     pid_t self = ::getpid();
     for (int round = 0; round < max_rounds; ++round) {
+        if (group > 0) (void)::kill(-group, SIGKILL);
         std::vector<pid_t> all = descendants_of(self);
         if (!reap) {
             // Zombies count as found; once signalled, the rest is the caller's to wait for.

@@ -26,6 +26,8 @@ bool in_sandbox(pid_t pid, pid_t first, std::optional<std::uint64_t> pid_ns);
 // included as they are reparented here), then, with `reap`, waits for them: until none is
 // left or `max_rounds` passes found more. Without `reap` nothing is waited for (a caller that
 // still waits for one child by its pidfd). Returns how many processes it signalled.
-std::size_t kill_descendants(bool reap, int max_rounds = 200);
+// `group` > 0: that process group too, each round, in one kill(2) (the command's own, when it
+// leads a session: what forks faster than /proc can be read still ends with its group).
+std::size_t kill_descendants(bool reap, int max_rounds = 200, pid_t group = 0);
 
 }  // namespace butter::launcher

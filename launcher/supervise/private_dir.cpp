@@ -2,12 +2,15 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace butter::launcher {
 
@@ -24,18 +27,26 @@ Result<Fd> open_dir_in(int at, const char* name, dev_t dev, const std::string& p
     return d;
 }
 
-// Empties the tree below `top` without recursion (a sandbox may nest directories as deep as
-// it likes): into each directory that is not empty, back up through ".." once it is. Nothing
-// is followed; a directory on another file system is an error.
+// Empties the tree below `top` without recursion (a sandbox may nest directories deeply),
+// holding a descriptor of each directory on the way down: never a path, never "..", so a
+// directory renamed meanwhile is emptied where it is and nothing above the tree is reached.
+// Nothing is followed; a directory on another file system is an error; at most kMaxDepth
+// levels, and a bounded number of passes (a process that still writes there cannot keep
+// this going).
+constexpr std::size_t kMaxDepth = 256;
+constexpr std::size_t kMaxPasses = 1'000'000;
+
 Result<void> empty_tree(const Fd& top, const std::string& path) {
     struct stat st {};
     if (::fstat(top.get(), &st) < 0) return fail_errno("fstat", path);
     const dev_t dev = st.st_dev;
-    int cur_fd = ::fcntl(top.get(), F_DUPFD_CLOEXEC, 3);
-    if (cur_fd < 0) return fail_errno("fcntl(F_DUPFD_CLOEXEC)", path);
-    Fd cur(cur_fd);
-    std::size_t depth = 0;
-    for (;;) {
+    std::vector<Fd> stack;
+    int first = ::fcntl(top.get(), F_DUPFD_CLOEXEC, 3);
+    if (first < 0) return fail_errno("fcntl(F_DUPFD_CLOEXEC)", path);
+    stack.emplace_back(first);
+    for (std::size_t pass = 0; !stack.empty(); ++pass) {
+        if (pass == kMaxPasses) return fail(Error("unlinkat", EBUSY, path + " (still changing)"));
+        const Fd& cur = stack.back();
         // Its owner may have made it read-only: writable again for the removal.
         (void)::fchmod(cur.get(), 0700);
         int listing = ::openat(cur.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -53,20 +64,30 @@ Result<void> empty_tree(const Fd& top, const std::string& path) {
             if (std::strcmp(n, ".") == 0 || std::strcmp(n, "..") == 0) continue;
             struct stat est {};
             if (::fstatat(cur.get(), n, &est, AT_SYMLINK_NOFOLLOW) < 0) {
-                failed = fail_errno("fstatat", path + "/.../" + n);
-                break;
-            }
-            if (!S_ISDIR(est.st_mode)) {
-                if (::unlinkat(cur.get(), n, 0) < 0) failed = fail_errno("unlinkat", path);
+                if (errno != ENOENT) failed = fail_errno("fstatat", path + "/.../" + n);
+            } else if (!S_ISDIR(est.st_mode)) {
+                if (::unlinkat(cur.get(), n, 0) < 0 && errno != ENOENT)
+                    failed = fail_errno("unlinkat", path + "/.../" + n);
             } else if (est.st_dev != dev) {
                 failed = fail(Error("unlinkat", EXDEV, path + "/.../" + n));
-            } else if (::unlinkat(cur.get(), n, AT_REMOVEDIR) < 0) {
+            } else if (::unlinkat(cur.get(), n, AT_REMOVEDIR) < 0 && errno != ENOENT) {
                 if (errno != ENOTEMPTY && errno != EEXIST) {
-                    failed = fail_errno("unlinkat", path);
+                    failed = fail_errno("unlinkat", path + "/.../" + n);
                 } else {
-                    // Its owner may have taken its own rights away (chmod 0): back as ours.
-                    (void)::fchmodat(cur.get(), n, 0700, 0);
                     auto sub = open_dir_in(cur.get(), n, dev, path);
+                    if (!sub) {
+                        // Its owner took its rights away (chmod 0): given back through a
+                        // descriptor of the directory itself, never its name again.
+                        int o = ::openat(cur.get(), n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                        struct stat ost {};
+                        if (o >= 0 && ::fstat(o, &ost) == 0 && S_ISDIR(ost.st_mode) &&
+                            ost.st_dev == dev) {
+                            std::string self = "/proc/self/fd/" + std::to_string(o);
+                            (void)::chmod(self.c_str(), 0700);
+                            sub = open_dir_in(cur.get(), n, dev, path);
+                        }
+                        if (o >= 0) ::close(o);
+                    }
                     if (!sub)
                         failed = fail(std::move(sub).error());
                     else
@@ -81,15 +102,15 @@ Result<void> empty_tree(const Fd& top, const std::string& path) {
         if (!failed) return failed;
         if (read_error) return fail_errno("readdir", path);
         if (into.valid()) {
-            cur = std::move(into);
-            ++depth;
+            if (stack.size() == kMaxDepth)
+                return fail(Error("unlinkat", ELOOP, path + " (deeper than 256 levels)"));
+            stack.push_back(std::move(into));
             continue;
         }
-        if (depth == 0) return {};
-        // Empty: up again, where it goes with the next pass over its parent.
-        BUTTER_ASSIGN_OR_RETURN(cur, open_dir_in(cur.get(), "..", dev, path));
-        --depth;
+        // Empty: its parent's next pass removes it.
+        stack.pop_back();
     }
+    return {};
 }
 
 }  // namespace
@@ -130,9 +151,13 @@ Result<PrivateDir> PrivateDir::create() {
     return fail(Error("mkdirat", EEXIST, parent + "/butter-*"));
 }
 
-Result<void> PrivateDir::prepare(uid_t uid, gid_t gid) const {
+Result<void> PrivateDir::prepare(uid_t uid, gid_t gid) {
+    owner_uid_ = uid;
+    owner_gid_ = gid;
     bool others = uid != ::geteuid();
-    if (others && ::fchmod(dir_.get(), 0711) < 0) return fail_errno("fchmod", path_);
+    // Theirs, as the tmpfs home would be (its name in the parent stays out of their reach:
+    // Landlock gives them nothing there).
+    if (others && ::fchown(dir_.get(), uid, gid) < 0) return fail_errno("fchown", path_);
     for (const char* sub : {"tmp", "home"}) {
         std::string p = path_ + "/" + sub;
         if (::mkdirat(dir_.get(), sub, 0700) < 0) return fail_errno("mkdirat", p);
@@ -144,7 +169,31 @@ Result<void> PrivateDir::prepare(uid_t uid, gid_t gid) const {
 
 Result<void> PrivateDir::remove() {
     if (!dir_.valid()) return {};
-    auto emptied = empty_tree(dir_, path_);
+    Result<void> emptied;
+    if (owner_uid_ != ::geteuid()) {
+        // As the command's ids, in a child of their own: the removal can do nothing the
+        // sandbox could not have done itself, whatever it left or still changes there.
+        pid_t pid = ::fork();
+        if (pid < 0) {
+            emptied = fail_errno("fork", path_);
+        } else if (pid == 0) {
+            if (::setgroups(0, nullptr) < 0 ||
+                ::setresgid(owner_gid_, owner_gid_, owner_gid_) < 0 ||
+                ::setresuid(owner_uid_, owner_uid_, owner_uid_) < 0)
+                ::_exit(EPERM);
+            auto r = empty_tree(dir_, path_);
+            ::_exit(r ? 0 : (r.error().errno_value() ? r.error().errno_value() : EIO));
+        } else {
+            int status = 0;
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                emptied = fail(Error("unlinkat", WIFEXITED(status) ? WEXITSTATUS(status) : EINTR,
+                                     path_ + " (emptied as the command's user)"));
+        }
+    } else {
+        emptied = empty_tree(dir_, path_);
+    }
     Result<void> out = emptied;
     if (emptied) {
         // The name, if it still is this directory.
@@ -164,6 +213,8 @@ Result<void> PrivateDir::remove() {
 PrivateDir& PrivateDir::operator=(PrivateDir&& o) noexcept {
     if (this != &o) {
         (void)remove();
+        owner_uid_ = o.owner_uid_;
+        owner_gid_ = o.owner_gid_;
         parent_ = std::move(o.parent_);
         dir_ = std::move(o.dir_);
         name_ = std::move(o.name_);

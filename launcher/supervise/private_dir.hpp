@@ -6,6 +6,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -24,13 +25,15 @@ class PrivateDir {
     [[nodiscard]] static Result<PrivateDir> create();
     const std::string& path() const { return path_; }
     bool valid() const { return dir_.valid(); }
-    // tmp/ and home/ for the command's ids (0700; the top directory 0711 when they are not
-    // butter's own).
-    [[nodiscard]] Result<void> prepare(uid_t uid, gid_t gid) const;
-    // Everything in it, then itself (the destructor does it too, quietly).
+    // tmp/ and home/ for the command's ids (0700), who own the directory too.
+    [[nodiscard]] Result<void> prepare(uid_t uid, gid_t gid);
+    // Everything in it, as the ids given to prepare() (as root, in a child with those ids
+    // alone), then itself (the destructor does it too, quietly).
     [[nodiscard]] Result<void> remove();
 
   private:
+    uid_t owner_uid_ = ::geteuid();
+    gid_t owner_gid_ = ::getegid();
     Fd parent_, dir_;
     std::string name_, path_;
 };

@@ -384,7 +384,9 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
     max_rss = std::max<std::uint64_t>(max_rss, static_cast<std::uint64_t>(usage.ru_maxrss) * 1024);
     // Without a pid namespace, what the command left behind ends with it, as it would with
     // one when its init exits.
-    if (!plan->namespaces.has(Namespace::Pid)) kill_descendants(true);
+    // (Below the namespaces tier the filter keeps every process in the command's group.)
+    if (!plan->namespaces.has(Namespace::Pid))
+        kill_descendants(true, 200, plan->new_session ? sb.pid : 0);
     co_return o;
 }
 
