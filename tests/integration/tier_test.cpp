@@ -18,6 +18,7 @@
 #include <butter/landlock.hpp>
 
 #include "../support/butter_run.hpp"
+#include "../support/stage.hpp"
 #include "../support/tmpdir.hpp"
 #include "../support/userns.hpp"
 
@@ -102,6 +103,25 @@ TEST_P(TierTest, DefaultProfileFallsBackToLandlockWhenUserNamespacesAreRefused) 
     }
 }
 
+// --events says it too: an "isolation" event with the tier and why, then the "started" one
+// with the run's isolation.
+TEST_P(TierTest, TheFallbackIsAnEvent) {
+    RunOptions o = opts();
+    o.fd5_file = work_ / "events.jsonl";
+    auto r = run_butter({"run", "--events", "5", "--", "true"}, o);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::string ev = read_file(work_ / "events.jsonl");
+    auto isolation = ev.find("{\"event\": \"isolation\"");
+    auto started = ev.find("{\"event\": \"started\"");
+    ASSERT_NE(isolation, std::string::npos) << ev;
+    ASSERT_NE(started, std::string::npos) << ev;
+    EXPECT_LT(isolation, started) << ev;
+    EXPECT_TRUE(has(ev.substr(isolation, started - isolation),
+                    "\"tier\": \"landlock\", \"reason\": \"the namespaces were refused: "))
+        << ev;
+    EXPECT_TRUE(has(ev.substr(started), "\"isolation\": {\"tier\": \"landlock\"")) << ev;
+}
+
 // Signals and abstract unix sockets of the host: scoped out (Landlock ABI 6).
 TEST_P(TierTest, LandlockTierScopesSignalsAndAbstractSockets) {
     BUTTER_REQUIRE(landlock_abi() >= 6, "LANDLOCK_SCOPE", "Landlock ABI 6 (scopes) unavailable");
@@ -153,7 +173,9 @@ TEST_P(TierTest, MinimumNamespacesFailsClosed) {
     EXPECT_EQ(r.out, "");
     EXPECT_TRUE(has(r.err, "isolation.minimum = \"namespaces\": no lower tier")) << r.err;
     EXPECT_TRUE(has(r.err, "refused")) << r.err;
-    auto u = run_butter({"run", "-p", "untrusted", "--", "/bin/true"}, opts());
+    RunOptions staged = opts();
+    staged.env = {profile_path_env()};  // the shipped profiles, where nobody may read them
+    auto u = run_butter({"run", "-p", "untrusted", "--", "/bin/true"}, staged);
     EXPECT_EQ(u.code, 125);
     EXPECT_TRUE(has(u.err, "no lower tier")) << u.err;
 }
