@@ -154,7 +154,7 @@ Result<void> confine(const SandboxPlan& plan) {
             // As it was opened: read for `< file`, write for `> file` (and no truncation of
             // what `>> log` appends to), a terminal both ways with its ioctls.
             int flags = ::fcntl(fd, F_GETFL);
-            if (flags < 0) continue;
+            if (flags < 0 || (flags & O_PATH)) continue;  // (O_PATH: no access at all)
             int mode = flags & O_ACCMODE;
             LandlockFsAccess as_opened;
             if (mode == O_RDONLY || mode == O_RDWR) as_opened |= LandlockFs::ReadFile;

@@ -73,17 +73,32 @@ void Planner::host_view() {
     if (ns.net && p.network.mode != profile::NetworkMode::Host)
         uncovered("network namespace (no inet sockets instead)");
     uncovered(
-        "unix sockets (socket(AF_UNIX) refused: the host's are not hidden; socketpair "
-        "works)");
+        "unix sockets (socket(AF_UNIX) refused: the host's are not hidden; stream socketpairs "
+        "work)");
     uncovered(
         "new sessions and process groups (setsid and setpgid refused: every process "
         "ends with the run)");
-    if (ns.ipc) uncovered("ipc namespace (the host's System V IPC and POSIX message queues)");
+    if (ns.ipc) uncovered("ipc namespace (System V IPC refused instead)");
     if (ns.uts && !p.filesystem.hostname.empty()) uncovered("hostname");
     if (ns.cgroup) uncovered("cgroup namespace");
     if (ns.time) uncovered("time namespace");
     if (!p.capabilities.keep.empty() || !p.capabilities.keep_as_root.empty())
         uncovered("capabilities.keep (they would be the host's: none kept)");
+    // Every process the command starts must stay in its own process group, which butter
+    // kills whole (no pid namespace to end them): not butter's, which "inherit" shares.
+    if (p.process.session == profile::SessionMode::Inherit)
+        out.push_back(error_at(p.loc_of("process.session"),
+                               "isolation: process.session = \"inherit\" keeps the command in "
+                               "butter's process group; the " +
+                                   std::string(to_string(plan.tier)) +
+                                   " tier needs a group of its own to end every process it "
+                                   "starts (new, pty or auto)"));
+    // The notify relay's socket is a path inside the sandbox's own root.
+    if (p.supervise.notify)
+        out.push_back(error_at(p.loc_of("supervise.notify"),
+                               "isolation: supervise.notify needs a mount namespace (the " +
+                                   std::string(to_string(plan.tier)) +
+                                   " tier has no unix sockets and no root of its own)"));
     if (!plan.root_dir.empty())
         out.push_back(error_at(p.loc_of("filesystem.root"),
                                "isolation: filesystem.root needs a mount namespace (the " +
@@ -92,7 +107,9 @@ void Planner::host_view() {
     if (!landlock)
         uncovered("the profile's mounts (the host's whole view, as your user sees it)");
     else
-        uncovered("file metadata outside the profile's paths (stat, inotify)");
+        uncovered(
+            "file metadata outside the profile's paths (stat and inotify work; chmod, chown, "
+            "utimensat and xattrs by path are refused instead)");
     if (!LandlockScopes::from_raw(plan.landlock_scopes).has(LandlockScope::Signal))
         uncovered("signals to your other processes (Landlock ABI 6)");
     if (!LandlockScopes::from_raw(plan.landlock_scopes).has(LandlockScope::AbstractUnixSocket))

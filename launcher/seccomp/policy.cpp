@@ -246,6 +246,20 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
                 list += (list.empty() ? "\"" : ", \"") + std::string(n) + "\"";
         if (!list.empty()) out.push_back({"{ syscalls = [" + list + "]" + rest + " }", key});
     };
+    // Below the namespaces tier the command runs in the host's namespaces (plan/tier.cpp).
+    bool host_view =
+        p.isolation.tier == profile::Tier::Landlock || p.isolation.tier == profile::Tier::Seccomp;
+    // There, a file's mode, owner, times and attributes change only through a descriptor
+    // (which Landlock checked when it was opened): Landlock has no right for them, and by
+    // path they would reach every host file of the command's user (chmod 0644 ~/.ssh/id_rsa).
+    const std::initializer_list<const char*> by_path = {
+        "chmod",     "fchmodat",   "fchmodat2",   "chown",        "lchown",
+        "fchownat",  "utime",      "utimes",      "futimesat",    "setxattr",
+        "lsetxattr", "setxattrat", "removexattr", "lremovexattr", "removexattrat"};
+    if (host_view) {
+        rule("isolation.tier", by_path, ", action = \"errno:EPERM\"");
+        rule("isolation.tier", {"utimensat"}, ", match = { arg1 = { ne = 0 } }");
+    }
     if (p.seccomp.restrict_suid_sgid) {
         // systemd's RestrictSUIDSGID: the mode argument of every call that sets one, and of
         // the opens that create. openat2's flags and mode lie in memory, out of the filter's
@@ -253,17 +267,26 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
         const char* key = "seccomp.restrict_suid_sgid";
         const std::string setid = "{ any_bit = [\"S_ISUID\", \"S_ISGID\"] }";
         const std::string creates = "{ any_bit = [\"O_CREAT\", \"__O_TMPFILE\"] }";
-        rule(key, {"chmod", "fchmod", "creat", "mkdir", "mknod"},
-             ", match = { arg1 = " + setid + " }");
-        rule(key, {"fchmodat", "fchmodat2", "mkdirat", "mknodat"},
-             ", match = { arg2 = " + setid + " }");
+        if (host_view) {
+            rule(key, {"fchmod", "creat", "mkdir", "mknod"}, ", match = { arg1 = " + setid + " }");
+            rule(key, {"mkdirat", "mknodat"}, ", match = { arg2 = " + setid + " }");
+        } else {
+            rule(key, {"chmod", "fchmod", "creat", "mkdir", "mknod"},
+                 ", match = { arg1 = " + setid + " }");
+            rule(key, {"fchmodat", "fchmodat2", "mkdirat", "mknodat"},
+                 ", match = { arg2 = " + setid + " }");
+        }
         rule(key, {"open"}, ", match = { arg1 = " + creates + ", arg2 = " + setid + " }");
         rule(key, {"openat"}, ", match = { arg2 = " + creates + ", arg3 = " + setid + " }");
         rule(key, {"openat2"}, ", action = \"errno:ENOSYS\"");
     }
-    if (p.seccomp.restrict_xattrs)
-        rule("seccomp.restrict_xattrs", {"setxattr", "lsetxattr", "fsetxattr", "setxattrat"},
-             ", action = \"errno:EOPNOTSUPP\"");
+    if (p.seccomp.restrict_xattrs) {
+        if (host_view)
+            rule("seccomp.restrict_xattrs", {"fsetxattr"}, ", action = \"errno:EOPNOTSUPP\"");
+        else
+            rule("seccomp.restrict_xattrs", {"setxattr", "lsetxattr", "fsetxattr", "setxattrat"},
+                 ", action = \"errno:EOPNOTSUPP\"");
+    }
     if (!p.namespaces.nested_user)
         rule("namespaces.nested_user", {"clone", "unshare"},
              ", match = { arg0 = { any_bit = [\"CLONE_NEWUSER\"] } }");
@@ -274,9 +297,6 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
     if (!p.namespaces.nested_user || has_own_rule("clone") || has_own_rule("unshare") ||
         in(p.seccomp.deny, "unshare") || in(p.seccomp.deny, "setns") || in(p.seccomp.deny, "clone"))
         rule(ns_key, {"clone3"}, ", action = \"errno:ENOSYS\"");
-    // Below the namespaces tier the command runs in the host's namespaces (plan/tier.cpp).
-    bool host_view =
-        p.isolation.tier == profile::Tier::Landlock || p.isolation.tier == profile::Tier::Seccomp;
     // The host's pid namespace: no setting another process's limits (butter's RLIMIT_CPU or
     // RLIMIT_NOFILE, under the same uid without privileges), priority, CPUs or I/O class;
     // Landlock scopes its signals.
@@ -296,11 +316,25 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
         // socket but socketpair's: the host's sockets (a session bus, an agent, docker.sock)
         // are not hidden as in a mount namespace, and Landlock does not cover connect().
         rule("isolation.tier", {"setsid", "setpgid"}, ", action = \"errno:EPERM\"");
+        // Netlink only for routing (getaddrinfo): NETLINK_USERSOCK and the like reach host
+        // processes. Inet with the host's network.
+        bool inet = p.network.mode == profile::NetworkMode::Host;
         rule("isolation.tier", {"socket"},
              std::string(", unless = { arg0 = [\"AF_NETLINK\"") +
-                 (p.network.mode == profile::NetworkMode::Host ? ", \"AF_INET\", \"AF_INET6\""
-                                                               : "") +
-                 "] }, action = \"errno:EAFNOSUPPORT\"");
+                 (inet ? ", \"AF_INET\", \"AF_INET6\"] }" : "], arg2 = [0] }") +
+                 ", action = \"errno:EAFNOSUPPORT\"");
+        // A datagram end of a socketpair may still send to (or connect to) any host socket
+        // with a path: streams only, which stay each other's.
+        rule("isolation.tier", {"socketpair"},
+             ", match = { arg1 = { any_bit = [2] } }, action = \"errno:EPROTONOSUPPORT\"");
+        // io_uring's requests bypass this filter (its own socket and connect): never here,
+        // whatever the profile's deny list says.
+        rule("isolation.tier", {"io_uring_setup", "io_uring_enter", "io_uring_register"},
+             ", action = \"errno:ENOSYS\"");
+        // The host's System V IPC outlives the run and is every process's of the uid: with
+        // namespaces.ipc asked for, none.
+        if (p.namespaces.ipc)
+            rule("namespaces.ipc", {"shmget", "msgget", "semget"}, ", action = \"errno:EPERM\"");
     }
     // No typing into a terminal, no console paste, whatever the session: a new session has no
     // controlling terminal, but a terminal fd it holds that is no session's controlling one it

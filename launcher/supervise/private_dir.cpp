@@ -31,8 +31,8 @@ Result<Fd> open_dir_in(int at, const char* name, dev_t dev, const std::string& p
 // holding a descriptor of each directory on the way down: never a path, never "..", so a
 // directory renamed meanwhile is emptied where it is and nothing above the tree is reached.
 // Nothing is followed; a directory on another file system is an error; at most kMaxDepth
-// levels, and a bounded number of passes (a process that still writes there cannot keep
-// this going).
+// descriptors (a subtree below that is moved up to the top first), and a bounded number of
+// passes (a process that still writes there cannot keep this going).
 constexpr std::size_t kMaxDepth = 256;
 constexpr std::size_t kMaxPasses = 1'000'000;
 
@@ -57,6 +57,7 @@ Result<void> empty_tree(const Fd& top, const std::string& path) {
             return fail_errno("fdopendir", path);
         }
         Fd into;
+        std::string into_name;
         Result<void> failed;
         errno = 0;
         while (struct dirent* e = ::readdir(d)) {
@@ -88,10 +89,12 @@ Result<void> empty_tree(const Fd& top, const std::string& path) {
                         }
                         if (o >= 0) ::close(o);
                     }
-                    if (!sub)
+                    if (!sub) {
                         failed = fail(std::move(sub).error());
-                    else
+                    } else {
                         into = std::move(*sub);
+                        into_name = n;
+                    }
                 }
             }
             if (!failed || into.valid()) break;
@@ -102,8 +105,15 @@ Result<void> empty_tree(const Fd& top, const std::string& path) {
         if (!failed) return failed;
         if (read_error) return fail_errno("readdir", path);
         if (into.valid()) {
-            if (stack.size() == kMaxDepth)
-                return fail(Error("unlinkat", ELOOP, path + " (deeper than 256 levels)"));
+            if (stack.size() == kMaxDepth) {
+                // Deeper than the descriptors kept: that subtree moves up to the top (within
+                // the tree, on its file system), and its removal starts over from there.
+                std::string up = ".butter-up-" + std::to_string(pass);
+                if (::renameat(cur.get(), into_name.c_str(), stack.front().get(), up.c_str()) < 0)
+                    return fail_errno("renameat", path + " (deeper than 256 levels)");
+                stack.resize(1);
+                continue;
+            }
             stack.push_back(std::move(into));
             continue;
         }

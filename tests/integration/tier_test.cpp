@@ -268,6 +268,59 @@ except OSError as e: print(e.errno))";
     EXPECT_TRUE(pids_matching(marker).empty()) << "a process outlived the run";
 }
 
+// The second attacker round: a datagram socketpair end reaches a host socket with a path
+// (sendto, connect): streams only; io_uring (its own socket and connect) is refused whatever
+// the profile's deny list says; a host file's mode, owner and times change only through a
+// descriptor Landlock let the command open; no System V IPC to outlive the run.
+TEST_P(TierTest, NoDatagramPairIoUringMetadataByPathOrSysvIpc) {
+    TempDir sockdir;
+    ASSERT_EQ(::chmod(sockdir.path().c_str(), 0777), 0);
+    int l = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(l, 0);
+    struct sockaddr_un a {};
+    a.sun_family = AF_UNIX;
+    std::string sock = sockdir / "log.sock";
+    std::memcpy(a.sun_path, sock.c_str(), sock.size() + 1);
+    ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::chmod(sock.c_str(), 0666), 0);
+    std::string mine = outside_ / "mine";
+    write_file(mine, "x");
+    ASSERT_EQ(::chmod(mine.c_str(), 0600), 0);
+    ASSERT_EQ(::chown(mine.c_str(), nobody() ? 65534 : 600113152, 0), 0);
+    std::string py = R"(import socket, errno, os, ctypes
+def attempt(what, f):
+    try:
+        f(); print(what, 'ok')
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+def pair():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.sendto(b'x', ')" +
+                     sock + R"(')
+attempt('dgram', pair)
+attempt('chmod', lambda: os.chmod(')" +
+                     mine + R"(', 0o777))
+attempt('utime', lambda: os.utime(')" +
+                     mine + R"(', (0, 0)))
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.shmget(0x4a77ac, 4096, 0o1600)
+print('shmget', 'ok' if r >= 0 else errno.errorcode[ctypes.get_errno()])
+r = libc.syscall(425, 8, ctypes.create_string_buffer(120))
+print('io_uring', 'ok' if r >= 0 else errno.errorcode[ctypes.get_errno()])
+)";
+    // (A profile whose own deny list leaves io_uring out.)
+    auto r =
+        run_butter({"run", "--set", "seccomp.deny=[]", "--", "/usr/bin/python3", "-c", py}, opts());
+    ::close(l);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out,
+              "dgram EPROTONOSUPPORT\nchmod EPERM\nutime EPERM\nshmget EPERM\nio_uring ENOSYS\n")
+        << r.err;
+    struct stat st {};
+    ASSERT_EQ(::stat(mine.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
 INSTANTIATE_TEST_SUITE_P(RootAndNobody, TierTest, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "nobody" : "root"; });
 

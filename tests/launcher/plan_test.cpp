@@ -128,6 +128,11 @@ TEST(Plan, LandlockTierRulesAreTheBindsOnHostPaths) {
     EXPECT_FALSE(plan_of(load_default({"filesystem.mounts=[{type=\"bind\", source=\"/usr\", "
                                        "target=\"/opt/usr\"}]"}),
                          false, elsewhere, o));
+    // Without a process group of its own, or with a notify socket inside a root of its own.
+    for (const char* key : {"process.session=inherit", "supervise.notify=true"}) {
+        profile::Diagnostics refused;
+        EXPECT_FALSE(plan_of(load_default({key}), false, refused, o)) << key;
+    }
     profile::Diagnostics below;
     PlanOptions seccomp_tier = o;
     seccomp_tier.tier = profile::Tier::Seccomp;
