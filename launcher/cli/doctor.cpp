@@ -107,6 +107,13 @@ void check_userns(std::vector<Line>& out) {
             fix =
                 "a policy around this process blocks unshare(CLONE_NEWUSER) "
                 "(a seccomp filter, a container runtime, an LSM): run butter outside it";
+        // A filter of this process's own (Docker's default profile denies user namespaces).
+        if (self == EPERM &&
+            read_file("/proc/self/status").value_or("").find("\nSeccomp:\t2") != std::string::npos)
+            fix =
+                "a seccomp filter around this process refuses unshare(CLONE_NEWUSER) (a "
+                "container runtime's default profile): allow it there (e.g. docker run "
+                "--security-opt seccomp=unconfined), or run butter outside it";
         if (clone_knob == "0")
             fix = "sysctl kernel.unprivileged_userns_clone=1 (Debian's switch is off)";
         if (apparmor == "1")
@@ -397,6 +404,16 @@ int run_doctor() {
     check_cgroups(lines);
     check_idmap(lines);
     check_overlay(lines);
+    // Without a user namespace the checks that make one in it fail too: said so, with the
+    // tier butter falls back to, rather than each layer's own causes.
+    if (!lines.empty() && lines.front().verdict == Verdict::Blocked)
+        for (std::size_t i = 1; i < lines.size(); ++i)
+            if (lines[i].verdict == Verdict::Blocked &&
+                (lines[i].layer.ends_with(" namespace") || lines[i].layer == "idmapped mounts" ||
+                 lines[i].layer == "overlay mounts"))
+                lines[i].fix =
+                    "needs a user namespace (see \"user namespaces\"); profiles whose "
+                    "isolation.minimum allows run in the landlock tier instead";
     for (const Line& l : lines) {
         std::printf("%-20s %-8s %s\n", l.layer.c_str(), mark(l.verdict), l.detail.c_str());
         if (!l.fix.empty() && l.verdict != Verdict::Ok)

@@ -106,6 +106,8 @@ std::optional<SandboxPlan> load_and_plan(const Cli& cli, std::vector<std::string
     if (cli.changes) po.changes = absolute(*cli.changes);
     profile::Diagnostics d;
     auto plan = make_plan(loaded.profile, po, d);
+    // Planned again for a lower tier: its errors only (the warnings were said the first time).
+    if (choice.tier) std::erase_if(d, [](const profile::Diagnostic& x) { return !x.is_error(); });
     print_diagnostics(d);
     if (plan && private_dir && private_dir->valid()) {
         if (auto r = private_dir->prepare(plan->uid, plan->gid); !r) {
@@ -228,7 +230,10 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
         auto lower_tier = next_tier(*plan, landlock_abi_version().value_or(0));
         if (!lower_tier) {
             why += std::string(" (isolation.minimum = \"") +
-                   profile::to_string(plan->tier_minimum) + "\": no lower tier)";
+                   profile::to_string(plan->tier_minimum) + "\": no lower tier" +
+                   (plan->tier_minimum == profile::Tier::Namespaces
+                        ? "; --set isolation.minimum=landlock allows the landlock tier)"
+                        : ")");
             if (outcome)
                 outcome->message = why;
             else

@@ -37,14 +37,16 @@ void Planner::tier() {
     plan.tier_minimum = iso.minimum;
     plan.private_dir = o.private_dir;
     if (want < iso.minimum) {
-        std::string why = o.tier ? o.tier_reason : std::string("isolation.tier");
-        out.push_back(error_at(p.loc_of(o.tier ? "isolation.minimum" : "isolation.tier"),
-                               std::string("isolation: the ") + to_string(want) +
-                                   " tier is below isolation.minimum = \"" +
-                                   to_string(iso.minimum) + "\"" +
-                                   (o.tier ? " (" + why + ")" : std::string())));
+        out.push_back(
+            error_at(p.loc_of(o.tier ? "isolation.minimum" : "isolation.tier"),
+                     std::string("isolation: the ") + to_string(want) +
+                         " tier is below isolation.minimum = \"" + to_string(iso.minimum) + "\"" +
+                         (o.tier ? " (" + o.tier_reason + ")"
+                                 : "; --set isolation.minimum=" + std::string(to_string(want)) +
+                                       " allows it")));
         return;
     }
+    if (!o.tier && want < Tier::Namespaces) plan.tier_reason = "isolation.tier";
     if (want == Tier::Landlock && host.landlock_abi() == 0)
         out.push_back(error_at(p.loc_of(o.tier ? "isolation.minimum" : "isolation.tier"),
                                "isolation: the landlock tier needs Landlock (Linux 5.13+, with "
@@ -82,8 +84,10 @@ void Planner::host_view() {
     if (ns.uts && !p.filesystem.hostname.empty()) uncovered("hostname");
     if (ns.cgroup) uncovered("cgroup namespace");
     if (ns.time) uncovered("time namespace");
-    if (!p.capabilities.keep.empty() || !p.capabilities.keep_as_root.empty())
+    if (!p.capabilities.keep.empty())
         uncovered("capabilities.keep (they would be the host's: none kept)");
+    if (!p.capabilities.keep_as_root.empty() && plan.privileged)
+        uncovered("capabilities.keep_as_root (they would be the host's: none kept)");
     // Every process the command starts must stay in its own process group, which butter
     // kills whole (no pid namespace to end them): not butter's, which "inherit" shares.
     if (p.process.session == profile::SessionMode::Inherit)
@@ -98,7 +102,8 @@ void Planner::host_view() {
         out.push_back(error_at(p.loc_of("supervise.notify"),
                                "isolation: supervise.notify needs a mount namespace (the " +
                                    std::string(to_string(plan.tier)) +
-                                   " tier has no unix sockets and no root of its own)"));
+                                   " tier has no unix sockets and no root of its own); "
+                                   "--set supervise.notify=false runs without it"));
     if (!plan.root_dir.empty())
         out.push_back(error_at(p.loc_of("filesystem.root"),
                                "isolation: filesystem.root needs a mount namespace (the " +
@@ -108,8 +113,12 @@ void Planner::host_view() {
         uncovered("the profile's mounts (the host's whole view, as your user sees it)");
     else
         uncovered(
-            "file metadata outside the profile's paths (stat and inotify work; chmod, chown, "
-            "utimensat and xattrs by path are refused instead)");
+            "file metadata outside the profile's paths (stat, inotify, chown, utimes and chmod "
+            "by path reach your files anywhere; chmod that lets group or others write is "
+            "refused)");
+    if (plan.privileged)
+        uncovered("uid 0 inside (the command runs as host uid " + std::to_string(plan.uid) +
+                  ", which writes only where that id may)");
     if (!LandlockScopes::from_raw(plan.landlock_scopes).has(LandlockScope::Signal))
         uncovered("signals to your other processes (Landlock ABI 6)");
     if (!LandlockScopes::from_raw(plan.landlock_scopes).has(LandlockScope::AbstractUnixSocket))
@@ -150,16 +159,45 @@ void Planner::host_view() {
             plan.landlock_net |=
                 LandlockNetAccess(LandlockNet::ConnectTcp | LandlockNet::BindTcp).raw();
     }
+    // A command-line bind's own flag, else the profile's mounts.
+    auto loc_of_mount = [&](const std::string& target) {
+        for (const auto* list : {&o.binds, &o.ro_binds})
+            for (const auto& [src, dst] : *list)
+                if (normalize_target(dst.empty() ? src : dst) == target)
+                    return profile::SourceLoc{list == &o.binds ? "--bind" : "--ro-bind", 0, 0};
+        return p.loc_of("filesystem.mounts");
+    };
+    // Landlock rules only add rights down the tree: a read-only bind below a writable one
+    // (the workspace's .git) would be writable through the outer rule. Refused, not weakened.
+    for (const MountStep& inner : plan.mounts) {
+        if (inner.type != MountType::Bind || inner.layer || !inner.read_only) continue;
+        for (const MountStep& outer : plan.mounts)
+            if (outer.type == MountType::Bind && !outer.layer && !outer.read_only &&
+                outer.source_is_dir && inner.target.starts_with(outer.target + "/")) {
+                bool git = inner.target.find("/.git") != std::string::npos;
+                out.push_back(error_at(
+                    git ? p.loc_of("filesystem.writable_git") : loc_of_mount(inner.target),
+                    "isolation: '" + inner.target + "' is read-only inside the writable '" +
+                        outer.target + "', which the " + to_string(plan.tier) +
+                        " tier cannot keep (Landlock only adds rights down the tree)" +
+                        (git ? "; set filesystem.writable_git = true to let the sandbox write "
+                               "the checkout's .git, or give butter user namespaces"
+                             : "")));
+                break;
+            }
+    }
+    std::vector<MountStep> written;  // the writable binds: what the file-activity report follows
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         const MountStep& m = plan.mounts[i];
         if (m.layer) continue;
+        if (m.type == MountType::Bind && !m.read_only) written.push_back(m);
         switch (m.type) {
             case MountType::Bind: {
                 // The command sees the host's path: only a bind onto its own source means the
                 // same there.
                 auto at = host.resolve(m.target, Symlinks::RootOnly);
                 if (!at || at->st.st_dev != m.source_dev || at->st.st_ino != m.source_ino) {
-                    out.push_back(error_at(p.loc_of("filesystem.mounts"),
+                    out.push_back(error_at(loc_of_mount(m.target),
                                            "isolation: the bind of '" + m.source + "' onto '" +
                                                m.target + "' needs a mount namespace (the " +
                                                to_string(plan.tier) +
@@ -174,8 +212,10 @@ void Planner::host_view() {
             }
             case MountType::Overlay:
                 out.push_back(error_at(
-                    p.loc_of(plan.changes.mount == static_cast<int>(i) ? "filesystem.workspace"
-                                                                       : "filesystem.mounts"),
+                    plan.changes.mount == static_cast<int>(i) && o.changes
+                        ? profile::SourceLoc{"--changes", 0, 0}
+                    : plan.changes.mount == static_cast<int>(i) ? p.loc_of("filesystem.workspace")
+                                                                : loc_of_mount(m.target),
                     "isolation: the overlay on '" + m.target + "' needs a mount namespace (the " +
                         to_string(plan.tier) + " tier has none)"));
                 break;
@@ -224,7 +264,9 @@ void Planner::host_view() {
                 out.push_back(error_at(p.loc_of("landlock.write"),
                                        "landlock.write: '" + path + "' does not exist here"));
     }
-    plan.mounts.clear();
+    // Only the writable binds stay (what report.file_activity follows); nothing is mounted
+    // without a mount namespace.
+    plan.mounts = std::move(written);
     plan.has_proc = false;
     plan.pty_ptmx.clear();
     plan.keep_caps = {};

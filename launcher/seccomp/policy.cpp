@@ -249,16 +249,18 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
     // Below the namespaces tier the command runs in the host's namespaces (plan/tier.cpp).
     bool host_view =
         p.isolation.tier == profile::Tier::Landlock || p.isolation.tier == profile::Tier::Seccomp;
-    // There, a file's mode, owner, times and attributes change only through a descriptor
-    // (which Landlock checked when it was opened): Landlock has no right for them, and by
-    // path they would reach every host file of the command's user (chmod 0644 ~/.ssh/id_rsa).
-    const std::initializer_list<const char*> by_path = {
-        "chmod",     "fchmodat",   "fchmodat2",   "chown",        "lchown",
-        "fchownat",  "utime",      "utimes",      "futimesat",    "setxattr",
-        "lsetxattr", "setxattrat", "removexattr", "lremovexattr", "removexattrat"};
-    if (host_view) {
-        rule("isolation.tier", by_path, ", action = \"errno:EPERM\"");
-        rule("isolation.tier", {"utimensat"}, ", match = { arg1 = { ne = 0 } }");
+    // There Landlock has no right for a file's mode: by path, chmod reaches every host file
+    // of the command's user. Compilers and installers need it in the workspace, so it stays,
+    // but never giving group or others write (S_IWGRP, S_IWOTH: a dotfile or directory of
+    // yours that another user could then change).
+    std::string chmod_bits;
+    if (p.seccomp.restrict_suid_sgid) chmod_bits = "\"S_ISUID\", \"S_ISGID\"";
+    if (host_view) chmod_bits += std::string(chmod_bits.empty() ? "" : ", ") + "16, 2";
+    if (!chmod_bits.empty()) {
+        const char* key = host_view ? "isolation.tier" : "seccomp.restrict_suid_sgid";
+        rule(key, {"chmod"}, ", match = { arg1 = { any_bit = [" + chmod_bits + "] } }");
+        rule(key, {"fchmodat", "fchmodat2"},
+             ", match = { arg2 = { any_bit = [" + chmod_bits + "] } }");
     }
     if (p.seccomp.restrict_suid_sgid) {
         // systemd's RestrictSUIDSGID: the mode argument of every call that sets one, and of
@@ -267,26 +269,15 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
         const char* key = "seccomp.restrict_suid_sgid";
         const std::string setid = "{ any_bit = [\"S_ISUID\", \"S_ISGID\"] }";
         const std::string creates = "{ any_bit = [\"O_CREAT\", \"__O_TMPFILE\"] }";
-        if (host_view) {
-            rule(key, {"fchmod", "creat", "mkdir", "mknod"}, ", match = { arg1 = " + setid + " }");
-            rule(key, {"mkdirat", "mknodat"}, ", match = { arg2 = " + setid + " }");
-        } else {
-            rule(key, {"chmod", "fchmod", "creat", "mkdir", "mknod"},
-                 ", match = { arg1 = " + setid + " }");
-            rule(key, {"fchmodat", "fchmodat2", "mkdirat", "mknodat"},
-                 ", match = { arg2 = " + setid + " }");
-        }
+        rule(key, {"fchmod", "creat", "mkdir", "mknod"}, ", match = { arg1 = " + setid + " }");
+        rule(key, {"mkdirat", "mknodat"}, ", match = { arg2 = " + setid + " }");
         rule(key, {"open"}, ", match = { arg1 = " + creates + ", arg2 = " + setid + " }");
         rule(key, {"openat"}, ", match = { arg2 = " + creates + ", arg3 = " + setid + " }");
         rule(key, {"openat2"}, ", action = \"errno:ENOSYS\"");
     }
-    if (p.seccomp.restrict_xattrs) {
-        if (host_view)
-            rule("seccomp.restrict_xattrs", {"fsetxattr"}, ", action = \"errno:EOPNOTSUPP\"");
-        else
-            rule("seccomp.restrict_xattrs", {"setxattr", "lsetxattr", "fsetxattr", "setxattrat"},
-                 ", action = \"errno:EOPNOTSUPP\"");
-    }
+    if (p.seccomp.restrict_xattrs)
+        rule("seccomp.restrict_xattrs", {"setxattr", "lsetxattr", "fsetxattr", "setxattrat"},
+             ", action = \"errno:EOPNOTSUPP\"");
     if (!p.namespaces.nested_user)
         rule("namespaces.nested_user", {"clone", "unshare"},
              ", match = { arg0 = { any_bit = [\"CLONE_NEWUSER\"] } }");

@@ -70,7 +70,9 @@ TEST(Doctor, InsideAFilterThatBlocksUnshareItSaysSo) {
                         o);
     EXPECT_EQ(r.code, 1) << r.out << r.err;
     EXPECT_NE(r.out.find("user namespaces      BLOCKED"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("a policy around this process blocks unshare"), std::string::npos)
+    EXPECT_NE(r.out.find("a seccomp filter around this process refuses unshare"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("needs a user namespace (see \"user namespaces\")"), std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("  default          cannot run"), std::string::npos) << r.out;
 }

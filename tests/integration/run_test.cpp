@@ -540,7 +540,9 @@ TEST(RunLimits, RefusedNamespaceIsAOneLineError) {
     o.as_nobody = true;
     o.cwd = work.path();
     // (Where the profile allows a lower tier, the run goes on in it: tier_test.cpp.)
-    const std::string no_lower = " (isolation.minimum = \"namespaces\": no lower tier)\n";
+    const std::string no_lower =
+        " (isolation.minimum = \"namespaces\": no lower tier; --set "
+        "isolation.minimum=landlock allows the landlock tier)\n";
     auto early = run_butter({"run", "--set", "isolation.minimum=namespaces", "--", "true"}, o);
     EXPECT_EQ(early.code, 125);
     // (BUTTER_SPAWN=fork, the CI lane without the early child: the usual start's message.)

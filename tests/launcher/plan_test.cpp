@@ -96,7 +96,10 @@ TEST(Plan, LandlockTierRulesAreTheBindsOnHostPaths) {
     EXPECT_EQ(plan->tier, profile::Tier::Landlock);
     EXPECT_EQ(plan->tier_reason, "refused");
     EXPECT_TRUE(plan->namespaces.empty());
-    EXPECT_TRUE(plan->mounts.empty());
+    // Only the writable binds stay (for report.file_activity): nothing is mounted.
+    ASSERT_EQ(plan->mounts.size(), 1u);
+    EXPECT_EQ(plan->mounts[0].source, "/usr/share");
+    EXPECT_FALSE(plan->mounts[0].read_only);
     EXPECT_TRUE(plan->no_new_privs);
     EXPECT_EQ(plan->uid, ::getuid());
     std::map<std::string, SandboxPlan::LandlockPath> rules;
@@ -128,6 +131,18 @@ TEST(Plan, LandlockTierRulesAreTheBindsOnHostPaths) {
     EXPECT_FALSE(plan_of(load_default({"filesystem.mounts=[{type=\"bind\", source=\"/usr\", "
                                        "target=\"/opt/usr\"}]"}),
                          false, elsewhere, o));
+    // A read-only bind inside a writable one: the outer rule would cover it.
+    test::TempDir ws;
+    ASSERT_EQ(::mkdir((ws / "ro").c_str(), 0755), 0);
+    profile::Diagnostics nested;
+    PlanOptions binds = o;
+    binds.binds = {{ws.path(), ""}};
+    binds.ro_binds = {{ws / "ro", ""}};
+    EXPECT_FALSE(plan_of(load_default({}), false, nested, binds));
+    EXPECT_TRUE(std::any_of(nested.begin(), nested.end(), [](const auto& x) {
+        return x.message.find("is read-only inside the writable") != std::string::npos &&
+               x.loc.file == "--ro-bind";
+    })) << (nested.empty() ? "" : nested[0].render());
     // Without a process group of its own, or with a notify socket inside a root of its own.
     for (const char* key : {"process.session=inherit", "supervise.notify=true"}) {
         profile::Diagnostics refused;
