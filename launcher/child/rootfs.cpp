@@ -441,6 +441,21 @@ Result<void> mount_one(const SandboxPlan& plan, std::size_t i, const Fd& root, S
     return {};
 }
 
+// network.mode = "user": the sandbox's /etc/resolv.conf, a file of its own tmpfs bound over
+// whatever the root has there (the host's, through a read-only /etc).
+Result<void> place_resolv_conf(const SandboxPlan& plan, const Fd& root) {
+    BUTTER_ASSIGN_OR_RETURN(Fd fs, upper_tmpfs("mode=0755,size=16k,nr_inodes=4"));
+    int fd = ::openat(fs.get(), "resolv.conf", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return fail_errno("openat", "resolv.conf");
+    Fd file(fd);
+    const std::string& text = plan.resolv_conf;
+    if (::write(file.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        return fail_errno("write", "resolv.conf");
+    BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(fs, "resolv.conf", OpenTreeFlag::Clone));
+    BUTTER_ASSIGN_OR_RETURN(Fd at, make_file_in_root(root, "/etc/resolv.conf"));
+    return move_mount(tree, "", at, "");
+}
+
 }  // namespace
 
 Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, StepError& where) {
@@ -470,6 +485,7 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
         BUTTER_TRY(mount_one(plan, i, root, src));
     }
     where.mount = -1;
+    if (!plan.resolv_conf.empty()) BUTTER_TRY(place_resolv_conf(plan, root));
 
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
     // only the new root, with no directory needed for the old one.

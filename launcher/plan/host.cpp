@@ -1,5 +1,7 @@
 #include "plan/host.hpp"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +24,32 @@ std::optional<std::string> HostFacts::env(std::string_view name) const {
         if (kv.size() > name.size() && kv[name.size()] == '=' && kv.starts_with(name))
             return kv.substr(name.size() + 1);
     return std::nullopt;
+}
+
+std::string HostFacts::dns_server() const {
+    // Root's file (a symlink to systemd-resolved's is root's too): never one a sandbox wrote.
+    auto path = resolve("/etc/resolv.conf", Symlinks::RootOnly);
+    if (!path || path->st.st_uid != 0 || !S_ISREG(path->st.st_mode)) return "127.0.0.1";
+    auto fd = reopen_host_path(path->path, path->st.st_dev, path->st.st_ino, O_RDONLY);
+    if (!fd) return "127.0.0.1";
+    std::string text;
+    char buf[4096];
+    ssize_t n;
+    while (text.size() < 65536 && (n = ::read(fd->get(), buf, sizeof buf)) > 0)
+        text.append(buf, static_cast<std::size_t>(n));
+    std::size_t at = 0;
+    while (at < text.size()) {
+        std::size_t nl = text.find('\n', at);
+        if (nl == std::string::npos) nl = text.size();
+        std::string line = text.substr(at, nl - at);
+        at = nl + 1;
+        char addr[64] = {};
+        unsigned char bin[16];
+        if (std::sscanf(line.c_str(), " nameserver %63s", addr) == 1 &&
+            (::inet_pton(AF_INET, addr, bin) == 1 || ::inet_pton(AF_INET6, addr, bin) == 1))
+            return addr;
+    }
+    return "127.0.0.1";
 }
 
 namespace {

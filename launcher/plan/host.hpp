@@ -59,6 +59,9 @@ class HostFacts {
     }
 
     virtual Result<HostPath> resolve(const std::string& path, Symlinks symlinks) const = 0;
+    // The host's DNS server, as the first "nameserver" of /etc/resolv.conf has it (glibc's
+    // 127.0.0.1 when none): network.mode = "user" forwards the sandbox's queries there.
+    virtual std::string dns_server() const;
     virtual Result<struct stat> lstat(const std::string& path) const = 0;
     virtual Result<std::string> readlink(const std::string& path) const = 0;
     virtual std::optional<rlim_t> hard_limit(int resource) const = 0;  // RLIM_INFINITY: none

@@ -342,6 +342,7 @@ std::optional<SandboxPlan> make_plan(const profile::Profile& p, const PlanOption
     planner.identity();
     planner.filesystem();
     planner.landlock();
+    planner.network();
     planner.limits();
     planner.privileges();
     planner.supervision();

@@ -18,6 +18,7 @@
 #include <butter/seccomp.hpp>
 
 #include "profile/diagnostic.hpp"
+#include "profile/network_spec.hpp"
 #include "profile/schema.hpp"
 #include "seccomp/builtin.hpp"
 
@@ -70,6 +71,11 @@ struct Rlimit {
     rlim_t value = 0;
 };
 
+// network.mode = "user": where butter answers the sandbox's DNS (its own loopback, as
+// systemd-resolved's stub), and the netlink log group its nftables rules report to.
+inline constexpr const char* kResolver = "127.0.0.53";
+inline constexpr int kNflogGroup = 1;
+
 struct SandboxPlan {
     std::vector<std::string> argv;
     std::vector<std::string> env;  // "KEY=VALUE"
@@ -121,6 +127,26 @@ struct SandboxPlan {
     bool has_proc = false;
     std::string hostname;
     bool loopback_up = false;
+    // network.mode = "user" (plan/network.cpp, supervise/network.cpp): pasta connects the
+    // sandbox's network namespace to the host's; butter answers its DNS at kResolver and,
+    // with network.allow or audit, nftables rules in that namespace (loaded by nft before
+    // the command runs) refuse or record what it reaches.
+    struct UserNetwork {
+        bool on = false;
+        std::string pasta;  // root's own programs, exec'd through a descriptor of this identity
+        dev_t pasta_dev = 0;
+        ino_t pasta_ino = 0;
+        std::vector<std::string> pasta_args;  // between the program's name and the sandbox's pid
+        std::string nft;                      // with a ruleset
+        dev_t nft_dev = 0;
+        ino_t nft_ino = 0;
+        std::string ruleset;  // nft -f's input; "" none
+        std::vector<profile::AllowEntry> allow;
+        bool filter = false;  // network.allow: what it does not list is refused
+        bool audit = false;
+        std::string dns_server;  // the host's, where queries go on
+    } net;
+    std::string resolv_conf;  // the sandbox's /etc/resolv.conf, when butter makes it
     std::vector<Rlimit> rlimits;
     // Cgroup limits (created at spawn, below butter's own cgroup).
     std::optional<std::uint64_t> memory_limit, pids_limit;
@@ -207,6 +233,9 @@ struct SandboxPlan {
 };
 
 // CLI additions on top of the profile.
+// The nftables ruleset of network.allow (`filter`) and network.audit (plan/network.cpp).
+std::string nft_ruleset(const std::vector<profile::AllowEntry>& allow, bool filter, bool audit);
+
 struct PlanOptions {
     std::vector<std::string> argv;
     std::vector<std::pair<std::string, std::string>> binds;     // --bind SRC[:DST]

@@ -32,6 +32,7 @@ struct Planner {
     void identity();    // the command's ids and the user namespace's maps (identity.cpp)
     void filesystem();  // the root and every mount (mounts.cpp)
     void landlock();    // the Landlock layer over the mounts (landlock.cpp)
+    void network();     // network.mode = "user": pasta, DNS, the nftables rules (network.cpp)
     void limits();
     void privileges();
     void supervision();  // stop, restart, notify, socket activation, the watchdog

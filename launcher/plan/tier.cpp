@@ -97,6 +97,12 @@ void Planner::host_view() {
                                    std::string(to_string(plan.tier)) +
                                    " tier needs a group of its own to end every process it "
                                    "starts (new, pty or auto)"));
+    if (p.network.mode == profile::NetworkMode::User)
+        out.push_back(error_at(p.loc_of("network.mode"),
+                               "isolation: network.mode = \"user\" needs a network namespace "
+                               "(the " +
+                                   std::string(to_string(plan.tier)) +
+                                   " tier has none); --set network.mode=none runs without it"));
     // The notify relay's socket is a path inside the sandbox's own root.
     if (p.supervise.notify)
         out.push_back(error_at(p.loc_of("supervise.notify"),

@@ -171,9 +171,10 @@ constexpr std::array<Choice<SessionMode>, 4> kSession{{{"new", SessionMode::New}
 constexpr std::array<Choice<RestartPolicy>, 3> kRestart{{{"no", RestartPolicy::No},
                                                          {"on-failure", RestartPolicy::OnFailure},
                                                          {"always", RestartPolicy::Always}}};
-constexpr std::array<Choice<NetworkMode>, 3> kNetwork{{{"none", NetworkMode::None},
+constexpr std::array<Choice<NetworkMode>, 4> kNetwork{{{"none", NetworkMode::None},
                                                        {"loopback", NetworkMode::Loopback},
-                                                       {"host", NetworkMode::Host}}};
+                                                       {"host", NetworkMode::Host},
+                                                       {"user", NetworkMode::User}}};
 constexpr std::array<Choice<Tier>, 4> kTier{{{"auto", Tier::Auto},
                                              {"namespaces", Tier::Namespaces},
                                              {"landlock", Tier::Landlock},

@@ -11,6 +11,7 @@
 #include <butter/signalfd.hpp>
 
 #include "profile/mount_spec.hpp"
+#include "profile/network_spec.hpp"
 #include "profile/rows.hpp"
 #include "profile/seccomp_rules.hpp"
 #include "profile/toml_reader.hpp"
@@ -74,6 +75,18 @@ Err check_absolute_or_empty(const std::string& s) {
 
 Err check_absolute(const std::string& s) {
     if (s.empty() || s[0] != '/') return "'" + s + "' must be an absolute path";
+    return {};
+}
+
+Err check_allow(const std::string& s) {
+    auto e = parse_allow(s);
+    if (auto* err = std::get_if<std::string>(&e)) return *err;
+    return {};
+}
+
+Err check_publish(const std::string& s) {
+    auto e = parse_publish(s);
+    if (auto* err = std::get_if<std::string>(&e)) return *err;
     return {};
 }
 
@@ -316,7 +329,24 @@ const std::vector<Row>& rows() {
         choice("network.mode", FIELD(network.mode), kNetwork,
                "none (the sandbox's own network namespace: only lo, up, as Docker's --network none "
                "and bwrap's --unshare-net) | loopback (the same, its older name) | host (the "
-               "host's network)"),
+               "host's network) | user (its own network namespace connected to the host's "
+               "through pasta, unprivileged: outbound TCP and UDP, DNS through butter)"),
+        string_list("network.publish", FIELD(network.publish),
+                    "mode = \"user\": host ports forwarded into the sandbox, "
+                    "\"[tcp:|udp:][ADDRESS:]HOSTPORT:PORT\" (e.g. \"8080:80\")",
+                    false, check_publish),
+        boolean("network.host_loopback", FIELD(network.host_loopback),
+                "mode = \"user\": the host's loopback is reached at the gateway's address "
+                "(else the host's own services stay out of reach)"),
+        string_list("network.allow", FIELD(network.allow),
+                    "mode = \"user\": the only destinations reached, \"[tcp:|udp:]HOST:PORT\" "
+                    "with HOST a name, *.name, an address or network (\"10.1.2.0/24\", "
+                    "\"[2001:db8::1]\"); names through butter's DNS, which answers NXDOMAIN "
+                    "for others; the rest is refused (TCP: ECONNREFUSED, UDP: EPERM)",
+                    false, check_allow),
+        boolean("network.audit", FIELD(network.audit),
+                "mode = \"user\": every destination reached and recorded (name, address, "
+                "port, protocol, count) in the report and --events, network.allow or not"),
         boolean("landlock.enabled", FIELD(landlock.enabled),
                 "confine the command with Landlock (Linux 5.13+) to what its mounts allow: "
                 "read-only mounts readable and executable, writable ones writable, /proc and "

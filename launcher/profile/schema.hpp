@@ -75,7 +75,7 @@ enum class WorkspaceMode { Direct, Overlay };
 enum class CommitPolicy { Never, OnSuccess, Always };
 enum class SessionMode { New, Inherit, Pty, Auto };
 enum class RestartPolicy { No, OnFailure, Always };
-enum class NetworkMode { None, Loopback, Host };
+enum class NetworkMode { None, Loopback, Host, User };
 // What confines a run, strongest last (profile isolation.*; plan/tier.cpp): only filters; the
 // host's view confined by Landlock; namespaces (with Landlock and the filters). Auto: the
 // strongest the host allows.
@@ -171,6 +171,11 @@ struct Profile {
 
     struct Network {
         NetworkMode mode = NetworkMode::None;
+        // mode = "user" (plan/network.cpp): pasta connects the sandbox's own network namespace.
+        std::vector<std::string> publish;  // "[tcp:|udp:][ADDRESS:]HOSTPORT:PORT"
+        bool host_loopback = false;        // the host's loopback at the gateway's address
+        std::vector<std::string> allow;    // "[tcp:|udp:]HOST:PORT": nothing else is reached
+        bool audit = false;                // everything reached, every destination recorded
     } network;
 
     // A Landlock layer over the sandbox's own view (plan/landlock.cpp): what the mounts allow,

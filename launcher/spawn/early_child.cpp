@@ -178,7 +178,9 @@ void EarlyChild::kill() {
 }
 
 bool EarlyChild::fits(const SandboxPlan& plan) {
-    return plan.namespaces == kNamespaces && !plan.seccomp_listener &&
+    // Not with network.mode = "user": its network namespace must exist before spawn's last
+    // step, which enters it (the early child makes it on its own, later).
+    return plan.namespaces == kNamespaces && !plan.seccomp_listener && !plan.net.on &&
            plan.mounts.size() + 7 + kDevNodes.size() <= static_cast<std::size_t>(kMaxEarlyFds);
 }
 

@@ -401,7 +401,8 @@ Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& orig
         ch.late_cgroup_ns = true;
     }
     sp.parent_maps = plan.namespaces.has(Namespace::User) && !plan.child_writes_maps;
-    ch.wait_for_parent = sp.join_cgroups || sp.parent_maps || sp.early;
+    ch.wait_for_parent =
+        sp.join_cgroups || sp.parent_maps || sp.early || static_cast<bool>(extras.before_go);
     for (const Fd& f : sp.prepared.binds)
         ch.prepared.push_back(f.valid() ? f.get() : -1);
     ch.have_host_trees = sp.prepared.host_nodes;
@@ -525,6 +526,7 @@ Result<void> let_go(Spawning& sp, const SpawnExtras& extras, const Sandbox& s) {
         BUTTER_TRY(write_gid_map(s.pid, sp.gid_text));
     }
     if (sp.join_cgroups) BUTTER_TRY(extras.cgroups->join(s.pid));
+    if (extras.before_go) BUTTER_TRY(extras.before_go(s.pid, s.pidfd.get()));
     if (sp.early) {
         auto sent = send_early_go(sp.control.first.get(), sp.ch);
         sp.early->go_sent.store(true, std::memory_order_release);

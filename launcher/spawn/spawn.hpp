@@ -41,6 +41,7 @@
 #include <butter/fd.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -117,6 +118,10 @@ struct SpawnExtras {
     bool sigpipe_default = true;   // the command's SIGPIPE: default (else ignored)
     bool default_signals = false;  // every disposition back to its default before exec
     SpawnMode mode = SpawnMode::Auto;
+    // The last thing before the child goes on, while it waits (network.mode = "user" connects
+    // its network namespace: supervise/network.hpp): the sandbox's pid and pidfd. An error
+    // ends the spawn.
+    std::function<Result<void>(pid_t, int)> before_go;
 };
 
 // The sandbox child, cloned before butter has even parsed its command line: with the user and

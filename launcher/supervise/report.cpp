@@ -144,6 +144,28 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
                  ", \"seconds\": " + seconds(o.setup_steps[i].second) + "}";
     field("setup", steps + "]");
     field("isolation", isolation_json(plan));
+    if (plan.net.on) {
+        std::string uses = "[";
+        for (const RunOutcome::NetworkUse& u : o.network) {
+            uses += (uses.size() > 1 ? ", " : "") + std::string("{\"kind\": ") + str(u.kind) +
+                    ", \"name\": " + (u.name.empty() ? std::string("null") : str(u.name));
+            if (u.kind == "connection")
+                uses += ", \"address\": " + str(u.address) +
+                        ", \"port\": " + std::to_string(u.port) +
+                        ", \"protocol\": " + str(u.protocol);
+            uses += ", \"verdict\": " + str(u.verdict) + ", \"count\": " + std::to_string(u.count) +
+                    "}";
+        }
+        std::string allow = "[";
+        for (const auto& e : plan.net.allow)
+            allow += (allow.size() > 1 ? ", " : "") + str(e.text());
+        field("network", "{\"mode\": \"user\", \"allow\": " +
+                             (plan.net.filter ? allow + "]" : std::string("null")) +
+                             ", \"audit\": " + (plan.net.audit ? "true" : "false") +
+                             ", \"resolver\": " + str(kResolver) + ", \"uses\": " + uses + "]}");
+    } else {
+        field("network", "null");
+    }
     auto files = [&](const std::vector<std::string>& v) {
         std::string s = "[";
         for (std::size_t i = 0; i < v.size(); ++i)

@@ -17,6 +17,7 @@
 #include "supervise/descendants.hpp"
 #include "supervise/events.hpp"
 #include "supervise/log.hpp"
+#include "supervise/network.hpp"
 #include "supervise/notify.hpp"
 #include "supervise/output.hpp"
 #include "supervise/pty.hpp"
@@ -348,13 +349,26 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
         BUTTER_CO_ASSIGN_OR_RETURN(PtyProxy p, PtyProxy::create());
         pty.emplace(std::move(p));
     }
-    SpawnExtras extras{out->child_fd(),         err->child_fd(),         &cgroups,
-                       pty ? pty->slave() : -1, options.signal_fd,       limit ? limit->fd() : -1,
-                       options.sigpipe_default, options.default_signals, options.mode};
+    SpawnExtras extras{out->child_fd(),
+                       err->child_fd(),
+                       &cgroups,
+                       pty ? pty->slave() : -1,
+                       options.signal_fd,
+                       limit ? limit->fd() : -1,
+                       options.sigpipe_default,
+                       options.default_signals,
+                       options.mode,
+                       {}};
+    std::unique_ptr<UserNetwork> net;
+    if (plan->net.on) {
+        BUTTER_CO_ASSIGN_OR_RETURN(net, UserNetwork::prepare(*plan));
+        extras.before_go = [&net](pid_t pid, int pidfd) { return net->attach(pid, pidfd); };
+    }
     EarlyChild early = options.early ? std::move(*options.early) : EarlyChild();
     BUTTER_CO_ASSIGN_OR_RETURN(Sandbox sb,
                                spawn(*plan, options.command_mask, extras, std::move(early)));
     if (pty) BUTTER_CO_TRY(pty->start(loop));
+    if (net) BUTTER_CO_TRY(net->start(loop, events, log));
     out->after_spawn();
     err->after_spawn();
     BUTTER_CO_TRY(out->start(loop));
@@ -387,6 +401,10 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
     // (Below the namespaces tier the filter keeps every process in the command's group.)
     if (!plan->namespaces.has(Namespace::Pid))
         kill_descendants(true, 200, plan->new_session ? sb.pid : 0);
+    if (net) {
+        net->stop();
+        o.network = net->uses();
+    }
     co_return o;
 }
 
@@ -428,6 +446,8 @@ Task<Result<RunOutcome>> Supervisor::run() {
         o.denied = std::move(s.result.denied);
         o.denials_throttled += s.result.denials_throttled;
         o.restarts = s.result.restarts;
+        // What earlier lives asked and reached stays in the report.
+        o.network.insert(o.network.begin(), s.result.network.begin(), s.result.network.end());
         s.result = std::move(o);
         s.cgroups.collect(s.result);
         if (s.result.stop == RunOutcome::Stop::Oom)

@@ -154,6 +154,19 @@ struct SandboxOutcome {
         bool committed = false;
     };
     std::optional<Changes> changes;
+    // network.mode = "user": each name the sandbox asked butter's DNS and, with network.allow
+    // or network.audit, each destination it tried, with butter's verdict: "allowed",
+    // "refused", or "audit" (not allowed, let through by network.audit).
+    struct NetworkUse {
+        std::string kind;  // "dns" or "connection"
+        std::string name;  // the DNS name ("" for a connection to an address no answer gave)
+        std::string address;
+        std::uint16_t port = 0;
+        std::string protocol;  // "tcp", "udp", "icmp", ... ("" for dns)
+        std::string verdict;
+        unsigned count = 0;
+    };
+    std::vector<NetworkUse> network;
     std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: what the command wrote
     std::string output_error;
     std::string report;  // the JSON report (the library's runs; written to report.path too)

@@ -1,0 +1,204 @@
+// network.mode = "user": pasta for the link to the host's network, butter's DNS inside, and
+// with network.allow or network.audit an nftables ruleset in the sandbox's own network
+// namespace, loaded before the command runs (supervise/network.cpp carries it out). The
+// programs butter runs for it (pasta, nft) are root's: found on PATH, a file root owns and
+// only root may write, exec'd through a descriptor of the identity planned here.
+#include <linux/capability.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <set>
+
+#include "plan/planner.hpp"
+
+namespace butter::launcher {
+
+using profile::AllowEntry;
+using profile::error_at;
+using profile::NetworkMode;
+
+namespace {
+
+// `name` on `path_var` (the caller's PATH, else the usual one): the first that is root's
+// regular file, executable and writable by root alone. Others are skipped: a directory on
+// PATH that a sandbox could write (a writable bind of ~/bin) must not give butter a program
+// to run outside the sandbox.
+std::optional<HostPath> root_program(const HostFacts& host, const std::string& name,
+                                     std::string path_var) {
+    if (path_var.empty()) path_var = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    std::size_t at = 0;
+    while (at <= path_var.size()) {
+        std::size_t colon = path_var.find(':', at);
+        if (colon == std::string::npos) colon = path_var.size();
+        std::string dir = path_var.substr(at, colon - at);
+        at = colon + 1;
+        if (dir.empty() || dir[0] != '/') continue;
+        auto found = host.resolve(dir + "/" + name, Symlinks::RootOnly);
+        if (!found) continue;
+        const struct stat& st = found->st;
+        if (S_ISREG(st.st_mode) && st.st_uid == 0 && (st.st_mode & 0111) &&
+            !(st.st_mode & (S_IWGRP | S_IWOTH)))
+            return std::move(*found);
+    }
+    return std::nullopt;
+}
+
+std::string address_text(const AllowEntry& e) {
+    std::string t = e.text();
+    std::string_view v = t;
+    if (v.starts_with("udp:")) v.remove_prefix(4);
+    v = v.substr(0, v.rfind(':'));
+    if (v.starts_with('[')) v = v.substr(1, v.size() - 2);
+    return std::string(v);
+}
+
+}  // namespace
+
+std::string nft_ruleset(const std::vector<AllowEntry>& allow, bool filter, bool audit) {
+    const std::string log = "log group " + std::to_string(kNflogGroup) + " prefix ";
+    std::string r =
+        "table inet butter {\n"
+        "\tset names4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }\n"
+        "\tset names6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }\n"
+        "\tchain output {\n"
+        "\t\ttype filter hook output priority 0; policy accept;\n"
+        "\t\toif \"lo\" accept\n"
+        "\t\tct state established,related accept\n"
+        "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept\n"
+        "\t\tip6 daddr ff02::/16 accept\n";  // the link's own multicast (MLD, ND): pasta's
+    const std::string allowed = log + "\"allow\" accept\n";
+    if (filter) {
+        r += "\t\tip daddr . meta l4proto . th dport @names4 " + allowed;
+        r += "\t\tip6 daddr . meta l4proto . th dport @names6 " + allowed;
+        for (const AllowEntry& e : allow) {
+            if (e.is_name()) continue;
+            r += std::string("\t\t") + (e.kind == AllowEntry::Kind::Ipv4 ? "ip" : "ip6") +
+                 " daddr " + address_text(e) + " " + to_string(e.protocol) + " dport " +
+                 std::to_string(e.port) + " " + allowed;
+        }
+    }
+    if (audit) {
+        r += "\t\t" + log + "\"audit\" accept\n";
+    } else {
+        r += "\t\t" + log + "\"deny\"\n";
+        r += "\t\tmeta l4proto tcp reject with tcp reset\n";
+        r += "\t\tdrop\n";
+    }
+    r += "\t}\n}\n";
+    return r;
+}
+
+void Planner::network() {
+    const auto& n = p.network;
+    const bool user = n.mode == NetworkMode::User;
+    auto needs_user = [&](const char* key, bool set) {
+        if (set && !user)
+            out.push_back(error_at(p.loc_of(key),
+                                   std::string(key) +
+                                       " needs network.mode = \"user\" (the sandbox's own network "
+                                       "namespace, which butter connects and filters" +
+                                       (n.mode == NetworkMode::Host
+                                            ? "; with the host's network nothing below the program "
+                                              "could)"
+                                            : ")")));
+    };
+    needs_user("network.publish", !n.publish.empty());
+    needs_user("network.host_loopback", n.host_loopback);
+    needs_user("network.allow", !n.allow.empty());
+    needs_user("network.audit", n.audit);
+    if (!user) return;
+    if (!p.namespaces.net) {
+        out.push_back(error_at(p.loc_of("network.mode"),
+                               "network.mode \"user\" needs namespaces.net = true"));
+        return;
+    }
+    if (plan.tier < profile::Tier::Namespaces) return;  // host_view() says why not
+    auto& net = plan.net;
+    net.on = true;
+    net.audit = n.audit;
+    net.filter = !n.allow.empty();
+    for (const std::string& s : n.allow) {
+        auto v = profile::parse_allow(s);
+        if (auto* e = std::get_if<AllowEntry>(&v)) net.allow.push_back(*e);
+    }
+    const std::string path_var = host.env("PATH").value_or("");
+    auto pasta = root_program(host, "pasta", path_var);
+    if (!pasta) {
+        out.push_back(error_at(p.loc_of("network.mode"),
+                               "network.mode = \"user\" needs pasta (Debian's passt package: "
+                               "apt install passt); no root-owned pasta on PATH"));
+        return;
+    }
+    net.pasta = pasta->path;
+    net.pasta_dev = pasta->st.st_dev;
+    net.pasta_ino = pasta->st.st_ino;
+    // Quiet, in the foreground (butter's child, killed with the sandbox), the interface and
+    // routes configured at once; no port forwarded either way unless published, and the host's
+    // loopback unreachable unless asked for.
+    std::vector<std::string> tcp, udp;
+    for (const std::string& s : n.publish) {
+        auto v = profile::parse_publish(s);
+        if (auto* pub = std::get_if<profile::Publish>(&v)) {
+            std::string spec = (pub->address.empty() ? "" : pub->address + "/") +
+                               std::to_string(pub->host_port) + ":" + std::to_string(pub->port);
+            (pub->protocol == profile::Protocol::Udp ? udp : tcp).push_back(spec);
+        }
+    }
+    auto join = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const std::string& x : v)
+            s += (s.empty() ? "" : ",") + x;
+        return s.empty() ? std::string("none") : s;
+    };
+    net.pasta_args = {"--quiet", "--foreground", "--config-net", "-t", join(tcp), "-u",
+                      join(udp), "-T",           "none",         "-U", "none"};
+    if (!n.host_loopback) net.pasta_args.push_back("--no-map-gw");
+    // As root pasta would become nobody, who may not enter the sandbox's user namespace.
+    if (plan.privileged) {
+        net.pasta_args.push_back("--runas");
+        net.pasta_args.push_back("0");
+    }
+    net.dns_server = host.dns_server();
+    plan.resolv_conf = std::string("# butter: the sandbox's DNS (network.mode = \"user\")\n") +
+                       "nameserver " + kResolver + "\n";
+    if (net.filter || net.audit) {
+        auto nft = root_program(host, "nft", path_var.empty() ? "" : path_var + ":/usr/sbin:/sbin");
+        if (!nft) {
+            out.push_back(error_at(p.loc_of(net.filter ? "network.allow" : "network.audit"),
+                                   std::string(net.filter ? "network.allow" : "network.audit") +
+                                       " needs nft (Debian's nftables package: apt install "
+                                       "nftables); no root-owned nft on PATH"));
+            return;
+        }
+        net.nft = nft->path;
+        net.nft_dev = nft->st.st_dev;
+        net.nft_ino = nft->st.st_ino;
+        net.ruleset = nft_ruleset(net.allow, net.filter, net.audit);
+        // A command that keeps CAP_NET_ADMIN could flush the rules.
+        for (const char* key : {"capabilities.keep", "capabilities.keep_as_root"}) {
+            const auto& list = std::string(key) == "capabilities.keep"
+                                   ? p.capabilities.keep
+                                   : p.capabilities.keep_as_root;
+            if (lists_capability(list, CAP_NET_ADMIN))
+                out.push_back(
+                    error_at(p.loc_of(key), std::string(key) +
+                                                ": CAP_NET_ADMIN would let the command change the "
+                                                "rules of network.allow and network.audit"));
+        }
+        // Landlock's TCP connect rules too, where the kernel has them (defense in depth):
+        // the allowed ports and the profile's own.
+        if (net.filter && !net.audit && p.landlock.enabled && plan.landlock_abi >= 4 &&
+            plan.tier == profile::Tier::Namespaces) {
+            std::set<std::uint16_t> ports(p.landlock.tcp_connect.begin(),
+                                          p.landlock.tcp_connect.end());
+            if (p.landlock.tcp_connect.empty())
+                for (const AllowEntry& e : net.allow)
+                    if (e.protocol == profile::Protocol::Tcp && ports.insert(e.port).second)
+                        plan.landlock_ports.push_back(
+                            {e.port, LandlockNetAccess(LandlockNet::ConnectTcp).raw()});
+            plan.landlock_net |= LandlockNetAccess(LandlockNet::ConnectTcp).raw();
+        }
+    }
+}
+
+}  // namespace butter::launcher

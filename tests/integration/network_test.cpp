@@ -1,0 +1,174 @@
+// network.mode = "user" end to end, as root and as nobody, in a fake internet of the test's
+// own (tests/support/fake-internet: a network namespace with servers on 203.0.113.5-7 and a
+// DNS server; nothing reaches a real address): pasta connects the sandbox, butter's DNS
+// answers only allowed names, the nftables rules refuse other destinations below the
+// program (a raw IP that ignores proxies too), network.audit lets everything through and
+// records it, and pasta is gone after the run, also after SIGKILL of butter.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "../support/butter_run.hpp"
+#include "../support/tmpdir.hpp"
+#include "../support/userns.hpp"
+
+namespace butter::test {
+namespace {
+
+bool has(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+bool installed(const char* path) {
+    return ::access(path, X_OK) == 0;
+}
+
+// The sandbox's probe: each line "NAME: result" for one attempt.
+const char* const kProbe = R"(
+import socket, subprocess
+def attempt(label, f):
+    try:
+        print(label + ": " + str(f()), flush=True)
+    except OSError as e:
+        print(label + ": errno " + str(e.errno), flush=True)
+def fetch(host, port=80):
+    s = socket.create_connection((host, port), timeout=5)
+    return s.recv(100).decode().strip()
+attempt("resolve web.test", lambda: socket.gethostbyname("web.test"))
+attempt("web.test", lambda: fetch("web.test"))
+attempt("a.pkg.test", lambda: fetch("a.pkg.test"))
+attempt("resolve other.test", lambda: socket.gethostbyname("other.test"))
+attempt("raw 203.0.113.6", lambda: fetch("203.0.113.6"))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+attempt("udp 203.0.113.6", lambda: u.sendto(b"x", ("203.0.113.6", 9)))
+attempt("dns elsewhere", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("203.0.113.6", 53)))
+attempt("nft flush", lambda: subprocess.run(["nft", "flush", "ruleset"], capture_output=True).returncode)
+)";
+
+class NetworkUser : public ::testing::TestWithParam<bool> {
+  protected:
+    void SetUp() override {
+        BUTTER_REQUIRE_ROOT();  // the fake internet is made as root; butter runs as either
+        BUTTER_REQUIRE(installed("/usr/bin/pasta"), "PASTA", "pasta (passt) not installed");
+        BUTTER_REQUIRE(installed("/usr/sbin/nft"), "NFT", "nft (nftables) not installed");
+        BUTTER_REQUIRE(installed("/usr/bin/python3"), "PYTHON", "python3 not installed");
+        if (nobody())
+            BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+        ASSERT_EQ(::chmod(dir_.path().c_str(), 0777), 0);
+    }
+    bool nobody() const { return GetParam(); }
+    // `butter ARGS...` in the fake internet, as root or nobody, in the test's directory.
+    // With `events`, butter's fd 3 is the file events.jsonl (for --events 3; a file, as
+    // nobody may not reopen root's pipe).
+    RunResult in_fake_internet(std::vector<std::string> args, bool events = false) {
+        std::vector<std::string> argv;
+        if (nobody()) argv.push_back("--nobody");
+        if (events) argv.insert(argv.end(), {"/bin/sh", "-c", "exec \"$0\" \"$@\" 3>events.jsonl"});
+        argv.push_back(butter_bin());
+        argv.insert(argv.end(), args.begin(), args.end());
+        RunOptions o;
+        o.program = BUTTER_FAKE_INTERNET;
+        o.cwd = dir_.path();
+        return run_butter(argv, o);
+    }
+    std::string report() { return read_file(dir_ / "report.json"); }
+    TempDir dir_;
+};
+
+TEST_P(NetworkUser, AllowListIsEnforcedBelowTheProgram) {
+    RunResult r = in_fake_internet(
+        {"run", "--report", dir_ / "report.json", "--set", "network.mode=user", "--set",
+         R"(network.allow=["web.test:80", "*.pkg.test:80"])", "--", "python3", "-c", kProbe});
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EXPECT_TRUE(has(r.out, "resolve web.test: 203.0.113.5")) << r.out;
+    EXPECT_TRUE(has(r.out, "web.test: hello from 203.0.113.5")) << r.out;
+    EXPECT_TRUE(has(r.out, "a.pkg.test: hello from 203.0.113.7")) << r.out;
+    // Not listed: no name (NXDOMAIN), no connection by address, no datagram, no other DNS.
+    EXPECT_TRUE(has(r.out, "resolve other.test: errno")) << r.out;
+    EXPECT_TRUE(has(r.out, "raw 203.0.113.6: errno 111")) << r.out;  // ECONNREFUSED
+    EXPECT_TRUE(has(r.out, "udp 203.0.113.6: errno 1")) << r.out;    // EPERM
+    EXPECT_TRUE(has(r.out, "dns elsewhere: errno 1")) << r.out;
+    EXPECT_FALSE(has(r.out, "nft flush: 0")) << r.out;  // no CAP_NET_ADMIN inside
+    std::string rep = report();
+    EXPECT_TRUE(has(rep, R"("kind": "dns", "name": "other.test", "verdict": "refused")")) << rep;
+    EXPECT_TRUE(has(rep, R"("kind": "dns", "name": "web.test", "verdict": "allowed")")) << rep;
+    EXPECT_TRUE(has(rep, R"("name": "web.test", "address": "203.0.113.5", "port": 80, )"
+                         R"("protocol": "tcp", "verdict": "allowed")"))
+        << rep;
+    EXPECT_TRUE(has(rep, R"("name": null, "address": "203.0.113.6", "port": 80, )"
+                         R"("protocol": "tcp", "verdict": "refused")"))
+        << rep;
+    EXPECT_TRUE(has(rep, R"("address": "203.0.113.6", "port": 9, "protocol": "udp", )"
+                         R"("verdict": "refused")"))
+        << rep;
+}
+
+TEST_P(NetworkUser, WithoutAnAllowListEverythingIsReached) {
+    RunResult r =
+        in_fake_internet({"run", "--set", "network.mode=user", "--", "python3", "-c", kProbe});
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EXPECT_TRUE(has(r.out, "web.test: hello from 203.0.113.5")) << r.out;
+    EXPECT_TRUE(has(r.out, "resolve other.test: 203.0.113.6")) << r.out;
+    EXPECT_TRUE(has(r.out, "raw 203.0.113.6: hello from 203.0.113.6")) << r.out;
+    // The host's own services are not the sandbox's: its loopback is its own.
+    RunResult lo = in_fake_internet(
+        {"run", "--set", "network.mode=user", "--", "python3", "-c",
+         "import socket\ntry:\n socket.create_connection(('127.0.0.1', 22), timeout=3)\n"
+         " print('reached')\nexcept OSError as e:\n print('errno', e.errno)"});
+    EXPECT_TRUE(has(lo.out, "errno 111")) << lo.out << lo.err;
+}
+
+TEST_P(NetworkUser, AuditLetsEverythingThroughAndRecordsIt) {
+    RunResult r =
+        in_fake_internet({"run", "--report", dir_ / "report.json", "--events", "3", "--set",
+                          "network.mode=user", "--set", R"(network.allow=["web.test:80"])", "--set",
+                          "network.audit=true", "--", "python3", "-c", kProbe},
+                         true);
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EXPECT_TRUE(has(r.out, "raw 203.0.113.6: hello from 203.0.113.6")) << r.out;
+    EXPECT_TRUE(has(r.out, "resolve other.test: 203.0.113.6")) << r.out;
+    std::string rep = report();
+    EXPECT_TRUE(has(rep, R"("kind": "dns", "name": "other.test", "verdict": "audit")")) << rep;
+    EXPECT_TRUE(has(rep, R"("name": "other.test", "address": "203.0.113.6", "port": 80, )"
+                         R"("protocol": "tcp", "verdict": "audit")"))
+        << rep;
+    EXPECT_TRUE(has(rep, R"("name": "web.test", "address": "203.0.113.5", "port": 80, )"
+                         R"("protocol": "tcp", "verdict": "allowed")"))
+        << rep;
+    // --events: each as it happened.
+    std::string events = read_file(dir_ / "events.jsonl");
+    EXPECT_TRUE(has(events, R"("event": "connection")")) << events;
+    EXPECT_TRUE(has(events, R"("event": "dns")")) << events;
+}
+
+TEST_P(NetworkUser, PastaEndsWithTheRunAndWithAKilledButter) {
+    // A count of pasta processes after a plain run, then after SIGKILL of butter mid-run:
+    // those in this fake internet's network namespace (other tests' run beside it).
+    const std::string count =
+        "me=$(readlink /proc/self/ns/net); n=0; for f in /proc/[0-9]*/cmdline; do "
+        "d=${f%/cmdline}; tr '\\0' ' ' < $f 2>/dev/null | grep -q '^pasta .*--config-net' && "
+        "[ \"$(readlink $d/ns/net)\" = \"$me\" ] && n=$((n+1)); done; echo $n";
+    // The count as root (pasta is not dumpable: nobody may not read its namespace), butter as
+    // the test's user.
+    std::string as = nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    std::string script = as + "\"$1\" run --set network.mode=user -- true || exit 3; " + count +
+                         "; " + as + "\"$1\" run --set network.mode=user -- sleep 30 & b=$!; " +
+                         "sleep 2; " + count + "; kill -9 $b; sleep 1; " + count;
+    std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
+    RunOptions o;
+    o.program = BUTTER_FAKE_INTERNET;
+    o.cwd = dir_.path();
+    RunResult r = run_butter(argv, o);
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EXPECT_EQ(r.out, "0\n1\n0\n") << r.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(RootAndNobody, NetworkUser, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? "nobody" : "root"; });
+
+}  // namespace
+}  // namespace butter::test
