@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <set>
 
 #include "plan/planner.hpp"
 
@@ -54,18 +53,35 @@ std::string address_text(const AllowEntry& e) {
 
 }  // namespace
 
-std::string nft_ruleset(const std::vector<AllowEntry>& allow, bool filter, bool audit) {
+std::string nft_ruleset(const std::vector<AllowEntry>& allow, bool filter, bool audit,
+                        const std::vector<profile::Publish>& publish) {
     const std::string log = "log group " + std::to_string(kNflogGroup) + " prefix ";
+    // The link's own neighbour discovery and multicast listener reports (the kernel's, to
+    // pasta): nothing else to a multicast group, which would reach every host of the link.
+    const std::string link =
+        "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, "
+        "nd-router-advert, mld-listener-report, mld2-listener-report } accept\n";
+    // In: replies to what the sandbox sent, and new connections to published ports only
+    // (pasta passes any datagram to a port the sandbox sent from).
     std::string r =
         "table inet butter {\n"
         "\tset names4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }\n"
         "\tset names6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }\n"
-        "\tchain output {\n"
-        "\t\ttype filter hook output priority 0; policy accept;\n"
-        "\t\toif \"lo\" accept\n"
-        "\t\tct state established,related accept\n"
-        "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } accept\n"
-        "\t\tip6 daddr ff02::/16 accept\n";  // the link's own multicast (MLD, ND): pasta's
+        "\tchain input {\n"
+        "\t\ttype filter hook input priority 0; policy drop;\n"
+        "\t\tiif \"lo\" accept\n"
+        "\t\tct state established,related accept\n" +
+        link;
+    for (const profile::Publish& pub : publish)
+        r += std::string("\t\t") + to_string(pub.protocol) + " dport " + std::to_string(pub.port) +
+             " accept\n";
+    r += "\t}\n";
+    if (!filter && !audit) return r + "}\n";
+    r += "\tchain output {\n"
+         "\t\ttype filter hook output priority 0; policy accept;\n"
+         "\t\toif \"lo\" accept\n"
+         "\t\tct state established,related accept\n" +
+         link;
     const std::string allowed = log + "\"allow\" accept\n";
     if (filter) {
         r += "\t\tip daddr . meta l4proto . th dport @names4 " + allowed;
@@ -84,8 +100,7 @@ std::string nft_ruleset(const std::vector<AllowEntry>& allow, bool filter, bool 
         r += "\t\tmeta l4proto tcp reject with tcp reset\n";
         r += "\t\tdrop\n";
     }
-    r += "\t}\n}\n";
-    return r;
+    return r + "\t}\n}\n";
 }
 
 void Planner::network() {
@@ -136,12 +151,14 @@ void Planner::network() {
     // routes configured at once; no port forwarded either way unless published, and the host's
     // loopback unreachable unless asked for.
     std::vector<std::string> tcp, udp;
+    std::vector<profile::Publish> published;
     for (const std::string& s : n.publish) {
         auto v = profile::parse_publish(s);
         if (auto* pub = std::get_if<profile::Publish>(&v)) {
             std::string spec = (pub->address.empty() ? "" : pub->address + "/") +
                                std::to_string(pub->host_port) + ":" + std::to_string(pub->port);
             (pub->protocol == profile::Protocol::Udp ? udp : tcp).push_back(spec);
+            published.push_back(*pub);
         }
     }
     auto join = [](const std::vector<std::string>& v) {
@@ -161,44 +178,38 @@ void Planner::network() {
     net.dns_server = host.dns_server();
     plan.resolv_conf = std::string("# butter: the sandbox's DNS (network.mode = \"user\")\n") +
                        "nameserver " + kResolver + "\n";
-    if (net.filter || net.audit) {
-        auto nft = root_program(host, "nft", path_var.empty() ? "" : path_var + ":/usr/sbin:/sbin");
-        if (!nft) {
-            out.push_back(error_at(p.loc_of(net.filter ? "network.allow" : "network.audit"),
-                                   std::string(net.filter ? "network.allow" : "network.audit") +
-                                       " needs nft (Debian's nftables package: apt install "
-                                       "nftables); no root-owned nft on PATH"));
-            return;
-        }
-        net.nft = nft->path;
-        net.nft_dev = nft->st.st_dev;
-        net.nft_ino = nft->st.st_ino;
-        net.ruleset = nft_ruleset(net.allow, net.filter, net.audit);
-        // A command that keeps CAP_NET_ADMIN could flush the rules.
-        for (const char* key : {"capabilities.keep", "capabilities.keep_as_root"}) {
-            const auto& list = std::string(key) == "capabilities.keep"
-                                   ? p.capabilities.keep
-                                   : p.capabilities.keep_as_root;
-            if (lists_capability(list, CAP_NET_ADMIN))
-                out.push_back(
-                    error_at(p.loc_of(key), std::string(key) +
-                                                ": CAP_NET_ADMIN would let the command change the "
-                                                "rules of network.allow and network.audit"));
-        }
-        // Landlock's TCP connect rules too, where the kernel has them (defense in depth):
-        // the allowed ports and the profile's own.
-        if (net.filter && !net.audit && p.landlock.enabled && plan.landlock_abi >= 4 &&
-            plan.tier == profile::Tier::Namespaces) {
-            std::set<std::uint16_t> ports(p.landlock.tcp_connect.begin(),
-                                          p.landlock.tcp_connect.end());
-            if (p.landlock.tcp_connect.empty())
-                for (const AllowEntry& e : net.allow)
-                    if (e.protocol == profile::Protocol::Tcp && ports.insert(e.port).second)
-                        plan.landlock_ports.push_back(
-                            {e.port, LandlockNetAccess(LandlockNet::ConnectTcp).raw()});
-            plan.landlock_net |= LandlockNetAccess(LandlockNet::ConnectTcp).raw();
-        }
+    // The rules: always the way in (published ports and replies only), with network.allow
+    // or network.audit the way out.
+    auto nft = root_program(host, "nft", path_var.empty() ? "" : path_var + ":/usr/sbin:/sbin");
+    if (!nft) {
+        out.push_back(error_at(p.loc_of("network.mode"),
+                               "network.mode = \"user\" needs nft (Debian's nftables package: "
+                               "apt install nftables); no root-owned nft on PATH"));
+        return;
     }
+    net.nft = nft->path;
+    net.nft_dev = nft->st.st_dev;
+    net.nft_ino = nft->st.st_ino;
+    net.ruleset = nft_ruleset(net.allow, net.filter, net.audit, published);
+    // A command that keeps CAP_NET_ADMIN could change the rules; one that keeps CAP_NET_RAW
+    // could send and receive frames that they never see (packet sockets).
+    for (const char* key : {"capabilities.keep", "capabilities.keep_as_root"}) {
+        const auto& list = std::string(key) == "capabilities.keep" ? p.capabilities.keep
+                                                                   : p.capabilities.keep_as_root;
+        if (lists_capability(list, CAP_NET_ADMIN))
+            out.push_back(error_at(p.loc_of(key), std::string(key) +
+                                                      ": CAP_NET_ADMIN would let the command "
+                                                      "change butter's rules of network.mode = "
+                                                      "\"user\""));
+        if ((net.filter || net.audit) && lists_capability(list, CAP_NET_RAW))
+            out.push_back(error_at(p.loc_of(key),
+                                   std::string(key) +
+                                       ": CAP_NET_RAW would let the command send frames that the "
+                                       "rules of network.allow and network.audit never see"));
+    }
+    // No Landlock TCP rules of its own (landlock.tcp_connect adds them): Landlock knows ports,
+    // not addresses, and would refuse the sandbox's own loopback services on other ports,
+    // with EACCES and before the rules could record the attempt.
 }
 
 }  // namespace butter::launcher

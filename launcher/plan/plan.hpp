@@ -233,8 +233,10 @@ struct SandboxPlan {
 };
 
 // CLI additions on top of the profile.
-// The nftables ruleset of network.allow (`filter`) and network.audit (plan/network.cpp).
-std::string nft_ruleset(const std::vector<profile::AllowEntry>& allow, bool filter, bool audit);
+// The nftables ruleset of network.mode = "user": the way in (published ports and replies),
+// and the way out with network.allow (`filter`) or network.audit (plan/network.cpp).
+std::string nft_ruleset(const std::vector<profile::AllowEntry>& allow, bool filter, bool audit,
+                        const std::vector<profile::Publish>& publish = {});
 
 struct PlanOptions {
     std::vector<std::string> argv;

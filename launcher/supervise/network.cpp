@@ -249,6 +249,10 @@ std::string one_line(const std::string& text) {
         if (nl == std::string::npos) nl = text.size();
         std::string line = text.substr(at, nl - at);
         at = nl + 1;
+        // pasta's lines start with a timestamp ("1796586340.6492: ").
+        std::size_t digits = line.find_first_not_of("0123456789.");
+        if (digits != std::string::npos && digits > 0 && line.compare(digits, 2, ": ") == 0)
+            line.erase(0, digits + 2);
         // Not failures: syslog missing (pasta logs there too), a host without IPv6 (or v4).
         if (line.empty() || line.find("to syslog") != std::string::npos ||
             line.find("No external routable interface") != std::string::npos)
@@ -283,6 +287,30 @@ Result<CloneResult> fork_child() {
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
     }
     return c;
+}
+
+// Private (RFC 1918, 100.64/10, ULA), loopback, link-local, unspecified and this-network
+// addresses, and IPv4-mapped ones of those.
+bool internal_address(const dns::Address& a) {
+    const std::uint8_t* b = a.bytes.data();
+    std::uint8_t v4[4];
+    bool is4 = a.family == AF_INET;
+    if (!is4) {
+        static const std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (std::memcmp(b, mapped, 12) == 0) {
+            std::memcpy(v4, b + 12, 4);
+            b = v4;
+            is4 = true;
+        }
+    }
+    if (is4)
+        return b[0] == 0 || b[0] == 10 || b[0] == 127 || (b[0] == 169 && b[1] == 254) ||
+               (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+               (b[0] == 100 && (b[1] & 0xc0) == 64);
+    static const std::uint8_t zero[16] = {};
+    bool unspecified_or_loopback = std::memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1);
+    return unspecified_or_loopback || (b[0] & 0xfe) == 0xfc ||
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
 }
 
 std::string address_string(int family, const std::uint8_t* bytes) {
@@ -399,8 +427,10 @@ Result<void> UserNetwork::attach(pid_t sandbox_pid, int sandbox_pidfd) {
         BUTTER_TRY(set_nonblocking(log_nl_.get(), true));
         if (!agent_status.exited() || agent_status.code != 0) {
             std::string text = one_line(read_all(nft_err_read.get()));
-            return fail(Error::message("nft", "the ruleset of network.allow/audit was refused",
-                                       text.empty() ? agent_status.to_string() : text));
+            return fail(Error::message("nft",
+                                       "the rules of network.allow and network.audit were "
+                                       "refused: " +
+                                           (text.empty() ? agent_status.to_string() : text)));
         }
     }
     // pasta is ready when it writes its pid (after the namespace's interface is up).
@@ -422,8 +452,12 @@ Result<void> UserNetwork::attach(pid_t sandbox_pid, int sandbox_pidfd) {
             ExitStatus st = wait_exit(pasta_, 1000);
             pasta_.reset();
             std::string text = one_line(read_all(pasta_err_.get()));
-            return fail(Error::message("pasta", "could not connect the sandbox's network",
-                                       text.empty() ? st.to_string() : text));
+            if (text.find("Failed to bind") != std::string::npos && ::geteuid() != 0)
+                text +=
+                    " (a host port below 1024 needs root, or a lower "
+                    "net.ipv4.ip_unprivileged_port_start)";
+            return fail(Error::message("pasta", "could not connect the sandbox's network: " +
+                                                    (text.empty() ? st.to_string() : text)));
         }
     }
     BUTTER_TRY(set_nonblocking(pasta_err_.get(), true));
@@ -485,16 +519,23 @@ void UserNetwork::on_pasta_stderr() {
 }
 
 void UserNetwork::record(NetworkUse use) {
-    auto key = std::make_tuple(use.kind, use.name, use.address, use.port, use.protocol);
-    auto [it, fresh] = uses_.try_emplace(key, use);
-    if (!fresh) {
-        ++it->second.count;
-        if (use.verdict != it->second.verdict) it->second.verdict = use.verdict;
+    // One entry per destination and verdict (a connection allowed, then refused once its
+    // name's time ran out, is two). Past the bound new ones are counted, never an older one
+    // pushed out: the sandbox cannot clean the record of what it did first.
+    auto key =
+        std::make_tuple(use.kind, use.name, use.address, use.port, use.protocol, use.verdict);
+    auto it = uses_.find(key);
+    unsigned count = 1;
+    if (it != uses_.end()) {
+        count = ++it->second.count;
+    } else if (uses_.size() < kMaxUses) {
+        use.count = 1;
+        uses_.emplace(key, use);
     } else {
-        it->second.count = 1;
+        ++dropped_;
     }
     // Every one as it happens, up to a bound per destination (a loop of retries stays short).
-    if (events_ && events_->on() && it->second.count <= 16) {
+    if (events_ && events_->on() && count <= 16) {
         std::vector<std::pair<std::string, std::string>> f;
         if (!use.name.empty()) f.push_back({"name", Events::str(use.name)});
         if (use.kind == "connection") {
@@ -505,7 +546,6 @@ void UserNetwork::record(NetworkUse use) {
         f.push_back({"verdict", Events::str(use.verdict)});
         events_->emit(use.kind, f);
     }
-    if (uses_.size() > 4096) uses_.erase(uses_.begin());  // bounded whatever the sandbox does
 }
 
 std::vector<NetworkUse> UserNetwork::uses() const {
@@ -573,9 +613,19 @@ void UserNetwork::on_upstream() {
         bool refused = false;
         for (const dns::Address& a : dns::answer_addresses(msg, *q)) {
             std::string addr = address_string(a.family, a.bytes.data());
-            names_[addr] = p.name;
-            if (names_.size() > 65536) names_.erase(names_.begin());
+            if (names_.size() < 65536 || names_.count(addr)) names_[addr] = p.name;
             if (!net.filter || !p.allowed) continue;
+            // DNS rebinding: a name the list allows, answered with an address of the host's
+            // own networks (private, loopback, link-local), opens nothing; the list may name
+            // such an address itself.
+            if (internal_address(a)) {
+                if (log_ && warned_.insert(p.name + " " + addr).second)
+                    log_->warn(
+                        "network.allow: %s answered %s, an address of a private network: "
+                        "not opened (list the address to allow it)",
+                        p.name.c_str(), addr.c_str());
+                continue;
+            }
             // Open the firewall before the sandbox has the address: its connect follows at once.
             for (const AllowEntry& e : net.allow) {
                 if (!e.matches(p.name)) continue;

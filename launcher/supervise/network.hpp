@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -51,6 +52,9 @@ class UserNetwork {
     void stop();
     // What the sandbox asked and reached, for the report (names, then connections).
     std::vector<NetworkUse> uses() const;
+    // How many new destinations came past the record's bound (kMaxUses) and were counted only.
+    std::size_t dropped() const { return dropped_; }
+    static constexpr std::size_t kMaxUses = 4096;
 
   private:
     explicit UserNetwork(const SandboxPlan& plan) : plan_(&plan) {}
@@ -79,9 +83,12 @@ class UserNetwork {
     std::map<std::uint16_t, Pending> pending_;
     std::uint16_t next_id_ = 0;
     std::map<std::string, std::string> names_;  // address -> the name it answered
-    std::map<std::tuple<std::string, std::string, std::string, std::uint16_t, std::string>,
-             NetworkUse>
+    std::map<
+        std::tuple<std::string, std::string, std::string, std::uint16_t, std::string, std::string>,
+        NetworkUse>
         uses_;
+    std::size_t dropped_ = 0;
+    std::set<std::string> warned_;  // the DNS-rebinding warnings given
     Events* events_ = nullptr;
     Log* log_ = nullptr;
     EventLoop::Registration dns_reg_, upstream_reg_, log_reg_, err_reg_;

@@ -162,7 +162,8 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
         field("network", "{\"mode\": \"user\", \"allow\": " +
                              (plan.net.filter ? allow + "]" : std::string("null")) +
                              ", \"audit\": " + (plan.net.audit ? "true" : "false") +
-                             ", \"resolver\": " + str(kResolver) + ", \"uses\": " + uses + "]}");
+                             ", \"resolver\": " + str(kResolver) + ", \"uses\": " + uses +
+                             "], \"uses_dropped\": " + std::to_string(o.network_dropped) + "}");
     } else {
         field("network", "null");
     }

@@ -404,6 +404,7 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
     if (net) {
         net->stop();
         o.network = net->uses();
+        o.network_dropped = net->dropped();
     }
     co_return o;
 }
@@ -448,6 +449,7 @@ Task<Result<RunOutcome>> Supervisor::run() {
         o.restarts = s.result.restarts;
         // What earlier lives asked and reached stays in the report.
         o.network.insert(o.network.begin(), s.result.network.begin(), s.result.network.end());
+        o.network_dropped += s.result.network_dropped;
         s.result = std::move(o);
         s.cgroups.collect(s.result);
         if (s.result.stop == RunOutcome::Stop::Oom)

@@ -167,6 +167,101 @@ TEST_P(NetworkUser, PastaEndsWithTheRunAndWithAKilledButter) {
     EXPECT_EQ(r.out, "0\n1\n0\n") << r.err;
 }
 
+TEST_P(NetworkUser, PublishedPortsAndTheHostsLoopbackOnlyWhenAsked) {
+    // In the fake internet, as its "host": a service on its loopback (port 9999), and a
+    // sandbox serving on its port 8000, published as the host's 18080.
+    std::string as = nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    const std::string serve =
+        "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, "
+        "1)\n"
+        "s.bind(('0.0.0.0' if len(__import__('sys').argv) < 2 else '127.0.0.1', PORT)); "
+        "s.listen(9)\n"
+        "while True:\n c, _ = s.accept(); c.sendall(b'WHO\\n'); c.close()\n";
+    auto server = [&](const std::string& port, const std::string& who) {
+        std::string code = serve;
+        code.replace(code.find("PORT"), 4, port);
+        code.replace(code.find("WHO"), 3, who);
+        return code;
+    };
+    const std::string fetch =
+        "import socket,sys,time\nfor i in range(int(sys.argv[3])):\n try:\n  "
+        "s=socket.create_connection("
+        "(sys.argv[1], int(sys.argv[2])), timeout=2); print(s.recv(99).decode().strip()); "
+        "break\n except OSError as e:\n  err=e.errno; time.sleep(0.05)\nelse:\n print('errno', "
+        "err)\n";
+    std::string script =
+        "python3 -c \"" + server("9999", "host loopback") + "\" lo & h=$!; " + as +
+        "\"$1\" run --set network.mode=user --set 'network.publish=[\"18080:8000\"]' -- python3 "
+        "-c \"" +
+        server("8000", "sandbox") + "\" & b=$!; " + "python3 -c \"" + fetch +
+        "\" 127.0.0.1 18080 100; kill $b; wait $b; " +
+        // The gateway's address is the host's loopback only with host_loopback.
+        as + "\"$1\" run --set network.mode=user -- python3 -c \"" + fetch +
+        "\" 198.51.100.1 9999 1; " + as +
+        "\"$1\" run --set network.mode=user --set network.host_loopback=true -- python3 -c \"" +
+        fetch + "\" 198.51.100.1 9999 1; kill $h";
+    std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
+    RunOptions o;
+    o.program = BUTTER_FAKE_INTERNET;
+    o.cwd = dir_.path();
+    RunResult r = run_butter(argv, o);
+    // Unreached: refused, or (pasta answering the handshake itself) never connected.
+    EXPECT_TRUE(r.out == "sandbox\nerrno 111\nhost loopback\n" ||
+                r.out == "sandbox\nerrno None\nhost loopback\n")
+        << r.out << r.err;
+}
+
+TEST_P(NetworkUser, UnsolicitedDatagramsNeverReachTheSandbox) {
+    // pasta passes in any datagram to a host port the sandbox sent from: the rules let in
+    // the replies alone. A stranger (203.0.113.6) keeps sending to that port meanwhile.
+    const std::string sandbox =
+        "import socket\nu=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nu.bind(('0.0.0.0', "
+        "40000))\nq=bytes.fromhex('12340100000100000000000003776562047465737400000100' '01')\n"
+        "u.sendto(q, ('203.0.113.53', 53))\nu.settimeout(3)\nfrom_=set()\ntry:\n while "
+        "True:\n  d, a = u.recvfrom(999); from_.add(a[0])\nexcept OSError:\n pass\n"
+        "print(sorted(from_))\n";
+    std::string as = nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    std::string script =
+        "nsenter -t $FAKE_INTERNET_FAR -n python3 -c \"import socket,time\ns=socket.socket("
+        "socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('203.0.113.6', 7777))\nfor i in range(60):"
+        "\n s.sendto(b'x', ('198.51.100.2', 40000)); time.sleep(0.05)\n\" & s=$!; " +
+        as +
+        "\"$1\" run --set network.mode=user --set 'network.allow=[\"udp:203.0.113.53:53\"]' "
+        "-- python3 -c \"" +
+        sandbox + "\"; kill $s 2>/dev/null; true";
+    std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
+    RunOptions o;
+    o.program = BUTTER_FAKE_INTERNET;
+    o.cwd = dir_.path();
+    RunResult r = run_butter(argv, o);
+    EXPECT_EQ(r.out, "['203.0.113.53']\n") << r.err;
+}
+
+// pasta's own failure is butter's one-line error: this machine's /dev/net/tun is 0600 (hosts
+// ship 0666), which nobody's pasta cannot open.
+TEST(NetworkUserErrors, PastaFailsInOneLine) {
+    BUTTER_REQUIRE(installed("/usr/bin/pasta"), "PASTA", "pasta (passt) not installed");
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    struct stat st {};
+    BUTTER_REQUIRE(::stat("/dev/net/tun", &st) == 0 && !(st.st_mode & S_IWOTH), "TUN0600",
+                   "/dev/net/tun is writable by all here: pasta would work");
+    RunOptions o;
+    o.as_nobody = true;
+    o.cwd = "/";
+    RunResult r = run_butter({"run", "--set", "network.mode=user", "--", "/bin/true"}, o);
+    EXPECT_EQ(r.code, 125);
+    EXPECT_TRUE(has(r.err, "butter: pasta: could not connect the sandbox's network: ")) << r.err;
+    EXPECT_TRUE(has(r.err, "tun")) << r.err;
+    // No pasta where butter looks: the package to install, at the key.
+    RunOptions none;
+    none.cwd = "/";
+    none.env = {"PATH=/nonexistent"};
+    RunResult missing = run_butter({"run", "--set", "network.mode=user", "--", "/bin/true"}, none);
+    EXPECT_EQ(missing.code, 125);
+    EXPECT_TRUE(has(missing.err, "network.mode = \"user\" needs pasta (Debian's passt package"))
+        << missing.err;
+}
+
 INSTANTIATE_TEST_SUITE_P(RootAndNobody, NetworkUser, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "nobody" : "root"; });
 

@@ -114,6 +114,30 @@ TEST(NetworkPlan, KeysThatNeedUserModeSaySo) {
         << all;
 }
 
+TEST(NetworkPlan, CapabilitiesThatGetPastTheRulesAreRefused) {
+    auto errors = [](std::vector<std::string> sets) {
+        profile::Loaded l = load(std::move(sets));
+        EXPECT_TRUE(l.ok());
+        PlanOptions o;
+        o.argv = {"true"};
+        o.force_privileged = true;
+        o.builtin_programs = seccomp::kBuiltinPrograms;
+        profile::Diagnostics d;
+        (void)make_plan(l.profile, o, d);
+        return errors_of(d);
+    };
+    std::string raw = errors({"network.mode=\"user\"", "network.allow=[\"web.test:80\"]",
+                              "capabilities.keep_as_root=[\"CAP_NET_RAW\"]"});
+    if (raw.find("needs pasta") != std::string::npos || raw.find("needs nft") != std::string::npos)
+        GTEST_SKIP() << "[SKIP:PASTA] pasta or nft not installed";
+    EXPECT_NE(raw.find("CAP_NET_RAW would let the command send frames"), std::string::npos) << raw;
+    EXPECT_NE(errors({"network.mode=\"user\"", "capabilities.keep=[\"CAP_NET_ADMIN\"]"})
+                  .find("CAP_NET_ADMIN would let the command change"),
+              std::string::npos);
+    // Without an allow-list or audit a raw socket gets past nothing butter promised.
+    EXPECT_EQ(errors({"network.mode=\"user\"", "capabilities.keep_as_root=[\"CAP_NET_RAW\"]"}), "");
+}
+
 TEST(NetworkPlan, UserModeRunsPastaAndLoadsTheRules) {
     profile::Loaded l =
         load({"network.mode=\"user\"", "network.allow=[\"web.test:80\", \"udp:192.0.2.1:53\"]",
@@ -143,6 +167,15 @@ TEST(NetworkPlan, UserModeRunsPastaAndLoadsTheRules) {
         << plan->net.ruleset;
     EXPECT_NE(plan->net.ruleset.find("reject with tcp reset"), std::string::npos);
     EXPECT_NE(plan->resolv_conf.find("nameserver 127.0.0.53"), std::string::npos);
+    // The way in: replies and the published ports alone; no multicast group but the link's
+    // own discovery.
+    EXPECT_NE(plan->net.ruleset.find("type filter hook input priority 0; policy drop;"),
+              std::string::npos);
+    EXPECT_NE(plan->net.ruleset.find("tcp dport 80 accept"), std::string::npos);
+    EXPECT_NE(plan->net.ruleset.find("udp dport 53 accept"), std::string::npos);
+    EXPECT_EQ(plan->net.ruleset.find("ff02"), std::string::npos);
+    // Landlock's port rules are the profile's alone (they know no address).
+    EXPECT_TRUE(plan->landlock_ports.empty());
     // The rules' ports, for Landlock too where it has them.
     std::string audit = nft_ruleset(plan->net.allow, true, true);
     EXPECT_NE(audit.find("prefix \"audit\" accept"), std::string::npos);

@@ -167,6 +167,7 @@ struct SandboxOutcome {
         unsigned count = 0;
     };
     std::vector<NetworkUse> network;
+    std::size_t network_dropped = 0;  // past the record's bound: counted, not listed
     std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: what the command wrote
     std::string output_error;
     std::string report;  // the JSON report (the library's runs; written to report.path too)
