@@ -237,6 +237,34 @@ TEST_P(NetworkUser, UnsolicitedDatagramsNeverReachTheSandbox) {
     EXPECT_EQ(r.out, "['203.0.113.53']\n") << r.err;
 }
 
+TEST_P(NetworkUser, RebindingAndFloodsGetNothingPastTheRecordOrTheRules) {
+    // inside.test is allowed, and answered with 10.9.9.9: nothing opens for it. Then 5000
+    // refused names: the connection made first stays in the report, the rest is counted.
+    const std::string sandbox =
+        "import socket\nsocket.create_connection(('web.test', 80), timeout=5).close()\n"
+        "try:\n socket.create_connection(('inside.test', 80), timeout=2); print('reached')\n"
+        "except OSError as e:\n print('inside.test', e.errno)\n"
+        "u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "for i in range(5000):\n q=b'\\x12\\x34\\x01\\x00\\x00\\x01' + b'\\x00'*6 + "
+        "bytes([5]) + b'n%04d' % i + b'\\x00\\x00\\x01\\x00\\x01'\n"
+        " u.sendto(q, ('127.0.0.53', 53))\n u.settimeout(2); u.recv(999)\n";
+    RunResult r = in_fake_internet(
+        {"run", "--report", dir_ / "report.json", "--set", "network.mode=user", "--set",
+         R"(network.allow=["web.test:80", "inside.test:80"])", "--", "python3", "-c", sandbox});
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EXPECT_TRUE(has(r.out, "inside.test ")) << r.out;
+    EXPECT_FALSE(has(r.out, "reached")) << r.out;
+    EXPECT_TRUE(has(r.err,
+                    "inside.test answered 10.9.9.9, an address of a private network: "
+                    "not opened"))
+        << r.err;
+    std::string rep = report();
+    EXPECT_TRUE(has(rep, R"("name": "web.test", "address": "203.0.113.5", "port": 80, )"
+                         R"("protocol": "tcp", "verdict": "allowed")"))
+        << rep.substr(0, 2000);
+    EXPECT_FALSE(has(rep, R"("uses_dropped": 0})")) << rep.substr(rep.size() - 200);
+}
+
 // pasta's own failure is butter's one-line error: this machine's /dev/net/tun is 0600 (hosts
 // ship 0666), which nobody's pasta cannot open.
 TEST(NetworkUserErrors, PastaFailsInOneLine) {

@@ -4,7 +4,9 @@
 # on 203.0.113.5, .6 and .7 a TCP server on ports 80 and 8080 that says "hello from ADDRESS".
 import socket, struct, sys, threading
 
-NAMES = {"web.test": "203.0.113.5", "other.test": "203.0.113.6", "a.pkg.test": "203.0.113.7"}
+# inside.test: a public name answered with a private address (DNS rebinding).
+NAMES = {"web.test": "203.0.113.5", "other.test": "203.0.113.6", "a.pkg.test": "203.0.113.7",
+         "inside.test": "10.9.9.9"}
 
 
 def dns():
