@@ -62,14 +62,19 @@ std::string nft_ruleset(const std::vector<AllowEntry>& allow, bool filter, bool 
         "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, "
         "nd-router-advert, mld-listener-report, mld2-listener-report } accept\n";
     // In: replies to what the sandbox sent, and new connections to published ports only
-    // (pasta passes any datagram to a port the sandbox sent from).
+    // (pasta passes any datagram to a port the sandbox sent from). Its loopback only from its
+    // own addresses: a packet it sends itself from a remote's address (IPV6_FREEBIND) would
+    // make a connection-tracking entry whose "replies" go out to that remote. A TCP reset from
+    // a remote's address is the rules' own refusal (reject), and makes no such entry.
     std::string r =
         "table inet butter {\n"
         "\tset names4 { type ipv4_addr . inet_proto . inet_service; flags timeout; }\n"
         "\tset names6 { type ipv6_addr . inet_proto . inet_service; flags timeout; }\n"
         "\tchain input {\n"
         "\t\ttype filter hook input priority 0; policy drop;\n"
-        "\t\tiif \"lo\" accept\n"
+        "\t\tiif \"lo\" fib saddr type local accept\n"
+        "\t\tiif \"lo\" tcp flags & rst == rst accept\n"  // the rules' own refusals
+        "\t\tiif \"lo\" drop\n"  // a source address not its own, bound with IPV6_FREEBIND
         "\t\tct state established,related accept\n" +
         link;
     for (const profile::Publish& pub : publish)
@@ -79,7 +84,9 @@ std::string nft_ruleset(const std::vector<AllowEntry>& allow, bool filter, bool 
     if (!filter && !audit) return r + "}\n";
     r += "\tchain output {\n"
          "\t\ttype filter hook output priority 0; policy accept;\n"
-         "\t\toif \"lo\" accept\n"
+         "\t\toif \"lo\" fib saddr type local accept\n"
+         "\t\toif \"lo\" tcp flags & rst == rst accept\n"
+         "\t\toif \"lo\" drop\n"
          "\t\tct state established,related accept\n" +
          link;
     const std::string allowed = log + "\"allow\" accept\n";

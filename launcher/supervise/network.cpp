@@ -18,6 +18,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include <butter/net.hpp>
@@ -289,28 +291,94 @@ Result<CloneResult> fork_child() {
     return c;
 }
 
-// Private (RFC 1918, 100.64/10, ULA), loopback, link-local, unspecified and this-network
-// addresses, and IPv4-mapped ones of those.
-bool internal_address(const dns::Address& a) {
+// Addresses no allowed name may open (DNS rebinding): private (RFC 1918, 100.64/10, ULA),
+// loopback, link-local, unspecified, this-network, benchmarking, IETF, reserved, broadcast and
+// multicast ones, and IPv6 forms that wrap an IPv4 address (mapped, NAT64, 6to4).
+bool special_address(const dns::Address& a) {
     const std::uint8_t* b = a.bytes.data();
     std::uint8_t v4[4];
     bool is4 = a.family == AF_INET;
     if (!is4) {
         static const std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (std::memcmp(b, mapped, 12) == 0) {
+        static const std::uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+        if (std::memcmp(b, mapped, 12) == 0 || std::memcmp(b, nat64, 12) == 0) {
             std::memcpy(v4, b + 12, 4);
+            b = v4;
+            is4 = true;
+        } else if (b[0] == 0x20 && b[1] == 0x02) {  // 6to4: 2002:AABB:CCDD::/48
+            std::memcpy(v4, b + 2, 4);
             b = v4;
             is4 = true;
         }
     }
     if (is4)
-        return b[0] == 0 || b[0] == 10 || b[0] == 127 || (b[0] == 169 && b[1] == 254) ||
-               (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
-               (b[0] == 100 && (b[1] & 0xc0) == 64);
+        return b[0] == 0 || b[0] == 10 || b[0] == 127 || b[0] >= 224 ||
+               (b[0] == 169 && b[1] == 254) || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
+               (b[0] == 192 && b[1] == 168) || (b[0] == 192 && b[1] == 0 && b[2] == 0) ||
+               (b[0] == 198 && (b[1] & 0xfe) == 18) || (b[0] == 100 && (b[1] & 0xc0) == 64);
     static const std::uint8_t zero[16] = {};
     bool unspecified_or_loopback = std::memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1);
-    return unspecified_or_loopback || (b[0] & 0xfe) == 0xfc ||
-           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+    return unspecified_or_loopback || b[0] == 0xff || (b[0] & 0xfe) == 0xfc ||
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0);
+}
+
+// The host's own networks and gateways, from its routing tables (/proc/net/route and
+// ipv6_route, butter's network namespace, read before the sandbox exists): an allowed name
+// answered with one of them opens nothing either (a LAN of public addresses, its router).
+std::vector<HostNetwork> host_networks() {
+    std::vector<HostNetwork> out;
+    if (FILE* f = std::fopen("/proc/net/route", "re")) {
+        char line[512];
+        while (std::fgets(line, sizeof line, f)) {
+            char iface[64];
+            unsigned dest = 0, gw = 0, flags = 0, refcnt = 0, use = 0, metric = 0, mask = 0;
+            if (std::sscanf(line, "%63s %x %x %x %u %u %u %x", iface, &dest, &gw, &flags, &refcnt,
+                            &use, &metric, &mask) != 8)
+                continue;
+            auto add = [&](std::uint32_t addr, std::uint32_t m) {
+                HostNetwork n;
+                n.family = AF_INET;
+                std::memcpy(n.addr.data(), &addr, 4);  // the file's are in network order
+                std::memcpy(n.mask.data(), &m, 4);
+                out.push_back(n);
+            };
+            if (mask != 0) add(dest, mask);     // a network on a link (not the default route)
+            if (gw != 0) add(gw, 0xffffffffu);  // a gateway
+        }
+        std::fclose(f);
+    }
+    if (FILE* f = std::fopen("/proc/net/ipv6_route", "re")) {
+        char line[512];
+        auto hex = [](const char* h, std::array<std::uint8_t, 16>& b) {
+            for (int i = 0; i < 16; ++i)
+                b[i] =
+                    static_cast<std::uint8_t>(std::stoul(std::string(h + 2 * i, 2), nullptr, 16));
+        };
+        while (std::fgets(line, sizeof line, f)) {
+            char dest[33], src[33], gw[33];
+            unsigned plen = 0, splen = 0;
+            if (std::sscanf(line, "%32s %x %32s %x %32s", dest, &plen, src, &splen, gw) != 5 ||
+                std::strlen(dest) != 32 || std::strlen(gw) != 32)
+                continue;
+            if (plen > 0 && plen < 128) {
+                HostNetwork n;
+                n.family = AF_INET6;
+                hex(dest, n.addr);
+                for (unsigned bit = 0; bit < plen; ++bit)
+                    n.mask[bit / 8] |= static_cast<std::uint8_t>(0x80 >> (bit % 8));
+                out.push_back(n);
+            }
+            HostNetwork g;
+            g.family = AF_INET6;
+            hex(gw, g.addr);
+            if (std::any_of(g.addr.begin(), g.addr.end(), [](std::uint8_t x) { return x != 0; })) {
+                g.mask.fill(0xff);
+                out.push_back(g);
+            }
+        }
+        std::fclose(f);
+    }
+    return out;
 }
 
 std::string address_string(int family, const std::uint8_t* bytes) {
@@ -352,6 +420,7 @@ Result<std::unique_ptr<UserNetwork>> UserNetwork::prepare(const SandboxPlan& pla
         return fail_errno("connect", "the host's DNS server " + net.dns_server);
     std::uint16_t r = 0;
     if (::getrandom(&r, sizeof r, 0) == sizeof r) n->next_id_ = r;
+    if (net.filter) n->host_networks_ = host_networks();
     return n;
 }
 
@@ -557,6 +626,18 @@ std::vector<NetworkUse> UserNetwork::uses() const {
     return out;
 }
 
+bool UserNetwork::on_host_network(const dns::Address& a) const {
+    for (const HostNetwork& n : host_networks_) {
+        if (n.family != a.family) continue;
+        std::size_t len = a.family == AF_INET ? 4 : 16;
+        bool in = true;
+        for (std::size_t i = 0; i < len && in; ++i)
+            in = (a.bytes[i] & n.mask[i]) == (n.addr[i] & n.mask[i]);
+        if (in) return true;
+    }
+    return false;
+}
+
 void UserNetwork::on_query() {
     const auto& net = plan_->net;
     for (int budget = 0; budget < 64; ++budget) {
@@ -584,14 +665,24 @@ void UserNetwork::on_query() {
         std::erase_if(pending_,
                       [&](const auto& kv) { return now - kv.second.sent_ns > 10'000'000'000LL; });
         if (pending_.size() >= 1024) pending_.erase(pending_.begin());
-        std::uint16_t id = next_id_++;
+        // A random id of those not waiting (an off-path forger has 16 bits to guess).
+        std::uint16_t id = 0;
+        do {
+            if (::getrandom(&id, sizeof id, 0) != sizeof id) id = ++next_id_;
+        } while (pending_.count(id));
         p.id = q->id;
         p.name = q->name;
         p.sent_ns = now;
-        buf[0] = static_cast<std::uint8_t>(id >> 8);
-        buf[1] = static_cast<std::uint8_t>(id);
+        // On goes the question alone, under a header of butter's: nothing else the sandbox
+        // wrote reaches the host's resolver.
+        std::vector<std::uint8_t> query(buf, buf + q->end);
+        query[0] = static_cast<std::uint8_t>(id >> 8);
+        query[1] = static_cast<std::uint8_t>(id);
+        query[2] = 0x01;  // a standard query, recursion desired
+        query[3] = 0x00;
+        std::memset(query.data() + 6, 0, 6);  // no answer, authority or additional records
         pending_[id] = p;
-        if (::send(upstream_.get(), buf, static_cast<std::size_t>(n), 0) < 0) pending_.erase(id);
+        if (::send(upstream_.get(), query.data(), query.size(), 0) < 0) pending_.erase(id);
     }
 }
 
@@ -615,14 +706,14 @@ void UserNetwork::on_upstream() {
             std::string addr = address_string(a.family, a.bytes.data());
             if (names_.size() < 65536 || names_.count(addr)) names_[addr] = p.name;
             if (!net.filter || !p.allowed) continue;
-            // DNS rebinding: a name the list allows, answered with an address of the host's
-            // own networks (private, loopback, link-local), opens nothing; the list may name
-            // such an address itself.
-            if (internal_address(a)) {
-                if (log_ && warned_.insert(p.name + " " + addr).second)
+            // DNS rebinding: a name the list allows, answered with a special address (private,
+            // loopback, link-local, multicast, ...) or one of the host's own networks and
+            // gateways, opens nothing; the list may name such an address itself.
+            if (special_address(a) || on_host_network(a)) {
+                if (log_ && warned_.size() < 64 && warned_.insert(p.name + " " + addr).second)
                     log_->warn(
-                        "network.allow: %s answered %s, an address of a private network: "
-                        "not opened (list the address to allow it)",
+                        "network.allow: %s answered %s, an address of a private network or of "
+                        "the host's own: not opened (list the address to allow it)",
                         p.name.c_str(), addr.c_str());
                 continue;
             }
@@ -719,6 +810,16 @@ void UserNetwork::on_log() {
                 proto = packet[6];
                 l4 = 40;
                 use.address = address_string(AF_INET6, packet.data() + 24);
+                // Past the extension headers: hop-by-hop, routing and destination options (in
+                // 8-byte units after the first 8), fragment (8 bytes).
+                for (int hops = 0;
+                     hops < 8 && (proto == 0 || proto == 43 || proto == 60 || proto == 44);
+                     ++hops) {
+                    if (packet.size() < l4 + 8) break;
+                    unsigned next = packet[l4];
+                    l4 += proto == 44 ? 8u : (packet[l4 + 1] + 1u) * 8u;
+                    proto = next;
+                }
             } else {
                 continue;
             }

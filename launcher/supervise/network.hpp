@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -33,6 +34,12 @@
 namespace butter::launcher {
 
 using NetworkUse = butter::SandboxOutcome::NetworkUse;
+
+// A network of the host's (its routing tables), as address and mask.
+struct HostNetwork {
+    int family = 0;
+    std::array<std::uint8_t, 16> addr{}, mask{};
+};
 
 class UserNetwork {
   public:
@@ -65,6 +72,8 @@ class UserNetwork {
     Result<void> open_set(const dns::Address& a, const profile::AllowEntry& e,
                           std::uint32_t seconds);
     void record(NetworkUse use);
+    bool on_host_network(const dns::Address& a) const;
+    std::vector<HostNetwork> host_networks_;
 
     const SandboxPlan* plan_;
     Fd pasta_exe_, nft_exe_;
@@ -88,7 +97,7 @@ class UserNetwork {
         NetworkUse>
         uses_;
     std::size_t dropped_ = 0;
-    std::set<std::string> warned_;  // the DNS-rebinding warnings given
+    std::set<std::string> warned_;  // the DNS-rebinding warnings given (64 at most)
     Events* events_ = nullptr;
     Log* log_ = nullptr;
     EventLoop::Registration dns_reg_, upstream_reg_, log_reg_, err_reg_;

@@ -80,6 +80,9 @@ class Sink {
     Fd reopened_;  // our own description of the destination, when reopened
     int fd_ = -1;
     bool socket_ = false;
+    // The caller's own description, which we may not reopen (a pipe another user made, mode
+    // 0600): written PIPE_BUF bytes at a time, each after poll(2) says there is room for them.
+    bool polled_ = false;
     bool broken_ = false;
     std::size_t limit_ = 0;
     std::string backlog_;

@@ -255,14 +255,47 @@ TEST_P(NetworkUser, RebindingAndFloodsGetNothingPastTheRecordOrTheRules) {
     EXPECT_TRUE(has(r.out, "inside.test ")) << r.out;
     EXPECT_FALSE(has(r.out, "reached")) << r.out;
     EXPECT_TRUE(has(r.err,
-                    "inside.test answered 10.9.9.9, an address of a private network: "
-                    "not opened"))
+                    "inside.test answered 10.9.9.9, an address of a private network or of "
+                    "the host's own: not opened"))
         << r.err;
     std::string rep = report();
     EXPECT_TRUE(has(rep, R"("name": "web.test", "address": "203.0.113.5", "port": 80, )"
                          R"("protocol": "tcp", "verdict": "allowed")"))
         << rep.substr(0, 2000);
     EXPECT_FALSE(has(rep, R"("uses_dropped": 0})")) << rep.substr(rep.size() - 200);
+}
+
+TEST_P(NetworkUser, ForgedLoopbackSourcesOpenNoWayOut) {
+    // A reviewer's attack: a socket bound to a remote's IPv6 address (IPV6_FREEBIND) sends to
+    // the sandbox's own address over lo; connection tracking would take the listener's answer
+    // for a reply and let it out to that remote. Its own loopback takes its own sources only.
+    const std::string sandbox =
+        "import socket\nl=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+        "l.bind(('::', 40001)); l.settimeout(2)\n"
+        "f=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); f.setsockopt(41, 78, 1)\n"
+        "f.bind(('2001:db8:ffff::99', 7777))\n"
+        "try:\n f.sendto(b'forge', ('2001:db8::2', 40001)); print('forged: sent')\n"
+        "except OSError as e:\n print('forged: errno', e.errno)\n"
+        "try:\n d, a = l.recvfrom(99); l.sendto(b'exfil', a); print('loopback got', a[0])\n"
+        "except OSError:\n print('loopback: nothing')\n";
+    std::string as = nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    std::string script =
+        "nsenter -t $FAKE_INTERNET_FAR -n python3 -c \"import socket\ns=socket.socket("
+        "socket.AF_INET6, socket.SOCK_DGRAM)\ns.bind(('2001:db8:ffff::99', 7777)); "
+        "s.settimeout(4)\ntry:\n print('remote got', s.recvfrom(99))\nexcept OSError:\n "
+        "print('remote: nothing')\n\" & r=$!; sleep 0.3; " +
+        as +
+        "\"$1\" run --set network.mode=user --set 'network.allow=[\"web.test:80\"]' -- "
+        "python3 -c \"" +
+        sandbox + "\"; wait $r";
+    std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
+    RunOptions o;
+    o.program = BUTTER_FAKE_INTERNET;
+    o.cwd = dir_.path();
+    RunResult r = run_butter(argv, o);
+    EXPECT_TRUE(has(r.out, "forged: errno 1")) << r.out << r.err;
+    EXPECT_TRUE(has(r.out, "loopback: nothing")) << r.out;
+    EXPECT_TRUE(has(r.out, "remote: nothing")) << r.out;
 }
 
 // pasta's own failure is butter's one-line error: this machine's /dev/net/tun is 0600 (hosts

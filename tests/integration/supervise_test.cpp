@@ -350,6 +350,30 @@ TEST_F(Supervise, ReportToStdoutAfterTheCommandsOutput) {
     EXPECT_TRUE(r.out.starts_with("out\n{\n")) << r.out;
 }
 
+// --events to a pipe another user made (root's, mode 0600: butter as nobody may not reopen
+// it for a non-blocking description of its own): written to as it is, never blocking.
+TEST_F(Supervise, EventsToAnotherUsersPipe) {
+    BUTTER_REQUIRE_ROOT();
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    RunOptions o = opts();
+    o.as_nobody = true;
+    o.cwd = "/";
+    o.fd5 = p[1];
+    auto r = run_butter({"run", "--events", "5", "--", "/bin/true"}, o);
+    ::close(p[1]);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::string ev;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(p[0], buf, sizeof buf)) > 0)
+        ev.append(buf, static_cast<std::size_t>(n));
+    ::close(p[0]);
+    EXPECT_NE(ev.find("{\"event\": \"started\""), std::string::npos) << ev << r.err;
+    EXPECT_NE(ev.find("{\"event\": \"exit\""), std::string::npos) << ev;
+}
+
 TEST_F(Supervise, EventsStreamAndSetupTimings) {
     RunOptions o = opts();
     o.fd5_file = dir_ / "events.jsonl";
