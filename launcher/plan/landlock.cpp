@@ -7,7 +7,10 @@
 // lists them.
 #include <butter/landlock.hpp>
 
+#include <algorithm>
+
 #include "plan/planner.hpp"
+#include "profile/network_spec.hpp"
 
 namespace butter::launcher {
 
@@ -23,21 +26,37 @@ void Planner::landlock() {
     }
     plan.landlock_abi = host.landlock_abi();
     int abi = plan.landlock_abi;
-    bool ports = !l.tcp_connect.empty() || !l.tcp_bind.empty();
+    // The TCP ports connected to: landlock.tcp_connect's, and with network.landlock the
+    // allow-list's (network.mode = "user": plan/network.cpp checks the keys go together).
+    std::vector<std::uint16_t> connect = l.tcp_connect;
+    const bool from_allow = p.network.landlock && p.network.mode == profile::NetworkMode::User;
+    if (from_allow) {
+        for (const std::string& s : p.network.allow) {
+            auto v = profile::parse_allow(s);
+            if (auto* e = std::get_if<profile::AllowEntry>(&v);
+                e && e->protocol == profile::Protocol::Tcp &&
+                std::find(connect.begin(), connect.end(), e->port) == connect.end())
+                connect.push_back(e->port);
+        }
+    }
+    bool ports = !connect.empty() || !l.tcp_bind.empty();
     if (ports && abi < 4) {
+        const char* key = from_allow              ? "network.landlock"
+                          : l.tcp_connect.empty() ? "landlock.tcp_bind"
+                                                  : "landlock.tcp_connect";
         out.push_back(profile::error_at(
-            p.loc_of(l.tcp_connect.empty() ? "landlock.tcp_bind" : "landlock.tcp_connect"),
-            "landlock.tcp_*: this kernel's Landlock " +
+            p.loc_of(key),
+            std::string(key) + ": this kernel's Landlock " +
                 (abi ? "ABI " + std::to_string(abi) : std::string("is off or absent")) +
                 " has no TCP port rules (ABI 4, Linux 6.7)"));
         return;
     }
     if (ports) {
         LandlockNetAccess net;
-        if (!l.tcp_connect.empty()) net |= LandlockNet::ConnectTcp;
+        if (!connect.empty()) net |= LandlockNet::ConnectTcp;
         if (!l.tcp_bind.empty()) net |= LandlockNet::BindTcp;
         plan.landlock_net = net.raw();
-        for (std::uint16_t port : l.tcp_connect)
+        for (std::uint16_t port : connect)
             plan.landlock_ports.push_back({port, LandlockNetAccess(LandlockNet::ConnectTcp).raw()});
         for (std::uint16_t port : l.tcp_bind)
             plan.landlock_ports.push_back({port, LandlockNetAccess(LandlockNet::BindTcp).raw()});

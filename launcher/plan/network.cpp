@@ -128,6 +128,10 @@ void Planner::network() {
     needs_user("network.host_loopback", n.host_loopback);
     needs_user("network.allow", !n.allow.empty());
     needs_user("network.audit", n.audit);
+    needs_user("network.landlock", n.landlock);
+    if (user && n.landlock && n.allow.empty())
+        out.push_back(error_at(p.loc_of("network.landlock"),
+                               "network.landlock needs network.allow (the ports it allows)"));
     if (!user) return;
     if (!p.namespaces.net) {
         out.push_back(error_at(p.loc_of("network.mode"),
@@ -144,13 +148,19 @@ void Planner::network() {
         if (auto* e = std::get_if<AllowEntry>(&v)) net.allow.push_back(*e);
     }
     const std::string path_var = host.env("PATH").value_or("");
-    auto pasta = root_program(host, "pasta", path_var);
-    if (!pasta) {
-        out.push_back(error_at(p.loc_of("network.mode"),
-                               "network.mode = \"user\" needs pasta (Debian's passt package: "
-                               "apt install passt); no root-owned pasta on PATH"));
-        return;
-    }
+    // A root-owned program on PATH, or the error naming its package.
+    auto program = [&](const char* name, const char* package,
+                       const std::string& path) -> std::optional<HostPath> {
+        auto found = root_program(host, name, path);
+        if (!found)
+            out.push_back(error_at(p.loc_of("network.mode"),
+                                   std::string("network.mode = \"user\" needs ") + name +
+                                       " (Debian's " + package + " package: apt install " +
+                                       package + "); no root-owned " + name + " on PATH"));
+        return found;
+    };
+    auto pasta = program("pasta", "passt", path_var);
+    if (!pasta) return;
     net.pasta = pasta->path;
     net.pasta_dev = pasta->st.st_dev;
     net.pasta_ino = pasta->st.st_ino;
@@ -187,13 +197,8 @@ void Planner::network() {
                        "nameserver " + kResolver + "\n";
     // The rules: always the way in (published ports and replies only), with network.allow
     // or network.audit the way out.
-    auto nft = root_program(host, "nft", path_var.empty() ? "" : path_var + ":/usr/sbin:/sbin");
-    if (!nft) {
-        out.push_back(error_at(p.loc_of("network.mode"),
-                               "network.mode = \"user\" needs nft (Debian's nftables package: "
-                               "apt install nftables); no root-owned nft on PATH"));
-        return;
-    }
+    auto nft = program("nft", "nftables", path_var.empty() ? "" : path_var + ":/usr/sbin:/sbin");
+    if (!nft) return;
     net.nft = nft->path;
     net.nft_dev = nft->st.st_dev;
     net.nft_ino = nft->st.st_ino;
@@ -214,9 +219,9 @@ void Planner::network() {
                                        ": CAP_NET_RAW would let the command send frames that the "
                                        "rules of network.allow and network.audit never see"));
     }
-    // No Landlock TCP rules of its own (landlock.tcp_connect adds them): Landlock knows ports,
-    // not addresses, and would refuse the sandbox's own loopback services on other ports,
-    // with EACCES and before the rules could record the attempt.
+    // Landlock TCP rules only with network.landlock (plan/landlock.cpp): Landlock knows ports,
+    // not addresses, and refuses the sandbox's own loopback services on other ports, with
+    // EACCES and before the rules could record the attempt.
 }
 
 }  // namespace butter::launcher

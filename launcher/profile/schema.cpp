@@ -347,6 +347,11 @@ const std::vector<Row>& rows() {
         boolean("network.audit", FIELD(network.audit),
                 "mode = \"user\": every destination reached and recorded (name, address, "
                 "port, protocol, count) in the report and --events, network.allow or not"),
+        boolean("network.landlock", FIELD(network.landlock),
+                "mode = \"user\" with network.allow: Landlock TCP connect rules too (ABI 4, "
+                "Linux 6.7), for the list's TCP ports and landlock.tcp_connect's, a second layer "
+                "below the rules; every other TCP port is refused (EACCES, unrecorded), the "
+                "sandbox's own loopback services' too: off unless asked"),
         boolean("landlock.enabled", FIELD(landlock.enabled),
                 "confine the command with Landlock (Linux 5.13+) to what its mounts allow: "
                 "read-only mounts readable and executable, writable ones writable, /proc and "

@@ -176,6 +176,7 @@ struct Profile {
         bool host_loopback = false;        // the host's loopback at the gateway's address
         std::vector<std::string> allow;    // "[tcp:|udp:]HOST:PORT": nothing else is reached
         bool audit = false;                // everything reached, every destination recorded
+        bool landlock = false;  // Landlock TCP connect rules for the allow-list's ports too
     } network;
 
     // A Landlock layer over the sandbox's own view (plan/landlock.cpp): what the mounts allow,

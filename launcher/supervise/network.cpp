@@ -179,7 +179,13 @@ struct HelperArgs {
     ::inet_pton(AF_INET, kResolver, &at.sin_addr);
     if (::bind(dns, reinterpret_cast<struct sockaddr*>(&at), sizeof at) < 0)
         die(Error::from_errno("bind", std::string(kResolver) + ":53"));
-    std::vector<int> fds{dns};
+    // DNS over TCP on the same address (a truncated answer's retry).
+    int tcp = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (tcp < 0) die(Error::from_errno("socket", "the DNS socket (TCP)"));
+    if (::bind(tcp, reinterpret_cast<struct sockaddr*>(&at), sizeof at) < 0 ||
+        ::listen(tcp, 16) < 0)
+        die(Error::from_errno("bind", std::string(kResolver) + ":53 (TCP)"));
+    std::vector<int> fds{dns, tcp};
     if (rules) {
         auto sets = netlink_socket();
         if (!sets) die(sets.error());
@@ -413,6 +419,8 @@ Result<std::unique_ptr<UserNetwork>> UserNetwork::prepare(const SandboxPlan& pla
         return fail(
             Error::message("network.mode", "not an address of a DNS server", net.dns_server));
     }
+    n->server_ = ss;
+    n->server_len_ = len;
     int fd = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return fail_errno("socket", "the host's DNS server");
     n->upstream_ = Fd(fd);
@@ -482,17 +490,18 @@ Result<void> UserNetwork::attach(pid_t sandbox_pid, int sandbox_pidfd) {
     back.second.reset();
     nft_err_write.reset();
     auto got = readable(back.first.get(), kReadyTimeoutMs)
-                   ? recv_fds(back.first, 3, 1024)
+                   ? recv_fds(back.first, 4, 1024)
                    : Result<Received>(fail(Error("network", ETIMEDOUT, "the helper")));
     ExitStatus agent_status = wait_exit(agent.pidfd, kReadyTimeoutMs);
     if (!got) return fail(std::move(got).error().with_context("network.mode = \"user\""));
-    if (got->data != "ok" || got->fds.size() != (rules ? 3u : 1u))
+    if (got->data != "ok" || got->fds.size() != (rules ? 4u : 2u))
         return fail(Error::message("network.mode = \"user\"",
                                    got->data.empty() ? "the helper failed" : got->data.c_str()));
     dns_ = std::move(got->fds[0]);
+    dns_tcp_ = std::move(got->fds[1]);
     if (rules) {
-        nft_nl_ = std::move(got->fds[1]);
-        log_nl_ = std::move(got->fds[2]);
+        nft_nl_ = std::move(got->fds[2]);
+        log_nl_ = std::move(got->fds[3]);
         BUTTER_TRY(set_nonblocking(log_nl_.get(), true));
         if (!agent_status.exited() || agent_status.code != 0) {
             std::string text = one_line(read_all(nft_err_read.get()));
@@ -534,6 +543,7 @@ Result<void> UserNetwork::attach(pid_t sandbox_pid, int sandbox_pidfd) {
 }
 
 Result<void> UserNetwork::start(EventLoop& loop, Events& events, Log& log) {
+    loop_ = &loop;
     events_ = &events;
     log_ = &log;
     if (dns_.valid()) {
@@ -541,6 +551,8 @@ Result<void> UserNetwork::start(EventLoop& loop, Events& events, Log& log) {
                                 loop.add(dns_, IoEvent::In, [this](IoEvents) { on_query(); }));
         BUTTER_ASSIGN_OR_RETURN(
             upstream_reg_, loop.add(upstream_, IoEvent::In, [this](IoEvents) { on_upstream(); }));
+        BUTTER_ASSIGN_OR_RETURN(
+            tcp_reg_, loop.add(dns_tcp_, IoEvent::In, [this](IoEvents) { on_tcp_accept(); }));
     }
     if (log_nl_.valid()) {
         BUTTER_ASSIGN_OR_RETURN(log_reg_,
@@ -559,12 +571,15 @@ void UserNetwork::stop() {
     upstream_reg_.reset();
     log_reg_.reset();
     err_reg_.reset();
+    tcp_reg_.reset();
+    tcp_.clear();
     if (pasta_.valid()) {
         (void)pidfd_send_signal(pasta_, SIGKILL);
         (void)waitid_pidfd(pasta_);  // ECHILD if the descendants' sweep reaped it first
         pasta_.reset();
     }
     dns_.reset();
+    dns_tcp_.reset();
     nft_nl_.reset();
     log_nl_.reset();
     pasta_err_.reset();
@@ -638,8 +653,37 @@ bool UserNetwork::on_host_network(const dns::Address& a) const {
     return false;
 }
 
-void UserNetwork::on_query() {
+std::optional<dns::Question> UserNetwork::admit(std::span<const std::uint8_t> msg, Pending& p,
+                                                std::vector<std::uint8_t>& nx) {
     const auto& net = plan_->net;
+    auto q = dns::parse_question(msg, false);
+    if (!q) return std::nullopt;  // not a query butter answers: dropped (the client times out)
+    p.allowed = !net.filter || std::any_of(net.allow.begin(), net.allow.end(),
+                                           [&](const AllowEntry& e) { return e.matches(q->name); });
+    p.id = q->id;
+    p.name = q->name;
+    p.sent_ns = monotonic_ns();
+    if (!p.allowed && !net.audit) {
+        record({"dns", q->name, "", 0, "", "refused", 1});
+        nx = dns::nxdomain(msg, *q);
+    }
+    return q;
+}
+
+std::vector<std::uint8_t> UserNetwork::upstream_query(std::span<const std::uint8_t> msg,
+                                                      const dns::Question& q, std::uint16_t id) {
+    // The question alone, under a header of butter's: nothing else the sandbox wrote reaches
+    // the host's resolver.
+    std::vector<std::uint8_t> query(msg.begin(), msg.begin() + static_cast<long>(q.end));
+    query[0] = static_cast<std::uint8_t>(id >> 8);
+    query[1] = static_cast<std::uint8_t>(id);
+    query[2] = 0x01;  // a standard query, recursion desired
+    query[3] = 0x00;
+    std::memset(query.data() + 6, 0, 6);  // no answer, authority or additional records
+    return query;
+}
+
+void UserNetwork::on_query() {
     for (int budget = 0; budget < 64; ++budget) {
         std::uint8_t buf[4096];
         Pending p;
@@ -648,46 +692,63 @@ void UserNetwork::on_query() {
                                reinterpret_cast<struct sockaddr*>(&p.client), &p.client_len);
         if (n <= 0) return;
         std::span<const std::uint8_t> msg(buf, static_cast<std::size_t>(n));
-        auto q = dns::parse_question(msg, false);
-        if (!q) continue;  // not a query butter answers: dropped (the client times out)
-        p.allowed =
-            !net.filter || std::any_of(net.allow.begin(), net.allow.end(),
-                                       [&](const AllowEntry& e) { return e.matches(q->name); });
-        if (!p.allowed && !net.audit) {
-            record({"dns", q->name, "", 0, "", "refused", 1});
-            auto reply = dns::nxdomain(msg, *q);
-            (void)::sendto(dns_.get(), reply.data(), reply.size(), 0,
+        std::vector<std::uint8_t> nx;
+        auto q = admit(msg, p, nx);
+        if (!q) continue;
+        if (!nx.empty()) {
+            (void)::sendto(dns_.get(), nx.data(), nx.size(), 0,
                            reinterpret_cast<struct sockaddr*>(&p.client), p.client_len);
             continue;
         }
         // On to the host's server under an id of ours (two clients' ids may be the same).
-        std::int64_t now = monotonic_ns();
-        std::erase_if(pending_,
-                      [&](const auto& kv) { return now - kv.second.sent_ns > 10'000'000'000LL; });
+        std::erase_if(pending_, [&](const auto& kv) {
+            return p.sent_ns - kv.second.sent_ns > 10'000'000'000LL;
+        });
         if (pending_.size() >= 1024) pending_.erase(pending_.begin());
         // A random id of those not waiting (an off-path forger has 16 bits to guess).
         std::uint16_t id = 0;
         do {
             if (::getrandom(&id, sizeof id, 0) != sizeof id) id = ++next_id_;
         } while (pending_.count(id));
-        p.id = q->id;
-        p.name = q->name;
-        p.sent_ns = now;
-        // On goes the question alone, under a header of butter's: nothing else the sandbox
-        // wrote reaches the host's resolver.
-        std::vector<std::uint8_t> query(buf, buf + q->end);
-        query[0] = static_cast<std::uint8_t>(id >> 8);
-        query[1] = static_cast<std::uint8_t>(id);
-        query[2] = 0x01;  // a standard query, recursion desired
-        query[3] = 0x00;
-        std::memset(query.data() + 6, 0, 6);  // no answer, authority or additional records
+        auto query = upstream_query(msg, *q, id);
         pending_[id] = p;
         if (::send(upstream_.get(), query.data(), query.size(), 0) < 0) pending_.erase(id);
     }
 }
 
-void UserNetwork::on_upstream() {
+bool UserNetwork::take_answer(std::span<const std::uint8_t> msg, const dns::Question& q,
+                              const Pending& p) {
     const auto& net = plan_->net;
+    record({"dns", p.name, "", 0, "", p.allowed ? "allowed" : "audit", 1});
+    bool refused = false;
+    for (const dns::Address& a : dns::answer_addresses(msg, q)) {
+        std::string addr = address_string(a.family, a.bytes.data());
+        if (names_.size() < 65536 || names_.count(addr)) names_[addr] = p.name;
+        if (!net.filter || !p.allowed) continue;
+        // DNS rebinding: a name the list allows, answered with a special address (private,
+        // loopback, link-local, multicast, ...) or one of the host's own networks and
+        // gateways, opens nothing; the list may name such an address itself.
+        if (special_address(a) || on_host_network(a)) {
+            if (log_ && warned_.size() < 64 && warned_.insert(p.name + " " + addr).second)
+                log_->warn(
+                    "network.allow: %s answered %s, an address of a private network or of "
+                    "the host's own: not opened (list the address to allow it)",
+                    p.name.c_str(), addr.c_str());
+            continue;
+        }
+        // Open the firewall before the sandbox has the address: its connect follows at once.
+        for (const AllowEntry& e : net.allow) {
+            if (!e.matches(p.name)) continue;
+            if (auto r = open_set(a, e, std::max(a.ttl, kMinOpenSeconds)); !r) {
+                if (log_) log_->warn("network.allow: %s", r.error().what().c_str());
+                refused = true;
+            }
+        }
+    }
+    return !refused;  // no answer rather than an address that would not work
+}
+
+void UserNetwork::on_upstream() {
     for (int budget = 0; budget < 64; ++budget) {
         std::uint8_t buf[4096];
         ssize_t n = ::recv(upstream_.get(), buf, sizeof buf, 0);
@@ -699,39 +760,163 @@ void UserNetwork::on_upstream() {
         if (it == pending_.end() || it->second.name != q->name) continue;  // not ours, or forged
         Pending p = std::move(it->second);
         pending_.erase(it);
-        const char* verdict = p.allowed ? "allowed" : "audit";
-        record({"dns", p.name, "", 0, "", verdict, 1});
-        bool refused = false;
-        for (const dns::Address& a : dns::answer_addresses(msg, *q)) {
-            std::string addr = address_string(a.family, a.bytes.data());
-            if (names_.size() < 65536 || names_.count(addr)) names_[addr] = p.name;
-            if (!net.filter || !p.allowed) continue;
-            // DNS rebinding: a name the list allows, answered with a special address (private,
-            // loopback, link-local, multicast, ...) or one of the host's own networks and
-            // gateways, opens nothing; the list may name such an address itself.
-            if (special_address(a) || on_host_network(a)) {
-                if (log_ && warned_.size() < 64 && warned_.insert(p.name + " " + addr).second)
-                    log_->warn(
-                        "network.allow: %s answered %s, an address of a private network or of "
-                        "the host's own: not opened (list the address to allow it)",
-                        p.name.c_str(), addr.c_str());
-                continue;
-            }
-            // Open the firewall before the sandbox has the address: its connect follows at once.
-            for (const AllowEntry& e : net.allow) {
-                if (!e.matches(p.name)) continue;
-                if (auto r = open_set(a, e, std::max(a.ttl, kMinOpenSeconds)); !r) {
-                    if (log_) log_->warn("network.allow: %s", r.error().what().c_str());
-                    refused = true;
-                }
-            }
-        }
-        if (refused) continue;  // no answer rather than an address that would not work
+        if (!take_answer(msg, *q, p)) continue;
         buf[0] = static_cast<std::uint8_t>(p.id >> 8);
         buf[1] = static_cast<std::uint8_t>(p.id);
         (void)::sendto(dns_.get(), buf, static_cast<std::size_t>(n), 0,
                        reinterpret_cast<struct sockaddr*>(&p.client), p.client_len);
     }
+}
+
+namespace {
+
+// A DNS message with its TCP length in front (RFC 1035 4.2.2).
+std::vector<std::uint8_t> framed(std::span<const std::uint8_t> msg) {
+    std::vector<std::uint8_t> f(2 + msg.size());
+    f[0] = static_cast<std::uint8_t>(msg.size() >> 8);
+    f[1] = static_cast<std::uint8_t>(msg.size());
+    if (!msg.empty()) std::memcpy(f.data() + 2, msg.data(), msg.size());
+    return f;
+}
+
+// The first framed message in `in`, if whole (taken out of it).
+std::optional<std::vector<std::uint8_t>> unframe(std::vector<std::uint8_t>& in) {
+    if (in.size() < 2) return std::nullopt;
+    std::size_t len = static_cast<std::size_t>(in[0] << 8 | in[1]);
+    if (in.size() < 2 + len) return std::nullopt;
+    std::vector<std::uint8_t> msg(in.begin() + 2, in.begin() + 2 + static_cast<long>(len));
+    in.erase(in.begin(), in.begin() + 2 + static_cast<long>(len));
+    return msg;
+}
+
+// Reads what `fd` has into `to` (bounded by one whole message, its length and 64 KiB): false
+// on end of file or an error other than EAGAIN.
+bool read_some(int fd, std::vector<std::uint8_t>& to) {
+    std::uint8_t buf[4096];
+    for (;;) {
+        if (to.size() >= 2 + 65535) return true;
+        std::size_t room = std::min(sizeof buf, 2 + 65535 - to.size());
+        ssize_t n = ::recv(fd, buf, room, MSG_DONTWAIT);
+        if (n > 0) {
+            to.insert(to.end(), buf, buf + n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+}
+
+// Writes what is left of `out` from `at`: false on an error other than EAGAIN.
+bool write_some(int fd, const std::vector<std::uint8_t>& out, std::size_t& at) {
+    while (at < out.size()) {
+        ssize_t n = ::send(fd, out.data() + at, out.size() - at, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            at += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+    return true;
+}
+
+}  // namespace
+
+void UserNetwork::on_tcp_accept() {
+    for (int budget = 0; budget < 16; ++budget) {
+        int fd = ::accept4(dns_tcp_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        if (tcp_.size() >= kMaxTcp) close_tcp(tcp_.front().get());
+        auto c = std::make_unique<TcpQuery>();
+        c->client = Fd(fd);
+        TcpQuery* raw = c.get();
+        auto reg = loop_->add(c->client, IoEvent::In,
+                              [this, raw](IoEvents ev) { on_tcp_client(raw, ev); });
+        if (!reg) continue;
+        c->client_reg = std::move(*reg);
+        tcp_.push_back(std::move(c));
+    }
+}
+
+void UserNetwork::close_tcp(TcpQuery* c) {
+    tcp_.remove_if([c](const std::unique_ptr<TcpQuery>& t) { return t.get() == c; });
+}
+
+void UserNetwork::on_tcp_client(TcpQuery* c, IoEvents ev) {
+    if (ev.any(IoEvent::Err | IoEvent::Hup)) return close_tcp(c);  // gone: no answer to give
+    bool open = true;
+    for (;;) {
+        if (c->out_at < c->out.size()) {  // an answer going back
+            if (!write_some(c->client.get(), c->out, c->out_at)) return close_tcp(c);
+            if (c->out_at < c->out.size()) {
+                if (!c->client_reg.modify(IoEvent::Out)) close_tcp(c);
+                return;
+            }
+            c->out.clear();
+            c->out_at = 0;
+            if (!c->client_reg.modify(IoEvent::In)) return close_tcp(c);
+        }
+        if (c->upstream.valid()) return;  // one query at a time (its interest is off meanwhile)
+        if (ev.any(IoEvent::In)) open = read_some(c->client.get(), c->in);
+        ev = IoEvents{};
+        auto msg = unframe(c->in);  // a next query may be read already (pipelined)
+        if (!msg) {
+            if (!open || c->in.size() >= 2 + 65535) close_tcp(c);
+            return;
+        }
+        std::vector<std::uint8_t> nx;
+        auto q = admit(*msg, c->p, nx);
+        if (!q) return close_tcp(c);
+        if (!nx.empty()) {
+            c->out = framed(nx);
+            continue;
+        }
+        // On to the host's server, over TCP as the sandbox asked (its answer may be long).
+        int fd = ::socket(server_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) return close_tcp(c);
+        c->upstream = Fd(fd);
+        if (::connect(fd, reinterpret_cast<struct sockaddr*>(&server_), server_len_) < 0 &&
+            errno != EINPROGRESS)
+            return close_tcp(c);
+        if (::getrandom(&c->id, sizeof c->id, 0) != sizeof c->id) c->id = ++next_id_;
+        c->up_out = framed(upstream_query(*msg, *q, c->id));
+        c->up_out_at = 0;
+        c->up_in.clear();
+        auto reg =
+            loop_->add(c->upstream, IoEvent::Out, [this, c](IoEvents e) { on_tcp_upstream(c, e); });
+        if (!reg || !c->client_reg.modify(IoEvents{})) return close_tcp(c);
+        c->up_reg = std::move(*reg);
+        return;
+    }
+}
+
+void UserNetwork::on_tcp_upstream(TcpQuery* c, IoEvents ev) {
+    if (ev.any(IoEvent::Err | IoEvent::Hup) && !ev.any(IoEvent::In)) return close_tcp(c);
+    if (c->up_out_at < c->up_out.size()) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(c->upstream.get(), SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0 ||
+            !write_some(c->upstream.get(), c->up_out, c->up_out_at))
+            return close_tcp(c);
+        if (c->up_out_at == c->up_out.size() && !c->up_reg.modify(IoEvent::In)) return close_tcp(c);
+        return;
+    }
+    bool open = !(ev & IoEvent::In) || read_some(c->upstream.get(), c->up_in);
+    auto msg = unframe(c->up_in);
+    if (!msg) {
+        if (!open || c->up_in.size() >= 2 + 65535) close_tcp(c);
+        return;
+    }
+    auto q = dns::parse_question(*msg, true);
+    if (!q || q->id != c->id || q->name != c->p.name || !take_answer(*msg, *q, c->p))
+        return close_tcp(c);
+    c->up_reg.reset();
+    c->upstream.reset();
+    (*msg)[0] = static_cast<std::uint8_t>(c->p.id >> 8);
+    (*msg)[1] = static_cast<std::uint8_t>(c->p.id);
+    c->out = framed(*msg);
+    c->out_at = 0;
+    on_tcp_client(c, IoEvents{});
 }
 
 Result<void> UserNetwork::open_set(const dns::Address& a, const AllowEntry& e,

@@ -13,9 +13,12 @@
 
 #include <array>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -65,8 +68,24 @@ class UserNetwork {
 
   private:
     explicit UserNetwork(const SandboxPlan& plan) : plan_(&plan) {}
+    struct Pending;
+    struct TcpQuery;
+    // A query from the sandbox: nullopt if malformed (dropped); else its question, with
+    // `p` filled for the way on, or `nx` the NXDOMAIN answer to send back (recorded refused).
+    std::optional<dns::Question> admit(std::span<const std::uint8_t> msg, Pending& p,
+                                       std::vector<std::uint8_t>& nx);
+    // The question alone under butter's header and `id`, for the host's resolver.
+    static std::vector<std::uint8_t> upstream_query(std::span<const std::uint8_t> msg,
+                                                    const dns::Question& q, std::uint16_t id);
+    // The host resolver's answer for `p`: recorded, its addresses opened; false if it must not
+    // go back (an address the rules could not take).
+    bool take_answer(std::span<const std::uint8_t> msg, const dns::Question& q, const Pending& p);
     void on_query();
     void on_upstream();
+    void on_tcp_accept();
+    void on_tcp_client(TcpQuery* c, IoEvents ev);
+    void on_tcp_upstream(TcpQuery* c, IoEvents ev);
+    void close_tcp(TcpQuery* c);
     void on_log();
     void on_pasta_stderr();
     Result<void> open_set(const dns::Address& a, const profile::AllowEntry& e,
@@ -77,9 +96,11 @@ class UserNetwork {
 
     const SandboxPlan* plan_;
     Fd pasta_exe_, nft_exe_;
-    Fd upstream_;               // connected to the host's DNS server, in the host's network
-    Fd dns_, nft_nl_, log_nl_;  // made in the sandbox's network namespace
-    Fd pasta_, pasta_err_;      // pasta's pidfd and the read end of its stderr
+    Fd upstream_;  // connected to the host's DNS server, in the host's network
+    struct sockaddr_storage server_ {};  // that server, for DNS over TCP
+    socklen_t server_len_ = 0;
+    Fd dns_, dns_tcp_, nft_nl_, log_nl_;  // made in the sandbox's network namespace
+    Fd pasta_, pasta_err_;                // pasta's pidfd and the read end of its stderr
     std::uint32_t nl_seq_ = 1;
     struct Pending {
         struct sockaddr_storage client {};
@@ -90,6 +111,19 @@ class UserNetwork {
         std::int64_t sent_ns = 0;
     };
     std::map<std::uint16_t, Pending> pending_;
+    // DNS over TCP (a truncated UDP answer's retry): one query at a time per connection, each
+    // on a TCP connection of its own to the host's server; the oldest closed past kMaxTcp.
+    struct TcpQuery {
+        Fd client, upstream;
+        std::vector<std::uint8_t> in, up_in, out, up_out;  // from and to each, framed
+        std::size_t out_at = 0, up_out_at = 0;
+        Pending p;
+        std::uint16_t id = 0;  // the upstream query's
+        EventLoop::Registration client_reg, up_reg;
+    };
+    static constexpr std::size_t kMaxTcp = 16;
+    std::list<std::unique_ptr<TcpQuery>> tcp_;
+    EventLoop* loop_ = nullptr;
     std::uint16_t next_id_ = 0;
     std::map<std::string, std::string> names_;  // address -> the name it answered
     std::map<
@@ -100,7 +134,7 @@ class UserNetwork {
     std::set<std::string> warned_;  // the DNS-rebinding warnings given (64 at most)
     Events* events_ = nullptr;
     Log* log_ = nullptr;
-    EventLoop::Registration dns_reg_, upstream_reg_, log_reg_, err_reg_;
+    EventLoop::Registration dns_reg_, upstream_reg_, log_reg_, err_reg_, tcp_reg_;
     std::string err_text_;
 };
 

@@ -75,6 +75,18 @@ class NetworkUser : public ::testing::TestWithParam<bool> {
         o.cwd = dir_.path();
         return run_butter(argv, o);
     }
+    // `sh -c SCRIPT` in the fake internet as root, "$1" butter; `as` before a command runs it
+    // as the test's user.
+    RunResult run_script(const std::string& script) {
+        std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
+        RunOptions o;
+        o.program = BUTTER_FAKE_INTERNET;
+        o.cwd = dir_.path();
+        return run_butter(argv, o);
+    }
+    std::string as() const {
+        return nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    }
     std::string report() { return read_file(dir_ / "report.json"); }
     TempDir dir_;
 };
@@ -154,15 +166,11 @@ TEST_P(NetworkUser, PastaEndsWithTheRunAndWithAKilledButter) {
         "[ \"$(readlink $d/ns/net)\" = \"$me\" ] && n=$((n+1)); done; echo $n";
     // The count as root (pasta is not dumpable: nobody may not read its namespace), butter as
     // the test's user.
-    std::string as = nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    const std::string as = this->as();
     std::string script = as + "\"$1\" run --set network.mode=user -- true || exit 3; " + count +
                          "; " + as + "\"$1\" run --set network.mode=user -- sleep 30 & b=$!; " +
                          "sleep 2; " + count + "; kill -9 $b; sleep 1; " + count;
-    std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
-    RunOptions o;
-    o.program = BUTTER_FAKE_INTERNET;
-    o.cwd = dir_.path();
-    RunResult r = run_butter(argv, o);
+    RunResult r = run_script(script);
     ASSERT_EQ(r.code, 0) << r.err << r.out;
     EXPECT_EQ(r.out, "0\n1\n0\n") << r.err;
 }
@@ -170,7 +178,7 @@ TEST_P(NetworkUser, PastaEndsWithTheRunAndWithAKilledButter) {
 TEST_P(NetworkUser, PublishedPortsAndTheHostsLoopbackOnlyWhenAsked) {
     // In the fake internet, as its "host": a service on its loopback (port 9999), and a
     // sandbox serving on its port 8000, published as the host's 18080.
-    std::string as = nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    const std::string as = this->as();
     const std::string serve =
         "import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, "
         "1)\n"
@@ -200,11 +208,7 @@ TEST_P(NetworkUser, PublishedPortsAndTheHostsLoopbackOnlyWhenAsked) {
         "\" 198.51.100.1 9999 1; " + as +
         "\"$1\" run --set network.mode=user --set network.host_loopback=true -- python3 -c \"" +
         fetch + "\" 198.51.100.1 9999 1; kill $h";
-    std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
-    RunOptions o;
-    o.program = BUTTER_FAKE_INTERNET;
-    o.cwd = dir_.path();
-    RunResult r = run_butter(argv, o);
+    RunResult r = run_script(script);
     // Unreached: refused, or (pasta answering the handshake itself) never connected.
     EXPECT_TRUE(r.out == "sandbox\nerrno 111\nhost loopback\n" ||
                 r.out == "sandbox\nerrno None\nhost loopback\n")
@@ -220,7 +224,7 @@ TEST_P(NetworkUser, UnsolicitedDatagramsNeverReachTheSandbox) {
         "u.sendto(q, ('203.0.113.53', 53))\nu.settimeout(3)\nfrom_=set()\ntry:\n while "
         "True:\n  d, a = u.recvfrom(999); from_.add(a[0])\nexcept OSError:\n pass\n"
         "print(sorted(from_))\n";
-    std::string as = nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    const std::string as = this->as();
     std::string script =
         "nsenter -t $FAKE_INTERNET_FAR -n python3 -c \"import socket,time\ns=socket.socket("
         "socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('203.0.113.6', 7777))\nfor i in range(60):"
@@ -229,11 +233,7 @@ TEST_P(NetworkUser, UnsolicitedDatagramsNeverReachTheSandbox) {
         "\"$1\" run --set network.mode=user --set 'network.allow=[\"udp:203.0.113.53:53\"]' "
         "-- python3 -c \"" +
         sandbox + "\"; kill $s 2>/dev/null; true";
-    std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
-    RunOptions o;
-    o.program = BUTTER_FAKE_INTERNET;
-    o.cwd = dir_.path();
-    RunResult r = run_butter(argv, o);
+    RunResult r = run_script(script);
     EXPECT_EQ(r.out, "['203.0.113.53']\n") << r.err;
 }
 
@@ -265,6 +265,96 @@ TEST_P(NetworkUser, RebindingAndFloodsGetNothingPastTheRecordOrTheRules) {
     EXPECT_FALSE(has(rep, R"("uses_dropped": 0})")) << rep.substr(rep.size() - 200);
 }
 
+TEST_P(NetworkUser, LongAnswersOverTcpAndIpv6Names) {
+    // many.test has 40 addresses: its UDP answer comes truncated and the resolver asks again
+    // over TCP, which butter answers too (the addresses opened as for UDP). web6.test is an
+    // IPv6 server reached by name; other.test stays refused over TCP.
+    const std::string sandbox = R"(
+import socket, struct
+def attempt(label, f):
+    try:
+        print(label + ": " + str(f()), flush=True)
+    except OSError as e:
+        print(label + ": errno " + str(e.errno), flush=True)
+def fetch(host, family=socket.AF_INET):
+    s = socket.socket(family)
+    s.settimeout(5)
+    s.connect((host, 80))
+    return s.recv(100).decode().strip()
+def tcp_queries(*names):
+    # All in one write (pipelined), the answers read one after the other.
+    out, s = [], socket.create_connection(("127.0.0.53", 53), timeout=5)
+    for name in names:
+        q = b"\x43\x21\x01\x00\x00\x01" + b"\x00" * 6 + b"".join(
+            bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\x00\x00\x01\x00\x01"
+        out.append(struct.pack(">H", len(q)) + q)
+    s.sendall(b"".join(out))
+    got = []
+    for name in names:
+        n = struct.unpack(">H", s.recv(2, socket.MSG_WAITALL))[0]
+        a = s.recv(n, socket.MSG_WAITALL)
+        got.append("%s: id %x rcode %d answers %d" % (name, struct.unpack(">H", a[:2])[0],
+                   a[3] & 15, struct.unpack(">H", a[6:8])[0]))
+    return "; ".join(got)
+attempt("many.test", lambda: len(socket.getaddrinfo("many.test", 80, socket.AF_INET, socket.SOCK_STREAM)))
+attempt("fetch 203.0.113.5", lambda: fetch("203.0.113.5"))
+attempt("tcp", lambda: tcp_queries("other.test", "web.test", "many.test", "other.test"))
+attempt("web6.test", lambda: socket.getaddrinfo("web6.test", 80, socket.AF_INET6, socket.SOCK_STREAM)[0][4][0])
+attempt("fetch web6.test", lambda: fetch("2001:db8:ffff::99", socket.AF_INET6))
+)";
+    RunResult r = in_fake_internet(
+        {"run", "--report", dir_ / "report.json", "--set", "network.mode=user", "--set",
+         R"(network.allow=["many.test:80", "web.test:80", "web6.test:80"])", "--", "python3", "-c",
+         sandbox});
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EXPECT_TRUE(has(r.out, "many.test: 40\n")) << r.out << r.err;
+    EXPECT_TRUE(has(r.out, "fetch 203.0.113.5: hello from 203.0.113.5")) << r.out;
+    EXPECT_TRUE(has(r.out,
+                    "tcp: other.test: id 4321 rcode 3 answers 0; web.test: id 4321 rcode 0 "
+                    "answers 1; many.test: id 4321 rcode 0 answers 40; other.test: id 4321 "
+                    "rcode 3 answers 0\n"))
+        << r.out;
+    EXPECT_TRUE(has(r.out, "web6.test: 2001:db8:ffff::99")) << r.out;
+    EXPECT_TRUE(has(r.out, "fetch web6.test: hello from 2001:db8:ffff::99")) << r.out;
+    std::string rep = report();
+    EXPECT_TRUE(has(rep, R"("name": "web6.test", "address": "2001:db8:ffff::99", "port": 80, )"
+                         R"("protocol": "tcp", "verdict": "allowed")"))
+        << rep;
+    EXPECT_TRUE(has(rep, R"("kind": "dns", "name": "other.test", "verdict": "refused")")) << rep;
+}
+
+TEST_P(NetworkUser, LandlockPortRulesWhenAsked) {
+    // network.landlock: the list's TCP ports alone, by Landlock too (EACCES for others,
+    // before the rules see them), the sandbox's own loopback service's port included.
+    const std::string sandbox = R"(
+import socket, threading
+l = socket.socket(); l.bind(("127.0.0.1", 9000)); l.listen(1)
+def attempt(label, address):
+    try:
+        s = socket.create_connection(address, timeout=5)
+        print(label + ": connected", flush=True)
+    except OSError as e:
+        print(label + ": errno " + str(e.errno), flush=True)
+attempt("web.test:80", ("web.test", 80))
+attempt("web.test:8080", ("203.0.113.5", 8080))
+attempt("loopback:9000", ("127.0.0.1", 9000))
+)";
+    RunResult r = in_fake_internet({"run", "--set", "network.mode=user", "--set",
+                                    R"(network.allow=["web.test:80", "web.test:8080"])", "--set",
+                                    "network.landlock=true", "--set", "landlock.tcp_connect=[443]",
+                                    "--", "python3", "-c", sandbox});
+    if (has(r.err, "has no TCP port rules")) GTEST_SKIP() << "[SKIP:LANDLOCK4] no Landlock ABI 4";
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EXPECT_TRUE(has(r.out, "web.test:80: connected")) << r.out;
+    EXPECT_TRUE(has(r.out, "web.test:8080: connected")) << r.out;  // by address: 8080 listed
+    EXPECT_TRUE(has(r.out, "loopback:9000: errno 13")) << r.out;   // EACCES, the known cost
+    // Without the key the sandbox's own loopback service is reached.
+    RunResult off =
+        in_fake_internet({"run", "--set", "network.mode=user", "--set",
+                          R"(network.allow=["web.test:80"])", "--", "python3", "-c", sandbox});
+    EXPECT_TRUE(has(off.out, "loopback:9000: connected")) << off.out << off.err;
+}
+
 TEST_P(NetworkUser, ForgedLoopbackSourcesOpenNoWayOut) {
     // A reviewer's attack: a socket bound to a remote's IPv6 address (IPV6_FREEBIND) sends to
     // the sandbox's own address over lo; connection tracking would take the listener's answer
@@ -278,7 +368,7 @@ TEST_P(NetworkUser, ForgedLoopbackSourcesOpenNoWayOut) {
         "except OSError as e:\n print('forged: errno', e.errno)\n"
         "try:\n d, a = l.recvfrom(99); l.sendto(b'exfil', a); print('loopback got', a[0])\n"
         "except OSError:\n print('loopback: nothing')\n";
-    std::string as = nobody() ? "setpriv --reuid 65534 --regid 65534 --clear-groups -- " : "";
+    const std::string as = this->as();
     std::string script =
         "nsenter -t $FAKE_INTERNET_FAR -n python3 -c \"import socket\ns=socket.socket("
         "socket.AF_INET6, socket.SOCK_DGRAM)\ns.bind(('2001:db8:ffff::99', 7777)); "
@@ -288,11 +378,7 @@ TEST_P(NetworkUser, ForgedLoopbackSourcesOpenNoWayOut) {
         "\"$1\" run --set network.mode=user --set 'network.allow=[\"web.test:80\"]' -- "
         "python3 -c \"" +
         sandbox + "\"; wait $r";
-    std::vector<std::string> argv{"/bin/sh", "-c", script, "sh", butter_bin()};
-    RunOptions o;
-    o.program = BUTTER_FAKE_INTERNET;
-    o.cwd = dir_.path();
-    RunResult r = run_butter(argv, o);
+    RunResult r = run_script(script);
     EXPECT_TRUE(has(r.out, "forged: errno 1")) << r.out << r.err;
     EXPECT_TRUE(has(r.out, "loopback: nothing")) << r.out;
     EXPECT_TRUE(has(r.out, "remote: nothing")) << r.out;

@@ -90,18 +90,33 @@ std::string errors_of(const profile::Diagnostics& d) {
     return s;
 }
 
+// The plan of the profile `sets` make (as root with `privileged`); `errors` its errors.
+std::optional<SandboxPlan> plan_with(std::vector<std::string> sets, bool privileged,
+                                     std::string& errors) {
+    profile::Loaded l = load(std::move(sets));
+    EXPECT_TRUE(l.ok());
+    PlanOptions o;
+    o.argv = {"true"};
+    o.force_privileged = privileged;
+    o.builtin_programs = seccomp::kBuiltinPrograms;
+    profile::Diagnostics d;
+    auto plan = make_plan(l.profile, o, d);
+    errors = errors_of(d);
+    return plan;
+}
+
+bool lacks_programs(const std::string& errors) {
+    return errors.find("needs pasta") != std::string::npos ||
+           errors.find("needs nft") != std::string::npos;
+}
+
 TEST(NetworkPlan, KeysThatNeedUserModeSaySo) {
-    for (const char* key : {"network.allow=[\"example.org:443\"]", "network.audit=true",
-                            "network.publish=[\"8080:80\"]", "network.host_loopback=true"}) {
-        profile::Loaded l = load({key});
-        ASSERT_TRUE(l.ok()) << key;
-        PlanOptions o;
-        o.argv = {"true"};
-        o.builtin_programs = seccomp::kBuiltinPrograms;
-        profile::Diagnostics d;
-        EXPECT_FALSE(make_plan(l.profile, o, d)) << key;
-        EXPECT_NE(errors_of(d).find("needs network.mode = \"user\""), std::string::npos)
-            << errors_of(d);
+    for (const char* key :
+         {"network.allow=[\"example.org:443\"]", "network.audit=true",
+          "network.publish=[\"8080:80\"]", "network.host_loopback=true", "network.landlock=true"}) {
+        std::string errors;
+        EXPECT_FALSE(plan_with({key}, false, errors)) << key;
+        EXPECT_NE(errors.find("needs network.mode = \"user\""), std::string::npos) << errors;
     }
     // A bad entry is the profile's error, at the entry.
     profile::Loaded bad = load({"network.mode=\"user\"", "network.allow=[\"example.org\"]"});
@@ -116,20 +131,13 @@ TEST(NetworkPlan, KeysThatNeedUserModeSaySo) {
 
 TEST(NetworkPlan, CapabilitiesThatGetPastTheRulesAreRefused) {
     auto errors = [](std::vector<std::string> sets) {
-        profile::Loaded l = load(std::move(sets));
-        EXPECT_TRUE(l.ok());
-        PlanOptions o;
-        o.argv = {"true"};
-        o.force_privileged = true;
-        o.builtin_programs = seccomp::kBuiltinPrograms;
-        profile::Diagnostics d;
-        (void)make_plan(l.profile, o, d);
-        return errors_of(d);
+        std::string e;
+        (void)plan_with(std::move(sets), true, e);
+        return e;
     };
     std::string raw = errors({"network.mode=\"user\"", "network.allow=[\"web.test:80\"]",
                               "capabilities.keep_as_root=[\"CAP_NET_RAW\"]"});
-    if (raw.find("needs pasta") != std::string::npos || raw.find("needs nft") != std::string::npos)
-        GTEST_SKIP() << "[SKIP:PASTA] pasta or nft not installed";
+    if (lacks_programs(raw)) GTEST_SKIP() << "[SKIP:PASTA] pasta or nft not installed";
     EXPECT_NE(raw.find("CAP_NET_RAW would let the command send frames"), std::string::npos) << raw;
     EXPECT_NE(errors({"network.mode=\"user\"", "capabilities.keep=[\"CAP_NET_ADMIN\"]"})
                   .find("CAP_NET_ADMIN would let the command change"),
@@ -139,21 +147,13 @@ TEST(NetworkPlan, CapabilitiesThatGetPastTheRulesAreRefused) {
 }
 
 TEST(NetworkPlan, UserModeRunsPastaAndLoadsTheRules) {
-    profile::Loaded l =
-        load({"network.mode=\"user\"", "network.allow=[\"web.test:80\", \"udp:192.0.2.1:53\"]",
-              "network.publish=[\"8080:80\", \"udp:5353:53\"]"});
-    ASSERT_TRUE(l.ok());
-    PlanOptions o;
-    o.argv = {"true"};
-    o.force_privileged = false;
-    o.builtin_programs = seccomp::kBuiltinPrograms;
-    profile::Diagnostics d;
-    auto plan = make_plan(l.profile, o, d);
-    if (!plan && errors_of(d).find("needs pasta") != std::string::npos)
-        GTEST_SKIP() << "[SKIP:PASTA] pasta (passt) not installed";
-    if (!plan && errors_of(d).find("needs nft") != std::string::npos)
-        GTEST_SKIP() << "[SKIP:NFT] nft (nftables) not installed";
-    ASSERT_TRUE(plan) << errors_of(d);
+    std::string errors;
+    auto plan =
+        plan_with({"network.mode=\"user\"", "network.allow=[\"web.test:80\", \"udp:192.0.2.1:53\"]",
+                   "network.publish=[\"8080:80\", \"udp:5353:53\"]"},
+                  false, errors);
+    if (lacks_programs(errors)) GTEST_SKIP() << "[SKIP:PASTA] pasta or nft not installed";
+    ASSERT_TRUE(plan) << errors;
     const auto& args = plan->net.pasta_args;
     auto has_arg = [&](std::vector<std::string> seq) {
         return std::search(args.begin(), args.end(), seq.begin(), seq.end()) != args.end();
@@ -174,12 +174,36 @@ TEST(NetworkPlan, UserModeRunsPastaAndLoadsTheRules) {
     EXPECT_NE(plan->net.ruleset.find("tcp dport 80 accept"), std::string::npos);
     EXPECT_NE(plan->net.ruleset.find("udp dport 53 accept"), std::string::npos);
     EXPECT_EQ(plan->net.ruleset.find("ff02"), std::string::npos);
-    // Landlock's port rules are the profile's alone (they know no address).
+    // Landlock's port rules only when asked (they know no address).
     EXPECT_TRUE(plan->landlock_ports.empty());
     // The rules' ports, for Landlock too where it has them.
     std::string audit = nft_ruleset(plan->net.allow, true, true);
     EXPECT_NE(audit.find("prefix \"audit\" accept"), std::string::npos);
     EXPECT_EQ(audit.find("reject"), std::string::npos);
+}
+
+TEST(NetworkPlan, LandlockPortsFromTheAllowListWhenAsked) {
+    std::string errors;
+    auto plan = plan_with({"network.mode=\"user\"", "network.landlock=true",
+                           "network.allow=[\"web.test:80\", \"10.0.0.0/8:5432\", "
+                           "\"udp:192.0.2.1:53\", \"other.test:80\"]",
+                           "landlock.tcp_connect=[22]"},
+                          false, errors);
+    if (lacks_programs(errors)) GTEST_SKIP() << "[SKIP:PASTA] pasta or nft not installed";
+    if (errors.find("has no TCP port rules") != std::string::npos) {
+        EXPECT_NE(errors.find("network.landlock: this kernel's Landlock"), std::string::npos);
+        GTEST_SKIP() << "[SKIP:LANDLOCK4] no Landlock ABI 4 here";
+    }
+    ASSERT_TRUE(plan) << errors;
+    std::vector<std::uint16_t> ports;
+    for (const auto& r : plan->landlock_ports)
+        ports.push_back(r.port);
+    // landlock.tcp_connect's, then the list's TCP ports once each (not UDP's).
+    EXPECT_EQ(ports, (std::vector<std::uint16_t>{22, 80, 5432}));
+    EXPECT_NE(plan->landlock_net, 0u);
+    // Without an allow-list there are no ports to allow.
+    EXPECT_FALSE(plan_with({"network.mode=\"user\"", "network.landlock=true"}, false, errors));
+    EXPECT_NE(errors.find("network.landlock needs network.allow"), std::string::npos) << errors;
 }
 
 std::vector<std::uint8_t> query(const std::string& name, std::uint16_t type) {
