@@ -36,11 +36,12 @@ void Planner::namespaces() {
     if (ns.cgroup) n |= Namespace::Cgroup;
     if (ns.time) n |= Namespace::Time;
     if (!ns.net && !host_net)
-        out.push_back(
-            error_at(p.loc_of("network.mode"),
-                     std::string("network.mode \"") +
-                         (p.network.mode == profile::NetworkMode::None ? "none" : "loopback") +
-                         "\" needs namespaces.net = true"));
+        out.push_back(error_at(p.loc_of("network.mode"),
+                               std::string("network.mode \"") +
+                                   (p.network.mode == profile::NetworkMode::None   ? "none"
+                                    : p.network.mode == profile::NetworkMode::User ? "user"
+                                                                                   : "loopback") +
+                                   "\" needs namespaces.net = true"));
     // Below the namespaces tier (tier.cpp): the host's own namespaces, every one.
     const bool host_view = plan.tier < profile::Tier::Namespaces;
     if (host_view) n = Namespaces{};

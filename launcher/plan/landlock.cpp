@@ -39,6 +39,11 @@ void Planner::landlock() {
                 connect.push_back(e->port);
         }
     }
+    // With mode = "user", butter's resolver over TCP (a truncated answer's retry): the rules
+    // still decide by address.
+    if ((from_allow || !connect.empty()) && p.network.mode == profile::NetworkMode::User &&
+        std::find(connect.begin(), connect.end(), 53) == connect.end())
+        connect.push_back(53);
     bool ports = !connect.empty() || !l.tcp_bind.empty();
     if (ports && abi < 4) {
         const char* key = from_allow              ? "network.landlock"

@@ -133,11 +133,7 @@ void Planner::network() {
         out.push_back(error_at(p.loc_of("network.landlock"),
                                "network.landlock needs network.allow (the ports it allows)"));
     if (!user) return;
-    if (!p.namespaces.net) {
-        out.push_back(error_at(p.loc_of("network.mode"),
-                               "network.mode \"user\" needs namespaces.net = true"));
-        return;
-    }
+    if (!p.namespaces.net) return;                      // identity() says so
     if (plan.tier < profile::Tier::Namespaces) return;  // host_view() says why not
     auto& net = plan.net;
     net.on = true;

@@ -313,6 +313,8 @@ void Planner::seccomp() {
         plan.seccomp = std::move(prog->program);
         plan.seccomp_listener = prog->uses_notify;
         plan.seccomp_errno = prog->denied_errno;
+        plan.learn = p.seccomp.learn;
+        plan.learn_traced = prog->traced;
         if (plan.seccomp_listener) {
             if (auto lf = host.logged_filters(plan.seccomp, plan.seccomp_errno)) {
                 plan.seccomp_base = std::move(lf->base);

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -183,6 +184,11 @@ struct SandboxPlan {
     // its notifications as errno, and the one that logs those denials.
     BpfProgram seccomp_base, seccomp_logged;
     int seccomp_errno = EPERM;
+    // `butter learn`'s run (profile Seccomp::learn): the supervisor lets each denied call run
+    // and records it, and records the paths of the traced calls (policy.hpp). Argument rules'
+    // denials never reach it: the kernel answers them.
+    bool learn = false;
+    std::set<std::string> learn_traced;  // the path calls that go to the supervisor
 
     bool stdin_null = false;
     bool new_session = true;

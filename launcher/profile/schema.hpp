@@ -161,6 +161,9 @@ struct Profile {
         std::vector<SeccompRule> rules;
         bool restrict_suid_sgid = true;  // no set-uid/set-gid files (policy.hpp: implicit rules)
         bool restrict_xattrs = true;     // no extended attributes set (ACLs, file capabilities)
+        // Not a key: `butter learn`'s run. Every denial goes to the supervisor (which lets the
+        // call run and records it), and so do the path-taking calls the profile allows.
+        bool learn = false;
     } seccomp;
 
     struct Capabilities {

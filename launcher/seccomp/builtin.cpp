@@ -7,7 +7,8 @@ std::string program_key(const profile::Profile& p) {
     // Only the profile's part: the key is compared with programs compiled into the same binary,
     // by the same compiler from the same syscall groups.
     std::string k = "default " + s.default_action.to_string() + "\nerrno " +
-                    errno_name(s.denied_errno) + "\nreport " + (s.report ? "1" : "0") + "\n";
+                    errno_name(s.denied_errno) + "\nreport " + (s.report ? "1" : "0") + "\n" +
+                    (s.learn ? "learn\n" : "");
     for (const auto& d : s.deny)
         k += "deny " + d + "\n";
     for (const auto& a : s.allow)

@@ -275,6 +275,13 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
         rule(key, {"openat"}, ", match = { arg2 = " + creates + ", arg3 = " + setid + " }");
         rule(key, {"openat2"}, ", action = \"errno:ENOSYS\"");
     }
+    // Landlock's TCP port rules do not cover MPTCP sockets (TCP on the wire): where they are
+    // in force, IPPROTO_MPTCP fails and programs fall back to plain TCP.
+    bool user_net = p.network.mode == profile::NetworkMode::User;
+    if (!p.landlock.tcp_connect.empty() || !p.landlock.tcp_bind.empty() ||
+        (p.network.landlock && user_net))
+        rule(p.network.landlock && user_net ? "network.landlock" : "landlock.tcp_connect",
+             {"socket"}, ", match = { arg2 = [262] }, action = \"errno:EPROTONOSUPPORT\"");
     if (p.seccomp.restrict_xattrs)
         rule("seccomp.restrict_xattrs", {"setxattr", "lsetxattr", "fsetxattr", "setxattrat"},
              ", action = \"errno:EOPNOTSUPP\"");
@@ -357,6 +364,29 @@ std::vector<profile::SeccompRule> all_rules(const profile::Profile& p,
     return rules;
 }
 
+}  // namespace
+
+std::span<const TracedCall> traced_calls() {
+    static constexpr TracedCall kCalls[] = {
+        {"open", 0, -1},          {"openat", 1, 0},         {"openat2", 1, 0},
+        {"creat", 0, -1},         {"execve", 0, -1},        {"execveat", 1, 0},
+        {"mkdir", 0, -1},         {"mkdirat", 1, 0},        {"rmdir", 0, -1},
+        {"unlink", 0, -1},        {"unlinkat", 1, 0},       {"truncate", 0, -1},
+        {"rename", 0, -1, 1, -1}, {"renameat", 1, 0, 3, 2}, {"renameat2", 1, 0, 3, 2},
+        {"link", 0, -1, 1, -1},   {"linkat", 1, 0, 3, 2},   {"symlink", 1, -1},
+        {"symlinkat", 2, 1},      {"mknod", 0, -1},         {"mknodat", 1, 0},
+    };
+    return kCalls;
+}
+
+const TracedCall* traced_call(std::string_view name) {
+    for (const TracedCall& t : traced_calls())
+        if (name == t.name) return &t;
+    return nullptr;
+}
+
+namespace {
+
 // The filter as it is built: its default action, the profile's errno (a notification first
 // with seccomp.report), and every rule added with its source position for errors.
 struct Builder {
@@ -386,7 +416,9 @@ struct Builder {
 
 void Builder::add_rule(const profile::SeccompRule& r, const std::set<std::string>& deny,
                        const std::set<std::string>& allow, std::set<std::string>& ruled) {
-    SeccompAction action = reported(r.action.value_or(profile_errno));
+    // A learning run never lets a rule's denial run: those stay the kernel's answers.
+    SeccompAction action = r.action.value_or(profile_errno);
+    if (!p.seccomp.learn) action = reported(action);
     Alternatives alts;
     if (auto e = expand_rule(r, alts)) {
         out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
@@ -403,8 +435,10 @@ void Builder::add_rule(const profile::SeccompRule& r, const std::set<std::string
         for (const auto& conds : alts)
             add(action, n, conds, r.loc);
         // In an allow list, an allowed syscall that a rule restricts stays allowed where the
-        // rule does not apply: allow on the rule's complement (match <-> unless).
-        if (!deny_list && allow.count(n) && !r.args.empty() &&
+        // rule does not apply: allow on the rule's complement (match <-> unless). A learning
+        // run's traced call goes to the supervisor there (in a deny list too).
+        bool traced = p.seccomp.learn && traced_call(n) && (deny_list || allow.count(n));
+        if ((traced || (!deny_list && allow.count(n))) && !r.args.empty() &&
             action.kind != SeccompAction::Kind::Allow) {
             profile::SeccompRule flipped = r;
             flipped.unless = !r.unless;
@@ -414,7 +448,8 @@ void Builder::add_rule(const profile::SeccompRule& r, const std::set<std::string
                 continue;
             }
             for (const auto& conds : rest)
-                add(SeccompAction::allow(), n, conds, r.loc);
+                add(traced ? SeccompAction::notify() : SeccompAction::allow(), n, conds, r.loc);
+            if (traced) c.traced.insert(n);
         }
     }
 }
@@ -459,12 +494,18 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     const SeccompAction def = s.default_action;
     std::vector<profile::SeccompRule> rules = all_rules(p, deny, out);
     if (errors() != errors_before) return std::nullopt;
-    if (def.kind == SeccompAction::Kind::Allow && deny.empty() && rules.empty()) return c;
+    if (def.kind == SeccompAction::Kind::Allow && deny.empty() && rules.empty() && !s.learn)
+        return c;
 
     // A denied call fails with the profile's errno; with report = true it goes to the
-    // supervisor first, which names it and answers with the same errno.
+    // supervisor first, which names it and answers with the same errno. A learning run's
+    // default denial goes there too, whatever it is.
     SeccompAction profile_errno = SeccompAction::error(c.denied_errno);
-    SeccompAction default_action = s.report && def == profile_errno ? SeccompAction::notify() : def;
+    bool default_denies =
+        def.kind != SeccompAction::Kind::Allow && def.kind != SeccompAction::Kind::Log;
+    SeccompAction default_action = (s.report && def == profile_errno) || (s.learn && default_denies)
+                                       ? SeccompAction::notify()
+                                       : def;
     auto filter = SeccompFilter::create(default_action);
     if (!filter) {
         out.push_back(error_at(p.loc_of("seccomp"), "seccomp: " + filter.error().what()));
@@ -482,6 +523,21 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     for (const auto& r : rules)
         b.add_rule(r, deny, allow, ruled);
     if (errors() != errors_before) return std::nullopt;
+    if (s.learn) {
+        // The path-taking calls the profile allows, unruled, go to the supervisor too (it
+        // records the path and lets the call run); `ruled` keeps add_lists off them.
+        for (const TracedCall& t : traced_calls()) {
+            std::string n = t.name;
+            bool allowed = b.deny_list ? !deny.count(n) || allow.count(n)
+                                       : allow.count(n) > 0 && !deny.count(n);
+            if (!allowed || ruled.count(n) || !resolve_syscall(n)) continue;
+            if (b.filter.add_rule(SeccompAction::notify(), n, {})) {
+                ruled.insert(n);
+                c.traced.insert(n);
+                c.uses_notify = true;
+            }
+        }
+    }
     b.add_lists(allow, deny, ruled);
     if (errors() != errors_before) return std::nullopt;
     (void)b.filter.set_binary_tree(true);

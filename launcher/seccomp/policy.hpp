@@ -5,7 +5,9 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <butter/seccomp.hpp>
@@ -29,6 +31,7 @@ struct Compiled {
     BpfProgram program;
     bool uses_notify = false;  // the child must pass a listener fd to the supervisor
     int denied_errno = EPERM;
+    std::set<std::string> traced;  // Seccomp::learn: the path calls sent to the supervisor
 };
 
 // A rule butter adds to a profile's own, as a rule table in the profile's syntax (what
@@ -42,6 +45,16 @@ struct ImplicitRule {
 // namespaces, and TIOCSTI / TIOCLINUX under process.session = "inherit". Only for syscalls this
 // architecture has, that the profile does not deny outright and has no rule of its own for.
 std::vector<ImplicitRule> implicit_rules(const profile::Profile& p);
+
+// The path-taking syscalls a learning run (Seccomp::learn) traces, and which argument holds
+// the path and which the directory fd it is relative to (-1: the working directory).
+struct TracedCall {
+    const char* name;
+    int path_arg, dirfd_arg;
+    int path2_arg = -1, dirfd2_arg = -1;  // a second path (rename, link)
+};
+std::span<const TracedCall> traced_calls();
+const TracedCall* traced_call(std::string_view name);
 
 // Builds the filter of a profile; every problem is a diagnostic at the key's position.
 std::optional<Compiled> compile(const profile::Profile& p, profile::Diagnostics& out);

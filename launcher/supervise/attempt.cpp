@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include <butter/namespace.hpp>
 #include <butter/process.hpp>
@@ -15,6 +17,7 @@
 
 #include "seccomp/describe.hpp"
 #include "seccomp/kernel_log.hpp"
+#include "seccomp/policy.hpp"
 #include "supervise/descendants.hpp"
 
 namespace butter::launcher {
@@ -178,6 +181,13 @@ Result<void> Attempt::watch_notifications() {
 }
 
 void Attempt::on_notification() {
+    if (plan_.learn) {  // recorded and answered at once: no bound on the rate
+        auto all = notify_->read_events();
+        if (!all) return;
+        for (const SeccompNotification& n : *all)
+            learn(n);
+        return;
+    }
     // Each denial costs the supervisor (outside the sandbox's cgroup) a read and an answer:
     // past kDenialsPerSecond it stops reading for a while, and the sandbox's denied calls
     // wait for their answer meanwhile (nothing runs on either side).
@@ -221,6 +231,104 @@ void Attempt::on_notification() {
         if (first)
             log_.warn("denied: %s = %s", line.c_str(), errno_name(plan_.seccomp_errno).c_str());
     }
+}
+
+namespace {
+
+// The path a traced call names, absolute as the caller sees it: relative ones against its
+// directory fd or working directory (readlink of /proc/PID/fd/N or cwd gives the path in the
+// sandbox's own root). Lexically normalised; nullopt if unreadable.
+std::optional<std::string> traced_path(const SeccompNotification& n, int path_arg, int dirfd_arg) {
+    auto s = read_process_string(n.pid, n.args[static_cast<std::size_t>(path_arg)], 4096);
+    if (!s || s->empty()) return std::nullopt;
+    std::string path = *s;
+    if (path[0] != '/') {
+        int dirfd = dirfd_arg < 0 ? AT_FDCWD
+                                  : static_cast<int>(n.args[static_cast<std::size_t>(dirfd_arg)]);
+        std::string link = "/proc/" + std::to_string(n.pid) +
+                           (dirfd == AT_FDCWD ? "/cwd" : "/fd/" + std::to_string(dirfd));
+        char buf[4096];
+        ssize_t len = ::readlink(link.c_str(), buf, sizeof buf - 1);
+        if (len <= 0 || buf[0] != '/') return std::nullopt;
+        path = std::string(buf, static_cast<std::size_t>(len)) + "/" + path;
+    }
+    std::string norm = std::filesystem::path(path).lexically_normal().string();
+    while (norm.size() > 1 && norm.back() == '/')
+        norm.pop_back();
+    return norm;
+}
+
+}  // namespace
+
+void Attempt::learn(const SeccompNotification& n) {
+    using L = RunOutcome::Learned;
+    std::string name = n.syscall_name();
+    if (learned_.pids.size() < L::kMaxPids)
+        learned_.pids.insert(n.pid);
+    else
+        learned_.partial = true;
+    // A traced call (the filter sends it only where it is allowed), or a denial.
+    const seccomp::TracedCall* t =
+        plan_.learn_traced.count(name) ? seccomp::traced_call(name) : nullptr;
+    if (!t) {
+        // A denial of the lists or the default (argument rules answer in the kernel): recorded
+        // with its first arguments (socket's family, ioctl's request, clone's flags), and run.
+        L::Call& c = learned_.syscalls[name];
+        ++c.count;
+        for (auto [values, v] : {std::pair{&c.arg0, n.args[0]}, std::pair{&c.arg1, n.args[1]}}) {
+            if (values->size() < L::kMaxValues)
+                values->insert(v);
+            else if (!values->count(v))
+                learned_.partial = true;
+        }
+    } else {
+        auto note = [&](int path_arg, int dirfd_arg, unsigned use) {
+            auto p = traced_path(n, path_arg, dirfd_arg);
+            // Only if the caller still waits: else the pid may be another process's.
+            if (auto valid = notify_->id_valid(n.id); !p || !valid || !*valid) return;
+            if (learned_.paths.size() >= L::kMaxPaths && !learned_.paths.count(*p)) {
+                learned_.partial = true;
+                return;
+            }
+            learned_.paths[*p] |= use;
+        };
+        unsigned use = 0;
+        std::string_view nm = name;
+        if (nm == "open" || nm == "openat" || nm == "creat" || nm == "openat2") {
+            std::uint64_t flags = n.args[nm == "open" ? 1 : 2];
+            if (nm == "creat") flags = O_WRONLY | O_CREAT;
+            if (nm == "openat2") {
+                // struct open_how's first field: flags.
+                std::uint64_t how = 0;
+                struct iovec local {
+                    &how, sizeof how
+                }, remote{reinterpret_cast<void*>(n.args[2]), sizeof how};
+                flags = ::process_vm_readv(n.pid, &local, 1, &remote, 1, 0) == sizeof how ? how : 0;
+            }
+            if (flags & O_PATH) {
+                use = 0;
+            } else {
+                use = (flags & O_ACCMODE) == O_RDONLY ? L::Read : L::Write;
+                if ((flags & O_ACCMODE) == O_RDWR) use |= L::Read;
+                if (flags & O_CREAT) use |= L::Create;
+                if (flags & O_DIRECTORY) use = L::List;
+            }
+        } else if (nm == "execve" || nm == "execveat") {
+            use = L::Exec;
+        } else if (nm == "unlink" || nm == "unlinkat" || nm == "rmdir") {
+            use = L::Remove;
+        } else if (nm == "truncate") {
+            use = L::Write;
+        } else if (nm.starts_with("rename")) {
+            use = L::Remove;
+        } else {  // mkdir, symlink, link, mknod
+            use = L::Create;
+        }
+        if (use) note(t->path_arg, t->dirfd_arg, use);
+        // rename's and link's second path is made.
+        if (t->path2_arg >= 0) note(t->path2_arg, t->dirfd2_arg, L::Create);
+    }
+    (void)notify_->respond_continue(n.id);
 }
 
 void Attempt::on_kernel_log_mode(int why) {

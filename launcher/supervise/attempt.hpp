@@ -41,13 +41,14 @@ Result<Fd> open_kernel_log(const SandboxPlan& plan);
 class Attempt {
   public:
     Attempt(const SandboxPlan& plan, Sandbox& sb, EventLoop& loop, Log& log,
-            std::map<std::string, unsigned>& denied, Events& events, std::int64_t spawned_ns,
-            Result<Fd> kmsg)
+            std::map<std::string, unsigned>& denied, RunOutcome::Learned& learned, Events& events,
+            std::int64_t spawned_ns, Result<Fd> kmsg)
         : plan_(plan),
           sb_(sb),
           loop_(loop),
           log_(log),
           denied_(denied),
+          learned_(learned),
           events_(events),
           last_mark_ns_(spawned_ns),
           kmsg_(std::move(kmsg)),
@@ -82,6 +83,8 @@ class Attempt {
     Result<void> on_failure_pipe();
     Result<void> on_control();
     void on_notification();
+    // A learning run's notification: recorded, and let run (but an argument rule's).
+    void learn(const SeccompNotification& n);
     void on_kernel_log_mode(int why);
     void on_kernel_log();
 
@@ -90,6 +93,7 @@ class Attempt {
     EventLoop& loop_;
     Log& log_;
     std::map<std::string, unsigned>& denied_;
+    RunOutcome::Learned& learned_;
     Events& events_;
     std::int64_t last_mark_ns_;
     std::vector<std::pair<std::string, std::chrono::nanoseconds>> steps_;

@@ -54,18 +54,56 @@ std::optional<Question> parse_question(std::span<const std::uint8_t> m, bool res
     }
     if (at + 4 > m.size()) return std::nullopt;
     q.type = u16(m, at);
+    q.qclass = u16(m, at + 2);
     q.end = at + 4;
     return q;
 }
 
-std::vector<std::uint8_t> nxdomain(std::span<const std::uint8_t> query, const Question& q) {
+bool common_type(std::uint16_t type) {
+    switch (type) {
+        case 1:
+        case 2:
+        case 5:
+        case 6:
+        case 12:
+        case 15:
+        case 16:
+        case 28:
+        case 33:
+        case 64:
+        case 65:
+            return true;
+        default:
+            return false;
+    }
+}
+
+std::vector<std::uint8_t> nxdomain(std::span<const std::uint8_t> query, const Question& q,
+                                   int rcode) {
     std::vector<std::uint8_t> r(query.begin(), query.begin() + static_cast<long>(q.end));
     std::uint16_t flags = u16(query, 2);
-    flags = static_cast<std::uint16_t>((flags & 0x0100) | 0x8000 | 0x0080 | 3);  // RD kept
+    flags = static_cast<std::uint16_t>((flags & 0x0100) | 0x8000 | 0x0080 | (rcode & 0xf));
     r[2] = static_cast<std::uint8_t>(flags >> 8);
     r[3] = static_cast<std::uint8_t>(flags);
     std::memset(r.data() + 6, 0, 6);  // no answer, authority or additional records
     return r;
+}
+
+std::vector<std::uint8_t> question_only(std::span<const std::uint8_t> msg, const Question& q,
+                                        std::uint16_t id) {
+    // The question alone, under a header of butter's: nothing else the sandbox wrote reaches
+    // the host's resolver.
+    std::vector<std::uint8_t> query(msg.begin(), msg.begin() + static_cast<long>(q.end));
+    query[0] = static_cast<std::uint8_t>(id >> 8);
+    query[1] = static_cast<std::uint8_t>(id);
+    query[2] = 0x01;  // a standard query, recursion desired
+    query[3] = 0x00;
+    std::memset(query.data() + 6, 0, 6);  // no answer, authority or additional records
+    // The name in lower case (its letters' case would carry bits of the sandbox's choosing).
+    // Length bytes are below 64, never a letter.
+    for (std::size_t i = 12; i + 4 < q.end; ++i)
+        if (query[i] >= 'A' && query[i] <= 'Z') query[i] = static_cast<std::uint8_t>(query[i] + 32);
+    return query;
 }
 
 std::vector<Address> answer_addresses(std::span<const std::uint8_t> m, const Question& q) {

@@ -17,6 +17,7 @@ struct Question {
     std::uint16_t id = 0;
     std::string name;  // lower case, no final dot
     std::uint16_t type = 0;
+    std::uint16_t qclass = 0;
     std::size_t end = 0;  // the offset just past the (first) question
 };
 
@@ -24,9 +25,21 @@ struct Question {
 // malformed.
 std::optional<Question> parse_question(std::span<const std::uint8_t> msg, bool response);
 
-// The answer to `query` (parsed as `q`) that says the name does not exist: its header and
-// question, QR and RA set, RCODE 3, no records.
-std::vector<std::uint8_t> nxdomain(std::span<const std::uint8_t> query, const Question& q);
+// The answer to `query` (parsed as `q`) with no records and `rcode`: its header and question,
+// QR and RA set. RCODE 3 (NXDOMAIN) says the name does not exist, 4 (NOTIMP) that butter does
+// not forward such a question.
+std::vector<std::uint8_t> nxdomain(std::span<const std::uint8_t> query, const Question& q,
+                                   int rcode = 3);
+
+// The question types a resolver asks for a name's addresses and services (A, NS, CNAME, SOA,
+// PTR, MX, TXT, AAAA, SRV, SVCB, HTTPS): with an allow-list, the only ones forwarded, so that
+// the type chosen carries little of a sandbox's data to an allowed name's servers.
+bool common_type(std::uint16_t type);
+
+// What goes on to the host's resolver for `msg` (parsed as `q`): the question alone, its name
+// in lower case, under butter's header (id `id`, a standard query, recursion desired).
+std::vector<std::uint8_t> question_only(std::span<const std::uint8_t> msg, const Question& q,
+                                        std::uint16_t id);
 
 struct Address {
     int family = 0;  // AF_INET or AF_INET6

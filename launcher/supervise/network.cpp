@@ -666,21 +666,12 @@ std::optional<dns::Question> UserNetwork::admit(std::span<const std::uint8_t> ms
     if (!p.allowed && !net.audit) {
         record({"dns", q->name, "", 0, "", "refused", 1});
         nx = dns::nxdomain(msg, *q);
+    } else if (net.filter && !net.audit && (q->qclass != 1 || !dns::common_type(q->type))) {
+        // An allowed name, asked in a class or type that no address lookup uses: not
+        // forwarded (NOTIMP), so that these 32 bits carry nothing to its servers.
+        nx = dns::nxdomain(msg, *q, 4);
     }
     return q;
-}
-
-std::vector<std::uint8_t> UserNetwork::upstream_query(std::span<const std::uint8_t> msg,
-                                                      const dns::Question& q, std::uint16_t id) {
-    // The question alone, under a header of butter's: nothing else the sandbox wrote reaches
-    // the host's resolver.
-    std::vector<std::uint8_t> query(msg.begin(), msg.begin() + static_cast<long>(q.end));
-    query[0] = static_cast<std::uint8_t>(id >> 8);
-    query[1] = static_cast<std::uint8_t>(id);
-    query[2] = 0x01;  // a standard query, recursion desired
-    query[3] = 0x00;
-    std::memset(query.data() + 6, 0, 6);  // no answer, authority or additional records
-    return query;
 }
 
 void UserNetwork::on_query() {
@@ -710,7 +701,7 @@ void UserNetwork::on_query() {
         do {
             if (::getrandom(&id, sizeof id, 0) != sizeof id) id = ++next_id_;
         } while (pending_.count(id));
-        auto query = upstream_query(msg, *q, id);
+        auto query = dns::question_only(msg, *q, id);
         pending_[id] = p;
         if (::send(upstream_.get(), query.data(), query.size(), 0) < 0) pending_.erase(id);
     }
@@ -879,7 +870,7 @@ void UserNetwork::on_tcp_client(TcpQuery* c, IoEvents ev) {
             errno != EINPROGRESS)
             return close_tcp(c);
         if (::getrandom(&c->id, sizeof c->id, 0) != sizeof c->id) c->id = ++next_id_;
-        c->up_out = framed(upstream_query(*msg, *q, c->id));
+        c->up_out = framed(dns::question_only(*msg, *q, c->id));
         c->up_out_at = 0;
         c->up_in.clear();
         auto reg =

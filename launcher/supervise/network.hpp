@@ -74,9 +74,6 @@ class UserNetwork {
     // `p` filled for the way on, or `nx` the NXDOMAIN answer to send back (recorded refused).
     std::optional<dns::Question> admit(std::span<const std::uint8_t> msg, Pending& p,
                                        std::vector<std::uint8_t>& nx);
-    // The question alone under butter's header and `id`, for the host's resolver.
-    static std::vector<std::uint8_t> upstream_query(std::span<const std::uint8_t> msg,
-                                                    const dns::Question& q, std::uint16_t id);
     // The host resolver's answer for `p`: recorded, its addresses opened; false if it must not
     // go back (an address the rules could not take).
     bool take_answer(std::span<const std::uint8_t> msg, const dns::Question& q, const Pending& p);

@@ -375,7 +375,8 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
     BUTTER_CO_TRY(err->start(loop));
     if (options.on_started) options.on_started();
     on_started(sb);
-    Attempt attempt(*plan, sb, loop, log, result.denied, events, spawned_ns, std::move(kmsg));
+    Attempt attempt(*plan, sb, loop, log, result.denied, result.learned, events, spawned_ns,
+                    std::move(kmsg));
     if (pty) attempt.on_terminal([this](Fd master) { return pty->adopt(std::move(master)); });
     if (options.on_changes) attempt.on_changes(options.on_changes);
     BUTTER_CO_TRY(attempt.start());
@@ -445,6 +446,7 @@ Task<Result<RunOutcome>> Supervisor::run() {
         BUTTER_CO_ASSIGN_OR_RETURN(RunOutcome o, co_await s.run_once());
         o.limits_held = s.fallbacks.held;
         o.denied = std::move(s.result.denied);
+        o.learned = std::move(s.result.learned);
         o.denials_throttled += s.result.denials_throttled;
         o.restarts = s.result.restarts;
         // What earlier lives asked and reached stays in the report.

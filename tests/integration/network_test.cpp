@@ -338,16 +338,30 @@ def attempt(label, address):
 attempt("web.test:80", ("web.test", 80))
 attempt("web.test:8080", ("203.0.113.5", 8080))
 attempt("loopback:9000", ("127.0.0.1", 9000))
+# MPTCP is TCP on the wire, but not to Landlock's port rules: refused outright.
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262).connect(("127.0.0.1", 9000))
+    print("mptcp: connected", flush=True)
+except OSError as e:
+    print("mptcp: errno " + str(e.errno), flush=True)
+# butter's resolver over TCP (many.test's UDP answer is truncated).
+try:
+    print("many.test: %d" % len(socket.getaddrinfo("many.test", 80, socket.AF_INET, socket.SOCK_STREAM)), flush=True)
+except OSError as e:
+    print("many.test: errno " + str(e.errno), flush=True)
 )";
-    RunResult r = in_fake_internet({"run", "--set", "network.mode=user", "--set",
-                                    R"(network.allow=["web.test:80", "web.test:8080"])", "--set",
-                                    "network.landlock=true", "--set", "landlock.tcp_connect=[443]",
-                                    "--", "python3", "-c", sandbox});
+    RunResult r =
+        in_fake_internet({"run", "--set", "network.mode=user", "--set",
+                          R"(network.allow=["web.test:80", "web.test:8080", "many.test:80"])",
+                          "--set", "network.landlock=true", "--set", "landlock.tcp_connect=[443]",
+                          "--", "python3", "-c", sandbox});
     if (has(r.err, "has no TCP port rules")) GTEST_SKIP() << "[SKIP:LANDLOCK4] no Landlock ABI 4";
     ASSERT_EQ(r.code, 0) << r.err << r.out;
     EXPECT_TRUE(has(r.out, "web.test:80: connected")) << r.out;
     EXPECT_TRUE(has(r.out, "web.test:8080: connected")) << r.out;  // by address: 8080 listed
     EXPECT_TRUE(has(r.out, "loopback:9000: errno 13")) << r.out;   // EACCES, the known cost
+    EXPECT_TRUE(has(r.out, "mptcp: errno 93")) << r.out;           // EPROTONOSUPPORT
+    EXPECT_TRUE(has(r.out, "many.test: 40")) << r.out;
     // Without the key the sandbox's own loopback service is reached.
     RunResult off =
         in_fake_internet({"run", "--set", "network.mode=user", "--set",

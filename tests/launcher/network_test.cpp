@@ -118,6 +118,12 @@ TEST(NetworkPlan, KeysThatNeedUserModeSaySo) {
         EXPECT_FALSE(plan_with({key}, false, errors)) << key;
         EXPECT_NE(errors.find("needs network.mode = \"user\""), std::string::npos) << errors;
     }
+    // Without its own network namespace: one error, naming the mode.
+    std::string errors;
+    EXPECT_FALSE(plan_with({"network.mode=\"user\"", "namespaces.net=false"}, false, errors));
+    EXPECT_EQ(errors,
+              "--set network.mode=\"user\": network.mode \"user\" needs namespaces.net = true\n")
+        << errors;
     // A bad entry is the profile's error, at the entry.
     profile::Loaded bad = load({"network.mode=\"user\"", "network.allow=[\"example.org\"]"});
     EXPECT_FALSE(bad.ok());
@@ -184,11 +190,11 @@ TEST(NetworkPlan, UserModeRunsPastaAndLoadsTheRules) {
 
 TEST(NetworkPlan, LandlockPortsFromTheAllowListWhenAsked) {
     std::string errors;
-    auto plan = plan_with({"network.mode=\"user\"", "network.landlock=true",
-                           "network.allow=[\"web.test:80\", \"10.0.0.0/8:5432\", "
-                           "\"udp:192.0.2.1:53\", \"other.test:80\"]",
-                           "landlock.tcp_connect=[22]"},
-                          false, errors);
+    const std::vector<std::string> sets{"network.mode=\"user\"", "network.landlock=true",
+                                        "network.allow=[\"web.test:80\", \"10.0.0.0/8:5432\", "
+                                        "\"udp:192.0.2.1:53\", \"other.test:80\"]",
+                                        "landlock.tcp_connect=[22]"};
+    auto plan = plan_with(sets, false, errors);
     if (lacks_programs(errors)) GTEST_SKIP() << "[SKIP:PASTA] pasta or nft not installed";
     if (errors.find("has no TCP port rules") != std::string::npos) {
         EXPECT_NE(errors.find("network.landlock: this kernel's Landlock"), std::string::npos);
@@ -198,8 +204,11 @@ TEST(NetworkPlan, LandlockPortsFromTheAllowListWhenAsked) {
     std::vector<std::uint16_t> ports;
     for (const auto& r : plan->landlock_ports)
         ports.push_back(r.port);
-    // landlock.tcp_connect's, then the list's TCP ports once each (not UDP's).
-    EXPECT_EQ(ports, (std::vector<std::uint16_t>{22, 80, 5432}));
+    // landlock.tcp_connect's, then the list's TCP ports once each (not UDP's), then butter's
+    // resolver's (DNS over TCP).
+    EXPECT_EQ(ports, (std::vector<std::uint16_t>{22, 80, 5432, 53}));
+    // MPTCP sockets, which Landlock's TCP rules do not cover, are refused.
+    EXPECT_NE(seccomp::program_key(load(sets).profile).find("arg2 = [262]"), std::string::npos);
     EXPECT_NE(plan->landlock_net, 0u);
     // Without an allow-list there are no ports to allow.
     EXPECT_FALSE(plan_with({"network.mode=\"user\"", "network.landlock=true"}, false, errors));
@@ -245,6 +254,31 @@ TEST(Dns, QueriesAndNxdomain) {
     auto nul = query("ab.c", 1);
     nul[13] = 0;
     EXPECT_FALSE(dns::parse_question(nul, false));
+}
+
+TEST(Dns, OnlyTheQuestionGoesOnInLowerCase) {
+    // A query with the sandbox's own bits everywhere it could put them: flags, counts, a
+    // record after the question, the name's letter case.
+    auto m = query("WeB.TeSt", 28);
+    m[2] = 0x07;  // AA, TC, RD (QR and the opcode as a query has them)
+    m[3] = 0xff;
+    m[11] = 1;  // one additional record
+    m.insert(m.end(), {0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0});
+    auto q = dns::parse_question(m, false);
+    ASSERT_TRUE(q);
+    EXPECT_EQ(q->qclass, 1);
+    auto up = dns::question_only(m, *q, 0xbeef);
+    auto want = query("web.test", 28);
+    want[0] = 0xbe;
+    want[1] = 0xef;
+    want[2] = 0x01;
+    want[3] = 0x00;
+    EXPECT_EQ(up, want);
+    // Types no address lookup asks, and other classes, are not forwarded with a list.
+    EXPECT_TRUE(dns::common_type(1) && dns::common_type(28) && dns::common_type(65));
+    EXPECT_FALSE(dns::common_type(255) || dns::common_type(10) || dns::common_type(0x1234));
+    auto notimp = dns::nxdomain(m, *q, 4);
+    EXPECT_EQ(notimp[3] & 0xf, 4);
 }
 
 TEST(Dns, AnswerAddresses) {

@@ -54,6 +54,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -168,6 +169,22 @@ struct SandboxOutcome {
     };
     std::vector<NetworkUse> network;
     std::size_t network_dropped = 0;  // past the record's bound: counted, not listed
+    // `butter learn`'s run: what the command did that its profile would not have given (each
+    // denied call, let run, with the first arguments seen) and every path its traced calls
+    // named (as the sandbox saw it).
+    struct Learned {
+        struct Call {
+            unsigned count = 0;
+            std::set<std::uint64_t> arg0, arg1;  // the values seen, up to kMaxValues each
+        };
+        std::map<std::string, Call> syscalls;
+        enum Use : unsigned { Read = 1, Write = 2, Exec = 4, Create = 8, Remove = 16, List = 32 };
+        std::map<std::string, unsigned> paths;  // path -> Use bits
+        std::set<int> pids;                     // the processes seen (up to kMaxPids)
+        bool partial = false;                   // something came past a bound
+        static constexpr std::size_t kMaxPaths = 65536, kMaxValues = 64, kMaxPids = 65536;
+    };
+    Learned learned;
     std::optional<std::uint64_t> stdout_bytes, stderr_bytes;  // tee mode: what the command wrote
     std::string output_error;
     std::string report;  // the JSON report (the library's runs; written to report.path too)
