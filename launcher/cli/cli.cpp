@@ -29,6 +29,10 @@ std::string usage() {
   butter run [-p PROFILE] [--set KEY=VALUE]... [--bind SRC[:DST]]... [--ro-bind SRC[:DST]]...
              [--timeout DURATION|SECONDS] [--report FILE|-] [--events FD] [--quiet|--verbose]
              [--changes FILE|-] [--] COMMAND [ARG...]
+  butter learn [-p BASE] [--set KEY=VALUE]... [-o FILE] [--merge FILE] [--diff] [--offline]
+             [--timeout DURATION] [--quiet|--verbose] [--] COMMAND [ARG...]
+                               run COMMAND once and write the profile that extends BASE by
+                               exactly what it used (stdout without -o)
   butter apply [--dry-run] FILE [DIR]   apply a --changes tar to DIR (default: .)
   butter diff FILE [DIR]       a unified diff of a --changes tar's text files against DIR
   butter check PROFILE...      validate profiles; print every error as FILE:LINE:COL: message
@@ -66,19 +70,19 @@ namespace {
 // The command word (argv[1]); for --version and --help the whole parse.
 Result<Cli::Command> command_of(const std::string& cmd) {
     static constexpr std::pair<std::string_view, Cli::Command> kCommands[] = {
-        {"run", Cli::Command::Run},           {"check", Cli::Command::Check},
-        {"show", Cli::Command::Show},         {"profiles", Cli::Command::Profiles},
-        {"syscalls", Cli::Command::Syscalls}, {"doctor", Cli::Command::Doctor},
-        {"apply", Cli::Command::Apply},       {"diff", Cli::Command::Diff},
-        {"--version", Cli::Command::Version}, {"-V", Cli::Command::Version},
-        {"--help", Cli::Command::Help},       {"-h", Cli::Command::Help},
-        {"help", Cli::Command::Help}};
+        {"run", Cli::Command::Run},           {"learn", Cli::Command::Learn},
+        {"check", Cli::Command::Check},       {"show", Cli::Command::Show},
+        {"profiles", Cli::Command::Profiles}, {"syscalls", Cli::Command::Syscalls},
+        {"doctor", Cli::Command::Doctor},     {"apply", Cli::Command::Apply},
+        {"diff", Cli::Command::Diff},         {"--version", Cli::Command::Version},
+        {"-V", Cli::Command::Version},        {"--help", Cli::Command::Help},
+        {"-h", Cli::Command::Help},           {"help", Cli::Command::Help}};
     for (const auto& [name, c] : kCommands)
         if (cmd == name) return c;
     if (cmd.starts_with("-"))
         return fail(bad("unknown option '" + cmd + "' (try 'butter --help')"));
     return fail(bad("unknown command '" + cmd +
-                    "' (run, check, show, profiles, syscalls, doctor, apply, diff)"));
+                    "' (run, learn, check, show, profiles, syscalls, doctor, apply, diff)"));
 }
 
 // One flag as written: --flag=value or --flag value.
@@ -153,7 +157,9 @@ Result<void> run_flag(Cli& cli, Flag& f) {
 
 // One flag of `cli.command`; a flag of another command is an error naming both.
 Result<void> apply_flag(Cli& cli, Flag& f, const std::string& where) {
-    bool takes_profile = cli.command == Cli::Command::Run || cli.command == Cli::Command::Show;
+    bool learn = cli.command == Cli::Command::Learn;
+    bool takes_profile =
+        cli.command == Cli::Command::Run || cli.command == Cli::Command::Show || learn;
     bool run = cli.command == Cli::Command::Run;
     auto only = [&](bool allowed) -> Result<void> {
         if (!allowed) return fail(bad("option '" + f.name + "' does not apply to " + where));
@@ -176,12 +182,24 @@ Result<void> apply_flag(Cli& cli, Flag& f, const std::string& where) {
         if (v.find('=') == std::string::npos || v[0] == '=')
             return fail(bad("option '--set' expects KEY=VALUE, got '" + v + "'"));
         cli.sets.push_back(v);
+    } else if (f.name == "--quiet" || f.name == "-q" || f.name == "--verbose" || f.name == "-v" ||
+               f.name == "--timeout") {
+        BUTTER_TRY(only(run || learn));
+        return run_flag(cli, f);
     } else if (f.name == "--bind" || f.name == "--ro-bind" || f.name == "--report" ||
-               f.name == "--events" || f.name == "--quiet" || f.name == "-q" ||
-               f.name == "--verbose" || f.name == "-v" || f.name == "--timeout" ||
-               f.name == "--changes") {
+               f.name == "--events" || f.name == "--changes") {
         BUTTER_TRY(only(run));
         return run_flag(cli, f);
+    } else if (f.name == "-o" || f.name == "--output" || f.name == "--merge") {
+        BUTTER_TRY(only(learn));
+        BUTTER_ASSIGN_OR_RETURN(std::string v, f.take_value());
+        if (v.empty() || v.starts_with("-"))
+            return fail(bad("option '" + f.name + "' expects a file, got '" + v + "'"));
+        (f.name == "--merge" ? cli.merge : cli.output) = v;
+    } else if (f.name == "--diff" || f.name == "--offline") {
+        BUTTER_TRY(only(learn));
+        if (f.inline_value) return fail(bad("option '" + f.name + "' takes no value"));
+        (f.name == "--diff" ? cli.diff : cli.offline) = true;
     } else if (f.name == "--dry-run" || f.name == "-n") {
         BUTTER_TRY(only(cli.command == Cli::Command::Apply));
         if (f.inline_value) return fail(bad("option '" + f.name + "' takes no value"));
@@ -202,7 +220,7 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
     BUTTER_ASSIGN_OR_RETURN(cli.command, command_of(cmd));
     if (cli.command == Cli::Command::Version || cli.command == Cli::Command::Help) return cli;
     const std::string where = "'butter " + cmd + "'";
-    bool run = cli.command == Cli::Command::Run;
+    bool run = cli.command == Cli::Command::Run || cli.command == Cli::Command::Learn;
     for (std::size_t i = 2; i < argv.size(); ++i) {
         const std::string& a = argv[i];
         if (a == "--") {
@@ -229,7 +247,9 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
         BUTTER_TRY(apply_flag(cli, f, where));
     }
     if (run && cli.args.empty())
-        return fail(bad("'butter run' needs a command (butter run -- COMMAND)"));
+        return fail(bad("'butter " + cmd + "' needs a command (butter " + cmd + " -- COMMAND)"));
+    if (cli.diff && !cli.output && !cli.merge)
+        return fail(bad("option '--diff' compares with a profile: give -o FILE or --merge FILE"));
     if (cli.command == Cli::Command::Check && cli.args.empty())
         return fail(bad("'butter check' needs at least one profile"));
     if ((cli.command == Cli::Command::Apply || cli.command == Cli::Command::Diff) &&

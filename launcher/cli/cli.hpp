@@ -12,7 +12,19 @@
 namespace butter::launcher {
 
 struct Cli {
-    enum class Command { Run, Check, Show, Profiles, Syscalls, Doctor, Apply, Diff, Version, Help };
+    enum class Command {
+        Run,
+        Learn,
+        Check,
+        Show,
+        Profiles,
+        Syscalls,
+        Doctor,
+        Apply,
+        Diff,
+        Version,
+        Help
+    };
     Command command = Command::Help;
     std::optional<std::string> profile;  // -p/--profile
     std::vector<std::string> sets;       // --set KEY=VALUE
@@ -21,10 +33,14 @@ struct Cli {
     std::optional<std::string> report;   // --report FILE|-
     std::optional<std::string> changes;  // run --changes FILE|-
     bool dry_run = false;                // apply --dry-run
+    std::optional<std::string> output;   // learn -o/--output FILE
+    std::optional<std::string> merge;    // learn --merge FILE
+    bool diff = false;                   // learn --diff
+    bool offline = false;                // learn --offline
     int verbosity = 1;                   // --quiet 0, --verbose 2
     int events_fd = -1;                  // --events FD
     std::string keys_format;             // show --keys[=text|roff|markdown]
-    // run: the command; check: profiles; syscalls: groups; apply, diff: FILE [DIR]
+    // run, learn: the command; check: profiles; syscalls: groups; apply, diff: FILE [DIR]
     std::vector<std::string> args;
 };
 

@@ -23,8 +23,11 @@
 #include "cli/doctor.hpp"
 #include "cli/systemd_scope.hpp"
 #include "cli/tuning.hpp"
+#include "learn/learn.hpp"
+#include "plan/host_path.hpp"
 #include "plan/plan.hpp"
 #include "profile/loader.hpp"
+#include "profile/toml_reader.hpp"
 #include "seccomp/builtin.hpp"
 #include "seccomp/policy.hpp"
 #include "spawn/spawn.hpp"
@@ -308,6 +311,9 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     if (!plan->report_path.empty())
         written = write_report(report_file, report_json(*plan, *outcome));
     if (!outcome->message.empty()) say("butter: " + outcome->message);
+    if (cli.verbosity > 0)
+        for (const std::string& h : learn::hints(*plan, *outcome))
+            say("butter: hint: " + h);
     if (outcome->kind == RunOutcome::Kind::TimedOut && cli.verbosity > 0)
         say("butter: time limit reached, command stopped");
     if (!written) {
@@ -318,6 +324,177 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
         return kFailed;
     }
     return outcome->exit_status();
+}
+
+// `butter learn`: BASE, the profile to merge and the one to compare with are read before the
+// command runs (nothing the learning run could write is read back); the learning run; the
+// profile written (stdout, which the command's own output then does not share: it goes to
+// stderr).
+int cmd_learn(const Cli& cli, int listen_fds) {
+    profile::LoadOptions lo;
+    lo.overrides = cli.sets;
+    profile::Loaded base = profile::load(cli.profile, lo);
+    print_diagnostics(base.diagnostics);
+    if (!base.ok()) return kFailed;
+    std::string extends = cli.profile.value_or("default");
+    if (extends.find('/') != std::string::npos || extends.ends_with(".toml")) {
+        char real[PATH_MAX];
+        if (::realpath(extends.c_str(), real)) extends = real;
+    }
+    PlanOptions po;
+    po.argv = cli.args;
+    po.timeout = cli.timeout;
+    po.builtin_programs = seccomp::kBuiltinPrograms;
+    po.listen_fds = listen_fds;
+    profile::Diagnostics d;
+    auto base_plan = make_plan(base.profile, po, d);
+    print_diagnostics(d);
+    if (!base_plan) return kFailed;
+    std::optional<profile::Value> merge;
+    if (cli.merge) {
+        // Its entries become the new profile's: trusted as a profile is.
+        if (std::string why = profile::distrust(*cli.merge); !why.empty()) {
+            std::fprintf(stderr, "butter: --merge: %s\n", why.c_str());
+            return kFailed;
+        }
+        profile::Diagnostics md;
+        merge = profile::read_toml_file(*cli.merge, md);
+        print_diagnostics(md);
+        if (!merge) return kFailed;
+    }
+    std::optional<std::string> previous;  // --diff: the text compared with
+    if (cli.diff) {
+        // A profile's file, as `--merge` reads it (a regular file, bounded), or none yet.
+        const std::string& path = cli.output ? *cli.output : *cli.merge;
+        previous = "";
+        if (::access(path.c_str(), F_OK) == 0) {
+            profile::Diagnostics pd;
+            if (!profile::read_toml_file(path, pd)) {
+                print_diagnostics(pd);
+                return kFailed;
+            }
+            auto text = read_file(path.c_str());
+            if (!text) {
+                std::fprintf(stderr, "butter: --diff: %s\n", text.error().what().c_str());
+                return kFailed;
+            }
+            previous = *text;
+        }
+    }
+    std::optional<HostFile> out;
+    if (cli.output && !cli.diff) {
+        std::string path = *cli.output;
+        if (path[0] != '/') {
+            char cwd[PATH_MAX];
+            if (::getcwd(cwd, sizeof cwd)) path = std::string(cwd) + "/" + path;
+        }
+        auto f = HostFile::at(path);
+        if (f) {
+            if (auto ok = f->check_replaceable(); !ok) f = fail(std::move(ok).error());
+        }
+        if (!f) {
+            std::fprintf(stderr, "butter: -o: %s\n", f.error().what().c_str());
+            return kFailed;
+        }
+        out = std::move(*f);
+    }
+    // The learning run; without the network when the host cannot give it (no pasta or nft, or
+    // pasta refused), said in the profile.
+    std::string network_note = cli.offline ? "--offline" : "";
+    std::optional<SandboxPlan> plan;
+    for (bool network : {!cli.offline, false}) {
+        profile::Profile learning = learn::learning_profile(base.profile, *base_plan, network);
+        profile::Diagnostics ld;
+        plan = make_plan(learning, po, ld);
+        if (plan || !network) {
+            std::erase_if(ld, [](const profile::Diagnostic& x) { return !x.is_error(); });
+            print_diagnostics(ld);
+            break;
+        }
+        for (const auto& x : ld)
+            if (x.is_error()) network_note = x.message;
+    }
+    if (!plan) return kFailed;
+    auto blocked = SignalMaskGuard::block(supervised_signals(*plan));
+    if (!blocked) {
+        std::fprintf(stderr, "butter: %s\n", blocked.error().what().c_str());
+        return kFailed;
+    }
+    struct sigaction ignore {
+    }, caller{};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &caller);
+    set_sigpipe_ignored(true);
+    Fd profile_out;  // stdout, for the profile; the command's stdout is stderr meanwhile
+    if (!out && !cli.diff) {
+        int fd = ::fcntl(1, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0 || ::dup2(2, 1) < 0) {
+            std::fprintf(stderr, "butter: dup2: %s\n", std::strerror(errno));
+            return kFailed;
+        }
+        profile_out = Fd(fd);
+    }
+    auto run = [&](const SandboxPlan& p) {
+        SupervisorOptions so;
+        so.sigpipe_default = caller.sa_handler == SIG_DFL;
+        so.verbosity = cli.verbosity;
+        so.cgroup_move_self = true;
+        return run_cli_sandbox(p, blocked->previous(), std::move(so));
+    };
+    auto outcome = run(*plan);
+    std::string failed = !outcome                                         ? outcome.error().what()
+                         : outcome->kind == RunOutcome::Kind::SetupFailed ? outcome->message
+                                                                          : "";
+    if (plan->net.on && failed.find("pasta") != std::string::npos) {
+        network_note = failed;
+        profile::Diagnostics ld;
+        plan = make_plan(learn::learning_profile(base.profile, *base_plan, false), po, ld);
+        if (!plan) return kFailed;
+        outcome = run(*plan);
+    }
+    if (profile_out.valid()) (void)::dup2(profile_out.get(), 1);
+    if (!outcome || outcome->kind == RunOutcome::Kind::SetupFailed) {
+        say("butter: " + (outcome ? outcome->message : outcome.error().what()));
+        return kFailed;
+    }
+    learn::Input in;
+    in.extends = extends;
+    in.tree = &base.tree;
+    in.base = &base.profile;
+    in.base_plan = &*base_plan;
+    in.outcome = &*outcome;
+    in.command = cli.args;
+    in.sets = cli.sets;
+    in.network_note = network_note;
+    if (merge) {
+        in.merge = &*merge;
+        in.merge_name = *cli.merge;
+    }
+    std::string text = learn::propose(in);
+    int status = outcome->exit_status();
+    if (status != 0 && cli.verbosity > 0)
+        say("butter: learn: the command exited with status " + std::to_string(status) +
+            ": the profile has what it used until then");
+    if (cli.diff) {
+        auto diff = changes::unified_diff(*previous, text, cli.output ? *cli.output : *cli.merge,
+                                          "learned");
+        if (!diff) {
+            say("butter: --diff: too large to compare");
+            return kFailed;
+        }
+        std::fputs(diff->c_str(), stdout);
+        return diff->empty() ? 0 : 1;
+    }
+    if (out) {
+        if (auto w = out->replace(text); !w) {
+            say("butter: -o: " + w.error().what());
+            return kFailed;
+        }
+    } else {
+        std::fputs(text.c_str(), stdout);
+        std::fflush(stdout);
+    }
+    return status;
 }
 
 int cmd_check(const Cli& cli) {
@@ -529,7 +706,7 @@ int main(int argc, char** argv) {
     if (!cli) {
         std::fprintf(stderr, "butter: %s\n", cli.error().text().c_str());
         // `run` promises 125 for its own failures; the other commands use 2 for usage errors.
-        return args.size() > 1 && args[1] == "run" ? kFailed : 2;
+        return args.size() > 1 && (args[1] == "run" || args[1] == "learn") ? kFailed : 2;
     }
     switch (cli->command) {
         case Cli::Command::Version:
@@ -547,6 +724,8 @@ int main(int argc, char** argv) {
                 return kFailed;
             }
             return cmd_run(*cli, std::move(early), listen_fds, *mode);
+        case Cli::Command::Learn:
+            return cmd_learn(*cli, listen_fds);
         case Cli::Command::Check:
             return cmd_check(*cli);
         case Cli::Command::Show:

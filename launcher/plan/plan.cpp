@@ -15,6 +15,7 @@
 #include <butter/signalfd.hpp>
 
 #include "plan/planner.hpp"
+#include "seccomp/policy.hpp"
 
 namespace butter::launcher {
 
@@ -314,6 +315,11 @@ void Planner::seccomp() {
         plan.seccomp_listener = prog->uses_notify;
         plan.seccomp_errno = prog->denied_errno;
         plan.learn = p.seccomp.learn;
+        if (p.seccomp.report && p.seccomp.default_action.kind != SeccompAction::Kind::Allow) {
+            profile::Diagnostics ignored;
+            plan.seccomp_listed_denials = seccomp::expand(
+                p.seccomp.deny, [](std::size_t) { return profile::SourceLoc{}; }, ignored);
+        }
         plan.learn_traced = prog->traced;
         if (plan.seccomp_listener) {
             if (auto lf = host.logged_filters(plan.seccomp, plan.seccomp_errno)) {

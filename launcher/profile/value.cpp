@@ -1,5 +1,7 @@
 #include "profile/value.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "profile/toml_reader.hpp"
@@ -116,7 +118,11 @@ std::string to_toml(const Value& v) {
             std::string s = "{ ";
             for (std::size_t i = 0; i < v.table.size(); ++i) {
                 const auto& [k, c] = v.table[i];
-                s += (i ? ", " : "") + toml_quote(k) + " = " + to_toml(c);
+                // A bare key where TOML allows one (letters, digits, '-', '_').
+                bool bare = !k.empty() && std::all_of(k.begin(), k.end(), [](char ch) {
+                    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';
+                });
+                s += (i ? ", " : "") + (bare ? k : toml_quote(k)) + " = " + to_toml(c);
             }
             return s + (v.table.empty() ? "}" : " }");
         }

@@ -10,6 +10,7 @@
 #include <butter/namespace.hpp>
 #include <butter/signalfd.hpp>
 
+#include "learn/learn.hpp"
 #include "supervise/events.hpp"
 #include "supervise/sink.hpp"
 
@@ -167,6 +168,11 @@ std::string report_json(const SandboxPlan& plan, const RunOutcome& o) {
     } else {
         field("network", "null");
     }
+    // What to add to the profile for what was refused.
+    std::string hint_list = "[";
+    for (const std::string& h : learn::hints(plan, o))
+        hint_list += (hint_list.size() > 1 ? ", " : "") + str(h);
+    field("hints", hint_list + "]");
     auto files = [&](const std::vector<std::string>& v) {
         std::string s = "[";
         for (std::size_t i = 0; i < v.size(); ++i)

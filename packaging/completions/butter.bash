@@ -9,7 +9,7 @@ _butter() {
     }
     local cmd=${words[1]}
     if [[ $cword -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "run check show profiles syscalls doctor apply diff --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "run learn check show profiles syscalls doctor apply diff --version --help" -- "$cur"))
         return
     fi
     # After "--" the command and its arguments: complete commands, then files.
@@ -29,7 +29,7 @@ _butter() {
             COMPREPLY=($(compgen -W "$(butter profiles 2>/dev/null | awk '{print $1}')" -- "$cur")
                        $(compgen -f -X '!*.toml' -- "$cur"))
             return ;;
-        --bind|--ro-bind|--report|--changes)
+        --bind|--ro-bind|--report|--changes|-o|--output|--merge)
             COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
         --set)
@@ -41,6 +41,7 @@ _butter() {
     esac
     case $cmd in
         run) COMPREPLY=($(compgen -W "-p --profile --set --bind --ro-bind --timeout --report --events --changes --quiet --verbose --" -- "$cur")) ;;
+        learn) COMPREPLY=($(compgen -W "-p --profile --set -o --output --merge --diff --offline --timeout --quiet --verbose --" -- "$cur")) ;;
         apply) COMPREPLY=($(compgen -W "--dry-run" -- "$cur") $(compgen -f -- "$cur")) ;;
         diff) COMPREPLY=($(compgen -f -- "$cur")) ;;
         show) COMPREPLY=($(compgen -W "-p --profile --set --keys" -- "$cur")) ;;

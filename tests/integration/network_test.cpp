@@ -369,6 +369,29 @@ except OSError as e:
     EXPECT_TRUE(has(off.out, "loopback:9000: connected")) << off.out << off.err;
 }
 
+TEST_P(NetworkUser, LearnWritesTheDestinationsAndTheRunKeepsToThem) {
+    // butter learn's run has the network with network.audit: the profile allows what it
+    // reached, by the name that gave the address; a run with it reaches nothing else.
+    const std::string fetch =
+        "import socket,sys\nfor h in sys.argv[1:]:\n try:\n  s=socket.create_connection((h, "
+        "80), timeout=5); print(h, s.recv(99).decode().strip())\n except OSError as e:\n  "
+        "print(h, 'errno', e.errno)\n";
+    const std::string as = this->as();
+    // The profile in a directory of the test user's own (a profile is read only from such).
+    std::string script = "p=$(mktemp -d); chown " + std::string(nobody() ? "65534" : "0") +
+                         " $p; " + as + "\"$1\" learn -o $p/l.toml -- python3 -c \"" + fetch +
+                         "\" web.test >/dev/null || exit 3; grep -A3 '^\\[network\\]' $p/l.toml; " +
+                         as + "\"$1\" run -p $p/l.toml -- python3 -c \"" + fetch +
+                         "\" web.test other.test 203.0.113.6; rm -rf $p";
+    RunResult r = run_script(script);
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EXPECT_EQ(r.out,
+              "[network]\nmode = \"user\"  # the run connected out (below)\nallow = [\n"
+              "  \"web.test:80\",  # connected to 203.0.113.5\n"
+              "web.test hello from 203.0.113.5\nother.test errno -2\n203.0.113.6 errno 111\n")
+        << r.err;
+}
+
 TEST_P(NetworkUser, ForgedLoopbackSourcesOpenNoWayOut) {
     // A reviewer's attack: a socket bound to a remote's IPv6 address (IPV6_FREEBIND) sends to
     // the sandbox's own address over lo; connection tracking would take the listener's answer

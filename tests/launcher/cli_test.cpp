@@ -50,16 +50,35 @@ TEST(Cli, ErrorsNameTheFlag) {
               "'butter run' needs a command (butter run -- COMMAND)");
     EXPECT_EQ(parse({"check", "--bind", "/x"}).error().text(),
               "option '--bind' does not apply to 'butter check'");
-    EXPECT_EQ(
-        parse({"frobnicate"}).error().text(),
-        "unknown command 'frobnicate' (run, check, show, profiles, syscalls, doctor, apply, diff)");
+    EXPECT_EQ(parse({"frobnicate"}).error().text(),
+              "unknown command 'frobnicate' (run, learn, check, show, profiles, syscalls, doctor, "
+              "apply, diff)");
+    // learn's own flags, and run's that it does not take.
+    EXPECT_EQ(parse({"learn"}).error().text(),
+              "'butter learn' needs a command (butter learn -- COMMAND)");
+    EXPECT_EQ(parse({"learn", "--diff", "--", "x"}).error().text(),
+              "option '--diff' compares with a profile: give -o FILE or --merge FILE");
+    EXPECT_EQ(parse({"learn", "-o", "--", "x"}).error().text(),
+              "option '-o' expects a file, got '--'");
+    EXPECT_EQ(parse({"learn", "--report", "r.json", "--", "x"}).error().text(),
+              "option '--report' does not apply to 'butter learn'");
+    EXPECT_EQ(parse({"run", "--merge", "a.toml", "--", "x"}).error().text(),
+              "option '--merge' does not apply to 'butter run'");
+    auto l = parse({"learn", "-p", "ci", "-o", "out.toml", "--merge=old.toml", "--offline",
+                    "python3", "app.py"});
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->command, Cli::Command::Learn);
+    EXPECT_EQ(*l->output, "out.toml");
+    EXPECT_EQ(*l->merge, "old.toml");
+    EXPECT_TRUE(l->offline);
+    EXPECT_EQ(l->args, (std::vector<std::string>{"python3", "app.py"}));
     EXPECT_EQ(parse({}).error().text(), "no command given (try 'butter --help')");
     EXPECT_EQ(parse({"check"}).error().text(), "'butter check' needs at least one profile");
 }
 
 // What people type: --help after any command, bare seconds, relative bind sources.
 TEST(Cli, HabitsOfOtherTools) {
-    for (const char* cmd : {"run", "check", "show", "profiles", "syscalls", "doctor"}) {
+    for (const char* cmd : {"run", "learn", "check", "show", "profiles", "syscalls", "doctor"}) {
         auto h = parse({cmd, "--help"});
         ASSERT_TRUE(h) << cmd;
         EXPECT_EQ(h->command, Cli::Command::Help) << cmd;

@@ -1,0 +1,510 @@
+#include "learn/learn.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "profile/toml_reader.hpp"
+#include "profile/units.hpp"
+#include "seccomp/policy.hpp"
+#include "text.hpp"
+
+namespace butter::launcher::learn {
+
+namespace {
+
+using Learned = RunOutcome::Learned;
+
+bool under(const std::string& path, const std::string& dir) {
+    return dir == "/" || path == dir || (path.starts_with(dir) && path[dir.size()] == '/');
+}
+
+std::string parent_of(const std::string& p) {
+    std::size_t slash = p.rfind('/');
+    return slash == 0 || slash == std::string::npos ? "/" : p.substr(0, slash);
+}
+
+// The mount of BASE's plan that holds `path` (the deepest), or nullptr: the root's tmpfs.
+const MountStep* mount_of(const SandboxPlan& plan, const std::string& path) {
+    const MountStep* best = nullptr;
+    for (const MountStep& m : plan.mounts) {
+        if (m.layer || !under(path, m.target)) continue;
+        if (!best || m.target.size() >= best->target.size()) best = &m;
+    }
+    return best;
+}
+
+// A directory on the way to one of BASE's mounts (the root's mount points exist anyway).
+bool leads_to_a_mount(const SandboxPlan& plan, const std::string& path) {
+    return std::any_of(plan.mounts.begin(), plan.mounts.end(),
+                       [&](const MountStep& m) { return under(m.target, path); });
+}
+
+// Host paths that hold secrets: never proposed but as a comment that says so.
+std::string secret_kind(const std::string& p) {
+    static const std::pair<const char*, const char*> kSecrets[] = {
+        {"/.ssh/", "ssh keys"},
+        {"/.gnupg/", "gpg keys"},
+        {"/.aws/", "cloud credentials"},
+        {"/.config/gcloud/", "cloud credentials"},
+        {"/.azure/", "cloud credentials"},
+        {"/.kube/", "cluster credentials"},
+        {"/.docker/config.json", "registry credentials"},
+        {"/.netrc", "passwords"},
+        {"/.git-credentials", "passwords"},
+        {"/.password-store/", "passwords"},
+        {"/.local/share/keyrings/", "passwords"},
+        {"/etc/shadow", "password hashes"},
+        {"/etc/gshadow", "password hashes"},
+        {"/etc/ssh/ssh_host_", "the host's ssh keys"},
+    };
+    std::string slashed = p + (p.ends_with("/") ? "" : "/");
+    for (const auto& [part, kind] : kSecrets) {
+        std::string_view s = part;
+        if (s.ends_with('/')
+                ? slashed.find(s) != std::string::npos || p.ends_with(s.substr(0, s.size() - 1))
+                : p.find(s) != std::string::npos)
+            return kind;
+    }
+    return "";
+}
+
+// Where a cache or temporary files live, if `p` is in one: a tmpfs there serves.
+std::string cache_dir(const std::string& p) {
+    if (under(p, "/var/tmp")) return "/var/tmp";
+    std::size_t at = p.find("/.cache/");
+    if (at != std::string::npos) return p.substr(0, at + 7);
+    if (under(p, "/var/cache")) {
+        std::size_t next = p.find('/', 11);
+        return next == std::string::npos ? p : p.substr(0, next);
+    }
+    return "";
+}
+
+std::string uses_text(unsigned u) {
+    std::vector<std::string> w;
+    if (u & Learned::Read) w.push_back("read");
+    if (u & Learned::List) w.push_back("listed");
+    if (u & Learned::Exec) w.push_back("executed");
+    if (u & Learned::Write) w.push_back("written");
+    if (u & Learned::Create) w.push_back("created in");
+    if (u & Learned::Remove) w.push_back("removed from");
+    std::string s;
+    for (std::size_t i = 0; i < w.size(); ++i)
+        s += (i == 0 ? "" : i + 1 == w.size() ? " and " : ", ") + w[i];
+    return s;
+}
+
+std::size_t entries_of(const std::string& dir) {
+    std::size_t n = 0;
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (struct dirent* e = ::readdir(d))
+            if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+// One line of an array, with its comment.
+struct Entry {
+    std::string toml;  // inline TOML (a table or a string)
+    std::string comment;
+    bool disabled = false;  // written commented out (a secret)
+};
+
+std::string bind_toml(const std::string& path, bool read_only) {
+    return "{ type = \"bind\", source = " + profile::toml_quote(path) +
+           ", target = " + profile::toml_quote(path) + (read_only ? ", read_only = true" : "") +
+           " }";
+}
+
+// An entry as inline TOML, a mount's keys in the order people write them.
+std::string entry_toml(const profile::Value& v) {
+    if (!v.is_table()) return profile::to_toml(v);
+    static const char* kFirst[] = {"type", "source", "sources", "target"};
+    auto rank = [](const std::string& k) {
+        for (std::size_t i = 0; i < std::size(kFirst); ++i)
+            if (k == kFirst[i]) return i;
+        return std::size(kFirst);
+    };
+    auto keys = v.table;
+    std::stable_sort(keys.begin(), keys.end(),
+                     [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
+    profile::Value ordered = v;
+    ordered.table = std::move(keys);
+    return profile::to_toml(ordered);
+}
+
+// BASE's array at `key` ("filesystem.mounts"), as its entries' inline TOML.
+std::vector<std::string> base_array(const profile::Value* tree, const std::string& key) {
+    std::vector<std::string> out;
+    const profile::Value* v = tree;
+    std::size_t at = 0;
+    while (v && at <= key.size()) {
+        std::size_t dot = key.find('.', at);
+        if (dot == std::string::npos) dot = key.size();
+        v = v->is_table() ? v->find(key.substr(at, dot - at)) : nullptr;
+        at = dot + 1;
+    }
+    if (v && v->kind == profile::Value::Kind::Array)
+        for (const profile::Value& e : v->array)
+            out.push_back(entry_toml(e));
+    return out;
+}
+
+// An earlier learned profile's entries beyond BASE's, kept by --merge.
+void keep_merged(const Input& in, const std::string& key, const std::vector<std::string>& base,
+                 std::vector<Entry>& entries) {
+    if (!in.merge) return;
+    for (const std::string& t : base_array(in.merge, key)) {
+        bool known = std::find(base.begin(), base.end(), t) != base.end() ||
+                     std::any_of(entries.begin(), entries.end(),
+                                 [&](const Entry& e) { return e.toml == t; });
+        if (!known) entries.push_back({t, "kept from " + in.merge_name, false});
+    }
+}
+
+// An array key's text: BASE's entries, then the learned ones (sorted).
+std::string array_text(const std::string& key, const std::vector<std::string>& base,
+                       std::vector<Entry> learned, const std::string& base_comment) {
+    std::sort(learned.begin(), learned.end(),
+              [](const Entry& a, const Entry& b) { return a.toml < b.toml; });
+    std::string s = key + " = [\n";
+    if (!base.empty()) s += "  # " + terminal_safe(base_comment) + "\n";
+    for (const std::string& b : base)
+        s += "  " + b + ",\n";
+    for (const Entry& e : learned)
+        s += std::string(e.disabled ? "  # " : "  ") + e.toml + ",  # " + terminal_safe(e.comment) +
+             "\n";
+    return s + "]\n";
+}
+
+const char* kTimeSteps[] = {"10s", "30s", "1m", "2m", "5m",  "10m",
+                            "30m", "1h",  "2h", "6h", "12h", "24h"};
+
+std::string time_limit(std::chrono::nanoseconds wall) {
+    for (const char* t : kTimeSteps)
+        if (auto d = profile::parse_duration(t); d && *d >= 2 * wall) return t;
+    return kTimeSteps[std::size(kTimeSteps) - 1];
+}
+
+std::uint64_t power_of_two_above(std::uint64_t v, std::uint64_t floor) {
+    std::uint64_t p = floor;
+    while (p < v)
+        p *= 2;
+    return p;
+}
+
+}  // namespace
+
+std::vector<profile::MountSpec> host_view(const SandboxPlan& base_plan) {
+    static const std::set<std::string> kSkip = {"proc", "sys",  "dev",        "run",
+                                                "tmp",  "boot", "lost+found", "var/run"};
+    std::vector<std::string> names;
+    if (DIR* d = ::opendir("/")) {
+        while (struct dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n == "." || n == ".." || kSkip.count(n)) continue;
+            names.push_back(n);
+        }
+        ::closedir(d);
+    }
+    std::sort(names.begin(), names.end());
+    std::vector<profile::MountSpec> out;
+    for (const std::string& n : names) {
+        std::string path = "/" + n;
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        if (::access(path.c_str(), R_OK | X_OK) < 0) continue;
+        bool mounted = std::any_of(base_plan.mounts.begin(), base_plan.mounts.end(),
+                                   [&](const MountStep& m) { return under(path, m.target); });
+        if (mounted) continue;  // BASE's own (its deeper mounts go on top of this view)
+        profile::MountSpec m;
+        m.type = profile::MountType::Bind;
+        m.source = m.target = path;
+        m.read_only = true;
+        m.optional = true;
+        out.push_back(std::move(m));
+    }
+    return out;
+}
+
+profile::Profile learning_profile(const profile::Profile& base, const SandboxPlan& base_plan,
+                                  bool network) {
+    profile::Profile p = base;
+    auto view = host_view(base_plan);
+    p.filesystem.mounts.insert(p.filesystem.mounts.begin(), view.begin(), view.end());
+    p.seccomp.report = true;
+    p.seccomp.learn = true;
+    // As root, limits that hold nothing back, so that a cgroup counts the run's peak memory
+    // and processes (unprivileged there may be none: the rusage's peak is what is seen).
+    if (::geteuid() == 0) {
+        if (!p.limits.memory) p.limits.memory = 1ull << 50;
+        if (!p.limits.pids) p.limits.pids = 4194304;
+        p.limits.optional = true;
+    }
+    if (network && (p.network.mode == profile::NetworkMode::None ||
+                    p.network.mode == profile::NetworkMode::Loopback)) {
+        p.network.mode = profile::NetworkMode::User;
+        p.network.audit = true;
+    }
+    return p;
+}
+
+std::string propose(const Input& in) {
+    const RunOutcome& o = *in.outcome;
+    const SandboxPlan& plan = *in.base_plan;
+    // Comments carry no line break nor control character of the sandbox's (or the command
+    // line's): nothing seen can write a key of its own into the profile.
+    std::string cmd;
+    for (const std::string& a : in.command)
+        cmd += (cmd.empty() ? "" : " ") + terminal_safe(a);
+    std::string s = "# Learned by `butter learn` from a run of: " + cmd + "\n";
+    if (in.merge) s += "# Merged with " + terminal_safe(in.merge_name) + ".\n";
+    s += "# Everything the run used beyond " + terminal_safe(in.extends) +
+         ", each with a comment saying what was seen.\n";
+    for (const std::string& set : in.sets)
+        s += "# The run had --set " + terminal_safe(set) +
+             " (not written here: add it if it should hold).\n";
+    s += "extends = " + profile::toml_quote(in.extends) + "\n";
+
+    // Files: the paths the run named outside BASE's mounts.
+    std::map<std::string, unsigned> ro, rw;  // proposed binds: path -> uses
+    std::map<std::string, std::string> secret, cache;
+    std::vector<std::string> notes;
+    std::set<std::string> refused;
+    std::string git;  // a repository's .git, written though BASE keeps it read-only
+    for (const auto& [path, use] : o.learned.paths) {
+        if (path == "/" || under(path, "/proc") || under(path, "/dev") || under(path, "/sys") ||
+            leads_to_a_mount(plan, path))
+            continue;
+        if (const MountStep* m = mount_of(plan, path)) {
+            bool writes = use & (Learned::Write | Learned::Create | Learned::Remove);
+            if (writes && m->read_only && m->type == profile::MountType::Bind &&
+                refused.insert(m->target).second) {
+                if (m->target.ends_with("/.git") && !in.base->filesystem.writable_git)
+                    git = m->target;
+                else
+                    notes.push_back(m->target + ": written under, but " + in.extends +
+                                    " mounts it read-only (not proposed)");
+            }
+            continue;
+        }
+        struct stat st {};
+        bool exists = ::lstat(path.c_str(), &st) == 0;
+        bool writes = use & (Learned::Write | Learned::Create | Learned::Remove);
+        if (std::string c = cache_dir(path); !c.empty() && (writes || !exists)) {
+            cache[c] = "a cache or temporary files: an empty tmpfs each run";
+            continue;
+        }
+        std::string target = path;
+        bool read_only = !writes;
+        if (use & (Learned::Create | Learned::Remove)) {
+            target = parent_of(path);  // a file made or removed: its directory, writable
+            struct stat pst {};
+            if (::lstat(target.c_str(), &pst) < 0 || !S_ISDIR(pst.st_mode)) continue;
+        } else if (!exists) {
+            continue;  // looked for, not there: nothing to give
+        }
+        if (std::string k = secret_kind(target); !k.empty()) {
+            secret[target] = k;
+            continue;
+        }
+        (read_only ? ro : rw)[target] |= use;
+    }
+    // A directory most of whose entries were read: the directory.
+    std::map<std::string, std::vector<std::string>> by_dir;
+    for (const auto& [path, use] : ro)
+        if (!(use & Learned::List)) by_dir[parent_of(path)].push_back(path);
+    for (const auto& [dir, files] : by_dir) {
+        if (files.size() < 2 || files.size() * 2 < entries_of(dir) || leads_to_a_mount(plan, dir) ||
+            dir == "/" || !secret_kind(dir).empty())
+            continue;
+        unsigned use = Learned::List;
+        for (const std::string& f : files) {
+            use |= ro[f];
+            ro.erase(f);
+        }
+        ro[dir] |= use & ~Learned::List;
+        ro[dir] |= 0x100;  // folded
+    }
+    std::vector<Entry> mounts;
+    auto covered = [&](const std::string& p, bool writable) {
+        for (const auto& [d, u] : rw)
+            if (d != p && under(p, d)) return true;
+        if (!writable)
+            for (const auto& [d, u] : ro)
+                if (d != p && under(p, d)) return true;
+        return false;
+    };
+    for (const auto& [path, use] : ro) {
+        if (covered(path, false)) continue;
+        std::string what =
+            use & 0x100 ? "most of its entries " + uses_text(use & 0xff) : uses_text(use);
+        mounts.push_back({bind_toml(path, true), what, false});
+    }
+    for (const auto& [path, use] : rw) {
+        if (covered(path, true)) continue;
+        mounts.push_back({bind_toml(path, false), uses_text(use), false});
+    }
+    for (const auto& [dir, why] : cache)
+        mounts.push_back(
+            {"{ type = \"tmpfs\", target = " + profile::toml_quote(dir) + " }", why, false});
+    for (const auto& [path, kind] : secret)
+        mounts.push_back(
+            {bind_toml(path, true),
+             "NOT proposed: may hold " + kind + "; uncomment if the program must have it", true});
+    std::vector<std::string> base_mounts = base_array(in.tree, "filesystem.mounts");
+    keep_merged(in, "filesystem.mounts", base_mounts, mounts);
+    if (!mounts.empty() || !notes.empty() || !git.empty()) {
+        s += "\n[filesystem]\n";
+        for (const std::string& n : notes)
+            s += "# " + terminal_safe(n) + "\n";
+        if (!git.empty())
+            s += "writable_git = true  # the run wrote to " + terminal_safe(git) + ", which " +
+                 terminal_safe(in.extends) +
+                 " keeps read-only (hooks and config there run code: for a repository you "
+                 "trust)\n";
+        if (!mounts.empty())
+            s += array_text("mounts", base_mounts, mounts,
+                            in.extends + "'s mounts (an array replaces the one it extends)");
+    }
+
+    // Syscalls: each denial the run met, as an allow entry; a group when all of it was used.
+    std::vector<Entry> allow;
+    std::set<std::string> used;
+    for (const auto& [name, call] : o.learned.syscalls)
+        used.insert(name);
+    std::set<std::string> grouped;
+    for (const auto& [group, members] : seccomp::groups()) {
+        profile::Diagnostics ignored;
+        auto names = seccomp::expand(
+            {"@" + group}, [](std::size_t) { return profile::SourceLoc{}; }, ignored);
+        if (names.size() < 2 || !std::all_of(names.begin(), names.end(),
+                                             [&](const std::string& n) { return used.count(n); }))
+            continue;
+        allow.push_back({profile::toml_quote("@" + group),
+                         "every member called, and denied by " + in.extends, false});
+        grouped.insert(names.begin(), names.end());
+    }
+    for (const auto& [name, call] : o.learned.syscalls) {
+        if (grouped.count(name)) continue;
+        std::string comment = "called, and denied by " + in.extends;
+        // The first arguments seen, for the calls whose meaning is in them.
+        std::string_view n = name;
+        const std::set<std::uint64_t>* values =
+            n == "socket" || n == "clone" || n == "unshare" || n == "personality" || n == "prctl"
+                ? &call.arg0
+            : n == "ioctl" || n == "fcntl" ? &call.arg1
+                                           : nullptr;
+        if (values && !values->empty()) {
+            comment += n == "socket" ? " (families" : n == "ioctl" ? " (requests" : " (arg";
+            for (std::uint64_t v : *values) {
+                char buf[24];
+                std::snprintf(buf, sizeof buf, n == "socket" ? " %llu" : " 0x%llx",
+                              static_cast<unsigned long long>(v));
+                comment += buf;
+            }
+            comment += ")";
+        }
+        allow.push_back({profile::toml_quote(name), comment, false});
+    }
+    std::vector<std::string> base_allow = base_array(in.tree, "seccomp.allow");
+    keep_merged(in, "seccomp.allow", base_allow, allow);
+    if (!allow.empty()) {
+        s += "\n[seccomp]\n";
+        s += array_text("allow", base_allow, allow, in.extends + "'s allow list");
+    }
+
+    // Network: each destination connected to, by the name that gave its address when butter
+    // answered it.
+    std::map<std::string, std::set<std::string>> dest;  // entry -> addresses
+    std::set<std::string> asked;
+    for (const auto& u : o.network) {
+        if (u.kind == "dns") {
+            asked.insert(u.name);
+            continue;
+        }
+        if ((u.protocol != "tcp" && u.protocol != "udp") || u.port == 0) continue;
+        std::string host = !u.name.empty()                            ? u.name
+                           : u.address.find(':') != std::string::npos ? "[" + u.address + "]"
+                                                                      : u.address;
+        dest[(u.protocol == "udp" ? "udp:" : "") + host + ":" + std::to_string(u.port)].insert(
+            u.address);
+    }
+    std::vector<Entry> net;
+    for (const auto& [entry, addrs] : dest) {
+        std::string comment = "connected to";
+        for (const std::string& a : addrs)
+            comment += " " + a;
+        net.push_back({profile::toml_quote(entry), comment, false});
+    }
+    std::vector<std::string> base_net = base_array(in.tree, "network.allow");
+    keep_merged(in, "network.allow", base_net, net);
+    bool base_user = in.base->network.mode == profile::NetworkMode::User;
+    if (!net.empty() && in.base->network.mode != profile::NetworkMode::Host) {
+        s += "\n[network]\n";
+        if (!base_user) s += "mode = \"user\"  # the run connected out (below)\n";
+        s += array_text("allow", base_net, net, in.extends + "'s allow list");
+    } else if (!in.network_note.empty()) {
+        s += "\n# network: not learned (" + terminal_safe(in.network_note) + ")\n";
+    }
+
+    // Limits: twice what was seen, rounded up, where BASE has none as large.
+    std::string limits;
+    const auto& bl = in.base->limits;
+    std::string t = time_limit(o.wall);
+    if (!bl.time || *bl.time < *profile::parse_duration(t))
+        limits += "time = \"" + t + "\"  # the run took less than half of it\n";
+    std::optional<std::uint64_t> mem = o.peak_memory;
+    std::uint64_t m = power_of_two_above(2 * (mem ? *mem : o.max_rss_bytes), 64ull << 20);
+    if (!bl.memory || *bl.memory < m) {
+        std::string line =
+            "memory = \"" + profile::format_size(m) + "\"  # its peak memory was less than half";
+        // Without a cgroup RLIMIT_AS stands in, which counts address space, not memory.
+        limits += mem ? line + "\n" : "# " + line + " (no cgroup saw it: a suggestion)\n";
+    }
+    std::uint64_t pids = power_of_two_above(
+        2 * std::max<std::uint64_t>(o.peak_pids.value_or(0), o.learned.pids.size()), 16);
+    if (!bl.pids || *bl.pids < pids) {
+        std::string line = "pids = " + std::to_string(pids) +
+                           "  # it ran fewer than half as many processes and threads";
+        limits +=
+            o.peak_pids ? line + "\n" : "# " + line + " (no cgroup counted them: a suggestion)\n";
+    }
+    if (!limits.empty()) s += "\n[limits]\n" + limits;
+    if (o.learned.partial)
+        s += "\n# The run did more than butter records (paths, values or processes past a "
+             "bound): learn again with --merge after a shorter run.\n";
+    return s;
+}
+
+std::vector<std::string> hints(const SandboxPlan& plan, const RunOutcome& outcome) {
+    std::vector<std::string> out;
+    for (const auto& [name, count] : outcome.denied)
+        out.push_back(plan.seccomp_listed_denials.count(name)
+                          ? "remove \"" + name + "\" from seccomp.deny"
+                          : "add \"" + name + "\" to seccomp.allow");
+    std::set<std::string> seen;
+    for (const auto& u : outcome.network) {
+        if (u.kind != "connection" || u.verdict != "refused" || u.port == 0 ||
+            (u.protocol != "tcp" && u.protocol != "udp"))
+            continue;
+        std::string host = !u.name.empty()                            ? u.name
+                           : u.address.find(':') != std::string::npos ? "[" + u.address + "]"
+                                                                      : u.address;
+        std::string e = (u.protocol == "udp" ? "udp:" : "") + host + ":" + std::to_string(u.port);
+        if (seen.insert(e).second) out.push_back("add \"" + e + "\" to network.allow");
+    }
+    for (const auto& u : outcome.network)
+        if (u.kind == "dns" && u.verdict == "refused" && seen.insert(u.name).second)
+            out.push_back("add \"" + u.name + ":PORT\" to network.allow (its DNS was refused)");
+    return out;
+}
+
+}  // namespace butter::launcher::learn

@@ -1,0 +1,147 @@
+// butter learn's profile from what a run did, without running anything: files folded into
+// their directory when most of it was read, secrets only as a comment, caches as a tmpfs,
+// what BASE covers left out, syscall groups, destinations by name, the hints of a refused run.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "../support/tmpdir.hpp"
+#include "learn/learn.hpp"
+#include "profile/loader.hpp"
+
+namespace butter::launcher {
+namespace {
+
+using test::TempDir;
+using test::write_file;
+using Learned = RunOutcome::Learned;
+
+bool has(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+struct Fixture {
+    profile::Loaded base;
+    SandboxPlan plan;
+    RunOutcome outcome;
+    Fixture() {
+        profile::LoadOptions o;
+        o.search_path = {};
+        o.expansion = {"/work", "/home/me", "1000"};
+        base = profile::load(std::nullopt, o);
+        MountStep usr;
+        usr.target = "/usr";
+        usr.read_only = true;
+        MountStep work;
+        work.target = "/work";
+        plan.mounts = {usr, work};
+        outcome.wall = std::chrono::seconds(1);
+        outcome.max_rss_bytes = 10 << 20;
+    }
+    std::string propose() {
+        learn::Input in;
+        in.extends = "default";
+        in.tree = &base.tree;
+        in.base = &base.profile;
+        in.base_plan = &plan;
+        in.outcome = &outcome;
+        in.command = {"prog", "a b\n[x]"};
+        return learn::propose(in);
+    }
+};
+
+TEST(Learn, FilesFoldSecretsStayCommentsCachesAreTmpfs) {
+    TempDir host;
+    const std::string d = host.path();
+    for (const char* sub : {"/lib", "/few", "/.ssh"})
+        ASSERT_EQ(::mkdir((d + sub).c_str(), 0755), 0);
+    for (const char* f : {"a", "b", "c"})
+        write_file(d + "/lib/" + std::string(f), "x");
+    write_file(d + "/few/one", "x");
+    for (const char* f : {"two", "three", "four"})
+        write_file(d + "/few/" + std::string(f), "x");
+    ASSERT_EQ(::mkdir((d + "/out").c_str(), 0755), 0);
+    write_file(d + "/.ssh/id_ed25519", "secret");
+    Fixture f;
+    auto& p = f.outcome.learned.paths;
+    p[d + "/lib/a"] = Learned::Read;
+    p[d + "/lib/b"] = Learned::Exec;
+    p[d + "/few/one"] = Learned::Read;
+    p[d + "/out/new.txt"] = Learned::Write | Learned::Create;
+    p[d + "/.ssh/id_ed25519"] = Learned::Read;
+    p[d + "/missing"] = Learned::Read;        // looked for, not there
+    p["/usr/lib/libc.so.6"] = Learned::Read;  // BASE's
+    p["/usr/share/x"] = Learned::Write;       // under BASE's read-only /usr
+    p["/work/f"] = Learned::Write;            // BASE's writable
+    p["/var/tmp/scratch"] = Learned::Write | Learned::Create;
+    p["/proc/self/status"] = Learned::Read;
+    std::string text = f.propose();
+    // Two of lib's three entries: lib, read-only; one of few's four: that file.
+    EXPECT_TRUE(has(text, "source = \"" + d + "/lib\", target = \"" + d +
+                              "/lib\", read_only = true },  # most of its entries read and "
+                              "executed\n"))
+        << text;
+    EXPECT_TRUE(has(text, "source = \"" + d + "/few/one\"")) << text;
+    EXPECT_FALSE(has(text, d + "/few\"")) << text;
+    EXPECT_TRUE(has(text, "{ type = \"bind\", source = \"" + d + "/out\", target = \"" + d +
+                              "/out\" },  # written and created in\n"))
+        << text;
+    EXPECT_TRUE(has(text, "  # { type = \"bind\", source = \"" + d + "/.ssh/id_ed25519\"")) << text;
+    EXPECT_TRUE(has(text, "NOT proposed: may hold ssh keys")) << text;
+    EXPECT_TRUE(has(text, "{ type = \"tmpfs\", target = \"/var/tmp\" },  # a cache")) << text;
+    EXPECT_TRUE(has(text, "# /usr: written under, but default mounts it read-only")) << text;
+    EXPECT_FALSE(has(text, "missing")) << text;
+    EXPECT_FALSE(has(text, "/proc/self")) << text;
+    EXPECT_FALSE(has(text, "libc.so")) << text;
+    // The command line's line break stays in its comment.
+    EXPECT_TRUE(has(text, "from a run of: prog a b\\x0a[x]\n")) << text;
+    // Stable: the same input, the same text.
+    EXPECT_EQ(f.propose(), text);
+}
+
+TEST(Learn, SyscallsDestinationsAndLimits) {
+    Fixture f;
+    f.outcome.learned.syscalls["keyctl"].count = 2;
+    f.outcome.learned.syscalls["socket"].arg0 = {16};
+    for (const char* n : {"reboot", "kexec_load", "kexec_file_load"})
+        f.outcome.learned.syscalls[n].count = 1;
+    f.outcome.network = {{"dns", "web.test", "", 0, "", "audit", 1},
+                         {"connection", "web.test", "203.0.113.5", 443, "tcp", "audit", 2},
+                         {"connection", "", "2001:db8::1", 53, "udp", "audit", 1},
+                         {"connection", "", "203.0.113.9", 0, "icmp", "audit", 1}};
+    f.outcome.wall = std::chrono::seconds(20);
+    f.outcome.peak_memory = 100ull << 20;
+    f.outcome.peak_pids = 3;
+    std::string text = f.propose();
+    EXPECT_TRUE(has(text, "  \"@reboot\",  # every member called")) << text;
+    EXPECT_FALSE(has(text, "\"kexec_load\"")) << text;
+    EXPECT_TRUE(has(text, "  \"keyctl\",  # called, and denied by default\n")) << text;
+    EXPECT_TRUE(has(text, "  \"socket\",  # called, and denied by default (families 16)\n"))
+        << text;
+    EXPECT_TRUE(has(text, "mode = \"user\"")) << text;
+    EXPECT_TRUE(has(text, "  \"udp:[2001:db8::1]:53\",  # connected to 2001:db8::1\n")) << text;
+    EXPECT_TRUE(has(text, "  \"web.test:443\",  # connected to 203.0.113.5\n")) << text;
+    EXPECT_FALSE(has(text, "203.0.113.9")) << text;
+    EXPECT_TRUE(has(text, "time = \"1m\"")) << text;
+    EXPECT_TRUE(has(text, "\nmemory = \"256M\"")) << text;
+    EXPECT_TRUE(has(text, "\npids = 16")) << text;
+}
+
+TEST(Learn, HintsSayWhichKeyToAdd) {
+    SandboxPlan plan;
+    RunOutcome o;
+    o.denied = {{"keyctl", 1}, {"ptrace", 2}};
+    plan.seccomp_listed_denials = {"ptrace"};
+    o.network = {{"connection", "other.test", "203.0.113.6", 80, "tcp", "refused", 1},
+                 {"dns", "nope.test", "", 0, "", "refused", 1}};
+    auto h = learn::hints(plan, o);
+    EXPECT_EQ(h, (std::vector<std::string>{
+                     "add \"keyctl\" to seccomp.allow", "remove \"ptrace\" from seccomp.deny",
+                     "add \"other.test:80\" to network.allow",
+                     "add \"nope.test:PORT\" to network.allow (its DNS was refused)"}));
+}
+
+}  // namespace
+}  // namespace butter::launcher
