@@ -477,6 +477,15 @@ std::string propose(const Input& in) {
         limits +=
             o.peak_pids ? line + "\n" : "# " + line + " (no cgroup counted them: a suggestion)\n";
     }
+    if (o.learned.max_fd >= 0) {
+        // A suggestion only: a program opens as many files as its input asks.
+        std::uint64_t files =
+            power_of_two_above(2 * static_cast<std::uint64_t>(o.learned.max_fd + 1), 64);
+        if (!bl.open_files || *bl.open_files < files)
+            limits += "# open_files = " + std::to_string(files) +
+                      "  # its descriptors stayed below half of it (a suggestion: more input may "
+                      "need more)\n";
+    }
     if (!limits.empty()) s += "\n[limits]\n" + limits;
     if (o.learned.partial)
         s += "\n# The run did more than butter records (paths, values or processes past a "

@@ -1,5 +1,6 @@
 #include "supervise/attempt.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/seccomp.h>
 #include <sys/socket.h>
@@ -325,6 +326,16 @@ void Attempt::learn(const SeccompNotification& n) {
             use = L::Create;
         }
         if (use) note(t->path_arg, t->dirfd_arg, use);
+        // Its descriptors as it opens one more: the highest number (RLIMIT_NOFILE bounds it).
+        if (use & (L::Read | L::Write | L::List)) {
+            std::string dir = "/proc/" + std::to_string(n.pid) + "/fd";
+            if (DIR* d = ::opendir(dir.c_str())) {
+                while (struct dirent* e = ::readdir(d))
+                    if (e->d_name[0] != '.')
+                        learned_.max_fd = std::max(learned_.max_fd, std::atoi(e->d_name));
+                ::closedir(d);
+            }
+        }
         // rename's and link's second path is made.
         if (t->path2_arg >= 0) note(t->path2_arg, t->dirfd2_arg, L::Create);
     }

@@ -93,6 +93,7 @@ TEST_P(Learn, PythonScriptGetsExactlyWhatItUsed) {
     EXPECT_FALSE(has(text, "unrelated")) << text;
     EXPECT_FALSE(has(text, "[network]")) << text;  // localhost is the sandbox's own
     EXPECT_TRUE(has(text, "[limits]\ntime = \"10s\"")) << text;
+    EXPECT_TRUE(has(text, "\n# open_files = 64  # its descriptors stayed below half")) << text;
     RunResult check = butter({"check", learned});
     EXPECT_EQ(check.code, 0) << check.out << check.err;
 

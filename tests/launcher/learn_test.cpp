@@ -114,6 +114,7 @@ TEST(Learn, SyscallsDestinationsAndLimits) {
     f.outcome.wall = std::chrono::seconds(20);
     f.outcome.peak_memory = 100ull << 20;
     f.outcome.peak_pids = 3;
+    f.outcome.learned.max_fd = 40;
     std::string text = f.propose();
     EXPECT_TRUE(has(text, "  \"@reboot\",  # every member called")) << text;
     EXPECT_FALSE(has(text, "\"kexec_load\"")) << text;
@@ -127,6 +128,7 @@ TEST(Learn, SyscallsDestinationsAndLimits) {
     EXPECT_TRUE(has(text, "time = \"1m\"")) << text;
     EXPECT_TRUE(has(text, "\nmemory = \"256M\"")) << text;
     EXPECT_TRUE(has(text, "\npids = 16")) << text;
+    EXPECT_TRUE(has(text, "\n# open_files = 128  # its descriptors stayed below half")) << text;
 }
 
 TEST(Learn, HintsSayWhichKeyToAdd) {

@@ -181,7 +181,8 @@ struct SandboxOutcome {
         enum Use : unsigned { Read = 1, Write = 2, Exec = 4, Create = 8, Remove = 16, List = 32 };
         std::map<std::string, unsigned> paths;  // path -> Use bits
         std::set<int> pids;                     // the processes seen (up to kMaxPids)
-        bool partial = false;                   // something came past a bound
+        int max_fd = -1;       // the highest descriptor a process had when it opened a file
+        bool partial = false;  // something came past a bound
         static constexpr std::size_t kMaxPaths = 65536, kMaxValues = 64, kMaxPids = 65536;
     };
     Learned learned;
