@@ -414,12 +414,42 @@ std::string propose(const Input& in) {
         }
         allow.push_back({profile::toml_quote(name), comment, false});
     }
+    // socket and ioctl, allowed now by an allow list's default, only with what was seen: a
+    // rule for the rest (not for a syscall BASE's deny list names: a rule may not).
+    std::vector<Entry> rules;
+    if (in.base->seccomp.default_action.kind != SeccompAction::Kind::Allow) {
+        profile::Diagnostics ignored;
+        auto none = [](std::size_t) { return profile::SourceLoc{}; };
+        std::set<std::string> listed = seccomp::expand(in.base->seccomp.deny, none, ignored);
+        bool ruled_here = false;
+        for (const auto& r : in.base->seccomp.rules)
+            for (const std::string& n : r.syscalls)
+                ruled_here |= n == "socket" || n == "ioctl";
+        for (const char* n : {"socket", "ioctl"}) {
+            auto it = o.learned.syscalls.find(n);
+            if (it == o.learned.syscalls.end() || listed.count(n) || grouped.count(n) || ruled_here)
+                continue;
+            bool sock = std::string_view(n) == "socket";
+            const auto& values = sock ? it->second.arg0 : it->second.arg1;
+            if (values.empty() || values.size() >= Learned::kMaxValues) continue;
+            std::string list;
+            for (std::uint64_t v : values)
+                list += (list.empty() ? "" : ", ") + std::to_string(v);
+            rules.push_back(
+                {std::string("{ syscall = \"") + n + "\", unless = { arg" + (sock ? "0" : "1") +
+                     " = [" + list + "] }, action = \"errno:" + (sock ? "EAFNOSUPPORT" : "ENOTTY") +
+                     "\" }",
+                 sock ? "the socket families the run used" : "the ioctl requests the run made",
+                 false});
+        }
+    }
     std::vector<std::string> base_allow = base_array(in.tree, "seccomp.allow");
     keep_merged(in, "seccomp.allow", base_allow, allow);
-    if (!allow.empty()) {
-        s += "\n[seccomp]\n";
-        s += array_text("allow", base_allow, allow, in.extends + "'s allow list");
-    }
+    std::vector<std::string> base_rules = base_array(in.tree, "seccomp.rules");
+    keep_merged(in, "seccomp.rules", base_rules, rules);
+    if (!allow.empty() || !rules.empty()) s += "\n[seccomp]\n";
+    if (!allow.empty()) s += array_text("allow", base_allow, allow, in.extends + "'s allow list");
+    if (!rules.empty()) s += array_text("rules", base_rules, rules, in.extends + "'s rules");
 
     // Network: each destination connected to, by the name that gave its address when butter
     // answered it.

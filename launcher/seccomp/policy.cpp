@@ -447,8 +447,11 @@ void Builder::add_rule(const profile::SeccompRule& r, const std::set<std::string
                 out.push_back(error_at(r.loc, "seccomp.rules: " + *e));
                 continue;
             }
-            for (const auto& conds : rest)
-                add(traced ? SeccompAction::notify() : SeccompAction::allow(), n, conds, r.loc);
+            // (Where the default already is that action, the complement falls to it.)
+            SeccompAction there = traced ? SeccompAction::notify() : SeccompAction::allow();
+            if (!(there == default_action))
+                for (const auto& conds : rest)
+                    add(there, n, conds, r.loc);
             if (traced) c.traced.insert(n);
         }
     }

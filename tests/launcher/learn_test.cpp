@@ -26,11 +26,12 @@ struct Fixture {
     profile::Loaded base;
     SandboxPlan plan;
     RunOutcome outcome;
-    Fixture() {
+    explicit Fixture(std::string_view text = {}) {
         profile::LoadOptions o;
         o.search_path = {};
         o.expansion = {"/work", "/home/me", "1000"};
-        base = profile::load(std::nullopt, o);
+        base = text.empty() ? profile::load(std::nullopt, o)
+                            : profile::load_text(text, "base.toml", o);
         MountStep usr;
         usr.target = "/usr";
         usr.read_only = true;
@@ -129,6 +130,27 @@ TEST(Learn, SyscallsDestinationsAndLimits) {
     EXPECT_TRUE(has(text, "\nmemory = \"256M\"")) << text;
     EXPECT_TRUE(has(text, "\npids = 16")) << text;
     EXPECT_TRUE(has(text, "\n# open_files = 128  # its descriptors stayed below half")) << text;
+    EXPECT_FALSE(has(text, "rules = [")) << "a deny list's socket is no allow list's";
+}
+
+TEST(Learn, AnAllowListGetsRulesForTheArgumentsSeen) {
+    Fixture f("[seccomp]\ndefault = \"errno:ENOSYS\"\nallow = [\"read\"]\n");
+    ASSERT_TRUE(f.base.ok());
+    f.outcome.learned.syscalls["socket"].arg0 = {1, 10};
+    f.outcome.learned.syscalls["ioctl"].arg1 = {0x5401};
+    std::string text = f.propose();
+    EXPECT_TRUE(has(text,
+                    "  \"read\",\n  \"ioctl\",  # called, and denied by default (requests "
+                    "0x5401)\n"))
+        << text;
+    EXPECT_TRUE(has(text,
+                    "  { syscall = \"socket\", unless = { arg0 = [1, 10] }, action = "
+                    "\"errno:EAFNOSUPPORT\" },  # the socket families the run used\n"))
+        << text;
+    EXPECT_TRUE(has(text,
+                    "  { syscall = \"ioctl\", unless = { arg1 = [21505] }, action = "
+                    "\"errno:ENOTTY\" },  # the ioctl requests the run made\n"))
+        << text;
 }
 
 TEST(Learn, HintsSayWhichKeyToAdd) {
