@@ -69,9 +69,6 @@ std::optional<struct stat> stat_beneath(const Fd& dir, const std::string& path) 
     return st;
 }
 
-// How deep a tree apply removes or checks (a stack frame and a descriptor a level).
-constexpr int kMaxDepth = 256;
-
 // Removes `name` in `parent` and all below it, never into another file system (a mount in the
 // directory is not part of the overlay's view, nor of the archive's).
 Result<void> remove_tree(int parent, const std::string& name, const std::string& path, dev_t dev,
@@ -88,21 +85,11 @@ Result<void> remove_tree(int parent, const std::string& name, const std::string&
             return fail(Error::message("apply", "deeper than 256 levels", quote_path(path)));
         int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) return fail_errno("openat", quote_path(path));
-        DIR* d = ::fdopendir(fd);
-        if (!d) {
-            ::close(fd);
-            return fail_errno("fdopendir", quote_path(path));
-        }
-        std::vector<std::string> names;
-        while (struct dirent* e = ::readdir(d)) {
-            std::string_view n = e->d_name;
-            if (n != "." && n != "..") names.emplace_back(n);
-        }
-        Result<void> r;
+        Fd d(fd);
+        BUTTER_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                                names_in(d.get(), quote_path(path)));
         for (const std::string& n : names)
-            if (r) r = remove_tree(::dirfd(d), n, path + "/" + n, dev, depth + 1);
-        ::closedir(d);
-        BUTTER_TRY(std::move(r));
+            BUTTER_TRY(remove_tree(d.get(), n, path + "/" + n, dev, depth + 1));
         if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) < 0)
             return fail_errno("unlinkat", quote_path(path));
         return {};
@@ -385,18 +372,9 @@ Result<Plan> read_plan(int tar, const Fd& dir, Staging* staging, const std::atom
                 forget_below(shadow, op.path);
                 // What the directory holds now goes (what the archive adds after comes back).
                 if (int fd = open_beneath(dir, op.path, O_RDONLY | O_DIRECTORY); fd >= 0) {
-                    DIR* d = ::fdopendir(fd);
-                    if (!d) {
-                        ::close(fd);
-                        return fail_errno("fdopendir", quote_path(op.path));
-                    }
-                    std::vector<std::string> names;
-                    while (struct dirent* de = ::readdir(d)) {
-                        std::string_view n = de->d_name;
-                        if (n != "." && n != "..") names.emplace_back(n);
-                    }
-                    ::closedir(d);
-                    std::sort(names.begin(), names.end());
+                    Fd d(fd);
+                    BUTTER_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                                            names_in(d.get(), quote_path(op.path)));
                     for (const std::string& n : names) {
                         Op gone;
                         gone.type = Op::Delete;
@@ -502,14 +480,7 @@ Result<void> commit(const Plan& plan, const Fd& dir, Staging& staging, const App
                                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0) return fail_errno("openat", op.path);
                 Fd d(fd);
-                DIR* list = ::fdopendir(::dup(d.get()));
-                if (!list) return fail_errno("fdopendir", op.path);
-                std::vector<std::string> names;
-                while (struct dirent* e = ::readdir(list)) {
-                    std::string_view n = e->d_name;
-                    if (n != "." && n != "..") names.emplace_back(n);
-                }
-                ::closedir(list);
+                BUTTER_ASSIGN_OR_RETURN(std::vector<std::string> names, names_in(d.get(), op.path));
                 for (const std::string& n : names)
                     BUTTER_TRY(remove_tree(d.get(), n, op.path + "/" + n, dev));
                 break;

@@ -44,6 +44,13 @@ struct ExportOptions {
 // newline cannot pass for two entries.
 std::string quote_path(const std::string& path);
 
+// How deep a tree export walks and apply removes or checks (a stack frame and a descriptor a
+// level).
+inline constexpr int kMaxDepth = 256;
+
+// The names in the directory `dir` (an fd of it), sorted; `path` names it in errors.
+[[nodiscard]] Result<std::vector<std::string>> names_in(int dir, const std::string& path);
+
 // Walks `upper` (a directory fd) against `lower` (the directory under the overlay; an invalid
 // fd: everything is added).
 [[nodiscard]] Result<Counts> export_changes(const Fd& upper, const Fd& lower,

@@ -65,9 +65,6 @@ std::string quote_path(const std::string& path) {
     return out + "\"";
 }
 
-namespace {
-
-// The names in the directory `dir`, sorted (the archive's order is stable from run to run).
 Result<std::vector<std::string>> names_in(int dir, const std::string& path) {
     int fd = ::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return fail_errno("openat", path.empty() ? "." : path);
@@ -88,6 +85,8 @@ Result<std::vector<std::string>> names_in(int dir, const std::string& path) {
     std::sort(names.begin(), names.end());
     return names;
 }
+
+namespace {
 
 bool is_whiteout(const struct stat& st) {
     return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
@@ -111,7 +110,6 @@ Result<Fd> open_dir(int at, const std::string& name, const std::string& path) {
 }
 
 // How deep a tree the walk follows (two descriptors a level; a stack frame each).
-constexpr int kMaxDepth = 256;
 
 struct Walk {
     const ExportOptions& o;
