@@ -415,8 +415,9 @@ Result<void> mount_one(const SandboxPlan& plan, std::size_t i, const Fd& root, S
         }
         case MountType::Tmpfs: {
             BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
-            return mount_at(at.get(), "tmpfs", "tmpfs", MountFlag::NoSuid | MountFlag::NoDev,
-                            m.options.c_str());
+            MountFlags flags = MountFlag::NoSuid | MountFlag::NoDev;
+            if (m.read_only) flags |= MountFlag::ReadOnly;  // an empty, unwritable directory
+            return mount_at(at.get(), "tmpfs", "tmpfs", flags, m.options.c_str());
         }
         case MountType::Proc: {
             BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));

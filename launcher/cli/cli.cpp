@@ -47,9 +47,9 @@ PROFILE is a path or a name looked up in $BUTTER_PROFILE_PATH, ~/.config/butter/
 /etc/butter/profiles and the installed profiles; without -p the built-in default is used.
 A relative bind SRC is taken from the current directory (DST defaults to its absolute path).
 Every command takes --help.
-Exit status of run: the command's own; 128+N if it died of signal N; 124 at the time limit;
-125 if butter failed (a bad option or profile too); 126 if the command cannot be executed;
-127 if it is not found. The other commands exit 2 on a usage error.
+Exit status of run (and learn): the command's own; 128+N if it died of signal N; 124 at the
+time limit; 125 if butter failed (a bad option or profile too); 126 if the command cannot be
+executed; 127 if it is not found. The other commands exit 2 on a usage error.
 )";
 }
 

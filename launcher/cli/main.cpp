@@ -490,6 +490,9 @@ int cmd_learn(const Cli& cli, int listen_fds) {
             say("butter: -o: " + w.error().what());
             return kFailed;
         }
+        // Said now rather than by the run that would refuse it.
+        if (std::string why = profile::distrust(out->path()); !why.empty() && cli.verbosity > 0)
+            say("butter: warning: " + why + ": `butter run -p` will not read it there");
     } else {
         std::fputs(text.c_str(), stdout);
         std::fflush(stdout);

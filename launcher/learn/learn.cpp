@@ -1,6 +1,7 @@
 #include "learn/learn.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "profile/toml_reader.hpp"
 #include "profile/units.hpp"
@@ -87,16 +89,23 @@ std::string cache_dir(const std::string& p) {
 }
 
 std::string uses_text(unsigned u) {
-    std::vector<std::string> w;
-    if (u & Learned::Read) w.push_back("read");
-    if (u & Learned::List) w.push_back("listed");
-    if (u & Learned::Exec) w.push_back("executed");
-    if (u & Learned::Write) w.push_back("written");
-    if (u & Learned::Create) w.push_back("created in");
-    if (u & Learned::Remove) w.push_back("removed from");
-    std::string s;
-    for (std::size_t i = 0; i < w.size(); ++i)
-        s += (i == 0 ? "" : i + 1 == w.size() ? " and " : ", ") + w[i];
+    auto join = [](const std::vector<std::string>& w) {
+        std::string s;
+        for (std::size_t i = 0; i < w.size(); ++i)
+            s += (i == 0 ? "" : i + 1 == w.size() ? " and " : ", ") + w[i];
+        return s;
+    };
+    std::vector<std::string> did, tried;
+    if (u & Learned::Read) did.push_back("read");
+    if (u & Learned::List) did.push_back("listed");
+    if (u & Learned::Exec) did.push_back("executed");
+    // Writes outside BASE were all refused in the learning run (its view of the host is
+    // read-only): they are what the run tried.
+    if (u & Learned::Write) tried.push_back("write");
+    if (u & Learned::Create) tried.push_back("create in");
+    if (u & Learned::Remove) tried.push_back("remove from");
+    std::string s = join(did);
+    if (!tried.empty()) s += (s.empty() ? "" : "; ") + std::string("tried to ") + join(tried);
     return s;
 }
 
@@ -114,8 +123,51 @@ std::size_t entries_of(const std::string& dir) {
 struct Entry {
     std::string toml;  // inline TOML (a table or a string)
     std::string comment;
-    bool disabled = false;  // written commented out (a secret)
+    bool disabled = false;   // written commented out (a secret)
+    std::string order = {};  // sorted by this, then by `toml`: a mount's target (parents first)
 };
+
+// What may hold secrets below the host directory `dir` (not through symlinks), as path and
+// kind; `cut` when the search stopped at its bound (4 levels, 4096 entries).
+std::vector<std::pair<std::string, std::string>> secrets_below(const std::string& dir, bool& cut) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::vector<std::pair<std::string, int>> todo{{dir, 0}};
+    std::size_t seen = 0;
+    while (!todo.empty()) {
+        auto [d, depth] = todo.back();
+        todo.pop_back();
+        int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;
+        DIR* list = ::fdopendir(fd);
+        if (!list) {
+            ::close(fd);
+            continue;
+        }
+        while (struct dirent* e = ::readdir(list)) {
+            std::string_view n = e->d_name;
+            if (n == "." || n == "..") continue;
+            if (++seen > 4096) {
+                cut = true;
+                break;
+            }
+            std::string p = d + "/" + std::string(n);
+            struct stat st {};
+            if (::lstat(p.c_str(), &st) < 0) continue;
+            if (std::string k = secret_kind(p); !k.empty()) {
+                out.push_back({p, k});
+            } else if (S_ISDIR(st.st_mode)) {
+                if (depth + 1 < 4)
+                    todo.push_back({p, depth + 1});
+                else
+                    cut = true;
+            }
+        }
+        ::closedir(list);
+        if (seen > 4096) break;
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
 
 std::string bind_toml(const std::string& path, bool read_only) {
     return "{ type = \"bind\", source = " + profile::toml_quote(path) +
@@ -141,8 +193,8 @@ std::string entry_toml(const profile::Value& v) {
 }
 
 // BASE's array at `key` ("filesystem.mounts"), as its entries' inline TOML.
-std::vector<std::string> base_array(const profile::Value* tree, const std::string& key) {
-    std::vector<std::string> out;
+// The value at the dotted `key` of `tree`, or nullptr.
+const profile::Value* value_at(const profile::Value* tree, const std::string& key) {
     const profile::Value* v = tree;
     std::size_t at = 0;
     while (v && at <= key.size()) {
@@ -151,6 +203,13 @@ std::vector<std::string> base_array(const profile::Value* tree, const std::strin
         v = v->is_table() ? v->find(key.substr(at, dot - at)) : nullptr;
         at = dot + 1;
     }
+    return v;
+}
+
+// BASE's array at `key` ("filesystem.mounts"), as its entries' inline TOML.
+std::vector<std::string> base_array(const profile::Value* tree, const std::string& key) {
+    std::vector<std::string> out;
+    const profile::Value* v = value_at(tree, key);
     if (v && v->kind == profile::Value::Kind::Array)
         for (const profile::Value& e : v->array)
             out.push_back(entry_toml(e));
@@ -160,20 +219,28 @@ std::vector<std::string> base_array(const profile::Value* tree, const std::strin
 // An earlier learned profile's entries beyond BASE's, kept by --merge.
 void keep_merged(const Input& in, const std::string& key, const std::vector<std::string>& base,
                  std::vector<Entry>& entries) {
-    if (!in.merge) return;
-    for (const std::string& t : base_array(in.merge, key)) {
+    const profile::Value* v = in.merge ? value_at(in.merge, key) : nullptr;
+    if (!v || v->kind != profile::Value::Kind::Array) return;
+    for (const profile::Value& e : v->array) {
+        std::string t = entry_toml(e);
         bool known = std::find(base.begin(), base.end(), t) != base.end() ||
                      std::any_of(entries.begin(), entries.end(),
-                                 [&](const Entry& e) { return e.toml == t; });
-        if (!known) entries.push_back({t, "kept from " + in.merge_name, false});
+                                 [&](const Entry& x) { return x.toml == t; });
+        const profile::Value* target = e.is_table() ? e.find("target") : nullptr;
+        std::string order =
+            target && target->kind == profile::Value::Kind::String ? target->string : "";
+        if (!known) entries.push_back({t, "kept from " + in.merge_name, false, order});
     }
 }
 
 // An array key's text: BASE's entries, then the learned ones (sorted).
 std::string array_text(const std::string& key, const std::vector<std::string>& base,
                        std::vector<Entry> learned, const std::string& base_comment) {
-    std::sort(learned.begin(), learned.end(),
-              [](const Entry& a, const Entry& b) { return a.toml < b.toml; });
+    // By target (a mount's; "" for the rest), then by text: a mount goes after those of the
+    // directories above it.
+    std::sort(learned.begin(), learned.end(), [](const Entry& a, const Entry& b) {
+        return std::tie(a.order, a.toml) < std::tie(b.order, b.toml);
+    });
     std::string s = key + " = [\n";
     if (!base.empty()) s += "  # " + terminal_safe(base_comment) + "\n";
     for (const std::string& b : base)
@@ -238,6 +305,13 @@ profile::Profile learning_profile(const profile::Profile& base, const SandboxPla
                                   bool network) {
     profile::Profile p = base;
     auto view = host_view(base_plan);
+    // /var/tmp as the run will have it if it writes there (an empty tmpfs: cache_dir()).
+    if (std::any_of(view.begin(), view.end(), [](const auto& m) { return m.target == "/var"; })) {
+        profile::MountSpec tmp;
+        tmp.type = profile::MountType::Tmpfs;
+        tmp.target = "/var/tmp";
+        view.push_back(tmp);
+    }
     p.filesystem.mounts.insert(p.filesystem.mounts.begin(), view.begin(), view.end());
     p.seccomp.report = true;
     p.seccomp.learn = true;
@@ -297,17 +371,29 @@ std::string propose(const Input& in) {
         }
         struct stat st {};
         bool exists = ::lstat(path.c_str(), &st) == 0;
-        bool writes = use & (Learned::Write | Learned::Create | Learned::Remove);
+        // The learning run's view of the host is read-only, so every write here was refused:
+        // what it tried is what the profile proposes. Creating what exists (mkdir -p of a
+        // directory that is there) tried nothing.
+        unsigned u = use;
+        if (exists) u &= ~Learned::Create;
+        if (u == 0) continue;
+        bool writes = u & (Learned::Write | Learned::Create | Learned::Remove);
         if (std::string c = cache_dir(path); !c.empty() && (writes || !exists)) {
             cache[c] = "a cache or temporary files: an empty tmpfs each run";
             continue;
         }
         std::string target = path;
         bool read_only = !writes;
-        if (use & (Learned::Create | Learned::Remove)) {
+        if (u & (Learned::Create | Learned::Remove)) {
             target = parent_of(path);  // a file made or removed: its directory, writable
             struct stat pst {};
             if (::lstat(target.c_str(), &pst) < 0 || !S_ISDIR(pst.st_mode)) continue;
+            if (target == "/" || leads_to_a_mount(plan, target)) {
+                notes.push_back(path + ": tried to " + (u & Learned::Create ? "create" : "remove") +
+                                " it, in " + target +
+                                ", which is no bind of its own (not proposed)");
+                continue;
+            }
         } else if (!exists) {
             continue;  // looked for, not there: nothing to give
         }
@@ -315,7 +401,7 @@ std::string propose(const Input& in) {
             secret[target] = k;
             continue;
         }
-        (read_only ? ro : rw)[target] |= use;
+        (read_only ? ro : rw)[target] |= u;
     }
     // A directory most of whose entries were read: the directory.
     std::map<std::string, std::vector<std::string>> by_dir;
@@ -342,26 +428,55 @@ std::string propose(const Input& in) {
                 if (d != p && under(p, d)) return true;
         return false;
     };
+    // A directory proposed whole hides what may hold secrets below it: an empty read-only
+    // tmpfs over such a directory, /dev/null over such a file.
+    auto masks = [&](const std::string& dir) {
+        struct stat st {};
+        if (::lstat(dir.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) return;
+        bool cut = false;
+        for (const auto& [p, kind] : secrets_below(dir, cut)) {
+            struct stat pst {};
+            bool is_dir = ::lstat(p.c_str(), &pst) == 0 && S_ISDIR(pst.st_mode);
+            std::string toml = is_dir ? "{ type = \"tmpfs\", target = " + profile::toml_quote(p) +
+                                            ", read_only = true }"
+                                      : "{ type = \"bind\", source = \"/dev/null\", target = " +
+                                            profile::toml_quote(p) + ", read_only = true }";
+            mounts.push_back({toml, "hides what may hold " + kind + " in " + dir, false, p});
+        }
+        if (cut)
+            notes.push_back(dir +
+                            ": too large to search whole for secrets below it (4 levels, "
+                            "4096 entries): check what it holds");
+    };
     for (const auto& [path, use] : ro) {
         if (covered(path, false)) continue;
         std::string what =
             use & 0x100 ? "most of its entries " + uses_text(use & 0xff) : uses_text(use);
-        mounts.push_back({bind_toml(path, true), what, false});
+        mounts.push_back({bind_toml(path, true), what, false, path});
+        masks(path);
     }
     for (const auto& [path, use] : rw) {
         if (covered(path, true)) continue;
-        mounts.push_back({bind_toml(path, false), uses_text(use), false});
+        mounts.push_back({bind_toml(path, false), uses_text(use), false, path});
+        masks(path);
     }
     for (const auto& [dir, why] : cache)
         mounts.push_back(
-            {"{ type = \"tmpfs\", target = " + profile::toml_quote(dir) + " }", why, false});
+            {"{ type = \"tmpfs\", target = " + profile::toml_quote(dir) + " }", why, false, dir});
     for (const auto& [path, kind] : secret)
         mounts.push_back(
             {bind_toml(path, true),
-             "NOT proposed: may hold " + kind + "; uncomment if the program must have it", true});
+             "NOT proposed: may hold " + kind + "; uncomment if the program must have it", true,
+             path});
     std::vector<std::string> base_mounts = base_array(in.tree, "filesystem.mounts");
     keep_merged(in, "filesystem.mounts", base_mounts, mounts);
-    if (!mounts.empty() || !notes.empty() || !git.empty()) {
+    // --merge: an earlier run's writable .git stays.
+    bool git_kept = false;
+    if (git.empty()) {
+        const profile::Value* g = value_at(in.merge, "filesystem.writable_git");
+        git_kept = g && g->kind == profile::Value::Kind::Boolean && g->boolean;
+    }
+    if (!mounts.empty() || !notes.empty() || !git.empty() || git_kept) {
         s += "\n[filesystem]\n";
         for (const std::string& n : notes)
             s += "# " + terminal_safe(n) + "\n";
@@ -370,6 +485,8 @@ std::string propose(const Input& in) {
                  terminal_safe(in.extends) +
                  " keeps read-only (hooks and config there run code: for a repository you "
                  "trust)\n";
+        if (git_kept)
+            s += "writable_git = true  # kept from " + terminal_safe(in.merge_name) + "\n";
         if (!mounts.empty())
             s += array_text("mounts", base_mounts, mounts,
                             in.extends + "'s mounts (an array replaces the one it extends)");
@@ -412,7 +529,13 @@ std::string propose(const Input& in) {
             }
             comment += ")";
         }
-        allow.push_back({profile::toml_quote(name), comment, false});
+        if (call.refused)
+            comment = "called, and denied by " + in.extends +
+                      ": NOT proposed (refused while learning too: " +
+                      (name == "userfaultfd" ? "it can stall butter's supervisor"
+                                             : "io_uring's requests skip every seccomp rule") +
+                      "); uncomment only for a program you trust";
+        allow.push_back({profile::toml_quote(name), comment, call.refused});
     }
     // socket and ioctl, allowed now by an allow list's default, only with what was seen: a
     // rule for the rest (not for a syscall BASE's deny list names: a rule may not).
@@ -485,15 +608,38 @@ std::string propose(const Input& in) {
         s += "\n# network: not learned (" + terminal_safe(in.network_note) + ")\n";
     }
 
-    // Limits: twice what was seen, rounded up, where BASE has none as large.
+    // Limits: twice what was seen, rounded up, where BASE has none as large (with --merge, an
+    // earlier run's larger one stays).
     std::string limits;
     const auto& bl = in.base->limits;
+    auto earlier = [&](const char* key, bool duration) -> std::optional<std::uint64_t> {
+        const profile::Value* v = value_at(in.merge, std::string("limits.") + key);
+        if (!v) return std::nullopt;
+        if (v->kind == profile::Value::Kind::Integer && v->integer > 0)
+            return static_cast<std::uint64_t>(v->integer);
+        if (v->kind != profile::Value::Kind::String) return std::nullopt;
+        if (duration) {
+            auto d = profile::parse_duration(v->string);
+            return d ? std::optional<std::uint64_t>(static_cast<std::uint64_t>(d->count()))
+                     : std::nullopt;
+        }
+        auto b = profile::parse_size(v->string);
+        return b ? std::optional<std::uint64_t>(*b) : std::nullopt;
+    };
+    const std::string kept = "  # kept from " + terminal_safe(in.merge_name) + "\n";
     std::string t = time_limit(o.wall);
-    if (!bl.time || *bl.time < *profile::parse_duration(t))
+    auto t_ns = static_cast<std::uint64_t>(profile::parse_duration(t)->count());
+    if (auto e = earlier("time", true); e && *e > t_ns) {
+        limits +=
+            "time = \"" + profile::format_duration(std::chrono::nanoseconds(*e)) + "\"" + kept;
+    } else if (!bl.time || static_cast<std::uint64_t>(bl.time->count()) < t_ns) {
         limits += "time = \"" + t + "\"  # the run took less than half of it\n";
+    }
     std::optional<std::uint64_t> mem = o.peak_memory;
     std::uint64_t m = power_of_two_above(2 * (mem ? *mem : o.max_rss_bytes), 64ull << 20);
-    if (!bl.memory || *bl.memory < m) {
+    if (auto e = earlier("memory", false); e && *e > m) {
+        limits += "memory = \"" + profile::format_size(*e) + "\"" + kept;
+    } else if (!bl.memory || *bl.memory < m) {
         std::string line =
             "memory = \"" + profile::format_size(m) + "\"  # its peak memory was less than half";
         // Without a cgroup RLIMIT_AS stands in, which counts address space, not memory.
@@ -501,7 +647,9 @@ std::string propose(const Input& in) {
     }
     std::uint64_t pids = power_of_two_above(
         2 * std::max<std::uint64_t>(o.peak_pids.value_or(0), o.learned.pids.size()), 16);
-    if (!bl.pids || *bl.pids < pids) {
+    if (auto e = earlier("pids", false); e && *e > pids) {
+        limits += "pids = " + std::to_string(*e) + kept;
+    } else if (!bl.pids || *bl.pids < pids) {
         std::string line = "pids = " + std::to_string(pids) +
                            "  # it ran fewer than half as many processes and threads";
         limits +=

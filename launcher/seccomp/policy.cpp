@@ -379,6 +379,11 @@ std::span<const TracedCall> traced_calls() {
     return kCalls;
 }
 
+bool refused_while_learning(std::string_view name) {
+    return name == "io_uring_setup" || name == "io_uring_enter" || name == "io_uring_register" ||
+           name == "userfaultfd";
+}
+
 const TracedCall* traced_call(std::string_view name) {
     for (const TracedCall& t : traced_calls())
         if (name == t.name) return &t;

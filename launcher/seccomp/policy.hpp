@@ -55,6 +55,10 @@ struct TracedCall {
 };
 std::span<const TracedCall> traced_calls();
 const TracedCall* traced_call(std::string_view name);
+// The denials a learning run answers as BASE would instead of letting them run: calls that
+// would undo the learning run's own confinement (io_uring's requests skip every seccomp rule,
+// such as no set-uid files; userfaultfd can stall the supervisor as it reads a path).
+bool refused_while_learning(std::string_view name);
 
 // Builds the filter of a profile; every problem is a diagnostic at the key's position.
 std::optional<Compiled> compile(const profile::Profile& p, profile::Diagnostics& out);

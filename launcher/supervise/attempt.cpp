@@ -276,6 +276,7 @@ void Attempt::learn(const SeccompNotification& n) {
         // with its first arguments (socket's family, ioctl's request, clone's flags), and run.
         L::Call& c = learned_.syscalls[name];
         ++c.count;
+        c.refused = seccomp::refused_while_learning(name);
         for (auto [values, v] : {std::pair{&c.arg0, n.args[0]}, std::pair{&c.arg1, n.args[1]}}) {
             if (values->size() < L::kMaxValues)
                 values->insert(v);
@@ -339,7 +340,10 @@ void Attempt::learn(const SeccompNotification& n) {
         // rename's and link's second path is made.
         if (t->path2_arg >= 0) note(t->path2_arg, t->dirfd2_arg, L::Create);
     }
-    (void)notify_->respond_continue(n.id);
+    if (!t && seccomp::refused_while_learning(name))
+        (void)notify_->respond_errno(n.id, plan_.seccomp_errno);
+    else
+        (void)notify_->respond_continue(n.id);
 }
 
 void Attempt::on_kernel_log_mode(int why) {

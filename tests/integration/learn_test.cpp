@@ -208,6 +208,49 @@ TEST_P(Learn, GitCommitsAndReachesNoOtherRepository) {
     EXPECT_TRUE(has(other.err, "cannot change to")) << other.err;
 }
 
+TEST_P(Learn, TheLearningRunKeepsItsOwnConfinement) {
+    BUTTER_REQUIRE(::access("/usr/bin/python3", X_OK) == 0, "PYTHON", "python3 not installed");
+    // io_uring would skip every seccomp rule (its opens could make a set-uid file): it stays
+    // refused while learning, and the profile says so without proposing it.
+    work_file("uring.py",
+              "import ctypes, os\n"
+              "libc = ctypes.CDLL(None, use_errno=True)\n"
+              "params = ctypes.create_string_buffer(120)\n"
+              "fd = libc.syscall(425, 4, params)  # io_uring_setup\n"
+              "print('io_uring', 'fd' if fd >= 0 else ctypes.get_errno())\n"
+              "try:\n os.open('suid', os.O_CREAT | os.O_WRONLY, 0o4755); print('suid made')\n"
+              "except OSError as e:\n print('suid', e.errno)\n");
+    const std::string learned = prof_ / "learned.toml";
+    RunResult l = butter({"learn", "-o", learned, "--", "python3", "uring.py"});
+    EXPECT_EQ(l.code, 0) << l.err;
+    EXPECT_EQ(l.out, "io_uring 1\nsuid 1\n") << l.err;
+    struct stat st {};
+    EXPECT_NE(::stat((work_ / "suid").c_str(), &st), 0);
+    std::string text = read_file(learned);
+    EXPECT_TRUE(has(text, "  # \"io_uring_setup\",  # called, and denied by default: NOT proposed"))
+        << text;
+
+    // A directory the program lists is given whole, but not what may hold secrets in it.
+    ASSERT_EQ(::mkdir((host_ / ".ssh").c_str(), 0755), 0);
+    write_file(host_ / ".ssh/id_ed25519", "key\n");
+    ASSERT_EQ(::chmod((host_ / ".ssh/id_ed25519").c_str(), 0644), 0);
+    RunResult ls = butter({"learn", "-o", learned, "--", "ls", host_.path()});
+    ASSERT_EQ(ls.code, 0) << ls.err;
+    RunResult cat = butter({"run", "-p", learned, "--", "sh", "-c",
+                            "cat " + host_ / "config.ini" + "; cat " + host_ / ".ssh/id_ed25519"});
+    EXPECT_EQ(cat.out, "key=value\n") << cat.err;
+    EXPECT_NE(cat.code, 0);
+
+    // An allow-list BASE (the strictest shipped profile) learns too.
+    RunResult u = butter({"learn", "-p", "untrusted", "-o", prof_ / "u.toml", "--", "python3", "-c",
+                          "print(sum(range(10)))"});
+    EXPECT_EQ(u.code, 0) << u.err;
+    EXPECT_EQ(butter({"check", prof_ / "u.toml"}).code, 0);
+    RunResult again =
+        butter({"run", "-p", prof_ / "u.toml", "--", "python3", "-c", "print(sum(range(10)))"});
+    EXPECT_EQ(again.out, "45\n") << again.err;
+}
+
 INSTANTIATE_TEST_SUITE_P(RootAndNobody, Learn, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "nobody" : "root"; });
 

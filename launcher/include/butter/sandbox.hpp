@@ -175,6 +175,7 @@ struct SandboxOutcome {
     struct Learned {
         struct Call {
             unsigned count = 0;
+            bool refused = false;                // answered as the profile says, not run
             std::set<std::uint64_t> arg0, arg1;  // the values seen, up to kMaxValues each
         };
         std::map<std::string, Call> syscalls;
