@@ -425,8 +425,8 @@ int cmd_learn(const Cli& cli, int listen_fds) {
     ignore.sa_handler = SIG_IGN;
     ::sigaction(SIGPIPE, &ignore, &caller);
     set_sigpipe_ignored(true);
-    Fd profile_out;  // stdout, for the profile; the command's stdout is stderr meanwhile
-    if (!out && !cli.diff) {
+    Fd profile_out;  // stdout, for the profile or the diff; the command's is stderr meanwhile
+    if (!out) {
         int fd = ::fcntl(1, F_DUPFD_CLOEXEC, 3);
         if (fd < 0 || ::dup2(2, 1) < 0) {
             std::fprintf(stderr, "butter: dup2: %s\n", std::strerror(errno));

@@ -47,31 +47,69 @@ bool leads_to_a_mount(const SandboxPlan& plan, const std::string& path) {
                        [&](const MountStep& m) { return under(m.target, path); });
 }
 
-// Host paths that hold secrets: never proposed but as a comment that says so.
+// Host paths that may hold secrets: never proposed but as a comment that says so, and hidden
+// below a directory that is. By their names (a component, two in a row, a file name's
+// beginning or end), or the host's own files; "" for others.
 std::string secret_kind(const std::string& p) {
-    static const std::pair<const char*, const char*> kSecrets[] = {
-        {"/.ssh/", "ssh keys"},
-        {"/.gnupg/", "gpg keys"},
-        {"/.aws/", "cloud credentials"},
-        {"/.config/gcloud/", "cloud credentials"},
-        {"/.azure/", "cloud credentials"},
-        {"/.kube/", "cluster credentials"},
-        {"/.docker/config.json", "registry credentials"},
-        {"/.netrc", "passwords"},
-        {"/.git-credentials", "passwords"},
-        {"/.password-store/", "passwords"},
-        {"/.local/share/keyrings/", "passwords"},
-        {"/etc/shadow", "password hashes"},
-        {"/etc/gshadow", "password hashes"},
-        {"/etc/ssh/ssh_host_", "the host's ssh keys"},
+    static const std::pair<const char*, const char*> kNames[] = {
+        {".ssh", "ssh keys"},
+        {".gnupg", "gpg keys"},
+        {".aws", "cloud credentials"},
+        {".azure", "cloud credentials"},
+        {".boto", "cloud credentials"},
+        {".s3cfg", "cloud credentials"},
+        {".kube", "cluster credentials"},
+        {".terraform.d", "cloud credentials"},
+        {".vault-token", "a vault token"},
+        {".netrc", "passwords"},
+        {".git-credentials", "passwords"},
+        {".password-store", "passwords"},
+        {".pgpass", "passwords"},
+        {".my.cnf", "passwords"},
+        {".npmrc", "registry tokens"},
+        {".pypirc", "registry tokens"},
+        {".env", "passwords and tokens"},
+        {".Xauthority", "display cookies"},
+        {".bash_history", "a shell history"},
+        {".zsh_history", "a shell history"},
+        {".mozilla", "browser profiles"},
     };
-    std::string slashed = p + (p.ends_with("/") ? "" : "/");
-    for (const auto& [part, kind] : kSecrets) {
-        std::string_view s = part;
-        if (s.ends_with('/')
-                ? slashed.find(s) != std::string::npos || p.ends_with(s.substr(0, s.size() - 1))
-                : p.find(s) != std::string::npos)
-            return kind;
+    static const std::pair<const char*, const char*> kPairs[] = {
+        {".config/gcloud", "cloud credentials"},
+        {".config/gh", "tokens"},
+        {".config/rclone", "cloud credentials"},
+        {".config/google-chrome", "browser profiles"},
+        {".config/chromium", "browser profiles"},
+        {".local/share/keyrings", "passwords"},
+        {".docker/config.json", "registry credentials"},
+        {".cargo/credentials", "registry tokens"},
+        {".cargo/credentials.toml", "registry tokens"},
+    };
+    if (p == "/etc/shadow" || p == "/etc/gshadow" || p.starts_with("/etc/shadow") ||
+        p.starts_with("/etc/gshadow"))
+        return "password hashes";
+    if (p.starts_with("/etc/ssh/ssh_host_")) return "the host's ssh keys";
+    std::vector<std::string_view> parts;
+    std::string_view rest = p;
+    while (!rest.empty()) {
+        std::size_t slash = rest.find('/');
+        std::string_view c = rest.substr(0, slash);
+        if (!c.empty()) parts.push_back(c);
+        rest = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+    }
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        std::string_view c = parts[i];
+        for (const auto& [name, kind] : kNames)
+            if (c == name) return kind;
+        if (i + 1 < parts.size())
+            for (const auto& [pair, kind] : kPairs) {
+                std::string two = std::string(c) + "/" + std::string(parts[i + 1]);
+                if (two == pair) return kind;
+            }
+        for (const char* key : {"id_rsa", "id_ed25519", "id_ecdsa", "id_dsa"})
+            if (c.starts_with(key)) return "ssh keys";
+        for (const char* ext : {".pem", ".key", ".p12", ".pfx"})
+            if (c.ends_with(ext)) return "keys or certificates";
     }
     return "";
 }
@@ -127,13 +165,22 @@ struct Entry {
     std::string order = {};  // sorted by this, then by `toml`: a mount's target (parents first)
 };
 
-// What may hold secrets below the host directory `dir` (not through symlinks), as path and
-// kind; `cut` when the search stopped at its bound (4 levels, 4096 entries).
-std::vector<std::pair<std::string, std::string>> secrets_below(const std::string& dir, bool& cut) {
-    std::vector<std::pair<std::string, std::string>> out;
+// What may hold secrets below a host directory (not through symlinks): each such entry, and
+// where the search stopped (4 levels, 4096 entries).
+struct Secrets {
+    struct Found {
+        std::string path, kind;
+        enum { Dir, File, Other } type = File;
+    };
+    std::vector<Found> found;
+    std::vector<std::string> unsearched;  // directories past the depth bound
+    bool too_many = false;                // past the entry bound
+};
+Secrets secrets_below(const std::string& dir) {
+    Secrets out;
     std::vector<std::pair<std::string, int>> todo{{dir, 0}};
     std::size_t seen = 0;
-    while (!todo.empty()) {
+    while (!todo.empty() && !out.too_many) {
         auto [d, depth] = todo.back();
         todo.pop_back();
         int fd = ::open(d.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -147,26 +194,47 @@ std::vector<std::pair<std::string, std::string>> secrets_below(const std::string
             std::string_view n = e->d_name;
             if (n == "." || n == "..") continue;
             if (++seen > 4096) {
-                cut = true;
+                out.too_many = true;
                 break;
             }
             std::string p = d + "/" + std::string(n);
             struct stat st {};
             if (::lstat(p.c_str(), &st) < 0) continue;
             if (std::string k = secret_kind(p); !k.empty()) {
-                out.push_back({p, k});
+                out.found.push_back({p, k,
+                                     S_ISDIR(st.st_mode)   ? Secrets::Found::Dir
+                                     : S_ISREG(st.st_mode) ? Secrets::Found::File
+                                                           : Secrets::Found::Other});
             } else if (S_ISDIR(st.st_mode)) {
                 if (depth + 1 < 4)
                     todo.push_back({p, depth + 1});
                 else
-                    cut = true;
+                    out.unsearched.push_back(p);
             }
         }
         ::closedir(list);
-        if (seen > 4096) break;
     }
-    std::sort(out.begin(), out.end());
+    std::sort(out.found.begin(), out.found.end(),
+              [](const auto& x, const auto& y) { return x.path < y.path; });
+    std::sort(out.unsearched.begin(), out.unsearched.end());
     return out;
+}
+
+// TOML strings are UTF-8: a path that is not cannot be named in a profile.
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80         ? 1
+                        : (c >> 5) == 6  ? 2
+                        : (c >> 4) == 14 ? 3
+                        : (c >> 3) == 30 ? 4
+                                         : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        for (std::size_t k = 1; k < n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+        i += n;
+    }
+    return true;
 }
 
 std::string bind_toml(const std::string& path, bool read_only) {
@@ -357,8 +425,19 @@ std::string propose(const Input& in) {
         if (path == "/" || under(path, "/proc") || under(path, "/dev") || under(path, "/sys") ||
             leads_to_a_mount(plan, path))
             continue;
+        if (!valid_utf8(path)) {
+            notes.push_back(path + ": not valid UTF-8, which a profile cannot name (not proposed)");
+            continue;
+        }
         if (const MountStep* m = mount_of(plan, path)) {
-            bool writes = use & (Learned::Write | Learned::Create | Learned::Remove);
+            // Creating what exists there (mkdir -p of /usr/lib) wrote nothing.
+            unsigned mu = use;
+            if (m->type == profile::MountType::Bind && (mu & Learned::Create)) {
+                struct stat hst {};
+                if (::lstat((m->source + path.substr(m->target.size())).c_str(), &hst) == 0)
+                    mu &= ~Learned::Create;
+            }
+            bool writes = mu & (Learned::Write | Learned::Create | Learned::Remove);
             if (writes && m->read_only && m->type == profile::MountType::Bind &&
                 refused.insert(m->target).second) {
                 if (m->target.ends_with("/.git") && !in.base->filesystem.writable_git)
@@ -429,27 +508,50 @@ std::string propose(const Input& in) {
         return false;
     };
     // A directory proposed whole hides what may hold secrets below it: an empty read-only
-    // tmpfs over such a directory, /dev/null over such a file.
+    // tmpfs over such a directory, /dev/null over such a file (each once, though two proposed
+    // directories hold it); a symlink or other file so named is a note.
+    std::set<std::string> masked;
     auto masks = [&](const std::string& dir) {
         struct stat st {};
         if (::lstat(dir.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) return;
-        bool cut = false;
-        for (const auto& [p, kind] : secrets_below(dir, cut)) {
-            struct stat pst {};
-            bool is_dir = ::lstat(p.c_str(), &pst) == 0 && S_ISDIR(pst.st_mode);
-            std::string toml = is_dir ? "{ type = \"tmpfs\", target = " + profile::toml_quote(p) +
-                                            ", read_only = true }"
-                                      : "{ type = \"bind\", source = \"/dev/null\", target = " +
-                                            profile::toml_quote(p) + ", read_only = true }";
-            mounts.push_back({toml, "hides what may hold " + kind + " in " + dir, false, p});
+        Secrets found = secrets_below(dir);
+        for (const auto& f : found.found) {
+            if (!masked.insert(f.path).second) continue;
+            if (!valid_utf8(f.path)) {
+                notes.push_back(f.path + ": named like what holds " + f.kind +
+                                ", not valid UTF-8: not hidden (a profile cannot name it)");
+                continue;
+            }
+            if (f.type == Secrets::Found::Other) {
+                notes.push_back(f.path + ": named like what holds " + f.kind +
+                                ", but not a file or directory (a symlink?): not hidden, check "
+                                "what it reaches");
+                continue;
+            }
+            std::string toml = f.type == Secrets::Found::Dir
+                                   ? "{ type = \"tmpfs\", target = " + profile::toml_quote(f.path) +
+                                         ", read_only = true }"
+                                   : "{ type = \"bind\", source = \"/dev/null\", target = " +
+                                         profile::toml_quote(f.path) + ", read_only = true }";
+            mounts.push_back({toml, "hides what may hold " + f.kind + " in " + dir, false, f.path});
         }
-        if (cut)
+        if (found.too_many && masked.insert(dir + "\n").second)
             notes.push_back(dir +
-                            ": too large to search whole for secrets below it (4 levels, "
-                            "4096 entries): check what it holds");
+                            ": more than 4096 entries, searched in part for secrets below "
+                            "it: check what it holds");
+        for (std::size_t i = 0; i < found.unsearched.size() && i < 3; ++i)
+            if (masked.insert(found.unsearched[i] + "\n").second)
+                notes.push_back(found.unsearched[i] +
+                                ": deeper than 4 levels below a directory given whole, not "
+                                "searched for secrets: check what it holds");
+        if (found.unsearched.size() > 3 && masked.insert(dir + "\n>3").second)
+            notes.push_back(dir + ": " + std::to_string(found.unsearched.size() - 3) +
+                            " more directories deeper than 4 levels not searched for secrets");
     };
+    for (auto& [path, use] : rw)
+        if (auto it = ro.find(path); it != ro.end()) use |= it->second & 0xff;
     for (const auto& [path, use] : ro) {
-        if (covered(path, false)) continue;
+        if (covered(path, false) || rw.count(path)) continue;  // writable already
         std::string what =
             use & 0x100 ? "most of its entries " + uses_text(use & 0xff) : uses_text(use);
         mounts.push_back({bind_toml(path, true), what, false, path});
@@ -655,7 +757,9 @@ std::string propose(const Input& in) {
         limits +=
             o.peak_pids ? line + "\n" : "# " + line + " (no cgroup counted them: a suggestion)\n";
     }
-    if (o.learned.max_fd >= 0) {
+    if (auto e = earlier("open_files", false)) {
+        limits += "open_files = " + std::to_string(*e) + kept;
+    } else if (o.learned.max_fd >= 0) {
         // A suggestion only: a program opens as many files as its input asks.
         std::uint64_t files =
             power_of_two_above(2 * static_cast<std::uint64_t>(o.learned.max_fd + 1), 64);

@@ -315,6 +315,8 @@ void Planner::seccomp() {
         plan.seccomp_listener = prog->uses_notify;
         plan.seccomp_errno = prog->denied_errno;
         plan.learn = p.seccomp.learn;
+        plan.learn_suid_sgid = p.seccomp.restrict_suid_sgid;
+        plan.learn_xattrs = p.seccomp.restrict_xattrs;
         if (p.seccomp.report && p.seccomp.default_action.kind != SeccompAction::Kind::Allow) {
             profile::Diagnostics ignored;
             plan.seccomp_listed_denials = seccomp::expand(

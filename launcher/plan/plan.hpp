@@ -188,6 +188,7 @@ struct SandboxPlan {
     // and records it, and records the paths of the traced calls (policy.hpp). Argument rules'
     // denials never reach it: the kernel answers them.
     bool learn = false;
+    bool learn_suid_sgid = true, learn_xattrs = true;  // the profile's restrict_* (policy.hpp)
     // seccomp.report in an allow list (default denies): the deny list's syscalls, which
     // seccomp.allow does not open (the report's hints say to remove them from seccomp.deny).
     std::set<std::string> seccomp_listed_denials;

@@ -1,5 +1,9 @@
 #include "seccomp/policy.hpp"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 
 #include <butter/error.hpp>
@@ -232,6 +236,12 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
     auto in = [](const std::vector<std::string>& v, const char* n) {
         return std::find(v.begin(), v.end(), n) != v.end();
     };
+    // Denied whatever its arguments: in the deny list, and not allowed back (a deny list's
+    // seccomp.allow re-allows; an allow list's deny wins).
+    bool deny_list = p.seccomp.default_action.kind == SeccompAction::Kind::Allow;
+    auto denied_outright = [&](const char* n) {
+        return in(p.seccomp.deny, n) && !(deny_list && in(p.seccomp.allow, n));
+    };
     auto has_own_rule = [&](const char* n) {
         return std::any_of(p.seccomp.rules.begin(), p.seccomp.rules.end(),
                            [&](const profile::SeccompRule& r) { return in(r.syscalls, n); });
@@ -242,7 +252,7 @@ std::vector<ImplicitRule> implicit_rules(const profile::Profile& p) {
                     const std::string& rest) {
         std::string list;
         for (const char* n : names)
-            if (resolve_syscall(n) && !in(p.seccomp.deny, n) && !has_own_rule(n))
+            if (resolve_syscall(n) && !denied_outright(n) && !has_own_rule(n))
                 list += (list.empty() ? "\"" : ", \"") + std::string(n) + "\"";
         if (!list.empty()) out.push_back({"{ syscalls = [" + list + "]" + rest + " }", key});
     };
@@ -347,7 +357,10 @@ namespace {
 // The profile's rules, then butter's own (written as a profile author would), except for what
 // a denied group covers: denied outright is more.
 std::vector<profile::SeccompRule> all_rules(const profile::Profile& p,
-                                            const std::set<std::string>& deny, Diagnostics& out) {
+                                            const std::set<std::string>& deny,
+                                            const std::set<std::string>& allow, Diagnostics& out) {
+    // Denied whatever its arguments (a deny list's seccomp.allow re-allows).
+    bool deny_list = p.seccomp.default_action.kind == SeccompAction::Kind::Allow;
     std::vector<profile::SeccompRule> rules = p.seccomp.rules;
     for (const ImplicitRule& i : implicit_rules(p)) {
         std::optional<profile::Value> tree =
@@ -356,7 +369,9 @@ std::vector<profile::SeccompRule> all_rules(const profile::Profile& p,
         std::optional<profile::SeccompRule> r =
             v ? profile::parse_seccomp_rule(*v, out) : std::nullopt;
         if (!r) continue;  // butter's own text: a unit test guards it
-        std::erase_if(r->syscalls, [&](const std::string& n) { return deny.count(n) > 0; });
+        std::erase_if(r->syscalls, [&](const std::string& n) {
+            return deny.count(n) > 0 && !(deny_list && allow.count(n));
+        });
         if (r->syscalls.empty()) continue;
         r->loc = p.loc_of(i.key);
         rules.push_back(std::move(*r));
@@ -382,6 +397,30 @@ std::span<const TracedCall> traced_calls() {
 bool refused_while_learning(std::string_view name) {
     return name == "io_uring_setup" || name == "io_uring_enter" || name == "io_uring_register" ||
            name == "userfaultfd";
+}
+
+int implicit_rule_errno(std::string_view n, const std::array<std::uint64_t, 6>& a,
+                        const ImplicitChecks& c) {
+    constexpr std::uint64_t kSetid = S_ISUID | S_ISGID;
+    constexpr std::uint64_t kCreates = O_CREAT | __O_TMPFILE;
+    if (c.suid_sgid) {
+        if (n == "openat2") return ENOSYS;
+        bool setid =
+            ((n == "chmod" || n == "fchmod" || n == "creat" || n == "mkdir" || n == "mknod") &&
+             (a[1] & kSetid)) ||
+            ((n == "fchmodat" || n == "fchmodat2" || n == "mkdirat" || n == "mknodat") &&
+             (a[2] & kSetid)) ||
+            (n == "open" && (a[1] & kCreates) && (a[2] & kSetid)) ||
+            (n == "openat" && (a[2] & kCreates) && (a[3] & kSetid));
+        if (setid) return c.profile_errno;
+    }
+    if (c.xattrs && (n == "setxattr" || n == "lsetxattr" || n == "fsetxattr" || n == "setxattrat"))
+        return EOPNOTSUPP;
+    if (c.no_nested_user) {
+        if (n == "clone3") return ENOSYS;
+        if ((n == "clone" || n == "unshare") && (a[0] & CLONE_NEWUSER)) return c.profile_errno;
+    }
+    return 0;
 }
 
 const TracedCall* traced_call(std::string_view name) {
@@ -432,7 +471,7 @@ void Builder::add_rule(const profile::SeccompRule& r, const std::set<std::string
     std::set<std::string> names = expand(
         r.syscalls, [&](std::size_t) { return r.loc; }, out);
     for (const auto& n : names) {
-        if (deny.count(n)) {
+        if (deny.count(n) && !(deny_list && allow.count(n))) {
             out.push_back(error_at(r.loc, "seccomp.rules: '" + n + "' is also in seccomp.deny"));
             continue;
         }
@@ -500,7 +539,7 @@ std::optional<Compiled> compile(const profile::Profile& p, Diagnostics& out) {
     std::set<std::string> deny = expand(s.deny, item_loc("seccomp.deny"), out);
     std::set<std::string> allow = expand(s.allow, item_loc("seccomp.allow"), out);
     const SeccompAction def = s.default_action;
-    std::vector<profile::SeccompRule> rules = all_rules(p, deny, out);
+    std::vector<profile::SeccompRule> rules = all_rules(p, deny, allow, out);
     if (errors() != errors_before) return std::nullopt;
     if (def.kind == SeccompAction::Kind::Allow && deny.empty() && rules.empty() && !s.learn)
         return c;

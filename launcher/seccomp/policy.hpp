@@ -2,6 +2,9 @@
 // checks, and the filter itself (built with core's SeccompFilter, compiled in the parent).
 #pragma once
 
+#include <array>
+#include <cerrno>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <set>
@@ -59,6 +62,18 @@ const TracedCall* traced_call(std::string_view name);
 // would undo the learning run's own confinement (io_uring's requests skip every seccomp rule,
 // such as no set-uid files; userfaultfd can stall the supervisor as it reads a path).
 bool refused_while_learning(std::string_view name);
+// butter's own argument rules (implicit_rules) for a learning run's denial: a syscall the
+// profile denies outright has no rule in the filter, so the supervisor, before it lets such a
+// call run, answers as the rule would (the arguments are the caller's registers, which cannot
+// change while it waits). The errno, or 0 when no rule refuses it.
+struct ImplicitChecks {
+    bool suid_sgid = true;       // seccomp.restrict_suid_sgid
+    bool xattrs = true;          // seccomp.restrict_xattrs
+    bool no_nested_user = true;  // namespaces.nested_user = false
+    int profile_errno = EPERM;
+};
+int implicit_rule_errno(std::string_view name, const std::array<std::uint64_t, 6>& args,
+                        const ImplicitChecks& checks);
 
 // Builds the filter of a profile; every problem is a diagnostic at the key's position.
 std::optional<Compiled> compile(const profile::Profile& p, profile::Diagnostics& out);

@@ -340,8 +340,20 @@ void Attempt::learn(const SeccompNotification& n) {
         // rename's and link's second path is made.
         if (t->path2_arg >= 0) note(t->path2_arg, t->dirfd2_arg, L::Create);
     }
-    if (!t && seccomp::refused_while_learning(name))
-        (void)notify_->respond_errno(n.id, plan_.seccomp_errno);
+    // A denial lets the call run but where butter's own argument rules would refuse it (a
+    // syscall the profile denies outright has none in the filter): set-uid files, extended
+    // attributes, user namespaces stay refused while learning too.
+    int err = 0;
+    if (!t) {
+        if (seccomp::refused_while_learning(name))
+            err = plan_.seccomp_errno;
+        else
+            err = seccomp::implicit_rule_errno(name, n.args,
+                                               {plan_.learn_suid_sgid, plan_.learn_xattrs,
+                                                plan_.no_nested_user, plan_.seccomp_errno});
+    }
+    if (err)
+        (void)notify_->respond_errno(n.id, err);
     else
         (void)notify_->respond_continue(n.id);
 }

@@ -241,9 +241,35 @@ TEST_P(Learn, TheLearningRunKeepsItsOwnConfinement) {
     EXPECT_EQ(cat.out, "key=value\n") << cat.err;
     EXPECT_NE(cat.code, 0);
 
-    // An allow-list BASE (the strictest shipped profile) learns too.
-    RunResult u = butter({"learn", "-p", "untrusted", "-o", prof_ / "u.toml", "--", "python3", "-c",
-                          "print(sum(range(10)))"});
+    // A BASE that denies chmod outright has no set-uid rule for it in the filter: the
+    // learning run answers as the rule would, and the learned profile, which allows chmod
+    // back, keeps the rule.
+    write_file(prof_ / "nochmod.toml",
+               "extends = \"default\"\n[seccomp]\ndeny = [\"chmod\", \"fchmodat\", "
+               "\"fchmodat2\"]\n");
+    if (nobody()) give_to_nobody(prof_ / "nochmod.toml");
+    const std::string chmod =
+        "import os\nfor name, mode in (('plain', 0o755), ('setuid', 0o4755)):\n"
+        " open(name, 'w').close()\n"
+        " try:\n  os.chmod(name, mode); print(name, 'ok')\n"
+        " except OSError as e:\n  print(name, e.errno)\n";
+    RunResult c = butter({"learn", "-p", prof_ / "nochmod.toml", "-o", prof_ / "c.toml", "--",
+                          "python3", "-c", chmod});
+    EXPECT_EQ(c.out, "plain ok\nsetuid 1\n") << c.err;
+    EXPECT_TRUE(has(read_file(prof_ / "c.toml"), "chmod\",  # called, and denied by"))
+        << read_file(prof_ / "c.toml");
+    RunResult cr = butter({"run", "-p", prof_ / "c.toml", "--", "python3", "-c", chmod});
+    EXPECT_EQ(cr.out, "plain ok\nsetuid 1\n") << cr.err;
+    ASSERT_EQ(::stat((work_ / "setuid").c_str(), &st), 0);
+    EXPECT_FALSE(st.st_mode & S_ISUID);
+
+    // An allow-list BASE (the strictest shipped profile) learns too. (A copy in a directory of
+    // the user's own: nobody may not read a clone in /root, and it may not be installed.)
+    write_file(prof_ / "untrusted.toml",
+               read_file(std::string(BUTTER_PROFILES_SRC) + "/untrusted.toml"));
+    if (nobody()) give_to_nobody(prof_ / "untrusted.toml");
+    RunResult u = butter({"learn", "-p", prof_ / "untrusted.toml", "-o", prof_ / "u.toml", "--",
+                          "python3", "-c", "print(sum(range(10)))"});
     EXPECT_EQ(u.code, 0) << u.err;
     EXPECT_EQ(butter({"check", prof_ / "u.toml"}).code, 0);
     RunResult again =

@@ -3,14 +3,19 @@
 // what BASE covers left out, syscall groups, destinations by name, the hints of a refused run.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 
+#include <array>
+#include <csignal>
 #include <string>
 
 #include "../support/tmpdir.hpp"
 #include "learn/learn.hpp"
 #include "profile/loader.hpp"
 #include "profile/toml_reader.hpp"
+#include "seccomp/policy.hpp"
 
 namespace butter::launcher {
 namespace {
@@ -34,6 +39,7 @@ struct Fixture {
         base = text.empty() ? profile::load(std::nullopt, o)
                             : profile::load_text(text, "base.toml", o);
         MountStep usr;
+        usr.source = "/usr";
         usr.target = "/usr";
         usr.read_only = true;
         MountStep work;
@@ -136,12 +142,53 @@ TEST(Learn, ADirectoryGivenWholeHidesItsSecretsAndNothingBecomesTheRoot) {
         << text;
 }
 
+TEST(Learn, OneBindADirectoryEveryKindOfSecretNoBytesTomlCannotHold) {
+    TempDir host;
+    const std::string d = host.path();
+    ASSERT_EQ(::mkdir((d + "/proj").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((d + "/proj/sub").c_str(), 0755), 0);
+    for (const char* f :
+         {"/proj/.npmrc", "/proj/id_rsa", "/proj/sub/server.pem", "/proj/.env", "/proj/ok.txt"})
+        write_file(d + f, "x");
+    ASSERT_EQ(::symlink("/nonexistent", (d + "/proj/.aws").c_str()), 0);
+    write_file(d + "/bad\xff\xfe", "x");
+    Fixture f;
+    auto& p = f.outcome.learned.paths;
+    p[d + "/proj"] = Learned::List;
+    p[d + "/proj/new"] = Learned::Create | Learned::Write;  // the same directory, writable
+    p[d + "/bad\xff\xfe"] = Learned::Read;
+    p["/usr/lib"] = Learned::Create;  // mkdir -p of what BASE has: nothing
+    std::string text = f.propose();
+    // One bind of proj, writable, with both uses.
+    EXPECT_TRUE(has(text, "{ type = \"bind\", source = \"" + d + "/proj\", target = \"" + d +
+                              "/proj\" },  # listed; tried to write and create in\n"))
+        << text;
+    EXPECT_FALSE(has(text, "/proj\", read_only = true }")) << text;
+    for (const char* masked :
+         {"/proj/.npmrc", "/proj/id_rsa", "/proj/sub/server.pem", "/proj/.env"}) {
+        std::string line = "{ type = \"bind\", source = \"/dev/null\", target = \"" + d + masked +
+                           "\", read_only = true }";
+        EXPECT_TRUE(has(text, line)) << masked << "\n" << text;
+        EXPECT_EQ(text.find(line), text.rfind(line)) << "once: " << masked;
+    }
+    EXPECT_FALSE(has(text, "ok.txt")) << text;
+    EXPECT_TRUE(has(text, "# " + d +
+                              "/proj/.aws: named like what holds cloud credentials, but "
+                              "not a file or directory"))
+        << text;
+    EXPECT_TRUE(has(text, "/bad\\xff\\xfe: not valid UTF-8")) << text;
+    EXPECT_FALSE(has(text, "/usr: written under")) << text;
+    // Every byte of the profile is UTF-8 (what `butter check` reads).
+    for (unsigned char c : text)
+        ASSERT_LT(c, 0x80) << text;
+}
+
 TEST(Learn, MergeKeepsAnEarlierRunsGitAndLargerLimits) {
     Fixture f;
     profile::Diagnostics d;
     auto earlier = profile::parse_toml(
         "extends = \"default\"\n[filesystem]\nwritable_git = true\n[limits]\ntime = \"5m\"\n"
-        "memory = \"1G\"\npids = 8\n",
+        "memory = \"1G\"\npids = 8\nopen_files = 4096\n",
         "earlier.toml", d);
     ASSERT_TRUE(earlier);
     learn::Input in;
@@ -159,6 +206,7 @@ TEST(Learn, MergeKeepsAnEarlierRunsGitAndLargerLimits) {
     EXPECT_TRUE(has(text, "time = \"5m\"  # kept from earlier.toml\n")) << text;
     EXPECT_TRUE(has(text, "memory = \"1G\"  # kept from earlier.toml\n")) << text;
     EXPECT_TRUE(has(text, "pids = 16  # it ran fewer")) << text;  // larger than the earlier 8
+    EXPECT_TRUE(has(text, "\nopen_files = 4096  # kept from earlier.toml\n")) << text;
 }
 
 TEST(Learn, SyscallsDestinationsAndLimits) {
@@ -216,6 +264,28 @@ TEST(Learn, AnAllowListGetsRulesForTheArgumentsSeen) {
                     "  { syscall = \"ioctl\", unless = { arg1 = [21505] }, action = "
                     "\"errno:ENOTTY\" },  # the ioctl requests the run made\n"))
         << text;
+}
+
+TEST(Learn, ButtersOwnRulesAnswerWhatTheFilterNoLongerHolds) {
+    using seccomp::implicit_rule_errno;
+    seccomp::ImplicitChecks all;
+    std::array<std::uint64_t, 6> a{};
+    a[1] = 04755;
+    EXPECT_EQ(implicit_rule_errno("chmod", a, all), EPERM);
+    a[1] = 0755;
+    EXPECT_EQ(implicit_rule_errno("chmod", a, all), 0);
+    a = {static_cast<std::uint64_t>(AT_FDCWD), 0, O_CREAT | O_WRONLY, 02755};
+    EXPECT_EQ(implicit_rule_errno("openat", a, all), EPERM);
+    a = {0, 0, 02000};
+    EXPECT_EQ(implicit_rule_errno("fchmodat", a, all), EPERM);
+    EXPECT_EQ(implicit_rule_errno("openat2", a, all), ENOSYS);
+    EXPECT_EQ(implicit_rule_errno("setxattr", a, all), EOPNOTSUPP);
+    a = {CLONE_NEWUSER | SIGCHLD};
+    EXPECT_EQ(implicit_rule_errno("unshare", a, all), EPERM);
+    EXPECT_EQ(implicit_rule_errno("clone3", a, all), ENOSYS);
+    EXPECT_EQ(implicit_rule_errno("keyctl", a, all), 0);
+    seccomp::ImplicitChecks none{false, false, false, EPERM};
+    EXPECT_EQ(implicit_rule_errno("unshare", a, none), 0);
 }
 
 TEST(Learn, HintsSayWhichKeyToAdd) {
