@@ -136,6 +136,28 @@ std::string tier_notice(const SandboxPlan& plan) {
     return s;
 }
 
+// A run's signals, before the clone: the forwarded ones blocked (one that arrives in between
+// stays pending for the supervisor's signalfd instead of killing butter), and SIGPIPE ignored
+// (a reader of butter's output that goes away is EPIPE to handle, not a death: the report must
+// still be written, the cgroups removed). Said on stderr when it fails.
+struct RunSignals {
+    SignalMaskGuard blocked;
+    bool sigpipe_default = true;  // the caller's SIGPIPE disposition, for the command
+};
+std::optional<RunSignals> take_signals(const SandboxPlan& plan) {
+    auto blocked = SignalMaskGuard::block(supervised_signals(plan));
+    if (!blocked) {
+        std::fprintf(stderr, "butter: %s\n", blocked.error().what().c_str());
+        return std::nullopt;
+    }
+    struct sigaction ignore {
+    }, caller{};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &caller);
+    set_sigpipe_ignored(true);  // (no need for NoSigpipe's guard around each write)
+    return RunSignals{std::move(*blocked), caller.sa_handler == SIG_DFL};
+}
+
 int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
     const auto started = std::chrono::steady_clock::now();
     // The heap the set-up fills, mapped in one go (a failure, on a kernel before 5.14, only
@@ -172,24 +194,13 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
         }
         changes_file = std::move(*f);
     }
-    // Block the forwarded signals before the clone: one that arrives in between stays pending
-    // for the supervisor's signalfd instead of killing butter.
-    auto blocked = SignalMaskGuard::block(supervised_signals(*plan));
-    if (!blocked) {
-        std::fprintf(stderr, "butter: %s\n", blocked.error().what().c_str());
-        return kFailed;
-    }
-    // A reader of butter's output that goes away is EPIPE to handle, not a death (the
-    // report must still be written, the cgroups removed).
-    struct sigaction ignore {
-    }, caller{};
-    ignore.sa_handler = SIG_IGN;
-    ::sigaction(SIGPIPE, &ignore, &caller);
-    set_sigpipe_ignored(true);  // (no need for NoSigpipe's guard around each write)
-    Fd upper;                   // the workspace overlay's, from the last attempt
+    auto signals = take_signals(*plan);
+    if (!signals) return kFailed;
+    auto& blocked = signals->blocked;
+    Fd upper;  // the workspace overlay's, from the last attempt
     auto options = [&](EarlyChild* early_child) {
         SupervisorOptions so;
-        so.sigpipe_default = caller.sa_handler == SIG_DFL;
+        so.sigpipe_default = signals->sigpipe_default;
         so.verbosity = cli.verbosity;
         so.events_fd = cli.events_fd;
         so.early = early_child;
@@ -225,7 +236,7 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
         return so;
     };
     if (plan->tier != profile::Tier::Namespaces && cli.verbosity > 0) say(tier_notice(*plan));
-    auto outcome = run_cli_sandbox(*plan, blocked->previous(), options(&early));
+    auto outcome = run_cli_sandbox(*plan, blocked.previous(), options(&early));
     // The host refused the namespaces: the next tier down, if the profile allows one.
     bool refused = outcome ? outcome->isolation_refused : host_refused_namespaces(outcome.error());
     if (refused && plan->tier == profile::Tier::Namespaces && plan->tier_auto) {
@@ -254,7 +265,7 @@ int cmd_run(const Cli& cli, EarlyChild early, int listen_fds, SpawnMode mode) {
                 events.emit("isolation", {{"tier", Events::str(profile::to_string(plan->tier))},
                                           {"reason", Events::str(plan->tier_reason)}});
                 if (cli.verbosity > 0) say(tier_notice(*plan));
-                outcome = run_cli_sandbox(*plan, blocked->previous(), options(nullptr));
+                outcome = run_cli_sandbox(*plan, blocked.previous(), options(nullptr));
             }
         }
     }
@@ -415,16 +426,9 @@ int cmd_learn(const Cli& cli, int listen_fds) {
             if (x.is_error()) network_note = x.message;
     }
     if (!plan) return kFailed;
-    auto blocked = SignalMaskGuard::block(supervised_signals(*plan));
-    if (!blocked) {
-        std::fprintf(stderr, "butter: %s\n", blocked.error().what().c_str());
-        return kFailed;
-    }
-    struct sigaction ignore {
-    }, caller{};
-    ignore.sa_handler = SIG_IGN;
-    ::sigaction(SIGPIPE, &ignore, &caller);
-    set_sigpipe_ignored(true);
+    auto signals = take_signals(*plan);
+    if (!signals) return kFailed;
+    auto& blocked = signals->blocked;
     Fd profile_out;  // stdout, for the profile or the diff; the command's is stderr meanwhile
     if (!out) {
         int fd = ::fcntl(1, F_DUPFD_CLOEXEC, 3);
@@ -436,10 +440,10 @@ int cmd_learn(const Cli& cli, int listen_fds) {
     }
     auto run = [&](const SandboxPlan& p) {
         SupervisorOptions so;
-        so.sigpipe_default = caller.sa_handler == SIG_DFL;
+        so.sigpipe_default = signals->sigpipe_default;
         so.verbosity = cli.verbosity;
         so.cgroup_move_self = true;
-        return run_cli_sandbox(p, blocked->previous(), std::move(so));
+        return run_cli_sandbox(p, blocked.previous(), std::move(so));
     };
     auto outcome = run(*plan);
     std::string failed = !outcome                                         ? outcome.error().what()
