@@ -11,6 +11,7 @@
 #include <set>
 #include <tuple>
 
+#include "changes/changes.hpp"
 #include "profile/toml_reader.hpp"
 #include "profile/units.hpp"
 #include "seccomp/policy.hpp"
@@ -147,14 +148,13 @@ std::string uses_text(unsigned u) {
     return s;
 }
 
-std::size_t entries_of(const std::string& dir) {
-    std::size_t n = 0;
-    if (DIR* d = ::opendir(dir.c_str())) {
-        while (struct dirent* e = ::readdir(d))
-            if (std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..") ++n;
-        ::closedir(d);
-    }
-    return n;
+// The names in the host directory `path` (sorted; none if it cannot be listed).
+std::vector<std::string> names_of(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return {};
+    Fd dir(fd);
+    auto names = changes::names_in(dir.get(), path);
+    return names ? std::move(*names) : std::vector<std::string>{};
 }
 
 // One line of an array, with its comment.
@@ -338,20 +338,11 @@ std::uint64_t power_of_two_above(std::uint64_t v, std::uint64_t floor) {
 }  // namespace
 
 std::vector<profile::MountSpec> host_view(const SandboxPlan& base_plan) {
-    static const std::set<std::string> kSkip = {"proc", "sys",  "dev",        "run",
-                                                "tmp",  "boot", "lost+found", "var/run"};
-    std::vector<std::string> names;
-    if (DIR* d = ::opendir("/")) {
-        while (struct dirent* e = ::readdir(d)) {
-            std::string n = e->d_name;
-            if (n == "." || n == ".." || kSkip.count(n)) continue;
-            names.push_back(n);
-        }
-        ::closedir(d);
-    }
-    std::sort(names.begin(), names.end());
+    static const std::set<std::string> kSkip = {"proc", "sys",  "dev",       "run",
+                                                "tmp",  "boot", "lost+found"};
     std::vector<profile::MountSpec> out;
-    for (const std::string& n : names) {
+    for (const std::string& n : names_of("/")) {
+        if (kSkip.count(n)) continue;
         std::string path = "/" + n;
         struct stat st {};
         if (::lstat(path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) continue;
@@ -487,8 +478,8 @@ std::string propose(const Input& in) {
     for (const auto& [path, use] : ro)
         if (!(use & Learned::List)) by_dir[parent_of(path)].push_back(path);
     for (const auto& [dir, files] : by_dir) {
-        if (files.size() < 2 || files.size() * 2 < entries_of(dir) || leads_to_a_mount(plan, dir) ||
-            dir == "/" || !secret_kind(dir).empty())
+        if (files.size() < 2 || files.size() * 2 < names_of(dir).size() ||
+            leads_to_a_mount(plan, dir) || dir == "/" || !secret_kind(dir).empty())
             continue;
         unsigned use = Learned::List;
         for (const std::string& f : files) {
