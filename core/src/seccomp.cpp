@@ -214,6 +214,16 @@ Result<void> SeccompFilter::add_rule(SeccompAction action, std::string_view name
 
 Result<void> SeccompFilter::add_rule(SeccompAction action, int syscall_nr,
                                      std::span<const ArgCondition> conditions) {
+    return add(action, syscall_nr, conditions, true);
+}
+
+Result<void> SeccompFilter::add_rule_translated(SeccompAction action, int syscall_nr,
+                                                std::span<const ArgCondition> conditions) {
+    return add(action, syscall_nr, conditions, false);
+}
+
+Result<void> SeccompFilter::add(SeccompAction action, int syscall_nr,
+                                std::span<const ArgCondition> conditions, bool exact) {
     std::vector<struct scmp_arg_cmp> cmps;
     for (const ArgCondition& c : conditions) {
         if (c.index > 5) return fail(Error("seccomp_rule_add", EINVAL, "argument index > 5"));
@@ -221,8 +231,10 @@ Result<void> SeccompFilter::add_rule(SeccompAction action, int syscall_nr,
                            ? scmp_arg_cmp{c.index, SCMP_CMP_MASKED_EQ, c.mask, c.value}
                            : scmp_arg_cmp{c.index, to_scmp(c.op), c.value, 0});
     }
-    int rc = seccomp_rule_add_exact_array(ctx_->ctx, action.native(), syscall_nr,
-                                          static_cast<unsigned>(cmps.size()), cmps.data());
+    int rc = exact ? seccomp_rule_add_exact_array(ctx_->ctx, action.native(), syscall_nr,
+                                                  static_cast<unsigned>(cmps.size()), cmps.data())
+                   : seccomp_rule_add_array(ctx_->ctx, action.native(), syscall_nr,
+                                            static_cast<unsigned>(cmps.size()), cmps.data());
     if (rc < 0) {
         Error e = scmp_error("seccomp_rule_add", rc, syscall_name(syscall_nr));
         if (rc == -EACCES)

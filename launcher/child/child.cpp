@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -42,6 +43,8 @@ const char* step_name(Step s) {
             return "pivot_root";
         case Step::Proc:
             return "/proc hardening";
+        case Step::Sysctl:
+            return "sysctl";
         case Step::ReadOnlyRoot:
             return "read-only root";
         case Step::Hostname:
@@ -87,6 +90,16 @@ void die(const ChildChannels& ch, Step step, const Error& e, int mount) {
     std::strncpy(f.hint, e.hint().c_str(), sizeof f.hint - 1);
     // One write of a small record to a pipe is atomic; nothing more can be done if it fails.
     [[maybe_unused]] ssize_t n = ::write(ch.error_fd, &f, sizeof f);
+    if (ch.detached) {
+        // No one may read the pipe any more (the creator has exited): a line on stderr, which
+        // the engine logs, as runc's init writes it.
+        char line[512];
+        int len =
+            std::snprintf(line, sizeof line, "butter oci: %s: %s%s%s%s: %s\n", step_name(step),
+                          f.call, f.context[0] ? "(\"" : "", f.context, f.context[0] ? "\")" : "",
+                          f.text[0] ? f.text : ::strerror(f.error));
+        if (len > 0) n = ::write(2, line, std::min(static_cast<std::size_t>(len), sizeof line - 1));
+    }
     ::_exit(125);
 }
 
@@ -172,6 +185,7 @@ Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& s
 }  // namespace
 
 bool rearm_parent_death(const ChildChannels& ch) {
+    if (ch.detached) return true;  // it outlives its creator (an OCI container)
     if (!set_parent_death_signal(SIGKILL)) return false;
     struct pollfd p {
         ch.parent_pidfd, POLLIN, 0
@@ -211,6 +225,8 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
     if (!rearm_parent_death(ch)) ::_exit(125);
     clock.mark(Step::IdMaps);
 
+    for (int fd : ch.join_ns)
+        if (::setns(fd, 0) < 0) die(ch, Step::Namespaces, Error::from_errno("setns"));
     if (plan.namespaces.has(Namespace::Mount)) {
         StepError where{Step::Propagation, -1, {}};
         if (auto r = build_rootfs(plan, ch, where); !r) die(ch, where.step, r.error(), where.mount);
@@ -218,13 +234,15 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
     }
     if (!plan.hostname.empty())
         if (auto r = sethostname(plan.hostname); !r) die(ch, Step::Hostname, r.error());
+    if (!plan.domainname.empty())
+        if (auto r = setdomainname(plan.domainname); !r) die(ch, Step::Hostname, r.error());
     if (plan.loopback_up)
         if (auto r = set_link_up("lo"); !r) die(ch, Step::Network, r.error());
     if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) < 0)
         die(ch, Step::Chdir, Error::from_errno("chdir", plan.cwd));
     clock.mark(Step::Hostname);
 
-    if (!plan.namespaces.has(Namespace::Pid)) exec_command(plan, ch, clock);
+    if (!plan.namespaces.has(Namespace::Pid) || plan.no_init) exec_command(plan, ch, clock);
     // PID 1 stays as init; the command runs as its child.
     sigset_t init_signals = prepare_init_signals(plan);
     // Named and not dumpable before the command can run: with vfork, init resumes only after

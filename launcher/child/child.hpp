@@ -28,6 +28,7 @@ enum class Step : std::uint32_t {
     Mount,
     PivotRoot,
     Proc,
+    Sysctl,  // an OCI config's (after pivot_root, before its read-only paths)
     ReadOnlyRoot,
     Hostname,
     Network,
@@ -71,7 +72,8 @@ struct ControlMessage {
         KernelLog = 4,
         AuditSession = 5,
         Terminal = 6,  // with an fd: the master of the terminal made in the sandbox's devpts
-        Changes = 7    // with an fd: the upper directory of the workspace overlay (plan.changes)
+        Changes = 7,   // with an fd: the upper directory of the workspace overlay (plan.changes)
+        Ready = 8      // set up, waiting on ChildChannels::start_fd (an OCI container's create)
     };
     std::uint32_t type = 0;
     std::int32_t value = 0;  // CommandStatus: the command's wait status; Timings: the count
@@ -100,6 +102,8 @@ struct StepClock {
 // An fd to the supervisor with the record saying what it is (no allocation: the rlimits may
 // hold already).
 [[nodiscard]] Result<void> send_fd(int control_fd, ControlMessage::Type type, int fd);
+// A terminal's master to an OCI engine's console socket (--console-socket).
+[[nodiscard]] Result<void> send_console(int socket_fd, int master);
 
 // The descriptors the child side uses; all close-on-exec.
 // The host's device nodes that a dev mount binds, in this order.
@@ -141,6 +145,16 @@ struct ChildChannels {
     char** sh_argv = nullptr;
     char* const* envp = nullptr;
     std::vector<char*> pid_slots;  // in envp: room for the command's pid (kPidSlot bytes)
+    // An OCI container's create (launcher/oci): the child outlives the process that made it
+    // (no parent-death signal; a failure is also a line on its stderr), and once set up it
+    // sends Ready and waits for a byte on `start_fd` (a FIFO: `butter oci start` writes it)
+    // before its last steps. `join_ns`: namespaces it enters (setns) before the mounts.
+    bool detached = false;
+    int start_fd = -1;
+    std::vector<int> join_ns;
+    // process.terminal with a console socket: the terminal is made in the container's devpts
+    // (plan.pty_ptmx) and its master sent there instead of to the supervisor.
+    int console_fd = -1;
 };
 
 // Room for a pid in decimal with its NUL.
@@ -178,6 +192,8 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
 // identity.cpp: ids, capabilities, no_new_privs.
 Result<void> set_identity(const SandboxPlan& plan);
 Result<void> drop_privileges(const SandboxPlan& plan, StepError& where);
+// plan.oci_caps: the ids and the config's capability sets, then no_new_privs.
+Result<void> set_oci_identity(const SandboxPlan& plan, StepError& where);
 
 // exec.cpp: the command's last steps (session, stdin, fds, seccomp) and execve.
 [[noreturn]] void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& clock);

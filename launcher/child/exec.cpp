@@ -29,14 +29,10 @@ namespace {
 Result<void> set_rlimits(const SandboxPlan& plan) {
     for (const Rlimit& r : plan.rlimits) {
         struct rlimit lim {
-            r.value, r.value
+            r.value, r.hard.value_or(r.value)
         };
         if (::setrlimit(static_cast<__rlimit_resource>(r.resource), &lim) < 0)
-            return fail_errno("setrlimit", r.resource == RLIMIT_CPU      ? "RLIMIT_CPU"
-                                           : r.resource == RLIMIT_NOFILE ? "RLIMIT_NOFILE"
-                                           : r.resource == RLIMIT_FSIZE  ? "RLIMIT_FSIZE"
-                                           : r.resource == RLIMIT_CORE   ? "RLIMIT_CORE"
-                                                                         : "RLIMIT_STACK");
+            return fail_errno("setrlimit", rlimit_name(r.resource));
     }
     return {};
 }
@@ -64,7 +60,11 @@ Result<void> make_terminal(const SandboxPlan& plan, const ChildChannels& ch) {
     struct winsize ws {};
     if ((::ioctl(0, TIOCGWINSZ, &ws) == 0 || ::ioctl(1, TIOCGWINSZ, &ws) == 0) && ws.ws_row > 0)
         (void)::ioctl(slave, TIOCSWINSZ, &ws);
-    BUTTER_TRY(send_fd(ch.control_fd, ControlMessage::Terminal, master));
+    if (ch.console_fd >= 0) {
+        BUTTER_TRY(send_console(ch.console_fd, master));
+    } else {
+        BUTTER_TRY(send_fd(ch.control_fd, ControlMessage::Terminal, master));
+    }
     for (int fd = 0; fd < 3; ++fd)
         if (::dup2(slave, fd) < 0) return fail_errno("dup2", "the terminal");
     if (::ioctl(0, TIOCSCTTY, 0) < 0) return fail_errno("ioctl(TIOCSCTTY)");
@@ -72,6 +72,29 @@ Result<void> make_terminal(const SandboxPlan& plan, const ChildChannels& ch) {
 }
 
 }  // namespace
+
+Result<void> send_console(int socket_fd, int master) {
+    // As runc sends it (conmon reads it so): the terminal's name as the data, the master as
+    // SCM_RIGHTS.
+    char name[] = "/dev/ptmx";
+    struct iovec iov {
+        name, sizeof name - 1
+    };
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &master, sizeof master);
+    if (::sendmsg(socket_fd, &msg, MSG_NOSIGNAL) < 0)
+        return fail_errno("sendmsg", "console socket");
+    return {};
+}
 
 // An fd to the supervisor (the seccomp listener, the terminal's master), with the record
 // saying what it is: no allocation (the rlimits may hold already, RLIMIT_AS too, in memory
@@ -206,6 +229,19 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         die(ch, Step::Stdio, Error::from_errno("dup2", "stdout"));
     if (ch.stderr_fd >= 0 && ::dup2(ch.stderr_fd, 2) < 0)
         die(ch, Step::Stdio, Error::from_errno("dup2", "stderr"));
+    if (ch.start_fd >= 0) {
+        // An OCI container's create: set up (its terminal made and sent: runc sends it at create);
+        // `butter oci start` lets it go (child.hpp).
+        ControlMessage ready{ControlMessage::Ready, 0};
+        [[maybe_unused]] ssize_t sent = ::send(ch.control_fd, &ready, sizeof ready, MSG_NOSIGNAL);
+        char go = 0;
+        ssize_t n;
+        do
+            n = ::read(ch.start_fd, &go, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) ::_exit(125);
+        ::close(ch.start_fd);
+    }
     if (plan.landlock_scopes != 0 || plan.landlock_fs != 0 || plan.landlock_net != 0) {
         // Before the ids and capabilities go: with CAP_SYS_ADMIN in its user namespace the
         // child may confine itself whether or not no_new_privs is set. Without one (the
@@ -214,9 +250,15 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
             if (auto r = set_no_new_privs(); !r) die(ch, Step::NoNewPrivs, r.error());
         if (auto r = confine(plan); !r) die(ch, Step::Landlock, r.error());
     }
-    if (auto r = set_identity(plan); !r) die(ch, Step::Identity, r.error());
+    if (plan.seccomp_early && !plan.seccomp.empty())
+        if (auto r = load_bpf(plan.seccomp); !r) die(ch, Step::Seccomp, r.error());
     StepError where{Step::Capabilities, -1, {}};
-    if (auto r = drop_privileges(plan, where); !r) die(ch, where.step, r.error());
+    if (plan.oci_caps) {
+        if (auto r = set_oci_identity(plan, where); !r) die(ch, where.step, r.error());
+    } else {
+        if (auto r = set_identity(plan); !r) die(ch, Step::Identity, r.error());
+        if (auto r = drop_privileges(plan, where); !r) die(ch, where.step, r.error());
+    }
     // Without a pid namespace this process is the sandbox: it must still die with butter.
     if (!plan.namespaces.has(Namespace::Pid) && !rearm_parent_death(ch)) ::_exit(125);
     // Every fd above 2 closes at exec, the caller's leaks included; ours are needed until then.
@@ -234,7 +276,7 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     if (auto r = set_rlimits(plan); !r) die(ch, Step::Rlimits, r.error());
     clock.mark(Step::Capabilities);
     clock.send(ch.control_fd);  // before seccomp: a strict filter may not allow sending after
-    if (!plan.seccomp.empty()) {
+    if (!plan.seccomp.empty() && !plan.seccomp_early) {
         BpfLoadOptions opts;
         opts.new_listener = plan.seccomp_listener;
         auto listener = load_bpf(plan.seccomp, opts);

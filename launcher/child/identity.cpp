@@ -1,6 +1,8 @@
 // The command's ids and privileges: supplementary groups, gid, uid, then capabilities and
 // no_new_privs (a failure of any is fatal: a sandbox never runs with more than it asked for).
 #include <grp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <butter/capabilities.hpp>
@@ -12,7 +14,12 @@
 namespace butter::launcher {
 
 Result<void> set_identity(const SandboxPlan& plan) {
-    if (plan.clear_groups && ::setgroups(0, nullptr) < 0) return fail_errno("setgroups");
+    if (!plan.groups.empty()) {
+        if (::setgroups(plan.groups.size(), plan.groups.data()) < 0) return fail_errno("setgroups");
+    } else if (plan.clear_groups && ::setgroups(0, nullptr) < 0) {
+        return fail_errno("setgroups");
+    }
+    if (plan.umask) ::umask(*plan.umask);
     if (::setresgid(plan.gid, plan.gid, plan.gid) < 0)
         return fail_errno("setresgid", std::to_string(plan.gid));
     if (::setresuid(plan.uid, plan.uid, plan.uid) < 0)
@@ -36,6 +43,28 @@ Result<void> drop_privileges(const SandboxPlan& plan, StepError& where) {
     } else {
         BUTTER_TRY(drop_all_but(plan.keep_caps));
     }
+    where.step = Step::NoNewPrivs;
+    if (plan.no_new_privs) BUTTER_TRY(set_no_new_privs());
+    return {};
+}
+
+Result<void> set_oci_identity(const SandboxPlan& plan, StepError& where) {
+    const SandboxPlan::CapabilitySets& c = *plan.oci_caps;
+    where.step = Step::Capabilities;
+    BUTTER_TRY(drop_bounding_all_but(c.bounding));  // (needs CAP_SETPCAP: before the ids)
+    if (::prctl(PR_SET_KEEPCAPS, 1) < 0) return fail_errno("prctl(PR_SET_KEEPCAPS)");
+    where.step = Step::Identity;
+    BUTTER_TRY(set_identity(plan));
+    where.step = Step::Capabilities;
+    BUTTER_ASSIGN_OR_RETURN(Capabilities caps, Capabilities::empty());
+    BUTTER_TRY(caps.set(CapFlag::Effective, c.effective, true));
+    BUTTER_TRY(caps.set(CapFlag::Permitted, c.permitted, true));
+    BUTTER_TRY(caps.set(CapFlag::Inheritable, c.inheritable, true));
+    BUTTER_TRY(caps.apply());
+    BUTTER_TRY(clear_ambient());
+    for (int cap : c.ambient.list())
+        BUTTER_TRY(set_ambient(cap, true));
+    if (::prctl(PR_SET_KEEPCAPS, 0) < 0) return fail_errno("prctl(PR_SET_KEEPCAPS)");
     where.step = Step::NoNewPrivs;
     if (plan.no_new_privs) BUTTER_TRY(set_no_new_privs());
     return {};

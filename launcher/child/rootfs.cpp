@@ -171,6 +171,78 @@ Result<void> harden_proc(const std::string& proc, Mask& files, Mask& dirs) {
     return {};
 }
 
+// An OCI config's linux.sysctl: "net.ipv4.ip_forward" is /proc/sys/net/ipv4/ip_forward (of the
+// sandbox's /proc: its namespaces' own). A key with "/" or ".." never leaves /proc/sys.
+Result<void> write_sysctl(const std::string& key, const std::string& value) {
+    std::string path = "/proc/sys/";
+    for (char c : key)
+        path += c == '.' ? '/' : c;
+    if (key.find('/') != std::string::npos || key.find("..") != std::string::npos)
+        return fail(Error::message("sysctl", "not a sysctl name", key));
+    auto fd = open_no_symlinks(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (!fd) return fail(std::move(fd).error());
+    if (::write(fd->get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+        return fail_errno("write", path);
+    return {};
+}
+
+// After pivot_root, an OCI container's maskedPaths and readonlyPaths (SandboxPlan): a path
+// that is missing or a symlink is left as it is (its target is not what the config named).
+Result<void> harden_oci(const SandboxPlan& plan, Mask& files, Mask& dirs) {
+    for (const std::string& p : plan.masked_paths) {
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) < 0) {
+            if (errno == ENOENT || errno == ENOTDIR) continue;
+            return fail_errno("lstat", p);
+        }
+        if (S_ISLNK(st.st_mode)) continue;
+        if (S_ISDIR(st.st_mode) && !dirs.tree.valid() && dirs.first.empty()) {
+            BUTTER_ASSIGN_OR_RETURN(FsContext fs, FsContext::open("tmpfs"));
+            BUTTER_TRY(fs.set("mode", "0755"));
+            BUTTER_TRY(fs.create());
+            BUTTER_ASSIGN_OR_RETURN(dirs.tree, fs.mount(kMaskAttrs));
+        }
+        BUTTER_TRY(mask_entry(S_ISDIR(st.st_mode) ? dirs : files, p));
+    }
+    for (const std::string& p : plan.readonly_paths) {
+        struct stat st {};
+        if (::lstat(p.c_str(), &st) < 0 && (errno == ENOENT || errno == ENOTDIR)) continue;
+        if (S_ISLNK(st.st_mode)) continue;
+        BUTTER_ASSIGN_OR_RETURN(bool bound,
+                                mounted_unless_missing(bind_mount(p.c_str(), p.c_str(), true)));
+        if (!bound) continue;
+        BUTTER_TRY(bind_remount(p.c_str(), MountFlag::ReadOnly | MountFlag::NoSuid |
+                                               MountFlag::NoDev | MountFlag::NoExec));
+    }
+    return {};
+}
+
+// An OCI container's /dev (a tmpfs of its config's): the host's device nodes and the links an
+// OCI runtime provides (runtime-spec's "Default Devices"); what the config mounted there
+// already (a devpts at pts, shm) stays.
+Result<void> populate_oci_dev(const MountStep& m, const Fd& root,
+                              const std::array<Fd, kDevNodes.size()>& nodes) {
+    BUTTER_ASSIGN_OR_RETURN(Fd dev, make_dirs_in_root(root, m.target.c_str()));
+    BUTTER_ASSIGN_OR_RETURN(dev, open_in_root(dev, ".", O_PATH | O_DIRECTORY, true));
+    for (std::size_t i = 0; i < kDevNodes.size(); ++i) {
+        if (!nodes[i].valid()) continue;
+        if (::mknodat(dev.get(), kDevNodes[i], S_IFREG | 0666, 0) < 0 && errno != EEXIST)
+            return fail_errno("mknodat", m.target + "/" + kDevNodes[i]);
+        BUTTER_TRY(move_mount(nodes[i], "", dev.get(), kDevNodes[i]));
+    }
+    for (auto [name, link] : {std::pair{"fd", "/proc/self/fd"},
+                              {"stdin", "/proc/self/fd/0"},
+                              {"stdout", "/proc/self/fd/1"},
+                              {"stderr", "/proc/self/fd/2"},
+                              {"ptmx", "pts/ptmx"},
+                              {"core", "/proc/kcore"}}) {
+        if (::symlinkat(link, dev.get(), name) < 0 &&
+            !(errno == EEXIST && same_symlink(dev.get(), name, link)))
+            return fail_errno("symlinkat", m.target + "/" + name);
+    }
+    return {};
+}
+
 }  // namespace
 
 Result<Fd> clone_bind_source(const MountStep& m, bool as_slave) {
@@ -180,9 +252,10 @@ Result<Fd> clone_bind_source(const MountStep& m, bool as_slave) {
                                                OpenTreeFlag::Clone | OpenTreeFlag::Recursive |
                                                    OpenTreeFlag::EmptyPath));
     MountSetattr attr;
-    if (m.read_only) attr.set = MountAttr::ReadOnly;
+    attr.set = MountAttrs::from_raw(m.attrs);
+    if (m.read_only) attr.set |= MountAttr::ReadOnly;
     if (as_slave) attr.propagation = MS_SLAVE;
-    if (m.read_only || as_slave) BUTTER_TRY(mount_setattr(tree, "", true, attr));
+    if (attr.set.raw() != 0 || as_slave) BUTTER_TRY(mount_setattr(tree, "", true, attr));
     return tree;
 }
 
@@ -219,14 +292,14 @@ Result<void> take_sources(const SandboxPlan& plan, const ChildChannels& ch, Step
         if (ch.null_tree >= 0) src.masked_files.tree = Fd(ch.null_tree);
         for (std::size_t i = 0; i < kDevNodes.size(); ++i)
             if (ch.dev_nodes[i] >= 0) src.dev_nodes[i] = Fd(ch.dev_nodes[i]);
-    } else if (plan.has_proc) {
+    } else if (plan.has_proc || !plan.masked_paths.empty()) {
         BUTTER_ASSIGN_OR_RETURN(src.masked_files.tree,
                                 open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
     }
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         const MountStep& m = plan.mounts[i];
         where.mount = static_cast<int>(i);
-        if (m.type == MountType::Dev && !have_dev_nodes) {
+        if ((m.type == MountType::Dev || m.type == MountType::DevNodes) && !have_dev_nodes) {
             src.dev_nodes = clone_dev_nodes();
             have_dev_nodes = true;
         }
@@ -435,6 +508,14 @@ Result<void> mount_one(const SandboxPlan& plan, std::size_t i, const Fd& root, S
         }
         case MountType::Dev:
             return build_dev(m, root.get(), src.dev_nodes);
+        case MountType::DevNodes:
+            return populate_oci_dev(m, root, src.dev_nodes);
+        case MountType::Kernel: {
+            BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
+            return mount_at(at.get(), m.source.empty() ? m.fstype.c_str() : m.source.c_str(),
+                            m.fstype.c_str(), MountFlags::from_raw(m.flags),
+                            m.options.empty() ? nullptr : m.options.c_str());
+        }
         case MountType::Dir:
             BUTTER_TRY(make_dirs_in_root(root, m.target.c_str(), m.mode));
             return {};
@@ -497,7 +578,14 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     if (::chdir("/") < 0) return fail_errno("chdir", "/");
 
     where.step = Step::Proc;
-    for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
+    if (plan.no_init) {  // (OCI)
+        where.step = Step::Sysctl;
+        for (const auto& [key, value] : plan.sysctls)
+            BUTTER_TRY(write_sysctl(key, value));
+        where.step = Step::Proc;
+        BUTTER_TRY(harden_oci(plan, src.masked_files, src.masked_dirs));
+    }
+    for (std::size_t i = 0; i < plan.mounts.size() && !plan.no_init; ++i) {
         if (plan.mounts[i].type != MountType::Proc) continue;
         where.mount = static_cast<int>(i);
         BUTTER_TRY(harden_proc(plan.mounts[i].target, src.masked_files, src.masked_dirs));

@@ -24,6 +24,7 @@
 #include "cli/systemd_scope.hpp"
 #include "cli/tuning.hpp"
 #include "learn/learn.hpp"
+#include "oci/runtime.hpp"
 #include "plan/host_path.hpp"
 #include "plan/plan.hpp"
 #include "profile/loader.hpp"
@@ -699,6 +700,12 @@ void hide_command_line(int argc, char** argv) {
 int main(int argc, char** argv) {
     using namespace butter::launcher;
     // What systemd passed, before butter has a descriptor of its own at any of those numbers.
+    // The OCI runtime (oci/runtime.hpp): `butter oci ...`, or this binary as `butter-oci`.
+    if (std::string_view self = argc > 0 ? argv[0] : "";
+        self == "butter-oci" || self.ends_with("/butter-oci"))
+        return oci::main(std::vector<std::string>(argv + 1, argv + argc));
+    if (argc > 1 && std::string_view(argv[1]) == "oci")
+        return oci::main(std::vector<std::string>(argv + 2, argv + argc));
     std::string listen_why;
     int listen_fds = socket_activation_fds(listen_why);
     // The sandbox, first of all, while butter parses and plans (spawn.hpp). If it cannot be

@@ -101,9 +101,11 @@ void Planner::landlock() {
             case MountType::Overlay:
             case MountType::Tmpfs:
             case MountType::Mqueue:
+            case MountType::Kernel:
                 rule(m.target, write);
                 break;
             case MountType::Dev:
+            case MountType::DevNodes:
                 rule(m.target, dev);
                 break;
             case MountType::Proc:

@@ -100,6 +100,12 @@ bool lists_capability(const std::vector<std::string>& names, int cap) {
     });
 }
 
+const char* rlimit_name(int resource) {
+    for (const auto& [r, name] : kRlimitNames)
+        if (r == resource) return name;
+    return "RLIMIT_?";
+}
+
 std::optional<std::string> normalize_target(const std::string& path) {
     if (path.empty() || path[0] != '/') return std::nullopt;
     std::string out;

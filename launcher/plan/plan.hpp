@@ -12,6 +12,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <butter/capabilities.hpp>
@@ -57,6 +58,12 @@ struct MountStep {
     // overlay: how many steps right before it are its layers (its lowers, top first, then its
     // upper directory unless the upper is a tmpfs, whose options are `options`).
     unsigned layers = 0;
+    // kernel (an OCI config's mounts): the file system's type ("sysfs", "devpts", "cgroup2",
+    // "tmpfs", ...), its MS_* flags (`options` is its data); bind: MOUNT_ATTR_* bits for the
+    // clone beyond read_only (nosuid, nodev, noexec).
+    std::string fstype;
+    unsigned long flags = 0;
+    std::uint64_t attrs = 0;
     // dev, proc: the mount point is a directory of the tmpfs root itself (no other mount above
     // it). dev without a size then binds that directory in place instead of mounting a tmpfs;
     // proc's masked directories get a read-only view of the empty one under the proc mount
@@ -69,8 +76,28 @@ using OutputSpec = profile::OutputMode;
 
 struct Rlimit {
     int resource = 0;
-    rlim_t value = 0;
+    rlim_t value = 0;                 // the soft limit, and the hard one unless `hard` says
+    std::optional<rlim_t> hard = {};  // (OCI process.rlimits)
 };
+// Every resource limit by its name, and "RLIMIT_NOFILE" for RLIMIT_NOFILE.
+inline constexpr std::pair<int, const char*> kRlimitNames[] = {
+    {RLIMIT_AS, "RLIMIT_AS"},
+    {RLIMIT_CORE, "RLIMIT_CORE"},
+    {RLIMIT_CPU, "RLIMIT_CPU"},
+    {RLIMIT_DATA, "RLIMIT_DATA"},
+    {RLIMIT_FSIZE, "RLIMIT_FSIZE"},
+    {RLIMIT_LOCKS, "RLIMIT_LOCKS"},
+    {RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"},
+    {RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"},
+    {RLIMIT_NICE, "RLIMIT_NICE"},
+    {RLIMIT_NOFILE, "RLIMIT_NOFILE"},
+    {RLIMIT_NPROC, "RLIMIT_NPROC"},
+    {RLIMIT_RSS, "RLIMIT_RSS"},
+    {RLIMIT_RTPRIO, "RLIMIT_RTPRIO"},
+    {RLIMIT_RTTIME, "RLIMIT_RTTIME"},
+    {RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"},
+    {RLIMIT_STACK, "RLIMIT_STACK"}};
+const char* rlimit_name(int resource);
 
 // network.mode = "user": where butter answers the sandbox's DNS (its own loopback, as
 // systemd-resolved's stub), and the netlink log group its nftables rules report to.
@@ -112,7 +139,9 @@ struct SandboxPlan {
     gid_t setup_gid = 0;
     uid_t uid = 0;  // the command's ids inside
     gid_t gid = 0;
-    bool clear_groups = false;  // setgroups(0) (possible when the parent wrote the maps)
+    bool clear_groups = false;    // setgroups(0) (possible when the parent wrote the maps)
+    std::vector<gid_t> groups;    // else, when not empty: setgroups(groups) (OCI additionalGids)
+    std::optional<mode_t> umask;  // the command's umask (OCI process.user.umask)
     // The sandbox's user namespace gets user.max_user_namespaces = 0 (namespaces.nested_user
     // = false): no user namespace below it, whatever the filter lets through.
     bool no_nested_user = false;
@@ -127,7 +156,17 @@ struct SandboxPlan {
     std::vector<MountStep> mounts;
     bool has_proc = false;
     std::string hostname;
+    std::string domainname;  // "" keeps the uts namespace's
     bool loopback_up = false;
+    // An OCI container (launcher/oci): the command is the sandbox's first process (no init in
+    // front of it); after the mounts, each masked path gets an empty read-only view (/dev/null
+    // over a file), each read-only path a read-only bind of itself, each sysctl its value
+    // (/proc/sys, the namespace's own); the seccomp filter loads before the ids and
+    // capabilities change when no_new_privs is off (loading it then needs CAP_SYS_ADMIN).
+    bool no_init = false;
+    std::vector<std::string> masked_paths, readonly_paths;
+    std::vector<std::pair<std::string, std::string>> sysctls;
+    bool seccomp_early = false;
     // network.mode = "user" (plan/network.cpp, supervise/network.cpp): pasta connects the
     // sandbox's network namespace to the host's; butter answers its DNS at kResolver and,
     // with network.allow or audit, nftables rules in that namespace (loaded by nft before
@@ -177,6 +216,12 @@ struct SandboxPlan {
     };
     std::vector<LandlockPort> landlock_ports;
     CapabilitySet keep_caps;
+    // An OCI config's sets, each as given (launcher/oci), in place of keep_caps: the bounding set
+    // lowered while root, the ids changed keeping the permitted set, then the rest set.
+    struct CapabilitySets {
+        CapabilitySet bounding, effective, permitted, inheritable, ambient;
+    };
+    std::optional<CapabilitySets> oci_caps;
     bool no_new_privs = true;
     BpfProgram seccomp;
     bool seccomp_listener = false;

@@ -251,6 +251,8 @@ void Planner::host_view() {
                 break;
             case MountType::Symlink:
             case MountType::Dir:
+            case MountType::Kernel:  // (OCI configs, always namespaces)
+            case MountType::DevNodes:
                 break;
         }
     }

@@ -515,6 +515,10 @@ const char* to_string(MountType t) {
             return "mqueue";
         case MountType::Overlay:
             return "overlay";
+        case MountType::Kernel:
+            return "kernel";
+        case MountType::DevNodes:
+            return "device nodes";
     }
     return "?";
 }

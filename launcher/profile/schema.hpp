@@ -23,7 +23,9 @@ namespace butter::launcher::profile {
 
 using std::chrono::nanoseconds;
 
-enum class MountType { Bind, Tmpfs, Proc, Dev, Symlink, Dir, Mqueue, Overlay };
+// Kernel and DevNodes are not profile keys: an OCI config's mounts of a file system by its type,
+// and the device nodes and links an OCI runtime puts in the container's /dev.
+enum class MountType { Bind, Tmpfs, Proc, Dev, Symlink, Dir, Mqueue, Overlay, Kernel, DevNodes };
 const char* to_string(MountType t);
 
 struct MountSpec {

@@ -387,6 +387,10 @@ Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& orig
     ch.stdout_fd = extras.stdout_fd;
     ch.stderr_fd = extras.stderr_fd;
     ch.tty_fd = extras.tty_fd;
+    ch.detached = extras.detached;
+    ch.start_fd = extras.start_fd;
+    ch.join_ns = extras.join_ns;
+    ch.console_fd = extras.console_fd;
     ch.argv = command.argv.data();
     ch.sh_argv = const_cast<char**>(command.sh_argv.data());  // the child fills in its slot
     ch.envp = command.envp.data();

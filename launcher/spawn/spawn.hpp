@@ -44,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "child/child.hpp"
 #include "plan/plan.hpp"
@@ -122,6 +123,12 @@ struct SpawnExtras {
     // its network namespace: supervise/network.hpp): the sandbox's pid and pidfd. An error
     // ends the spawn.
     std::function<Result<void>(pid_t, int)> before_go;
+    // An OCI container's create and run (launcher/oci, child.hpp's ChildChannels): it outlives
+    // its creator, waits on `start_fd`, enters `join_ns`, sends its terminal to `console_fd`.
+    bool detached = false;
+    int start_fd = -1;
+    std::vector<int> join_ns = {};
+    int console_fd = -1;
 };
 
 // The sandbox child, cloned before butter has even parsed its command line: with the user and

@@ -59,8 +59,6 @@ Result<Fd> open_kernel_log(const SandboxPlan& plan) {
     return fd;
 }
 
-namespace {
-
 std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
     std::string s = "setup failed: ";
     const MountStep* at = f.mount >= 0 && static_cast<std::size_t>(f.mount) < plan.mounts.size()
@@ -89,6 +87,8 @@ std::string render_failure(const SandboxPlan& plan, const ChildFailure& f) {
     if (!hint.empty()) s += " \u2014 hint: " + hint;
     return s;
 }
+
+namespace {
 
 // Whether the set-up failed where a host that refuses namespaces stops it: the id maps, the
 // first mounts of the root, a kernel filesystem's mount, lo. Not a bind's (its source's own

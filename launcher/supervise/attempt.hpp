@@ -124,4 +124,7 @@ class Attempt {
     std::optional<Error> error_;
 };
 
+// "setup failed: mount (bind /a -> /b): open_tree(\"/a\"): No such file or directory".
+std::string render_failure(const SandboxPlan& plan, const ChildFailure& f);
+
 }  // namespace butter::launcher

@@ -88,6 +88,12 @@ class SeccompFilter {
                                         std::span<const ArgCondition> conditions = {});
     [[nodiscard]] Result<void> add_rule(SeccompAction action, int syscall_nr,
                                         std::span<const ArgCondition> conditions = {});
+    // The same for each ABI the filter covers, as libseccomp translates it (seccomp_rule_add,
+    // not _exact): an ABI that lacks the call gets no rule, one that multiplexes it (i386's
+    // socketcall) the rule libseccomp can make. For filters written for several ABIs (an OCI
+    // config's).
+    [[nodiscard]] Result<void> add_rule_translated(SeccompAction action, int syscall_nr,
+                                                   std::span<const ArgCondition> conditions = {});
     // The action for a call through a non-native ABI (SCMP_FLTATR_ACT_BADARCH).
     [[nodiscard]] Result<void> set_bad_arch_action(SeccompAction action);
     // Covers another ABI too ("x86", "x32"): only for profiles that ask for it.
@@ -109,6 +115,8 @@ class SeccompFilter {
   private:
     struct Ctx;
     explicit SeccompFilter(std::unique_ptr<Ctx> ctx);
+    Result<void> add(SeccompAction action, int syscall_nr, std::span<const ArgCondition> conditions,
+                     bool exact);
     std::unique_ptr<Ctx> ctx_;
 };
 

@@ -1,0 +1,66 @@
+// An OCI bundle's config.json (runtime-spec 1.x) mapped onto butter's plan: the same child, the
+// same mounts, filters and identities as a profile's run, planned from the config instead of a
+// profile (what a profile has no key for, such as a kernel file system mount or an rlimit's own
+// hard value, is a plan field the config alone sets). Unknown fields are warnings (runc and crun
+// ignore them); fields butter cannot honour are errors naming their JSON pointer.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <butter/error.hpp>
+#include <butter/namespace.hpp>
+
+#include "plan/plan.hpp"
+
+namespace butter::launcher::oci {
+
+// hooks.prestart, ...: a program run by the runtime with the container's state on stdin.
+struct Hook {
+    std::string path;
+    std::vector<std::string> args, env;
+    std::optional<int> timeout;  // seconds
+};
+
+struct Config {
+    std::string oci_version;
+    std::string bundle;  // absolute
+    SandboxPlan plan;
+    bool terminal = false;
+    // linux.cgroupsPath and linux.resources (runtime.cpp makes and fills the cgroups).
+    std::string cgroups_path;
+    std::optional<std::int64_t> memory_limit, memory_swap, pids_limit, cpu_quota;
+    std::optional<std::uint64_t> cpu_period, cpu_shares;
+    std::optional<int> oom_score_adj;
+    // "prestart", "createRuntime", "poststart", "poststop" -> hooks, in order.
+    std::map<std::string, std::vector<Hook>> hooks;
+    std::map<std::string, std::string> annotations;
+    // linux.namespaces with a path: joined (setns) instead of made.
+    std::vector<std::pair<Namespace, std::string>> join;
+    std::vector<std::string> warnings;  // "config.json: /process/apparmorProfile: ignored ..."
+};
+
+// `origin` names the file in errors ("/b/config.json: /process/args: ..."); the bundle's
+// relative paths (root.path) are taken from `bundle`.
+[[nodiscard]] Result<Config> parse_config(std::string_view json, const std::string& bundle,
+                                          const std::string& origin);
+// BUNDLE/config.json.
+[[nodiscard]] Result<Config> load_config(const std::string& bundle);
+
+// `butter oci spec`: a config.json to start from (runc spec's), for rootless use with
+// `rootless` (a user namespace mapping the caller's ids to root).
+std::string default_spec(bool rootless);
+// `butter oci features` (runtime-spec features.md).
+std::string features_json();
+
+// The JSON text of a string (quotes and escapes included).
+std::string json_string(std::string_view s);
+
+}  // namespace butter::launcher::oci

@@ -1,0 +1,966 @@
+// The runc command line: global options, then create, start, state, kill, delete, run, ps,
+// spec, features. Errors are one line "butter oci: ..." on stderr (and in --log, as runc's
+// JSON log lines when --log-format json), exit status 1.
+#include "oci/runtime.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include <butter/cgroup.hpp>
+#include <butter/fd.hpp>
+#include <butter/mount.hpp>
+#include <butter/process.hpp>
+#include <butter/signalfd.hpp>
+#include <butter/splice.hpp>
+
+#include "oci/config.hpp"
+#include "spawn/spawn.hpp"
+#include "supervise/attempt.hpp"
+
+namespace butter::launcher::oci {
+
+namespace {
+
+using nlohmann::json;
+
+struct Globals {
+    std::string root;
+    std::string log;
+    bool log_json = false;
+    bool systemd_cgroup = false;
+};
+
+Globals g;
+
+void log_line(const char* level, const std::string& msg) {
+    if (g.log.empty()) return;
+    int fd = ::open(g.log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return;
+    Fd f(fd);
+    std::string line;
+    if (g.log_json) {
+        char when[64];
+        std::time_t now = std::time(nullptr);
+        std::tm tm{};
+        ::gmtime_r(&now, &tm);
+        std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        line = json{{"level", level}, {"msg", msg}, {"time", when}}.dump() + "\n";
+    } else {
+        line = std::string(level) + ": " + msg + "\n";
+    }
+    [[maybe_unused]] ssize_t n = ::write(fd, line.data(), line.size());
+}
+
+int error(const std::string& msg) {
+    std::fprintf(stderr, "butter oci: %s\n", msg.c_str());
+    log_line("error", msg);
+    return 1;
+}
+
+void warn(const std::string& msg) {
+    std::fprintf(stderr, "butter oci: warning: %s\n", msg.c_str());
+    log_line("warning", msg);
+}
+
+bool valid_id(const std::string& id) {
+    if (id.empty() || id.size() > 1024 || id == "." || id == "..") return false;
+    for (char c : id)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+              c == '+'))
+            return false;
+    return true;
+}
+
+// ROOT, made (0700) if missing; never a symlink.
+Result<Fd> open_root(bool create) {
+    if (create) {
+        // Each missing directory of the path, 0700 for the last.
+        std::string path;
+        std::size_t at = 1;
+        while (at <= g.root.size()) {
+            std::size_t slash = g.root.find('/', at);
+            if (slash == std::string::npos) slash = g.root.size();
+            path = g.root.substr(0, slash);
+            if (::mkdir(path.c_str(), slash == g.root.size() ? 0700 : 0755) < 0 && errno != EEXIST)
+                return fail_errno("mkdir", path);
+            at = slash + 1;
+        }
+    }
+    auto fd = open_no_symlinks(AT_FDCWD, g.root.c_str(), O_PATH | O_DIRECTORY);
+    if (!fd) return fail(std::move(fd).error());
+    struct stat st {};
+    if (::fstat(fd->get(), &st) < 0) return fail_errno("fstat", g.root);
+    if (st.st_uid != ::geteuid() || (st.st_mode & 022))
+        return fail(
+            Error::message("open", "not owned by this user, or writable by others", g.root));
+    return fd;
+}
+
+// The fields state.json keeps: what the runtime wrote at create.
+struct State {
+    std::string id, bundle, created;
+    pid_t pid = 0;
+    std::uint64_t start_time = 0;  // the process's, from /proc/PID/stat (pid reuse)
+    bool started = false;
+    std::vector<std::string> cgroups;  // directories create made
+    std::map<std::string, std::string> annotations;
+    json hooks;  // the config's poststart and poststop hooks
+};
+
+std::uint64_t process_start_time(pid_t pid, char* state_out = nullptr) {
+    std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    Fd f(fd);
+    char buf[1024];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    // After the command's name in parentheses (which may hold anything): the state, then
+    // field 22, the start time.
+    char* p = std::strrchr(buf, ')');
+    if (!p) return 0;
+    p += 2;
+    if (state_out) *state_out = *p;
+    for (int field = 3; field < 22 && p; ++field) {
+        p = std::strchr(p, ' ');
+        if (p) ++p;
+    }
+    return p ? std::strtoull(p, nullptr, 10) : 0;
+}
+
+json state_json(const State& s) {
+    return json{{"id", s.id},           {"bundle", s.bundle},           {"created", s.created},
+                {"pid", s.pid},         {"startTime", s.start_time},    {"started", s.started},
+                {"cgroups", s.cgroups}, {"annotations", s.annotations}, {"hooks", s.hooks}};
+}
+
+Result<void> write_file_at(int dir, const std::string& name, const std::string& text) {
+    std::string tmp = "." + name + ".tmp";
+    int fd =
+        ::openat(dir, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return fail_errno("openat", tmp);
+    Fd f(fd);
+    if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        return fail_errno("write", tmp);
+    if (::renameat(dir, tmp.c_str(), dir, name.c_str()) < 0) return fail_errno("renameat", name);
+    return {};
+}
+
+Result<std::string> read_file_at(int dir, const char* name) {
+    int fd = ::openat(dir, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return fail_errno("openat", name);
+    Fd f(fd);
+    std::string text;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) return fail_errno("read", name);
+        if (n == 0) return text;
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+struct Container {
+    Fd dir;
+    State state;
+};
+
+Result<Container> open_container(const std::string& id) {
+    if (!valid_id(id)) return fail(Error::message("container", "not a valid container id", id));
+    BUTTER_ASSIGN_OR_RETURN(Fd root, open_root(false));
+    int fd = ::openat(root.get(), id.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return fail(Error::message("container", "does not exist", id));
+        return fail_errno("openat", g.root + "/" + id);
+    }
+    Container c{Fd(fd), {}};
+    // O_PATH fds cannot be read through: the directory again, for openat's reads.
+    int dfd = ::openat(root.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return fail_errno("openat", g.root + "/" + id);
+    c.dir = Fd(dfd);
+    BUTTER_ASSIGN_OR_RETURN(std::string text, read_file_at(c.dir.get(), "state.json"));
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return fail(Error::message("container", "state.json is damaged", id));
+    State& s = c.state;
+    s.id = j.value("id", id);
+    s.bundle = j.value("bundle", "");
+    s.created = j.value("created", "");
+    s.pid = j.value("pid", 0);
+    s.start_time = j.value("startTime", std::uint64_t{0});
+    s.started = j.value("started", false);
+    if (j.contains("cgroups")) s.cgroups = j["cgroups"].get<std::vector<std::string>>();
+    if (j.contains("annotations"))
+        s.annotations = j["annotations"].get<std::map<std::string, std::string>>();
+    s.hooks = j.value("hooks", json::object());
+    return c;
+}
+
+// "created", "running" or "stopped" (the process gone, a zombie, or another one at its pid).
+std::string status_of(const State& s) {
+    if (s.pid <= 0) return "stopped";
+    char st = 0;
+    if (process_start_time(s.pid, &st) != s.start_time || st == 'Z' || st == 'X') return "stopped";
+    return s.started ? "running" : "created";
+}
+
+// The state as the runtime spec prints it.
+json spec_state(const State& s) {
+    std::string status = status_of(s);
+    return json{{"ociVersion", "1.1.0"}, {"id", s.id},
+                {"status", status},      {"pid", status == "stopped" ? 0 : s.pid},
+                {"bundle", s.bundle},    {"rootfs", ""},
+                {"created", s.created},  {"annotations", s.annotations}};
+}
+
+// A hook: the program with the state on stdin, killed after its timeout.
+Result<void> run_hook(const json& hook, const std::string& state) {
+    std::string path = hook.value("path", "");
+    std::vector<std::string> args = hook.value("args", std::vector<std::string>{});
+    std::vector<std::string> env = hook.value("env", std::vector<std::string>{});
+    if (args.empty()) args.push_back(path);
+    int timeout = hook.value("timeout", 0);
+    BUTTER_ASSIGN_OR_RETURN(Pipe in, Pipe::create());
+    std::vector<char*> argv, envp;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env)
+        envp.push_back(e.data());
+    envp.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) return fail_errno("fork", "hook " + path);
+    if (pid == 0) {
+        ::dup2(in.read.get(), 0);
+        ::execve(path.c_str(), argv.data(), envp.data());
+        ::_exit(127);
+    }
+    in.read.reset();
+    [[maybe_unused]] ssize_t n = ::write(in.write.get(), state.data(), state.size());
+    in.write.reset();
+    int status = 0;
+    for (int waited = 0;; ++waited) {
+        pid_t r = ::waitpid(pid, &status, timeout > 0 ? WNOHANG : 0);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) return fail_errno("waitpid", "hook " + path);
+        if (timeout > 0 && waited >= timeout * 100) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return fail(Error::message("hook", "timed out", path));
+        }
+        if (timeout > 0) ::usleep(10000);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail(Error::message(
+            "hook",
+            "failed (" +
+                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
+                ")",
+            path));
+    return {};
+}
+
+Result<void> run_hooks(const json& hooks, const char* kind, const State& s) {
+    if (!hooks.contains(kind)) return {};
+    std::string state = spec_state(s).dump();
+    for (const json& h : hooks[kind])
+        BUTTER_TRY(run_hook(h, state));
+    return {};
+}
+
+json hooks_json(const std::vector<Hook>& hooks) {
+    json arr = json::array();
+    for (const Hook& h : hooks) {
+        json j{{"path", h.path}, {"args", h.args}, {"env", h.env}};
+        if (h.timeout) j["timeout"] = *h.timeout;
+        arr.push_back(j);
+    }
+    return arr;
+}
+
+// --- cgroups ------------------------------------------------------------------------------
+
+// The directory for `controller`'s hierarchy: an absolute cgroupsPath from its root, a
+// relative one below this process's own cgroup (as runc places them).
+Result<std::string> cgroup_dir(const std::string& controller, const std::string& path,
+                               CgroupVersion& version) {
+    BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
+    version = h.version;
+    std::string rel = path;
+    if (g.systemd_cgroup && std::count(path.begin(), path.end(), ':') == 2) {
+        // slice:prefix:name, as runc's systemd driver names it: made as cgroupfs paths.
+        auto a = path.find(':'), b = path.find(':', a + 1);
+        rel = "/" + path.substr(0, a) + "/" + path.substr(a + 1, b - a - 1) + "-" +
+              path.substr(b + 1) + ".scope";
+    }
+    if (rel.find("..") != std::string::npos)
+        return fail(Error::message("cgroupsPath", "must not hold '..'", path));
+    return rel.starts_with("/") ? h.mount + rel : h.own_path() + "/" + rel;
+}
+
+Result<void> make_dirs(const std::string& path) {
+    for (std::size_t at = 1; at <= path.size();) {
+        std::size_t slash = path.find('/', at);
+        if (slash == std::string::npos) slash = path.size();
+        std::string part = path.substr(0, slash);
+        if (::mkdir(part.c_str(), 0755) < 0 && errno != EEXIST) return fail_errno("mkdir", part);
+        at = slash + 1;
+    }
+    return {};
+}
+
+Result<void> write_control(const std::string& dir, const char* file, const std::string& value) {
+    std::string path = dir + "/" + file;
+    auto fd = open_no_symlinks(AT_FDCWD, path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (!fd) return fail(std::move(fd).error());
+    if (::write(fd->get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
+        return fail_errno("write", path + " (" + value + ")");
+    return {};
+}
+
+// The cgroups of the config's limits, made and written; the directories made.
+Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string& id) {
+    std::vector<std::string> made;
+    std::string path = c.cgroups_path.empty() ? "butter-oci/" + id : c.cgroups_path;
+    auto one = [&](const char* controller) -> Result<std::pair<std::string, CgroupVersion>> {
+        CgroupVersion v{};
+        BUTTER_ASSIGN_OR_RETURN(std::string dir, cgroup_dir(controller, path, v));
+        if (std::find(made.begin(), made.end(), dir) == made.end()) {
+            BUTTER_TRY(make_dirs(dir));
+            made.push_back(dir);
+        }
+        return std::pair{dir, v};
+    };
+    auto result = [&]() -> Result<void> {
+        if (c.memory_limit && *c.memory_limit > 0) {
+            BUTTER_ASSIGN_OR_RETURN(auto at, one("memory"));
+            bool v2 = at.second == CgroupVersion::V2;
+            BUTTER_TRY(write_control(at.first, v2 ? "memory.max" : "memory.limit_in_bytes",
+                                     std::to_string(*c.memory_limit)));
+            if (c.memory_swap && *c.memory_swap > 0) {
+                // OCI's swap is memory plus swap (v1's memsw); v2's swap.max is swap alone.
+                std::string file = v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes";
+                std::string value =
+                    std::to_string(v2 ? *c.memory_swap - *c.memory_limit : *c.memory_swap);
+                if (auto r = write_control(at.first, file.c_str(), value); !r)
+                    warn("memory swap limit not set: " + r.error().what());
+            }
+        }
+        if (c.pids_limit && *c.pids_limit > 0) {
+            BUTTER_ASSIGN_OR_RETURN(auto at, one("pids"));
+            BUTTER_TRY(write_control(at.first, "pids.max", std::to_string(*c.pids_limit)));
+        }
+        if (c.cpu_quota || c.cpu_shares) {
+            BUTTER_ASSIGN_OR_RETURN(auto at, one("cpu"));
+            bool v2 = at.second == CgroupVersion::V2;
+            std::uint64_t period = c.cpu_period.value_or(100000);
+            if (c.cpu_quota && *c.cpu_quota > 0) {
+                if (v2) {
+                    BUTTER_TRY(
+                        write_control(at.first, "cpu.max",
+                                      std::to_string(*c.cpu_quota) + " " + std::to_string(period)));
+                } else {
+                    BUTTER_TRY(
+                        write_control(at.first, "cpu.cfs_period_us", std::to_string(period)));
+                    BUTTER_TRY(
+                        write_control(at.first, "cpu.cfs_quota_us", std::to_string(*c.cpu_quota)));
+                }
+            }
+            if (c.cpu_shares && *c.cpu_shares >= 2) {
+                std::uint64_t s = *c.cpu_shares;
+                BUTTER_TRY(v2 ? write_control(at.first, "cpu.weight",
+                                              std::to_string(1 + ((s - 2) * 9999) / 262142))
+                              : write_control(at.first, "cpu.shares", std::to_string(s)));
+            }
+        }
+        return {};
+    }();
+    if (!result) {
+        for (auto it = made.rbegin(); it != made.rend(); ++it)
+            ::rmdir(it->c_str());
+        return fail(std::move(result).error());
+    }
+    return made;
+}
+
+void remove_cgroups(const std::vector<std::string>& dirs) {
+    for (const auto& d : dirs)
+        for (int i = 0; i < 100 && ::rmdir(d.c_str()) < 0 && errno == EBUSY; ++i)
+            ::usleep(10000);  // dying processes still in it
+}
+
+// --- the commands ---------------------------------------------------------------------------
+
+struct Args {
+    std::vector<std::string> positional;
+    std::map<std::string, std::string> values;
+    std::set<std::string> flags;
+};
+
+// "--name value", "--name=value", "-b value"; `with_value` names the options that take one.
+Result<Args> parse_args(const std::vector<std::string>& args, std::size_t from,
+                        const std::set<std::string>& with_value,
+                        const std::set<std::string>& without) {
+    Args out;
+    for (std::size_t i = from; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--") {
+            out.positional.insert(out.positional.end(), args.begin() + static_cast<long>(i) + 1,
+                                  args.end());
+            break;
+        }
+        if (a.size() > 1 && a[0] == '-' && out.positional.empty()) {
+            std::string name = a, value;
+            bool has_value = false;
+            if (auto eq = a.find('='); eq != std::string::npos) {
+                name = a.substr(0, eq);
+                value = a.substr(eq + 1);
+                has_value = true;
+            }
+            if (with_value.count(name)) {
+                if (!has_value) {
+                    if (i + 1 >= args.size())
+                        return fail(Error::message("option", "needs a value", name));
+                    value = args[++i];
+                }
+                out.values[name] = value;
+            } else if (without.count(name)) {
+                out.flags.insert(name);
+            } else {
+                return fail(Error::message("option", "unknown option", name));
+            }
+            continue;
+        }
+        out.positional.push_back(a);
+    }
+    return out;
+}
+
+std::string now_rfc3339() {
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    std::tm tm{};
+    ::gmtime_r(&ts.tv_sec, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    char out[96];
+    std::snprintf(out, sizeof out, "%s.%09ldZ", buf, ts.tv_nsec);
+    return out;
+}
+
+std::string absolute(const std::string& path) {
+    if (path.starts_with("/")) return path;
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return path;
+    return path == "." ? std::string(cwd) : std::string(cwd) + "/" + path;
+}
+
+// What create and run share: the container made and waiting (start_gate) or running.
+struct Made {
+    std::optional<Sandbox> sandbox;
+    State state;
+    Fd dir;
+};
+
+Result<void> remove_container_dir(const std::string& id) {
+    BUTTER_ASSIGN_OR_RETURN(Fd root, open_root(false));
+    int dfd = ::openat(root.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return errno == ENOENT ? Result<void>{} : fail_errno("openat", id);
+    Fd dir(dfd);
+    for (const char* name : {"state.json", "exec.fifo", ".state.json.tmp"})
+        ::unlinkat(dfd, name, 0);
+    if (::unlinkat(root.get(), id.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return fail_errno("rmdir", g.root + "/" + id);
+    return {};
+}
+
+Result<Made> make_container(const std::string& id, const std::string& bundle_arg,
+                            const std::string& console_socket, bool start_gate) {
+    if (!valid_id(id)) return fail(Error::message("container", "not a valid container id", id));
+    std::string bundle = absolute(bundle_arg);
+    BUTTER_ASSIGN_OR_RETURN(Config c, load_config(bundle));
+    for (const auto& w : c.warnings)
+        warn(w);
+    if (c.terminal && console_socket.empty())
+        return fail(Error::message("process.terminal", "needs --console-socket"));
+    BUTTER_ASSIGN_OR_RETURN(Fd root, open_root(true));
+    if (::mkdirat(root.get(), id.c_str(), 0700) < 0) {
+        if (errno == EEXIST) return fail(Error::message("container", "exists already", id));
+        return fail_errno("mkdirat", g.root + "/" + id);
+    }
+    Made m;
+    bool ok = false;
+    std::vector<std::string> cgroups;
+    struct Cleanup {
+        const std::string& id;
+        bool& ok;
+        std::vector<std::string>& cgroups;
+        std::optional<Sandbox>& sb;
+        ~Cleanup() {
+            if (ok) return;
+            if (sb && sb->pidfd.valid()) {
+                (void)pidfd_send_signal(sb->pidfd, SIGKILL);
+                (void)waitid_pidfd(sb->pidfd);
+            }
+            remove_cgroups(cgroups);
+            (void)remove_container_dir(id);
+        }
+    } cleanup{id, ok, cgroups, m.sandbox};
+    int dfd = ::openat(root.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return fail_errno("openat", g.root + "/" + id);
+    m.dir = Fd(dfd);
+
+    SpawnExtras extras;
+    extras.mode = SpawnMode::Fork;
+    extras.detached = start_gate;
+    Fd fifo, console;
+    std::vector<Fd> joined;
+    if (start_gate) {
+        if (::mkfifoat(dfd, "exec.fifo", 0600) < 0) return fail_errno("mkfifoat", "exec.fifo");
+        // Read and write: the open does not wait for a writer, and the container's read waits
+        // for start's byte (its own write end keeps EOF away).
+        int ff = ::openat(dfd, "exec.fifo", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (ff < 0) return fail_errno("openat", "exec.fifo");
+        fifo = Fd(ff);
+        extras.start_fd = fifo.get();
+    }
+    if (!console_socket.empty()) {
+        int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) return fail_errno("socket", "console socket");
+        console = Fd(s);
+        struct sockaddr_un addr {};
+        addr.sun_family = AF_UNIX;
+        if (console_socket.size() >= sizeof addr.sun_path)
+            return fail(Error::message("--console-socket", "path too long", console_socket));
+        std::memcpy(addr.sun_path, console_socket.c_str(), console_socket.size() + 1);
+        if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+            return fail_errno("connect", console_socket);
+        extras.console_fd = console.get();
+    }
+    for (const auto& [kind, path] : c.join) {
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return fail_errno("open", path);
+        joined.emplace_back(fd);
+        extras.join_ns.push_back(fd);
+    }
+    BUTTER_ASSIGN_OR_RETURN(cgroups, make_cgroups(c, id));
+    m.state.id = id;
+    m.state.bundle = bundle;
+    m.state.created = now_rfc3339();
+    m.state.cgroups = cgroups;
+    m.state.annotations = c.annotations;
+    m.state.hooks = json{{"poststart", hooks_json(c.hooks["poststart"])},
+                         {"poststop", hooks_json(c.hooks["poststop"])}};
+    m.state.started = !start_gate;
+    extras.before_go = [&](pid_t pid, int) -> Result<void> {
+        for (const auto& dir : cgroups)
+            BUTTER_TRY(write_control(dir, "cgroup.procs", std::to_string(pid)));
+        if (c.oom_score_adj)
+            BUTTER_TRY(write_control("/proc/" + std::to_string(pid), "oom_score_adj",
+                                     std::to_string(*c.oom_score_adj)));
+        State s = m.state;
+        s.pid = pid;
+        s.start_time = process_start_time(pid);
+        s.started = false;
+        std::string text = spec_state(s).dump();
+        for (const char* kind : {"prestart", "createRuntime"})
+            for (const Hook& h : c.hooks[kind])
+                BUTTER_TRY(run_hook(hooks_json({h})[0], text));
+        return {};
+    };
+    sigset_t mask;
+    ::sigemptyset(&mask);
+    auto spawned = spawn(c.plan, mask, extras);
+    if (!spawned) return fail(std::move(spawned).error());
+    m.sandbox.emplace(std::move(*spawned));
+    m.state.pid = m.sandbox->pid;
+    m.state.start_time = process_start_time(m.sandbox->pid);
+    if (start_gate) {
+        // Set up, or failed: Ready on the control socket, or a record (or EOF) on the pipe.
+        for (;;) {
+            struct pollfd p[2] = {{m.sandbox->control.get(), POLLIN, 0},
+                                  {m.sandbox->failure.get(), POLLIN, 0}};
+            if (::poll(p, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                return fail_errno("poll", "the container's set-up");
+            }
+            if (p[1].revents) {
+                ChildFailure f;
+                ssize_t n = ::read(m.sandbox->failure.get(), &f, sizeof f);
+                if (n == static_cast<ssize_t>(sizeof f))
+                    return fail(Error::message("create", render_failure(c.plan, f)));
+                return fail(Error::message("create", "the container's first process died"));
+            }
+            if (p[0].revents) {
+                ControlMessage msg{};
+                ssize_t n = ::recv(m.sandbox->control.get(), &msg, sizeof msg, 0);
+                if (n <= 0) continue;  // (the failure pipe tells why)
+                if (msg.type == ControlMessage::Ready) break;
+            }
+        }
+    }
+    BUTTER_TRY(write_file_at(m.dir.get(), "state.json", state_json(m.state).dump()));
+    ok = true;
+    return m;
+}
+
+Result<void> write_pid_file(const std::string& path, pid_t pid) {
+    std::string abs = absolute(path);
+    auto slash = abs.rfind('/');
+    std::string dir = slash == 0 ? "/" : abs.substr(0, slash);
+    int dfd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return fail_errno("open", dir);
+    Fd d(dfd);
+    return write_file_at(dfd, abs.substr(slash + 1), std::to_string(pid));
+}
+
+int cmd_create(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from,
+                        {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
+                        {"--no-pivot", "--no-new-keyring"});
+    if (!a) return error(a.error().what());
+    if (a->positional.size() != 1) return error("create: needs one container id");
+    if (a->values.count("--preserve-fds") && a->values["--preserve-fds"] != "0")
+        return error("create: --preserve-fds is not supported");
+    std::string bundle = a->values.count("--bundle") ? a->values["--bundle"]
+                         : a->values.count("-b")     ? a->values["-b"]
+                                                     : ".";
+    auto m = make_container(a->positional[0], bundle, a->values["--console-socket"], true);
+    if (!m) return error("create: " + m.error().what());
+    if (a->values.count("--pid-file"))
+        if (auto r = write_pid_file(a->values["--pid-file"], m->state.pid); !r) {
+            (void)pidfd_send_signal(m->sandbox->pidfd, SIGKILL);
+            remove_cgroups(m->state.cgroups);
+            (void)remove_container_dir(a->positional[0]);
+            return error("create: " + r.error().what());
+        }
+    return 0;
+}
+
+int cmd_start(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from, {}, {});
+    if (!a) return error(a.error().what());
+    if (a->positional.size() != 1) return error("start: needs one container id");
+    auto c = open_container(a->positional[0]);
+    if (!c) return error("start: " + c.error().what());
+    std::string status = status_of(c->state);
+    if (status != "created") return error("start: the container is " + status + ", not created");
+    int fd = ::openat(c->dir.get(), "exec.fifo", O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return error("start: " + Error::from_errno("openat", "exec.fifo").what());
+    Fd fifo(fd);
+    if (::write(fd, "1", 1) != 1)
+        return error("start: " + Error::from_errno("write", "exec.fifo").what());
+    ::unlinkat(c->dir.get(), "exec.fifo", 0);
+    c->state.started = true;
+    if (auto r = write_file_at(c->dir.get(), "state.json", state_json(c->state).dump()); !r)
+        return error("start: " + r.error().what());
+    if (auto r = run_hooks(c->state.hooks, "poststart", c->state); !r)
+        warn("poststart hook: " + r.error().what());
+    return 0;
+}
+
+int cmd_state(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from, {}, {});
+    if (!a) return error(a.error().what());
+    if (a->positional.size() != 1) return error("state: needs one container id");
+    auto c = open_container(a->positional[0]);
+    if (!c) return error("state: " + c.error().what());
+    std::printf("%s\n", spec_state(c->state).dump(2).c_str());
+    return 0;
+}
+
+Result<Fd> container_pidfd(const State& s) {
+    BUTTER_ASSIGN_OR_RETURN(Fd fd, pidfd_open(s.pid));
+    // Opened, then checked: the pidfd names the process whose start time is the recorded one.
+    if (process_start_time(s.pid) != s.start_time)
+        return fail(Error::message("container", "is not running", s.id));
+    return fd;
+}
+
+int cmd_kill(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from, {}, {"--all", "-a"});
+    if (!a) return error(a.error().what());
+    if (a->positional.empty() || a->positional.size() > 2)
+        return error("kill: needs a container id and, optionally, a signal");
+    auto sig = butter::parse_signal(a->positional.size() == 2 ? a->positional[1] : "SIGTERM");
+    if (!sig) return error("kill: " + sig.error().what());
+    auto c = open_container(a->positional[0]);
+    if (!c) return error("kill: " + c.error().what());
+    std::string status = status_of(c->state);
+    if (status == "stopped") return error("kill: the container is not running");
+    auto fd = container_pidfd(c->state);
+    if (!fd) return error("kill: " + fd.error().what());
+    if (a->flags.count("--all") || a->flags.count("-a"))
+        for (const auto& dir : c->state.cgroups) {
+            auto procs = read_file_at(AT_FDCWD, (dir + "/cgroup.procs").c_str());
+            if (!procs) continue;
+            for (std::size_t at = 0; at < procs->size();) {
+                std::size_t nl = procs->find('\n', at);
+                pid_t pid = std::atoi(procs->substr(at, nl - at).c_str());
+                if (pid > 0) ::kill(pid, *sig);
+                if (nl == std::string::npos) break;
+                at = nl + 1;
+            }
+        }
+    if (auto r = pidfd_send_signal(*fd, *sig); !r) return error("kill: " + r.error().what());
+    return 0;
+}
+
+int cmd_delete(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from, {}, {"--force", "-f"});
+    if (!a) return error(a.error().what());
+    if (a->positional.size() != 1) return error("delete: needs one container id");
+    bool force = a->flags.count("--force") || a->flags.count("-f");
+    auto c = open_container(a->positional[0]);
+    if (!c) {
+        // Gone already: with --force, nothing to do (as runc).
+        if (force && c.error().what().find("does not exist") != std::string::npos) return 0;
+        return error("delete: " + c.error().what());
+    }
+    std::string status = status_of(c->state);
+    if (status == "running" && !force)
+        return error("delete: the container is running (stop it, or --force)");
+    if (status != "stopped") {
+        if (auto fd = container_pidfd(c->state)) {
+            (void)pidfd_send_signal(*fd, SIGKILL);
+            // Until it is gone (its reaper, the engine or init, collects it).
+            struct pollfd p {
+                fd->get(), POLLIN, 0
+            };
+            (void)::poll(&p, 1, 10000);
+        }
+    }
+    remove_cgroups(c->state.cgroups);
+    if (auto r = run_hooks(c->state.hooks, "poststop", c->state); !r)
+        warn("poststop hook: " + r.error().what());
+    if (auto r = remove_container_dir(a->positional[0]); !r)
+        return error("delete: " + r.error().what());
+    return 0;
+}
+
+int cmd_run(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from,
+                        {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
+                        {"--detach", "-d", "--no-pivot", "--no-new-keyring", "--keep"});
+    if (!a) return error(a.error().what());
+    if (a->positional.size() != 1) return error("run: needs one container id");
+    const std::string& id = a->positional[0];
+    bool detach = a->flags.count("--detach") || a->flags.count("-d");
+    std::string bundle = a->values.count("--bundle") ? a->values["--bundle"]
+                         : a->values.count("-b")     ? a->values["-b"]
+                                                     : ".";
+    if (detach) {
+        std::vector<std::string> create = {"create", "--bundle", bundle};
+        for (const char* k : {"--pid-file", "--console-socket"})
+            if (a->values.count(k)) create.insert(create.end(), {k, a->values[k]});
+        create.push_back(id);
+        if (int rc = cmd_create(create, 1); rc != 0) return rc;
+        return cmd_start({"start", id}, 1);
+    }
+    // In the foreground: the container is this process's child (it dies with it), its
+    // signals forwarded, its status this one's.
+    SignalSet forwarded{SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+    auto blocked = SignalMaskGuard::block(forwarded);
+    if (!blocked) return error("run: " + blocked.error().what());
+    auto m = make_container(id, bundle, a->values["--console-socket"], false);
+    if (!m) return error("run: " + m.error().what());
+    if (a->values.count("--pid-file"))
+        if (auto r = write_pid_file(a->values["--pid-file"], m->state.pid); !r)
+            warn(r.error().what());
+    auto sfd = SignalFd::create(forwarded);
+    int status = 1;
+    std::string failure;
+    for (;;) {
+        struct pollfd p[3] = {{m->sandbox->pidfd.get(), POLLIN, 0},
+                              {sfd ? sfd->fd() : -1, POLLIN, 0},
+                              {m->sandbox->failure.get(), POLLIN, 0}};
+        if (::poll(p, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (p[2].revents) {
+            ChildFailure f;
+            ssize_t n = ::read(m->sandbox->failure.get(), &f, sizeof f);
+            if (n == static_cast<ssize_t>(sizeof f)) {
+                auto c = load_config(m->state.bundle);
+                failure = c ? render_failure(c->plan, f) : "set-up failed";
+            }
+            m->sandbox->failure.reset();
+        }
+        if (p[1].revents && sfd) {
+            if (auto info = sfd->read_event(); info && *info)
+                (void)pidfd_send_signal(m->sandbox->pidfd, (*info)->signo);
+        }
+        if (p[0].revents) {
+            auto st = waitid_pidfd(m->sandbox->pidfd);
+            if (st && *st) status = (*st)->shell_status();
+            break;
+        }
+    }
+    remove_cgroups(m->state.cgroups);
+    (void)run_hooks(m->state.hooks, "poststop", m->state);
+    (void)remove_container_dir(id);
+    if (!failure.empty()) return error("run: " + failure);
+    return status;
+}
+
+int cmd_ps(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from, {"--format", "-f"}, {});
+    if (!a) return error(a.error().what());
+    if (a->positional.empty()) return error("ps: needs a container id");
+    auto c = open_container(a->positional[0]);
+    if (!c) return error("ps: " + c.error().what());
+    std::string format = a->values.count("--format") ? a->values["--format"]
+                         : a->values.count("-f")     ? a->values["-f"]
+                                                     : "table";
+    if (format != "json" && format != "table") return error("ps: --format is json or table");
+    std::vector<pid_t> pids;
+    if (status_of(c->state) != "stopped") {
+        // Every process in the container's pid namespace.
+        struct stat want {};
+        std::string ns = "/proc/" + std::to_string(c->state.pid) + "/ns/pid";
+        if (::stat(ns.c_str(), &want) == 0) {
+            DIR* d = ::opendir("/proc");
+            while (d) {
+                struct dirent* e = ::readdir(d);
+                if (!e) break;
+                if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+                struct stat st {};
+                std::string p = std::string("/proc/") + e->d_name + "/ns/pid";
+                if (::stat(p.c_str(), &st) == 0 && st.st_ino == want.st_ino &&
+                    st.st_dev == want.st_dev)
+                    pids.push_back(std::atoi(e->d_name));
+            }
+            if (d) ::closedir(d);
+        }
+    }
+    std::sort(pids.begin(), pids.end());
+    if (format == "json") {
+        std::printf("%s\n", json(pids).dump().c_str());
+    } else {
+        std::printf("PID\n");
+        for (pid_t p : pids)
+            std::printf("%d\n", p);
+    }
+    return 0;
+}
+
+int cmd_spec(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from, {"--bundle", "-b"}, {"--rootless"});
+    if (!a) return error(a.error().what());
+    std::string bundle = a->values.count("--bundle") ? a->values["--bundle"]
+                         : a->values.count("-b")     ? a->values["-b"]
+                                                     : ".";
+    std::string path = bundle + "/config.json";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return error("spec: " + Error::from_errno("open", path).what());
+    Fd f(fd);
+    std::string text = default_spec(a->flags.count("--rootless") > 0);
+    if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        return error("spec: " + Error::from_errno("write", path).what());
+    return 0;
+}
+
+std::string usage() {
+    return "usage: butter oci [--root DIR] [--log FILE] [--log-format text|json] "
+           "[--systemd-cgroup] COMMAND\n"
+           "  create [--bundle DIR] [--pid-file F] [--console-socket S] ID\n"
+           "  start ID | state ID | kill ID [SIGNAL] [--all] | delete [--force] ID\n"
+           "  run [--bundle DIR] [--pid-file F] [--detach] ID | ps [--format json] ID\n"
+           "  spec [--rootless] [--bundle DIR] | features\n";
+}
+
+}  // namespace
+
+int main(const std::vector<std::string>& args) {
+    g = {};
+    if (::geteuid() == 0) {
+        g.root = "/run/butter-oci";
+    } else {
+        const char* xdg = ::getenv("XDG_RUNTIME_DIR");
+        g.root = std::string(xdg && *xdg == '/' ? xdg : "/tmp") + "/butter-oci";
+    }
+    std::size_t i = 0;
+    for (; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        auto value = [&](const char* name, std::string& out) -> bool {
+            std::string n = name;
+            if (a == n && i + 1 < args.size()) {
+                out = args[++i];
+                return true;
+            }
+            if (a.starts_with(n + "=")) {
+                out = a.substr(n.size() + 1);
+                return true;
+            }
+            return false;
+        };
+        std::string format;
+        // (--cgroup-manager: crun's, which podman passes to runtimes it knows run without
+        // cgroups; butter makes the cgroups of the config's limits alone, as cgroupfs.)
+        if (value("--root", g.root) || value("--log", g.log) || value("--criu", format) ||
+            value("--cgroup-manager", format))
+            continue;
+        if (value("--log-format", format)) {
+            if (format != "json" && format != "text")
+                return error("--log-format: '" + format + "' is not text or json");
+            g.log_json = format == "json";
+            continue;
+        }
+        if (a == "--systemd-cgroup") {
+            g.systemd_cgroup = true;
+            continue;
+        }
+        if (a == "--debug" || a == "--rootless" || a.starts_with("--rootless=")) continue;
+        break;
+    }
+    if (i >= args.size()) {
+        std::fputs(usage().c_str(), stderr);
+        return 1;
+    }
+    if (!g.root.starts_with("/")) return error("--root: must be an absolute path");
+    const std::string& cmd = args[i];
+    if (cmd == "create") return cmd_create(args, i + 1);
+    if (cmd == "start") return cmd_start(args, i + 1);
+    if (cmd == "state") return cmd_state(args, i + 1);
+    if (cmd == "kill") return cmd_kill(args, i + 1);
+    if (cmd == "delete") return cmd_delete(args, i + 1);
+    if (cmd == "run") return cmd_run(args, i + 1);
+    if (cmd == "ps") return cmd_ps(args, i + 1);
+    if (cmd == "spec") return cmd_spec(args, i + 1);
+    if (cmd == "features") {
+        std::fputs(features_json().c_str(), stdout);
+        return 0;
+    }
+    if (cmd == "--version" || cmd == "-v" || cmd == "version") {
+        std::printf("butter-oci\nspec: 1.1.0\n");
+        return 0;
+    }
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+        std::fputs(usage().c_str(), stdout);
+        return 0;
+    }
+    if (cmd == "exec" || cmd == "pause" || cmd == "resume" || cmd == "update" ||
+        cmd == "checkpoint" || cmd == "restore" || cmd == "events")
+        return error(cmd + ": not supported by butter yet");
+    return error("unknown command '" + cmd + "' (butter oci --help)");
+}
+
+}  // namespace butter::launcher::oci

@@ -1,0 +1,421 @@
+// `butter oci` end to end: a bundle of a static busybox (Debian's busybox-static) run with its
+// config's fields checked from inside; the create/start/state/kill/delete life of a container
+// as an engine drives it; errors; a rootless container as nobody; and Debian's podman with
+// butter as its runtime (`podman --runtime`), as a user of podman would run it.
+#include <gtest/gtest.h>
+
+#include <elf.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "../support/butter_run.hpp"
+#include "../support/tmpdir.hpp"
+#include "../support/userns.hpp"
+
+namespace butter::test {
+namespace {
+
+using nlohmann::json;
+constexpr uid_t kNobody = 65534;
+
+bool has(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+// Debian's busybox-static (an ELF without an interpreter); a dynamic busybox could not run in a
+// root of its own.
+std::string static_busybox() {
+    for (const char* p : {"/bin/busybox", "/usr/bin/busybox"}) {
+        std::string text = read_file(p);
+        if (text.size() < sizeof(Elf64_Ehdr) || text.compare(0, 4, ELFMAG) != 0) continue;
+        Elf64_Ehdr eh;
+        std::memcpy(&eh, text.data(), sizeof eh);
+        bool interp = false;
+        for (unsigned i = 0; i < eh.e_phnum; ++i) {
+            std::size_t at = eh.e_phoff + i * sizeof(Elf64_Phdr);
+            if (at + sizeof(Elf64_Phdr) > text.size()) break;
+            Elf64_Phdr ph;
+            std::memcpy(&ph, text.data() + at, sizeof ph);
+            interp |= ph.p_type == PT_INTERP;
+        }
+        if (!interp) return p;
+    }
+    return "";
+}
+
+// A bundle: rootfs/ with busybox and its applets, config.json from `butter oci spec`.
+class Bundle {
+  public:
+    explicit Bundle(uid_t owner = 0) {
+        ::chmod(dir_.path().c_str(), 0755);
+        std::string root = dir_ / "rootfs";
+        ::mkdir(root.c_str(), 0755);
+        ::mkdir((root + "/bin").c_str(), 0755);
+        for (const char* d : {"/proc", "/dev", "/sys", "/tmp", "/etc", "/work"})
+            ::mkdir((root + d).c_str(), 0755);
+        std::string text = read_file(static_busybox());
+        write_file(root + "/bin/busybox", text);
+        ::chmod((root + "/bin/busybox").c_str(), 0755);
+        for (const char* applet : {"sh", "cat", "echo", "id", "ls", "sleep", "touch", "mkdir",
+                                   "hostname", "grep", "tty", "head", "true"})
+            (void)::symlink("busybox", (root + "/bin/" + applet).c_str());
+        write_file(root + "/etc/secret", "host-visible secret\n");
+        auto r = run_butter({"oci", "spec", "--bundle", dir_.path()});
+        EXPECT_EQ(r.code, 0) << r.err;
+        spec = json::parse(read_file(dir_ / "config.json"));
+        if (owner != 0) {
+            chown_tree(dir_.path(), owner);
+            spec["linux"]["namespaces"].push_back({{"type", "user"}});
+            spec["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", owner}, {"size", 1}}};
+            spec["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", owner}, {"size", 1}}};
+        }
+        state_ = dir_ / "state";
+    }
+    void save() { write_file(dir_ / "config.json", spec.dump(2)); }
+    void script(const std::string& sh) { spec["process"]["args"] = {"sh", "-c", sh}; }
+    const std::string& path() const { return dir_.path(); }
+    std::string operator/(const std::string& n) const { return dir_ / n; }
+    // `butter oci --root STATE ARGS...` from the bundle.
+    RunResult oci(std::vector<std::string> args, bool as_nobody = false) {
+        args.insert(args.begin(), {"oci", "--root", state_});
+        RunOptions o;
+        o.cwd = dir_.path();
+        o.as_nobody = as_nobody;
+        return run_butter(args, o);
+    }
+    // The same for create (and start): the container keeps the runtime's stdio, which an
+    // engine gives it (conmon's pipes): files here, so that no capture waits for its end.
+    RunResult oci_detached(const std::vector<std::string>& args) {
+        std::string cmd = "exec '" + std::string(butter_bin()) + "' oci --root '" + state_ + "'";
+        for (const auto& a : args)
+            cmd += " '" + a + "'";
+        cmd += " </dev/null >'" + (dir_ / "stdout") + "' 2>'" + (dir_ / "stderr") + "'";
+        RunOptions o;
+        o.cwd = dir_.path();
+        o.program = "/bin/sh";
+        RunResult r = run_butter({"-c", cmd}, o);
+        r.out = read_file(dir_ / "stdout");
+        r.err = read_file(dir_ / "stderr");
+        return r;
+    }
+    json spec;
+
+  private:
+    static void chown_tree(const std::string& dir, uid_t owner) {
+        std::string cmd =
+            "chown -hR " + std::to_string(owner) + ":" + std::to_string(owner) + " '" + dir + "'";
+        ASSERT_EQ(std::system(cmd.c_str()), 0);
+    }
+    TempDir dir_;
+    std::string state_;
+};
+
+#define REQUIRE_BUSYBOX() \
+    BUTTER_REQUIRE(!static_busybox().empty(), "BUSYBOX", "needs busybox-static")
+
+class Oci : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        BUTTER_REQUIRE_ROOT();
+        REQUIRE_BUSYBOX();
+    }
+};
+
+TEST_F(Oci, ConfigFieldsReachTheContainer) {
+    Bundle b;
+    TempDir shared;
+    ::chmod(shared.path().c_str(), 0755);
+    write_file(shared / "data", "from the host\n");
+    b.spec["hostname"] = "box";
+    b.spec["domainname"] = "example.test";
+    b.spec["process"]["user"] = {
+        {"uid", 1000}, {"gid", 1000}, {"umask", 18}, {"additionalGids", {5, 7}}};
+    b.spec["process"]["env"] = {"PATH=/bin", "GREETING=hello"};
+    b.spec["process"]["cwd"] = "/tmp";
+    b.spec["process"]["rlimits"] = {{{"type", "RLIMIT_NOFILE"}, {"soft", 100}, {"hard", 200}}};
+    b.spec["mounts"].push_back({{"destination", "/data"},
+                                {"type", "bind"},
+                                {"source", shared.path()},
+                                {"options", {"rbind", "ro"}}});
+    b.spec["mounts"].push_back({{"destination", "/tmp"},
+                                {"type", "tmpfs"},
+                                {"source", "tmpfs"},
+                                {"options", {"nosuid", "size=1m", "mode=1777"}}});
+    b.spec["linux"]["maskedPaths"].push_back("/etc/secret");
+    b.spec["linux"]["sysctl"] = {{"net.ipv4.ip_forward", "1"}};
+    b.spec["linux"]["seccomp"] = {
+        {"defaultAction", "SCMP_ACT_ALLOW"},
+        {"architectures", {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}},
+        {"syscalls",
+         {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 13}}}}};
+    b.script(
+        "echo pid=$$; id; echo host=$(hostname) dom=$(cat /proc/sys/kernel/domainname); echo "
+        "greeting=$GREETING;"
+        " echo cwd=$(pwd); echo nofile=$(ulimit -n)/$(ulimit -Hn); cat /data/data;"
+        " touch /data/x 2>/dev/null || echo data-ro; touch /x 2>/dev/null || echo root-ro;"
+        " touch /tmp/ok && echo tmp-rw; echo secret=[$(cat /etc/secret)];"
+        " echo fwd=$(cat /proc/sys/net/ipv4/ip_forward);"
+        " echo x > /proc/sys/kernel/hostname 2>/dev/null || echo procsys-ro;"
+        " mkdir /tmp/d 2>&1 | grep -q 'Permission denied' && echo mkdir-denied;"
+        " grep -E '^(NoNewPrivs|CapBnd|CapEff)' /proc/self/status; umask; exit 3");
+    b.save();
+    auto r = b.oci({"run", "fields"});
+    EXPECT_EQ(r.code, 3) << r.err;
+    for (const char* want :
+         {"pid=1\n", "uid=1000 gid=1000 groups=5,7", "host=box dom=example.test", "greeting=hello",
+          "cwd=/tmp", "nofile=100/200", "from the host", "data-ro", "root-ro", "tmp-rw",
+          "secret=[]", "fwd=1", "procsys-ro", "mkdir-denied", "NoNewPrivs:\t1",
+          "CapBnd:\t0000000020000420", "CapEff:\t0000000000000000", "0022"})
+        EXPECT_TRUE(has(r.out, want)) << want << " in:\n" << r.out << r.err;
+    EXPECT_FALSE(::access((shared / "x").c_str(), F_OK) == 0);
+}
+
+TEST_F(Oci, RootKeepsTheBoundingSetItIsGiven) {
+    Bundle b;
+    b.script("grep -E '^Cap(Eff|Bnd)' /proc/self/status; mkdir /proc/x 2>/dev/null; exit 0");
+    b.save();
+    auto r = b.oci({"run", "caps"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    // CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29): the spec's three.
+    EXPECT_TRUE(has(r.out, "CapEff:\t0000000020000420")) << r.out;
+    EXPECT_TRUE(has(r.out, "CapBnd:\t0000000020000420")) << r.out;
+}
+
+// As an engine drives it: create leaves the container waiting, start lets it run, state says
+// which, kill signals it, delete removes it; the pid file names its first process.
+TEST_F(Oci, CreateStartStateKillDelete) {
+    Bundle b;
+    b.script("echo started > /work/out; exec sleep 1000");
+    b.spec["root"]["readonly"] = false;
+    b.save();
+    auto r = b.oci_detached({"create", "--pid-file", b / "pid", "life"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    pid_t pid = std::atoi(read_file(b / "pid").c_str());
+    ASSERT_GT(pid, 0);
+    auto state = [&] { return json::parse(b.oci({"state", "life"}).out); };
+    EXPECT_EQ(state()["status"], "created");
+    EXPECT_EQ(state()["pid"], pid);
+    EXPECT_EQ(state()["bundle"], b.path());
+    EXPECT_FALSE(::access((b / "rootfs/work/out").c_str(), F_OK) == 0);  // not started yet
+    EXPECT_TRUE(has(b.oci_detached({"create", "life"}).err, "exists already"));
+    r = b.oci_detached({"start", "life"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    for (int i = 0; i < 200 && read_file(b / "rootfs/work/out").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(read_file(b / "rootfs/work/out"), "started\n");
+    EXPECT_EQ(state()["status"], "running");
+    EXPECT_TRUE(
+        has(b.oci_detached({"start", "life"}).err, "the container is running, not created"));
+    EXPECT_TRUE(has(b.oci({"delete", "life"}).err, "the container is running"));
+    r = b.oci({"ps", "--format", "json", "life"});
+    EXPECT_EQ(json::parse(r.out), json::array({pid})) << r.err;
+    EXPECT_EQ(b.oci({"kill", "life", "KILL"}).code, 0);
+    for (int i = 0; i < 200 && state()["status"] != "stopped"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(state()["status"], "stopped");
+    EXPECT_EQ(state()["pid"], 0);
+    EXPECT_NE(b.oci({"kill", "life"}).code, 0);
+    r = b.oci({"delete", "life"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    r = b.oci({"state", "life"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err, "butter oci: state: container(\"life\"): does not exist")) << r.err;
+    EXPECT_EQ(b.oci({"delete", "--force", "life"}).code, 0);  // gone already: nothing to do
+}
+
+TEST_F(Oci, DeleteForceKillsACreatedOrRunningContainer) {
+    Bundle b;
+    b.script("exec sleep 1000");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "doomed"}).code, 0);
+    pid_t pid = std::atoi(read_file(b / "pid").c_str());
+    ASSERT_EQ(b.oci_detached({"start", "doomed"}).code, 0);
+    auto r = b.oci({"delete", "--force", "doomed"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_NE(::kill(pid, 0), 0);
+    EXPECT_TRUE(has(b.oci({"state", "doomed"}).err, "does not exist"));
+}
+
+TEST_F(Oci, SetUpAndExecFailuresAreOneLine) {
+    Bundle b;
+    b.spec["process"]["args"] = {"/bin/nonexistent"};
+    b.save();
+    auto r = b.oci({"run", "noexec"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err,
+                    "butter oci: run: setup failed: exec: execve(\"/bin/nonexistent\"): "
+                    "No such file or directory"))
+        << r.err;
+    b.spec["process"]["args"] = {"sh"};
+    b.spec["process"]["cwd"] = "/no/such/dir";
+    b.save();
+    r = b.oci_detached({"create", "badcwd"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err, "working directory: chdir(\"/no/such/dir\")")) << r.err;
+    EXPECT_TRUE(has(b.oci({"state", "badcwd"}).err, "does not exist"));  // nothing left
+    write_file(b / "config.json", "{\"ociVersion\": \"1.0.0\",");
+    r = b.oci({"run", "badjson"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err, "config.json: [json.exception.parse_error.101] parse error at line 1"))
+        << r.err;
+    b.spec["process"]["cwd"] = "/";
+    b.spec["linux"]["unknownThing"] = 1;
+    b.script("exit 0");
+    b.save();
+    r = b.oci({"run", "warned"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.err, "butter oci: warning: " + (b / "config.json") +
+                               ": /linux/unknownThing: unknown field, ignored"))
+        << r.err;
+    EXPECT_TRUE(has(b.oci({"frobnicate"}).err, "unknown command 'frobnicate'"));
+    EXPECT_TRUE(has(b.oci({"create", "--bogus", "x"}).err, "option(\"--bogus\"): unknown option"));
+    EXPECT_TRUE(has(b.oci({"state", "../etc"}).err, "not a valid container id"));
+    EXPECT_TRUE(has(b.oci({"kill", "nothere", "NOTASIGNAL"}).err, "NOTASIGNAL"));
+}
+
+TEST_F(Oci, RunForwardsSignalsAndReturnsTheStatus) {
+    Bundle b;
+    b.script("trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done");
+    b.save();
+    RunOptions o;
+    o.cwd = b.path();
+    auto s = start_butter({"oci", "--root", b / "state", "run", "sig"}, o);
+    ASSERT_GT(s.pid, 0);
+    EXPECT_EQ(read_line(s.out_fd), "ready");
+    ::kill(s.pid, SIGTERM);
+    EXPECT_EQ(read_line(s.out_fd), "got-term");
+    EXPECT_EQ(wait_butter(s.pid), 42);
+    ::close(s.out_fd);
+}
+
+TEST(OciRootless, NobodyRunsAContainerInAUserNamespace) {
+    BUTTER_REQUIRE_ROOT();  // (to make the bundle nobody's)
+    REQUIRE_BUSYBOX();
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    Bundle b(kNobody);
+    b.script("id; cat /proc/self/uid_map; echo host=$(hostname); exit 5");
+    b.save();
+    auto r = b.oci({"run", "rootless"}, true);
+    EXPECT_EQ(r.code, 5) << r.err;
+    EXPECT_TRUE(has(r.out, "uid=0 gid=0")) << r.out;
+    EXPECT_TRUE(has(r.out, "0      65534          1")) << r.out;
+    EXPECT_TRUE(has(r.out, "host=butter")) << r.out;
+}
+
+// --- podman -------------------------------------------------------------------------------
+
+bool have_podman() {
+    return ::access("/usr/bin/podman", X_OK) == 0;
+}
+
+// podman with butter as its runtime: a containers.conf naming it (and letting it run without
+// cgroups, as crun may), an image imported from a busybox root, no network (podman's default
+// bridge would reach out), and the rlimits this machine's root can set.
+class Podman : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        if (!is_root() || !have_podman() || static_busybox().empty()) return;
+        dir_ = new TempDir();
+        std::string runtime = *dir_ / "butter-oci";
+        ASSERT_EQ(::symlink(butter_bin(), runtime.c_str()), 0);
+        write_file(*dir_ / "containers.conf",
+                   "[engine]\nruntime_supports_nocgroup = [\"butter-oci\"]\n"
+                   "runtime_supports_json = [\"butter-oci\"]\n[engine.runtimes]\nbutter-oci = [\"" +
+                       runtime + "\"]\n");
+        Bundle b;
+        std::string cmd = "tar -C '" + (b / "rootfs") + "' -c . | podman import -q - " + kImage +
+                          " >/dev/null 2>&1";
+        imported_ = std::system(cmd.c_str()) == 0;
+    }
+    static void TearDownTestSuite() {
+        if (imported_)
+            (void)std::system(
+                ("podman rmi -f " + std::string(kImage) + " >/dev/null 2>&1").c_str());
+        delete dir_;
+        dir_ = nullptr;
+    }
+    void SetUp() override {
+        BUTTER_REQUIRE_ROOT();
+        BUTTER_REQUIRE(have_podman(), "PODMAN", "needs podman");
+        REQUIRE_BUSYBOX();
+        ASSERT_TRUE(imported_);
+    }
+    // podman ARGS (after `podman --runtime butter-oci`), through sh for the -t cases.
+    RunResult podman(const std::string& args, const std::string& stdin_data = "") {
+        RunOptions o;
+        o.program = "/bin/sh";
+        o.env = {"CONTAINERS_CONF=" + (*dir_ / "containers.conf")};
+        if (!stdin_data.empty()) o.stdin_data = stdin_data;
+        return run_butter({"-c", "exec podman --runtime butter-oci " + args}, o);
+    }
+    static constexpr const char* kImage = "localhost/butter-oci-test:latest";
+    static constexpr const char* kRun =
+        "run --rm --network none --cgroups=disabled --ulimit nofile=1024:1024 "
+        "--ulimit nproc=4096:4096 ";
+    static TempDir* dir_;
+    static bool imported_;
+};
+TempDir* Podman::dir_ = nullptr;
+bool Podman::imported_ = false;
+
+TEST_F(Podman, RunsAContainerAndReturnsItsStatus) {
+    auto r = podman(std::string(kRun) + kImage + " sh -c 'echo hi; cat /proc/1/cmdline; exit 7'");
+    EXPECT_EQ(r.code, 7) << r.err;
+    EXPECT_TRUE(has(r.out, "hi\nsh")) << r.out << r.err;
+    r = podman(std::string(kRun) + "-i " + kImage + " cat", "through stdin\n");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "through stdin\n");
+}
+
+TEST_F(Podman, TerminalThroughTheConsoleSocket) {
+    // -t: the terminal is made in the container's devpts and its master sent to conmon;
+    // script(1) gives podman a terminal of its own.
+    RunOptions o;
+    o.program = "/usr/bin/script";
+    o.env = {"CONTAINERS_CONF=" + (*dir_ / "containers.conf")};
+    auto r = run_butter({"-qec",
+                         std::string("podman --runtime butter-oci ") + kRun + "-t " + kImage +
+                             " sh -c 'tty; exit 4'",
+                         "/dev/null"},
+                        o);
+    EXPECT_EQ(r.code, 4) << r.err;
+    EXPECT_TRUE(has(r.out, "/dev/pts/0")) << r.out;
+}
+
+TEST_F(Podman, StopPsAndInspect) {
+    std::string name = "butter-oci-stop-" + std::to_string(::getpid());
+    auto r = podman(std::string("run -d --name ") + name +
+                    " --network none --cgroups=disabled --ulimit nofile=1024:1024 "
+                    "--ulimit nproc=4096:4096 " +
+                    kImage + " sleep 1000");
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = podman("ps --format '{{.Names}} {{.Status}}'");
+    EXPECT_TRUE(has(r.out, name + " Up")) << r.out;
+    r = podman("inspect --format '{{.State.Status}} {{.State.Pid}}' " + name);
+    EXPECT_TRUE(has(r.out, "running ")) << r.out;
+    // sleep as PID 1 ignores SIGTERM: SIGKILL after the grace period, as with runc.
+    auto start = std::chrono::steady_clock::now();
+    r = podman("stop -t 1 " + name);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+    r = podman("inspect --format '{{.State.Status}} {{.State.ExitCode}}' " + name);
+    EXPECT_TRUE(has(r.out, "exited 137")) << r.out;
+    EXPECT_EQ(podman("rm " + name).code, 0);
+}
+
+}  // namespace
+}  // namespace butter::test
