@@ -79,6 +79,14 @@ const char* step_name(Step s) {
     return "setup";
 }
 
+namespace {
+bool failures_on_stderr = false;
+}
+
+void report_failures_on_stderr() {
+    failures_on_stderr = true;
+}
+
 void die(const ChildChannels& ch, Step step, const Error& e, int mount) {
     ChildFailure f;
     f.step = static_cast<std::uint32_t>(step);
@@ -90,8 +98,8 @@ void die(const ChildChannels& ch, Step step, const Error& e, int mount) {
     std::strncpy(f.hint, e.hint().c_str(), sizeof f.hint - 1);
     // One write of a small record to a pipe is atomic; nothing more can be done if it fails.
     [[maybe_unused]] ssize_t n = ::write(ch.error_fd, &f, sizeof f);
-    if (ch.detached) {
-        // No one may read the pipe any more (the creator has exited): a line on stderr, which
+    if (failures_on_stderr) {
+        // No one reads the pipe any more (the creator has exited): a line on stderr, which
         // the engine logs, as runc's init writes it.
         char line[512];
         int len =

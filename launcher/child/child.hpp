@@ -207,6 +207,9 @@ sigset_t prepare_init_signals(const SandboxPlan& plan);
 // every credential change (setresuid, capset), which clears it.
 bool rearm_parent_death(const ChildChannels& ch);
 
+// From here on (an OCI container started: its creator is gone), die() also writes the failure
+// as a line on stderr.
+void report_failures_on_stderr();
 // Writes the failure record and _exits 125.
 [[noreturn]] void die(const ChildChannels& ch, Step step, const Error& e, int mount = -1);
 

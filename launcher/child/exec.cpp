@@ -241,6 +241,7 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         while (n < 0 && errno == EINTR);
         if (n != 1) ::_exit(125);
         ::close(ch.start_fd);
+        report_failures_on_stderr();
     }
     if (plan.landlock_scopes != 0 || plan.landlock_fs != 0 || plan.landlock_net != 0) {
         // Before the ids and capabilities go: with CAP_SYS_ADMIN in its user namespace the

@@ -243,9 +243,16 @@ Result<CapabilitySet> caps(const Walk& w, const json& obj, const std::string& pt
     return set;
 }
 
-Result<void> read_process(const Walk& w, const json& p, Config& c) {
+// `ptr`: "/process" in a config.json, "" in exec's process.json.
+Result<void> read_process(const Walk& w, const json& p, Config& c, const std::string& ptr) {
     SandboxPlan& plan = c.plan;
-    const std::string ptr = "/process";
+    // (exec's process replaces the config's)
+    plan.exec_candidates.clear();
+    plan.rlimits.clear();
+    plan.groups.clear();
+    plan.env.clear();
+    plan.umask.reset();
+    c.terminal = false;
     w.unknown(p, ptr,
               {"terminal", "consoleSize", "user", "args", "commandLine", "env", "cwd",
                "capabilities", "rlimits", "noNewPrivileges", "apparmorProfile", "oomScoreAdj",
@@ -744,7 +751,7 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
 
     BUTTER_ASSIGN_OR_RETURN(const json* process,
                             member(w, doc, "", "process", json::value_t::object, true));
-    BUTTER_TRY(read_process(w, *process, c));
+    BUTTER_TRY(read_process(w, *process, c, "/process"));
     BUTTER_ASSIGN_OR_RETURN(const json* hostname,
                             member(w, doc, "", "hostname", json::value_t::string));
     if (hostname) plan.hostname = hostname->get<std::string>();
@@ -797,6 +804,21 @@ Result<Config> parse_config(std::string_view text, const std::string& bundle,
         // A value of the wrong kind where a field is read without member()'s check.
         return fail(Error::message("config.json", origin + ": " + e.what()));
     }
+}
+
+Result<void> apply_process(std::string_view text, const std::string& origin, Config& c) {
+    Walk w{origin, &c.warnings};
+    try {
+        json doc = json::parse(text, nullptr, false);
+        if (doc.is_discarded() || !doc.is_object())
+            return fail(Error::message("process.json", origin + ": not a JSON object"));
+        BUTTER_TRY(read_process(w, doc, c, ""));
+    } catch (const json::exception& e) {
+        return fail(Error::message("process.json", origin + ": " + e.what()));
+    }
+    c.plan.pty_ptmx = c.terminal ? "/dev/pts/ptmx" : "";
+    c.plan.seccomp_early = !c.plan.no_new_privs && !c.plan.seccomp.empty();
+    return {};
 }
 
 Result<Config> load_config(const std::string& bundle) {

@@ -51,6 +51,9 @@ struct Config {
 // relative paths (root.path) are taken from `bundle`.
 [[nodiscard]] Result<Config> parse_config(std::string_view json, const std::string& bundle,
                                           const std::string& origin);
+// `butter oci exec`'s process (a config's "process" object alone) in place of the config's.
+[[nodiscard]] Result<void> apply_process(std::string_view json, const std::string& origin,
+                                         Config& c);
 // BUNDLE/config.json.
 [[nodiscard]] Result<Config> load_config(const std::string& bundle);
 

@@ -28,6 +28,7 @@
 #include <butter/process.hpp>
 #include <butter/signalfd.hpp>
 #include <butter/splice.hpp>
+#include <butter/unix_socket.hpp>
 
 #include "oci/config.hpp"
 #include "spawn/spawn.hpp"
@@ -410,7 +411,8 @@ void remove_cgroups(const std::vector<std::string>& dirs) {
 
 struct Args {
     std::vector<std::string> positional;
-    std::map<std::string, std::string> values;
+    std::map<std::string, std::string> values;                 // the last of each
+    std::map<std::string, std::vector<std::string>> repeated;  // all of each (--env)
     std::set<std::string> flags;
 };
 
@@ -441,6 +443,7 @@ Result<Args> parse_args(const std::vector<std::string>& args, std::size_t from,
                     value = args[++i];
                 }
                 out.values[name] = value;
+                out.repeated[name].push_back(value);
             } else if (without.count(name)) {
                 out.flags.insert(name);
             } else {
@@ -470,6 +473,21 @@ std::string absolute(const std::string& path) {
     char cwd[4096];
     if (!::getcwd(cwd, sizeof cwd)) return path;
     return path == "." ? std::string(cwd) : std::string(cwd) + "/" + path;
+}
+
+// The engine's --console-socket, where a terminal's master goes.
+Result<Fd> connect_console(const std::string& path) {
+    int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return fail_errno("socket", "console socket");
+    Fd fd(s);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        return fail(Error::message("--console-socket", "path too long", path));
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+        return fail_errno("connect", path);
+    return fd;
 }
 
 // What create and run share: the container made and waiting (start_gate) or running.
@@ -542,16 +560,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
         extras.start_fd = fifo.get();
     }
     if (!console_socket.empty()) {
-        int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (s < 0) return fail_errno("socket", "console socket");
-        console = Fd(s);
-        struct sockaddr_un addr {};
-        addr.sun_family = AF_UNIX;
-        if (console_socket.size() >= sizeof addr.sun_path)
-            return fail(Error::message("--console-socket", "path too long", console_socket));
-        std::memcpy(addr.sun_path, console_socket.c_str(), console_socket.size() + 1);
-        if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-            return fail_errno("connect", console_socket);
+        BUTTER_ASSIGN_OR_RETURN(console, connect_console(console_socket));
         extras.console_fd = console.get();
     }
     for (const auto& [kind, path] : c.join) {
@@ -821,6 +830,174 @@ int cmd_run(const std::vector<std::string>& args, std::size_t from) {
     return status;
 }
 
+// The process an exec runs: --process FILE, else the config's process with the command line's
+// changes.
+Result<std::string> exec_process(Args& a, const State& s) {
+    if (a.values.count("--process")) {
+        BUTTER_ASSIGN_OR_RETURN(std::string text,
+                                read_file_at(AT_FDCWD, a.values["--process"].c_str()));
+        return text;
+    }
+    BUTTER_ASSIGN_OR_RETURN(std::string text,
+                            read_file_at(AT_FDCWD, (s.bundle + "/config.json").c_str()));
+    json config = json::parse(text, nullptr, false);
+    if (config.is_discarded() || !config.contains("process"))
+        return fail(Error::message("exec", "the bundle's config.json has no process", s.bundle));
+    json p = config["process"];
+    if (a.positional.size() < 2)
+        return fail(Error::message("exec", "needs a command (or --process)"));
+    p["args"] = std::vector<std::string>(a.positional.begin() + 1, a.positional.end());
+    if (a.values.count("--cwd")) p["cwd"] = a.values["--cwd"];
+    for (const char* k : {"--env", "-e"})
+        for (const auto& e : a.repeated[k])
+            p["env"].push_back(e);
+    p["terminal"] = a.flags.count("--tty") || a.flags.count("-t");
+    for (const char* k : {"--user", "-u"}) {
+        if (!a.values.count(k)) continue;
+        const std::string& u = a.values[k];
+        auto colon = u.find(':');
+        char* end = nullptr;
+        unsigned long uid = std::strtoul(u.c_str(), &end, 10);
+        if (end == u.c_str() || (*end && *end != ':'))
+            return fail(Error::message(k, "must be UID[:GID]", u));
+        p["user"]["uid"] = uid;
+        if (colon != std::string::npos)
+            p["user"]["gid"] = std::strtoul(u.c_str() + colon + 1, nullptr, 10);
+    }
+    return p.dump();
+}
+
+int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
+    auto a = parse_args(args, from,
+                        {"--process", "-p", "--pid-file", "--console-socket", "--cwd", "--env",
+                         "-e", "--user", "-u", "--preserve-fds", "--process-label", "--apparmor"},
+                        {"--detach", "-d", "--tty", "-t", "--no-new-privs"});
+    if (!a) return error(a.error().what());
+    if (a->values.count("-p")) a->values["--process"] = a->values["-p"];
+    if (a->positional.empty()) return error("exec: needs a container id");
+    if (a->values.count("--preserve-fds") && a->values["--preserve-fds"] != "0")
+        return error("exec: --preserve-fds is not supported");
+    bool detach = a->flags.count("--detach") || a->flags.count("-d");
+    auto c = open_container(a->positional[0]);
+    if (!c) return error("exec: " + c.error().what());
+    if (status_of(c->state) != "running") return error("exec: the container is not running");
+    auto cfg = load_config(c->state.bundle);
+    if (!cfg) return error("exec: " + cfg.error().what());
+    auto text = exec_process(*a, c->state);
+    if (!text) return error("exec: " + text.error().what());
+    if (auto r = apply_process(
+            *text, a->values.count("--process") ? a->values["--process"] : "the process", *cfg);
+        !r)
+        return error("exec: " + r.error().what());
+    for (const auto& w : cfg->warnings)
+        if (w.find("/process") != std::string::npos || w.starts_with(a->values["--process"]))
+            warn(w);
+    if (a->flags.count("--no-new-privs")) cfg->plan.no_new_privs = true;
+    SandboxPlan& plan = cfg->plan;
+    plan.seccomp_early = !plan.no_new_privs && !plan.seccomp.empty();
+    if (cfg->terminal && a->values["--console-socket"].empty())
+        return error("exec: process.terminal needs --console-socket");
+    auto pidfd = container_pidfd(c->state);
+    if (!pidfd) return error("exec: " + pidfd.error().what());
+    // What the process is in: the container's namespaces (those it made, and those it joined).
+    int ns = static_cast<int>(plan.namespaces.raw());
+    for (const auto& [kind, path] : cfg->join)
+        ns |= static_cast<int>(Namespaces(kind).raw());
+
+    auto failure = Pipe::create();
+    auto back = Pipe::create();
+    auto control = SocketPair::create(SOCK_SEQPACKET);
+    auto null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (!failure || !back || !control || !null)
+        return error("exec: pipes: " +
+                     (failure ? back ? control ? null.error().what() : control.error().what()
+                                     : back.error().what()
+                              : failure.error().what()));
+    Fd console;
+    if (!a->values["--console-socket"].empty()) {
+        auto s = connect_console(a->values["--console-socket"]);
+        if (!s) return error("exec: " + s.error().what());
+        console = std::move(*s);
+    }
+    CommandArgs command(plan);
+    ChildChannels ch;
+    ch.error_fd = failure->write.get();
+    ch.control_fd = control->second.get();
+    ch.null_fd = null->get();
+    ch.detached = true;
+    ch.console_fd = console.valid() ? console.get() : -1;
+    ch.argv = command.argv.data();
+    ch.sh_argv = command.sh_argv.data();
+    ch.envp = command.envp.data();
+    ch.pid_slots = command.pid_slots;
+    SignalSet forwarded{SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+    ::pthread_sigmask(SIG_BLOCK, nullptr, &ch.original_mask);
+    std::optional<SignalMaskGuard> blocked;
+    if (!detach) {
+        // The process is reparented here when the intermediate exits: waited for as a child.
+        if (auto r = set_child_subreaper(true); !r) return error("exec: " + r.error().what());
+        auto g2 = SignalMaskGuard::block(forwarded);
+        if (!g2) return error("exec: " + g2.error().what());
+        blocked.emplace(std::move(*g2));
+    }
+    pid_t mid = ::fork();
+    if (mid < 0) return error("exec: " + Error::from_errno("fork").what());
+    if (mid == 0) {
+        // The intermediate: the cgroups, the namespaces (setns through the pidfd, all at once),
+        // then the process itself forked into them.
+        back->read.reset();
+        auto report = [&](const Error& e) { die(ch, Step::Namespaces, e); };
+        for (const auto& dir : c->state.cgroups)
+            if (auto r = write_control(dir, "cgroup.procs", std::to_string(::getpid())); !r)
+                report(r.error());
+        if (::setns(pidfd->get(), ns) < 0)
+            report(Error::from_errno("setns", "the container's namespaces"));
+        pid_t pid = ::fork();
+        if (pid < 0) report(Error::from_errno("fork"));
+        if (pid == 0) {
+            back->write.reset();
+            if (::chdir(plan.cwd.c_str()) < 0)
+                die(ch, Step::Chdir, Error::from_errno("chdir", plan.cwd));
+            StepClock clock;
+            exec_command(plan, ch, clock);
+        }
+        [[maybe_unused]] ssize_t n = ::write(back->write.get(), &pid, sizeof pid);
+        ::_exit(0);
+    }
+    failure->write.reset();
+    back->write.reset();
+    control->second.reset();
+    (void)waitid_pid(mid, 0);
+    pid_t pid = 0;
+    ssize_t n = ::read(back->read.get(), &pid, sizeof pid);
+    ChildFailure f;
+    ssize_t got = ::read(failure->read.get(), &f, sizeof f);  // EOF at the exec
+    if (got == static_cast<ssize_t>(sizeof f)) {
+        if (pid > 0 && !detach) (void)waitid_pid(pid, 0);
+        return error("exec: " + render_failure(plan, f));
+    }
+    if (n != static_cast<ssize_t>(sizeof pid) || pid <= 0)
+        return error("exec: the process was not started");
+    if (a->values.count("--pid-file"))
+        if (auto r = write_pid_file(a->values["--pid-file"], pid); !r) warn(r.error().what());
+    if (detach) return 0;
+    auto pfd = pidfd_open(pid);
+    if (!pfd) return error("exec: " + pfd.error().what());
+    auto sfd = SignalFd::create(forwarded);
+    for (;;) {
+        struct pollfd p[2] = {{pfd->get(), POLLIN, 0}, {sfd ? sfd->fd() : -1, POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0 && errno != EINTR) break;
+        if (p[1].revents && sfd)
+            if (auto info = sfd->read_event(); info && *info)
+                (void)pidfd_send_signal(*pfd, (*info)->signo);
+        if (p[0].revents) {
+            auto st = waitid_pidfd(*pfd);
+            return st && *st ? (*st)->shell_status() : 1;
+        }
+    }
+    return 1;
+}
+
 int cmd_ps(const std::vector<std::string>& args, std::size_t from) {
     auto a = parse_args(args, from, {"--format", "-f"}, {});
     if (!a) return error(a.error().what());
@@ -884,6 +1061,7 @@ std::string usage() {
            "  create [--bundle DIR] [--pid-file F] [--console-socket S] ID\n"
            "  start ID | state ID | kill ID [SIGNAL] [--all] | delete [--force] ID\n"
            "  run [--bundle DIR] [--pid-file F] [--detach] ID | ps [--format json] ID\n"
+           "  exec [--detach] [--tty] [--pid-file F] (--process FILE ID | ID CMD...)\n"
            "  spec [--rootless] [--bundle DIR] | features\n";
 }
 
@@ -957,8 +1135,9 @@ int main(const std::vector<std::string>& args) {
         std::fputs(usage().c_str(), stdout);
         return 0;
     }
-    if (cmd == "exec" || cmd == "pause" || cmd == "resume" || cmd == "update" ||
-        cmd == "checkpoint" || cmd == "restore" || cmd == "events")
+    if (cmd == "exec") return cmd_exec(args, i + 1);
+    if (cmd == "pause" || cmd == "resume" || cmd == "update" || cmd == "checkpoint" ||
+        cmd == "restore" || cmd == "events")
         return error(cmd + ": not supported by butter yet");
     return error("unknown command '" + cmd + "' (butter oci --help)");
 }

@@ -250,6 +250,49 @@ TEST_F(Oci, DeleteForceKillsACreatedOrRunningContainer) {
     EXPECT_TRUE(has(b.oci({"state", "doomed"}).err, "does not exist"));
 }
 
+// exec: a second process in the running container's namespaces, cgroups and filter.
+TEST_F(Oci, ExecJoinsTheRunningContainer) {
+    Bundle b;
+    b.script("echo x > /tmp/mark; exec sleep 1000");
+    b.spec["mounts"].push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"}});
+    b.spec["linux"]["seccomp"] = {
+        {"defaultAction", "SCMP_ACT_ALLOW"},
+        {"syscalls",
+         {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 13}}}}};
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "ex"}).code, 0);
+    ASSERT_EQ(b.oci_detached({"start", "ex"}).code, 0);
+    // The container's own tmpfs and pid namespace (sleep is its PID 1), its filter, its root.
+    auto r =
+        b.oci({"exec", "--env", "EXTRA=1", "ex", "sh", "-c",
+               "for i in 1 2 3 4 5 6 7 8 9; do [ -e /tmp/mark ] && break; sleep 0.1; done;"
+               " cat /tmp/mark; cat /proc/1/comm; echo extra=$EXTRA;"
+               " mkdir /tmp/d 2>&1 | grep -q 'Permission denied' && echo mkdir-denied; exit 6"});
+    EXPECT_EQ(r.code, 6) << r.err;
+    EXPECT_TRUE(has(r.out, "x\nsleep\nextra=1\nmkdir-denied")) << r.out;
+    // --process, as engines pass it; --detach leaves it running with its pid in the pid file.
+    json process = b.spec["process"];
+    process["args"] = {"sleep", "1000"};
+    write_file(b / "process.json", process.dump());
+    r = b.oci_detached(
+        {"exec", "--process", b / "process.json", "--detach", "--pid-file", b / "exec.pid", "ex"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    pid_t pid = std::atoi(read_file(b / "exec.pid").c_str());
+    r = b.oci({"ps", "--format", "json", "ex"});
+    EXPECT_EQ(json::parse(r.out).size(), 2u) << r.out;
+    EXPECT_NE(r.out.find(std::to_string(pid)), std::string::npos) << r.out;
+    r = b.oci({"exec", "ex", "/no/such/program"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.err,
+              "butter oci: exec: setup failed: exec: execve(\"/no/such/program\"): No such "
+              "file or directory\n");
+    EXPECT_EQ(b.oci({"delete", "--force", "ex"}).code, 0);
+    for (int i = 0; i < 300 && ::kill(pid, 0) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_NE(::kill(pid, 0), 0);  // the pid namespace went with its PID 1
+    EXPECT_TRUE(has(b.oci({"exec", "ex", "true"}).err, "does not exist"));
+}
+
 TEST_F(Oci, SetUpAndExecFailuresAreOneLine) {
     Bundle b;
     b.spec["process"]["args"] = {"/bin/nonexistent"};
@@ -394,6 +437,21 @@ TEST_F(Podman, TerminalThroughTheConsoleSocket) {
                         o);
     EXPECT_EQ(r.code, 4) << r.err;
     EXPECT_TRUE(has(r.out, "/dev/pts/0")) << r.out;
+}
+
+TEST_F(Podman, Exec) {
+    std::string name = "butter-oci-exec-" + std::to_string(::getpid());
+    auto r = podman(std::string("run -d --name ") + name +
+                    " --network none --cgroups=disabled --ulimit nofile=1024:1024 "
+                    "--ulimit nproc=4096:4096 " +
+                    kImage + " sh -c 'echo x > /tmp/mark; exec sleep 1000'");
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = podman("exec " + name + " sh -c 'cat /tmp/mark; cat /proc/1/comm; exit 9'");
+    EXPECT_EQ(r.code, 9) << r.err;
+    EXPECT_TRUE(has(r.out, "x\nsleep\n")) << r.out;
+    r = podman("exec -i " + name + " cat", "piped in\n");
+    EXPECT_EQ(r.out, "piped in\n") << r.err;
+    EXPECT_EQ(podman("rm -f -t 0 " + name).code, 0);
 }
 
 TEST_F(Podman, StopPsAndInspect) {
