@@ -41,6 +41,7 @@ std::string usage() {
   butter profiles              list the profiles on the search path
   butter syscalls [GROUP...]   list syscall groups, or the syscalls of groups
   butter doctor                what works here, what blocks a sandbox (and the fix), which profiles run
+  butter oci COMMAND ...       an OCI runtime for container engines, runc's command line (butter-oci(1))
   butter --version | --help
 
 PROFILE is a path or a name looked up in $BUTTER_PROFILE_PATH, ~/.config/butter/profiles,
@@ -82,7 +83,7 @@ Result<Cli::Command> command_of(const std::string& cmd) {
     if (cmd.starts_with("-"))
         return fail(bad("unknown option '" + cmd + "' (try 'butter --help')"));
     return fail(bad("unknown command '" + cmd +
-                    "' (run, learn, check, show, profiles, syscalls, doctor, apply, diff)"));
+                    "' (run, learn, check, show, profiles, syscalls, doctor, apply, diff, oci)"));
 }
 
 // One flag as written: --flag=value or --flag value.

@@ -52,7 +52,7 @@ TEST(Cli, ErrorsNameTheFlag) {
               "option '--bind' does not apply to 'butter check'");
     EXPECT_EQ(parse({"frobnicate"}).error().text(),
               "unknown command 'frobnicate' (run, learn, check, show, profiles, syscalls, doctor, "
-              "apply, diff)");
+              "apply, diff, oci)");
     // learn's own flags, and run's that it does not take.
     EXPECT_EQ(parse({"learn"}).error().text(),
               "'butter learn' needs a command (butter learn -- COMMAND)");

@@ -20,7 +20,7 @@ configured_prefix=$(cache CMAKE_INSTALL_PREFIX)
 
 prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in bin/butter $lib/libbutter.a $lib/libbutter.so include/butter/fd.hpp \
+for f in bin/butter bin/butter-oci share/man/man1/butter-oci.1 $lib/libbutter.a $lib/libbutter.so include/butter/fd.hpp \
          include/butter/loop.hpp $lib/libbutter-sandbox.a include/butter/sandbox.hpp \
          $lib/pkgconfig/butter-sandbox.pc \
          share/butter/profiles/default.toml share/butter/profiles/untrusted.toml \
@@ -101,6 +101,9 @@ else
     dpkg -x "$deb" "$tmp/root"
     dpkg -x "$libdeb" "$tmp/root"
     "$tmp/root/usr/bin/butter" --version | grep -q "^butter " || fail "the .deb's butter --version"
+    [ "$(readlink "$tmp/root/usr/bin/butter-oci")" = butter ] || fail "the .deb's butter-oci link"
+    "$tmp/root/usr/bin/butter-oci" features | grep -q '"ociVersionMax"' || fail "butter-oci features"
+    test -e "$tmp/root/usr/share/man/man1/butter-oci.1.gz" || fail "the .deb's butter-oci(1)"
     file -L "$tmp/root/usr/bin/butter" | grep -q ", stripped" || fail "butter is not stripped"
     soname=$(objdump -p "$tmp/root/usr/$lib/libbutter.so.0" | awk '$1 == "SONAME" {print $2}')
     [ "$soname" = libbutter.so.0 ] || fail "libbutter0.deb: SONAME '$soname'"
