@@ -233,8 +233,9 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
     if (!rearm_parent_death(ch)) ::_exit(125);
     clock.mark(Step::IdMaps);
 
-    for (int fd : ch.join_ns)
-        if (::setns(fd, 0) < 0) die(ch, Step::Namespaces, Error::from_errno("setns"));
+    for (auto [fd, kind] : ch.join_ns)  // (a file of another kind: EINVAL)
+        if (::setns(fd, kind) < 0)
+            die(ch, Step::Namespaces, Error::from_errno("setns", "linux.namespaces[].path"));
     if (plan.namespaces.has(Namespace::Mount)) {
         StepError where{Step::Propagation, -1, {}};
         if (auto r = build_rootfs(plan, ch, where); !r) die(ch, where.step, r.error(), where.mount);

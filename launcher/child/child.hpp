@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <butter/error.hpp>
@@ -151,7 +152,7 @@ struct ChildChannels {
     // before its last steps. `join_ns`: namespaces it enters (setns) before the mounts.
     bool detached = false;
     int start_fd = -1;
-    std::vector<int> join_ns;
+    std::vector<std::pair<int, int>> join_ns;  // (fd, CLONE_NEW* of the kind it must be)
     // process.terminal with a console socket: the terminal is made in the container's devpts
     // (plan.pty_ptmx) and its master sent there instead of to the supervisor.
     int console_fd = -1;

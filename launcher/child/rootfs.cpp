@@ -189,6 +189,12 @@ Result<void> write_sysctl(const std::string& key, const std::string& value) {
 // After pivot_root, an OCI container's maskedPaths and readonlyPaths (SandboxPlan): a path
 // that is missing or a symlink is left as it is (its target is not what the config named).
 Result<void> harden_oci(const SandboxPlan& plan, Mask& files, Mask& dirs) {
+    if (files.tree.valid() && files.first.empty()) {
+        // The host's /dev/null, read-only: not a file the container's root may chmod.
+        MountSetattr ro;
+        ro.set = kMaskAttrs;
+        BUTTER_TRY(mount_setattr(files.tree, "", false, ro));
+    }
     for (const std::string& p : plan.masked_paths) {
         struct stat st {};
         if (::lstat(p.c_str(), &st) < 0) {
@@ -224,10 +230,16 @@ Result<void> populate_oci_dev(const MountStep& m, const Fd& root,
                               const std::array<Fd, kDevNodes.size()>& nodes) {
     BUTTER_ASSIGN_OR_RETURN(Fd dev, make_dirs_in_root(root, m.target.c_str()));
     BUTTER_ASSIGN_OR_RETURN(dev, open_in_root(dev, ".", O_PATH | O_DIRECTORY, true));
+    // Read-only binds: the nodes are the host's own files, which a container's root (without a
+    // user namespace: host root) could otherwise chmod or chown; reads and writes of the devices
+    // are unaffected.
+    MountSetattr ro;
+    ro.set = MountAttr::ReadOnly | MountAttr::NoSuid | MountAttr::NoExec;
     for (std::size_t i = 0; i < kDevNodes.size(); ++i) {
         if (!nodes[i].valid()) continue;
         if (::mknodat(dev.get(), kDevNodes[i], S_IFREG | 0666, 0) < 0 && errno != EEXIST)
             return fail_errno("mknodat", m.target + "/" + kDevNodes[i]);
+        BUTTER_TRY(mount_setattr(nodes[i], "", false, ro));
         BUTTER_TRY(move_mount(nodes[i], "", dev.get(), kDevNodes[i]));
     }
     for (auto [name, link] : {std::pair{"fd", "/proc/self/fd"},
@@ -455,6 +467,11 @@ Result<Fd> attach_root(const SandboxPlan& plan, const char* staging) {
         BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(dir, "",
                                                    OpenTreeFlag::Clone | OpenTreeFlag::Recursive |
                                                        OpenTreeFlag::EmptyPath));
+        if (plan.root_attrs != 0) {
+            MountSetattr attr;
+            attr.set = MountAttrs::from_raw(plan.root_attrs);
+            BUTTER_TRY(mount_setattr(tree, "", true, attr));
+        }
         BUTTER_TRY(move_mount(tree, "", AT_FDCWD, staging));
     }
     return open(staging, O_PATH | O_DIRECTORY);

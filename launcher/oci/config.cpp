@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -74,6 +75,21 @@ Result<const json*> member(const Walk& w, const json& obj, const std::string& pt
     return &*it;
 }
 
+// An integer in [lo, hi] (a JSON integer, never a fraction or a wrapped value: runc's Go
+// decoding refuses what does not fit its field).
+Result<std::int64_t> integer(const Walk& w, const json& v, const std::string& ptr, std::int64_t lo,
+                             std::int64_t hi) {
+    bool ok = v.is_number_integer() &&
+              !(v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(hi));
+    if (ok) {
+        std::int64_t n = v.get<std::int64_t>();
+        if (n >= lo && n <= hi) return n;
+    }
+    return fail(w.error(
+        ptr, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi)));
+}
+constexpr std::int64_t kMaxId = 4294967294;  // (uid_t)-1 is "no id"
+
 Result<std::vector<std::string>> strings(const Walk& w, const json& arr, const std::string& ptr) {
     std::vector<std::string> out;
     for (std::size_t i = 0; i < arr.size(); ++i) {
@@ -114,7 +130,29 @@ Result<MountOptions> mount_options(const Walk& w, const std::vector<std::string>
         {"relatime", {false, MS_RELATIME}},
         {"norelatime", {true, MS_RELATIME}},
         {"strictatime", {false, MS_STRICTATIME}},
-        {"nostrictatime", {true, MS_STRICTATIME}}};
+        {"nostrictatime", {true, MS_STRICTATIME}},
+        {"nosymfollow", {false, MS_NOSYMFOLLOW}},
+        {"symfollow", {true, MS_NOSYMFOLLOW}},
+        // The recursive forms (mount_setattr's AT_RECURSIVE): butter's binds are recursive
+        // clones whose attributes are set on every mount below, so each is its plain form.
+        {"rro", {false, MS_RDONLY}},
+        {"rrw", {true, MS_RDONLY}},
+        {"rnosuid", {false, MS_NOSUID}},
+        {"rsuid", {true, MS_NOSUID}},
+        {"rnodev", {false, MS_NODEV}},
+        {"rdev", {true, MS_NODEV}},
+        {"rnoexec", {false, MS_NOEXEC}},
+        {"rexec", {true, MS_NOEXEC}},
+        {"rnoatime", {false, MS_NOATIME}},
+        {"ratime", {true, MS_NOATIME}},
+        {"rnodiratime", {false, MS_NODIRATIME}},
+        {"rdiratime", {true, MS_NODIRATIME}},
+        {"rrelatime", {false, MS_RELATIME}},
+        {"rnorelatime", {true, MS_RELATIME}},
+        {"rstrictatime", {false, MS_STRICTATIME}},
+        {"rnostrictatime", {true, MS_STRICTATIME}},
+        {"rnosymfollow", {false, MS_NOSYMFOLLOW}},
+        {"rsymfollow", {true, MS_NOSYMFOLLOW}}};
     static const std::set<std::string_view> kPropagation = {
         "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"};
     MountOptions m;
@@ -180,12 +218,19 @@ Result<void> read_mounts(const Walk& w, const json& arr, Config& c) {
         if (!target.starts_with("/")) target = "/" + target;  // as runc: relative to the root
         auto norm = normalize_target(target);
         if (!norm) return fail(w.error(ptr + "/destination", "must not hold '..'"));
+        if (*norm == "/") return fail(w.error(ptr + "/destination", "must not be the root"));
         std::string fstype = type ? type->get<std::string>() : (mo.bind ? "bind" : "");
         std::string source = src ? src->get<std::string>() : "";
         MountStep step;
         step.target = *norm;
+        // No device node of the container's making or its image's is ever usable: every mount
+        // is nodev but devpts and the default device nodes (bound one by one), as a device
+        // cgroup that allows only those would have it.
         if (fstype == "bind" || mo.bind) {
             if (source.empty()) return fail(w.error(ptr + "/source", "a bind needs a source"));
+            if (!mo.data.empty())
+                return fail(
+                    w.error(ptr + "/options", "unknown option '" + mo.data[0] + "' for a bind"));
             if (!source.starts_with("/")) source = c.bundle + "/" + source;
             // The engine names the source (it is trusted as runc trusts it): symlinks followed.
             auto host = resolve_host_path(source, Symlinks::Follow);
@@ -196,27 +241,32 @@ Result<void> read_mounts(const Walk& w, const json& arr, Config& c) {
             step.source_ino = host->st.st_ino;
             step.source_is_dir = S_ISDIR(host->st.st_mode);
             step.read_only = (mo.flags & MS_RDONLY) != 0;
-            std::uint64_t attrs = 0;
+            std::uint64_t attrs = MOUNT_ATTR_NODEV;
             if (mo.flags & MS_NOSUID) attrs |= MOUNT_ATTR_NOSUID;
-            if (mo.flags & MS_NODEV) attrs |= MOUNT_ATTR_NODEV;
             if (mo.flags & MS_NOEXEC) attrs |= MOUNT_ATTR_NOEXEC;
+            if (mo.flags & MS_NOATIME) attrs |= MOUNT_ATTR_NOATIME;
+            if (mo.flags & MS_NODIRATIME) attrs |= MOUNT_ATTR_NODIRATIME;
+            if (mo.flags & MS_STRICTATIME) attrs |= MOUNT_ATTR_STRICTATIME;
+            if (mo.flags & MS_NOSYMFOLLOW) attrs |= MOUNT_ATTR_NOSYMFOLLOW;
             step.attrs = attrs;
-        } else if (fstype == "proc") {
-            step.type = MountType::Proc;
-            plan.has_proc = true;
-        } else if (fstype == "mqueue") {
-            step.type = MountType::Mqueue;
         } else if (fstype == "tmpfs" || fstype == "sysfs" || fstype == "devpts" ||
-                   fstype == "cgroup" || fstype == "cgroup2") {
+                   fstype == "cgroup" || fstype == "cgroup2" || fstype == "proc" ||
+                   fstype == "mqueue") {
             step.type = MountType::Kernel;
             // cgroup (v1's per-controller hierarchies, which a container sees through the
-            // cgroup namespace) is mounted as the unified hierarchy, as crun does on cgroup v2.
+            // cgroup namespace) is mounted as the unified hierarchy, as crun does on cgroup v2,
+            // and always read-only (the container's cgroup is the runtime's to change).
             step.fstype = fstype == "cgroup" ? "cgroup2" : fstype;
             step.source = step.fstype;
             step.flags = mo.flags;
+            if (step.fstype != "devpts") step.flags |= MS_NODEV;
+            if (step.fstype == "proc" || step.fstype == "mqueue" || step.fstype == "sysfs")
+                step.flags |= MS_NOSUID | MS_NOEXEC;
+            if (step.fstype == "cgroup2") step.flags |= MS_RDONLY | MS_NOSUID | MS_NOEXEC;
             step.options = join(mo.data, ',');
             if (step.fstype == "sysfs" && !plan.namespaces.has(Namespace::Net))
                 step.flags |= MS_RDONLY;  // the host's network devices: never writable
+            if (step.fstype == "proc") plan.has_proc = true;
         } else {
             return fail(w.error(ptr + "/type", "mount type '" + fstype + "' is not supported"));
         }
@@ -300,11 +350,16 @@ Result<void> read_process(const Walk& w, const json& p, Config& c, const std::st
                                                         json::value_t::number_unsigned, true));
         BUTTER_ASSIGN_OR_RETURN(const json* gid, member(w, *user, ptr + "/user", "gid",
                                                         json::value_t::number_unsigned, true));
-        plan.uid = uid->get<uid_t>();
-        plan.gid = gid->get<gid_t>();
+        BUTTER_ASSIGN_OR_RETURN(std::int64_t u, integer(w, *uid, ptr + "/user/uid", 0, kMaxId));
+        BUTTER_ASSIGN_OR_RETURN(std::int64_t g, integer(w, *gid, ptr + "/user/gid", 0, kMaxId));
+        plan.uid = static_cast<uid_t>(u);
+        plan.gid = static_cast<gid_t>(g);
         BUTTER_ASSIGN_OR_RETURN(const json* um, member(w, *user, ptr + "/user", "umask",
                                                        json::value_t::number_unsigned));
-        if (um) plan.umask = static_cast<mode_t>(um->get<unsigned>() & 0777);
+        if (um) {
+            BUTTER_ASSIGN_OR_RETURN(std::int64_t m, integer(w, *um, ptr + "/user/umask", 0, 0777));
+            plan.umask = static_cast<mode_t>(m);
+        }
         BUTTER_ASSIGN_OR_RETURN(const json* extra, member(w, *user, ptr + "/user", "additionalGids",
                                                           json::value_t::array));
         if (extra)
@@ -312,7 +367,13 @@ Result<void> read_process(const Walk& w, const json& p, Config& c, const std::st
                 if (!(*extra)[i].is_number_unsigned())
                     return fail(w.error(ptr + "/user/additionalGids/" + std::to_string(i),
                                         "must be a group id"));
-                plan.groups.push_back((*extra)[i].get<gid_t>());
+                {
+                    BUTTER_ASSIGN_OR_RETURN(
+                        std::int64_t extra_gid,
+                        integer(w, (*extra)[i], ptr + "/user/additionalGids/" + std::to_string(i),
+                                0, kMaxId));
+                    plan.groups.push_back(static_cast<gid_t>(extra_gid));
+                }
             }
     }
     BUTTER_ASSIGN_OR_RETURN(const json* nnp,
@@ -320,7 +381,11 @@ Result<void> read_process(const Walk& w, const json& p, Config& c, const std::st
     plan.no_new_privs = nnp && nnp->get<bool>();
     BUTTER_ASSIGN_OR_RETURN(const json* oom,
                             member(w, p, ptr, "oomScoreAdj", json::value_t::number_integer));
-    if (oom) c.oom_score_adj = oom->get<int>();
+    if (oom) {
+        BUTTER_ASSIGN_OR_RETURN(std::int64_t o,
+                                integer(w, *oom, ptr + "/oomScoreAdj", -1000, 1000));
+        c.oom_score_adj = static_cast<int>(o);
+    }
 
     // Each set as given (none when the config has none), as runc sets them.
     BUTTER_ASSIGN_OR_RETURN(const json* capabilities,
@@ -369,6 +434,8 @@ Result<void> read_process(const Walk& w, const json& p, Config& c, const std::st
 
 Result<SeccompAction> seccomp_action(const Walk& w, const std::string& text, const json* errno_ret,
                                      const std::string& ptr) {
+    if (errno_ret && !(errno_ret->is_number_unsigned() && errno_ret->get<std::uint64_t>() <= 4095))
+        return fail(w.error(ptr, "its errnoRet must be 0 to 4095"));
     if (text == "SCMP_ACT_ALLOW") return SeccompAction::allow();
     if (text == "SCMP_ACT_ERRNO")
         return SeccompAction::error(errno_ret ? errno_ret->get<int>() : EPERM);
@@ -447,8 +514,9 @@ Result<void> read_seccomp(const Walk& w, const json& s, Config& c) {
             BUTTER_ASSIGN_OR_RETURN(const json* op,
                                     member(w, a, ap, "op", json::value_t::string, true));
             ArgCondition cond;
+            if (!index->is_number_unsigned() || index->get<std::uint64_t>() > 5)
+                return fail(w.error(ap + "/index", "must be 0 to 5"));
             cond.index = index->get<unsigned>();
-            if (cond.index > 5) return fail(w.error(ap + "/index", "must be 0 to 5"));
             std::string o = op->get<std::string>();
             cond.value = value->get<std::uint64_t>();
             if (o == "SCMP_CMP_EQ")
@@ -517,22 +585,41 @@ Result<void> read_resources(const Walk& w, const json& r, Config& c) {
         w.unknown(*mem, ptr + "/memory",
                   {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
                    "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"});
-        if (mem->contains("limit")) c.memory_limit = (*mem)["limit"].get<std::int64_t>();
-        if (mem->contains("swap")) c.memory_swap = (*mem)["swap"].get<std::int64_t>();
+        constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+        for (auto [key, out] : {std::pair{"limit", &c.memory_limit}, {"swap", &c.memory_swap}})
+            if (mem->contains(key)) {
+                BUTTER_ASSIGN_OR_RETURN(*out,
+                                        integer(w, (*mem)[key], ptr + "/memory/" + key, -1, kMax));
+            }
         for (const char* refused : {"reservation", "kernel", "kernelTCP", "swappiness"})
             if (mem->contains(refused))
                 w.warn(ptr + "/memory/" + refused, "ignored (butter sets memory.limit and swap)");
     }
     BUTTER_ASSIGN_OR_RETURN(const json* pids, member(w, r, ptr, "pids", json::value_t::object));
-    if (pids && pids->contains("limit")) c.pids_limit = (*pids)["limit"].get<std::int64_t>();
+    if (pids && pids->contains("limit")) {
+        BUTTER_ASSIGN_OR_RETURN(c.pids_limit, integer(w, (*pids)["limit"], ptr + "/pids/limit", -1,
+                                                      std::numeric_limits<std::int64_t>::max()));
+    }
     BUTTER_ASSIGN_OR_RETURN(const json* cpu, member(w, r, ptr, "cpu", json::value_t::object));
     if (cpu) {
         w.unknown(*cpu, ptr + "/cpu",
                   {"shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod",
                    "cpus", "mems", "idle"});
-        if (cpu->contains("shares")) c.cpu_shares = (*cpu)["shares"].get<std::uint64_t>();
-        if (cpu->contains("quota")) c.cpu_quota = (*cpu)["quota"].get<std::int64_t>();
-        if (cpu->contains("period")) c.cpu_period = (*cpu)["period"].get<std::uint64_t>();
+        constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+        if (cpu->contains("shares")) {
+            BUTTER_ASSIGN_OR_RETURN(std::int64_t v,
+                                    integer(w, (*cpu)["shares"], ptr + "/cpu/shares", 0, 262144));
+            c.cpu_shares = static_cast<std::uint64_t>(v);
+        }
+        if (cpu->contains("quota")) {
+            BUTTER_ASSIGN_OR_RETURN(c.cpu_quota,
+                                    integer(w, (*cpu)["quota"], ptr + "/cpu/quota", -1, kMax));
+        }
+        if (cpu->contains("period")) {
+            BUTTER_ASSIGN_OR_RETURN(
+                std::int64_t v, integer(w, (*cpu)["period"], ptr + "/cpu/period", 1000, 1000000));
+            c.cpu_period = static_cast<std::uint64_t>(v);
+        }
         for (const char* refused :
              {"burst", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle"})
             if (cpu->contains(refused) &&
@@ -588,6 +675,11 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
     }
     if (!plan.namespaces.has(Namespace::Mount))
         return fail(w.error(ptr + "/namespaces", "butter needs a mount namespace"));
+    // Without a pid namespace of its own, what the container leaves behind could not be found
+    // and killed with it (delete, a cgroup-less run).
+    if (!plan.namespaces.has(Namespace::Pid))
+        return fail(
+            w.error(ptr + "/namespaces", "butter needs a pid namespace of the container's own"));
     auto maps = [&](const char* key, std::vector<IdMapping>& out) -> Result<void> {
         BUTTER_ASSIGN_OR_RETURN(const json* arr, member(w, l, ptr, key, json::value_t::array));
         for (std::size_t i = 0; arr && i < arr->size(); ++i) {
@@ -601,8 +693,12 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
                 const json* host, member(w, m, mp, "hostID", json::value_t::number_unsigned, true));
             BUTTER_ASSIGN_OR_RETURN(const json* size,
                                     member(w, m, mp, "size", json::value_t::number_unsigned, true));
-            out.push_back(
-                {in->get<std::uint32_t>(), host->get<std::uint32_t>(), size->get<std::uint32_t>()});
+            BUTTER_ASSIGN_OR_RETURN(std::int64_t i0,
+                                    integer(w, *in, mp + "/containerID", 0, kMaxId));
+            BUTTER_ASSIGN_OR_RETURN(std::int64_t h, integer(w, *host, mp + "/hostID", 0, kMaxId));
+            BUTTER_ASSIGN_OR_RETURN(std::int64_t n, integer(w, *size, mp + "/size", 1, kMaxId + 1));
+            out.push_back({static_cast<std::uint32_t>(i0), static_cast<std::uint32_t>(h),
+                           static_cast<std::uint32_t>(n)});
         }
         return {};
     };
@@ -631,6 +727,23 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
         if (key.empty() || key.find('/') != std::string::npos ||
             key.find("..") != std::string::npos)
             return fail(w.error(ptr + "/sysctl/" + key, "not a sysctl name"));
+        // Only what the container's own namespaces hold (as runc checks): never a host-wide one.
+        bool ipc = key == "kernel.msgmax" || key == "kernel.msgmnb" || key == "kernel.msgmni" ||
+                   key == "kernel.sem" || key == "kernel.shmall" || key == "kernel.shmmax" ||
+                   key == "kernel.shmmni" || key == "kernel.shm_rmid_forced" ||
+                   key.starts_with("fs.mqueue.");
+        bool net = key.starts_with("net.");
+        bool uts = key == "kernel.hostname" || key == "kernel.domainname";
+        Namespace needs = ipc ? Namespace::Ipc : net ? Namespace::Net : Namespace::Uts;
+        if (!ipc && !net && !uts)
+            return fail(w.error(ptr + "/sysctl/" + key,
+                                "not a sysctl of the container's namespaces (host-wide)"));
+        if (!plan.namespaces.has(needs))
+            return fail(w.error(ptr + "/sysctl/" + key, std::string("needs a ") +
+                                                            (ipc   ? "ipc"
+                                                             : net ? "network"
+                                                                   : "uts") +
+                                                            " namespace of the container's own"));
         plan.sysctls.emplace_back(key, value.get<std::string>());
     }
     for (const char* key : {"maskedPaths", "readonlyPaths"}) {
@@ -682,8 +795,9 @@ Result<void> read_hooks(const Walk& w, const json& h, Config& c) {
             BUTTER_ASSIGN_OR_RETURN(const json* t,
                                     member(w, e, hp, "timeout", json::value_t::number_unsigned));
             if (t) {
-                if (t->get<int>() <= 0) return fail(w.error(hp + "/timeout", "must be above 0"));
-                hook.timeout = t->get<int>();
+                BUTTER_ASSIGN_OR_RETURN(std::int64_t secs,
+                                        integer(w, *t, hp + "/timeout", 1, 86400));
+                hook.timeout = static_cast<int>(secs);
             }
             c.hooks[kind].push_back(std::move(hook));
         }
@@ -789,6 +903,7 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
             w.error("/linux/namespaces", "without root, the container needs a user namespace"));
     }
     plan.loopback_up = plan.namespaces.has(Namespace::Net);
+    plan.root_attrs = MOUNT_ATTR_NODEV;  // (see read_mounts: no device node of the image's)
     if (c.terminal) plan.pty_ptmx = "/dev/pts/ptmx";
     plan.seccomp_early = !plan.no_new_privs && !plan.seccomp.empty();
     return c;

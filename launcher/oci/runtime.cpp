@@ -196,7 +196,14 @@ Result<Container> open_container(const std::string& id) {
     int dfd = ::openat(root.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0) return fail_errno("openat", g.root + "/" + id);
     c.dir = Fd(dfd);
-    BUTTER_ASSIGN_OR_RETURN(std::string text, read_file_at(c.dir.get(), "state.json"));
+    auto read = read_file_at(c.dir.get(), "state.json");
+    if (!read && read.error().errno_value() == ENOENT)
+        return fail(Error::message("container",
+                                   "is incomplete (its create did not finish: delete --force "
+                                   "removes it)",
+                                   id));
+    if (!read) return fail(std::move(read).error());
+    std::string text = std::move(*read);
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object())
         return fail(Error::message("container", "state.json is damaged", id));
@@ -339,7 +346,8 @@ Result<void> write_control(const std::string& dir, const char* file, const std::
 // The cgroups of the config's limits, made and written; the directories made.
 Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string& id) {
     std::vector<std::string> made;
-    std::string path = c.cgroups_path.empty() ? "butter-oci/" + id : c.cgroups_path;
+    // (without a path: one cgroup of its own below butter's, no parent left behind)
+    std::string path = c.cgroups_path.empty() ? "butter-oci-" + id : c.cgroups_path;
     auto one = [&](const char* controller) -> Result<std::pair<std::string, CgroupVersion>> {
         CgroupVersion v{};
         BUTTER_ASSIGN_OR_RETURN(std::string dir, cgroup_dir(controller, path, v));
@@ -567,7 +575,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) return fail_errno("open", path);
         joined.emplace_back(fd);
-        extras.join_ns.push_back(fd);
+        extras.join_ns.emplace_back(fd, static_cast<int>(Namespaces(kind).raw()));
     }
     BUTTER_ASSIGN_OR_RETURN(cgroups, make_cgroups(c, id));
     m.state.id = id;
@@ -578,6 +586,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     m.state.hooks = json{{"poststart", hooks_json(c.hooks["poststart"])},
                          {"poststop", hooks_json(c.hooks["poststop"])}};
     m.state.started = !start_gate;
+    extras.late_cgroup_ns = !cgroups.empty();
     extras.before_go = [&](pid_t pid, int) -> Result<void> {
         for (const auto& dir : cgroups)
             BUTTER_TRY(write_control(dir, "cgroup.procs", std::to_string(pid)));
@@ -739,8 +748,15 @@ int cmd_delete(const std::vector<std::string>& args, std::size_t from) {
     bool force = a->flags.count("--force") || a->flags.count("-f");
     auto c = open_container(a->positional[0]);
     if (!c) {
-        // Gone already: with --force, nothing to do (as runc).
+        // Gone already: with --force, nothing to do (as runc); a create that never finished
+        // left its directory alone (its process died with that create, or is killed below by
+        // the engine's own delete of what it started).
         if (force && c.error().what().find("does not exist") != std::string::npos) return 0;
+        if (force && c.error().what().find("is incomplete") != std::string::npos) {
+            if (auto r = remove_container_dir(a->positional[0]); !r)
+                return error("delete: " + r.error().what());
+            return 0;
+        }
         return error("delete: " + c.error().what());
     }
     std::string status = status_of(c->state);
@@ -770,6 +786,8 @@ int cmd_run(const std::vector<std::string>& args, std::size_t from) {
                         {"--detach", "-d", "--no-pivot", "--no-new-keyring", "--keep"});
     if (!a) return error(a.error().what());
     if (a->positional.size() != 1) return error("run: needs one container id");
+    if (a->values.count("--preserve-fds") && a->values["--preserve-fds"] != "0")
+        return error("run: --preserve-fds is not supported");
     const std::string& id = a->positional[0];
     bool detach = a->flags.count("--detach") || a->flags.count("-d");
     std::string bundle = a->values.count("--bundle") ? a->values["--bundle"]

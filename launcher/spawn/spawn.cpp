@@ -400,7 +400,8 @@ Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& orig
     // supervisor has moved it into the sandbox's, /proc/self/cgroup shows "/" and nothing of
     // the host's layout.
     sp.clone_ns = plan.namespaces;
-    if (plan.namespaces.has(Namespace::Cgroup) && (sp.join_cgroups || sp.early)) {
+    if (plan.namespaces.has(Namespace::Cgroup) &&
+        (sp.join_cgroups || sp.early || extras.late_cgroup_ns)) {
         sp.clone_ns = sp.clone_ns.without(Namespace::Cgroup);
         ch.late_cgroup_ns = true;
     }

@@ -44,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "child/child.hpp"
@@ -127,7 +128,10 @@ struct SpawnExtras {
     // its creator, waits on `start_fd`, enters `join_ns`, sends its terminal to `console_fd`.
     bool detached = false;
     int start_fd = -1;
-    std::vector<int> join_ns = {};
+    std::vector<std::pair<int, int>> join_ns = {};  // (fd, CLONE_NEW*)
+    // The cgroup namespace made by the child after "go" (once before_go has put it in its
+    // cgroups), so that it is rooted there.
+    bool late_cgroup_ns = false;
     int console_fd = -1;
 };
 

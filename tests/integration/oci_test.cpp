@@ -4,10 +4,13 @@
 // butter as its runtime (`podman --runtime`), as a user of podman would run it.
 #include <gtest/gtest.h>
 
+#include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,7 +72,7 @@ class Bundle {
         write_file(root + "/bin/busybox", text);
         ::chmod((root + "/bin/busybox").c_str(), 0755);
         for (const char* applet : {"sh", "cat", "echo", "id", "ls", "sleep", "touch", "mkdir",
-                                   "hostname", "grep", "tty", "head", "true"})
+                                   "hostname", "grep", "tty", "head", "true", "dd", "seq"})
             (void)::symlink("busybox", (root + "/bin/" + applet).c_str());
         write_file(root + "/etc/secret", "host-visible secret\n");
         auto r = run_butter({"oci", "spec", "--bundle", dir_.path()});
@@ -82,6 +85,18 @@ class Bundle {
             spec["linux"]["gidMappings"] = {{{"containerID", 0}, {"hostID", owner}, {"size", 1}}};
         }
         state_ = dir_ / "state";
+    }
+    // A test that failed half-way leaves no container behind (one waiting on its FIFO would
+    // outlive the test binary).
+    ~Bundle() {
+        if (DIR* d = ::opendir(state_.c_str())) {
+            std::vector<std::string> ids;
+            while (struct dirent* e = ::readdir(d))
+                if (e->d_name[0] != '.') ids.push_back(e->d_name);
+            ::closedir(d);
+            for (const auto& id : ids)
+                (void)oci({"delete", "--force", id});
+        }
     }
     void save() { write_file(dir_ / "config.json", spec.dump(2)); }
     void script(const std::string& sh) { spec["process"]["args"] = {"sh", "-c", sh}; }
@@ -293,6 +308,100 @@ TEST_F(Oci, ExecJoinsTheRunningContainer) {
     EXPECT_TRUE(has(b.oci({"exec", "ex", "true"}).err, "does not exist"));
 }
 
+// From an attacker's review, each failing on the first version: a container's root (host root
+// without a user namespace) with CAP_MKNOD, CAP_CHOWN and CAP_FOWNER could make and use device
+// nodes (there is no device cgroup: every mount but devpts is nodev instead), use one its image
+// brought, and chmod the host's own /dev/null through the default nodes and /proc's masks (now
+// read-only binds).
+TEST_F(Oci, HostileContainerCannotUseDevicesOrChangeHostFiles) {
+    Bundle b;
+    ASSERT_EQ(::mknod((b / "rootfs/imgnull").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+    json caps = {"CAP_MKNOD", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE"};
+    for (const char* set : {"bounding", "effective", "permitted"})
+        b.spec["process"]["capabilities"][set] = caps;
+    b.spec["process"]["noNewPrivileges"] = false;
+    b.spec["mounts"].push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"}});
+    b.script(
+        "mknod /tmp/mynull c 1 3 && { echo x 2>/dev/null > /tmp/mynull && echo made-usable ||"
+        " echo made-blocked; };"
+        " { echo x 2>/dev/null > /imgnull && echo image-usable || echo image-blocked; };"
+        " chmod 600 /dev/null 2>/dev/null && echo chmod-null || echo null-kept;"
+        " chown 1:1 /dev/zero 2>/dev/null && echo chown-zero || echo zero-kept;"
+        " chmod 600 /proc/keys 2>/dev/null && echo chmod-keys || echo keys-kept;"
+        " echo x > /dev/null && echo null-writable; head -c 4 /dev/urandom > /tmp/r && echo "
+        "random-ok");
+    b.save();
+    struct stat null_before {
+    }, zero_before{};
+    ASSERT_EQ(::stat("/dev/null", &null_before), 0);
+    ASSERT_EQ(::stat("/dev/zero", &zero_before), 0);
+    auto r = b.oci({"run", "hostile"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    for (const char* want : {"made-blocked", "image-blocked", "null-kept", "zero-kept", "keys-kept",
+                             "null-writable", "random-ok"})
+        EXPECT_TRUE(has(r.out, want)) << want << " in:\n" << r.out << r.err;
+    struct stat null_after {
+    }, zero_after{};
+    ASSERT_EQ(::stat("/dev/null", &null_after), 0);
+    ASSERT_EQ(::stat("/dev/zero", &zero_after), 0);
+    EXPECT_EQ(null_after.st_mode, null_before.st_mode);
+    EXPECT_EQ(null_after.st_ctime, null_before.st_ctime);
+    EXPECT_EQ(zero_after.st_uid, zero_before.st_uid);
+}
+
+// Also from that review: a namespace file of another kind than its entry says was joined as it
+// was (setns(fd, 0)); recursive and hardening mount options were dropped; a create killed
+// mid-way left an id no command could remove.
+TEST_F(Oci, NamespacePathsMountOptionsAndIncompleteCreates) {
+    Bundle b;
+    pid_t holder = ::fork();
+    if (holder == 0) {
+        if (::unshare(CLONE_NEWUTS) < 0) ::_exit(1);
+        ::pause();
+        ::_exit(0);
+    }
+    ASSERT_GT(holder, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    json ns = b.spec["linux"]["namespaces"];
+    json wrong = ns;
+    for (auto& n : wrong)
+        if (n["type"] == "network") n["path"] = "/proc/" + std::to_string(holder) + "/ns/uts";
+    b.spec["linux"]["namespaces"] = wrong;
+    b.script("exit 0");
+    b.save();
+    auto r = b.oci({"run", "wrongns"});
+    ::kill(holder, SIGKILL);
+    ::waitpid(holder, nullptr, 0);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err, "setns(\"linux.namespaces[].path\"): Invalid argument")) << r.err;
+
+    b.spec["linux"]["namespaces"] = ns;
+    TempDir shared;
+    ::chmod(shared.path().c_str(), 0755);
+    b.spec["mounts"].push_back({{"destination", "/vol"},
+                                {"type", "bind"},
+                                {"source", shared.path()},
+                                {"options", {"rbind", "rro", "rnosuid"}}});
+    b.spec["mounts"][0]["options"] = {"nosuid", "noexec", "nodev", "hidepid=2"};
+    b.script(
+        "echo x > /vol/f 2>/dev/null && echo vol-written || echo vol-ro;"
+        " grep -q 'hidepid' /proc/mounts && echo hidepid");
+    b.save();
+    r = b.oci({"run", "options"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.out, "vol-ro\nhidepid")) << r.out << r.err;
+    EXPECT_NE(::access((shared / "f").c_str(), F_OK), 0);
+
+    (void)::mkdir((b / "state").c_str(), 0700);  // (made by the runs above)
+    ASSERT_EQ(::mkdir((b / "state/broken").c_str(), 0700), 0);
+    ASSERT_EQ(::mkfifo((b / "state/broken/exec.fifo").c_str(), 0600), 0);
+    EXPECT_TRUE(has(b.oci({"state", "broken"}).err, "is incomplete"))
+        << b.oci({"state", "broken"}).err;
+    r = b.oci({"delete", "--force", "broken"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(b.oci({"state", "broken"}).err, "does not exist"));
+}
+
 TEST_F(Oci, SetUpAndExecFailuresAreOneLine) {
     Bundle b;
     b.spec["process"]["args"] = {"/bin/nonexistent"};
@@ -452,6 +561,42 @@ TEST_F(Podman, Exec) {
     r = podman("exec -i " + name + " cat", "piped in\n");
     EXPECT_EQ(r.out, "piped in\n") << r.err;
     EXPECT_EQ(podman("rm -f -t 0 " + name).code, 0);
+}
+
+// --memory and --pids-limit: the cgroups butter makes at the config's cgroupsPath, below this
+// process's own cgroup (--cgroup-parent), removed with the container; conmon's own cgroups there
+// are removed by the test.
+TEST_F(Podman, MemoryAndPidsLimitsHold) {
+    std::string own;
+    for (std::string line : {read_file("/proc/self/cgroup")}) {
+        for (std::size_t at = 0; at < line.size();) {
+            std::size_t nl = line.find('\n', at);
+            std::string l = line.substr(at, nl - at);
+            if (l.find(":memory:") != std::string::npos) own = l.substr(l.find(":memory:") + 8);
+            if (nl == std::string::npos) break;
+            at = nl + 1;
+        }
+    }
+    ASSERT_FALSE(own.empty());
+    std::string parent = (own == "/" ? "" : own) + "/butter-oci-test-" + std::to_string(::getpid());
+    auto cleanup = [&] {
+        std::string cmd =
+            "for d in /sys/fs/cgroup/*" + parent +
+            "; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {} \\; ; done; true";
+        (void)std::system(cmd.c_str());
+    };
+    std::string run = "run --rm --network none --cgroup-parent=" + parent +
+                      " --memory 32m --memory-swap 32m --pids-limit 20 --ulimit nofile=1024:1024 "
+                      "--ulimit nproc=4096:4096 " +
+                      kImage;
+    auto r = podman(run + " sh -c 'for i in $(seq 1 30); do sleep 5 & done 2>&1 | head -1'");
+    EXPECT_TRUE(has(r.out + r.err, "can't fork")) << r.out << r.err;
+    r = podman(run + " dd if=/dev/zero of=/dev/null bs=64M count=1");
+    EXPECT_EQ(r.code, 137) << r.out << r.err;  // the memory cgroup's OOM killer
+    r = podman(run + " dd if=/dev/zero of=/dev/null bs=8M count=1");
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    cleanup();
+    EXPECT_NE(::access(("/sys/fs/cgroup/memory" + parent).c_str(), F_OK), 0);
 }
 
 TEST_F(Podman, StopPsAndInspect) {

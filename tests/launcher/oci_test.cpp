@@ -62,6 +62,11 @@ TEST_F(OciConfig, TheDefaultSpecPlansAContainer) {
     EXPECT_EQ(p.mounts[2].fstype, "devpts");
     EXPECT_EQ(p.mounts[2].options, "newinstance,ptmxmode=0666,mode=0620");
     EXPECT_EQ(p.mounts[2].flags, static_cast<unsigned long>(MS_NOSUID | MS_NOEXEC));
+    // Every other mount, and the root, nodev: no device node of the image's or the container's.
+    EXPECT_EQ(p.mounts[1].flags & MS_NODEV, static_cast<unsigned long>(MS_NODEV));  // /dev
+    EXPECT_EQ(p.mounts[0].fstype, "proc");
+    EXPECT_EQ(p.mounts[0].flags & MS_NODEV, static_cast<unsigned long>(MS_NODEV));
+    EXPECT_EQ(p.root_attrs & MOUNT_ATTR_NODEV, static_cast<std::uint64_t>(MOUNT_ATTR_NODEV));
     EXPECT_EQ(p.mounts[5].flags & MS_RDONLY, static_cast<unsigned long>(MS_RDONLY));
     EXPECT_EQ(p.mounts.back().type, profile::MountType::DevNodes);
     EXPECT_EQ(p.masked_paths.front(), "/proc/acpi");
@@ -153,9 +158,34 @@ TEST_F(OciConfig, BadInputIsOneErrorNamingTheField) {
     spec_["hooks"] = {{"createContainer", {{{"path", "/bin/true"}}}}};
     expect("/hooks/createContainer: hooks in the container's namespaces are not supported");
     spec_["linux"]["resources"] = {{"memory", {{"limit", "lots"}}}};
-    expect("b/config.json: [json.exception.type_error");
+    expect("b/config.json: /linux/resources/memory/limit: must be an integer");
+    spec_["linux"]["resources"] = {{"pids", {{"limit", "many"}}}, {"devices", "all"}};
+    expect("b/config.json: /linux/resources/pids/limit: must be an integer");
+    // From an attacker's review: host-wide sysctls, values that wrap, no pid namespace.
+    spec_["linux"]["sysctl"] = {{"kernel.printk_ratelimit", "1"}};
+    expect("/linux/sysctl/kernel.printk_ratelimit: not a sysctl of the container's namespaces");
+    spec_["linux"]["sysctl"] = {{"net.ipv4.ip_forward", "1"}};
+    spec_["linux"]["namespaces"].erase(1);  // network
+    expect("/linux/sysctl/net.ipv4.ip_forward: needs a network namespace of the container's own");
+    spec_["process"]["user"] = {{"uid", 4294967296}, {"gid", 0}};
+    expect("/process/user/uid: must be an integer from 0 to 4294967294");
+    spec_["process"]["user"] = {{"uid", 0}, {"gid", 0}, {"additionalGids", {4294967295}}};
+    expect("/process/user/additionalGids/0: must be an integer from 0 to 4294967294");
+    spec_["linux"]["resources"] = {{"cpu", {{"shares", -5}}}};
+    expect("/linux/resources/cpu/shares: must be an integer from 0 to 262144");
+    spec_["linux"]["resources"] = {{"memory", {{"limit", 1.5}}}};
+    expect("/linux/resources/memory/limit: must be an integer from -1 to");
+    spec_["linux"]["namespaces"].erase(0);  // pid
+    expect("/linux/namespaces: butter needs a pid namespace of the container's own");
+    spec_["mounts"].push_back({{"destination", "/"}, {"type", "tmpfs"}});
+    expect("/mounts/6/destination: must not be the root");
+    spec_["mounts"].push_back({{"destination", "/x"},
+                               {"type", "bind"},
+                               {"source", "/"},
+                               {"options", {"rbind", "hidepid=2"}}});
+    expect("/mounts/6/options: unknown option 'hidepid=2' for a bind");
     spec_["hostname"] = "h";
-    spec_["linux"]["namespaces"] = {{{"type", "mount"}}};
+    spec_["linux"]["namespaces"] = json::array({{{"type", "mount"}}, {{"type", "pid"}}});
     expect("/hostname: setting it needs a uts namespace");
 }
 
