@@ -73,36 +73,12 @@ Result<void> make_terminal(const SandboxPlan& plan, const ChildChannels& ch) {
 
 }  // namespace
 
-Result<void> send_console(int socket_fd, int master) {
-    // As runc sends it (conmon reads it so): the terminal's name as the data, the master as
-    // SCM_RIGHTS.
-    char name[] = "/dev/ptmx";
-    struct iovec iov {
-        name, sizeof name - 1
-    };
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &master, sizeof master);
-    if (::sendmsg(socket_fd, &msg, MSG_NOSIGNAL) < 0)
-        return fail_errno("sendmsg", "console socket");
-    return {};
-}
+namespace {
 
-// An fd to the supervisor (the seccomp listener, the terminal's master), with the record
-// saying what it is: no allocation (the rlimits may hold already, RLIMIT_AS too, in memory
-// that may be the supervisor's).
-Result<void> send_fd(int control_fd, ControlMessage::Type type, int fd) {
-    ControlMessage m{type, 0};
+// `data` with `fd` as SCM_RIGHTS, in one sendmsg (no allocation).
+Result<void> send_with_fd(int socket_fd, void* data, std::size_t len, int fd, const char* what) {
     struct iovec iov {
-        &m, sizeof m
+        data, len
     };
     alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     struct msghdr msg {};
@@ -115,8 +91,25 @@ Result<void> send_fd(int control_fd, ControlMessage::Type type, int fd) {
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    if (::sendmsg(control_fd, &msg, MSG_NOSIGNAL) < 0) return fail_errno("sendmsg", "fd");
+    if (::sendmsg(socket_fd, &msg, MSG_NOSIGNAL) < 0) return fail_errno("sendmsg", what);
     return {};
+}
+
+}  // namespace
+
+Result<void> send_console(int socket_fd, int master) {
+    // As runc sends it (conmon reads it so): the terminal's name as the data, the master as
+    // SCM_RIGHTS.
+    char name[] = "/dev/ptmx";
+    return send_with_fd(socket_fd, name, sizeof name - 1, master, "console socket");
+}
+
+// An fd to the supervisor (the seccomp listener, the terminal's master), with the record
+// saying what it is: no allocation (the rlimits may hold already, RLIMIT_AS too, in memory
+// that may be the supervisor's).
+Result<void> send_fd(int control_fd, ControlMessage::Type type, int fd) {
+    ControlMessage m{type, 0};
+    return send_with_fd(control_fd, &m, sizeof m, fd, "fd");
 }
 
 CommandArgs::CommandArgs(const SandboxPlan& plan) : env(plan.env) {

@@ -89,6 +89,7 @@ Result<std::int64_t> integer(const Walk& w, const json& v, const std::string& pt
         ptr, "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi)));
 }
 constexpr std::int64_t kMaxId = 4294967294;  // (uid_t)-1 is "no id"
+constexpr std::int64_t kMaxInt64 = std::numeric_limits<std::int64_t>::max();
 
 Result<std::vector<std::string>> strings(const Walk& w, const json& arr, const std::string& ptr) {
     std::vector<std::string> out;
@@ -585,11 +586,10 @@ Result<void> read_resources(const Walk& w, const json& r, Config& c) {
         w.unknown(*mem, ptr + "/memory",
                   {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
                    "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"});
-        constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
         for (auto [key, out] : {std::pair{"limit", &c.memory_limit}, {"swap", &c.memory_swap}})
             if (mem->contains(key)) {
-                BUTTER_ASSIGN_OR_RETURN(*out,
-                                        integer(w, (*mem)[key], ptr + "/memory/" + key, -1, kMax));
+                BUTTER_ASSIGN_OR_RETURN(
+                    *out, integer(w, (*mem)[key], ptr + "/memory/" + key, -1, kMaxInt64));
             }
         for (const char* refused : {"reservation", "kernel", "kernelTCP", "swappiness"})
             if (mem->contains(refused))
@@ -597,15 +597,14 @@ Result<void> read_resources(const Walk& w, const json& r, Config& c) {
     }
     BUTTER_ASSIGN_OR_RETURN(const json* pids, member(w, r, ptr, "pids", json::value_t::object));
     if (pids && pids->contains("limit")) {
-        BUTTER_ASSIGN_OR_RETURN(c.pids_limit, integer(w, (*pids)["limit"], ptr + "/pids/limit", -1,
-                                                      std::numeric_limits<std::int64_t>::max()));
+        BUTTER_ASSIGN_OR_RETURN(c.pids_limit,
+                                integer(w, (*pids)["limit"], ptr + "/pids/limit", -1, kMaxInt64));
     }
     BUTTER_ASSIGN_OR_RETURN(const json* cpu, member(w, r, ptr, "cpu", json::value_t::object));
     if (cpu) {
         w.unknown(*cpu, ptr + "/cpu",
                   {"shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod",
                    "cpus", "mems", "idle"});
-        constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
         if (cpu->contains("shares")) {
             BUTTER_ASSIGN_OR_RETURN(std::int64_t v,
                                     integer(w, (*cpu)["shares"], ptr + "/cpu/shares", 0, 262144));
@@ -613,7 +612,7 @@ Result<void> read_resources(const Walk& w, const json& r, Config& c) {
         }
         if (cpu->contains("quota")) {
             BUTTER_ASSIGN_OR_RETURN(c.cpu_quota,
-                                    integer(w, (*cpu)["quota"], ptr + "/cpu/quota", -1, kMax));
+                                    integer(w, (*cpu)["quota"], ptr + "/cpu/quota", -1, kMaxInt64));
         }
         if (cpu->contains("period")) {
             BUTTER_ASSIGN_OR_RETURN(

@@ -402,6 +402,45 @@ TEST_F(Oci, NamespacePathsMountOptionsAndIncompleteCreates) {
     EXPECT_TRUE(has(b.oci({"state", "broken"}).err, "does not exist"));
 }
 
+// hooks: run by the runtime with the state on stdin, in their order; a failing prestart hook
+// ends the create and leaves nothing behind.
+TEST_F(Oci, HooksGetTheStateOnStdin) {
+    Bundle b;
+    auto hook = [&](const std::string& name) {
+        return json{
+            {"path", "/bin/sh"},
+            {"args",
+             {"sh", "-c", "cat > '" + (b / name) + "'; echo \"$1\" >> '" + (b / "order") + "'",
+              "hook", name}},
+            {"timeout", 10}};
+    };
+    b.spec["hooks"] = {{"prestart", {hook("prestart")}},
+                       {"createRuntime", {hook("createRuntime")}},
+                       {"poststart", {hook("poststart")}},
+                       {"poststop", {hook("poststop")}}};
+    b.script("exec sleep 1000");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "hooked"}).code, 0);
+    pid_t pid = std::atoi(read_file(b / "pid").c_str());
+    json pre = json::parse(read_file(b / "prestart"));
+    EXPECT_EQ(pre["id"], "hooked");
+    EXPECT_EQ(pre["pid"], pid);
+    EXPECT_EQ(pre["status"], "created");
+    EXPECT_EQ(pre["bundle"], b.path());
+    ASSERT_EQ(b.oci_detached({"start", "hooked"}).code, 0);
+    EXPECT_EQ(json::parse(read_file(b / "poststart"))["status"], "running");
+    ASSERT_EQ(b.oci({"delete", "--force", "hooked"}).code, 0);
+    EXPECT_EQ(json::parse(read_file(b / "poststop"))["id"], "hooked");
+    EXPECT_EQ(read_file(b / "order"), "prestart\ncreateRuntime\npoststart\npoststop\n");
+
+    b.spec["hooks"] = {{"prestart", {{{"path", "/bin/false"}}}}};
+    b.save();
+    auto r = b.oci_detached({"create", "--pid-file", b / "pid2", "failing"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err, "hook(\"/bin/false\"): failed (1)")) << r.err;
+    EXPECT_TRUE(has(b.oci({"state", "failing"}).err, "does not exist"));
+}
+
 TEST_F(Oci, SetUpAndExecFailuresAreOneLine) {
     Bundle b;
     b.spec["process"]["args"] = {"/bin/nonexistent"};
@@ -494,9 +533,7 @@ class Podman : public ::testing::Test {
         imported_ = std::system(cmd.c_str()) == 0;
     }
     static void TearDownTestSuite() {
-        if (imported_)
-            (void)std::system(
-                ("podman rmi -f " + std::string(kImage) + " >/dev/null 2>&1").c_str());
+        if (imported_) (void)std::system(("podman rmi -f " + kImage + " >/dev/null 2>&1").c_str());
         delete dir_;
         dir_ = nullptr;
     }
@@ -514,7 +551,10 @@ class Podman : public ::testing::Test {
         if (!stdin_data.empty()) o.stdin_data = stdin_data;
         return run_butter({"-c", "exec podman --runtime butter-oci " + args}, o);
     }
-    static constexpr const char* kImage = "localhost/butter-oci-test:latest";
+    // An image of this test process's own: ctest runs each test in a process of its own, in
+    // parallel, and `podman rmi -f` of a shared image would remove another's containers.
+    static inline const std::string kImage =
+        "localhost/butter-oci-test-" + std::to_string(::getpid()) + ":latest";
     static constexpr const char* kRun =
         "run --rm --network none --cgroups=disabled --ulimit nofile=1024:1024 "
         "--ulimit nproc=4096:4096 ";
@@ -525,7 +565,7 @@ TempDir* Podman::dir_ = nullptr;
 bool Podman::imported_ = false;
 
 TEST_F(Podman, RunsAContainerAndReturnsItsStatus) {
-    auto r = podman(std::string(kRun) + kImage + " sh -c 'echo hi; cat /proc/1/cmdline; exit 7'");
+    auto r = podman(kRun + kImage + " sh -c 'echo hi; cat /proc/1/cmdline; exit 7'");
     EXPECT_EQ(r.code, 7) << r.err;
     EXPECT_TRUE(has(r.out, "hi\nsh")) << r.out << r.err;
     r = podman(std::string(kRun) + "-i " + kImage + " cat", "through stdin\n");
