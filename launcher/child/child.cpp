@@ -17,6 +17,7 @@
 
 #include <butter/fd.hpp>
 #include <butter/hostname.hpp>
+#include <butter/mount.hpp>
 #include <butter/namespace.hpp>
 #include <butter/net.hpp>
 #include <butter/process.hpp>
@@ -192,6 +193,16 @@ Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& s
 
 }  // namespace
 
+Result<void> enter_cwd(const std::string& cwd) {
+    int root = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return fail_errno("open", "/");
+    Fd r(root);
+    auto dir = open_in_root(r, cwd.c_str(), O_PATH | O_DIRECTORY);
+    if (!dir) return fail(Error("chdir", dir.error().errno_value(), cwd));
+    if (::fchdir(dir->get()) < 0) return fail_errno("chdir", cwd);
+    return {};
+}
+
 bool rearm_parent_death(const ChildChannels& ch) {
     if (ch.detached) return true;  // it outlives its creator (an OCI container)
     if (!set_parent_death_signal(SIGKILL)) return false;
@@ -247,8 +258,8 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
         if (auto r = setdomainname(plan.domainname); !r) die(ch, Step::Hostname, r.error());
     if (plan.loopback_up)
         if (auto r = set_link_up("lo"); !r) die(ch, Step::Network, r.error());
-    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) < 0)
-        die(ch, Step::Chdir, Error::from_errno("chdir", plan.cwd));
+    if (!plan.cwd.empty())
+        if (auto r = enter_cwd(plan.cwd); !r) die(ch, Step::Chdir, r.error());
     clock.mark(Step::Hostname);
 
     if (!plan.namespaces.has(Namespace::Pid) || plan.no_init) exec_command(plan, ch, clock);

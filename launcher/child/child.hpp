@@ -204,6 +204,10 @@ Result<void> set_oci_identity(const SandboxPlan& plan, StepError& where);
 sigset_t prepare_init_signals(const SandboxPlan& plan);
 [[noreturn]] void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set);
 
+// chdir to `cwd` resolved inside the root (openat2 RESOLVE_IN_ROOT, no magic link): a symlink
+// that the sandbox or its image planted there, or /proc/self/fd/N, never leads out of it.
+Result<void> enter_cwd(const std::string& cwd);
+
 // PR_SET_PDEATHSIG(SIGKILL), then false if the supervisor is already gone. Needed again after
 // every credential change (setresuid, capset), which clears it.
 bool rearm_parent_death(const ChildChannels& ch);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -256,6 +257,7 @@ Result<void> run_hook(const json& hook, const std::string& state) {
     pid_t pid = ::fork();
     if (pid < 0) return fail_errno("fork", "hook " + path);
     if (pid == 0) {
+        ::signal(SIGPIPE, SIG_DFL);  // (ignored by the runtime: below)
         ::dup2(in.read.get(), 0);
         ::execve(path.c_str(), argv.data(), envp.data());
         ::_exit(127);
@@ -483,6 +485,44 @@ std::string absolute(const std::string& path) {
     return path == "." ? std::string(cwd) : std::string(cwd) + "/" + path;
 }
 
+// Closes every descriptor above 2 but `keep` (-1 entries ignored), for real (not at exec).
+void close_all_but(std::vector<int> keep) {
+    std::sort(keep.begin(), keep.end());
+    unsigned from = 3;
+    for (int fd : keep) {
+        if (fd < static_cast<int>(from)) continue;
+        if (fd > static_cast<int>(from)) (void)close_range(from, static_cast<unsigned>(fd) - 1);
+        from = static_cast<unsigned>(fd) + 1;
+    }
+    (void)close_range(from, ~0U);
+}
+
+// The processes that hold `dir`'s exec.fifo open: the first process of a container whose create
+// was killed before it wrote state.json (it waits on the FIFO for ever otherwise).
+void kill_fifo_holders(int dir) {
+    struct stat fifo {};
+    if (::fstatat(dir, "exec.fifo", &fifo, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISFIFO(fifo.st_mode))
+        return;
+    DIR* proc = ::opendir("/proc");
+    if (!proc) return;
+    while (struct dirent* e = ::readdir(proc)) {
+        if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+        std::string fds = std::string("/proc/") + e->d_name + "/fd";
+        DIR* d = ::opendir(fds.c_str());
+        if (!d) continue;
+        bool holds = false;
+        while (struct dirent* f = ::readdir(d)) {
+            struct stat st {};
+            if (f->d_name[0] != '.' && ::stat((fds + "/" + f->d_name).c_str(), &st) == 0 &&
+                st.st_dev == fifo.st_dev && st.st_ino == fifo.st_ino)
+                holds = true;
+        }
+        ::closedir(d);
+        if (holds) ::kill(std::atoi(e->d_name), SIGKILL);
+    }
+    ::closedir(proc);
+}
+
 // The engine's --console-socket, where a terminal's master goes.
 Result<Fd> connect_console(const std::string& path) {
     int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -552,6 +592,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     int dfd = ::openat(root.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0) return fail_errno("openat", g.root + "/" + id);
     m.dir = Fd(dfd);
+    root.reset();  // (no directory of the host's stays open across the clone: below)
 
     SpawnExtras extras;
     extras.mode = SpawnMode::Fork;
@@ -603,6 +644,10 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
                 BUTTER_TRY(run_hook(hooks_json({h})[0], text));
         return {};
     };
+    // The container's first process gets no descriptor of a host directory: through
+    // /proc/self/fd/N (a cwd or a symlink of its image's) it would lead out of its root.
+    std::string dir_path = g.root + "/" + id;
+    m.dir.reset();
     sigset_t mask;
     ::sigemptyset(&mask);
     auto spawned = spawn(c.plan, mask, extras);
@@ -623,8 +668,8 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
                 ChildFailure f;
                 ssize_t n = ::read(m.sandbox->failure.get(), &f, sizeof f);
                 if (n == static_cast<ssize_t>(sizeof f))
-                    return fail(Error::message("create", render_failure(c.plan, f)));
-                return fail(Error::message("create", "the container's first process died"));
+                    return fail(Error::message("first process", render_failure(c.plan, f)));
+                return fail(Error::message("first process", "died during its set-up"));
             }
             if (p[0].revents) {
                 ControlMessage msg{};
@@ -634,6 +679,8 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
             }
         }
     }
+    BUTTER_ASSIGN_OR_RETURN(m.dir,
+                            open_no_symlinks(AT_FDCWD, dir_path.c_str(), O_RDONLY | O_DIRECTORY));
     BUTTER_TRY(write_file_at(m.dir.get(), "state.json", state_json(m.state).dump()));
     ok = true;
     return m;
@@ -717,8 +764,9 @@ int cmd_kill(const std::vector<std::string>& args, std::size_t from) {
     if (!a) return error(a.error().what());
     if (a->positional.empty() || a->positional.size() > 2)
         return error("kill: needs a container id and, optionally, a signal");
-    auto sig = butter::parse_signal(a->positional.size() == 2 ? a->positional[1] : "SIGTERM");
-    if (!sig) return error("kill: " + sig.error().what());
+    std::string sig_text = a->positional.size() == 2 ? a->positional[1] : "SIGTERM";
+    auto sig = butter::parse_signal(sig_text);
+    if (!sig) return error("kill: unknown signal '" + sig_text + "'");
     auto c = open_container(a->positional[0]);
     if (!c) return error("kill: " + c.error().what());
     std::string status = status_of(c->state);
@@ -751,8 +799,18 @@ int cmd_delete(const std::vector<std::string>& args, std::size_t from) {
         // Gone already: with --force, nothing to do (as runc); a create that never finished
         // left its directory alone (its process died with that create, or is killed below by
         // the engine's own delete of what it started).
-        if (force && c.error().what().find("does not exist") != std::string::npos) return 0;
+        if (force && (c.error().what().find("does not exist") != std::string::npos ||
+                      c.error().errno_value() == ENOENT))
+            return 0;
         if (force && c.error().what().find("is incomplete") != std::string::npos) {
+            if (auto root = open_root(false)) {
+                int dfd = ::openat(root->get(), a->positional[0].c_str(),
+                                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (dfd >= 0) {
+                    kill_fifo_holders(dfd);
+                    ::close(dfd);
+                }
+            }
             if (auto r = remove_container_dir(a->positional[0]); !r)
                 return error("delete: " + r.error().what());
             return 0;
@@ -958,12 +1016,18 @@ int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
         if (!g2) return error("exec: " + g2.error().what());
         blocked.emplace(std::move(*g2));
     }
+    c->dir.reset();  // (no host directory crosses into the container: below)
     pid_t mid = ::fork();
     if (mid < 0) return error("exec: " + Error::from_errno("fork").what());
     if (mid == 0) {
-        // The intermediate: the cgroups, the namespaces (setns through the pidfd, all at once),
-        // then the process itself forked into them.
+        // The intermediate: not dumpable (the container's processes may not ptrace it or open
+        // its /proc/PID/exe, fd/ or cwd: the host's binary and descriptors), only the
+        // descriptors it needs, then the cgroups, the namespaces (setns through the pidfd, all
+        // at once), and the process itself forked into them, which inherits all of that.
         back->read.reset();
+        if (auto r = set_dumpable(false); !r) die(ch, Step::Namespaces, r.error());
+        close_all_but({ch.error_fd, ch.control_fd, ch.null_fd, ch.console_fd, pidfd->get(),
+                       back->write.get()});
         auto report = [&](const Error& e) { die(ch, Step::Namespaces, e); };
         for (const auto& dir : c->state.cgroups)
             if (auto r = write_control(dir, "cgroup.procs", std::to_string(::getpid())); !r)
@@ -974,8 +1038,8 @@ int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
         if (pid < 0) report(Error::from_errno("fork"));
         if (pid == 0) {
             back->write.reset();
-            if (::chdir(plan.cwd.c_str()) < 0)
-                die(ch, Step::Chdir, Error::from_errno("chdir", plan.cwd));
+            pidfd->reset();
+            if (auto r = enter_cwd(plan.cwd); !r) die(ch, Step::Chdir, r.error());
             StepClock clock;
             exec_command(plan, ch, clock);
         }
@@ -1077,8 +1141,9 @@ std::string usage() {
     return "usage: butter oci [--root DIR] [--log FILE] [--log-format text|json] "
            "[--systemd-cgroup] COMMAND\n"
            "  create [--bundle DIR] [--pid-file F] [--console-socket S] ID\n"
-           "  start ID | state ID | kill ID [SIGNAL] [--all] | delete [--force] ID\n"
-           "  run [--bundle DIR] [--pid-file F] [--detach] ID | ps [--format json] ID\n"
+           "  start ID | state ID | kill [--all] ID [SIGNAL] | delete [--force] ID\n"
+           "  run [--bundle DIR] [--pid-file F] [--console-socket S] [--detach] ID\n"
+           "  ps [--format json|table] ID\n"
            "  exec [--detach] [--tty] [--pid-file F] (--process FILE ID | ID CMD...)\n"
            "  spec [--rootless] [--bundle DIR] | features\n";
 }
@@ -1087,6 +1152,9 @@ std::string usage() {
 
 int main(const std::vector<std::string>& args) {
     g = {};
+    // A hook that exits without reading its stdin, a closed log or console: EPIPE, never a
+    // SIGPIPE that kills the runtime half-way (a container made, no state written).
+    ::signal(SIGPIPE, SIG_IGN);
     if (::geteuid() == 0) {
         g.root = "/run/butter-oci";
     } else {

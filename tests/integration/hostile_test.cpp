@@ -43,7 +43,7 @@ std::string outcome(const std::string& out, const std::string& name) {
 }
 
 std::string mountinfo() {
-    return read_file("/proc/self/mountinfo");
+    return host_mount_table();
 }
 
 // butter run -p PROFILE --ro-bind HOSTILE:/hostile [extra...] -- /hostile ARGS...

@@ -164,7 +164,7 @@ TEST_F(Leaks, AThousandRunsInOneProcessLeaveNothingBehind) {
             EXPECT_EQ(r->exit_status(), 0) << name << ": " << r->message;
         }
     auto fds = open_fds();
-    auto mounts = read_file("/proc/self/mountinfo");
+    auto mounts = host_mount_table();
     auto cgroups = cgroup_tree();
     std::size_t heap = heap_in_use();
 
@@ -180,7 +180,7 @@ TEST_F(Leaks, AThousandRunsInOneProcessLeaveNothingBehind) {
     }
 
     EXPECT_EQ(open_fds(), fds) << "fds leaked";
-    EXPECT_EQ(read_file("/proc/self/mountinfo"), mounts) << "mounts left behind";
+    EXPECT_EQ(host_mount_table(), mounts) << "mounts left behind";
     EXPECT_EQ(cgroup_tree(), cgroups) << "cgroups left behind";
     EXPECT_EQ(children(), "") << "processes left behind";
     // The heap may move by allocator bookkeeping, never by a per-run amount.

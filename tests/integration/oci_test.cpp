@@ -395,11 +395,36 @@ TEST_F(Oci, NamespacePathsMountOptionsAndIncompleteCreates) {
     (void)::mkdir((b / "state").c_str(), 0700);  // (made by the runs above)
     ASSERT_EQ(::mkdir((b / "state/broken").c_str(), 0700), 0);
     ASSERT_EQ(::mkfifo((b / "state/broken/exec.fifo").c_str(), 0600), 0);
+    // The first process of a create killed after it let the process go: it holds the FIFO and
+    // waits on it for ever (a second review's finding: delete --force left it).
+    pid_t waiting = ::fork();
+    if (waiting == 0) {
+        int fd = ::open((b / "state/broken/exec.fifo").c_str(), O_RDWR);
+        char byte;
+        (void)::read(fd, &byte, 1);
+        ::_exit(0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     EXPECT_TRUE(has(b.oci({"state", "broken"}).err, "is incomplete"))
         << b.oci({"state", "broken"}).err;
     r = b.oci({"delete", "--force", "broken"});
     EXPECT_EQ(r.code, 0) << r.err;
+    int status = 0;
+    pid_t reaped = 0;
+    for (int i = 0; i < 500 && reaped == 0; ++i) {
+        reaped = ::waitpid(waiting, &status, WNOHANG);
+        if (reaped == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (reaped == 0) {  // still waiting on the FIFO: the fix failed
+        ::kill(waiting, SIGKILL);
+        ::waitpid(waiting, &status, 0);
+        ADD_FAILURE() << "delete --force left the first process of an incomplete create";
+    } else {
+        EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+    }
     EXPECT_TRUE(has(b.oci({"state", "broken"}).err, "does not exist"));
+    // A state root that is gone (a reboot emptied /run): nothing to delete.
+    EXPECT_EQ(b.oci({"--root", b / "nothere", "delete", "--force", "x"}).code, 0);
 }
 
 // hooks: run by the runtime with the state on stdin, in their order; a failing prestart hook
@@ -439,6 +464,34 @@ TEST_F(Oci, HooksGetTheStateOnStdin) {
     EXPECT_EQ(r.code, 1);
     EXPECT_TRUE(has(r.err, "hook(\"/bin/false\"): failed (1)")) << r.err;
     EXPECT_TRUE(has(b.oci({"state", "failing"}).err, "does not exist"));
+}
+
+// From a second review (CVE-2024-21626's pattern): a working directory that is a magic link
+// (/proc/self/fd/N of a host directory the runtime held), named by the config or planted by the
+// container for the next exec, led out of the root onto the host. It is resolved inside the
+// root now, and no host directory is open in the container's processes.
+TEST_F(Oci, WorkingDirectoryNeverLeadsOutOfTheRoot) {
+    Bundle b;
+    for (const char* fd : {"/proc/self/fd/3", "/proc/self/fd/4"}) {
+        b.spec["process"]["cwd"] = fd;
+        b.script("cd ../../..; ls; exit 0");
+        b.save();
+        auto r = b.oci({"run", "cwd"});
+        EXPECT_EQ(r.code, 1) << r.out;
+        EXPECT_TRUE(has(r.err, std::string("working directory: chdir(\"") + fd + "\")")) << r.err;
+    }
+    b.spec["process"]["cwd"] = "/work";
+    b.spec["root"]["readonly"] = false;
+    b.script("exec sleep 1000");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "planted"}).code, 0);
+    ASSERT_EQ(b.oci_detached({"start", "planted"}).code, 0);
+    auto r = b.oci({"exec", "planted", "sh", "-c", "rmdir /work && ln -s /proc/self/fd/5 /work"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    r = b.oci({"exec", "planted", "sh", "-c", "cd ../../../..; ls"});
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_TRUE(has(r.err, "working directory: chdir(\"/work\")")) << r.err;
+    EXPECT_FALSE(has(r.out, "state")) << r.out;
 }
 
 TEST_F(Oci, SetUpAndExecFailuresAreOneLine) {

@@ -1,5 +1,7 @@
 #include "butter_run.hpp"
 
+#include "tmpdir.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -245,6 +247,20 @@ std::vector<pid_t> pids_matching(const std::string& needle) {
         if (cmd.find(needle) != std::string::npos) out.push_back(std::atoi(e->d_name));
     }
     if (d) ::closedir(d);
+    return out;
+}
+
+std::string host_mount_table() {
+    std::string all = read_file("/proc/self/mountinfo"), out;
+    for (std::size_t at = 0; at < all.size();) {
+        std::size_t nl = all.find('\n', at);
+        std::string line = all.substr(at, nl == std::string::npos ? nl : nl - at + 1);
+        if (line.find(" /var/lib/containers/") == std::string::npos &&
+            line.find(" /run/containers/") == std::string::npos)
+            out += line;
+        if (nl == std::string::npos) break;
+        at = nl + 1;
+    }
     return out;
 }
 

@@ -69,6 +69,11 @@ std::string read_line(int fd, int ms = 5000);
 // Waits for a started butter; returns its exit status as RunResult::code.
 int wait_butter(pid_t pid);
 
+// The host's mount table (/proc/self/mountinfo) without the mounts container engines make for
+// their own storage (podman's overlays and shm under /var/lib/containers and /run/containers):
+// the OCI tests run podman beside the tests that check that nothing else changed it.
+std::string host_mount_table();
+
 // Host pids whose command line contains `needle`.
 std::vector<pid_t> pids_matching(const std::string& needle);
 
