@@ -563,6 +563,12 @@ bool host_refused_namespaces(const Error& e) {
 
 Result<SpawnMode> spawn_mode_from_env() {
     const char* v = ::getenv("BUTTER_SPAWN");
+#if defined(__SANITIZE_ADDRESS__)
+    // Under ASan the supervisor's memory holds the sanitizer's shadow: a child sharing it (the
+    // sandbox's init) would be the memory cgroup's largest process, and the OOM killer would
+    // take the supervisor with it. Sanitizer builds clone fork-like.
+    if (!v || !*v) return SpawnMode::Fork;
+#endif
     if (!v || !*v || std::strcmp(v, "auto") == 0) return SpawnMode::Auto;
     if (std::strcmp(v, "fork") == 0) return SpawnMode::Fork;
     return fail(Error::message("BUTTER_SPAWN", "unknown clone mode (auto, fork)", v));
