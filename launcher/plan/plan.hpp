@@ -150,7 +150,7 @@ struct SandboxPlan {
     // The tmpfs root's options: sized, as /dev and /dev/shm may be directories of it that the
     // sandbox writes (an unbounded tmpfs is host memory that no process owns).
     std::string root_options;
-    dev_t root_dev = 0;  // root_dir's identity at planning (as MountStep::source_dev)
+    dev_t root_dev = 0;            // root_dir's identity at planning (as MountStep::source_dev)
     std::uint64_t root_attrs = 0;  // MOUNT_ATTR_* on root_dir's clone and every mount below it
     ino_t root_ino = 0;
     bool read_only_root = true;
