@@ -952,7 +952,9 @@ Result<Config> load_config(const std::string& bundle) {
         if (text.size() > (64u << 20))
             return fail(Error::message("read", "larger than 64 MiB", path));
     }
-    return parse_config(text, bundle, path);
+    BUTTER_ASSIGN_OR_RETURN(Config c, parse_config(text, bundle, path));
+    c.text = std::move(text);
+    return c;
 }
 
 std::string default_spec(bool rootless) {

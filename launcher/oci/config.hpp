@@ -45,6 +45,10 @@ struct Config {
     // linux.namespaces with a path: joined (setns) instead of made.
     std::vector<std::pair<Namespace, std::string>> join;
     std::vector<std::string> warnings;  // "config.json: /process/apparmorProfile: ignored ..."
+    // The file as read: create keeps it in the container's state directory, and exec reads
+    // that copy (what the bundle holds later, the container's own writes included, changes
+    // nothing of a container made).
+    std::string text;
 };
 
 // `origin` names the file in errors ("/b/config.json: /process/args: ..."); the bundle's

@@ -222,6 +222,16 @@ Result<Container> open_container(const std::string& id) {
     return c;
 }
 
+// The config.json the container was created from (its copy in the state directory).
+Result<Config> created_config(const Container& c) {
+    BUTTER_ASSIGN_OR_RETURN(std::string text, read_file_at(c.dir.get(), "config.json"));
+    BUTTER_ASSIGN_OR_RETURN(
+        Config config,
+        parse_config(text, c.state.bundle, g.root + "/" + c.state.id + "/config.json"));
+    config.text = std::move(text);
+    return config;
+}
+
 // "created", "running" or "stopped" (the process gone, a zombie, or another one at its pid).
 std::string status_of(const State& s) {
     if (s.pid <= 0) return "stopped";
@@ -258,6 +268,7 @@ Result<void> run_hook(const json& hook, const std::string& state) {
     if (pid < 0) return fail_errno("fork", "hook " + path);
     if (pid == 0) {
         ::signal(SIGPIPE, SIG_DFL);  // (ignored by the runtime: below)
+        ::setpgid(0, 0);             // its own group: a timeout kills what it started too
         ::dup2(in.read.get(), 0);
         ::execve(path.c_str(), argv.data(), envp.data());
         ::_exit(127);
@@ -271,7 +282,7 @@ Result<void> run_hook(const json& hook, const std::string& state) {
         if (r == pid) break;
         if (r < 0 && errno != EINTR) return fail_errno("waitpid", "hook " + path);
         if (timeout > 0 && waited >= timeout * 100) {
-            ::kill(pid, SIGKILL);
+            ::kill(-pid, SIGKILL);
             ::waitpid(pid, &status, 0);
             return fail(Error::message("hook", "timed out", path));
         }
@@ -411,10 +422,67 @@ Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string
     return made;
 }
 
+// `dir` and every cgroup below it (those the container made, through a writable cgroup
+// mount), parents before their children. Each directory is opened O_NOFOLLOW below `dir`.
+std::vector<std::string> cgroup_tree(const std::string& dir) {
+    std::vector<std::string> out{dir};
+    for (std::size_t i = 0; i < out.size() && out.size() < 4096; ++i) {
+        int fd = ::open(out[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;
+        DIR* d = ::fdopendir(fd);
+        if (!d) {
+            ::close(fd);
+            continue;
+        }
+        while (struct dirent* e = ::readdir(d))
+            if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
+                std::strcmp(e->d_name, "..") != 0)
+                out.push_back(out[i] + "/" + e->d_name);
+        ::closedir(d);
+    }
+    return out;
+}
+
 void remove_cgroups(const std::vector<std::string>& dirs) {
-    for (const auto& d : dirs)
-        for (int i = 0; i < 100 && ::rmdir(d.c_str()) < 0 && errno == EBUSY; ++i)
-            ::usleep(10000);  // dying processes still in it
+    for (const auto& top : dirs) {
+        auto tree = cgroup_tree(top);
+        for (auto d = tree.rbegin(); d != tree.rend(); ++d)
+            for (int i = 0; i < 100 && ::rmdir(d->c_str()) < 0 && errno == EBUSY; ++i)
+                ::usleep(10000);  // dying processes still in it
+    }
+}
+
+// The container's processes: those in its pid namespace, and those in its cgroups (a process
+// that made a pid namespace of its own is in them still).
+std::vector<pid_t> container_processes(const State& s) {
+    std::set<pid_t> pids;
+    struct stat want {};
+    std::string ns = "/proc/" + std::to_string(s.pid) + "/ns/pid";
+    if (status_of(s) != "stopped" && ::stat(ns.c_str(), &want) == 0) {
+        DIR* d = ::opendir("/proc");
+        while (d) {
+            struct dirent* e = ::readdir(d);
+            if (!e) break;
+            if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+            struct stat st {};
+            std::string p = std::string("/proc/") + e->d_name + "/ns/pid";
+            if (::stat(p.c_str(), &st) == 0 && st.st_ino == want.st_ino && st.st_dev == want.st_dev)
+                pids.insert(std::atoi(e->d_name));
+        }
+        if (d) ::closedir(d);
+    }
+    for (const auto& top : s.cgroups)
+        for (const auto& dir : cgroup_tree(top)) {
+            auto procs = read_file_at(AT_FDCWD, (dir + "/cgroup.procs").c_str());
+            for (std::size_t at = 0; procs && at < procs->size();) {
+                std::size_t nl = procs->find('\n', at);
+                pid_t pid = std::atoi(procs->substr(at, nl - at).c_str());
+                if (pid > 0) pids.insert(pid);
+                if (nl == std::string::npos) break;
+                at = nl + 1;
+            }
+        }
+    return {pids.begin(), pids.end()};
 }
 
 // --- the commands ---------------------------------------------------------------------------
@@ -543,6 +611,7 @@ struct Made {
     std::optional<Sandbox> sandbox;
     State state;
     Fd dir;
+    SandboxPlan plan;  // (run renders the first process's failure with it)
 };
 
 Result<void> remove_container_dir(const std::string& id) {
@@ -550,7 +619,8 @@ Result<void> remove_container_dir(const std::string& id) {
     int dfd = ::openat(root.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0) return errno == ENOENT ? Result<void>{} : fail_errno("openat", id);
     Fd dir(dfd);
-    for (const char* name : {"state.json", "exec.fifo", ".state.json.tmp"})
+    for (const char* name :
+         {"state.json", "exec.fifo", "config.json", ".state.json.tmp", ".config.json.tmp"})
         ::unlinkat(dfd, name, 0);
     if (::unlinkat(root.get(), id.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
         return fail_errno("rmdir", g.root + "/" + id);
@@ -593,6 +663,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     if (dfd < 0) return fail_errno("openat", g.root + "/" + id);
     m.dir = Fd(dfd);
     root.reset();  // (no directory of the host's stays open across the clone: below)
+    BUTTER_TRY(write_file_at(m.dir.get(), "config.json", c.text));
 
     SpawnExtras extras;
     extras.mode = SpawnMode::Fork;
@@ -682,6 +753,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     BUTTER_ASSIGN_OR_RETURN(m.dir,
                             open_no_symlinks(AT_FDCWD, dir_path.c_str(), O_RDONLY | O_DIRECTORY));
     BUTTER_TRY(write_file_at(m.dir.get(), "state.json", state_json(m.state).dump()));
+    m.plan = std::move(c.plan);
     ok = true;
     return m;
 }
@@ -774,17 +846,9 @@ int cmd_kill(const std::vector<std::string>& args, std::size_t from) {
     auto fd = container_pidfd(c->state);
     if (!fd) return error("kill: " + fd.error().what());
     if (a->flags.count("--all") || a->flags.count("-a"))
-        for (const auto& dir : c->state.cgroups) {
-            auto procs = read_file_at(AT_FDCWD, (dir + "/cgroup.procs").c_str());
-            if (!procs) continue;
-            for (std::size_t at = 0; at < procs->size();) {
-                std::size_t nl = procs->find('\n', at);
-                pid_t pid = std::atoi(procs->substr(at, nl - at).c_str());
-                if (pid > 0) ::kill(pid, *sig);
-                if (nl == std::string::npos) break;
-                at = nl + 1;
-            }
-        }
+        for (pid_t pid : container_processes(c->state))
+            if (auto p = pidfd_open(pid); p && pid != c->state.pid)
+                (void)pidfd_send_signal(*p, *sig);
     if (auto r = pidfd_send_signal(*fd, *sig); !r) return error("kill: " + r.error().what());
     return 0;
 }
@@ -830,6 +894,9 @@ int cmd_delete(const std::vector<std::string>& args, std::size_t from) {
             (void)::poll(&p, 1, 10000);
         }
     }
+    // What is left in its cgroups (with a pid namespace it joined, its processes outlive it).
+    for (pid_t pid : container_processes(c->state))
+        if (auto p = pidfd_open(pid)) (void)pidfd_send_signal(*p, SIGKILL);
     remove_cgroups(c->state.cgroups);
     if (auto r = run_hooks(c->state.hooks, "poststop", c->state); !r)
         warn("poststop hook: " + r.error().what());
@@ -883,10 +950,7 @@ int cmd_run(const std::vector<std::string>& args, std::size_t from) {
         if (p[2].revents) {
             ChildFailure f;
             ssize_t n = ::read(m->sandbox->failure.get(), &f, sizeof f);
-            if (n == static_cast<ssize_t>(sizeof f)) {
-                auto c = load_config(m->state.bundle);
-                failure = c ? render_failure(c->plan, f) : "set-up failed";
-            }
+            if (n == static_cast<ssize_t>(sizeof f)) failure = render_failure(m->plan, f);
             m->sandbox->failure.reset();
         }
         if (p[1].revents && sfd) {
@@ -908,17 +972,15 @@ int cmd_run(const std::vector<std::string>& args, std::size_t from) {
 
 // The process an exec runs: --process FILE, else the config's process with the command line's
 // changes.
-Result<std::string> exec_process(Args& a, const State& s) {
+Result<std::string> exec_process(Args& a, const Config& c) {
     if (a.values.count("--process")) {
         BUTTER_ASSIGN_OR_RETURN(std::string text,
                                 read_file_at(AT_FDCWD, a.values["--process"].c_str()));
         return text;
     }
-    BUTTER_ASSIGN_OR_RETURN(std::string text,
-                            read_file_at(AT_FDCWD, (s.bundle + "/config.json").c_str()));
-    json config = json::parse(text, nullptr, false);
+    json config = json::parse(c.text, nullptr, false);
     if (config.is_discarded() || !config.contains("process"))
-        return fail(Error::message("exec", "the bundle's config.json has no process", s.bundle));
+        return fail(Error::message("exec", "the container's config.json has no process"));
     json p = config["process"];
     if (a.positional.size() < 2)
         return fail(Error::message("exec", "needs a command (or --process)"));
@@ -957,9 +1019,9 @@ int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
     auto c = open_container(a->positional[0]);
     if (!c) return error("exec: " + c.error().what());
     if (status_of(c->state) != "running") return error("exec: the container is not running");
-    auto cfg = load_config(c->state.bundle);
+    auto cfg = created_config(*c);
     if (!cfg) return error("exec: " + cfg.error().what());
-    auto text = exec_process(*a, c->state);
+    auto text = exec_process(*a, *cfg);
     if (!text) return error("exec: " + text.error().what());
     if (auto r = apply_process(
             *text, a->values.count("--process") ? a->values["--process"] : "the process", *cfg);
@@ -1090,27 +1152,7 @@ int cmd_ps(const std::vector<std::string>& args, std::size_t from) {
                          : a->values.count("-f")     ? a->values["-f"]
                                                      : "table";
     if (format != "json" && format != "table") return error("ps: --format is json or table");
-    std::vector<pid_t> pids;
-    if (status_of(c->state) != "stopped") {
-        // Every process in the container's pid namespace.
-        struct stat want {};
-        std::string ns = "/proc/" + std::to_string(c->state.pid) + "/ns/pid";
-        if (::stat(ns.c_str(), &want) == 0) {
-            DIR* d = ::opendir("/proc");
-            while (d) {
-                struct dirent* e = ::readdir(d);
-                if (!e) break;
-                if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-                struct stat st {};
-                std::string p = std::string("/proc/") + e->d_name + "/ns/pid";
-                if (::stat(p.c_str(), &st) == 0 && st.st_ino == want.st_ino &&
-                    st.st_dev == want.st_dev)
-                    pids.push_back(std::atoi(e->d_name));
-            }
-            if (d) ::closedir(d);
-        }
-    }
-    std::sort(pids.begin(), pids.end());
+    std::vector<pid_t> pids = container_processes(c->state);
     if (format == "json") {
         std::printf("%s\n", json(pids).dump().c_str());
     } else {

@@ -466,6 +466,122 @@ TEST_F(Oci, HooksGetTheStateOnStdin) {
     EXPECT_TRUE(has(b.oci({"state", "failing"}).err, "does not exist"));
 }
 
+// A process that is there, not a zombie.
+bool alive(pid_t pid) {
+    std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    auto paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+void wait_until_gone(pid_t pid) {
+    for (int i = 0; i < 500 && alive(pid); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+}
+
+// A hook that runs past its timeout is killed with what it started (its process group).
+TEST_F(Oci, TimedOutHookIsKilledWithItsChildren) {
+    Bundle b;
+    b.spec["hooks"] = {
+        {"prestart",
+         {{{"path", "/bin/sh"},
+           {"args",
+            {"sh", "-c", "sleep 1000 & echo $! > '" + (b / "child") + "'; exec sleep 1000"}},
+           {"timeout", 1}}}}};
+    b.script("exit 0");
+    b.save();
+    auto r = b.oci_detached({"create", "slow"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err, "hook(\"/bin/sh\"): timed out")) << r.err;
+    pid_t child = std::atoi(read_file(b / "child").c_str());
+    ASSERT_GT(child, 0);
+    wait_until_gone(child);
+    EXPECT_FALSE(alive(child));
+    if (alive(child)) ::kill(child, SIGKILL);
+}
+
+// exec takes the process's settings from the config create read: the bundle's config.json
+// changed later (by whoever can write it) gives an exec neither capabilities nor environment.
+TEST_F(Oci, ExecKeepsTheConfigCreateRead) {
+    Bundle b;
+    b.script("exec sleep 1000");
+    b.spec["process"]["env"].push_back("FROM=create");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "kept"}).code, 0);
+    ASSERT_EQ(b.oci_detached({"start", "kept"}).code, 0);
+    b.spec["process"]["env"] = {"PATH=/bin", "FROM=bundle"};
+    for (const char* set : {"bounding", "effective", "permitted"})
+        b.spec["process"]["capabilities"][set].push_back("CAP_SYS_ADMIN");
+    b.spec["linux"]["namespaces"] = json::array({{{"type", "mount"}}, {{"type", "pid"}}});
+    b.save();
+    auto r = b.oci({"exec", "kept", "sh", "-c", "echo from=$FROM; grep CapEff /proc/self/status"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.out, "from=create\n")) << r.out;
+    auto at = r.out.find("CapEff:");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    std::uint64_t eff = std::strtoull(r.out.c_str() + at + 7, nullptr, 16);
+    EXPECT_EQ(eff & (1ull << 21), 0u) << r.out;  // CAP_SYS_ADMIN
+    EXPECT_EQ(b.oci({"delete", "--force", "kept"}).code, 0);
+}
+
+// kill --all: every process of the container, those of its pid namespace (a container without
+// cgroups has no other list) and those in cgroups below its own; delete removes those cgroups.
+TEST_F(Oci, KillAllReachesEveryProcessAndDeleteEveryCgroup) {
+    Bundle b;
+    // PID 1 (sh) has no handler for SIGTERM: only its children die of it, and it then ends.
+    b.script("sleep 1000 & sleep 1000 & wait");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "all"}).code, 0);
+    ASSERT_EQ(b.oci_detached({"start", "all"}).code, 0);
+    auto status = [&](const char* id) { return json::parse(b.oci({"state", id}).out)["status"]; };
+    for (int i = 0; i < 300 && json::parse(b.oci({"ps", "--format", "json", "all"}).out).size() < 3;
+         ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(b.oci({"kill", "all", "TERM"}).code, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(status("all"), "running");
+    EXPECT_EQ(b.oci({"kill", "--all", "all", "TERM"}).code, 0);
+    for (int i = 0; i < 500 && status("all") != "stopped"; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(status("all"), "stopped");
+    EXPECT_EQ(b.oci({"delete", "all"}).code, 0);
+
+    // With a limit, the container has a cgroup: a process in a cgroup below it is the
+    // container's too.
+    b.spec["linux"]["resources"] = {{"pids", {{"limit", 100}}}};
+    b.script("exec sleep 1000");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "sub"}).code, 0);
+    json state = json::parse(read_file(b / "state/sub/state.json"));
+    ASSERT_EQ(state["cgroups"].size(), 1u) << state.dump();
+    std::string sub = state["cgroups"][0].get<std::string>() + "/inner";
+    ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0) << sub;
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        write_file(sub + "/cgroup.procs", "0");
+        ::execl("/bin/sleep", "sleep", "1000", nullptr);
+        ::_exit(127);
+    }
+    ASSERT_GT(pid, 0);
+    for (int i = 0; i < 300 && read_file(sub + "/cgroup.procs").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(b.oci({"kill", "--all", "sub", "KILL"}).code, 0);
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 500 && got == 0; ++i) {
+        got = ::waitpid(pid, &st, WNOHANG);
+        if (got == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (got == 0) {  // (not reached: ended here, so that the test ends)
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &st, 0);
+    }
+    EXPECT_EQ(got, pid);
+    EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+    EXPECT_EQ(b.oci({"delete", "--force", "sub"}).code, 0);
+    EXPECT_NE(::access(sub.c_str(), F_OK), 0);
+    EXPECT_NE(::access(state["cgroups"][0].get<std::string>().c_str(), F_OK), 0);
+}
+
 // From a second review (CVE-2024-21626's pattern): a working directory that is a magic link
 // (/proc/self/fd/N of a host directory the runtime held), named by the config or planted by the
 // container for the next exec, led out of the root onto the host. It is resolved inside the
