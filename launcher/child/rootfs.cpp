@@ -8,6 +8,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -223,11 +224,53 @@ Result<void> harden_oci(const SandboxPlan& plan, Mask& files, Mask& dirs) {
     return {};
 }
 
+// One of linux.devices: made with mknod (its mode and owner as given), or in a user namespace,
+// where no node can be made, the host's node of that path (`host`, checked at take_sources to
+// be of the device's kind and numbers) bound in its place. Either is a read-only bind without
+// nodev at the path, so that it can be opened where every other mount is nodev, but not
+// chmod'ed or chown'ed through (a host node of its root's).
+Result<void> make_device(const SandboxPlan::Device& d, const Fd& root, Fd& host) {
+    auto slash = d.path.rfind('/');
+    std::string dir = slash == 0 ? "/" : d.path.substr(0, slash);
+    std::string name = d.path.substr(slash + 1);
+    BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, dir.c_str()));
+    // An O_PATH fd of the directory: the *at calls below take it as their base.
+    Fd tree;
+    if (::mknodat(at.get(), name.c_str(), d.type | (d.mode & 07777), makedev(d.major, d.minor)) ==
+        0) {
+        // (made just now in the container's own file system: no one else can swap it)
+        if (::fchownat(at.get(), name.c_str(), d.uid, d.gid, AT_SYMLINK_NOFOLLOW) < 0)
+            return fail_errno("fchownat", d.path);
+        if (::fchmodat(at.get(), name.c_str(), d.mode & 07777, 0) < 0)  // (without the umask)
+            return fail_errno("fchmodat", d.path);
+        if (d.type == S_IFIFO) return {};
+        BUTTER_ASSIGN_OR_RETURN(
+            tree, open_tree(at, name.c_str(), OpenTreeFlag::Clone | OpenTreeFlag::NoFollow));
+    } else if (errno == EPERM && host.valid()) {
+        if (::mknodat(at.get(), name.c_str(), S_IFREG | 0600, 0) < 0)
+            return fail_errno("mknodat", d.path + " (the mount point of the host's node)");
+        tree = std::move(host);
+    } else if (errno == EPERM) {
+        return fail(Error("mknodat", EPERM,
+                          d.path + " (in a user namespace, only a node the host has at that path "
+                                   "can be bound)"));
+    } else {
+        return fail_errno("mknodat", d.path);
+    }
+    MountSetattr attr;
+    attr.set = MountAttr::ReadOnly | MountAttr::NoSuid | MountAttr::NoExec;
+    attr.clear = MountAttr::NoDev;
+    BUTTER_TRY(mount_setattr(tree, "", false, attr));
+    return move_mount(tree, "", at, name.c_str());
+}
+
 // An OCI container's /dev (a tmpfs of its config's): the host's device nodes and the links an
 // OCI runtime provides (runtime-spec's "Default Devices"); what the config mounted there
-// already (a devpts at pts, shm) stays.
+// already (a devpts at pts, shm) stays. Then linux.devices' nodes.
 Result<void> populate_oci_dev(const MountStep& m, const Fd& root,
-                              const std::array<Fd, kDevNodes.size()>& nodes) {
+                              const std::array<Fd, kDevNodes.size()>& nodes,
+                              const std::vector<SandboxPlan::Device>& devices,
+                              std::vector<Fd>& host_devices) {
     BUTTER_ASSIGN_OR_RETURN(Fd dev, make_dirs_in_root(root, m.target.c_str()));
     BUTTER_ASSIGN_OR_RETURN(dev, open_in_root(dev, ".", O_PATH | O_DIRECTORY, true));
     // Read-only binds: the nodes are the host's own files, which a container's root (without a
@@ -251,6 +294,15 @@ Result<void> populate_oci_dev(const MountStep& m, const Fd& root,
         if (::symlinkat(link, dev.get(), name) < 0 &&
             !(errno == EEXIST && same_symlink(dev.get(), name, link)))
             return fail_errno("symlinkat", m.target + "/" + name);
+    }
+    for (std::size_t i = 0; i < devices.size(); ++i) {
+        // A default node listed again (an engine's --privileged lists every host device) is
+        // the one there already.
+        bool is_default = false;
+        for (std::size_t k = 0; k < kDevNodes.size(); ++k)
+            is_default |=
+                nodes[k].valid() && devices[i].path == std::string("/dev/") + kDevNodes[k];
+        if (!is_default) BUTTER_TRY(make_device(devices[i], root, host_devices[i]));
     }
     return {};
 }
@@ -293,6 +345,7 @@ struct Sources {
     std::vector<Fd> trees;                // per plan.mounts entry (binds only)
     std::vector<OverlayLayers> overlays;  // per plan.mounts entry (overlays only)
     std::array<Fd, kDevNodes.size()> dev_nodes;
+    std::vector<Fd> devices;  // per plan.devices entry: the host's node there (if it matches)
     Mask masked_files, masked_dirs;
 };
 
@@ -307,6 +360,19 @@ Result<void> take_sources(const SandboxPlan& plan, const ChildChannels& ch, Step
     } else if (plan.has_proc || !plan.masked_paths.empty()) {
         BUTTER_ASSIGN_OR_RETURN(src.masked_files.tree,
                                 open_tree(AT_FDCWD, "/dev/null", OpenTreeFlag::Clone));
+    }
+    src.devices.resize(plan.devices.size());
+    for (std::size_t i = 0; i < plan.devices.size(); ++i) {
+        // The host's node at the device's path, for a user namespace (make_device): the clone
+        // of a node of that kind and those numbers, no symlink followed at its end.
+        const SandboxPlan::Device& d = plan.devices[i];
+        if (d.type == S_IFIFO) continue;
+        auto tree =
+            open_tree(AT_FDCWD, d.path.c_str(), OpenTreeFlag::Clone | OpenTreeFlag::NoFollow);
+        struct stat st {};
+        if (tree && ::fstat(tree->get(), &st) == 0 && (st.st_mode & S_IFMT) == d.type &&
+            st.st_rdev == makedev(d.major, d.minor))
+            src.devices[i] = std::move(*tree);
     }
     for (std::size_t i = 0; i < plan.mounts.size(); ++i) {
         const MountStep& m = plan.mounts[i];
@@ -526,7 +592,7 @@ Result<void> mount_one(const SandboxPlan& plan, std::size_t i, const Fd& root, S
         case MountType::Dev:
             return build_dev(m, root.get(), src.dev_nodes);
         case MountType::DevNodes:
-            return populate_oci_dev(m, root, src.dev_nodes);
+            return populate_oci_dev(m, root, src.dev_nodes, plan.devices, src.devices);
         case MountType::Kernel: {
             BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
             return mount_at(at.get(), m.source.empty() ? m.fstype.c_str() : m.source.c_str(),

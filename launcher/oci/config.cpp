@@ -574,12 +574,13 @@ Result<void> read_resources(const Walk& w, const json& r, Config& c) {
         if (r.contains(ignored) && !r[ignored].empty())
             return fail(w.error(ptr + "/" + ignored, "not supported"));
     if (auto it = r.find("devices"); it != r.end() && it->is_array()) {
-        // The container's /dev holds the default nodes only and butter gives no way to make
-        // others: a list that allows more than it denies is not honoured.
+        // No device cgroup: the nodes a container can open are the default ones and
+        // linux.devices' (every other mount is nodev), whatever this list allows.
         for (std::size_t i = 0; i < it->size(); ++i)
             if ((*it)[i].value("allow", false))
                 w.warn(ptr + "/devices/" + std::to_string(i),
-                       "ignored: no device cgroup (the container has the default devices only)");
+                       "ignored: no device cgroup (the container can open the default devices "
+                       "and linux.devices' only)");
     }
     BUTTER_ASSIGN_OR_RETURN(const json* mem, member(w, r, ptr, "memory", json::value_t::object));
     if (mem) {
@@ -628,6 +629,63 @@ Result<void> read_resources(const Walk& w, const json& r, Config& c) {
     return {};
 }
 
+// linux.devices: each node's path, kind, numbers, mode and owner.
+Result<void> read_devices(const Walk& w, const json& l, Config& c) {
+    const std::string ptr = "/linux/devices";
+    BUTTER_ASSIGN_OR_RETURN(const json* arr,
+                            member(w, l, "/linux", "devices", json::value_t::array));
+    for (std::size_t i = 0; arr && i < arr->size(); ++i) {
+        std::string dp = ptr + "/" + std::to_string(i);
+        const json& d = (*arr)[i];
+        if (!d.is_object()) return fail(w.error(dp, "must be an object"));
+        w.unknown(d, dp, {"path", "type", "major", "minor", "fileMode", "uid", "gid"});
+        SandboxPlan::Device dev;
+        BUTTER_ASSIGN_OR_RETURN(const json* path,
+                                member(w, d, dp, "path", json::value_t::string, true));
+        auto norm = normalize_target(path->get<std::string>());
+        if (!norm || *norm == "/")
+            return fail(w.error(dp + "/path", "must be absolute, without '..', not '/'"));
+        dev.path = *norm;
+        BUTTER_ASSIGN_OR_RETURN(const json* type,
+                                member(w, d, dp, "type", json::value_t::string, true));
+        std::string t = type->get<std::string>();
+        if (t == "c" || t == "u")
+            dev.type = S_IFCHR;
+        else if (t == "b")
+            dev.type = S_IFBLK;
+        else if (t == "p")
+            dev.type = S_IFIFO;
+        else
+            return fail(w.error(dp + "/type", "must be c, u, b or p, not '" + t + "'"));
+        for (auto [key, out] : {std::pair{"major", &dev.major}, {"minor", &dev.minor}}) {
+            if (!d.contains(key)) {
+                if (dev.type == S_IFIFO) continue;
+                return fail(w.error(dp + "/" + key, "missing"));
+            }
+            BUTTER_ASSIGN_OR_RETURN(std::int64_t n, integer(w, d[key], dp + "/" + key, 0,
+                                                            dev.type == S_IFIFO ? 0 : 4294967295));
+            *out = static_cast<unsigned>(n);
+        }
+        if (d.contains("fileMode")) {
+            // (podman's carries the kind's S_IF* bits too, as Go's os.FileMode converts)
+            BUTTER_ASSIGN_OR_RETURN(std::int64_t n,
+                                    integer(w, d["fileMode"], dp + "/fileMode", 0, 0177777));
+            dev.mode = static_cast<mode_t>(n) & 07777;
+        }
+        for (auto [key, out] : {std::pair{"uid", &dev.uid}, {"gid", &dev.gid}})
+            if (d.contains(key)) {
+                BUTTER_ASSIGN_OR_RETURN(std::int64_t n,
+                                        integer(w, d[key], dp + "/" + key, 0, kMaxId));
+                *out = static_cast<unsigned>(n);
+            }
+        for (const auto& other : c.plan.devices)
+            if (other.path == dev.path)
+                return fail(w.error(dp + "/path", "'" + dev.path + "' given twice"));
+        c.plan.devices.push_back(std::move(dev));
+    }
+    return {};
+}
+
 Result<void> read_linux(const Walk& w, const json& l, Config& c) {
     SandboxPlan& plan = c.plan;
     const std::string ptr = "/linux";
@@ -640,8 +698,7 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
     if (l.contains("mountLabel") && l["mountLabel"].is_string() &&
         !l["mountLabel"].get<std::string>().empty())
         w.warn(ptr + "/mountLabel", "ignored (no SELinux)");
-    if (auto it = l.find("devices"); it != l.end() && it->is_array() && !it->empty())
-        return fail(w.error(ptr + "/devices", "devices beyond the default ones are not supported"));
+    BUTTER_TRY(read_devices(w, l, c));
     BUTTER_ASSIGN_OR_RETURN(const json* ns, member(w, l, ptr, "namespaces", json::value_t::array));
     static const std::map<std::string_view, Namespace> kKinds = {
         {"pid", Namespace::Pid},       {"network", Namespace::Net}, {"mount", Namespace::Mount},

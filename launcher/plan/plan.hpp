@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -167,6 +168,19 @@ struct SandboxPlan {
     bool no_init = false;
     std::vector<std::string> masked_paths, readonly_paths;
     std::vector<std::pair<std::string, std::string>> sysctls;
+    // linux.devices: nodes made in the container (mknod; in a user namespace, where no node
+    // can be made, the host's node at the same path, of the same kind and numbers, is bound).
+    // Each is a read-only bind without nodev over itself: usable where every other mount is
+    // nodev, and never chmod'ed or chown'ed through.
+    struct Device {
+        std::string path;       // absolute, in the container
+        mode_t type = S_IFCHR;  // S_IFCHR, S_IFBLK or S_IFIFO
+        unsigned major = 0, minor = 0;
+        mode_t mode = 0666;
+        uid_t uid = 0;
+        gid_t gid = 0;
+    };
+    std::vector<Device> devices;
     bool seccomp_early = false;
     // network.mode = "user" (plan/network.cpp, supervise/network.cpp): pasta connects the
     // sandbox's network namespace to the host's; butter answers its DNS at kResolver and,

@@ -71,8 +71,9 @@ class Bundle {
         std::string text = read_file(static_busybox());
         write_file(root + "/bin/busybox", text);
         ::chmod((root + "/bin/busybox").c_str(), 0755);
-        for (const char* applet : {"sh", "cat", "echo", "id", "ls", "sleep", "touch", "mkdir",
-                                   "hostname", "grep", "tty", "head", "true", "dd", "seq"})
+        for (const char* applet :
+             {"sh", "cat", "echo", "id", "ls", "sleep", "touch", "mkdir", "hostname", "grep", "tty",
+              "head", "true", "dd", "seq", "stat", "chmod"})
             (void)::symlink("busybox", (root + "/bin/" + applet).c_str());
         write_file(root + "/etc/secret", "host-visible secret\n");
         auto r = run_butter({"oci", "spec", "--bundle", dir_.path()});
@@ -466,6 +467,46 @@ TEST_F(Oci, HooksGetTheStateOnStdin) {
     EXPECT_TRUE(has(b.oci({"state", "failing"}).err, "does not exist"));
 }
 
+// linux.devices: nodes of the config's kind, numbers, mode and owner, usable (every other mount
+// is nodev) but never chmod'ed through (read-only binds); a fifo in a new directory; a default
+// node listed again is the default one; a bad entry is an error naming it.
+TEST_F(Oci, DevicesAreMadeAsTheConfigSays) {
+    Bundle b;
+    b.spec["linux"]["devices"] = {
+        {{"path", "/dev/mynull"},
+         {"type", "c"},
+         {"major", 1},
+         {"minor", 3},
+         {"fileMode", 0666},
+         {"uid", 5},
+         {"gid", 6}},
+        {{"path", "/dev/sub/fifo"}, {"type", "p"}, {"fileMode", 0600}},
+        {{"path", "/dev/null"}, {"type", "c"}, {"major", 1}, {"minor", 3}}};
+    json caps = {"CAP_FOWNER", "CAP_CHOWN", "CAP_DAC_OVERRIDE"};
+    for (const char* set : {"bounding", "effective", "permitted"})
+        for (const auto& cap : caps)
+            b.spec["process"]["capabilities"][set].push_back(cap);
+    b.script(
+        "stat -c '%F %t:%T %a %u:%g' /dev/mynull /dev/sub/fifo; echo hi > /dev/mynull && echo "
+        "wrote; chmod 600 /dev/mynull 2>&1; echo x > /dev/null && echo null-ok");
+    b.save();
+    auto r = b.oci({"run", "devs"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.out, "character special file 1:3 666 5:6\nfifo 0:0 600 0:0\nwrote\n"))
+        << r.out;
+    EXPECT_TRUE(has(r.out, "Read-only file system")) << r.out;
+    EXPECT_TRUE(has(r.out, "null-ok")) << r.out;
+
+    b.spec["linux"]["devices"] = {{{"path", "/dev/x"}, {"type", "x"}, {"major", 1}, {"minor", 3}}};
+    b.save();
+    r = b.oci({"run", "bad"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err, "/linux/devices/0/type: must be c, u, b or p, not 'x'")) << r.err;
+    b.spec["linux"]["devices"] = {{{"path", "/dev/x"}, {"type", "c"}, {"minor", 3}}};
+    b.save();
+    EXPECT_TRUE(has(b.oci({"run", "bad"}).err, "/linux/devices/0/major: missing"));
+}
+
 // A process that is there, not a zombie.
 bool alive(pid_t pid) {
     std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
@@ -676,6 +717,34 @@ TEST(OciRootless, NobodyRunsAContainerInAUserNamespace) {
     EXPECT_TRUE(has(r.out, "host=butter")) << r.out;
 }
 
+// In a user namespace no node can be made: the host's node at the path is bound (of the kind
+// and numbers the config gives, or the run fails naming it).
+TEST(OciRootless, DevicesAreTheHostsNodesBound) {
+    BUTTER_REQUIRE_ROOT();
+    REQUIRE_BUSYBOX();
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    struct stat host {};
+    ASSERT_EQ(::stat("/dev/kmsg", &host), 0);
+    Bundle b(kNobody);
+    b.spec["linux"]["devices"] = {{{"path", "/dev/kmsg"},
+                                   {"type", "c"},
+                                   {"major", major(host.st_rdev)},
+                                   {"minor", minor(host.st_rdev)}}};
+    b.script("stat -c '%F %i' /dev/kmsg");
+    b.save();
+    auto r = b.oci({"run", "hostdev"}, true);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "character special file " + std::to_string(host.st_ino) + "\n") << r.err;
+    b.spec["linux"]["devices"][0]["minor"] = minor(host.st_rdev) + 1;  // not the host's node
+    b.save();
+    r = b.oci({"run", "hostdev"}, true);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err,
+                    "mknodat(\"/dev/kmsg (in a user namespace, only a node the host has at "
+                    "that path can be bound)\"): Operation not permitted"))
+        << r.err;
+}
+
 // --- podman -------------------------------------------------------------------------------
 
 bool have_podman() {
@@ -740,6 +809,15 @@ TEST_F(Podman, RunsAContainerAndReturnsItsStatus) {
     r = podman(std::string(kRun) + "-i " + kImage + " cat", "through stdin\n");
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out, "through stdin\n");
+}
+
+// --device HOST:CONTAINER: podman's linux.devices entry, a node the container can use.
+TEST_F(Podman, DeviceIsUsable) {
+    auto r = podman(kRun + std::string("--device /dev/null:/dev/mynull ") + kImage +
+                    " sh -c 'ls -l /dev/mynull; echo x > /dev/mynull && echo wrote'");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.out, "1,   3")) << r.out;
+    EXPECT_TRUE(has(r.out, "wrote\n")) << r.out << r.err;
 }
 
 TEST_F(Podman, TerminalThroughTheConsoleSocket) {
