@@ -719,11 +719,11 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
             return fail(w.error(np + "/type", "unknown namespace '" + t + "'"));
         if (!seen.insert(t).second) return fail(w.error(np + "/type", "'" + t + "' given twice"));
         if (path && !path->get<std::string>().empty()) {
-            if (kind->second != Namespace::Net && kind->second != Namespace::Ipc &&
-                kind->second != Namespace::Uts)
+            if (kind->second == Namespace::Mount || kind->second == Namespace::User ||
+                kind->second == Namespace::Time)
                 return fail(w.error(np + "/path", "joining a " + t +
                                                       " namespace is not supported (network, "
-                                                      "ipc and uts are)"));
+                                                      "ipc, uts, pid and cgroup are)"));
             c.join.emplace_back(kind->second, path->get<std::string>());
             continue;
         }
@@ -733,9 +733,12 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
         return fail(w.error(ptr + "/namespaces", "butter needs a mount namespace"));
     // Without a pid namespace of its own, what the container leaves behind could not be found
     // and killed with it (delete, a cgroup-less run).
-    if (!plan.namespaces.has(Namespace::Pid))
-        return fail(
-            w.error(ptr + "/namespaces", "butter needs a pid namespace of the container's own"));
+    // A pid namespace joined (a pod's shared one): its processes are found through the
+    // container's cgroup instead, which create makes for it (runtime.cpp).
+    if (!plan.namespaces.has(Namespace::Pid) && !c.pid_ns_joined())
+        return fail(w.error(ptr + "/namespaces",
+                            "butter needs a pid namespace (the container's "
+                            "own, or one joined by path)"));
     auto maps = [&](const char* key, std::vector<IdMapping>& out) -> Result<void> {
         BUTTER_ASSIGN_OR_RETURN(const json* arr, member(w, l, ptr, key, json::value_t::array));
         for (std::size_t i = 0; arr && i < arr->size(); ++i) {

@@ -44,6 +44,11 @@ struct Config {
     std::map<std::string, std::string> annotations;
     // linux.namespaces with a path: joined (setns) instead of made.
     std::vector<std::pair<Namespace, std::string>> join;
+    bool pid_ns_joined() const {
+        for (const auto& j : join)
+            if (j.first == Namespace::Pid) return true;
+        return false;
+    }
     std::vector<std::string> warnings;  // "config.json: /process/apparmorProfile: ignored ..."
     // The file as read: create keeps it in the container's state directory, and exec reads
     // that copy (what the bundle holds later, the container's own writes included, changes

@@ -120,6 +120,9 @@ struct State {
     pid_t pid = 0;
     std::uint64_t start_time = 0;  // the process's, from /proc/PID/stat (pid reuse)
     bool started = false;
+    // Its pid namespace is its own (not one it joined, which other containers' processes share:
+    // then its processes are those of its cgroups alone).
+    bool own_pid_ns = true;
     std::vector<std::string> cgroups;  // directories create made
     std::map<std::string, std::string> annotations;
     json hooks;  // the config's poststart and poststop hooks
@@ -148,9 +151,16 @@ std::uint64_t process_start_time(pid_t pid, char* state_out = nullptr) {
 }
 
 json state_json(const State& s) {
-    return json{{"id", s.id},           {"bundle", s.bundle},           {"created", s.created},
-                {"pid", s.pid},         {"startTime", s.start_time},    {"started", s.started},
-                {"cgroups", s.cgroups}, {"annotations", s.annotations}, {"hooks", s.hooks}};
+    return json{{"id", s.id},
+                {"bundle", s.bundle},
+                {"created", s.created},
+                {"pid", s.pid},
+                {"startTime", s.start_time},
+                {"started", s.started},
+                {"ownPidNamespace", s.own_pid_ns},
+                {"cgroups", s.cgroups},
+                {"annotations", s.annotations},
+                {"hooks", s.hooks}};
 }
 
 Result<void> write_file_at(int dir, const std::string& name, const std::string& text) {
@@ -215,6 +225,7 @@ Result<Container> open_container(const std::string& id) {
     s.pid = j.value("pid", 0);
     s.start_time = j.value("startTime", std::uint64_t{0});
     s.started = j.value("started", false);
+    s.own_pid_ns = j.value("ownPidNamespace", true);
     if (j.contains("cgroups")) s.cgroups = j["cgroups"].get<std::vector<std::string>>();
     if (j.contains("annotations"))
         s.annotations = j["annotations"].get<std::map<std::string, std::string>>();
@@ -412,6 +423,9 @@ Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string
                               : write_control(at.first, "cpu.shares", std::to_string(s)));
             }
         }
+        // In a pid namespace it joined, the container's processes are known by its cgroup
+        // alone: one is made without a limit.
+        if (made.empty() && c.pid_ns_joined()) BUTTER_TRY(one("pids"));
         return {};
     }();
     if (!result) {
@@ -452,13 +466,13 @@ void remove_cgroups(const std::vector<std::string>& dirs) {
     }
 }
 
-// The container's processes: those in its pid namespace, and those in its cgroups (a process
-// that made a pid namespace of its own is in them still).
+// The container's processes: those in its pid namespace (if it is its own), and those in its
+// cgroups (a process that made a pid namespace of its own is in them still).
 std::vector<pid_t> container_processes(const State& s) {
     std::set<pid_t> pids;
     struct stat want {};
     std::string ns = "/proc/" + std::to_string(s.pid) + "/ns/pid";
-    if (status_of(s) != "stopped" && ::stat(ns.c_str(), &want) == 0) {
+    if (s.own_pid_ns && status_of(s) != "stopped" && ::stat(ns.c_str(), &want) == 0) {
         DIR* d = ::opendir("/proc");
         while (d) {
             struct dirent* e = ::readdir(d);
@@ -687,13 +701,17 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) return fail_errno("open", path);
         joined.emplace_back(fd);
-        extras.join_ns.emplace_back(fd, static_cast<int>(Namespaces(kind).raw()));
+        if (kind == Namespace::Pid)  // (entered for the clone: the child starts in it)
+            extras.pid_ns_fd = fd;
+        else
+            extras.join_ns.emplace_back(fd, static_cast<int>(Namespaces(kind).raw()));
     }
     BUTTER_ASSIGN_OR_RETURN(cgroups, make_cgroups(c, id));
     m.state.id = id;
     m.state.bundle = bundle;
     m.state.created = now_rfc3339();
     m.state.cgroups = cgroups;
+    m.state.own_pid_ns = !c.pid_ns_joined();
     m.state.annotations = c.annotations;
     m.state.hooks = json{{"poststart", hooks_json(c.hooks["poststart"])},
                          {"poststop", hooks_json(c.hooks["poststop"])}};

@@ -498,13 +498,26 @@ Result<void> clone_child(Spawning& sp, const SandboxPlan& plan, const SpawnExtra
         return {};
     }
     if (extras.mode == SpawnMode::Library) return clone_from_intermediate(sp, plan, s);
+    Fd own_pid_ns;
+    if (extras.pid_ns_fd >= 0) {
+        BUTTER_ASSIGN_OR_RETURN(own_pid_ns, open("/proc/self/ns/pid", O_RDONLY));
+        if (::setns(extras.pid_ns_fd, CLONE_NEWPID) < 0)
+            return fail_errno("setns", "linux.namespaces[].path (pid)");
+    }
     CloneArgs args;
     args.flags = sp.clone_ns.raw();
     auto cloned = clone3(args);
+    // (this process's own children, such as hooks, in its own pid namespace again)
+    if (own_pid_ns.valid() && (!cloned || !cloned->is_child()) &&
+        ::setns(own_pid_ns.get(), CLONE_NEWPID) < 0) {
+        if (cloned) (void)pidfd_send_signal(cloned->pidfd, SIGKILL);
+        return fail_errno("setns", "/proc/self/ns/pid");
+    }
     if (!cloned) return fail(namespace_refused(std::move(cloned).error()));
     CloneResult c = std::move(*cloned);
     if (c.is_child()) {
         // Only the sandbox's ends stay open here, so that EOF means what it should.
+        own_pid_ns.reset();
         sp.failure.read.reset();
         sp.control.first.reset();
         run_child(plan, sp.ch);

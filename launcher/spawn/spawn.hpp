@@ -129,6 +129,9 @@ struct SpawnExtras {
     bool detached = false;
     int start_fd = -1;
     std::vector<std::pair<int, int>> join_ns = {};  // (fd, CLONE_NEW*)
+    // A pid namespace to start the child in (>= 0: SpawnMode::Fork only): entered for the
+    // clone alone (setns, then back to this process's own).
+    int pid_ns_fd = -1;
     // The cgroup namespace made by the child after "go" (once before_go has put it in its
     // cgroups), so that it is rooted there.
     bool late_cgroup_ns = false;

@@ -519,6 +519,51 @@ void wait_until_gone(pid_t pid) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
+// A pod's shared namespaces: a second container joins the first one's pid and cgroup namespaces
+// by path. It sees the first one's processes; its own are those of its cgroup, so kill --all,
+// ps and delete of it leave the first container alone.
+TEST_F(Oci, JoinsAPidAndACgroupNamespace) {
+    Bundle first;
+    first.script("exec sleep 1000");
+    first.save();
+    ASSERT_EQ(first.oci_detached({"create", "--pid-file", first / "pid", "infra"}).code, 0);
+    ASSERT_EQ(first.oci_detached({"start", "infra"}).code, 0);
+    pid_t infra = std::atoi(read_file(first / "pid").c_str());
+    ASSERT_GT(infra, 0);
+    std::string proc = "/proc/" + std::to_string(infra) + "/ns/";
+    Bundle second;
+    for (auto& n : second.spec["linux"]["namespaces"])
+        if (n["type"] == "pid" || n["type"] == "cgroup")
+            n["path"] = proc + n["type"].get<std::string>();
+    second.script(
+        "echo comm1=$(cat /proc/1/comm); echo cgns=$(readlink /proc/self/ns/cgroup);"
+        " sleep 1000 & echo started; wait");
+    second.save();
+    ASSERT_EQ(second.oci_detached({"create", "--pid-file", second / "pid", "member"}).code, 0)
+        << read_file(second / "stderr");
+    ASSERT_EQ(second.oci_detached({"start", "member"}).code, 0);
+    for (int i = 0; i < 300 && !has(read_file(second / "stdout"), "started"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::string out = read_file(second / "stdout");
+    EXPECT_TRUE(has(out, "comm1=sleep\n")) << out;
+    char link[64] = {};
+    ASSERT_GT(::readlink((proc + "cgroup").c_str(), link, sizeof link - 1), 0);
+    EXPECT_TRUE(has(out, std::string("cgns=") + link + "\n")) << out;
+    auto ps = json::parse(second.oci({"ps", "--format", "json", "member"}).out);
+    EXPECT_EQ(ps.size(), 2u) << ps.dump();  // sh and its sleep, not the first container's
+    for (const auto& p : ps)
+        EXPECT_NE(p.get<pid_t>(), infra);
+    EXPECT_EQ(second.oci({"kill", "--all", "member", "KILL"}).code, 0);
+    EXPECT_EQ(second.oci({"delete", "--force", "member"}).code, 0);
+    for (const auto& p : ps)
+        wait_until_gone(p.get<pid_t>());
+    for (const auto& p : ps)
+        EXPECT_FALSE(alive(p.get<pid_t>()));
+    EXPECT_TRUE(alive(infra));
+    EXPECT_EQ(json::parse(first.oci({"state", "infra"}).out)["status"], "running");
+    EXPECT_EQ(first.oci({"delete", "--force", "infra"}).code, 0);
+}
+
 // A hook that runs past its timeout is killed with what it started (its process group).
 TEST_F(Oci, TimedOutHookIsKilledWithItsChildren) {
     Bundle b;
@@ -791,6 +836,26 @@ class Podman : public ::testing::Test {
     }
     // An image of this test process's own: ctest runs each test in a process of its own, in
     // parallel, and `podman rmi -f` of a shared image would remove another's containers.
+    // --cgroup-parent for a container with cgroups: below this process's own memory cgroup
+    // (the hierarchies here are v1), removed by remove_cgroups.
+    static std::string cgroup_parent() {
+        std::string own, text = read_file("/proc/self/cgroup");
+        for (std::size_t at = 0; at < text.size();) {
+            std::size_t nl = text.find('\n', at);
+            std::string l = text.substr(at, nl - at);
+            if (l.find(":memory:") != std::string::npos) own = l.substr(l.find(":memory:") + 8);
+            if (nl == std::string::npos) break;
+            at = nl + 1;
+        }
+        if (own.empty()) return "";
+        return (own == "/" ? "" : own) + "/butter-oci-test-" + std::to_string(::getpid());
+    }
+    static void remove_cgroups(const std::string& parent) {
+        std::string cmd =
+            "for d in /sys/fs/cgroup/*" + parent +
+            "; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {} \\; ; done; true";
+        (void)std::system(cmd.c_str());
+    }
     static inline const std::string kImage =
         "localhost/butter-oci-test-" + std::to_string(::getpid()) + ":latest";
     static constexpr const char* kRun =
@@ -818,6 +883,29 @@ TEST_F(Podman, DeviceIsUsable) {
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(has(r.out, "1,   3")) << r.out;
     EXPECT_TRUE(has(r.out, "wrote\n")) << r.out << r.err;
+}
+
+// --pid container:NAME: the config joins the other container's pid namespace by path.
+TEST_F(Podman, SharesAnotherContainersPidNamespace) {
+    std::string name = "butter-oci-pid-" + std::to_string(::getpid());
+    auto r = podman(std::string("run -d --name ") + name +
+                    " --network none --cgroups=disabled --ulimit nofile=1024:1024 "
+                    "--ulimit nproc=4096:4096 " +
+                    kImage + " sleep 1000");
+    ASSERT_EQ(r.code, 0) << r.err;
+    // (podman joins a pid namespace only with cgroups of the container's: below this test's)
+    std::string parent = cgroup_parent();
+    ASSERT_FALSE(parent.empty());
+    r = podman("run --rm --network none --cgroup-parent=" + parent +
+               " --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --pid container:" + name + " " +
+               kImage + " sh -c 'cat /proc/1/comm; echo me=$$'");
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.out, "sleep\n")) << r.out;
+    EXPECT_FALSE(has(r.out, "me=1\n")) << r.out;
+    EXPECT_EQ(podman("ps --format '{{.Names}}' --filter name=" + name).out, name + "\n");
+    EXPECT_EQ(podman("rm -f -t 0 " + name).code, 0);
+    remove_cgroups(parent);
+    EXPECT_NE(::access(("/sys/fs/cgroup/pids" + parent).c_str(), F_OK), 0);
 }
 
 TEST_F(Podman, TerminalThroughTheConsoleSocket) {
@@ -854,24 +942,8 @@ TEST_F(Podman, Exec) {
 // process's own cgroup (--cgroup-parent), removed with the container; conmon's own cgroups there
 // are removed by the test.
 TEST_F(Podman, MemoryAndPidsLimitsHold) {
-    std::string own;
-    for (std::string line : {read_file("/proc/self/cgroup")}) {
-        for (std::size_t at = 0; at < line.size();) {
-            std::size_t nl = line.find('\n', at);
-            std::string l = line.substr(at, nl - at);
-            if (l.find(":memory:") != std::string::npos) own = l.substr(l.find(":memory:") + 8);
-            if (nl == std::string::npos) break;
-            at = nl + 1;
-        }
-    }
-    ASSERT_FALSE(own.empty());
-    std::string parent = (own == "/" ? "" : own) + "/butter-oci-test-" + std::to_string(::getpid());
-    auto cleanup = [&] {
-        std::string cmd =
-            "for d in /sys/fs/cgroup/*" + parent +
-            "; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {} \\; ; done; true";
-        (void)std::system(cmd.c_str());
-    };
+    std::string parent = cgroup_parent();
+    ASSERT_FALSE(parent.empty());
     std::string run = "run --rm --network none --cgroup-parent=" + parent +
                       " --memory 32m --memory-swap 32m --pids-limit 20 --ulimit nofile=1024:1024 "
                       "--ulimit nproc=4096:4096 " +
@@ -882,7 +954,7 @@ TEST_F(Podman, MemoryAndPidsLimitsHold) {
     EXPECT_EQ(r.code, 137) << r.out << r.err;  // the memory cgroup's OOM killer
     r = podman(run + " dd if=/dev/zero of=/dev/null bs=8M count=1");
     EXPECT_EQ(r.code, 0) << r.out << r.err;
-    cleanup();
+    remove_cgroups(parent);
     EXPECT_NE(::access(("/sys/fs/cgroup/memory" + parent).c_str(), F_OK), 0);
 }
 

@@ -137,8 +137,10 @@ TEST_F(OciConfig, BadInputIsOneErrorNamingTheField) {
     expect("/linux/namespaces/6/type: unknown namespace 'bogus'");
     spec_["linux"]["namespaces"].push_back({{"type", "pid"}});
     expect("/linux/namespaces/6/type: 'pid' given twice");
-    spec_["linux"]["namespaces"][0]["path"] = "/proc/1/ns/pid";
-    expect("/linux/namespaces/0/path: joining a pid namespace is not supported");
+    spec_["linux"]["namespaces"][0] = {{"type", "user"}, {"path", "/proc/1/ns/user"}};
+    expect("/linux/namespaces/0/path: joining a user namespace is not supported");
+    spec_["linux"]["namespaces"][0] = {{"type", "mount"}, {"path", "/proc/1/ns/mnt"}};
+    expect("/linux/namespaces/0/path: joining a mount namespace is not supported");
     spec_["root"]["path"] = "missing";
     expect("/root/path: ");
     spec_["mounts"].push_back({{"destination", "/x"}, {"type", "nfs"}});
@@ -176,7 +178,9 @@ TEST_F(OciConfig, BadInputIsOneErrorNamingTheField) {
     spec_["linux"]["resources"] = {{"memory", {{"limit", 1.5}}}};
     expect("/linux/resources/memory/limit: must be an integer from -1 to");
     spec_["linux"]["namespaces"].erase(0);  // pid
-    expect("/linux/namespaces: butter needs a pid namespace of the container's own");
+    expect(
+        "/linux/namespaces: butter needs a pid namespace (the container's own, or one joined "
+        "by path)");
     spec_["mounts"].push_back({{"destination", "/"}, {"type", "tmpfs"}});
     expect("/mounts/6/destination: must not be the root");
     spec_["mounts"].push_back({{"destination", "/x"},
