@@ -188,6 +188,30 @@ Result<void> confine(const SandboxPlan& plan) {
     return rs.restrict_self();
 }
 
+// The filter, its listener (if it has Notify rules) sent to the supervisor or the OCI runtime.
+void load_filter(const SandboxPlan& plan, const ChildChannels& ch) {
+    BpfLoadOptions opts;
+    opts.new_listener = plan.seccomp_listener;
+    auto listener = load_bpf(plan.seccomp, opts);
+    int why = listener ? 0 : listener.error().errno_value();
+    if (opts.new_listener && (why == EBUSY || why == EINVAL) && !plan.seccomp_base.empty()) {
+        // EBUSY: an outer filter has the chain's one listener; EINVAL: a kernel without
+        // user notification. The denials go to the kernel log (seccomp/kernel_log.hpp).
+        ControlMessage m{ControlMessage::KernelLog, why};
+        [[maybe_unused]] ssize_t n = ::send(ch.control_fd, &m, sizeof m, MSG_NOSIGNAL);
+        if (auto r = load_bpf(plan.seccomp_base); !r) die(ch, Step::Seccomp, r.error());
+        BpfLoadOptions logged;
+        logged.log = true;
+        listener = load_bpf(plan.seccomp_logged, logged);
+    }
+    if (!listener) die(ch, Step::Seccomp, listener.error());
+    if (listener->valid()) {
+        if (auto sent = send_fd(ch.control_fd, ControlMessage::Listener, listener->get()); !sent)
+            die(ch, Step::Seccomp, sent.error());
+        (void)listener->release();  // close-on-exec: gone at exec, no close call needed
+    }
+}
+
 }  // namespace
 
 // The command's last steps, in the one order they must run (session before stdio, the fds
@@ -222,9 +246,15 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         die(ch, Step::Stdio, Error::from_errno("dup2", "stdout"));
     if (ch.stderr_fd >= 0 && ::dup2(ch.stderr_fd, 2) < 0)
         die(ch, Step::Stdio, Error::from_errno("dup2", "stderr"));
+    bool filtered = false;
     if (ch.start_fd >= 0) {
         // An OCI container's create: set up (its terminal made and sent: runc sends it at create);
-        // `butter oci start` lets it go (child.hpp).
+        // `butter oci start` lets it go (child.hpp). A filter with a seccomp agent is loaded
+        // first, as runc loads it, so that create can hand its listener to the agent.
+        if (plan.seccomp_listener && !plan.seccomp.empty()) {
+            load_filter(plan, ch);
+            filtered = true;
+        }
         ControlMessage ready{ControlMessage::Ready, 0};
         [[maybe_unused]] ssize_t sent = ::send(ch.control_fd, &ready, sizeof ready, MSG_NOSIGNAL);
         char go = 0;
@@ -244,8 +274,10 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
             if (auto r = set_no_new_privs(); !r) die(ch, Step::NoNewPrivs, r.error());
         if (auto r = confine(plan); !r) die(ch, Step::Landlock, r.error());
     }
-    if (plan.seccomp_early && !plan.seccomp.empty())
-        if (auto r = load_bpf(plan.seccomp); !r) die(ch, Step::Seccomp, r.error());
+    if (plan.seccomp_early && !plan.seccomp.empty() && !filtered) {
+        load_filter(plan, ch);
+        filtered = true;
+    }
     StepError where{Step::Capabilities, -1, {}};
     if (plan.oci_caps) {
         if (auto r = set_oci_identity(plan, where); !r) die(ch, where.step, r.error());
@@ -270,29 +302,7 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     if (auto r = set_rlimits(plan); !r) die(ch, Step::Rlimits, r.error());
     clock.mark(Step::Capabilities);
     clock.send(ch.control_fd);  // before seccomp: a strict filter may not allow sending after
-    if (!plan.seccomp.empty() && !plan.seccomp_early) {
-        BpfLoadOptions opts;
-        opts.new_listener = plan.seccomp_listener;
-        auto listener = load_bpf(plan.seccomp, opts);
-        int why = listener ? 0 : listener.error().errno_value();
-        if (opts.new_listener && (why == EBUSY || why == EINVAL) && !plan.seccomp_base.empty()) {
-            // EBUSY: an outer filter has the chain's one listener; EINVAL: a kernel without
-            // user notification. The denials go to the kernel log (seccomp/kernel_log.hpp).
-            ControlMessage m{ControlMessage::KernelLog, why};
-            [[maybe_unused]] ssize_t n = ::send(ch.control_fd, &m, sizeof m, MSG_NOSIGNAL);
-            if (auto r = load_bpf(plan.seccomp_base); !r) die(ch, Step::Seccomp, r.error());
-            BpfLoadOptions logged;
-            logged.log = true;
-            listener = load_bpf(plan.seccomp_logged, logged);
-        }
-        if (!listener) die(ch, Step::Seccomp, listener.error());
-        if (listener->valid()) {
-            if (auto sent = send_fd(ch.control_fd, ControlMessage::Listener, listener->get());
-                !sent)
-                die(ch, Step::Seccomp, sent.error());
-            (void)listener->release();  // close-on-exec: gone at exec, no close call needed
-        }
-    }
+    if (!plan.seccomp.empty() && !filtered) load_filter(plan, ch);
 
     // As a shell words it: a directory named as the command "Is a directory", one met in a
     // PATH search skipped; else what the last candidate said, EACCES over ENOENT.

@@ -447,8 +447,7 @@ Result<SeccompAction> seccomp_action(const Walk& w, const std::string& text, con
     if (text == "SCMP_ACT_LOG") return SeccompAction::log();
     if (text == "SCMP_ACT_TRACE")
         return SeccompAction::trace(errno_ret ? errno_ret->get<int>() : EPERM);
-    if (text == "SCMP_ACT_NOTIFY")
-        return fail(w.error(ptr, "SCMP_ACT_NOTIFY (a seccomp agent) is not supported"));
+    if (text == "SCMP_ACT_NOTIFY") return SeccompAction::notify();
     return fail(w.error(ptr, "unknown action '" + text + "'"));
 }
 
@@ -457,8 +456,14 @@ Result<void> read_seccomp(const Walk& w, const json& s, Config& c) {
     w.unknown(s, ptr,
               {"defaultAction", "defaultErrnoRet", "architectures", "flags", "listenerPath",
                "listenerMetadata", "syscalls"});
-    if (s.contains("listenerPath"))
-        return fail(w.error(ptr + "/listenerPath", "a seccomp agent is not supported"));
+    BUTTER_ASSIGN_OR_RETURN(const json* listener,
+                            member(w, s, ptr, "listenerPath", json::value_t::string));
+    BUTTER_ASSIGN_OR_RETURN(const json* metadata,
+                            member(w, s, ptr, "listenerMetadata", json::value_t::string));
+    if (listener) c.seccomp_agent = listener->get<std::string>();
+    if (metadata) c.seccomp_agent_metadata = metadata->get<std::string>();
+    if (!c.seccomp_agent.empty() && c.seccomp_agent[0] != '/')
+        return fail(w.error(ptr + "/listenerPath", "must be an absolute path"));
     if (s.contains("flags") && s["flags"].is_array() && !s["flags"].empty())
         w.warn(ptr + "/flags", "ignored (butter loads the filter with its own flags)");
     BUTTER_ASSIGN_OR_RETURN(const json* def,
@@ -468,6 +473,7 @@ Result<void> read_seccomp(const Walk& w, const json& s, Config& c) {
     BUTTER_ASSIGN_OR_RETURN(
         SeccompAction default_action,
         seccomp_action(w, def->get<std::string>(), def_errno, ptr + "/defaultAction"));
+    bool notify = default_action.kind == SeccompAction::Kind::Notify;
     auto filter = SeccompFilter::create(default_action);
     if (!filter) return fail(std::move(filter).error());
     BUTTER_ASSIGN_OR_RETURN(const json* archs,
@@ -499,6 +505,7 @@ Result<void> read_seccomp(const Walk& w, const json& s, Config& c) {
         BUTTER_ASSIGN_OR_RETURN(SeccompAction act,
                                 seccomp_action(w, action->get<std::string>(), err, sp + "/action"));
         if (act == default_action) continue;  // as runc: a rule that changes nothing
+        notify |= act.kind == SeccompAction::Kind::Notify;
         std::vector<ArgCondition> conds;
         BUTTER_ASSIGN_OR_RETURN(const json* args, member(w, e, sp, "args", json::value_t::array));
         for (std::size_t j = 0; args && j < args->size(); ++j) {
@@ -562,6 +569,14 @@ Result<void> read_seccomp(const Walk& w, const json& s, Config& c) {
         }
     }
     BUTTER_ASSIGN_OR_RETURN(c.plan.seccomp, filter->export_bpf());
+    // SCMP_ACT_NOTIFY: the filter's listener goes to the seccomp agent at listenerPath, with
+    // the container's state (runtime.cpp); without an agent nothing would answer.
+    c.plan.seccomp_listener = notify;
+    if (c.plan.seccomp_listener && c.seccomp_agent.empty())
+        return fail(w.error(ptr + "/listenerPath",
+                            "missing (SCMP_ACT_NOTIFY needs a seccomp agent to answer)"));
+    if (!c.plan.seccomp_listener && !c.seccomp_agent.empty())
+        w.warn(ptr + "/listenerPath", "ignored (no rule is SCMP_ACT_NOTIFY)");
     return {};
 }
 
@@ -1102,7 +1117,8 @@ std::string features_json() {
            {{"enabled", true},
             {"actions",
              {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-              "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"}},
+              "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+              "SCMP_ACT_TRAP"}},
             {"operators",
              {"SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
               "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"}},

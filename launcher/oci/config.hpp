@@ -39,6 +39,9 @@ struct Config {
     std::optional<std::int64_t> memory_limit, memory_swap, pids_limit, cpu_quota;
     std::optional<std::uint64_t> cpu_period, cpu_shares;
     std::optional<int> oom_score_adj;
+    // linux.seccomp.listenerPath and listenerMetadata: the seccomp agent that gets the filter's
+    // listener (SCMP_ACT_NOTIFY) and the container's process state.
+    std::string seccomp_agent, seccomp_agent_metadata;
     // "prestart", "createRuntime", "poststart", "poststop" -> hooks, in order.
     std::map<std::string, std::vector<Hook>> hooks;
     std::map<std::string, std::string> annotations;

@@ -606,18 +606,54 @@ void kill_fifo_holders(int dir) {
 }
 
 // The engine's --console-socket, where a terminal's master goes.
-Result<Fd> connect_console(const std::string& path) {
+// A stream socket connected to the engine's unix socket at `path` (`what` names it in errors:
+// --console-socket, linux.seccomp.listenerPath).
+Result<Fd> connect_unix(const std::string& path, const char* what) {
     int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return fail_errno("socket", "console socket");
+    if (s < 0) return fail_errno("socket", what);
     Fd fd(s);
     struct sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path)
-        return fail(Error::message("--console-socket", "path too long", path));
+        return fail(Error::message(what, "path too long", path));
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
         return fail_errno("connect", path);
     return fd;
+}
+
+// The seccomp agent (linux.seccomp.listenerPath) gets the filter's listener of process `pid`
+// with runtime-spec's container process state, in one message (SCM_RIGHTS).
+Result<void> send_to_agent(const Config& c, const State& s, pid_t pid, const Fd& listener,
+                           const char* status) {
+    BUTTER_ASSIGN_OR_RETURN(Fd sock, connect_unix(c.seccomp_agent, "linux.seccomp.listenerPath"));
+    json state = spec_state(s);
+    state["status"] = status;
+    json msg{{"ociVersion", "1.1.0"},
+             {"fds", {"seccompFd"}},
+             {"pid", pid},
+             {"metadata", c.seccomp_agent_metadata},
+             {"state", state}};
+    std::string text = msg.dump();
+    int fds[1] = {listener.get()};
+    return send_fds(sock, fds, std::span<const char>(text.data(), text.size()));
+}
+
+// One message from a container process's control socket: a filter's listener is handed to the
+// agent. Whether it was `want` (false also at EOF: `*open` turns false).
+Result<bool> control_message(int control, const Config& c, const State& s, pid_t pid,
+                             const char* status, ControlMessage::Type want, bool* open) {
+    BUTTER_ASSIGN_OR_RETURN(Received got, recv_fds(control, 1, sizeof(ControlMessage)));
+    if (got.data.empty() && got.fds.empty()) {
+        if (open) *open = false;
+        return false;
+    }
+    ControlMessage m{};
+    if (got.data.size() < sizeof m) return false;
+    std::memcpy(&m, got.data.data(), sizeof m);
+    if (m.type == ControlMessage::Listener && !got.fds.empty())
+        BUTTER_TRY(send_to_agent(c, s, pid, got.fds[0], status));
+    return m.type == want;
 }
 
 // What create and run share: the container made and waiting (start_gate) or running.
@@ -625,7 +661,7 @@ struct Made {
     std::optional<Sandbox> sandbox;
     State state;
     Fd dir;
-    SandboxPlan plan;  // (run renders the first process's failure with it)
+    Config config;  // (run renders the first process's failure with its plan)
 };
 
 Result<void> remove_container_dir(const std::string& id) {
@@ -694,7 +730,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
         extras.start_fd = fifo.get();
     }
     if (!console_socket.empty()) {
-        BUTTER_ASSIGN_OR_RETURN(console, connect_console(console_socket));
+        BUTTER_ASSIGN_OR_RETURN(console, connect_unix(console_socket, "--console-socket"));
         extras.console_fd = console.get();
     }
     for (const auto& [kind, path] : c.join) {
@@ -761,17 +797,25 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
                 return fail(Error::message("first process", "died during its set-up"));
             }
             if (p[0].revents) {
-                ControlMessage msg{};
-                ssize_t n = ::recv(m.sandbox->control.get(), &msg, sizeof msg, 0);
-                if (n <= 0) continue;  // (the failure pipe tells why)
-                if (msg.type == ControlMessage::Ready) break;
+                bool open = true;
+                BUTTER_ASSIGN_OR_RETURN(
+                    bool ready, control_message(m.sandbox->control.get(), c, m.state, m.state.pid,
+                                                "creating", ControlMessage::Ready, &open));
+                if (ready) break;
+                if (!open) {
+                    // (the failure pipe tells why)
+                    struct pollfd f {
+                        m.sandbox->failure.get(), POLLIN, 0
+                    };
+                    (void)::poll(&f, 1, -1);
+                }
             }
         }
     }
     BUTTER_ASSIGN_OR_RETURN(m.dir,
                             open_no_symlinks(AT_FDCWD, dir_path.c_str(), O_RDONLY | O_DIRECTORY));
     BUTTER_TRY(write_file_at(m.dir.get(), "state.json", state_json(m.state).dump()));
-    m.plan = std::move(c.plan);
+    m.config = std::move(c);
     ok = true;
     return m;
 }
@@ -957,18 +1001,30 @@ int cmd_run(const std::vector<std::string>& args, std::size_t from) {
     auto sfd = SignalFd::create(forwarded);
     int status = 1;
     std::string failure;
+    bool control_open = true;
     for (;;) {
-        struct pollfd p[3] = {{m->sandbox->pidfd.get(), POLLIN, 0},
+        struct pollfd p[4] = {{m->sandbox->pidfd.get(), POLLIN, 0},
                               {sfd ? sfd->fd() : -1, POLLIN, 0},
-                              {m->sandbox->failure.get(), POLLIN, 0}};
-        if (::poll(p, 3, -1) < 0) {
+                              {m->sandbox->failure.get(), POLLIN, 0},
+                              {control_open ? m->sandbox->control.get() : -1, POLLIN, 0}};
+        if (::poll(p, 4, -1) < 0) {
             if (errno == EINTR) continue;
             break;
+        }
+        if (p[3].revents) {
+            auto r = control_message(m->sandbox->control.get(), m->config, m->state, m->state.pid,
+                                     "running", ControlMessage::Ready, &control_open);
+            if (!r) {
+                // No agent to answer the filter's calls: the container cannot go on.
+                (void)pidfd_send_signal(m->sandbox->pidfd, SIGKILL);
+                failure = r.error().what();
+                control_open = false;
+            }
         }
         if (p[2].revents) {
             ChildFailure f;
             ssize_t n = ::read(m->sandbox->failure.get(), &f, sizeof f);
-            if (n == static_cast<ssize_t>(sizeof f)) failure = render_failure(m->plan, f);
+            if (n == static_cast<ssize_t>(sizeof f)) failure = render_failure(m->config.plan, f);
             m->sandbox->failure.reset();
         }
         if (p[1].revents && sfd) {
@@ -1071,7 +1127,7 @@ int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
                               : failure.error().what()));
     Fd console;
     if (!a->values["--console-socket"].empty()) {
-        auto s = connect_console(a->values["--console-socket"]);
+        auto s = connect_unix(a->values["--console-socket"], "--console-socket");
         if (!s) return error("exec: " + s.error().what());
         console = std::move(*s);
     }
@@ -1140,6 +1196,16 @@ int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
     }
     if (n != static_cast<ssize_t>(sizeof pid) || pid <= 0)
         return error("exec: the process was not started");
+    // Its filter's listener, for the seccomp agent (sent before its exec; EOF after it).
+    for (bool open = plan.seccomp_listener; open;) {
+        auto r = control_message(control->first.get(), *cfg, c->state, pid, "running",
+                                 ControlMessage::Ready, &open);
+        if (!r) {
+            if (auto p = pidfd_open(pid)) (void)pidfd_send_signal(*p, SIGKILL);
+            if (!detach) (void)waitid_pid(pid, 0);
+            return error("exec: " + r.error().what());
+        }
+    }
     if (a->values.count("--pid-file"))
         if (auto r = write_pid_file(a->values["--pid-file"], pid); !r) warn(r.error().what());
     if (detach) return 0;

@@ -7,21 +7,29 @@
 #include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include <butter/seccomp.hpp>
+#include <butter/unix_socket.hpp>
 
 #include "../support/butter_run.hpp"
 #include "../support/tmpdir.hpp"
@@ -562,6 +570,123 @@ TEST_F(Oci, JoinsAPidAndACgroupNamespace) {
     EXPECT_TRUE(alive(infra));
     EXPECT_EQ(json::parse(first.oci({"state", "infra"}).out)["status"], "running");
     EXPECT_EQ(first.oci({"delete", "--force", "infra"}).code, 0);
+}
+
+// A seccomp agent (runtime-spec's listenerPath): takes each connection's process state and
+// listener, and answers every notified call with ENOMSG.
+class SeccompAgent {
+  public:
+    explicit SeccompAgent(const std::string& path) : path_(path) {
+        listen_ = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        struct sockaddr_un addr {};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+        EXPECT_EQ(::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        EXPECT_EQ(::listen(listen_.get(), 4), 0);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~SeccompAgent() {
+        stop_ = true;
+        thread_.join();
+    }
+    std::vector<json> states() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return states_;
+    }
+    // The states once `n` connections came (the runtime's send returns before the agent's
+    // thread takes it), or those there are after 5 s.
+    std::vector<json> states(std::size_t n) {
+        for (int i = 0; i < 500 && states().size() < n; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return states();
+    }
+    int answered() const { return answered_; }
+
+  private:
+    void serve() {
+        std::vector<SeccompNotifyFd> listeners;
+        while (!stop_) {
+            std::vector<struct pollfd> p{{listen_.get(), POLLIN, 0}};
+            for (auto& l : listeners)
+                p.push_back({l.fd(), POLLIN, 0});
+            if (::poll(p.data(), p.size(), 50) <= 0) continue;
+            if (p[0].revents & POLLIN) {
+                Fd conn(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+                auto got = recv_fds(conn, 1, 65536);
+                if (got && !got->fds.empty()) {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    states_.push_back(json::parse(got->data, nullptr, false));
+                    listeners.emplace_back(std::move(got->fds[0]));
+                }
+            }
+            for (std::size_t i = 0; i < listeners.size(); ++i) {
+                if (!(p[i + 1].revents & POLLIN)) continue;
+                auto n = listeners[i].read_event();
+                if (n && *n && listeners[i].respond_errno((*n)->id, ENOMSG)) ++answered_;
+            }
+        }
+    }
+    std::string path_;
+    Fd listen_;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> answered_{0};
+    std::mutex mutex_;
+    std::vector<json> states_;
+};
+
+// SCMP_ACT_NOTIFY: the filter's listener goes to the agent at listenerPath with the process's
+// state (create: before start, as runc sends it; run; exec), and the agent answers the calls.
+TEST_F(Oci, SeccompAgentGetsTheListenerAndAnswers) {
+    Bundle b;
+    SeccompAgent agent(b / "agent.sock");
+    b.spec["mounts"].push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"}});
+    b.spec["linux"]["seccomp"] = {
+        {"defaultAction", "SCMP_ACT_ALLOW"},
+        {"listenerPath", b / "agent.sock"},
+        {"listenerMetadata", "from-the-config"},
+        {"syscalls", {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_NOTIFY"}}}}};
+    b.script("mkdir /tmp/d 2>&1; echo rc=$?");
+    b.save();
+    auto r = b.oci({"run", "agented"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.out, "No message of desired type\nrc=1\n")) << r.out << r.err;
+    ASSERT_EQ(agent.states(1).size(), 1u);
+    json st = agent.states()[0];
+    EXPECT_EQ(st["fds"], json::array({"seccompFd"})) << st.dump();
+    EXPECT_EQ(st["metadata"], "from-the-config");
+    EXPECT_EQ(st["state"]["id"], "agented");
+    EXPECT_EQ(st["state"]["status"], "running");
+
+    b.script("exec sleep 1000");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "gated"}).code, 0)
+        << read_file(b / "stderr");
+    ASSERT_EQ(agent.states(2).size(), 2u);  // at create
+    st = agent.states()[1];
+    EXPECT_EQ(st["state"]["status"], "creating");
+    EXPECT_EQ(st["pid"], std::atoi(read_file(b / "pid").c_str()));
+    ASSERT_EQ(b.oci_detached({"start", "gated"}).code, 0);
+    r = b.oci({"exec", "gated", "sh", "-c", "mkdir /tmp/e 2>&1; echo rc=$?"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.out, "No message of desired type\nrc=1\n")) << r.out << r.err;
+    ASSERT_EQ(agent.states(3).size(), 3u);
+    EXPECT_NE(agent.states()[2]["pid"], st["pid"]);  // the exec'd process's
+    EXPECT_GE(agent.answered(), 2);
+    EXPECT_EQ(b.oci({"delete", "--force", "gated"}).code, 0);
+
+    // No agent listening: create fails and leaves nothing.
+    b.spec["linux"]["seccomp"]["listenerPath"] = b / "nobody-listens.sock";
+    b.save();
+    r = b.oci_detached({"create", "unheard"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err, "connect(\"" + (b / "nobody-listens.sock") + "\")")) << r.err;
+    EXPECT_TRUE(has(b.oci({"state", "unheard"}).err, "does not exist"));
+    b.spec["linux"]["seccomp"].erase("listenerPath");
+    b.save();
+    EXPECT_TRUE(has(b.oci({"run", "x"}).err,
+                    "/linux/seccomp/listenerPath: missing (SCMP_ACT_NOTIFY needs a seccomp agent "
+                    "to answer)"));
 }
 
 // A hook that runs past its timeout is killed with what it started (its process group).

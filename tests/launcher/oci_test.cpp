@@ -200,7 +200,11 @@ TEST_F(OciConfig, FilterErrorsNameTheFieldCompiled) {
         spec_ = json::parse(default_spec(false));
     };
     spec_["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_NOTIFY"}};
-    expect("/linux/seccomp/defaultAction: SCMP_ACT_NOTIFY (a seccomp agent) is not supported");
+    expect(
+        "/linux/seccomp/listenerPath: missing (SCMP_ACT_NOTIFY needs a seccomp agent to "
+        "answer)");
+    spec_["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"}, {"listenerPath", "rel"}};
+    expect("/linux/seccomp/listenerPath: must be an absolute path");
     spec_["linux"]["seccomp"] = {
         {"defaultAction", "SCMP_ACT_ALLOW"},
         {"syscalls",
