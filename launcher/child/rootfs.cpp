@@ -224,6 +224,18 @@ Result<void> harden_oci(const SandboxPlan& plan, Mask& files, Mask& dirs) {
     return {};
 }
 
+// A cgroup file system that cannot be mounted (in a user namespace without a cgroup namespace
+// of its own: rootless podman with cgroups disabled): the host's /sys/fs/cgroup, read-only, as
+// runc and crun bind it then. Still the host's tree here (the new root is not in place yet).
+Result<void> bind_host_cgroups(const Fd& at) {
+    BUTTER_ASSIGN_OR_RETURN(Fd tree, open_tree(AT_FDCWD, "/sys/fs/cgroup",
+                                               OpenTreeFlag::Clone | OpenTreeFlag::Recursive));
+    MountSetattr ro;
+    ro.set = MountAttr::ReadOnly | MountAttr::NoSuid | MountAttr::NoDev | MountAttr::NoExec;
+    BUTTER_TRY(mount_setattr(tree, "", true, ro));
+    return move_mount(tree, "", at, "");
+}
+
 // One of linux.devices: made with mknod (its mode and owner as given), or in a user namespace,
 // where no node can be made, the host's node of that path (`host`, checked at take_sources to
 // be of the device's kind and numbers) bound in its place. Either is a read-only bind without
@@ -595,9 +607,13 @@ Result<void> mount_one(const SandboxPlan& plan, std::size_t i, const Fd& root, S
             return populate_oci_dev(m, root, src.dev_nodes, plan.devices, src.devices);
         case MountType::Kernel: {
             BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
-            return mount_at(at.get(), m.source.empty() ? m.fstype.c_str() : m.source.c_str(),
-                            m.fstype.c_str(), MountFlags::from_raw(m.flags),
-                            m.options.empty() ? nullptr : m.options.c_str());
+            auto made = mount_at(at.get(), m.source.empty() ? m.fstype.c_str() : m.source.c_str(),
+                                 m.fstype.c_str(), MountFlags::from_raw(m.flags),
+                                 m.options.empty() ? nullptr : m.options.c_str());
+            int err = made ? 0 : made.error().errno_value();
+            if ((m.fstype == "cgroup2" || m.fstype == "cgroup") && (err == EPERM || err == EBUSY))
+                return bind_host_cgroups(at);
+            return made;
         }
         case MountType::Dir:
             BUTTER_TRY(make_dirs_in_root(root, m.target.c_str(), m.mode));

@@ -701,6 +701,15 @@ Result<void> read_devices(const Walk& w, const json& l, Config& c) {
     return {};
 }
 
+// Whether this process may call setgroups (its user namespace's /proc/self/setgroups).
+bool setgroups_allowed() {
+    auto fd = open("/proc/self/setgroups", O_RDONLY);
+    if (!fd) return true;  // (a kernel without the file: setgroups as ever)
+    char buf[8] = {};
+    ssize_t n = ::read(fd->get(), buf, sizeof buf - 1);
+    return !(n >= 4 && std::strncmp(buf, "deny", 4) == 0);
+}
+
 Result<void> read_linux(const Walk& w, const json& l, Config& c) {
     SandboxPlan& plan = c.plan;
     const std::string ptr = "/linux";
@@ -968,7 +977,9 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
     // own ids alone); the child takes container root (or the config's user) once they exist.
     bool userns = plan.namespaces.has(Namespace::User);
     plan.child_writes_maps = !plan.privileged;
-    plan.clear_groups = plan.privileged || !userns ? plan.privileged : false;
+    // (Root of a user namespace whose setgroups is denied, as rootless podman runs its runtime
+    // with a single id mapped: the groups cannot change, and there are none to drop.)
+    plan.clear_groups = plan.privileged && setgroups_allowed();
     if (userns) {
         plan.setup_uid = 0;
         plan.setup_gid = 0;

@@ -1274,6 +1274,16 @@ std::string usage() {
            "  spec [--rootless] [--bundle DIR] | features\n";
 }
 
+// Whether this process is in a user namespace other than the host's (its uid_map is not the
+// whole identity range).
+bool in_user_namespace() {
+    auto text = read_file_at(AT_FDCWD, "/proc/self/uid_map");
+    if (!text) return false;
+    unsigned long inside = 1, outside = 1, count = 0;
+    return std::sscanf(text->c_str(), "%lu %lu %lu", &inside, &outside, &count) != 3 ||
+           inside != 0 || outside != 0 || count != 4294967295UL;
+}
+
 }  // namespace
 
 int main(const std::vector<std::string>& args) {
@@ -1281,12 +1291,19 @@ int main(const std::vector<std::string>& args) {
     // A hook that exits without reading its stdin, a closed log or console: EPIPE, never a
     // SIGPIPE that kills the runtime half-way (a container made, no state written).
     ::signal(SIGPIPE, SIG_IGN);
-    if (::geteuid() == 0) {
-        g.root = "/run/butter-oci";
-    } else {
-        const char* xdg = ::getenv("XDG_RUNTIME_DIR");
-        g.root = std::string(xdg && *xdg == '/' ? xdg : "/tmp") + "/butter-oci";
+    // Root of the host: /run. An ordinary user, or root of a user namespace whose
+    // XDG_RUNTIME_DIR is its own (rootless podman runs its runtime so, as runc decides):
+    // $XDG_RUNTIME_DIR.
+    const char* xdg = ::getenv("XDG_RUNTIME_DIR");
+    bool own_xdg = false;
+    if (xdg && *xdg == '/' && ::geteuid() == 0 && in_user_namespace()) {
+        struct stat st {};
+        own_xdg = ::stat(xdg, &st) == 0 && st.st_uid == 0;
     }
+    if (::geteuid() == 0 && !own_xdg)
+        g.root = "/run/butter-oci";
+    else
+        g.root = std::string(xdg && *xdg == '/' ? xdg : "/tmp") + "/butter-oci";
     std::size_t i = 0;
     for (; i < args.size(); ++i) {
         const std::string& a = args[i];

@@ -1104,5 +1104,61 @@ TEST_F(Podman, StopPsAndInspect) {
     EXPECT_EQ(podman("rm " + name).code, 0);
 }
 
+// Rootless podman as an ordinary user (nobody here: no subordinate ids, so podman maps the
+// one id and runs butter-oci as root of that user namespace, with its setgroups denied and
+// cgroups disabled): run, exit status, exec, ps, stop and rm.
+TEST(PodmanRootless, NobodyRunsExecsAndStops) {
+    BUTTER_REQUIRE_ROOT();  // (to make the home nobody's)
+    REQUIRE_BUSYBOX();
+    BUTTER_REQUIRE(have_podman(), "PODMAN", "needs podman");
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    TempDir home;
+    ASSERT_EQ(::chown(home.path().c_str(), kNobody, kNobody), 0);
+    std::string runtime = home / "butter-oci";
+    write_file(runtime, "#!/bin/sh\nexec '" + std::string(butter_bin()) + "' oci \"$@\"\n");
+    ::chmod(runtime.c_str(), 0755);
+    write_file(home / "containers.conf",
+               "[engine]\nruntime_supports_nocgroup = [\"butter-oci\"]\n"
+               "runtime_supports_json = [\"butter-oci\"]\n[engine.runtimes]\nbutter-oci = [\"" +
+                   runtime + "\"]\n");
+    Bundle b;
+    ASSERT_EQ(std::system(("cp -a '" + (b / "rootfs") + "' '" + (home / "rootfs") + "'").c_str()),
+              0);
+    ASSERT_EQ(std::system(("chown -R 65534:65534 '" + home.path() + "'").c_str()), 0);
+    auto podman = [&](const std::string& script) {
+        RunOptions o;
+        o.program = "/bin/sh";
+        o.as_nobody = true;
+        o.cwd = home.path();
+        o.env = {"HOME=" + home.path(), "XDG_RUNTIME_DIR=" + (home / "run"),
+                 "CONTAINERS_CONF=" + (home / "containers.conf")};
+        return run_butter({"-c", "mkdir -p \"$XDG_RUNTIME_DIR\"; " + script}, o);
+    };
+    const std::string image = "localhost/butter-oci-rootless:latest";
+    const std::string p = "podman --runtime butter-oci ";
+    // (the image's files as the user namespace's root: the one id podman can map)
+    auto r = podman("tar -C rootfs --owner=0 --group=0 --numeric-owner -c . | podman import -q - " +
+                    image);
+    ASSERT_EQ(r.code, 0) << r.err;
+    r = podman(p + "run --rm --network none --cgroups=disabled " + image +
+               " sh -c 'id; cat /proc/self/uid_map; exit 3'");
+    EXPECT_EQ(r.code, 3) << r.err;
+    EXPECT_TRUE(has(r.out, "uid=0 gid=0")) << r.out;
+    EXPECT_TRUE(has(r.out, "0      65534          1")) << r.out;
+    r = podman(p + "run -d --name rl --network none --cgroups=disabled " + image +
+               " sh -c 'echo x > /tmp/m; exec sleep 1000' >/dev/null && " + p +
+               "exec rl sh -c 'cat /tmp/m; cat /proc/1/comm; exit 4'; echo exec=$?; " + p +
+               "ps --format '{{.Names}}'; " + p + "stop -t 1 rl >/dev/null; echo stop=$?; " + p +
+               "rm rl >/dev/null; echo rm=$?");
+    EXPECT_TRUE(has(r.out, "x\nsleep\nexec=4\nrl\nstop=0\nrm=0\n")) << r.out << r.err;
+    // The user's state root, not root's /run/butter-oci; nothing left in it.
+    EXPECT_TRUE(has(podman("ls -A \"$XDG_RUNTIME_DIR/butter-oci\"; echo listed").out, "listed"));
+    EXPECT_EQ(podman("ls -A \"$XDG_RUNTIME_DIR/butter-oci\"").out, "");
+    (void)podman("podman rmi -f " + image + " >/dev/null 2>&1");
+    // podman's rootless pause process (it holds the user namespace) goes with the test.
+    pid_t pause = std::atoi(read_file(home / "run/libpod/tmp/pause.pid").c_str());
+    if (pause > 0) ::kill(pause, SIGKILL);
+}
+
 }  // namespace
 }  // namespace butter::test
