@@ -172,7 +172,7 @@ Result<void> setup_ids(const SandboxPlan& plan, const ChildChannels& ch, Step& s
         take_audit_session(ch, userns && !plan.child_writes_maps
                                    ? plan.setup_uid
                                    : static_cast<std::uint32_t>(::getuid()));
-    if (userns && !plan.child_writes_maps) {
+    if ((userns && !plan.child_writes_maps) || plan.joined_user_ns) {
         // Our host ids are unmapped in the new namespace until we take mapped ones; the
         // capabilities of the namespace's creator stay.
         step = Step::IdMaps;

@@ -591,11 +591,14 @@ Result<void> read_resources(const Walk& w, const json& r, Config& c) {
     if (auto it = r.find("devices"); it != r.end() && it->is_array()) {
         // No device cgroup: the nodes a container can open are the default ones and
         // linux.devices' (every other mount is nodev), whatever this list allows.
+        // (One warning for the list: engines allow a dozen default devices this way.)
         for (std::size_t i = 0; i < it->size(); ++i)
-            if ((*it)[i].value("allow", false))
+            if ((*it)[i].is_object() && (*it)[i].value("allow", false)) {
                 w.warn(ptr + "/devices/" + std::to_string(i),
-                       "ignored: no device cgroup (the container can open the default devices "
-                       "and linux.devices' only)");
+                       "ignored, and the entries after it: no device cgroup (the container can "
+                       "open the default devices and linux.devices' only)");
+                break;
+            }
     }
     BUTTER_ASSIGN_OR_RETURN(const json* mem, member(w, r, ptr, "memory", json::value_t::object));
     if (mem) {
@@ -743,11 +746,10 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
             return fail(w.error(np + "/type", "unknown namespace '" + t + "'"));
         if (!seen.insert(t).second) return fail(w.error(np + "/type", "'" + t + "' given twice"));
         if (path && !path->get<std::string>().empty()) {
-            if (kind->second == Namespace::Mount || kind->second == Namespace::User ||
-                kind->second == Namespace::Time)
+            if (kind->second == Namespace::Mount || kind->second == Namespace::Time)
                 return fail(w.error(np + "/path", "joining a " + t +
                                                       " namespace is not supported (network, "
-                                                      "ipc, uts, pid and cgroup are)"));
+                                                      "ipc, uts, pid, cgroup and user are)"));
             c.join.emplace_back(kind->second, path->get<std::string>());
             continue;
         }
@@ -788,6 +790,13 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
     BUTTER_TRY(maps("uidMappings", plan.uid_map));
     BUTTER_TRY(maps("gidMappings", plan.gid_map));
     bool userns = plan.namespaces.has(Namespace::User);
+    bool user_joined = std::any_of(c.join.begin(), c.join.end(),
+                                   [](const auto& j) { return j.first == Namespace::User; });
+    if (user_joined && (!plan.uid_map.empty() || !plan.gid_map.empty())) {
+        w.warn(ptr + "/uidMappings", "ignored (the joined user namespace's own maps apply)");
+        plan.uid_map.clear();
+        plan.gid_map.clear();
+    }
     if (userns && (plan.uid_map.empty() || plan.gid_map.empty()))
         return fail(w.error(ptr + "/uidMappings", "a user namespace needs uid and gid mappings"));
     if (!userns && (!plan.uid_map.empty() || !plan.gid_map.empty()))
@@ -976,13 +985,18 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
     // Ids: the parent writes root's maps (any range), the child an unprivileged user's (its
     // own ids alone); the child takes container root (or the config's user) once they exist.
     bool userns = plan.namespaces.has(Namespace::User);
+    plan.joined_user_ns = std::any_of(c.join.begin(), c.join.end(),
+                                      [](const auto& j) { return j.first == Namespace::User; });
     plan.child_writes_maps = !plan.privileged;
     // (Root of a user namespace whose setgroups is denied, as rootless podman runs its runtime
     // with a single id mapped: the groups cannot change, and there are none to drop.)
     plan.clear_groups = plan.privileged && setgroups_allowed();
-    if (userns) {
+    if (userns || plan.joined_user_ns) {
+        // (a joined one's maps are its own: its root, and groups left as they are, since its
+        // setgroups may be denied)
         plan.setup_uid = 0;
         plan.setup_gid = 0;
+        if (plan.joined_user_ns) plan.clear_groups = false;
     } else if (!plan.privileged) {
         return fail(
             w.error("/linux/namespaces", "without root, the container needs a user namespace"));

@@ -332,9 +332,10 @@ json hooks_json(const std::vector<Hook>& hooks) {
 // The directory for `controller`'s hierarchy: an absolute cgroupsPath from its root, a
 // relative one below this process's own cgroup (as runc places them).
 Result<std::string> cgroup_dir(const std::string& controller, const std::string& path,
-                               CgroupVersion& version) {
+                               CgroupVersion& version, std::string& mount) {
     BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
     version = h.version;
+    mount = h.mount;
     std::string rel = path;
     if (g.systemd_cgroup && std::count(path.begin(), path.end(), ':') == 2) {
         // slice:prefix:name, as runc's systemd driver names it: made as cgroupfs paths.
@@ -344,7 +345,12 @@ Result<std::string> cgroup_dir(const std::string& controller, const std::string&
     }
     if (rel.find("..") != std::string::npos)
         return fail(Error::message("cgroupsPath", "must not hold '..'", path));
-    return rel.starts_with("/") ? h.mount + rel : h.own_path() + "/" + rel;
+    if (rel.starts_with("/")) return h.mount + rel;
+    // Relative: below this process's cgroup; on v2 below its parent (as runc places it): a
+    // cgroup with processes, as the runtime's own is, cannot enable controllers for children.
+    std::string base = h.own_path();
+    if (h.version == CgroupVersion::V2 && h.own != "/") base = base.substr(0, base.rfind('/'));
+    return base + "/" + rel;
 }
 
 Result<void> make_dirs(const std::string& path) {
@@ -367,6 +373,30 @@ Result<void> write_control(const std::string& dir, const char* file, const std::
     return {};
 }
 
+// cgroup v2: `controller` enabled in cgroup.subtree_control of each cgroup from the hierarchy's
+// root `mount` down to `dir`'s parent, where it is not yet (as runc's fs2 manager does), so that
+// `dir` has the controller's files. A cgroup there that holds processes refuses it (EBUSY: the
+// kernel's "no internal processes" rule).
+Result<void> enable_v2_controller(const std::string& mount, const std::string& dir,
+                                  const std::string& controller) {
+    std::vector<std::string> levels{mount};
+    for (std::size_t at = mount.size() + 1; at < dir.size();) {
+        std::size_t slash = dir.find('/', at);
+        if (slash == std::string::npos) break;
+        levels.push_back(dir.substr(0, slash));
+        at = slash + 1;
+    }
+    for (const auto& level : levels) {
+        auto enabled = read_file_at(AT_FDCWD, (level + "/cgroup.subtree_control").c_str());
+        if (!enabled) return fail(std::move(enabled).error());
+        std::string words = " " + *enabled + " ";
+        std::replace(words.begin(), words.end(), '\n', ' ');
+        if (words.find(" " + controller + " ") != std::string::npos) continue;
+        BUTTER_TRY(write_control(level, "cgroup.subtree_control", "+" + controller));
+    }
+    return {};
+}
+
 // The cgroups of the config's limits, made and written; the directories made.
 Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string& id) {
     std::vector<std::string> made;
@@ -374,11 +404,13 @@ Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string
     std::string path = c.cgroups_path.empty() ? "butter-oci-" + id : c.cgroups_path;
     auto one = [&](const char* controller) -> Result<std::pair<std::string, CgroupVersion>> {
         CgroupVersion v{};
-        BUTTER_ASSIGN_OR_RETURN(std::string dir, cgroup_dir(controller, path, v));
+        std::string mount;
+        BUTTER_ASSIGN_OR_RETURN(std::string dir, cgroup_dir(controller, path, v, mount));
         if (std::find(made.begin(), made.end(), dir) == made.end()) {
             BUTTER_TRY(make_dirs(dir));
             made.push_back(dir);
         }
+        if (v == CgroupVersion::V2) BUTTER_TRY(enable_v2_controller(mount, dir, controller));
         return std::pair{dir, v};
     };
     auto result = [&]() -> Result<void> {
@@ -739,6 +771,8 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
         joined.emplace_back(fd);
         if (kind == Namespace::Pid)  // (entered for the clone: the child starts in it)
             extras.pid_ns_fd = fd;
+        else if (kind == Namespace::User)  // (entered by an intermediate: spawn.hpp)
+            extras.user_ns_fd = fd;
         else
             extras.join_ns.emplace_back(fd, static_cast<int>(Namespaces(kind).raw()));
     }

@@ -138,6 +138,9 @@ struct SandboxPlan {
     bool child_writes_maps = true;
     uid_t setup_uid = 0;  // ids the child takes as soon as the maps exist
     gid_t setup_gid = 0;
+    // An OCI container that joined a user namespace by path (spawn.hpp's user_ns_fd): its
+    // maps are that namespace's; the child takes setup_uid/gid in it before anything else.
+    bool joined_user_ns = false;
     uid_t uid = 0;  // the command's ids inside
     gid_t gid = 0;
     bool clear_groups = false;    // setgroups(0) (possible when the parent wrote the maps)

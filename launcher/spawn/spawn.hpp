@@ -132,6 +132,10 @@ struct SpawnExtras {
     // A pid namespace to start the child in (>= 0: SpawnMode::Fork only): entered for the
     // clone alone (setns, then back to this process's own).
     int pid_ns_fd = -1;
+    // A user namespace to start the child in (>= 0: SpawnMode::Fork only): an intermediate
+    // process enters it (and pid_ns_fd's), clones the child with the plan's new namespaces
+    // (owned by it) as this process's own, and exits.
+    int user_ns_fd = -1;
     // The cgroup namespace made by the child after "go" (once before_go has put it in its
     // cgroups), so that it is rooted there.
     bool late_cgroup_ns = false;

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -689,6 +690,94 @@ TEST_F(Oci, SeccompAgentGetsTheListenerAndAnswers) {
                     "to answer)"));
 }
 
+// linux.resources in the container's cgroups as the hierarchy has them (v1 on this host, pure
+// v2 in the VM lane, where the controllers are enabled down the path first): the memory, pids
+// and cpu values, and the pids limit holding inside; delete removes the cgroups.
+TEST_F(Oci, ResourcesReachTheCgroups) {
+    struct statfs fs {};
+    ASSERT_EQ(::statfs("/sys/fs/cgroup", &fs), 0);
+    bool v2 = fs.f_type == 0x63677270;  // CGROUP2_SUPER_MAGIC
+    Bundle b;
+    // (v2: a cgroup at the hierarchy's root, which may hold processes beside cgroups with
+    // controllers; the VM's guest is the test's own. v1: below this process's own cgroups.)
+    std::string name = "butter-oci-test-" + std::to_string(::getpid());
+    b.spec["linux"]["cgroupsPath"] = v2 ? "/" + name : name;
+    b.spec["linux"]["resources"] = {
+        {"memory", {{"limit", 67108864}}},
+        {"pids", {{"limit", 20}}},
+        {"cpu", {{"quota", 50000}, {"period", 100000}, {"shares", 512}}}};
+    b.script("exec sleep 1000");
+    b.save();
+    auto r = b.oci_detached({"create", "limited"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    ASSERT_EQ(b.oci_detached({"start", "limited"}).code, 0);
+    json state = json::parse(read_file(b / "state/limited/state.json"));
+    std::vector<std::string> dirs = state["cgroups"];
+    ASSERT_FALSE(dirs.empty()) << state.dump();
+    auto value = [&](const std::string& file) {
+        for (const auto& d : dirs)
+            if (::access((d + "/" + file).c_str(), F_OK) == 0) return read_file(d + "/" + file);
+        return std::string("(no " + file + ")");
+    };
+    if (v2) {
+        EXPECT_EQ(value("memory.max"), "67108864\n");
+        EXPECT_EQ(value("pids.max"), "20\n");
+        EXPECT_EQ(value("cpu.max"), "50000 100000\n");
+        EXPECT_EQ(value("cpu.weight"), "20\n");  // shares 512 on the 1..10000 scale
+    } else {
+        EXPECT_EQ(value("memory.limit_in_bytes"), "67108864\n");
+        EXPECT_EQ(value("pids.max"), "20\n");
+        EXPECT_EQ(value("cpu.cfs_quota_us"), "50000\n");
+        EXPECT_EQ(value("cpu.cfs_period_us"), "100000\n");
+        EXPECT_EQ(value("cpu.shares"), "512\n");
+    }
+    r = b.oci(
+        {"exec", "limited", "sh", "-c", "for i in $(seq 1 30); do sleep 5 & done 2>&1 | head -1"});
+    EXPECT_TRUE(has(r.out + r.err, "can't fork")) << r.out << r.err;
+    EXPECT_EQ(b.oci({"delete", "--force", "limited"}).code, 0);
+    for (const auto& d : dirs)
+        EXPECT_NE(::access(d.c_str(), F_OK), 0) << d;
+}
+
+// A pod's user namespace (as Kubernetes' user namespaces have one per pod): a second container
+// joins the first one's user and pid namespaces by path; its new namespaces are owned by that
+// user namespace, its root is that one's root, and exec reaches it there.
+TEST_F(Oci, JoinsAUserNamespace) {
+    Bundle first;
+    first.spec["linux"]["namespaces"].push_back({{"type", "user"}});
+    for (const char* key : {"uidMappings", "gidMappings"})
+        first.spec["linux"][key] = {{{"containerID", 0}, {"hostID", 100000}, {"size", 65536}}};
+    first.script("exec sleep 1000");
+    first.save();
+    ASSERT_EQ(first.oci_detached({"create", "--pid-file", first / "pid", "userpod"}).code, 0)
+        << read_file(first / "stderr");
+    ASSERT_EQ(first.oci_detached({"start", "userpod"}).code, 0);
+    pid_t infra = std::atoi(read_file(first / "pid").c_str());
+    std::string proc = "/proc/" + std::to_string(infra) + "/ns/";
+    Bundle second;
+    for (auto& n : second.spec["linux"]["namespaces"])
+        if (n["type"] == "pid") n["path"] = proc + "pid";
+    second.spec["linux"]["namespaces"].push_back({{"type", "user"}, {"path", proc + "user"}});
+    second.script(
+        "cat /proc/self/uid_map; echo uid=$(id -u); cat /proc/1/comm; readlink /proc/self/ns/user;"
+        " exec sleep 1000");
+    second.save();
+    ASSERT_EQ(second.oci_detached({"create", "member"}).code, 0) << read_file(second / "stderr");
+    ASSERT_EQ(second.oci_detached({"start", "member"}).code, 0);
+    for (int i = 0; i < 300 && !has(read_file(second / "stdout"), "user:"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::string out = read_file(second / "stdout");
+    char link[64] = {};
+    ASSERT_GT(::readlink((proc + "user").c_str(), link, sizeof link - 1), 0);
+    EXPECT_TRUE(has(out, "100000")) << out;
+    EXPECT_TRUE(has(out, "uid=0\nsleep\n" + std::string(link) + "\n")) << out;
+    auto r = second.oci({"exec", "member", "sh", "-c", "id -u; readlink /proc/self/ns/user"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "0\n" + std::string(link) + "\n") << r.err;
+    EXPECT_EQ(second.oci({"delete", "--force", "member"}).code, 0);
+    EXPECT_EQ(first.oci({"delete", "--force", "userpod"}).code, 0);
+}
+
 // A hook that runs past its timeout is killed with what it started (its process group).
 TEST_F(Oci, TimedOutHookIsKilledWithItsChildren) {
     Bundle b;
@@ -1158,6 +1247,71 @@ TEST(PodmanRootless, NobodyRunsExecsAndStops) {
     // podman's rootless pause process (it holds the user namespace) goes with the test.
     pid_t pause = std::atoi(read_file(home / "run/libpod/tmp/pause.pid").c_str());
     if (pause > 0) ::kill(pause, SIGKILL);
+}
+
+// --- containerd ---------------------------------------------------------------------------
+
+// containerd's runc shim (io.containerd.runc.v2) with butter-oci as its binary, driven by ctr:
+// a daemon of the test's own (its root, state and sockets in a temporary directory), the bundle's
+// busybox root as the container's (ctr run --rootfs), no cgroups.
+TEST(Containerd, RuncShimRunsButterOci) {
+    BUTTER_REQUIRE_ROOT();
+    REQUIRE_BUSYBOX();
+    BUTTER_REQUIRE(::access("/usr/bin/containerd", X_OK) == 0 &&
+                       ::access("/usr/bin/ctr", X_OK) == 0 &&
+                       ::access("/usr/bin/containerd-shim-runc-v2", X_OK) == 0,
+                   "CONTAINERD", "needs containerd (Debian's containerd package)");
+    TempDir d;
+    std::string runtime = d / "butter-oci";
+    ASSERT_EQ(::symlink(butter_bin(), runtime.c_str()), 0);
+    write_file(d / "config.toml",
+               "version = 2\nroot = \"" + (d / "root") + "\"\nstate = \"" + (d / "state") +
+                   "\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
+                   "[grpc]\n  address = \"" +
+                   (d / "sock") + "\"\n[ttrpc]\n  address = \"" + (d / "sock.ttrpc") + "\"\n");
+    // (The shim keeps its sockets and fifos in /run/containerd: removed after, if it was not
+    // there before.)
+    bool had_run_dir = ::access("/run/containerd", F_OK) == 0;
+    pid_t daemon = ::fork();
+    if (daemon == 0) {
+        int log = ::open((d / "log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::execl("/usr/bin/containerd", "containerd", "--config", (d / "config.toml").c_str(),
+                nullptr);
+        ::_exit(127);
+    }
+    ASSERT_GT(daemon, 0);
+    auto ctr = [&](const std::string& args) {
+        RunOptions o;
+        o.program = "/bin/sh";
+        return run_butter({"-c", "exec ctr -a '" + (d / "sock") + "' " + args}, o);
+    };
+    for (int i = 0; i < 200 && ctr("version").code != 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Bundle b;
+    const std::string run = "run --rootfs --runc-binary '" + runtime + "' --runc-root '" +
+                            (d / "runc") + "' --cgroup '' ";
+    auto r = ctr(run + "--rm '" + (b / "rootfs") + "' c1 sh -c 'echo hi from containerd; exit 3'");
+    EXPECT_EQ(r.code, 3) << r.err << read_file(d / "log");
+    EXPECT_EQ(r.out, "hi from containerd\n") << r.err;
+    r = ctr(run + "-d '" + (b / "rootfs") + "' c2 sh -c 'echo x > /tmp/m; exec sleep 1000'");
+    EXPECT_EQ(r.code, 0) << r.err;
+    r = ctr("task exec --exec-id e1 c2 sh -c 'cat /tmp/m; cat /proc/1/comm; exit 5'");
+    EXPECT_EQ(r.code, 5) << r.err;
+    EXPECT_EQ(r.out, "x\nsleep\n") << r.err;
+    EXPECT_TRUE(has(ctr("task ls").out, "RUNNING"));
+    EXPECT_EQ(ctr("task kill -s SIGKILL c2").code, 0);
+    for (int i = 0; i < 100 && !has(ctr("task ls").out, "STOPPED"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(ctr("task delete c2").code, 0);
+    EXPECT_EQ(ctr("container delete c2").code, 0);
+    r = ctr("task ls -q");
+    EXPECT_EQ(r.out, "");
+    ::kill(daemon, SIGTERM);
+    int st = 0;
+    ::waitpid(daemon, &st, 0);
+    if (!had_run_dir) (void)std::system("rm -rf /run/containerd");
 }
 
 }  // namespace
