@@ -45,6 +45,7 @@ enum class Step : std::uint32_t {
     Seccomp,
     Exec,
     Init,
+    Hooks,  // an OCI config's createContainer and startContainer hooks
 };
 const char* step_name(Step s);
 
@@ -156,7 +157,16 @@ struct ChildChannels {
     // process.terminal with a console socket: the terminal is made in the container's devpts
     // (plan.pty_ptmx) and its master sent there instead of to the supervisor.
     int console_fd = -1;
+    // The container's state (JSON) for its createContainer and startContainer hooks: a memfd
+    // the runtime fills before "go" (read from offset 0 after it).
+    int hook_state_fd = -1;
 };
+
+// An OCI config's createContainer or startContainer hooks (plan.*_container_hooks), each
+// forked here with the state from ch.hook_state_fd on its stdin, in its own process group
+// (killed with it after its timeout). Returns the first failure.
+[[nodiscard]] Result<void> run_container_hooks(const std::vector<SandboxPlan::Hook>& hooks,
+                                               const ChildChannels& ch);
 
 // Room for a pid in decimal with its NUL.
 constexpr std::size_t kPidSlot = 12;

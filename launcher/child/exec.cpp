@@ -266,6 +266,11 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         ::close(ch.start_fd);
         report_failures_on_stderr();
     }
+    // An OCI config's startContainer hooks (create's process after start, or run's): in the
+    // container, before the command.
+    if (!plan.start_container_hooks.empty())
+        if (auto r = run_container_hooks(plan.start_container_hooks, ch); !r)
+            die(ch, Step::Hooks, r.error());
     if (plan.landlock_scopes != 0 || plan.landlock_fs != 0 || plan.landlock_net != 0) {
         // Before the ids and capabilities go: with CAP_SYS_ADMIN in its user namespace the
         // child may confine itself whether or not no_new_privs is set. Without one (the

@@ -550,6 +550,13 @@ Result<Fd> attach_root(const SandboxPlan& plan, const char* staging) {
             attr.set = MountAttrs::from_raw(plan.root_attrs);
             BUTTER_TRY(mount_setattr(tree, "", true, attr));
         }
+        if (plan.no_init) {
+            // An OCI container's root over its own directory, as runc mounts it: its
+            // createContainer hooks see the runtime's file system whole (a staging /tmp would
+            // hide the host's). The tree's fd is the new root's.
+            BUTTER_TRY(move_mount(tree, "", dir, ""));
+            return tree;
+        }
         BUTTER_TRY(move_mount(tree, "", AT_FDCWD, staging));
     }
     return open(staging, O_PATH | O_DIRECTORY);
@@ -667,6 +674,13 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     }
     where.mount = -1;
     if (!plan.resolv_conf.empty()) BUTTER_TRY(place_resolv_conf(plan, root));
+
+    // An OCI config's createContainer hooks: in the container's namespaces, its mounts made,
+    // the runtime's file system still the root (their paths are the runtime's).
+    if (!plan.create_container_hooks.empty()) {
+        where.step = Step::Hooks;
+        BUTTER_TRY(run_container_hooks(plan.create_container_hooks, ch));
+    }
 
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
     // only the new root, with no directory needed for the old one.

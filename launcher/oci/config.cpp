@@ -859,11 +859,8 @@ Result<void> read_hooks(const Walk& w, const json& h, Config& c) {
     w.unknown(h, ptr,
               {"prestart", "createRuntime", "createContainer", "startContainer", "poststart",
                "poststop"});
-    for (const char* inside : {"createContainer", "startContainer"})
-        if (h.contains(inside) && !h[inside].empty())
-            return fail(w.error(ptr + "/" + inside,
-                                "hooks in the container's namespaces are not supported"));
-    for (const char* kind : {"prestart", "createRuntime", "poststart", "poststop"}) {
+    for (const char* kind : {"prestart", "createRuntime", "createContainer", "startContainer",
+                             "poststart", "poststop"}) {
         BUTTER_ASSIGN_OR_RETURN(const json* arr, member(w, h, ptr, kind, json::value_t::array));
         for (std::size_t i = 0; arr && i < arr->size(); ++i) {
             std::string hp = ptr + "/" + kind + "/" + std::to_string(i);
@@ -894,6 +891,11 @@ Result<void> read_hooks(const Walk& w, const json& h, Config& c) {
             c.hooks[kind].push_back(std::move(hook));
         }
     }
+    // The two run in the container (child.hpp's run_container_hooks).
+    for (auto [kind, out] : {std::pair{"createContainer", &c.plan.create_container_hooks},
+                             {"startContainer", &c.plan.start_container_hooks}})
+        for (auto& hook : c.hooks[kind])
+            out->push_back({hook.path, hook.args, hook.env, hook.timeout.value_or(0)});
     return {};
 }
 

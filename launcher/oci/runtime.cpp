@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -776,6 +777,13 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
         else
             extras.join_ns.emplace_back(fd, static_cast<int>(Namespaces(kind).raw()));
     }
+    Fd hook_state;  // (for the hooks run in the container: filled in before_go)
+    if (!c.plan.create_container_hooks.empty() || !c.plan.start_container_hooks.empty()) {
+        int mfd = ::memfd_create("butter-oci-state", MFD_CLOEXEC);
+        if (mfd < 0) return fail_errno("memfd_create", "the state for the container's hooks");
+        hook_state = Fd(mfd);
+        extras.hook_state_fd = mfd;
+    }
     BUTTER_ASSIGN_OR_RETURN(cgroups, make_cgroups(c, id));
     m.state.id = id;
     m.state.bundle = bundle;
@@ -798,6 +806,9 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
         s.start_time = process_start_time(pid);
         s.started = false;
         std::string text = spec_state(s).dump();
+        if (hook_state.valid() && ::pwrite(hook_state.get(), text.data(), text.size(), 0) !=
+                                      static_cast<ssize_t>(text.size()))
+            return fail_errno("pwrite", "the state for the container's hooks");
         for (const char* kind : {"prestart", "createRuntime"})
             for (const Hook& h : c.hooks[kind])
                 BUTTER_TRY(run_hook(hooks_json({h})[0], text));
@@ -1139,6 +1150,9 @@ int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
         if (w.find("/process") != std::string::npos || w.starts_with(a->values["--process"]))
             warn(w);
     if (a->flags.count("--no-new-privs")) cfg->plan.no_new_privs = true;
+    // (the container's hooks ran at its create and start, not for each exec)
+    cfg->plan.create_container_hooks.clear();
+    cfg->plan.start_container_hooks.clear();
     SandboxPlan& plan = cfg->plan;
     plan.seccomp_early = !plan.no_new_privs && !plan.seccomp.empty();
     if (cfg->terminal && a->values["--console-socket"].empty())

@@ -184,6 +184,15 @@ struct SandboxPlan {
         gid_t gid = 0;
     };
     std::vector<Device> devices;
+    // hooks.createContainer (run in the container's namespaces after its mounts, before
+    // pivot_root: the path is the runtime's) and hooks.startContainer (after start, before
+    // the command: the path is the container's), child.hpp's run_container_hooks.
+    struct Hook {
+        std::string path;
+        std::vector<std::string> args, env;
+        int timeout = 0;  // seconds; 0: none
+    };
+    std::vector<Hook> create_container_hooks, start_container_hooks;
     bool seccomp_early = false;
     // network.mode = "user" (plan/network.cpp, supervise/network.cpp): pasta connects the
     // sandbox's network namespace to the host's; butter answers its DNS at kResolver and,

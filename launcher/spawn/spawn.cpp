@@ -390,6 +390,7 @@ Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& orig
     ch.detached = extras.detached;
     ch.start_fd = extras.start_fd;
     ch.join_ns = extras.join_ns;
+    ch.hook_state_fd = extras.hook_state_fd;
     ch.console_fd = extras.console_fd;
     ch.argv = command.argv.data();
     ch.sh_argv = const_cast<char**>(command.sh_argv.data());  // the child fills in its slot

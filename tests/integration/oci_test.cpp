@@ -82,7 +82,7 @@ class Bundle {
         ::chmod((root + "/bin/busybox").c_str(), 0755);
         for (const char* applet :
              {"sh", "cat", "echo", "id", "ls", "sleep", "touch", "mkdir", "hostname", "grep", "tty",
-              "head", "true", "dd", "seq", "stat", "chmod"})
+              "head", "true", "dd", "seq", "stat", "chmod", "readlink", "false"})
             (void)::symlink("busybox", (root + "/bin/" + applet).c_str());
         write_file(root + "/etc/secret", "host-visible secret\n");
         auto r = run_butter({"oci", "spec", "--bundle", dir_.path()});
@@ -880,6 +880,50 @@ TEST_F(Oci, KillAllReachesEveryProcessAndDeleteEveryCgroup) {
     EXPECT_EQ(b.oci({"delete", "--force", "sub"}).code, 0);
     EXPECT_NE(::access(sub.c_str(), F_OK), 0);
     EXPECT_NE(::access(state["cgroups"][0].get<std::string>().c_str(), F_OK), 0);
+}
+
+// createContainer hooks run in the container's namespaces before pivot_root (their paths the
+// runtime's), startContainer hooks in the container before its process (their paths the
+// container's), each with the state on stdin; a failing one ends the start.
+TEST_F(Oci, HooksInTheContainersNamespaces) {
+    Bundle b;
+    b.spec["root"]["readonly"] = false;
+    b.spec["hooks"] = {{"createContainer",
+                        {{{"path", "/bin/sh"},
+                          {"args",
+                           {"sh", "-c",
+                            "cat > '" + (b / "cc") + "'; readlink /proc/self/ns/net > '" +
+                                (b / "cc-net") + "'"}}}}},
+                       {"startContainer",
+                        {{{"path", "/bin/sh"},
+                          {"args", {"sh", "-c", "cat > /work/sc; echo hook > /work/order"}}}}}};
+    b.script(
+        "echo command >> /work/order; readlink /proc/self/ns/net > /work/net; exec sleep 1000");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "inhooks"}).code, 0)
+        << read_file(b / "stderr");
+    json cc = json::parse(read_file(b / "cc"), nullptr, false);
+    EXPECT_EQ(cc["id"], "inhooks") << read_file(b / "cc");
+    EXPECT_EQ(cc["pid"], std::atoi(read_file(b / "pid").c_str()));
+    EXPECT_NE(::access((b / "rootfs/work/sc").c_str(), F_OK), 0);  // not started yet
+    ASSERT_EQ(b.oci_detached({"start", "inhooks"}).code, 0);
+    for (int i = 0; i < 300 && read_file(b / "rootfs/work/net").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(read_file(b / "cc-net"), read_file(b / "rootfs/work/net"));  // the container's
+    char host_net[64] = {};
+    ASSERT_GT(::readlink("/proc/self/ns/net", host_net, sizeof host_net - 1), 0);
+    EXPECT_NE(read_file(b / "cc-net"), std::string(host_net) + "\n");
+    EXPECT_EQ(read_file(b / "rootfs/work/order"), "hook\ncommand\n");
+    EXPECT_EQ(json::parse(read_file(b / "rootfs/work/sc"), nullptr, false)["id"], "inhooks");
+    EXPECT_EQ(b.oci({"delete", "--force", "inhooks"}).code, 0);
+
+    b.spec["hooks"] = {{"startContainer", {{{"path", "/bin/false"}}}}};
+    b.script("echo never");
+    b.save();
+    auto r = b.oci({"run", "failing"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_TRUE(has(r.err, "hooks: hook(\"/bin/false\"): failed (1)")) << r.err;
 }
 
 // From a second review (CVE-2024-21626's pattern): a working directory that is a magic link

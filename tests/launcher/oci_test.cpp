@@ -158,8 +158,8 @@ TEST_F(OciConfig, BadInputIsOneErrorNamingTheField) {
     expect("/linux/sysctl/../../etc/passwd: not a sysctl name");
     spec_["linux"]["uidMappings"] = {{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}};
     expect("/linux/uidMappings: mappings need a user namespace");
-    spec_["hooks"] = {{"createContainer", {{{"path", "/bin/true"}}}}};
-    expect("/hooks/createContainer: hooks in the container's namespaces are not supported");
+    spec_["hooks"] = {{"createContainer", {{{"path", "bin/true"}}}}};
+    expect("/hooks/createContainer/0/path: must be absolute");
     spec_["linux"]["resources"] = {{"memory", {{"limit", "lots"}}}};
     expect("b/config.json: /linux/resources/memory/limit: must be an integer");
     spec_["linux"]["resources"] = {{"pids", {{"limit", "many"}}}, {"devices", "all"}};
