@@ -746,17 +746,20 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
             return fail(w.error(np + "/type", "unknown namespace '" + t + "'"));
         if (!seen.insert(t).second) return fail(w.error(np + "/type", "'" + t + "' given twice"));
         if (path && !path->get<std::string>().empty()) {
-            if (kind->second == Namespace::Mount || kind->second == Namespace::Time)
-                return fail(w.error(np + "/path", "joining a " + t +
-                                                      " namespace is not supported (network, "
-                                                      "ipc, uts, pid, cgroup and user are)"));
+            if (kind->second == Namespace::Time)
+                return fail(w.error(np + "/path",
+                                    "joining a time namespace is not supported "
+                                    "(network, ipc, uts, pid, cgroup, user and "
+                                    "mount are)"));
             c.join.emplace_back(kind->second, path->get<std::string>());
             continue;
         }
         plan.namespaces = plan.namespaces | kind->second;
     }
-    if (!plan.namespaces.has(Namespace::Mount))
-        return fail(w.error(ptr + "/namespaces", "butter needs a mount namespace"));
+    if (!plan.namespaces.has(Namespace::Mount) && !c.joins(Namespace::Mount))
+        return fail(w.error(ptr + "/namespaces",
+                            "butter needs a mount namespace (the "
+                            "container's own, or one joined by path)"));
     // Without a pid namespace of its own, what the container leaves behind could not be found
     // and killed with it (delete, a cgroup-less run).
     // A pid namespace joined (a pod's shared one): its processes are found through the
@@ -790,8 +793,7 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
     BUTTER_TRY(maps("uidMappings", plan.uid_map));
     BUTTER_TRY(maps("gidMappings", plan.gid_map));
     bool userns = plan.namespaces.has(Namespace::User);
-    bool user_joined = std::any_of(c.join.begin(), c.join.end(),
-                                   [](const auto& j) { return j.first == Namespace::User; });
+    bool user_joined = c.joins(Namespace::User);
     if (user_joined && (!plan.uid_map.empty() || !plan.gid_map.empty())) {
         w.warn(ptr + "/uidMappings", "ignored (the joined user namespace's own maps apply)");
         plan.uid_map.clear();
@@ -976,6 +978,25 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
     dev.type = MountType::DevNodes;
     dev.target = "/dev";
     plan.mounts.push_back(dev);
+    if (c.joins(Namespace::Mount)) {
+        // A mount namespace joined is entered as it is: its root and mounts are the
+        // container's, and nothing of the config's file system view is set up in it (runc
+        // would pivot_root inside it, under the feet of the processes already there).
+        for (const char* key : {"mounts"})
+            if (doc.contains(key) && !doc[key].empty())
+                w.warn(std::string("/") + key, "ignored (the container joins a mount namespace)");
+        for (const char* key : {"devices", "maskedPaths", "readonlyPaths", "sysctl"})
+            if (linux_->contains(key) && !(*linux_)[key].empty())
+                w.warn(std::string("/linux/") + key,
+                       "ignored (the container joins a mount namespace)");
+        w.warn("/root", "ignored (the container joins a mount namespace: its root is that one's)");
+        plan.mounts.clear();
+        plan.devices.clear();
+        plan.masked_paths.clear();
+        plan.readonly_paths.clear();
+        plan.sysctls.clear();
+        plan.root_dir.clear();
+    }
     BUTTER_ASSIGN_OR_RETURN(const json* hooks, member(w, doc, "", "hooks", json::value_t::object));
     if (hooks) BUTTER_TRY(read_hooks(w, *hooks, c));
     BUTTER_ASSIGN_OR_RETURN(const json* notes,
@@ -987,8 +1008,7 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
     // Ids: the parent writes root's maps (any range), the child an unprivileged user's (its
     // own ids alone); the child takes container root (or the config's user) once they exist.
     bool userns = plan.namespaces.has(Namespace::User);
-    plan.joined_user_ns = std::any_of(c.join.begin(), c.join.end(),
-                                      [](const auto& j) { return j.first == Namespace::User; });
+    plan.joined_user_ns = c.joins(Namespace::User);
     plan.child_writes_maps = !plan.privileged;
     // (Root of a user namespace whose setgroups is denied, as rootless podman runs its runtime
     // with a single id mapped: the groups cannot change, and there are none to drop.)

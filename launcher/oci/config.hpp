@@ -47,11 +47,12 @@ struct Config {
     std::map<std::string, std::string> annotations;
     // linux.namespaces with a path: joined (setns) instead of made.
     std::vector<std::pair<Namespace, std::string>> join;
-    bool pid_ns_joined() const {
+    bool joins(Namespace kind) const {
         for (const auto& j : join)
-            if (j.first == Namespace::Pid) return true;
+            if (j.first == kind) return true;
         return false;
     }
+    bool pid_ns_joined() const { return joins(Namespace::Pid); }
     std::vector<std::string> warnings;  // "config.json: /process/apparmorProfile: ignored ..."
     // The file as read: create keeps it in the container's state directory, and exec reads
     // that copy (what the bundle holds later, the container's own writes included, changes

@@ -778,6 +778,39 @@ TEST_F(Oci, JoinsAUserNamespace) {
     EXPECT_EQ(first.oci({"delete", "--force", "userpod"}).code, 0);
 }
 
+// A mount namespace joined by path is entered as it is: the second container sees the first
+// one's root and its tmpfs; the config's own file system view is ignored with a warning.
+TEST_F(Oci, JoinsAMountNamespaceAsItIs) {
+    Bundle first;
+    first.spec["mounts"].push_back(
+        {{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"}});
+    first.script("echo first > /tmp/mark; exec sleep 1000");
+    first.save();
+    ASSERT_EQ(first.oci_detached({"create", "--pid-file", first / "pid", "owner"}).code, 0);
+    ASSERT_EQ(first.oci_detached({"start", "owner"}).code, 0);
+    pid_t infra = std::atoi(read_file(first / "pid").c_str());
+    std::string proc = "/proc/" + std::to_string(infra) + "/ns/";
+    for (int i = 0;
+         i < 300 &&
+         ::access(("/proc/" + std::to_string(infra) + "/root/tmp/mark").c_str(), F_OK) != 0;
+         ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    Bundle second;
+    // (its pid namespace too: the /proc there is the first one's pid namespace's)
+    for (auto& n : second.spec["linux"]["namespaces"])
+        if (n["type"] == "mount" || n["type"] == "pid")
+            n["path"] = proc + (n["type"] == "mount" ? "mnt" : "pid");
+    second.script("cat /tmp/mark; readlink /proc/self/ns/mnt");
+    second.save();
+    auto r = second.oci({"run", "sharer"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    char link[64] = {};
+    ASSERT_GT(::readlink((proc + "mnt").c_str(), link, sizeof link - 1), 0);
+    EXPECT_EQ(r.out, "first\n" + std::string(link) + "\n") << r.err;
+    EXPECT_TRUE(has(r.err, "/mounts: ignored (the container joins a mount namespace)")) << r.err;
+    EXPECT_EQ(first.oci({"delete", "--force", "owner"}).code, 0);
+}
+
 // A hook that runs past its timeout is killed with what it started (its process group).
 TEST_F(Oci, TimedOutHookIsKilledWithItsChildren) {
     Bundle b;
