@@ -746,11 +746,6 @@ Result<void> read_linux(const Walk& w, const json& l, Config& c) {
             return fail(w.error(np + "/type", "unknown namespace '" + t + "'"));
         if (!seen.insert(t).second) return fail(w.error(np + "/type", "'" + t + "' given twice"));
         if (path && !path->get<std::string>().empty()) {
-            if (kind->second == Namespace::Time)
-                return fail(w.error(np + "/path",
-                                    "joining a time namespace is not supported "
-                                    "(network, ipc, uts, pid, cgroup, user and "
-                                    "mount are)"));
             c.join.emplace_back(kind->second, path->get<std::string>());
             continue;
         }

@@ -774,6 +774,8 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
             extras.pid_ns_fd = fd;
         else if (kind == Namespace::User)  // (entered by an intermediate: spawn.hpp)
             extras.user_ns_fd = fd;
+        else if (kind == Namespace::Time)
+            extras.time_ns_fd = fd;
         else
             extras.join_ns.emplace_back(fd, static_cast<int>(Namespaces(kind).raw()));
     }

@@ -427,10 +427,11 @@ Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& orig
 // The library's clone: glibc's fork makes a single-threaded copy of the caller (malloc's locks
 // held across it, as the child will allocate), which clones the sandbox as the caller's own
 // child (CLONE_PARENT) and sends back its pid and pidfd. Returns in the caller only.
-// With `user_ns_fd` (and `pid_ns_fd`), the intermediate enters those namespaces first (an OCI
-// container that joins them): the child's new namespaces are the joined user namespace's.
+// With `user_ns_fd`, `pid_ns_fd` or `time_ns_fd`, the intermediate enters those namespaces
+// first (an OCI container that joins them): the child's new namespaces are the joined user
+// namespace's, and it starts in the joined pid and time namespaces.
 Result<void> clone_from_intermediate(Spawning& sp, const SandboxPlan& plan, Sandbox& s,
-                                     int user_ns_fd = -1, int pid_ns_fd = -1) {
+                                     int user_ns_fd = -1, int pid_ns_fd = -1, int time_ns_fd = -1) {
     BUTTER_ASSIGN_OR_RETURN(SocketPair back, SocketPair::create(SOCK_SEQPACKET));
     pid_t mid = ::fork();
     if (mid < 0) return fail_errno("fork", "the process that clones the sandbox");
@@ -439,6 +440,7 @@ Result<void> clone_from_intermediate(Spawning& sp, const SandboxPlan& plan, Sand
         int joined = 0;
         if (user_ns_fd >= 0 && ::setns(user_ns_fd, CLONE_NEWUSER) < 0) joined = errno;
         if (!joined && pid_ns_fd >= 0 && ::setns(pid_ns_fd, CLONE_NEWPID) < 0) joined = errno;
+        if (!joined && time_ns_fd >= 0 && ::setns(time_ns_fd, CLONE_NEWTIME) < 0) joined = errno;
         CloneArgs args;
         args.flags = sp.clone_ns.raw() | CLONE_PARENT;
         args.exit_signal = 0;  // (clone3 wants none with CLONE_PARENT: it gets this one's)
@@ -472,8 +474,8 @@ Result<void> clone_from_intermediate(Spawning& sp, const SandboxPlan& plan, Sand
         std::memcpy(&pid, got->data.data(), sizeof pid);
         std::memcpy(&err, got->data.data() + sizeof pid, sizeof err);
     }
-    if (err != 0 && user_ns_fd >= 0)
-        return fail(Error("setns or clone3", err, "a joined user namespace and the new ones"));
+    if (err != 0 && (user_ns_fd >= 0 || time_ns_fd >= 0))
+        return fail(Error("setns or clone3", err, "the joined namespaces and the new ones"));
     if (err != 0 || got->fds.empty())
         return fail(
             namespace_refused(Error("clone3", err ? err : EIO, "CLONE_PARENT and the namespaces")));
@@ -509,8 +511,9 @@ Result<void> clone_child(Spawning& sp, const SandboxPlan& plan, const SpawnExtra
         return {};
     }
     if (extras.mode == SpawnMode::Library) return clone_from_intermediate(sp, plan, s);
-    if (extras.user_ns_fd >= 0)
-        return clone_from_intermediate(sp, plan, s, extras.user_ns_fd, extras.pid_ns_fd);
+    if (extras.user_ns_fd >= 0 || extras.time_ns_fd >= 0)
+        return clone_from_intermediate(sp, plan, s, extras.user_ns_fd, extras.pid_ns_fd,
+                                       extras.time_ns_fd);
     Fd own_pid_ns;
     if (extras.pid_ns_fd >= 0) {
         BUTTER_ASSIGN_OR_RETURN(own_pid_ns, open("/proc/self/ns/pid", O_RDONLY));

@@ -136,6 +136,7 @@ struct SpawnExtras {
     // process enters it (and pid_ns_fd's), clones the child with the plan's new namespaces
     // (owned by it) as this process's own, and exits.
     int user_ns_fd = -1;
+    int time_ns_fd = -1;  // (the same, for a time namespace: the intermediate enters it)
     // The state for the in-container hooks (ChildChannels::hook_state_fd).
     int hook_state_fd = -1;
     // The cgroup namespace made by the child after "go" (once before_go has put it in its

@@ -528,11 +528,12 @@ void wait_until_gone(pid_t pid) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
-// A pod's shared namespaces: a second container joins the first one's pid and cgroup namespaces
-// by path. It sees the first one's processes; its own are those of its cgroup, so kill --all,
-// ps and delete of it leave the first container alone.
+// A pod's shared namespaces: a second container joins the first one's pid, cgroup and time
+// namespaces by path. It sees the first one's processes; its own are those of its cgroup, so kill
+// --all, ps and delete of it leave the first container alone.
 TEST_F(Oci, JoinsAPidAndACgroupNamespace) {
     Bundle first;
+    first.spec["linux"]["namespaces"].push_back({{"type", "time"}});
     first.script("exec sleep 1000");
     first.save();
     ASSERT_EQ(first.oci_detached({"create", "--pid-file", first / "pid", "infra"}).code, 0);
@@ -544,9 +545,10 @@ TEST_F(Oci, JoinsAPidAndACgroupNamespace) {
     for (auto& n : second.spec["linux"]["namespaces"])
         if (n["type"] == "pid" || n["type"] == "cgroup")
             n["path"] = proc + n["type"].get<std::string>();
+    second.spec["linux"]["namespaces"].push_back({{"type", "time"}, {"path", proc + "time"}});
     second.script(
         "echo comm1=$(cat /proc/1/comm); echo cgns=$(readlink /proc/self/ns/cgroup);"
-        " sleep 1000 & echo started; wait");
+        " echo timens=$(readlink /proc/self/ns/time); sleep 1000 & echo started; wait");
     second.save();
     ASSERT_EQ(second.oci_detached({"create", "--pid-file", second / "pid", "member"}).code, 0)
         << read_file(second / "stderr");
@@ -558,6 +560,9 @@ TEST_F(Oci, JoinsAPidAndACgroupNamespace) {
     char link[64] = {};
     ASSERT_GT(::readlink((proc + "cgroup").c_str(), link, sizeof link - 1), 0);
     EXPECT_TRUE(has(out, std::string("cgns=") + link + "\n")) << out;
+    char time_link[64] = {};
+    ASSERT_GT(::readlink((proc + "time").c_str(), time_link, sizeof time_link - 1), 0);
+    EXPECT_TRUE(has(out, std::string("timens=") + time_link + "\n")) << out;
     auto ps = json::parse(second.oci({"ps", "--format", "json", "member"}).out);
     EXPECT_EQ(ps.size(), 2u) << ps.dump();  // sh and its sleep, not the first container's
     for (const auto& p : ps)

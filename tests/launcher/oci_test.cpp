@@ -137,8 +137,9 @@ TEST_F(OciConfig, BadInputIsOneErrorNamingTheField) {
     expect("/linux/namespaces/6/type: unknown namespace 'bogus'");
     spec_["linux"]["namespaces"].push_back({{"type", "pid"}});
     expect("/linux/namespaces/6/type: 'pid' given twice");
-    spec_["linux"]["namespaces"][0] = {{"type", "time"}, {"path", "/proc/1/ns/time"}};
-    expect("/linux/namespaces/0/path: joining a time namespace is not supported");
+    spec_["linux"]["namespaces"][0] = {{"type", "pid"}, {"path", "/proc/1/ns/pid"}};
+    spec_["linux"]["namespaces"][1] = {{"type", "pid"}, {"path", "/proc/1/ns/pid"}};
+    expect("/linux/namespaces/1/type: 'pid' given twice");
     spec_["root"]["path"] = "missing";
     expect("/root/path: ");
     spec_["mounts"].push_back({{"destination", "/x"}, {"type", "nfs"}});
