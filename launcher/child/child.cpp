@@ -85,6 +85,51 @@ const char* step_name(Step s) {
     return "setup";
 }
 
+Result<void> run_hook(const SandboxPlan::Hook& h, const std::string& state) {
+    std::vector<std::string> args = h.args.empty() ? std::vector<std::string>{h.path} : h.args;
+    std::vector<std::string> env = h.env;
+    std::vector<char*> argv, envp;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env)
+        envp.push_back(e.data());
+    envp.push_back(nullptr);
+    BUTTER_ASSIGN_OR_RETURN(Pipe in, Pipe::create());
+    pid_t pid = ::fork();
+    if (pid < 0) return fail_errno("fork", "hook " + h.path);
+    if (pid == 0) {
+        ::setpgid(0, 0);             // its own group: a timeout kills what it started too
+        ::signal(SIGPIPE, SIG_DFL);  // (the runtime ignores it)
+        if (::dup2(in.read.get(), 0) < 0) ::_exit(126);
+        ::execve(h.path.c_str(), argv.data(), envp.data());
+        ::_exit(127);
+    }
+    in.read.reset();
+    [[maybe_unused]] ssize_t n = ::write(in.write.get(), state.data(), state.size());
+    in.write.reset();
+    int status = 0;
+    for (int waited = 0;; ++waited) {
+        pid_t r = ::waitpid(pid, &status, h.timeout > 0 ? WNOHANG : 0);
+        if (r == pid) break;
+        if (r < 0 && errno != EINTR) return fail_errno("waitpid", "hook " + h.path);
+        if (h.timeout > 0 && waited >= h.timeout * 100) {
+            ::kill(-pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return fail(Error::message("hook", "timed out", h.path));
+        }
+        if (h.timeout > 0) ::usleep(10000);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail(Error::message(
+            "hook",
+            "failed (" +
+                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
+                ")",
+            h.path));
+    return {};
+}
+
 Result<void> run_container_hooks(const std::vector<SandboxPlan::Hook>& hooks,
                                  const ChildChannels& ch) {
     std::string state;
@@ -96,50 +141,8 @@ Result<void> run_container_hooks(const std::vector<SandboxPlan::Hook>& hooks,
         state.append(buf, static_cast<std::size_t>(n));
         at += n;
     }
-    for (const auto& h : hooks) {
-        std::vector<std::string> args = h.args.empty() ? std::vector<std::string>{h.path} : h.args;
-        std::vector<char*> argv, envp;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        std::vector<std::string> env = h.env;
-        for (auto& e : env)
-            envp.push_back(e.data());
-        envp.push_back(nullptr);
-        BUTTER_ASSIGN_OR_RETURN(Pipe in, Pipe::create());
-        pid_t pid = ::fork();
-        if (pid < 0) return fail_errno("fork", "hook " + h.path);
-        if (pid == 0) {
-            ::setpgid(0, 0);
-            ::signal(SIGPIPE, SIG_DFL);
-            if (::dup2(in.read.get(), 0) < 0) ::_exit(126);
-            ::execve(h.path.c_str(), argv.data(), envp.data());
-            ::_exit(127);
-        }
-        in.read.reset();
-        [[maybe_unused]] ssize_t n = ::write(in.write.get(), state.data(), state.size());
-        in.write.reset();
-        int status = 0;
-        for (int waited = 0;; ++waited) {
-            pid_t r = ::waitpid(pid, &status, h.timeout > 0 ? WNOHANG : 0);
-            if (r == pid) break;
-            if (r < 0 && errno != EINTR) return fail_errno("waitpid", "hook " + h.path);
-            if (h.timeout > 0 && waited >= h.timeout * 100) {
-                ::kill(-pid, SIGKILL);
-                ::waitpid(pid, &status, 0);
-                return fail(Error::message("hook", "timed out", h.path));
-            }
-            if (h.timeout > 0) ::usleep(10000);
-        }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            return fail(
-                Error::message("hook",
-                               "failed (" +
-                                   std::to_string(WIFEXITED(status) ? WEXITSTATUS(status)
-                                                                    : 128 + WTERMSIG(status)) +
-                                   ")",
-                               h.path));
-    }
+    for (const auto& h : hooks)
+        BUTTER_TRY(run_hook(h, state));
     return {};
 }
 

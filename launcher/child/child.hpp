@@ -162,9 +162,11 @@ struct ChildChannels {
     int hook_state_fd = -1;
 };
 
-// An OCI config's createContainer or startContainer hooks (plan.*_container_hooks), each
-// forked here with the state from ch.hook_state_fd on its stdin, in its own process group
-// (killed with it after its timeout). Returns the first failure.
+// An OCI config's hook: forked with `state` (JSON) on its stdin, in its own process group
+// (killed with it after its timeout); an error unless it exits 0.
+[[nodiscard]] Result<void> run_hook(const SandboxPlan::Hook& hook, const std::string& state);
+// The createContainer or startContainer hooks (plan.*_container_hooks), each with the state
+// from ch.hook_state_fd. Returns the first failure.
 [[nodiscard]] Result<void> run_container_hooks(const std::vector<SandboxPlan::Hook>& hooks,
                                                const ChildChannels& ch);
 

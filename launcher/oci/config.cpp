@@ -892,7 +892,7 @@ Result<void> read_hooks(const Walk& w, const json& h, Config& c) {
     for (auto [kind, out] : {std::pair{"createContainer", &c.plan.create_container_hooks},
                              {"startContainer", &c.plan.start_container_hooks}})
         for (auto& hook : c.hooks[kind])
-            out->push_back({hook.path, hook.args, hook.env, hook.timeout.value_or(0)});
+            out->push_back(hook);
     return {};
 }
 

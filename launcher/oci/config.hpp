@@ -22,12 +22,8 @@
 
 namespace butter::launcher::oci {
 
-// hooks.prestart, ...: a program run by the runtime with the container's state on stdin.
-struct Hook {
-    std::string path;
-    std::vector<std::string> args, env;
-    std::optional<int> timeout;  // seconds
-};
+// hooks.prestart, ...: a program run with the container's state on stdin.
+using Hook = SandboxPlan::Hook;
 
 struct Config {
     std::string oci_version;

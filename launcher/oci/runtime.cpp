@@ -261,60 +261,21 @@ json spec_state(const State& s) {
                 {"created", s.created},  {"annotations", s.annotations}};
 }
 
-// A hook: the program with the state on stdin, killed after its timeout.
-Result<void> run_hook(const json& hook, const std::string& state) {
-    std::string path = hook.value("path", "");
-    std::vector<std::string> args = hook.value("args", std::vector<std::string>{});
-    std::vector<std::string> env = hook.value("env", std::vector<std::string>{});
-    if (args.empty()) args.push_back(path);
-    int timeout = hook.value("timeout", 0);
-    BUTTER_ASSIGN_OR_RETURN(Pipe in, Pipe::create());
-    std::vector<char*> argv, envp;
-    for (auto& a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env)
-        envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) return fail_errno("fork", "hook " + path);
-    if (pid == 0) {
-        ::signal(SIGPIPE, SIG_DFL);  // (ignored by the runtime: below)
-        ::setpgid(0, 0);             // its own group: a timeout kills what it started too
-        ::dup2(in.read.get(), 0);
-        ::execve(path.c_str(), argv.data(), envp.data());
-        ::_exit(127);
-    }
-    in.read.reset();
-    [[maybe_unused]] ssize_t n = ::write(in.write.get(), state.data(), state.size());
-    in.write.reset();
-    int status = 0;
-    for (int waited = 0;; ++waited) {
-        pid_t r = ::waitpid(pid, &status, timeout > 0 ? WNOHANG : 0);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) return fail_errno("waitpid", "hook " + path);
-        if (timeout > 0 && waited >= timeout * 100) {
-            ::kill(-pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            return fail(Error::message("hook", "timed out", path));
-        }
-        if (timeout > 0) ::usleep(10000);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return fail(Error::message(
-            "hook",
-            "failed (" +
-                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
-                ")",
-            path));
-    return {};
+// A hook of state.json's (its JSON as hooks_json wrote it).
+Hook hook_of(const json& j) {
+    Hook h;
+    h.path = j.value("path", "");
+    h.args = j.value("args", std::vector<std::string>{});
+    h.env = j.value("env", std::vector<std::string>{});
+    h.timeout = j.value("timeout", 0);
+    return h;
 }
 
 Result<void> run_hooks(const json& hooks, const char* kind, const State& s) {
     if (!hooks.contains(kind)) return {};
     std::string state = spec_state(s).dump();
     for (const json& h : hooks[kind])
-        BUTTER_TRY(run_hook(h, state));
+        BUTTER_TRY(run_hook(hook_of(h), state));
     return {};
 }
 
@@ -322,7 +283,7 @@ json hooks_json(const std::vector<Hook>& hooks) {
     json arr = json::array();
     for (const Hook& h : hooks) {
         json j{{"path", h.path}, {"args", h.args}, {"env", h.env}};
-        if (h.timeout) j["timeout"] = *h.timeout;
+        if (h.timeout > 0) j["timeout"] = h.timeout;
         arr.push_back(j);
     }
     return arr;
@@ -813,7 +774,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
             return fail_errno("pwrite", "the state for the container's hooks");
         for (const char* kind : {"prestart", "createRuntime"})
             for (const Hook& h : c.hooks[kind])
-                BUTTER_TRY(run_hook(hooks_json({h})[0], text));
+                BUTTER_TRY(run_hook(h, text));
         return {};
     };
     // The container's first process gets no descriptor of a host directory: through
