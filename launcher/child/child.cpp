@@ -307,6 +307,11 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
 
     Step step = Step::IdMaps;
     if (auto r = setup_ids(plan, ch, step); !r) die(ch, step, r.error());
+    // An OCI container's first process is not dumpable from here (its id maps written: its
+    // /proc/self is root's then) until its exec, as runc's init: a process of a pod's shared
+    // pid namespace could otherwise ptrace it while it waits for start.
+    if (plan.no_init)
+        if (auto r = set_dumpable(false); !r) die(ch, Step::Namespaces, r.error());
     if (!rearm_parent_death(ch)) ::_exit(125);
     clock.mark(Step::IdMaps);
 

@@ -236,33 +236,31 @@ Result<void> bind_host_cgroups(const Fd& at) {
     return move_mount(tree, "", at, "");
 }
 
-// One of linux.devices: made with mknod (its mode and owner as given), or in a user namespace,
-// where no node can be made, the host's node of that path (`host`, checked at take_sources to
-// be of the device's kind and numbers) bound in its place. Either is a read-only bind without
-// nodev at the path, so that it can be opened where every other mount is nodev, but not
-// chmod'ed or chown'ed through (a host node of its root's).
-Result<void> make_device(const SandboxPlan::Device& d, const Fd& root, Fd& host) {
-    auto slash = d.path.rfind('/');
-    std::string dir = slash == 0 ? "/" : d.path.substr(0, slash);
-    std::string name = d.path.substr(slash + 1);
-    BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, dir.c_str()));
-    // An O_PATH fd of the directory: the *at calls below take it as their base.
+// One of linux.devices. The node is made where nothing but this process can reach it: on a
+// tmpfs of its own, never attached (mknod, its mode and owner set there), or in a user
+// namespace, where no node can be made, it is the host's node at that path (`host`, checked at
+// take_sources to be of the device's kind and numbers). A read-only bind of it without nodev
+// then goes onto a file made at the path (make_file_in_root: no symlink followed; a file there
+// already is the mount point): no call goes by name into a directory that a container may
+// write meanwhile (a shared volume, an image's /dev), so the node is usable where every other
+// mount is nodev, and never chmod'ed or chown'ed through.
+Result<void> make_device(const SandboxPlan::Device& d, const Fd& root, Fd& host, bool userns) {
+    BUTTER_ASSIGN_OR_RETURN(FsContext fs, FsContext::open("tmpfs"));
+    BUTTER_TRY(fs.set("size", "4k"));
+    BUTTER_TRY(fs.set("mode", "0700"));
+    BUTTER_TRY(fs.create());
+    BUTTER_ASSIGN_OR_RETURN(Fd own, fs.mount(MountAttr::NoSuid | MountAttr::NoExec));
     Fd tree;
-    if (::mknodat(at.get(), name.c_str(), d.type | (d.mode & 07777), makedev(d.major, d.minor)) ==
-        0) {
-        // (made just now in the container's own file system: no one else can swap it)
-        if (::fchownat(at.get(), name.c_str(), d.uid, d.gid, AT_SYMLINK_NOFOLLOW) < 0)
+    if (::mknodat(own.get(), "node", d.type | (d.mode & 07777), makedev(d.major, d.minor)) == 0) {
+        if (::fchownat(own.get(), "node", d.uid, d.gid, AT_SYMLINK_NOFOLLOW) < 0)
             return fail_errno("fchownat", d.path);
-        if (::fchmodat(at.get(), name.c_str(), d.mode & 07777, 0) < 0)  // (without the umask)
+        if (::fchmodat(own.get(), "node", d.mode & 07777, 0) < 0)  // (without the umask)
             return fail_errno("fchmodat", d.path);
-        if (d.type == S_IFIFO) return {};
         BUTTER_ASSIGN_OR_RETURN(
-            tree, open_tree(at, name.c_str(), OpenTreeFlag::Clone | OpenTreeFlag::NoFollow));
-    } else if (errno == EPERM && host.valid()) {
-        if (::mknodat(at.get(), name.c_str(), S_IFREG | 0600, 0) < 0)
-            return fail_errno("mknodat", d.path + " (the mount point of the host's node)");
+            tree, open_tree(own, "node", OpenTreeFlag::Clone | OpenTreeFlag::NoFollow));
+    } else if (errno == EPERM && userns && host.valid()) {
         tree = std::move(host);
-    } else if (errno == EPERM) {
+    } else if (errno == EPERM && userns) {
         return fail(Error("mknodat", EPERM,
                           d.path + " (in a user namespace, only a node the host has at that path "
                                    "can be bound)"));
@@ -273,7 +271,8 @@ Result<void> make_device(const SandboxPlan::Device& d, const Fd& root, Fd& host)
     attr.set = MountAttr::ReadOnly | MountAttr::NoSuid | MountAttr::NoExec;
     attr.clear = MountAttr::NoDev;
     BUTTER_TRY(mount_setattr(tree, "", false, attr));
-    return move_mount(tree, "", at, name.c_str());
+    BUTTER_ASSIGN_OR_RETURN(Fd at, make_file_in_root(root, d.path.c_str(), 0600));
+    return move_mount(tree, "", at, "");
 }
 
 // An OCI container's /dev (a tmpfs of its config's): the host's device nodes and the links an
@@ -282,7 +281,7 @@ Result<void> make_device(const SandboxPlan::Device& d, const Fd& root, Fd& host)
 Result<void> populate_oci_dev(const MountStep& m, const Fd& root,
                               const std::array<Fd, kDevNodes.size()>& nodes,
                               const std::vector<SandboxPlan::Device>& devices,
-                              std::vector<Fd>& host_devices) {
+                              std::vector<Fd>& host_devices, bool userns) {
     BUTTER_ASSIGN_OR_RETURN(Fd dev, make_dirs_in_root(root, m.target.c_str()));
     BUTTER_ASSIGN_OR_RETURN(dev, open_in_root(dev, ".", O_PATH | O_DIRECTORY, true));
     // Read-only binds: the nodes are the host's own files, which a container's root (without a
@@ -309,12 +308,19 @@ Result<void> populate_oci_dev(const MountStep& m, const Fd& root,
     }
     for (std::size_t i = 0; i < devices.size(); ++i) {
         // A default node listed again (an engine's --privileged lists every host device) is
-        // the one there already.
+        // the one there already, if it is the same device.
+        const SandboxPlan::Device& d = devices[i];
         bool is_default = false;
-        for (std::size_t k = 0; k < kDevNodes.size(); ++k)
-            is_default |=
-                nodes[k].valid() && devices[i].path == std::string("/dev/") + kDevNodes[k];
-        if (!is_default) BUTTER_TRY(make_device(devices[i], root, host_devices[i]));
+        for (std::size_t k = 0; k < kDevNodes.size(); ++k) {
+            if (!nodes[k].valid() || d.path != std::string("/dev/") + kDevNodes[k]) continue;
+            struct stat st {};
+            if (::fstat(nodes[k].get(), &st) < 0) return fail_errno("fstat", d.path);
+            if ((st.st_mode & S_IFMT) != d.type || st.st_rdev != makedev(d.major, d.minor))
+                return fail(
+                    Error::message("linux.devices", "not the default device at its path", d.path));
+            is_default = true;
+        }
+        if (!is_default) BUTTER_TRY(make_device(d, root, host_devices[i], userns));
     }
     return {};
 }
@@ -611,7 +617,8 @@ Result<void> mount_one(const SandboxPlan& plan, std::size_t i, const Fd& root, S
         case MountType::Dev:
             return build_dev(m, root.get(), src.dev_nodes);
         case MountType::DevNodes:
-            return populate_oci_dev(m, root, src.dev_nodes, plan.devices, src.devices);
+            return populate_oci_dev(m, root, src.dev_nodes, plan.devices, src.devices,
+                                    plan.namespaces.has(Namespace::User) || plan.joined_user_ns);
         case MountType::Kernel: {
             BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, m.target.c_str()));
             auto made = mount_at(at.get(), m.source.empty() ? m.fstype.c_str() : m.source.c_str(),

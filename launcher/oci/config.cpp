@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -464,6 +465,8 @@ Result<void> read_seccomp(const Walk& w, const json& s, Config& c) {
     if (metadata) c.seccomp_agent_metadata = metadata->get<std::string>();
     if (!c.seccomp_agent.empty() && c.seccomp_agent[0] != '/')
         return fail(w.error(ptr + "/listenerPath", "must be an absolute path"));
+    if (c.seccomp_agent.size() >= sizeof(sockaddr_un::sun_path))
+        return fail(w.error(ptr + "/listenerPath", "too long for a unix socket's path"));
     if (s.contains("flags") && s["flags"].is_array() && !s["flags"].empty())
         w.warn(ptr + "/flags", "ignored (butter loads the filter with its own flags)");
     BUTTER_ASSIGN_OR_RETURN(const json* def,
@@ -592,8 +595,14 @@ Result<void> read_resources(const Walk& w, const json& r, Config& c) {
         // No device cgroup: the nodes a container can open are the default ones and
         // linux.devices' (every other mount is nodev), whatever this list allows.
         // (One warning for the list: engines allow a dozen default devices this way.)
+        for (std::size_t i = 0; i < it->size(); ++i) {
+            const json& e = (*it)[i];
+            if (!e.is_object() || (e.contains("allow") && !e["allow"].is_boolean()))
+                return fail(w.error(ptr + "/devices/" + std::to_string(i),
+                                    "must be an object whose allow is true or false"));
+        }
         for (std::size_t i = 0; i < it->size(); ++i)
-            if ((*it)[i].is_object() && (*it)[i].value("allow", false)) {
+            if ((*it)[i].value("allow", false)) {
                 w.warn(ptr + "/devices/" + std::to_string(i),
                        "ignored, and the entries after it: no device cgroup (the container can "
                        "open the default devices and linux.devices' only)");
@@ -680,8 +689,10 @@ Result<void> read_devices(const Walk& w, const json& l, Config& c) {
                 if (dev.type == S_IFIFO) continue;
                 return fail(w.error(dp + "/" + key, "missing"));
             }
+            // (the kernel's device numbers: a 12-bit major, a 20-bit minor)
+            std::int64_t hi = std::strcmp(key, "major") == 0 ? 4095 : 1048575;
             BUTTER_ASSIGN_OR_RETURN(std::int64_t n, integer(w, d[key], dp + "/" + key, 0,
-                                                            dev.type == S_IFIFO ? 0 : 4294967295));
+                                                            dev.type == S_IFIFO ? 0 : hi));
             *out = static_cast<unsigned>(n);
         }
         if (d.contains("fileMode")) {
@@ -900,7 +911,8 @@ Result<void> read_hooks(const Walk& w, const json& h, Config& c) {
 
 namespace {
 
-Result<Config> parse(std::string_view text, const std::string& bundle, const std::string& origin) {
+Result<Config> parse(std::string_view text, const std::string& bundle, const std::string& origin,
+                     bool for_exec) {
     Config c;
     c.bundle = bundle;
     Walk w{origin, &c.warnings};
@@ -944,6 +956,9 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
                             member(w, *root, "/root", "path", json::value_t::string, true));
     std::string rp = root_path->get<std::string>();
     if (!rp.starts_with("/")) rp = bundle + "/" + rp;
+    // (exec: the container's file system is made; its host paths are not looked up again,
+    // where the container may have moved what a bind source named)
+    if (for_exec) rp = "/";
     auto host_root = resolve_host_path(rp, Symlinks::Follow);
     if (!host_root) return fail(w.error("/root/path", host_root.error().what()));
     if (!S_ISDIR(host_root->st.st_mode)) return fail(w.error("/root/path", "not a directory"));
@@ -967,7 +982,7 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
         !plan.namespaces.has(Namespace::Uts))
         return fail(w.error("/hostname", "setting it needs a uts namespace of the container's"));
     BUTTER_ASSIGN_OR_RETURN(const json* mounts, member(w, doc, "", "mounts", json::value_t::array));
-    if (mounts) BUTTER_TRY(read_mounts(w, *mounts, c));
+    if (mounts && !for_exec) BUTTER_TRY(read_mounts(w, *mounts, c));
     // runtime-spec's default devices and links in /dev, after what the config mounted there.
     MountStep dev;
     dev.type = MountType::DevNodes;
@@ -1028,9 +1043,9 @@ Result<Config> parse(std::string_view text, const std::string& bundle, const std
 }  // namespace
 
 Result<Config> parse_config(std::string_view text, const std::string& bundle,
-                            const std::string& origin) {
+                            const std::string& origin, bool for_exec) {
     try {
-        return parse(text, bundle, origin);
+        return parse(text, bundle, origin, for_exec);
     } catch (const json::exception& e) {
         // A value of the wrong kind where a field is read without member()'s check.
         return fail(Error::message("config.json", origin + ": " + e.what()));

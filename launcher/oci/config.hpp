@@ -57,9 +57,10 @@ struct Config {
 };
 
 // `origin` names the file in errors ("/b/config.json: /process/args: ..."); the bundle's
-// relative paths (root.path) are taken from `bundle`.
+// relative paths (root.path) are taken from `bundle`. `for_exec`: for a process joining the
+// container, whose file system exists: the root and the mounts' host paths are not resolved.
 [[nodiscard]] Result<Config> parse_config(std::string_view json, const std::string& bundle,
-                                          const std::string& origin);
+                                          const std::string& origin, bool for_exec = false);
 // `butter oci exec`'s process (a config's "process" object alone) in place of the config's.
 [[nodiscard]] Result<void> apply_process(std::string_view json, const std::string& origin,
                                          Config& c);

@@ -220,17 +220,21 @@ Result<Container> open_container(const std::string& id) {
     if (j.is_discarded() || !j.is_object())
         return fail(Error::message("container", "state.json is damaged", id));
     State& s = c.state;
-    s.id = j.value("id", id);
-    s.bundle = j.value("bundle", "");
-    s.created = j.value("created", "");
-    s.pid = j.value("pid", 0);
-    s.start_time = j.value("startTime", std::uint64_t{0});
-    s.started = j.value("started", false);
-    s.own_pid_ns = j.value("ownPidNamespace", true);
-    if (j.contains("cgroups")) s.cgroups = j["cgroups"].get<std::vector<std::string>>();
-    if (j.contains("annotations"))
-        s.annotations = j["annotations"].get<std::map<std::string, std::string>>();
-    s.hooks = j.value("hooks", json::object());
+    try {  // (a field of the wrong kind: damaged too)
+        s.id = j.value("id", id);
+        s.bundle = j.value("bundle", "");
+        s.created = j.value("created", "");
+        s.pid = j.value("pid", 0);
+        s.start_time = j.value("startTime", std::uint64_t{0});
+        s.started = j.value("started", false);
+        s.own_pid_ns = j.value("ownPidNamespace", true);
+        if (j.contains("cgroups")) s.cgroups = j["cgroups"].get<std::vector<std::string>>();
+        if (j.contains("annotations"))
+            s.annotations = j["annotations"].get<std::map<std::string, std::string>>();
+        s.hooks = j.value("hooks", json::object());
+    } catch (const json::exception&) {
+        return fail(Error::message("container", "state.json is damaged", id));
+    }
     return c;
 }
 
@@ -239,7 +243,7 @@ Result<Config> created_config(const Container& c) {
     BUTTER_ASSIGN_OR_RETURN(std::string text, read_file_at(c.dir.get(), "config.json"));
     BUTTER_ASSIGN_OR_RETURN(
         Config config,
-        parse_config(text, c.state.bundle, g.root + "/" + c.state.id + "/config.json"));
+        parse_config(text, c.state.bundle, g.root + "/" + c.state.id + "/config.json", true));
     config.text = std::move(text);
     return config;
 }
@@ -307,6 +311,8 @@ Result<std::string> cgroup_dir(const std::string& controller, const std::string&
     }
     if (rel.find("..") != std::string::npos)
         return fail(Error::message("cgroupsPath", "must not hold '..'", path));
+    if (rel.find_first_not_of('/') == std::string::npos)
+        return fail(Error::message("cgroupsPath", "must name a cgroup below the root", path));
     if (rel.starts_with("/")) return h.mount + rel;
     // Relative: below this process's cgroup; on v2 below its parent (as runc places it): a
     // cgroup with processes, as the runtime's own is, cannot enable controllers for children.
@@ -333,6 +339,27 @@ Result<void> write_control(const std::string& dir, const char* file, const std::
     if (::write(fd->get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
         return fail_errno("write", path + " (" + value + ")");
     return {};
+}
+
+// `dir` and every cgroup below it (those the container made, through a writable cgroup
+// mount), parents before their children. Each directory is opened O_NOFOLLOW below `dir`.
+std::vector<std::string> cgroup_tree(const std::string& dir) {
+    std::vector<std::string> out{dir};
+    for (std::size_t i = 0; i < out.size() && out.size() < 4096; ++i) {
+        int fd = ::open(out[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;
+        DIR* d = ::fdopendir(fd);
+        if (!d) {
+            ::close(fd);
+            continue;
+        }
+        while (struct dirent* e = ::readdir(d))
+            if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
+                std::strcmp(e->d_name, "..") != 0)
+                out.push_back(out[i] + "/" + e->d_name);
+        ::closedir(d);
+    }
+    return out;
 }
 
 // cgroup v2: `controller` enabled in cgroup.subtree_control of each cgroup from the hierarchy's
@@ -369,6 +396,13 @@ Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string
         std::string mount;
         BUTTER_ASSIGN_OR_RETURN(std::string dir, cgroup_dir(controller, path, v, mount));
         if (std::find(made.begin(), made.end(), dir) == made.end()) {
+            // A cgroup of someone else's (processes in it or below) is not taken over: kill
+            // --all and delete would reach them (runc refuses a populated one too).
+            if (::access(dir.c_str(), F_OK) == 0)
+                for (const auto& d : cgroup_tree(dir))
+                    if (auto procs = read_file_at(AT_FDCWD, (d + "/cgroup.procs").c_str());
+                        procs && !procs->empty())
+                        return fail(Error::message("cgroupsPath", "holds processes already", d));
             BUTTER_TRY(make_dirs(dir));
             made.push_back(dir);
         }
@@ -428,27 +462,6 @@ Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string
         return fail(std::move(result).error());
     }
     return made;
-}
-
-// `dir` and every cgroup below it (those the container made, through a writable cgroup
-// mount), parents before their children. Each directory is opened O_NOFOLLOW below `dir`.
-std::vector<std::string> cgroup_tree(const std::string& dir) {
-    std::vector<std::string> out{dir};
-    for (std::size_t i = 0; i < out.size() && out.size() < 4096; ++i) {
-        int fd = ::open(out[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) continue;
-        DIR* d = ::fdopendir(fd);
-        if (!d) {
-            ::close(fd);
-            continue;
-        }
-        while (struct dirent* e = ::readdir(d))
-            if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
-                std::strcmp(e->d_name, "..") != 0)
-                out.push_back(out[i] + "/" + e->d_name);
-        ::closedir(d);
-    }
-    return out;
 }
 
 void remove_cgroups(const std::vector<std::string>& dirs) {
@@ -923,6 +936,19 @@ int cmd_kill(const std::vector<std::string>& args, std::size_t from) {
     return 0;
 }
 
+// SIGKILL to every process of the container, in passes until none is left (one that forks
+// between a pass's read and its kill is met by the next). Whether none is.
+bool kill_leftovers(const State& s) {
+    for (int pass = 0; pass < 100; ++pass) {
+        auto pids = container_processes(s);
+        if (pids.empty()) return true;
+        for (pid_t pid : pids)
+            if (auto p = pidfd_open(pid)) (void)pidfd_send_signal(*p, SIGKILL);
+        ::usleep(pass < 10 ? 1000 : 10000);
+    }
+    return container_processes(s).empty();
+}
+
 int cmd_delete(const std::vector<std::string>& args, std::size_t from) {
     auto a = parse_args(args, from, {}, {"--force", "-f"});
     if (!a) return error(a.error().what());
@@ -965,8 +991,8 @@ int cmd_delete(const std::vector<std::string>& args, std::size_t from) {
         }
     }
     // What is left in its cgroups (with a pid namespace it joined, its processes outlive it).
-    for (pid_t pid : container_processes(c->state))
-        if (auto p = pidfd_open(pid)) (void)pidfd_send_signal(*p, SIGKILL);
+    if (!kill_leftovers(c->state))
+        return error("delete: the container's cgroups still hold processes (delete again)");
     remove_cgroups(c->state.cgroups);
     if (auto r = run_hooks(c->state.hooks, "poststop", c->state); !r)
         warn("poststop hook: " + r.error().what());
@@ -1045,6 +1071,8 @@ int cmd_run(const std::vector<std::string>& args, std::size_t from) {
             break;
         }
     }
+    // (in a pid namespace it joined, what it started outlives it: killed with it, as runc does)
+    (void)kill_leftovers(m->state);
     remove_cgroups(m->state.cgroups);
     (void)run_hooks(m->state.hooks, "poststop", m->state);
     (void)remove_container_dir(id);

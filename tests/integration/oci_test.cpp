@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -516,11 +517,86 @@ TEST_F(Oci, DevicesAreMadeAsTheConfigSays) {
     EXPECT_TRUE(has(b.oci({"run", "bad"}).err, "/linux/devices/0/major: missing"));
 }
 
+// From an attacker's review (it chmod'ed a host file in 4 runs of 10 on the first version): a
+// linux.devices node in a directory another container may write (a shared volume) was made
+// there by name, then chown'ed, chmod'ed (following a symlink) and cloned by name: swapped in
+// between for a symlink to a host file, that file got the node's mode. The node is made on a
+// private tmpfs now and bound onto a file made without following a symlink.
+TEST_F(Oci, DeviceInASharedVolumeCannotBeSwapped) {
+    Bundle b;
+    TempDir shared;
+    ::chmod(shared.path().c_str(), 0777);
+    TempDir outside;
+    std::string victim = outside / "victim";
+    write_file(victim, "host file\n");
+    ::chmod(victim.c_str(), 0600);
+    b.spec["mounts"].push_back({{"destination", "/data"},
+                                {"type", "bind"},
+                                {"source", shared.path()},
+                                {"options", {"rbind", "rw"}}});
+    b.spec["linux"]["devices"] = {
+        {{"path", "/data/xnull"}, {"type", "c"}, {"major", 1}, {"minor", 3}, {"fileMode", 0666}}};
+    b.script("exit 0");
+    b.save();
+    std::atomic<bool> stop{false};
+    // The other container: whenever xnull appears, a symlink to the host file takes its name.
+    std::thread swapper([&] {
+        int in = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        ::inotify_add_watch(in, shared.path().c_str(), IN_CREATE);
+        char buf[4096];
+        while (!stop) {
+            struct pollfd p {
+                in, POLLIN, 0
+            };
+            if (::poll(&p, 1, 20) <= 0) continue;
+            if (::read(in, buf, sizeof buf) <= 0) continue;
+            std::string link = shared / ".l";
+            (void)::symlink(victim.c_str(), link.c_str());
+            (void)::rename(link.c_str(), (shared / "xnull").c_str());
+        }
+        ::close(in);
+    });
+    for (int i = 0; i < 10; ++i) {
+        ::unlink((shared / "xnull").c_str());
+        (void)b.oci({"run", "swap" + std::to_string(i)});
+    }
+    stop = true;
+    swapper.join();
+    struct stat st {};
+    ASSERT_EQ(::stat(victim.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(read_file(victim), "host file\n");
+    // Undisturbed, the node is there for the container (a file of the volume its mount point).
+    ::unlink((shared / "xnull").c_str());
+    b.script("echo x > /data/xnull && echo wrote");
+    b.save();
+    auto r = b.oci({"run", "calm"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "wrote\n");
+}
+
 // A process that is there, not a zombie.
 bool alive(pid_t pid) {
     std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
     auto paren = stat.rfind(')');
     return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+// The pids whose command line is `cmdline` (its words joined by spaces).
+std::vector<pid_t> processes_running(const std::string& cmdline) {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc");
+    while (d) {
+        struct dirent* e = ::readdir(d);
+        if (!e) break;
+        pid_t pid = std::atoi(e->d_name);
+        if (pid <= 0) continue;
+        std::string cmd = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+        std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+        if (cmd == cmdline + " " && alive(pid)) out.push_back(pid);
+    }
+    if (d) ::closedir(d);
+    return out;
 }
 
 void wait_until_gone(pid_t pid) {
@@ -575,6 +651,15 @@ TEST_F(Oci, JoinsAPidAndACgroupNamespace) {
         EXPECT_FALSE(alive(p.get<pid_t>()));
     EXPECT_TRUE(alive(infra));
     EXPECT_EQ(json::parse(first.oci({"state", "infra"}).out)["status"], "running");
+    // From an attacker's review: what a run in the shared namespace leaves behind is killed
+    // with it (it outlived the run, in a cgroup left behind).
+    second.script("sleep 777 & exit 0");
+    second.save();
+    auto r = second.oci({"run", "brief"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(processes_running("sleep 777").empty());
+    for (pid_t p : processes_running("sleep 777"))
+        ::kill(p, SIGKILL);
     EXPECT_EQ(first.oci({"delete", "--force", "infra"}).code, 0);
 }
 
@@ -620,6 +705,10 @@ class SeccompAgent {
                 Fd conn(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
                 auto got = recv_fds(conn, 1, 65536);
                 if (got && !got->fds.empty()) {
+                    // (non-blocking: a notification withdrawn after the poll, its caller
+                    // gone, must not block this thread in its read)
+                    int fl = ::fcntl(got->fds[0].get(), F_GETFL);
+                    ::fcntl(got->fds[0].get(), F_SETFL, fl | O_NONBLOCK);
                     std::lock_guard<std::mutex> lock(mutex_);
                     states_.push_back(json::parse(got->data, nullptr, false));
                     listeners.emplace_back(std::move(got->fds[0]));
@@ -843,9 +932,17 @@ TEST_F(Oci, ExecKeepsTheConfigCreateRead) {
     Bundle b;
     b.script("exec sleep 1000");
     b.spec["process"]["env"].push_back("FROM=create");
+    // (a bind source the container may move: exec does not look the host paths up again)
+    TempDir vol;
+    ::mkdir((vol / "sub").c_str(), 0755);
+    b.spec["mounts"].push_back({{"destination", "/vol"},
+                                {"type", "bind"},
+                                {"source", vol / "sub"},
+                                {"options", {"rbind", "ro"}}});
     b.save();
     ASSERT_EQ(b.oci_detached({"create", "kept"}).code, 0);
     ASSERT_EQ(b.oci_detached({"start", "kept"}).code, 0);
+    ASSERT_EQ(::rename((vol / "sub").c_str(), (vol / "moved").c_str()), 0);
     b.spec["process"]["env"] = {"PATH=/bin", "FROM=bundle"};
     for (const char* set : {"bounding", "effective", "permitted"})
         b.spec["process"]["capabilities"][set].push_back("CAP_SYS_ADMIN");
