@@ -236,43 +236,57 @@ Result<void> bind_host_cgroups(const Fd& at) {
     return move_mount(tree, "", at, "");
 }
 
-// One of linux.devices. The node is made where nothing but this process can reach it: on a
-// tmpfs of its own, never attached (mknod, its mode and owner set there), or in a user
-// namespace, where no node can be made, it is the host's node at that path (`host`, checked at
-// take_sources to be of the device's kind and numbers). A read-only bind of it without nodev
-// then goes onto a file made at the path (make_file_in_root: no symlink followed; a file there
-// already is the mount point): no call goes by name into a directory that a container may
-// write meanwhile (a shared volume, an image's /dev), so the node is usable where every other
-// mount is nodev, and never chmod'ed or chown'ed through.
+// One of linux.devices: made with mknod at its path (a node there already is taken if it is
+// the same device: a rerun), or in a user namespace, where no node can be made, the host's node
+// of that path (`host`, checked at take_sources to be of the device's kind and numbers) bound
+// onto a file made there. The directory may be one a container writes meanwhile (a shared
+// volume, an image's /dev): after the mknod the name is opened once, O_PATH|O_NOFOLLOW, and
+// used only if it is a node of the device's kind and numbers (a symlink or another node
+// swapped in is refused); owner, mode and the bind go through that fd, never the name again.
+// The node is a read-only bind of itself without nodev: usable where every other mount is
+// nodev, never chmod'ed or chown'ed through.
 Result<void> make_device(const SandboxPlan::Device& d, const Fd& root, Fd& host, bool userns) {
-    BUTTER_ASSIGN_OR_RETURN(FsContext fs, FsContext::open("tmpfs"));
-    BUTTER_TRY(fs.set("size", "4k"));
-    BUTTER_TRY(fs.set("mode", "0700"));
-    BUTTER_TRY(fs.create());
-    BUTTER_ASSIGN_OR_RETURN(Fd own, fs.mount(MountAttr::NoSuid | MountAttr::NoExec));
-    Fd tree;
-    if (::mknodat(own.get(), "node", d.type | (d.mode & 07777), makedev(d.major, d.minor)) == 0) {
-        if (::fchownat(own.get(), "node", d.uid, d.gid, AT_SYMLINK_NOFOLLOW) < 0)
-            return fail_errno("fchownat", d.path);
-        if (::fchmodat(own.get(), "node", d.mode & 07777, 0) < 0)  // (without the umask)
-            return fail_errno("fchmodat", d.path);
-        BUTTER_ASSIGN_OR_RETURN(
-            tree, open_tree(own, "node", OpenTreeFlag::Clone | OpenTreeFlag::NoFollow));
-    } else if (errno == EPERM && userns && host.valid()) {
-        tree = std::move(host);
-    } else if (errno == EPERM && userns) {
-        return fail(Error("mknodat", EPERM,
-                          d.path + " (in a user namespace, only a node the host has at that path "
-                                   "can be bound)"));
-    } else {
-        return fail_errno("mknodat", d.path);
-    }
+    auto slash = d.path.rfind('/');
+    std::string dir = slash == 0 ? "/" : d.path.substr(0, slash);
+    std::string name = d.path.substr(slash + 1);
+    BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, dir.c_str()));
     MountSetattr attr;
     attr.set = MountAttr::ReadOnly | MountAttr::NoSuid | MountAttr::NoExec;
     attr.clear = MountAttr::NoDev;
-    BUTTER_TRY(mount_setattr(tree, "", false, attr));
-    BUTTER_ASSIGN_OR_RETURN(Fd at, make_file_in_root(root, d.path.c_str(), 0600));
-    return move_mount(tree, "", at, "");
+    if (::mknodat(at.get(), name.c_str(), d.type | (d.mode & 07777), makedev(d.major, d.minor)) ==
+            0 ||
+        errno == EEXIST) {
+        int fd = ::openat(at.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return fail_errno("openat", d.path);
+        Fd node(fd);
+        struct stat st {};
+        if (::fstat(fd, &st) < 0) return fail_errno("fstat", d.path);
+        if ((st.st_mode & S_IFMT) != d.type || st.st_rdev != makedev(d.major, d.minor))
+            return fail(Error::message("linux.devices",
+                                       "not the device the config names (replaced, or there "
+                                       "already)",
+                                       d.path));
+        if (::fchownat(fd, "", d.uid, d.gid, AT_EMPTY_PATH) < 0)
+            return fail_errno("fchownat", d.path);
+        // (through the fd: chmod of /proc/self/fd/N is the inode's, without the umask)
+        std::string self = "/proc/self/fd/" + std::to_string(fd);
+        if (::chmod(self.c_str(), d.mode & 07777) < 0) return fail_errno("chmod", d.path);
+        if (d.type == S_IFIFO) return {};
+        BUTTER_ASSIGN_OR_RETURN(Fd tree,
+                                open_tree(node, "", OpenTreeFlag::Clone | OpenTreeFlag::EmptyPath));
+        BUTTER_TRY(mount_setattr(tree, "", false, attr));
+        return move_mount(tree, "", node, "");
+    }
+    if (errno == EPERM && userns && host.valid()) {
+        BUTTER_TRY(mount_setattr(host, "", false, attr));
+        BUTTER_ASSIGN_OR_RETURN(Fd file, make_file_in_root(root, d.path.c_str(), 0600));
+        return move_mount(host, "", file, "");
+    }
+    if (errno == EPERM && userns)
+        return fail(Error("mknodat", EPERM,
+                          d.path + " (in a user namespace, only a node the host has at that path "
+                                   "can be bound)"));
+    return fail_errno("mknodat", d.path);
 }
 
 // An OCI container's /dev (a tmpfs of its config's): the host's device nodes and the links an
