@@ -197,17 +197,19 @@ TEST_P(NetworkUser, PublishedPortsAndTheHostsLoopbackOnlyWhenAsked) {
         "(sys.argv[1], int(sys.argv[2])), timeout=2); print(s.recv(99).decode().strip()); "
         "break\n except OSError as e:\n  err=e.errno; time.sleep(0.05)\nelse:\n print('errno', "
         "err)\n";
+    // (tries every 50 ms: up to 20 s for the publishing sandbox to listen, a sanitizer build
+    // starts slowly; 1 s for the host's loopback, which is reached at once or never)
     std::string script =
         "python3 -c \"" + server("9999", "host loopback") + "\" lo & h=$!; " + as +
         "\"$1\" run --set network.mode=user --set 'network.publish=[\"18080:8000\"]' -- python3 "
         "-c \"" +
         server("8000", "sandbox") + "\" & b=$!; " + "python3 -c \"" + fetch +
-        "\" 127.0.0.1 18080 100; kill $b; wait $b; " +
+        "\" 127.0.0.1 18080 400; kill $b; wait $b; " +
         // The gateway's address is the host's loopback only with host_loopback.
         as + "\"$1\" run --set network.mode=user -- python3 -c \"" + fetch +
         "\" 198.51.100.1 9999 1; " + as +
         "\"$1\" run --set network.mode=user --set network.host_loopback=true -- python3 -c \"" +
-        fetch + "\" 198.51.100.1 9999 1; kill $h";
+        fetch + "\" 198.51.100.1 9999 20; kill $h";
     RunResult r = run_script(script);
     // Unreached: refused, or (pasta answering the handshake itself) never connected.
     EXPECT_TRUE(r.out == "sandbox\nerrno 111\nhost loopback\n" ||

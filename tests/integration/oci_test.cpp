@@ -714,7 +714,8 @@ class SeccompAgent {
                     listeners.emplace_back(std::move(got->fds[0]));
                 }
             }
-            for (std::size_t i = 0; i < listeners.size(); ++i) {
+            // (only the listeners this poll watched: one accepted above is polled next time)
+            for (std::size_t i = 0; i + 1 < p.size(); ++i) {
                 if (!(p[i + 1].revents & POLLIN)) continue;
                 auto n = listeners[i].read_event();
                 if (n && *n && listeners[i].respond_errno((*n)->id, ENOMSG)) ++answered_;
