@@ -209,6 +209,18 @@ void load_filter(const SandboxPlan& plan, const ChildChannels& ch) {
         if (auto sent = send_fd(ch.control_fd, ControlMessage::Listener, listener->get()); !sent)
             die(ch, Step::Seccomp, sent.error());
         (void)listener->release();  // close-on-exec: gone at exec, no close call needed
+        if (plan.seccomp_listener_ack) {
+            char ack = 0;
+            ssize_t n;
+            do
+                n = ::recv(ch.control_fd, &ack, 1, 0);
+            while (n < 0 && errno == EINTR);
+            // (short texts: no allocation here, this memory may be the runtime's)
+            if (n != 1)
+                die(ch, Step::Seccomp,
+                    n < 0 ? Error::from_errno("recv", "agent ack")
+                          : Error::message("listenerPath", "no agent"));
+        }
     }
 }
 

@@ -575,6 +575,7 @@ Result<void> read_seccomp(const Walk& w, const json& s, Config& c) {
     // SCMP_ACT_NOTIFY: the filter's listener goes to the seccomp agent at listenerPath, with
     // the container's state (runtime.cpp); without an agent nothing would answer.
     c.plan.seccomp_listener = notify;
+    c.plan.seccomp_listener_ack = notify;
     if (c.plan.seccomp_listener && c.seccomp_agent.empty())
         return fail(w.error(ptr + "/listenerPath",
                             "missing (SCMP_ACT_NOTIFY needs a seccomp agent to answer)"));

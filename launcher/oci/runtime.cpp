@@ -5,8 +5,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,6 +37,7 @@
 #include "oci/config.hpp"
 #include "spawn/spawn.hpp"
 #include "supervise/attempt.hpp"
+#include "supervise/descendants.hpp"
 
 namespace butter::launcher::oci {
 
@@ -125,6 +128,8 @@ struct State {
     // then its processes are those of its cgroups alone).
     bool own_pid_ns = true;
     std::vector<std::string> cgroups;  // directories create made
+    // Those made above them (a nested cgroupsPath), top-down: removed after them where empty.
+    std::vector<std::string> cgroup_parents;
     std::map<std::string, std::string> annotations;
     json hooks;  // the config's poststart and poststop hooks
 };
@@ -160,6 +165,7 @@ json state_json(const State& s) {
                 {"started", s.started},
                 {"ownPidNamespace", s.own_pid_ns},
                 {"cgroups", s.cgroups},
+                {"cgroupParents", s.cgroup_parents},
                 {"annotations", s.annotations},
                 {"hooks", s.hooks}};
 }
@@ -229,6 +235,8 @@ Result<Container> open_container(const std::string& id) {
         s.started = j.value("started", false);
         s.own_pid_ns = j.value("ownPidNamespace", true);
         if (j.contains("cgroups")) s.cgroups = j["cgroups"].get<std::vector<std::string>>();
+        if (j.contains("cgroupParents"))
+            s.cgroup_parents = j["cgroupParents"].get<std::vector<std::string>>();
         if (j.contains("annotations"))
             s.annotations = j["annotations"].get<std::map<std::string, std::string>>();
         s.hooks = j.value("hooks", json::object());
@@ -321,12 +329,16 @@ Result<std::string> cgroup_dir(const std::string& controller, const std::string&
     return base + "/" + rel;
 }
 
-Result<void> make_dirs(const std::string& path) {
+// `path` and its parents, those made appended to `made` (top-down).
+Result<void> make_dirs(const std::string& path, std::vector<std::string>& made) {
     for (std::size_t at = 1; at <= path.size();) {
         std::size_t slash = path.find('/', at);
         if (slash == std::string::npos) slash = path.size();
         std::string part = path.substr(0, slash);
-        if (::mkdir(part.c_str(), 0755) < 0 && errno != EEXIST) return fail_errno("mkdir", part);
+        if (::mkdir(part.c_str(), 0755) == 0)
+            made.push_back(part);
+        else if (errno != EEXIST)
+            return fail_errno("mkdir", part);
         at = slash + 1;
     }
     return {};
@@ -386,9 +398,26 @@ Result<void> enable_v2_controller(const std::string& mount, const std::string& d
     return {};
 }
 
-// The cgroups of the config's limits, made and written; the directories made.
-Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string& id) {
-    std::vector<std::string> made;
+// The cgroups of the config's limits, made and written.
+struct Cgroups {
+    std::vector<std::string> dirs;     // the container's
+    std::vector<std::string> parents;  // made above them, top-down (State::cgroup_parents)
+};
+
+void remove_cgroups(const std::vector<std::string>& dirs, const std::vector<std::string>& parents) {
+    for (const auto& top : dirs) {
+        auto tree = cgroup_tree(top);
+        for (auto d = tree.rbegin(); d != tree.rend(); ++d)
+            for (int i = 0; i < 100 && ::rmdir(d->c_str()) < 0 && errno == EBUSY; ++i)
+                ::usleep(10000);  // dying processes still in it
+    }
+    // (a parent another container's cgroup is below stays: ENOTEMPTY/EBUSY)
+    for (auto p = parents.rbegin(); p != parents.rend(); ++p)
+        (void)::rmdir(p->c_str());
+}
+
+Result<Cgroups> make_cgroups(const Config& c, const std::string& id) {
+    std::vector<std::string> made, parents;
     // (without a path: one cgroup of its own below butter's, no parent left behind)
     std::string path = c.cgroups_path.empty() ? "butter-oci-" + id : c.cgroups_path;
     auto one = [&](const char* controller) -> Result<std::pair<std::string, CgroupVersion>> {
@@ -403,7 +432,11 @@ Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string
                     if (auto procs = read_file_at(AT_FDCWD, (d + "/cgroup.procs").c_str());
                         procs && !procs->empty())
                         return fail(Error::message("cgroupsPath", "holds processes already", d));
-            BUTTER_TRY(make_dirs(dir));
+            std::vector<std::string> mkdirs;
+            auto r = make_dirs(dir, mkdirs);
+            if (!mkdirs.empty() && mkdirs.back() == dir) mkdirs.pop_back();
+            parents.insert(parents.end(), mkdirs.begin(), mkdirs.end());
+            if (!r) return fail(std::move(r).error());
             made.push_back(dir);
         }
         if (v == CgroupVersion::V2) BUTTER_TRY(enable_v2_controller(mount, dir, controller));
@@ -451,30 +484,42 @@ Result<std::vector<std::string>> make_cgroups(const Config& c, const std::string
                               : write_control(at.first, "cpu.shares", std::to_string(s)));
             }
         }
-        // In a pid namespace it joined, the container's processes are known by its cgroup
-        // alone: one is made without a limit.
-        if (made.empty() && c.pid_ns_joined()) BUTTER_TRY(one("pids"));
+        // In a pid namespace it joined, the container's processes are known by its cgroup: one
+        // is made without a limit. Where none can be made (rootless), by descent from its
+        // first process (container_processes), which a daemonizing process escapes.
+        if (made.empty() && c.pid_ns_joined())
+            if (auto r = one("pids"); !r) {
+                int e = r.error().errno_value();
+                if (e != EACCES && e != EPERM && e != EROFS) return fail(std::move(r).error());
+                warn("a joined pid namespace without a cgroup (" + r.error().what() +
+                     "): kill --all and ps reach the first process and its descendants alone");
+            }
         return {};
     }();
     if (!result) {
-        for (auto it = made.rbegin(); it != made.rend(); ++it)
-            ::rmdir(it->c_str());
+        remove_cgroups(made, parents);
         return fail(std::move(result).error());
     }
-    return made;
+    return Cgroups{std::move(made), std::move(parents)};
 }
 
-void remove_cgroups(const std::vector<std::string>& dirs) {
-    for (const auto& top : dirs) {
-        auto tree = cgroup_tree(top);
-        for (auto d = tree.rbegin(); d != tree.rend(); ++d)
-            for (int i = 0; i < 100 && ::rmdir(d->c_str()) < 0 && errno == EBUSY; ++i)
-                ::usleep(10000);  // dying processes still in it
+// Whether process `pid`'s pid namespace is `want` or one nested in it: its parents up to
+// the caller's own (NS_GET_PARENT fails with EPERM above it).
+bool in_pid_namespace(const char* pid, const struct stat& want) {
+    std::string path = std::string("/proc/") + pid + "/ns/pid";
+    Fd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    for (int depth = 0; ns.valid() && depth <= 32; ++depth) {  // (the kernel nests 32 at most)
+        struct stat st {};
+        if (::fstat(ns.get(), &st) < 0) return false;
+        if (st.st_ino == want.st_ino && st.st_dev == want.st_dev) return true;
+        ns = Fd(::ioctl(ns.get(), NS_GET_PARENT));
     }
+    return false;
 }
 
-// The container's processes: those in its pid namespace (if it is its own), and those in its
-// cgroups (a process that made a pid namespace of its own is in them still).
+// The container's processes: those in its pid namespace (if it is its own) and in those nested
+// in it, and those in its cgroups (a process that made a pid namespace of its own is in them
+// still).
 std::vector<pid_t> container_processes(const State& s) {
     std::set<pid_t> pids;
     struct stat want {};
@@ -485,12 +530,14 @@ std::vector<pid_t> container_processes(const State& s) {
             struct dirent* e = ::readdir(d);
             if (!e) break;
             if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-            struct stat st {};
-            std::string p = std::string("/proc/") + e->d_name + "/ns/pid";
-            if (::stat(p.c_str(), &st) == 0 && st.st_ino == want.st_ino && st.st_dev == want.st_dev)
-                pids.insert(std::atoi(e->d_name));
+            if (in_pid_namespace(e->d_name, want)) pids.insert(std::atoi(e->d_name));
         }
         if (d) ::closedir(d);
+    }
+    if (!s.own_pid_ns && s.cgroups.empty() && status_of(s) != "stopped") {
+        pids.insert(s.pid);
+        for (pid_t p : descendants_of(s.pid))
+            pids.insert(p);
     }
     for (const auto& top : s.cgroups)
         for (const auto& dir : cgroup_tree(top)) {
@@ -587,23 +634,32 @@ void close_all_but(std::vector<int> keep) {
 }
 
 // The processes that hold `dir`'s exec.fifo open: the first process of a container whose create
-// was killed before it wrote state.json (it waits on the FIFO for ever otherwise).
+// was killed before it wrote state.json (it waits on the FIFO for ever otherwise). Each fd is
+// known by its fdinfo's mount id and inode (Linux 5.14): a stat through /proc/PID/fd would call
+// into the file's filesystem, a FUSE file a container serves could hold it for ever.
 void kill_fifo_holders(int dir) {
-    struct stat fifo {};
-    if (::fstatat(dir, "exec.fifo", &fifo, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISFIFO(fifo.st_mode))
+    struct statx fifo {};
+    if (::statx(dir, "exec.fifo", AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_INO | STATX_MNT_ID,
+                &fifo) < 0 ||
+        !S_ISFIFO(fifo.stx_mode) || !(fifo.stx_mask & STATX_MNT_ID))
         return;
+    const std::string want = "mnt_id:\t" + std::to_string(fifo.stx_mnt_id) + "\nino:\t" +
+                             std::to_string(fifo.stx_ino) + "\n";
     DIR* proc = ::opendir("/proc");
     if (!proc) return;
     while (struct dirent* e = ::readdir(proc)) {
         if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-        std::string fds = std::string("/proc/") + e->d_name + "/fd";
+        std::string fds = std::string("/proc/") + e->d_name + "/fdinfo";
         DIR* d = ::opendir(fds.c_str());
         if (!d) continue;
         bool holds = false;
         while (struct dirent* f = ::readdir(d)) {
-            struct stat st {};
-            if (f->d_name[0] != '.' && ::stat((fds + "/" + f->d_name).c_str(), &st) == 0 &&
-                st.st_dev == fifo.st_dev && st.st_ino == fifo.st_ino)
+            if (f->d_name[0] == '.') continue;
+            Fd info(::open((fds + "/" + f->d_name).c_str(), O_RDONLY | O_CLOEXEC));
+            char text[512];
+            ssize_t n = info.valid() ? ::read(info.get(), text, sizeof text - 1) : -1;
+            if (n > 0 && std::string_view(text, static_cast<std::size_t>(n)).find(want) !=
+                             std::string_view::npos)
                 holds = true;
         }
         ::closedir(d);
@@ -646,11 +702,30 @@ Result<void> send_to_agent(const Config& c, const State& s, pid_t pid, const Fd&
     return send_fds(sock, fds, std::span<const char>(text.data(), text.size()));
 }
 
+// A line saying that the kernel's OOM killer killed in the container's memory cgroup (v2's
+// memory.events, v1's memory.oom_control), with the limit; empty if it did not.
+std::string oom_message(const Config& c, const State& s) {
+    for (const auto& dir : s.cgroups)
+        for (const char* file : {"/memory.events", "/memory.oom_control"}) {
+            auto text = read_file_at(AT_FDCWD, (dir + file).c_str());
+            std::size_t at = text ? text->find("oom_kill ") : std::string::npos;
+            if (at != std::string::npos && std::atoll(text->c_str() + at + 9) > 0)
+                return "killed by the kernel's OOM killer at the memory limit (" +
+                       std::to_string(c.memory_limit.value_or(0)) + " bytes)";
+        }
+    return {};
+}
+
 // One message from a container process's control socket: a filter's listener is handed to the
 // agent. Whether it was `want` (false also at EOF: `*open` turns false).
 Result<bool> control_message(int control, const Config& c, const State& s, pid_t pid,
                              const char* status, ControlMessage::Type want, bool* open) {
-    BUTTER_ASSIGN_OR_RETURN(Received got, recv_fds(control, 1, sizeof(ControlMessage)));
+    auto received = recv_fds(control, 1, sizeof(ControlMessage));
+    // (ECONNRESET: the process died with a message unread, an OOM kill in its set-up: its
+    // death is told by its status and oom_message)
+    if (!received && received.error().errno_value() != ECONNRESET)
+        return fail(std::move(received).error());
+    Received got = received ? std::move(*received) : Received{};
     if (got.data.empty() && got.fds.empty()) {
         if (open) *open = false;
         return false;
@@ -658,8 +733,13 @@ Result<bool> control_message(int control, const Config& c, const State& s, pid_t
     ControlMessage m{};
     if (got.data.size() < sizeof m) return false;
     std::memcpy(&m, got.data.data(), sizeof m);
-    if (m.type == ControlMessage::Listener && !got.fds.empty())
+    if (m.type == ControlMessage::Listener && !got.fds.empty()) {
         BUTTER_TRY(send_to_agent(c, s, pid, got.fds[0], status));
+        // (the process waits for this before it goes on: plan.seccomp_listener_ack)
+        char ack = 1;
+        if (::send(control, &ack, 1, MSG_NOSIGNAL) != 1)
+            return fail_errno("send", "control socket");
+    }
     return m.type == want;
 }
 
@@ -700,11 +780,11 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     }
     Made m;
     bool ok = false;
-    std::vector<std::string> cgroups;
+    Cgroups cgroups;
     struct Cleanup {
         const std::string& id;
         bool& ok;
-        std::vector<std::string>& cgroups;
+        Cgroups& cgroups;
         std::optional<Sandbox>& sb;
         ~Cleanup() {
             if (ok) return;
@@ -712,7 +792,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
                 (void)pidfd_send_signal(sb->pidfd, SIGKILL);
                 (void)waitid_pidfd(sb->pidfd);
             }
-            remove_cgroups(cgroups);
+            remove_cgroups(cgroups.dirs, cgroups.parents);
             (void)remove_container_dir(id);
         }
     } cleanup{id, ok, cgroups, m.sandbox};
@@ -764,15 +844,16 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     m.state.id = id;
     m.state.bundle = bundle;
     m.state.created = now_rfc3339();
-    m.state.cgroups = cgroups;
+    m.state.cgroups = cgroups.dirs;
+    m.state.cgroup_parents = cgroups.parents;
     m.state.own_pid_ns = !c.pid_ns_joined();
     m.state.annotations = c.annotations;
     m.state.hooks = json{{"poststart", hooks_json(c.hooks["poststart"])},
                          {"poststop", hooks_json(c.hooks["poststop"])}};
     m.state.started = !start_gate;
-    extras.late_cgroup_ns = !cgroups.empty();
+    extras.late_cgroup_ns = !cgroups.dirs.empty();
     extras.before_go = [&](pid_t pid, int) -> Result<void> {
-        for (const auto& dir : cgroups)
+        for (const auto& dir : cgroups.dirs)
             BUTTER_TRY(write_control(dir, "cgroup.procs", std::to_string(pid)));
         if (c.oom_score_adj)
             BUTTER_TRY(write_control("/proc/" + std::to_string(pid), "oom_score_adj",
@@ -815,7 +896,10 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
                 ssize_t n = ::read(m.sandbox->failure.get(), &f, sizeof f);
                 if (n == static_cast<ssize_t>(sizeof f))
                     return fail(Error::message("first process", render_failure(c.plan, f)));
-                return fail(Error::message("first process", "died during its set-up"));
+                std::string oom = oom_message(c, m.state);
+                return fail(Error::message("first process", oom.empty()
+                                                                ? "died during its set-up"
+                                                                : oom + " during its set-up"));
             }
             if (p[0].revents) {
                 bool open = true;
@@ -867,7 +951,7 @@ int cmd_create(const std::vector<std::string>& args, std::size_t from) {
     if (a->values.count("--pid-file"))
         if (auto r = write_pid_file(a->values["--pid-file"], m->state.pid); !r) {
             (void)pidfd_send_signal(m->sandbox->pidfd, SIGKILL);
-            remove_cgroups(m->state.cgroups);
+            remove_cgroups(m->state.cgroups, m->state.cgroup_parents);
             (void)remove_container_dir(a->positional[0]);
             return error("create: " + r.error().what());
         }
@@ -993,7 +1077,7 @@ int cmd_delete(const std::vector<std::string>& args, std::size_t from) {
     // What is left in its cgroups (with a pid namespace it joined, its processes outlive it).
     if (!kill_leftovers(c->state))
         return error("delete: the container's cgroups still hold processes (delete again)");
-    remove_cgroups(c->state.cgroups);
+    remove_cgroups(c->state.cgroups, c->state.cgroup_parents);
     if (auto r = run_hooks(c->state.hooks, "poststop", c->state); !r)
         warn("poststop hook: " + r.error().what());
     if (auto r = remove_container_dir(a->positional[0]); !r)
@@ -1071,12 +1155,14 @@ int cmd_run(const std::vector<std::string>& args, std::size_t from) {
             break;
         }
     }
+    std::string oom = status == 128 + SIGKILL ? oom_message(m->config, m->state) : "";
     // (in a pid namespace it joined, what it started outlives it: killed with it, as runc does)
     (void)kill_leftovers(m->state);
-    remove_cgroups(m->state.cgroups);
+    remove_cgroups(m->state.cgroups, m->state.cgroup_parents);
     (void)run_hooks(m->state.hooks, "poststop", m->state);
     (void)remove_container_dir(id);
     if (!failure.empty()) return error("run: " + failure);
+    if (!oom.empty()) warn("the container's process was " + oom);
     return status;
 }
 
@@ -1227,24 +1313,38 @@ int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
     (void)waitid_pid(mid, 0);
     pid_t pid = 0;
     ssize_t n = ::read(back->read.get(), &pid, sizeof pid);
+    // A failure record, or EOF at the exec; before it, the filter's listener for the seccomp
+    // agent (the process waits until it is handed on, and is killed if it cannot be).
     ChildFailure f;
-    ssize_t got = ::read(failure->read.get(), &f, sizeof f);  // EOF at the exec
+    ssize_t got = 0;
+    for (bool open = plan.seccomp_listener && pid > 0;;) {
+        struct pollfd p[2] = {{failure->read.get(), POLLIN, 0},
+                              {open ? control->first.get() : -1, POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (p[1].revents) {
+            auto r = control_message(control->first.get(), *cfg, c->state, pid, "running",
+                                     ControlMessage::Ready, &open);
+            if (!r) {
+                if (auto pfd = pidfd_open(pid)) (void)pidfd_send_signal(*pfd, SIGKILL);
+                if (!detach) (void)waitid_pid(pid, 0);
+                return error("exec: " + r.error().what());
+            }
+            continue;
+        }
+        if (p[0].revents) {
+            got = ::read(failure->read.get(), &f, sizeof f);
+            break;
+        }
+    }
     if (got == static_cast<ssize_t>(sizeof f)) {
         if (pid > 0 && !detach) (void)waitid_pid(pid, 0);
         return error("exec: " + render_failure(plan, f));
     }
     if (n != static_cast<ssize_t>(sizeof pid) || pid <= 0)
         return error("exec: the process was not started");
-    // Its filter's listener, for the seccomp agent (sent before its exec; EOF after it).
-    for (bool open = plan.seccomp_listener; open;) {
-        auto r = control_message(control->first.get(), *cfg, c->state, pid, "running",
-                                 ControlMessage::Ready, &open);
-        if (!r) {
-            if (auto p = pidfd_open(pid)) (void)pidfd_send_signal(*p, SIGKILL);
-            if (!detach) (void)waitid_pid(pid, 0);
-            return error("exec: " + r.error().what());
-        }
-    }
     if (a->values.count("--pid-file"))
         if (auto r = write_pid_file(a->values["--pid-file"], pid); !r) warn(r.error().what());
     if (detach) return 0;

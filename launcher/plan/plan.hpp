@@ -252,6 +252,9 @@ struct SandboxPlan {
     bool no_new_privs = true;
     BpfProgram seccomp;
     bool seccomp_listener = false;
+    // The listener's receiver answers with one byte once it has handed it on (the OCI runtime,
+    // to the seccomp agent): the process waits for it, and never runs with no one to answer.
+    bool seccomp_listener_ack = false;
     // seccomp.report where no listener can be had (seccomp/kernel_log.hpp): the program with
     // its notifications as errno, and the one that logs those denials.
     BpfProgram seccomp_base, seccomp_logged;

@@ -37,6 +37,8 @@ std::unordered_map<pid_t, pid_t> parents() {
     return out;
 }
 
+}  // namespace
+
 std::vector<pid_t> descendants_of(pid_t root) {
     auto tree = parents();
     std::unordered_map<pid_t, std::vector<pid_t>> children;
@@ -53,8 +55,6 @@ std::vector<pid_t> descendants_of(pid_t root) {
     }
     return out;
 }
-
-}  // namespace
 
 bool in_sandbox(pid_t pid, pid_t first, std::optional<std::uint64_t> pid_ns) {
     if (pid_ns) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include <butter/error.hpp>
 
@@ -18,6 +19,9 @@ namespace butter::launcher {
 // Whether `pid` (as this process sees it) belongs to the sandbox whose first process is
 // `first`: in its pid namespace `pid_ns` when it has one, else a descendant of `first`.
 bool in_sandbox(pid_t pid, pid_t first, std::optional<std::uint64_t> pid_ns);
+
+// Every descendant of `root` now (children, theirs, ...), found through /proc.
+std::vector<pid_t> descendants_of(pid_t root);
 
 // PR_SET_CHILD_SUBREAPER on the calling process (process-wide, until it exits).
 [[nodiscard]] Result<void> become_subreaper();

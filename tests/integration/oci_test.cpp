@@ -123,7 +123,7 @@ class Bundle {
     }
     // The same for create (and start): the container keeps the runtime's stdio, which an
     // engine gives it (conmon's pipes): files here, so that no capture waits for its end.
-    RunResult oci_detached(const std::vector<std::string>& args) {
+    RunResult oci_detached(const std::vector<std::string>& args, bool as_nobody = false) {
         std::string cmd = "exec '" + std::string(butter_bin()) + "' oci --root '" + state_ + "'";
         for (const auto& a : args)
             cmd += " '" + a + "'";
@@ -131,6 +131,7 @@ class Bundle {
         RunOptions o;
         o.cwd = dir_.path();
         o.program = "/bin/sh";
+        o.as_nobody = as_nobody;
         RunResult r = run_butter({"-c", cmd}, o);
         r.out = read_file(dir_ / "stdout");
         r.err = read_file(dir_ / "stderr");
@@ -737,6 +738,11 @@ TEST_F(Oci, SeccompAgentGetsTheListenerAndAnswers) {
     Bundle b;
     SeccompAgent agent(b / "agent.sock");
     b.spec["mounts"].push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"}});
+    std::filesystem::create_directory(b / "out");
+    b.spec["mounts"].push_back({{"destination", "/out"},
+                                {"type", "bind"},
+                                {"source", b / "out"},
+                                {"options", {"rbind", "rw"}}});
     b.spec["linux"]["seccomp"] = {
         {"defaultAction", "SCMP_ACT_ALLOW"},
         {"listenerPath", b / "agent.sock"},
@@ -769,15 +775,28 @@ TEST_F(Oci, SeccompAgentGetsTheListenerAndAnswers) {
     ASSERT_EQ(agent.states(3).size(), 3u);
     EXPECT_NE(agent.states()[2]["pid"], st["pid"]);  // the exec'd process's
     EXPECT_GE(agent.answered(), 2);
+    // No agent listening for an exec: the process never runs (it waits until the runtime has
+    // handed its listener on).
+    std::filesystem::rename(b / "agent.sock", b / "agent.away");
+    r = b.oci({"exec", "gated", "touch", "/out/exec-ran"});
+    EXPECT_NE(r.code, 0);
+    EXPECT_TRUE(has(r.err, "connect(\"" + (b / "agent.sock") + "\")")) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(b / "out/exec-ran"));
     EXPECT_EQ(b.oci({"delete", "--force", "gated"}).code, 0);
 
-    // No agent listening: create fails and leaves nothing.
+    // No agent listening: create fails and leaves nothing; run's process never runs.
     b.spec["linux"]["seccomp"]["listenerPath"] = b / "nobody-listens.sock";
     b.save();
     r = b.oci_detached({"create", "unheard"});
     EXPECT_EQ(r.code, 1);
     EXPECT_TRUE(has(r.err, "connect(\"" + (b / "nobody-listens.sock") + "\")")) << r.err;
     EXPECT_TRUE(has(b.oci({"state", "unheard"}).err, "does not exist"));
+    b.spec["process"]["args"] = {"touch", "/out/run-ran"};
+    b.save();
+    r = b.oci({"run", "unheard"});
+    EXPECT_NE(r.code, 0);
+    EXPECT_TRUE(has(r.err, "connect(\"" + (b / "nobody-listens.sock") + "\")")) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(b / "out/run-ran"));
     b.spec["linux"]["seccomp"].erase("listenerPath");
     b.save();
     EXPECT_TRUE(has(b.oci({"run", "x"}).err,
@@ -832,6 +851,34 @@ TEST_F(Oci, ResourcesReachTheCgroups) {
     EXPECT_EQ(b.oci({"delete", "--force", "limited"}).code, 0);
     for (const auto& d : dirs)
         EXPECT_NE(::access(d.c_str(), F_OK), 0) << d;
+}
+
+// A memory limit the container cannot live within: the kernel's OOM kill is named (create's
+// error; run's status 137 with a warning), not a broken control socket.
+TEST_F(Oci, OomKillIsNamed) {
+    struct statfs fs {};
+    ASSERT_EQ(::statfs("/sys/fs/cgroup", &fs), 0);
+    bool v2 = fs.f_type == 0x63677270;  // CGROUP2_SUPER_MAGIC (as ResourcesReachTheCgroups)
+    Bundle b;
+    std::string name = "butter-oci-oom-" + std::to_string(::getpid());
+    b.spec["linux"]["cgroupsPath"] = v2 ? "/" + name : name;
+    b.spec["linux"]["resources"] = {{"memory", {{"limit", 8192}}}};
+    b.script("echo started");
+    b.save();
+    auto r = b.oci_detached({"create", "starved"});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_TRUE(has(r.err,
+                    "create: first process: killed by the kernel's OOM killer at the memory "
+                    "limit (8192 bytes) during its set-up\n"))
+        << r.err;
+    EXPECT_TRUE(has(b.oci({"state", "starved"}).err, "does not exist"));
+    r = b.oci({"run", "starved"});
+    EXPECT_EQ(r.code, 137);
+    EXPECT_FALSE(has(r.out, "started"));
+    EXPECT_TRUE(has(r.err,
+                    "warning: the container's process was killed by the kernel's OOM killer at "
+                    "the memory limit (8192 bytes)"))
+        << r.err;
 }
 
 // A pod's user namespace (as Kubernetes' user namespaces have one per pod): a second container
@@ -969,9 +1016,26 @@ TEST_F(Oci, KillAllReachesEveryProcessAndDeleteEveryCgroup) {
     ASSERT_EQ(b.oci_detached({"create", "all"}).code, 0);
     ASSERT_EQ(b.oci_detached({"start", "all"}).code, 0);
     auto status = [&](const char* id) { return json::parse(b.oci({"state", id}).out)["status"]; };
-    for (int i = 0; i < 300 && json::parse(b.oci({"ps", "--format", "json", "all"}).out).size() < 3;
-         ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto ps = [&](std::size_t n) {
+        std::size_t got = 0;
+        for (int i = 0;
+             i < 300 &&
+             (got = json::parse(b.oci({"ps", "--format", "json", "all"}).out).size()) < n;
+             ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return got;
+    };
+    ps(3);
+    // Without cgroups, a process in a pid namespace nested in the container's is the
+    // container's too: unshare (in the container's) and its sleep (in one of its own).
+    std::string init = std::to_string(json::parse(b.oci({"state", "all"}).out)["pid"].get<int>());
+    pid_t nested = ::fork();
+    if (nested == 0) {
+        ::execlp("nsenter", "nsenter", "-t", init.c_str(), "-p", "--", "unshare", "-p", "-f",
+                 "sleep", "1000", nullptr);
+        ::_exit(127);
+    }
+    EXPECT_EQ(ps(5), 5u);
     EXPECT_EQ(b.oci({"kill", "all", "TERM"}).code, 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_EQ(status("all"), "running");
@@ -980,15 +1044,19 @@ TEST_F(Oci, KillAllReachesEveryProcessAndDeleteEveryCgroup) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(status("all"), "stopped");
     EXPECT_EQ(b.oci({"delete", "all"}).code, 0);
+    int nested_status = 0;
+    EXPECT_EQ(::waitpid(nested, &nested_status, 0), nested);  // (ended with the container)
 
     // With a limit, the container has a cgroup: a process in a cgroup below it is the
-    // container's too.
+    // container's too. The cgroup's parent, made for it, goes with it.
     b.spec["linux"]["resources"] = {{"pids", {{"limit", 100}}}};
+    b.spec["linux"]["cgroupsPath"] = "butter-oci-nest-" + std::to_string(::getpid()) + "/sub";
     b.script("exec sleep 1000");
     b.save();
     ASSERT_EQ(b.oci_detached({"create", "sub"}).code, 0);
     json state = json::parse(read_file(b / "state/sub/state.json"));
     ASSERT_EQ(state["cgroups"].size(), 1u) << state.dump();
+    ASSERT_EQ(state["cgroupParents"].size(), 1u) << state.dump();
     std::string sub = state["cgroups"][0].get<std::string>() + "/inner";
     ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0) << sub;
     pid_t pid = ::fork();
@@ -1016,6 +1084,7 @@ TEST_F(Oci, KillAllReachesEveryProcessAndDeleteEveryCgroup) {
     EXPECT_EQ(b.oci({"delete", "--force", "sub"}).code, 0);
     EXPECT_NE(::access(sub.c_str(), F_OK), 0);
     EXPECT_NE(::access(state["cgroups"][0].get<std::string>().c_str(), F_OK), 0);
+    EXPECT_NE(::access(state["cgroupParents"][0].get<std::string>().c_str(), F_OK), 0);
 }
 
 // createContainer hooks run in the container's namespaces before pivot_root (their paths the
@@ -1182,6 +1251,52 @@ TEST(OciRootless, DevicesAreTheHostsNodesBound) {
                     "mknodat(\"/dev/kmsg (in a user namespace, only a node the host has at "
                     "that path can be bound)\"): Operation not permitted"))
         << r.err;
+}
+
+// Rootless, a container joins another's user and pid namespaces (a pod): no cgroup can be
+// made for it, so ps and kill --all know its processes by descent from its first one (a
+// warning says so), and never reach the other container's.
+TEST(OciRootless, JoinsAPidNamespaceWithoutACgroup) {
+    BUTTER_REQUIRE_ROOT();
+    REQUIRE_BUSYBOX();
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    Bundle first(kNobody);
+    first.script("exec sleep 1000");
+    first.save();
+    ASSERT_EQ(first.oci_detached({"create", "--pid-file", first / "pid", "infra"}, true).code, 0)
+        << read_file(first / "stderr");
+    ASSERT_EQ(first.oci_detached({"start", "infra"}, true).code, 0);
+    pid_t infra = std::atoi(read_file(first / "pid").c_str());
+    std::string proc = "/proc/" + std::to_string(infra) + "/ns/";
+    Bundle second(kNobody);
+    second.spec["linux"].erase("uidMappings");
+    second.spec["linux"].erase("gidMappings");
+    for (auto& n : second.spec["linux"]["namespaces"]) {
+        if (n["type"] == "pid") n["path"] = proc + "pid";
+        if (n["type"] == "user") n["path"] = proc + "user";
+    }
+    second.script("sleep 1000 & exec sleep 1000");
+    second.save();
+    auto r = second.oci_detached({"create", "member"}, true);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(has(r.err, "a joined pid namespace without a cgroup")) << r.err;
+    ASSERT_EQ(second.oci_detached({"start", "member"}, true).code, 0);
+    std::size_t n = 0;
+    for (int i = 0;
+         i < 300 &&
+         (n = json::parse(second.oci({"ps", "--format", "json", "member"}, true).out).size()) < 2;
+         ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(n, 2u);
+    EXPECT_EQ(second.oci({"kill", "--all", "member", "KILL"}, true).code, 0);
+    for (int i = 0;
+         i < 300 && json::parse(second.oci({"state", "member"}, true).out)["status"] != "stopped";
+         ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(json::parse(second.oci({"state", "member"}, true).out)["status"], "stopped");
+    EXPECT_EQ(json::parse(first.oci({"state", "infra"}, true).out)["status"], "running");
+    EXPECT_EQ(second.oci({"delete", "member"}, true).code, 0);
+    EXPECT_EQ(first.oci({"delete", "--force", "infra"}, true).code, 0);
 }
 
 // --- podman -------------------------------------------------------------------------------
