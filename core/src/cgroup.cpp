@@ -208,14 +208,18 @@ Result<void> enable_subtree_controller(const CgroupHierarchy& h, std::string_vie
     // (pids, cpu) be enabled there, that makes the cgroup a thread root whose new children
     // cannot take a process (EOPNOTSUPP).
     if (h.own != "/") BUTTER_TRY(empty_for_children(own, move_self));
-    if (lists(own + "/cgroup.subtree_control", controller)) return {};
-    if (!lists(own + "/cgroup.controllers", controller)) {
+    return enable_controller_in(own, controller);
+}
+
+Result<void> enable_controller_in(const std::string& dir, std::string_view controller) {
+    if (lists(dir + "/cgroup.subtree_control", controller)) return {};
+    if (!lists(dir + "/cgroup.controllers", controller)) {
         errno = ENOENT;
         return fail_errno("enable_subtree_controller",
-                          own + ": the " + std::string(controller) +
+                          dir + ": the " + std::string(controller) +
                               " controller is not delegated here (not in cgroup.controllers)");
     }
-    return write_control(own + "/cgroup.subtree_control", "+" + std::string(controller));
+    return write_control(dir + "/cgroup.subtree_control", "+" + std::string(controller));
 }
 
 bool cgroup_delegated(const std::string& path) {
@@ -290,14 +294,18 @@ Result<void> Cgroup::add(pid_t pid) const {
     return write("cgroup.procs", std::to_string(pid));
 }
 
-Result<std::vector<pid_t>> Cgroup::processes() const {
-    BUTTER_ASSIGN_OR_RETURN(std::string s, read("cgroup.procs"));
+Result<std::vector<pid_t>> cgroup_processes(const std::string& dir) {
+    BUTTER_ASSIGN_OR_RETURN(std::string s, read_file((dir + "/cgroup.procs").c_str()));
     std::vector<pid_t> out;
     for (std::string_view w : words(s)) {
         pid_t p = 0;
         if (parse_number(w, p)) out.push_back(p);
     }
     return out;
+}
+
+Result<std::vector<pid_t>> Cgroup::processes() const {
+    return cgroup_processes(path_);
 }
 
 Result<Fd> Cgroup::open_dir() const {

@@ -387,14 +387,8 @@ Result<void> enable_v2_controller(const std::string& mount, const std::string& d
         levels.push_back(dir.substr(0, slash));
         at = slash + 1;
     }
-    for (const auto& level : levels) {
-        auto enabled = read_file_at(AT_FDCWD, (level + "/cgroup.subtree_control").c_str());
-        if (!enabled) return fail(std::move(enabled).error());
-        std::string words = " " + *enabled + " ";
-        std::replace(words.begin(), words.end(), '\n', ' ');
-        if (words.find(" " + controller + " ") != std::string::npos) continue;
-        BUTTER_TRY(write_control(level, "cgroup.subtree_control", "+" + controller));
-    }
+    for (const auto& level : levels)
+        BUTTER_TRY(enable_controller_in(level, controller));
     return {};
 }
 
@@ -429,8 +423,7 @@ Result<Cgroups> make_cgroups(const Config& c, const std::string& id) {
             // --all and delete would reach them (runc refuses a populated one too).
             if (::access(dir.c_str(), F_OK) == 0)
                 for (const auto& d : cgroup_tree(dir))
-                    if (auto procs = read_file_at(AT_FDCWD, (d + "/cgroup.procs").c_str());
-                        procs && !procs->empty())
+                    if (auto procs = cgroup_processes(d); procs && !procs->empty())
                         return fail(Error::message("cgroupsPath", "holds processes already", d));
             std::vector<std::string> mkdirs;
             auto r = make_dirs(dir, mkdirs);
@@ -540,16 +533,8 @@ std::vector<pid_t> container_processes(const State& s) {
             pids.insert(p);
     }
     for (const auto& top : s.cgroups)
-        for (const auto& dir : cgroup_tree(top)) {
-            auto procs = read_file_at(AT_FDCWD, (dir + "/cgroup.procs").c_str());
-            for (std::size_t at = 0; procs && at < procs->size();) {
-                std::size_t nl = procs->find('\n', at);
-                pid_t pid = std::atoi(procs->substr(at, nl - at).c_str());
-                if (pid > 0) pids.insert(pid);
-                if (nl == std::string::npos) break;
-                at = nl + 1;
-            }
-        }
+        for (const auto& dir : cgroup_tree(top))
+            if (auto procs = cgroup_processes(dir)) pids.insert(procs->begin(), procs->end());
     return {pids.begin(), pids.end()};
 }
 

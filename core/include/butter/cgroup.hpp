@@ -50,6 +50,15 @@ inline constexpr std::string_view kCgroupLeaf = "butter-supervisor";
 [[nodiscard]] Result<void> enable_subtree_controller(const CgroupHierarchy& h,
                                                      std::string_view controller, bool move_self);
 
+// The processes in the cgroup at `dir` (its cgroup.procs; those of its child cgroups are not).
+[[nodiscard]] Result<std::vector<pid_t>> cgroup_processes(const std::string& dir);
+
+// cgroup v2: `controller` enabled in cgroup.subtree_control of the cgroup at `dir` unless it
+// is already (its processes, if any, are not moved: EBUSY then, but at the root). ENOENT: not
+// in its cgroup.controllers.
+[[nodiscard]] Result<void> enable_controller_in(const std::string& dir,
+                                                std::string_view controller);
+
 // An owned cgroup directory; the destructor removes it (best effort: a cgroup with live
 // processes cannot be removed).
 class Cgroup {
