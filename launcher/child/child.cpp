@@ -109,17 +109,31 @@ Result<void> run_hook(const SandboxPlan::Hook& h, const std::string& state) {
     [[maybe_unused]] ssize_t n = ::write(in.write.get(), state.data(), state.size());
     in.write.reset();
     int status = 0;
-    for (int waited = 0;; ++waited) {
-        pid_t r = ::waitpid(pid, &status, h.timeout > 0 ? WNOHANG : 0);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) return fail_errno("waitpid", "hook " + h.path);
-        if (h.timeout > 0 && waited >= h.timeout * 100) {
+    if (h.timeout > 0) {
+        // Its end or the timeout, whichever comes first (its pidfd turns readable at its exit).
+        auto pfd = pidfd_open(pid);
+        int ready = -1;
+        if (pfd) {
+            struct pollfd p {
+                pfd->get(), POLLIN, 0
+            };
+            struct timespec limit {
+                h.timeout, 0
+            };
+            do
+                ready = ::ppoll(&p, 1, &limit, nullptr);  // (Linux: `limit` keeps what is left)
+            while (ready < 0 && errno == EINTR);
+        }
+        if (ready <= 0) {
             ::kill(-pid, SIGKILL);
             ::waitpid(pid, &status, 0);
+            if (!pfd) return fail(std::move(pfd).error());
+            if (ready < 0) return fail_errno("ppoll", "hook " + h.path);
             return fail(Error::message("hook", "timed out", h.path));
         }
-        if (h.timeout > 0) ::usleep(10000);
     }
+    while (::waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return fail_errno("waitpid", "hook " + h.path);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return fail(Error::message(
             "hook",
