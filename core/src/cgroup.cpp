@@ -11,6 +11,7 @@
 #include <limits>
 #include <thread>
 
+#include "butter/process.hpp"
 #include "sys.hpp"
 
 namespace butter {
@@ -132,23 +133,13 @@ Result<void> write_control(const std::string& file, std::string_view value) {
     return {};
 }
 
-// The parent of `pid` (/proc/PID/stat's fourth field), or -1.
-pid_t parent_of(pid_t pid) {
-    std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");
-    auto close = stat.rfind(')');  // the command name may hold anything
-    if (close == std::string::npos) return -1;
-    auto w = words(std::string_view(stat).substr(close + 1));
-    pid_t ppid = -1;
-    if (w.size() < 2 || !parse_number(w[1], ppid)) return -1;
-    return ppid;
-}
-
 // Whether `pid` is this process or descends from it (a child started early, before the
 // cgroups are made, and what that one started).
 bool ours(pid_t pid) {
     for (int depth = 0; pid > 1 && depth < 16; ++depth) {
         if (pid == ::getpid()) return true;
-        pid = parent_of(pid);
+        auto st = process_stat(pid);
+        pid = st ? st->ppid : -1;
     }
     return false;
 }

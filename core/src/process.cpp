@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "butter/signalfd.hpp"
 #include "sys.hpp"
@@ -97,6 +98,26 @@ std::string ExitStatus::to_string() const {
             return "trapped (" + signal_name(code) + ")";
     }
     return "unknown";
+}
+
+Result<ProcessStat> process_stat(pid_t pid) {
+    std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    BUTTER_ASSIGN_OR_RETURN(std::string text, read_file(path.c_str()));
+    // "PID (COMM) S PPID ... START(22nd) ...": COMM may hold anything, so from the last ')'.
+    std::size_t paren = text.rfind(')');
+    if (paren == std::string::npos || paren + 4 > text.size())
+        return fail(Error::message("read", "not a stat line", path));
+    ProcessStat out;
+    const char* p = text.c_str() + paren + 2;
+    out.state = *p;
+    for (int field = 3; field < 22 && p; ++field) {
+        p = std::strchr(p, ' ');
+        if (p) ++p;
+        if (field == 3 && p) out.ppid = static_cast<pid_t>(std::atoi(p));
+    }
+    if (!p) return fail(Error::message("read", "not a stat line", path));
+    out.start_time = std::strtoull(p, nullptr, 10);
+    return out;
 }
 
 Result<Fd> pidfd_open(pid_t pid, bool nonblocking) {

@@ -134,26 +134,11 @@ struct State {
     json hooks;  // the config's poststart and poststop hooks
 };
 
+// The process's start time (0 if it is gone), and its state letter in `*state_out`.
 std::uint64_t process_start_time(pid_t pid, char* state_out = nullptr) {
-    std::string path = "/proc/" + std::to_string(pid) + "/stat";
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    Fd f(fd);
-    char buf[1024];
-    ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    // After the command's name in parentheses (which may hold anything): the state, then
-    // field 22, the start time.
-    char* p = std::strrchr(buf, ')');
-    if (!p) return 0;
-    p += 2;
-    if (state_out) *state_out = *p;
-    for (int field = 3; field < 22 && p; ++field) {
-        p = std::strchr(p, ' ');
-        if (p) ++p;
-    }
-    return p ? std::strtoull(p, nullptr, 10) : 0;
+    auto st = process_stat(pid);
+    if (state_out) *state_out = st ? st->state : 0;
+    return st ? st->start_time : 0;
 }
 
 json state_json(const State& s) {

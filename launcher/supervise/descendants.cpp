@@ -13,6 +13,7 @@
 
 #include <butter/fd.hpp>
 #include <butter/namespace.hpp>
+#include <butter/process.hpp>
 
 namespace butter::launcher {
 
@@ -26,12 +27,7 @@ std::unordered_map<pid_t, pid_t> parents() {
     while (dirent* e = ::readdir(d)) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
         pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
-        auto stat = read_file(("/proc/" + std::string(e->d_name) + "/stat").c_str());
-        if (!stat) continue;  // gone meanwhile
-        // "PID (COMM) S PPID ...": COMM may hold anything, so from the last ')'.
-        std::size_t paren = stat->rfind(')');
-        if (paren == std::string::npos || paren + 4 > stat->size()) continue;
-        out[pid] = static_cast<pid_t>(std::atoi(stat->c_str() + paren + 4));
+        if (auto st = process_stat(pid)) out[pid] = st->ppid;  // (else gone meanwhile)
     }
     ::closedir(d);
     return out;
@@ -63,12 +59,9 @@ bool in_sandbox(pid_t pid, pid_t first, std::optional<std::uint64_t> pid_ns) {
     }
     for (int depth = 0; pid > 1 && depth < 64; ++depth) {
         if (pid == first) return true;
-        auto stat = read_file(("/proc/" + std::to_string(pid) + "/stat").c_str());
-        if (!stat) return false;
-        std::size_t paren = stat->rfind(')');
-        if (paren == std::string::npos || paren + 4 > stat->size()) return false;
-        // ") S PPID ..."
-        pid = static_cast<pid_t>(std::atoi(stat->c_str() + paren + 4));
+        auto st = process_stat(pid);
+        if (!st) return false;
+        pid = st->ppid;
     }
     return false;
 }

@@ -160,6 +160,33 @@ TEST(Process, PidfdOpenSignalAndWait) {
     EXPECT_EQ(again.error().errno_value(), ESRCH);
 }
 
+// /proc/PID/stat's state, parent and start time, whatever the command's name holds; a zombie
+// reads 'Z', a reaped pid ENOENT.
+TEST(Process, ProcessStatReadsStateParentAndStartTime) {
+    auto self = process_stat(butter::getpid());
+    ASSERT_TRUE(self) << self.error().what();
+    EXPECT_EQ(self->state, 'R');
+    EXPECT_EQ(self->ppid, ::getppid());
+    EXPECT_GT(self->start_time, 0u);
+    pid_t child = ::fork();
+    if (child == 0) {
+        ::prctl(PR_SET_NAME, "a) b ) (c", 0, 0, 0);
+        ::_exit(0);
+    }
+    ASSERT_GT(child, 0);
+    siginfo_t info{};
+    ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT), 0);
+    auto zombie = process_stat(child);
+    ASSERT_TRUE(zombie) << zombie.error().what();
+    EXPECT_EQ(zombie->state, 'Z');
+    EXPECT_EQ(zombie->ppid, ::getpid());
+    EXPECT_GE(zombie->start_time, self->start_time);
+    ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+    auto gone = process_stat(child);
+    ASSERT_FALSE(gone);
+    EXPECT_EQ(gone.error().errno_value(), ENOENT);
+}
+
 TEST(Process, PidfdOpenUnknownPid) {
     auto r = pidfd_open(0x3fffffff);
     ASSERT_FALSE(r);

@@ -36,6 +36,16 @@ struct ExitStatus {
     std::string to_string() const;  // "exited 3", "killed by SIGKILL", "dumped core (SIGSEGV)"
 };
 
+// What butter reads of a process's /proc/PID/stat: its state letter ('R', 'S', 'Z', ...), its
+// parent, and its start time (clock ticks after boot: with the pid, it tells the process from a
+// later one given the same pid). ENOENT: no such process (as this process's /proc sees it).
+struct ProcessStat {
+    char state = 0;
+    pid_t ppid = 0;
+    std::uint64_t start_time = 0;
+};
+[[nodiscard]] Result<ProcessStat> process_stat(pid_t pid);
+
 // pidfd_open(2): a pidfd (close-on-exec by the kernel) for `pid`. ESRCH: no such process.
 [[nodiscard]] Result<Fd> pidfd_open(pid_t pid, bool nonblocking = false);
 // pidfd_send_signal(2). ESRCH once the process has been reaped.
