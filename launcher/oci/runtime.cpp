@@ -10,8 +10,10 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1393,6 +1395,58 @@ bool in_user_namespace() {
            inside != 0 || outside != 0 || count != 4294967295UL;
 }
 
+// CVE-2019-5736 (runc's): a container that makes one of its processes execute /proc/self/exe
+// (a "#!/proc/self/exe" script run by exec, or as its first process, before which
+// /proc/self/exe is the runtime's binary) has a process running the runtime's binary, opens
+// that through /proc/PID/exe, and once nothing executes it any more, writes it: the next run of
+// the runtime as root is the container's. So before create, run and exec start anything for a
+// container, the runtime executes itself again from a read-only bind mount of its binary that is
+// never attached anywhere (as runc 1.2 does from an overlay): /proc/PID/exe then names that
+// mount, and opening it for writing is EROFS. Where no mount can be made (no CAP_SYS_ADMIN
+// here) and this process's user (the container's root then) may write the binary: from a
+// sealed memfd copy instead. Returns only if the binary is safe already, or with an error.
+Result<void> run_from_read_only_self() {
+    struct statvfs fs {};
+    if (::statvfs("/proc/self/exe", &fs) == 0 && (fs.f_flag & ST_RDONLY)) return {};
+    Fd self(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+    if (!self.valid()) return fail_errno("open", "/proc/self/exe");
+    int seals = ::fcntl(self.get(), F_GET_SEALS);
+    if (seals >= 0 && (seals & F_SEAL_WRITE)) return {};  // (the memfd copy below)
+    // The command line as it was, for the same command again.
+    BUTTER_ASSIGN_OR_RETURN(std::string cmdline, read_file_at(AT_FDCWD, "/proc/self/cmdline"));
+    std::vector<char*> argv;
+    for (std::size_t at = 0; at < cmdline.size();) {
+        argv.push_back(cmdline.data() + at);
+        std::size_t end = cmdline.find('\0', at);
+        if (end == std::string::npos) break;
+        at = end + 1;
+    }
+    argv.push_back(nullptr);
+    auto tree = open_tree(AT_FDCWD, "/proc/self/exe", OpenTreeFlag::Clone);
+    if (tree) {
+        MountSetattr ro;
+        ro.set = MountAttr::ReadOnly;
+        BUTTER_TRY(mount_setattr(*tree, "", false, ro));
+        ::execveat(tree->get(), "", argv.data(), environ, AT_EMPTY_PATH);
+        return fail_errno("execveat", "the runtime's binary, read-only");
+    }
+    if (tree.error().errno_value() != EPERM) return fail(std::move(tree).error());
+    if (::faccessat(AT_FDCWD, "/proc/self/exe", W_OK, AT_EACCESS) != 0) return {};
+    int mfd = ::memfd_create("butter-oci", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0) return fail_errno("memfd_create", "a sealed copy of the runtime's binary");
+    Fd copy(mfd);
+    for (;;) {
+        ssize_t n = ::sendfile(copy.get(), self.get(), nullptr, 1 << 20);
+        if (n < 0) return fail_errno("sendfile", "a sealed copy of the runtime's binary");
+        if (n == 0) break;
+    }
+    if (::fcntl(copy.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) <
+        0)
+        return fail_errno("fcntl(F_ADD_SEALS)", "the runtime's binary");
+    ::execveat(copy.get(), "", argv.data(), environ, AT_EMPTY_PATH);
+    return fail_errno("execveat", "a sealed copy of the runtime's binary");
+}
+
 }  // namespace
 
 int main(const std::vector<std::string>& args) {
@@ -1453,6 +1507,8 @@ int main(const std::vector<std::string>& args) {
     }
     if (!g.root.starts_with("/")) return error("--root: must be an absolute path");
     const std::string& cmd = args[i];
+    if (cmd == "create" || cmd == "run" || cmd == "exec")
+        if (auto r = run_from_read_only_self(); !r) return error(cmd + ": " + r.error().what());
     if (cmd == "create") return cmd_create(args, i + 1);
     if (cmd == "start") return cmd_start(args, i + 1);
     if (cmd == "state") return cmd_state(args, i + 1);

