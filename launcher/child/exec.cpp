@@ -278,11 +278,6 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
         ::close(ch.start_fd);
         report_failures_on_stderr();
     }
-    // An OCI config's startContainer hooks (create's process after start, or run's): in the
-    // container, before the command.
-    if (!plan.start_container_hooks.empty())
-        if (auto r = run_container_hooks(plan.start_container_hooks, ch); !r)
-            die(ch, Step::Hooks, r.error());
     if (plan.landlock_scopes != 0 || plan.landlock_fs != 0 || plan.landlock_net != 0) {
         // Before the ids and capabilities go: with CAP_SYS_ADMIN in its user namespace the
         // child may confine itself whether or not no_new_privs is set. Without one (the
@@ -304,6 +299,12 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     }
     // Without a pid namespace this process is the sandbox: it must still die with butter.
     if (!plan.namespaces.has(Namespace::Pid) && !rearm_parent_death(ch)) ::_exit(125);
+    // An OCI config's startContainer hooks (create's process after start, or run's): in the
+    // container, before the command, with its user and capabilities (as runc runs them after
+    // finalizeNamespace): the hook is the image's file, never run with more than its command.
+    if (!plan.start_container_hooks.empty())
+        if (auto r = run_container_hooks(plan.start_container_hooks, ch); !r)
+            die(ch, Step::Hooks, r.error());
     // Every fd above 2 closes at exec, the caller's leaks included; ours are needed until then.
     // Socket activation's fds 3.. stay open (and lose close-on-exec if they had it).
     unsigned first_closed = 3 + static_cast<unsigned>(plan.listen_fds);

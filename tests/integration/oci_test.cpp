@@ -1089,7 +1089,8 @@ TEST_F(Oci, KillAllReachesEveryProcessAndDeleteEveryCgroup) {
 
 // createContainer hooks run in the container's namespaces before pivot_root (their paths the
 // runtime's), startContainer hooks in the container before its process (their paths the
-// container's), each with the state on stdin; a failing one ends the start.
+// container's, run with its user and capabilities), each with the state on stdin; a failing
+// one ends the start.
 TEST_F(Oci, HooksInTheContainersNamespaces) {
     Bundle b;
     b.spec["root"]["readonly"] = false;
@@ -1101,9 +1102,13 @@ TEST_F(Oci, HooksInTheContainersNamespaces) {
                                 (b / "cc-net") + "'"}}}}},
                        {"startContainer",
                         {{{"path", "/bin/sh"},
-                          {"args", {"sh", "-c", "cat > /work/sc; echo hook > /work/order"}}}}}};
+                          {"args",
+                           {"sh", "-c",
+                            "cat > /work/sc; grep CapEff /proc/self/status > /work/hook-caps; "
+                            "echo hook > /work/order"}}}}}};
     b.script(
-        "echo command >> /work/order; readlink /proc/self/ns/net > /work/net; exec sleep 1000");
+        "grep CapEff /proc/self/status > /work/caps; echo command >> /work/order; "
+        "readlink /proc/self/ns/net > /work/net; exec sleep 1000");
     b.save();
     ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "inhooks"}).code, 0)
         << read_file(b / "stderr");
@@ -1119,6 +1124,8 @@ TEST_F(Oci, HooksInTheContainersNamespaces) {
     ASSERT_GT(::readlink("/proc/self/ns/net", host_net, sizeof host_net - 1), 0);
     EXPECT_NE(read_file(b / "cc-net"), std::string(host_net) + "\n");
     EXPECT_EQ(read_file(b / "rootfs/work/order"), "hook\ncommand\n");
+    // (the image's hook has the command's capabilities, not the runtime's)
+    EXPECT_EQ(read_file(b / "rootfs/work/hook-caps"), read_file(b / "rootfs/work/caps"));
     EXPECT_EQ(json::parse(read_file(b / "rootfs/work/sc"), nullptr, false)["id"], "inhooks");
     EXPECT_EQ(b.oci({"delete", "--force", "inhooks"}).code, 0);
 
