@@ -400,7 +400,15 @@ void remove_cgroups(const std::vector<std::string>& dirs, const std::vector<std:
 Result<Cgroups> make_cgroups(const Config& c, const std::string& id) {
     std::vector<std::string> made, parents;
     // (without a path: one cgroup of its own below butter's, no parent left behind)
-    std::string path = c.cgroups_path.empty() ? "butter-oci-" + id : c.cgroups_path;
+    // (named after the state root too: the same id under another --root, another engine's, is
+    // another container)
+    std::uint32_t root_hash = 2166136261u;  // FNV-1a
+    for (unsigned char ch : g.root)
+        root_hash = (root_hash ^ ch) * 16777619u;
+    char tag[16];
+    std::snprintf(tag, sizeof tag, "%08x", root_hash);
+    std::string path =
+        c.cgroups_path.empty() ? "butter-oci-" + std::string(tag) + "-" + id : c.cgroups_path;
     auto one = [&](const char* controller) -> Result<std::pair<std::string, CgroupVersion>> {
         CgroupVersion v{};
         std::string mount;
@@ -1088,6 +1096,8 @@ int cmd_run(const std::vector<std::string>& args, std::size_t from) {
     if (a->values.count("--pid-file"))
         if (auto r = write_pid_file(a->values["--pid-file"], m->state.pid); !r)
             warn(r.error().what());
+    if (auto r = run_hooks(m->state.hooks, "poststart", m->state); !r)
+        warn("poststart hook: " + r.error().what());
     auto sfd = SignalFd::create(forwarded);
     int status = 1;
     std::string failure;

@@ -469,6 +469,13 @@ TEST_F(Oci, HooksGetTheStateOnStdin) {
     ASSERT_EQ(b.oci({"delete", "--force", "hooked"}).code, 0);
     EXPECT_EQ(json::parse(read_file(b / "poststop"))["id"], "hooked");
     EXPECT_EQ(read_file(b / "order"), "prestart\ncreateRuntime\npoststart\npoststop\n");
+    // The same in a foreground run.
+    std::filesystem::remove(b / "order");
+    b.script("true");
+    b.save();
+    EXPECT_EQ(b.oci({"run", "hooked-run"}).code, 0);
+    EXPECT_EQ(read_file(b / "order"), "prestart\ncreateRuntime\npoststart\npoststop\n");
+    EXPECT_EQ(json::parse(read_file(b / "poststart"))["id"], "hooked-run");
 
     b.spec["hooks"] = {{"prestart", {{{"path", "/bin/false"}}}}};
     b.save();
@@ -851,6 +858,24 @@ TEST_F(Oci, ResourcesReachTheCgroups) {
     EXPECT_EQ(b.oci({"delete", "--force", "limited"}).code, 0);
     for (const auto& d : dirs)
         EXPECT_NE(::access(d.c_str(), F_OK), 0) << d;
+}
+
+// Without a cgroupsPath, the cgroup is named after the state root too: the same id under two
+// roots (two engines) is two containers, not "holds processes already".
+TEST_F(Oci, SameIdUnderTwoRootsHasTwoCgroups) {
+    Bundle first, second;
+    for (Bundle* b : {&first, &second}) {
+        b->spec["linux"]["resources"] = {{"pids", {{"limit", 100}}}};
+        b->script("exec sleep 1000");
+        b->save();
+        auto r = b->oci_detached({"create", "twin"});
+        EXPECT_EQ(r.code, 0) << r.err;
+    }
+    json one = json::parse(read_file(first / "state/twin/state.json"));
+    json two = json::parse(read_file(second / "state/twin/state.json"));
+    EXPECT_NE(one["cgroups"], two["cgroups"]);
+    EXPECT_EQ(first.oci({"delete", "--force", "twin"}).code, 0);
+    EXPECT_EQ(second.oci({"delete", "--force", "twin"}).code, 0);
 }
 
 // A memory limit the container cannot live within: the kernel's OOM kill is named (create's
