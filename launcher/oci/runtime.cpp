@@ -20,11 +20,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -129,6 +131,9 @@ struct State {
     // Its pid namespace is its own (not one it joined, which other containers' processes share:
     // then its processes are those of its cgroups alone).
     bool own_pid_ns = true;
+    // Its mount namespace (nsfs device and inode; the kernel's 64-bit id where it has one, else
+    // 0), by which a container in a joined pid namespace without a cgroup knows its processes.
+    std::uint64_t mnt_dev = 0, mnt_ino = 0, mnt_id = 0;
     std::vector<std::string> cgroups;  // directories create made
     // Those made above them (a nested cgroupsPath), top-down: removed after them where empty.
     std::vector<std::string> cgroup_parents;
@@ -151,6 +156,7 @@ json state_json(const State& s) {
                 {"startTime", s.start_time},
                 {"started", s.started},
                 {"ownPidNamespace", s.own_pid_ns},
+                {"mountNamespace", {s.mnt_dev, s.mnt_ino, s.mnt_id}},
                 {"cgroups", s.cgroups},
                 {"cgroupParents", s.cgroup_parents},
                 {"annotations", s.annotations},
@@ -221,6 +227,11 @@ Result<Container> open_container(const std::string& id) {
         s.start_time = j.value("startTime", std::uint64_t{0});
         s.started = j.value("started", false);
         s.own_pid_ns = j.value("ownPidNamespace", true);
+        if (j.contains("mountNamespace")) {
+            auto m = j["mountNamespace"].get<std::vector<std::uint64_t>>();
+            if (m.size() == 3)
+                std::tie(s.mnt_dev, s.mnt_ino, s.mnt_id) = std::tie(m[0], m[1], m[2]);
+        }
         if (j.contains("cgroups")) s.cgroups = j["cgroups"].get<std::vector<std::string>>();
         if (j.contains("cgroupParents"))
             s.cgroup_parents = j["cgroupParents"].get<std::vector<std::string>>();
@@ -480,7 +491,7 @@ Result<Cgroups> make_cgroups(const Config& c, const std::string& id) {
                 int e = r.error().errno_value();
                 if (e != EACCES && e != EPERM && e != EROFS) return fail(std::move(r).error());
                 warn("a joined pid namespace without a cgroup (" + r.error().what() +
-                     "): kill --all and ps reach the first process and its descendants alone");
+                     "): kill --all and ps know its processes by its mount namespace");
             }
         return {};
     }();
@@ -505,9 +516,28 @@ bool in_pid_namespace(const char* pid, const struct stat& want) {
     return false;
 }
 
+// NS_GET_MNTNS_ID (Linux 6.8): a mount namespace's id, never given to another one.
+#ifndef NS_GET_MNTNS_ID
+#define NS_GET_MNTNS_ID _IOR(NSIO, 0x5, std::uint64_t)
+#endif
+
+// Process `pid`'s mount namespace: nsfs device, inode and id (0 before Linux 6.8); zeros if it
+// cannot be read (gone, or not this user's).
+std::array<std::uint64_t, 3> mount_namespace(const char* pid) {
+    std::string path = std::string("/proc/") + pid + "/ns/mnt";
+    Fd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!ns.valid() || ::fstat(ns.get(), &st) < 0) return {0, 0, 0};
+    std::uint64_t id = 0;
+    if (::ioctl(ns.get(), NS_GET_MNTNS_ID, &id) < 0) id = 0;
+    return {st.st_dev, st.st_ino, id};
+}
+
 // The container's processes: those in its pid namespace (if it is its own) and in those nested
 // in it, and those in its cgroups (a process that made a pid namespace of its own is in them
-// still).
+// still). In a joined pid namespace without a cgroup: those in its mount namespace (by its id;
+// before Linux 6.8 by its inode, and only while the first process is in it, so that the inode
+// cannot be another namespace's) and the first process's descendants.
 std::vector<pid_t> container_processes(const State& s) {
     std::set<pid_t> pids;
     struct stat want {};
@@ -522,10 +552,27 @@ std::vector<pid_t> container_processes(const State& s) {
         }
         if (d) ::closedir(d);
     }
-    if (!s.own_pid_ns && s.cgroups.empty() && status_of(s) != "stopped") {
-        pids.insert(s.pid);
-        for (pid_t p : descendants_of(s.pid))
-            pids.insert(p);
+    if (!s.own_pid_ns && s.cgroups.empty()) {
+        bool alive = status_of(s) != "stopped";
+        if (alive) {
+            pids.insert(s.pid);
+            for (pid_t p : descendants_of(s.pid))
+                pids.insert(p);
+        }
+        std::string first = std::to_string(s.pid);
+        auto held = alive ? mount_namespace(first.c_str()) : std::array<std::uint64_t, 3>{};
+        bool by_id = s.mnt_id != 0;
+        bool by_inode = !by_id && s.mnt_ino != 0 && held[0] == s.mnt_dev && held[1] == s.mnt_ino;
+        DIR* d = (by_id || by_inode) ? ::opendir("/proc") : nullptr;
+        while (d) {
+            struct dirent* e = ::readdir(d);
+            if (!e) break;
+            if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+            auto m = mount_namespace(e->d_name);
+            if (by_id ? m[2] == s.mnt_id : (m[0] == s.mnt_dev && m[1] == s.mnt_ino))
+                pids.insert(std::atoi(e->d_name));
+        }
+        if (d) ::closedir(d);
     }
     for (const auto& top : s.cgroups)
         for (const auto& dir : cgroup_tree(top))
@@ -862,6 +909,12 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     m.sandbox.emplace(std::move(*spawned));
     m.state.pid = m.sandbox->pid;
     m.state.start_time = process_start_time(m.sandbox->pid);
+    if (c.plan.namespaces.has(Namespace::Mount)) {  // (its own: not one it joined)
+        std::string pid = std::to_string(m.sandbox->pid);
+        auto mnt = mount_namespace(pid.c_str());
+        std::tie(m.state.mnt_dev, m.state.mnt_ino, m.state.mnt_id) =
+            std::tie(mnt[0], mnt[1], mnt[2]);
+    }
     if (start_gate) {
         // Set up, or failed: Ready on the control socket, or a record (or EOF) on the pipe.
         for (;;) {

@@ -1350,8 +1350,8 @@ TEST(OciRootless, DevicesAreTheHostsNodesBound) {
 }
 
 // Rootless, a container joins another's user and pid namespaces (a pod): no cgroup can be
-// made for it, so ps and kill --all know its processes by descent from its first one (a
-// warning says so), and never reach the other container's.
+// made for it, so ps and kill --all know its processes by its mount namespace and by descent
+// from its first one (a warning says so), and never reach the other container's.
 TEST(OciRootless, JoinsAPidNamespaceWithoutACgroup) {
     BUTTER_REQUIRE_ROOT();
     REQUIRE_BUSYBOX();
@@ -1371,7 +1371,9 @@ TEST(OciRootless, JoinsAPidNamespaceWithoutACgroup) {
         if (n["type"] == "pid") n["path"] = proc + "pid";
         if (n["type"] == "user") n["path"] = proc + "user";
     }
-    second.script("sleep 1000 & exec sleep 1000");
+    // Two that leave it (reparented to the other container's first process): known by the
+    // container's mount namespace.
+    second.script("(setsid sleep 50017 &); (sleep 50018 &); exec sleep 1000");
     second.save();
     auto r = second.oci_detached({"create", "member"}, true);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -1380,16 +1382,19 @@ TEST(OciRootless, JoinsAPidNamespaceWithoutACgroup) {
     std::size_t n = 0;
     for (int i = 0;
          i < 300 &&
-         (n = json::parse(second.oci({"ps", "--format", "json", "member"}, true).out).size()) < 2;
-         ++i)
+         (n = json::parse(second.oci({"ps", "--format", "json", "member"}, true).out).size()) != 3;
+         ++i)  // (4 while a subshell that starts one has not exited yet)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    EXPECT_EQ(n, 2u);
+    EXPECT_EQ(n, 3u);
     EXPECT_EQ(second.oci({"kill", "--all", "member", "KILL"}, true).code, 0);
     for (int i = 0;
          i < 300 && json::parse(second.oci({"state", "member"}, true).out)["status"] != "stopped";
          ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(json::parse(second.oci({"state", "member"}, true).out)["status"], "stopped");
+    for (int i = 0; i < 300 && !pids_matching("sleep 5001").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(pids_matching("sleep 5001").empty());
     EXPECT_EQ(json::parse(first.oci({"state", "infra"}, true).out)["status"], "running");
     EXPECT_EQ(second.oci({"delete", "member"}, true).code, 0);
     EXPECT_EQ(first.oci({"delete", "--force", "infra"}, true).code, 0);
