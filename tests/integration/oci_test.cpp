@@ -811,18 +811,27 @@ TEST_F(Oci, SeccompAgentGetsTheListenerAndAnswers) {
                     "to answer)"));
 }
 
+// Whether /sys/fs/cgroup is cgroup v2 (the VM lane's) rather than this host's v1 hierarchies.
+bool cgroup_v2() {
+    struct statfs fs {};
+    return ::statfs("/sys/fs/cgroup", &fs) == 0 && fs.f_type == 0x63677270;  // CGROUP2_SUPER_MAGIC
+}
+
+// A cgroupsPath of the test's own: on v2 at the hierarchy's root, which may hold processes
+// beside cgroups with controllers (the VM's guest is the test's own); on v1 below this
+// process's own cgroups.
+std::string test_cgroups_path(const std::string& prefix) {
+    std::string name = prefix + "-" + std::to_string(::getpid());
+    return cgroup_v2() ? "/" + name : name;
+}
+
 // linux.resources in the container's cgroups as the hierarchy has them (v1 on this host, pure
 // v2 in the VM lane, where the controllers are enabled down the path first): the memory, pids
 // and cpu values, and the pids limit holding inside; delete removes the cgroups.
 TEST_F(Oci, ResourcesReachTheCgroups) {
-    struct statfs fs {};
-    ASSERT_EQ(::statfs("/sys/fs/cgroup", &fs), 0);
-    bool v2 = fs.f_type == 0x63677270;  // CGROUP2_SUPER_MAGIC
+    bool v2 = cgroup_v2();
     Bundle b;
-    // (v2: a cgroup at the hierarchy's root, which may hold processes beside cgroups with
-    // controllers; the VM's guest is the test's own. v1: below this process's own cgroups.)
-    std::string name = "butter-oci-test-" + std::to_string(::getpid());
-    b.spec["linux"]["cgroupsPath"] = v2 ? "/" + name : name;
+    b.spec["linux"]["cgroupsPath"] = test_cgroups_path("butter-oci-test");
     b.spec["linux"]["resources"] = {
         {"memory", {{"limit", 67108864}}},
         {"pids", {{"limit", 20}}},
@@ -881,12 +890,8 @@ TEST_F(Oci, SameIdUnderTwoRootsHasTwoCgroups) {
 // A memory limit the container cannot live within: the kernel's OOM kill is named (create's
 // error; run's status 137 with a warning), not a broken control socket.
 TEST_F(Oci, OomKillIsNamed) {
-    struct statfs fs {};
-    ASSERT_EQ(::statfs("/sys/fs/cgroup", &fs), 0);
-    bool v2 = fs.f_type == 0x63677270;  // CGROUP2_SUPER_MAGIC (as ResourcesReachTheCgroups)
     Bundle b;
-    std::string name = "butter-oci-oom-" + std::to_string(::getpid());
-    b.spec["linux"]["cgroupsPath"] = v2 ? "/" + name : name;
+    b.spec["linux"]["cgroupsPath"] = test_cgroups_path("butter-oci-oom");
     b.spec["linux"]["resources"] = {{"memory", {{"limit", 8192}}}};
     b.script("echo started");
     b.save();
