@@ -46,24 +46,6 @@ void for_each_go_fd(Channels& ch, F f) {
         f(fd);
 }
 
-// How long the child spins for "go" before it sleeps in recvmsg.
-constexpr std::int64_t kGoSpinNs = 1'000'000;
-
-// The child's namespaces are made; "go" is usually near. Sleeping for it would halt this CPU,
-// and a halted vCPU takes 0.1-0.3 ms to wake: spin for it a while instead (the whole start-up
-// ~0.3 ms faster on the benchmark's VM, for no more CPU time in all), then sleep as before.
-void wait_awake_for_go(const EarlyChild::State& st) {
-    std::int64_t until = monotonic_ns() + kGoSpinNs;
-    for (unsigned i = 1; !st.go_sent.load(std::memory_order_acquire); ++i) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ volatile("yield");
-#endif
-        if (i % 256 == 0 && monotonic_ns() > until) return;  // the vDSO: no errno, no state
-    }
-}
-
 // After "go" (`m`, received): the supervisor waits (wait_for_setup) and the memory is this
 // process's.
 [[noreturn]] void early_go(EarlyChild::State& st, long unshared, const struct msghdr& m) {
@@ -112,7 +94,8 @@ int early_main(void* arg) {
     // too) is EOF on the socket.
     raw::call(SYS_close, st->close_fd);
     long unshared = raw::call(SYS_unshare, kUnshared.raw());
-    wait_awake_for_go(*st);
+    // (asleep in recvmsg until "go": a spin for it, tried before, spent up to 1 ms of CPU per
+    // run for no gain when runs compete for the CPUs, issue 30's case)
 
     char byte = 0;
     struct iovec iov {

@@ -32,7 +32,7 @@ struct EarlyChild::State {
     const ChildChannels* ch = nullptr;
     sigset_t mask{};  // the supervisor's at spawn: what a spawn child starts with
     bool lsan_disabled = false;
-    std::atomic<bool> go_sent{false};  // set once "go" is on the socket (wait_awake_for_go)
+    std::atomic<bool> go_sent{false};  // set once "go" is on the socket (spawn asserts it)
     // The scheduler tends to queue the child behind the supervisor on the supervisor's CPU,
     // where the two would take turns: it is put on another one until "go" (by itself, should
     // it run first, and by the supervisor), and gets the supervisor's CPUs back after it.
