@@ -4,6 +4,7 @@
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -305,6 +306,8 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     if (!plan.start_container_hooks.empty())
         if (auto r = run_container_hooks(plan.start_container_hooks, ch); !r)
             die(ch, Step::Hooks, r.error());
+    if (plan.child_subreaper && ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        die(ch, Step::Session, Error::from_errno("prctl(PR_SET_CHILD_SUBREAPER)"));
     // Every fd above 2 closes at exec, the caller's leaks included; ours are needed until then.
     // Socket activation's fds 3.. stay open (and lose close-on-exec if they had it).
     unsigned first_closed = 3 + static_cast<unsigned>(plan.listen_fds);

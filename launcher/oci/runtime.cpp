@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/nsfs.h>
 #include <poll.h>
 #include <signal.h>
@@ -304,10 +305,11 @@ json hooks_json(const std::vector<Hook>& hooks) {
 // The directory for `controller`'s hierarchy: an absolute cgroupsPath from its root, a
 // relative one below this process's own cgroup (as runc places them).
 Result<std::string> cgroup_dir(const std::string& controller, const std::string& path,
-                               CgroupVersion& version, std::string& mount) {
+                               CgroupVersion& version, std::string& mount, std::string& own) {
     BUTTER_ASSIGN_OR_RETURN(CgroupHierarchy h, find_cgroup_hierarchy(controller));
     version = h.version;
     mount = h.mount;
+    own = h.own_path();
     std::string rel = path;
     if (g.systemd_cgroup && std::count(path.begin(), path.end(), ':') == 2) {
         // slice:prefix:name, as runc's systemd driver names it: made as cgroupfs paths.
@@ -422,9 +424,19 @@ Result<Cgroups> make_cgroups(const Config& c, const std::string& id) {
         c.cgroups_path.empty() ? "butter-oci-" + std::string(tag) + "-" + id : c.cgroups_path;
     auto one = [&](const char* controller) -> Result<std::pair<std::string, CgroupVersion>> {
         CgroupVersion v{};
-        std::string mount;
-        BUTTER_ASSIGN_OR_RETURN(std::string dir, cgroup_dir(controller, path, v, mount));
+        std::string mount, own;
+        BUTTER_ASSIGN_OR_RETURN(std::string dir, cgroup_dir(controller, path, v, mount, own));
         if (std::find(made.begin(), made.end(), dir) == made.end()) {
+            // Nor one below a cgroup that holds processes (another container's: its kill --all
+            // and delete would reach this one's), but the runtime's own cgroup and those above.
+            for (std::size_t slash = dir.find('/', mount.size() + 1); slash != std::string::npos;
+                 slash = dir.find('/', slash + 1)) {
+                std::string above = dir.substr(0, slash);
+                if (own == above || own.starts_with(above + "/")) continue;
+                if (auto procs = cgroup_processes(above); procs && !procs->empty())
+                    return fail(Error::message("cgroupsPath",
+                                               "is below a cgroup that holds processes", above));
+            }
             // A cgroup of someone else's (processes in it or below) is not taken over: kill
             // --all and delete would reach them (runc refuses a populated one too).
             if (::access(dir.c_str(), F_OK) == 0)
@@ -770,6 +782,64 @@ Result<bool> control_message(int control, const Config& c, const State& s, pid_t
     return m.type == want;
 }
 
+// CVE-2019-5736 (runc's): a container that makes one of its processes execute /proc/self/exe
+// (a "#!/proc/self/exe" script run by exec, or as its first process, before which
+// /proc/self/exe is the runtime's binary) has a process running the runtime's binary, opens
+// that through /proc/PID/exe, and once nothing executes it any more, writes it: the next run of
+// the runtime as root is the container's. So before create, run and exec start anything for a
+// container, the runtime executes itself again from a read-only bind mount of its binary that is
+// never attached anywhere (as runc 1.2 does from an overlay): /proc/PID/exe then names that
+// mount, and opening it for writing is EROFS. From a sealed memfd copy instead (its own inode)
+// where a container could reach the binary's inode another way: CAP_DAC_READ_SEARCH without a
+// user namespace (open_by_handle_at through its own mount of the binary's file system), or no
+// mount can be made (no CAP_SYS_ADMIN here) and this process's user (the container's root
+// then) may write the binary. Returns only if the binary is safe already, or with an error.
+// Called before anything of the container exists, the command then runs again from its start.
+Result<void> protect_own_binary(const Config& c) {
+    bool by_handle = c.plan.oci_caps && c.plan.oci_caps->bounding.has(CAP_DAC_READ_SEARCH) &&
+                     !c.plan.namespaces.has(Namespace::User) && !c.joins(Namespace::User);
+    Fd self(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+    if (!self.valid()) return fail_errno("open", "/proc/self/exe");
+    int seals = ::fcntl(self.get(), F_GET_SEALS);
+    if (seals >= 0 && (seals & F_SEAL_WRITE)) return {};  // (the memfd copy below)
+    struct statvfs fs {};
+    if (!by_handle && ::statvfs("/proc/self/exe", &fs) == 0 && (fs.f_flag & ST_RDONLY)) return {};
+    // The command line as it was, for the same command again.
+    BUTTER_ASSIGN_OR_RETURN(std::string cmdline, read_file_at(AT_FDCWD, "/proc/self/cmdline"));
+    std::vector<char*> argv;
+    for (std::size_t at = 0; at < cmdline.size();) {
+        argv.push_back(cmdline.data() + at);
+        std::size_t end = cmdline.find('\0', at);
+        if (end == std::string::npos) break;
+        at = end + 1;
+    }
+    argv.push_back(nullptr);
+    auto tree = by_handle ? Result<Fd>(fail(Error("open_tree", EPERM)))
+                          : open_tree(AT_FDCWD, "/proc/self/exe", OpenTreeFlag::Clone);
+    if (tree) {
+        MountSetattr ro;
+        ro.set = MountAttr::ReadOnly;
+        BUTTER_TRY(mount_setattr(*tree, "", false, ro));
+        ::execveat(tree->get(), "", argv.data(), environ, AT_EMPTY_PATH);
+        return fail_errno("execveat", "the runtime's binary, read-only");
+    }
+    if (tree.error().errno_value() != EPERM) return fail(std::move(tree).error());
+    if (!by_handle && ::faccessat(AT_FDCWD, "/proc/self/exe", W_OK, AT_EACCESS) != 0) return {};
+    int mfd = ::memfd_create("butter-oci", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0) return fail_errno("memfd_create", "a sealed copy of the runtime's binary");
+    Fd copy(mfd);
+    for (;;) {
+        ssize_t n = ::sendfile(copy.get(), self.get(), nullptr, 1 << 20);
+        if (n < 0) return fail_errno("sendfile", "a sealed copy of the runtime's binary");
+        if (n == 0) break;
+    }
+    if (::fcntl(copy.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) <
+        0)
+        return fail_errno("fcntl(F_ADD_SEALS)", "the runtime's binary");
+    ::execveat(copy.get(), "", argv.data(), environ, AT_EMPTY_PATH);
+    return fail_errno("execveat", "a sealed copy of the runtime's binary");
+}
+
 // What create and run share: the container made and waiting (start_gate) or running.
 struct Made {
     std::optional<Sandbox> sandbox;
@@ -796,6 +866,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     if (!valid_id(id)) return fail(Error::message("container", "not a valid container id", id));
     std::string bundle = absolute(bundle_arg);
     BUTTER_ASSIGN_OR_RETURN(Config c, load_config(bundle));
+    BUTTER_TRY(protect_own_binary(c));  // (may execute this command again from its start)
     for (const auto& w : c.warnings)
         warn(w);
     if (c.terminal && console_socket.empty())
@@ -868,6 +939,7 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
         extras.hook_state_fd = mfd;
     }
     BUTTER_ASSIGN_OR_RETURN(cgroups, make_cgroups(c, id));
+    c.plan.child_subreaper = c.pid_ns_joined() && cgroups.dirs.empty();
     m.state.id = id;
     m.state.bundle = bundle;
     m.state.created = now_rfc3339();
@@ -1059,8 +1131,15 @@ bool kill_leftovers(const State& s) {
     for (int pass = 0; pass < 100; ++pass) {
         auto pids = container_processes(s);
         if (pids.empty()) return true;
+        // In a joined pid namespace the first process goes last: it is the reaper (a child
+        // subreaper) of what the others leave behind, which would otherwise go to another
+        // container's init, out of sight.
+        bool first_last =
+            !s.own_pid_ns && pass < 50 &&
+            std::any_of(pids.begin(), pids.end(), [&](pid_t p) { return p != s.pid; });
         for (pid_t pid : pids)
-            if (auto p = pidfd_open(pid)) (void)pidfd_send_signal(*p, SIGKILL);
+            if (auto p = pidfd_open(pid); p && !(first_last && pid == s.pid))
+                (void)pidfd_send_signal(*p, SIGKILL);
         ::usleep(pass < 10 ? 1000 : 10000);
     }
     return container_processes(s).empty();
@@ -1258,6 +1337,7 @@ int cmd_exec(const std::vector<std::string>& args, std::size_t from) {
             *text, a->values.count("--process") ? a->values["--process"] : "the process", *cfg);
         !r)
         return error("exec: " + r.error().what());
+    if (auto r = protect_own_binary(*cfg); !r) return error("exec: " + r.error().what());
     for (const auto& w : cfg->warnings)
         if (w.find("/process") != std::string::npos || w.starts_with(a->values["--process"]))
             warn(w);
@@ -1458,58 +1538,6 @@ bool in_user_namespace() {
            inside != 0 || outside != 0 || count != 4294967295UL;
 }
 
-// CVE-2019-5736 (runc's): a container that makes one of its processes execute /proc/self/exe
-// (a "#!/proc/self/exe" script run by exec, or as its first process, before which
-// /proc/self/exe is the runtime's binary) has a process running the runtime's binary, opens
-// that through /proc/PID/exe, and once nothing executes it any more, writes it: the next run of
-// the runtime as root is the container's. So before create, run and exec start anything for a
-// container, the runtime executes itself again from a read-only bind mount of its binary that is
-// never attached anywhere (as runc 1.2 does from an overlay): /proc/PID/exe then names that
-// mount, and opening it for writing is EROFS. Where no mount can be made (no CAP_SYS_ADMIN
-// here) and this process's user (the container's root then) may write the binary: from a
-// sealed memfd copy instead. Returns only if the binary is safe already, or with an error.
-Result<void> run_from_read_only_self() {
-    struct statvfs fs {};
-    if (::statvfs("/proc/self/exe", &fs) == 0 && (fs.f_flag & ST_RDONLY)) return {};
-    Fd self(::open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
-    if (!self.valid()) return fail_errno("open", "/proc/self/exe");
-    int seals = ::fcntl(self.get(), F_GET_SEALS);
-    if (seals >= 0 && (seals & F_SEAL_WRITE)) return {};  // (the memfd copy below)
-    // The command line as it was, for the same command again.
-    BUTTER_ASSIGN_OR_RETURN(std::string cmdline, read_file_at(AT_FDCWD, "/proc/self/cmdline"));
-    std::vector<char*> argv;
-    for (std::size_t at = 0; at < cmdline.size();) {
-        argv.push_back(cmdline.data() + at);
-        std::size_t end = cmdline.find('\0', at);
-        if (end == std::string::npos) break;
-        at = end + 1;
-    }
-    argv.push_back(nullptr);
-    auto tree = open_tree(AT_FDCWD, "/proc/self/exe", OpenTreeFlag::Clone);
-    if (tree) {
-        MountSetattr ro;
-        ro.set = MountAttr::ReadOnly;
-        BUTTER_TRY(mount_setattr(*tree, "", false, ro));
-        ::execveat(tree->get(), "", argv.data(), environ, AT_EMPTY_PATH);
-        return fail_errno("execveat", "the runtime's binary, read-only");
-    }
-    if (tree.error().errno_value() != EPERM) return fail(std::move(tree).error());
-    if (::faccessat(AT_FDCWD, "/proc/self/exe", W_OK, AT_EACCESS) != 0) return {};
-    int mfd = ::memfd_create("butter-oci", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (mfd < 0) return fail_errno("memfd_create", "a sealed copy of the runtime's binary");
-    Fd copy(mfd);
-    for (;;) {
-        ssize_t n = ::sendfile(copy.get(), self.get(), nullptr, 1 << 20);
-        if (n < 0) return fail_errno("sendfile", "a sealed copy of the runtime's binary");
-        if (n == 0) break;
-    }
-    if (::fcntl(copy.get(), F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) <
-        0)
-        return fail_errno("fcntl(F_ADD_SEALS)", "the runtime's binary");
-    ::execveat(copy.get(), "", argv.data(), environ, AT_EMPTY_PATH);
-    return fail_errno("execveat", "a sealed copy of the runtime's binary");
-}
-
 }  // namespace
 
 int main(const std::vector<std::string>& args) {
@@ -1570,8 +1598,6 @@ int main(const std::vector<std::string>& args) {
     }
     if (!g.root.starts_with("/")) return error("--root: must be an absolute path");
     const std::string& cmd = args[i];
-    if (cmd == "create" || cmd == "run" || cmd == "exec")
-        if (auto r = run_from_read_only_self(); !r) return error(cmd + ": " + r.error().what());
     if (cmd == "create") return cmd_create(args, i + 1);
     if (cmd == "start") return cmd_start(args, i + 1);
     if (cmd == "state") return cmd_state(args, i + 1);

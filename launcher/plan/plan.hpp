@@ -255,6 +255,10 @@ struct SandboxPlan {
     // The listener's receiver answers with one byte once it has handed it on (the OCI runtime,
     // to the seccomp agent): the process waits for it, and never runs with no one to answer.
     bool seccomp_listener_ack = false;
+    // The command is a child subreaper (PR_SET_CHILD_SUBREAPER, kept across its exec): an OCI
+    // container in a joined pid namespace without a cgroup, whose orphans would otherwise go
+    // to that namespace's init and out of the runtime's sight.
+    bool child_subreaper = false;
     // seccomp.report where no listener can be had (seccomp/kernel_log.hpp): the program with
     // its notifications as errno, and the one that logs those denials.
     BpfProgram seccomp_base, seccomp_logged;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -82,8 +83,9 @@ class Bundle {
         write_file(root + "/bin/busybox", text);
         ::chmod((root + "/bin/busybox").c_str(), 0755);
         for (const char* applet :
-             {"sh", "cat", "echo", "id", "ls", "sleep", "touch", "mkdir", "hostname", "grep", "tty",
-              "head", "true", "dd", "seq", "stat", "chmod", "readlink", "false"})
+             {"sh",    "cat",      "echo",  "id",       "ls",    "sleep",  "touch",
+              "mkdir", "hostname", "grep",  "tty",      "head",  "true",   "dd",
+              "seq",   "stat",     "chmod", "readlink", "false", "unshare"})
             (void)::symlink("busybox", (root + "/bin/" + applet).c_str());
         write_file(root + "/etc/secret", "host-visible secret\n");
         auto r = run_butter({"oci", "spec", "--bundle", dir_.path()});
@@ -1086,6 +1088,15 @@ TEST_F(Oci, KillAllReachesEveryProcessAndDeleteEveryCgroup) {
     ASSERT_EQ(b.oci_detached({"create", "sub"}).code, 0);
     json state = json::parse(read_file(b / "state/sub/state.json"));
     ASSERT_EQ(state["cgroups"].size(), 1u) << state.dump();
+    // A container's cgroup below this one's (which holds its process) is refused: this one's
+    // kill --all and delete would reach it.
+    Bundle below;
+    below.spec["linux"]["resources"] = {{"pids", {{"limit", 100}}}};
+    below.spec["linux"]["cgroupsPath"] = b.spec["linux"]["cgroupsPath"].get<std::string>() + "/x";
+    below.save();
+    auto refused = below.oci_detached({"create", "below"});
+    EXPECT_EQ(refused.code, 1);
+    EXPECT_TRUE(has(refused.err, "is below a cgroup that holds processes")) << refused.err;
     ASSERT_EQ(state["cgroupParents"].size(), 1u) << state.dump();
     std::string sub = state["cgroups"][0].get<std::string>() + "/inner";
     ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0) << sub;
@@ -1236,6 +1247,37 @@ TEST_F(Oci, ContainerCannotOverwriteTheRuntimesBinary) {
     EXPECT_EQ(oci("delete --force attacked").code, 0);
 }
 
+// What the container's processes have as their binary before their exec (a created container's
+// first process waits so): a read-only mount of the runtime's (writing it is EROFS once it is
+// not executed), or with CAP_DAC_READ_SEARCH, which opens files by handle through another mount of
+// the same file system, a sealed memfd copy (its own inode).
+TEST_F(Oci, ContainerProcessesRunAReadOnlyOrSealedBinary) {
+    Bundle b;
+    b.script("true");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "ro"}).code, 0)
+        << read_file(b / "stderr");
+    std::string exe = "/proc/" + read_file(b / "pid") + "/exe";
+    struct statvfs fs {};
+    ASSERT_EQ(::statvfs(exe.c_str(), &fs), 0);
+    EXPECT_TRUE(fs.f_flag & ST_RDONLY);
+    EXPECT_EQ(b.oci({"delete", "--force", "ro"}).code, 0);
+
+    for (auto& set : b.spec["process"]["capabilities"])
+        set.push_back("CAP_DAC_READ_SEARCH");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "sealed"}).code, 0)
+        << read_file(b / "stderr");
+    exe = "/proc/" + read_file(b / "pid") + "/exe";
+    char link[256] = {};
+    ASSERT_GT(::readlink(exe.c_str(), link, sizeof link - 1), 0);
+    EXPECT_TRUE(std::string(link).starts_with("/memfd:butter-oci")) << link;
+    Fd self(::open(exe.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(self.valid());
+    EXPECT_TRUE(::fcntl(self.get(), F_GET_SEALS) & F_SEAL_WRITE);
+    EXPECT_EQ(b.oci({"delete", "--force", "sealed"}).code, 0);
+}
+
 TEST_F(Oci, WorkingDirectoryNeverLeadsOutOfTheRoot) {
     Bundle b;
     for (const char* fd : {"/proc/self/fd/3", "/proc/self/fd/4"}) {
@@ -1376,9 +1418,11 @@ TEST(OciRootless, JoinsAPidNamespaceWithoutACgroup) {
         if (n["type"] == "pid") n["path"] = proc + "pid";
         if (n["type"] == "user") n["path"] = proc + "user";
     }
-    // Two that leave it (reparented to the other container's first process): known by the
-    // container's mount namespace.
-    second.script("(setsid sleep 50017 &); (sleep 50018 &); exec sleep 1000");
+    // Two that leave it, and one that also leaves its mount namespace: reparented to the
+    // container's first process (a child subreaper here), not to the other container's.
+    second.script(
+        "(setsid sleep 50017 &); (sleep 50018 &); unshare -U -m sh -c 'sleep 50019 &'; "
+        "exec sleep 1000");
     second.save();
     auto r = second.oci_detached({"create", "member"}, true);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -1387,10 +1431,10 @@ TEST(OciRootless, JoinsAPidNamespaceWithoutACgroup) {
     std::size_t n = 0;
     for (int i = 0;
          i < 300 &&
-         (n = json::parse(second.oci({"ps", "--format", "json", "member"}, true).out).size()) != 3;
-         ++i)  // (4 while a subshell that starts one has not exited yet)
+         (n = json::parse(second.oci({"ps", "--format", "json", "member"}, true).out).size()) != 4;
+         ++i)  // (more while a subshell that starts one has not exited yet)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    EXPECT_EQ(n, 3u);
+    EXPECT_EQ(n, 4u);
     EXPECT_EQ(second.oci({"kill", "--all", "member", "KILL"}, true).code, 0);
     for (int i = 0;
          i < 300 && json::parse(second.oci({"state", "member"}, true).out)["status"] != "stopped";
