@@ -793,8 +793,9 @@ Result<bool> control_message(int control, const Config& c, const State& s, pid_t
 // where a container could reach the binary's inode another way: CAP_DAC_READ_SEARCH without a
 // user namespace (open_by_handle_at through its own mount of the binary's file system), or no
 // mount can be made (no CAP_SYS_ADMIN here) and this process's user (the container's root
-// then) may write the binary. Returns only if the binary is safe already, or with an error.
-// Called before anything of the container exists, the command then runs again from its start.
+// then) may write the binary or owns it. Returns only if the binary is safe already, or with an
+// error. Called before anything of the container exists, the command then runs again from its
+// start.
 Result<void> protect_own_binary(const Config& c) {
     bool by_handle = c.plan.oci_caps && c.plan.oci_caps->bounding.has(CAP_DAC_READ_SEARCH) &&
                      !c.plan.namespaces.has(Namespace::User) && !c.joins(Namespace::User);
@@ -824,7 +825,16 @@ Result<void> protect_own_binary(const Config& c) {
         return fail_errno("execveat", "the runtime's binary, read-only");
     }
     if (tree.error().errno_value() != EPERM) return fail(std::move(tree).error());
-    if (!by_handle && ::faccessat(AT_FDCWD, "/proc/self/exe", W_OK, AT_EACCESS) != 0) return {};
+    // (its owner may make it writable: chmod needs nothing more, the container's root then)
+    struct stat st {};
+    if (!by_handle && ::faccessat(AT_FDCWD, "/proc/self/exe", W_OK, AT_EACCESS) != 0 &&
+        (::fstat(self.get(), &st) < 0 || st.st_uid != ::geteuid()))
+        return {};
+    if (by_handle)
+        warn(
+            "process.capabilities: CAP_DAC_READ_SEARCH without a user namespace lets the "
+            "container open any file of a file system it has a mount of by handle "
+            "(open_by_handle_at), the host's included");
     int mfd = ::memfd_create("butter-oci", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (mfd < 0) return fail_errno("memfd_create", "a sealed copy of the runtime's binary");
     Fd copy(mfd);
@@ -1177,6 +1187,9 @@ int cmd_delete(const std::vector<std::string>& args, std::size_t from) {
     if (status == "running" && !force)
         return error("delete: the container is running (stop it, or --force)");
     if (status != "stopped") {
+        // In a joined pid namespace the others first, the first process (their subreaper) last:
+        // killed first, it would hand them to that namespace's init.
+        if (!c->state.own_pid_ns) (void)kill_leftovers(c->state);
         if (auto fd = container_pidfd(c->state)) {
             (void)pidfd_send_signal(*fd, SIGKILL);
             // Until it is gone (its reaper, the engine or init, collects it).

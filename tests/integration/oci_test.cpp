@@ -1446,7 +1446,51 @@ TEST(OciRootless, JoinsAPidNamespaceWithoutACgroup) {
     EXPECT_TRUE(pids_matching("sleep 5001").empty());
     EXPECT_EQ(json::parse(first.oci({"state", "infra"}, true).out)["status"], "running");
     EXPECT_EQ(second.oci({"delete", "member"}, true).code, 0);
+
+    // delete --force of a running one: the others first, the first process (their reaper)
+    // last, so that none is handed to the other container's init meanwhile.
+    second.script("(unshare -U -m setsid sleep 50020 &); exec sleep 1000");
+    second.save();
+    ASSERT_EQ(second.oci_detached({"create", "member2"}, true).code, 0)
+        << read_file(second / "stderr");
+    ASSERT_EQ(second.oci_detached({"start", "member2"}, true).code, 0);
+    for (int i = 0; i < 300 && pids_matching("sleep 50020").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(second.oci({"delete", "--force", "member2"}, true).code, 0);
+    for (int i = 0; i < 300 && !pids_matching("sleep 50020").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(pids_matching("sleep 50020").empty());
     EXPECT_EQ(first.oci({"delete", "--force", "infra"}, true).code, 0);
+}
+
+// Rootless with a copy of the runtime the user owns (not writable, but its owner may chmod it,
+// as the container's root is then): the container's processes run a sealed memfd copy.
+TEST(OciRootless, OwnBinaryIsNeverTheContainersToWrite) {
+    BUTTER_REQUIRE_ROOT();
+    REQUIRE_BUSYBOX();
+    BUTTER_REQUIRE(have_userns(), "USERNS", "user namespaces unavailable for nobody");
+    TempDir bin;
+    ASSERT_EQ(::chmod(bin.path().c_str(), 0755), 0);
+    std::string runtime = bin / "butter";
+    write_file(runtime, read_file(butter_bin()));
+    ASSERT_EQ(::chown(runtime.c_str(), kNobody, kNobody), 0);
+    ASSERT_EQ(::chmod(runtime.c_str(), 0555), 0);
+    Bundle b(kNobody);
+    b.script("true");
+    b.save();
+    RunOptions o;
+    o.cwd = b.path();
+    o.as_nobody = true;
+    o.program = "/bin/sh";
+    auto r = run_butter({"-c", "exec '" + runtime + "' oci --root '" + (b / "state") +
+                                   "' create --pid-file pid own </dev/null >/dev/null 2>&1"},
+                        o);
+    ASSERT_EQ(r.code, 0) << r.err;
+    char link[256] = {};
+    std::string exe = "/proc/" + read_file(b / "pid") + "/exe";
+    ASSERT_GT(::readlink(exe.c_str(), link, sizeof link - 1), 0);
+    EXPECT_TRUE(std::string(link).starts_with("/memfd:butter-oci")) << link;
+    EXPECT_EQ(b.oci({"delete", "--force", "own"}, true).code, 0);
 }
 
 // --- podman -------------------------------------------------------------------------------
