@@ -495,15 +495,19 @@ Result<Cgroups> make_cgroups(const Config& c, const std::string& id) {
                               : write_control(at.first, "cpu.shares", std::to_string(s)));
             }
         }
-        // In a pid namespace it joined, the container's processes are known by its cgroup: one
-        // is made without a limit. Where none can be made (rootless), by descent from its
-        // first process (container_processes), which a daemonizing process escapes.
-        if (made.empty() && c.pid_ns_joined())
+        // A cgroupsPath the config names is made without a limit too (as runc makes it: the
+        // engine finds the container there), and in a pid namespace it joined, the
+        // container's processes are known by its cgroup. Where none can be made (rootless), by
+        // its mount namespace and descent from its first process (container_processes).
+        if (made.empty() && (c.pid_ns_joined() || !c.cgroups_path.empty()))
             if (auto r = one("pids"); !r) {
                 int e = r.error().errno_value();
                 if (e != EACCES && e != EPERM && e != EROFS) return fail(std::move(r).error());
-                warn("a joined pid namespace without a cgroup (" + r.error().what() +
-                     "): kill --all and ps know its processes by its mount namespace");
+                if (c.pid_ns_joined())
+                    warn("a joined pid namespace without a cgroup (" + r.error().what() +
+                         "): kill --all and ps know its processes by its mount namespace");
+                else
+                    warn("linux.cgroupsPath: no cgroup made (" + r.error().what() + ")");
             }
         return {};
     }();

@@ -871,6 +871,23 @@ TEST_F(Oci, ResourcesReachTheCgroups) {
         EXPECT_NE(::access(d.c_str(), F_OK), 0) << d;
 }
 
+// A cgroupsPath without limits is made all the same (as runc makes it): the container's
+// process is in it, delete removes it.
+TEST_F(Oci, CgroupsPathWithoutLimitsIsMade) {
+    Bundle b;
+    b.spec["linux"]["cgroupsPath"] = test_cgroups_path("butter-oci-plain");
+    b.script("exec sleep 1000");
+    b.save();
+    ASSERT_EQ(b.oci_detached({"create", "--pid-file", b / "pid", "plain"}).code, 0)
+        << read_file(b / "stderr");
+    json state = json::parse(read_file(b / "state/plain/state.json"));
+    ASSERT_EQ(state["cgroups"].size(), 1u) << state.dump();
+    std::string dir = state["cgroups"][0].get<std::string>();
+    EXPECT_EQ(read_file(dir + "/cgroup.procs"), read_file(b / "pid") + "\n");
+    EXPECT_EQ(b.oci({"delete", "--force", "plain"}).code, 0);
+    EXPECT_NE(::access(dir.c_str(), F_OK), 0) << dir;
+}
+
 // Without a cgroupsPath, the cgroup is named after the state root too: the same id under two
 // roots (two engines) is two containers, not "holds processes already".
 TEST_F(Oci, SameIdUnderTwoRootsHasTwoCgroups) {
