@@ -554,22 +554,27 @@ std::array<std::uint64_t, 3> mount_namespace(const char* pid) {
 // still). In a joined pid namespace without a cgroup: those in its mount namespace (by its id;
 // before Linux 6.8 by its inode, and only while the first process is in it, so that the inode
 // cannot be another namespace's) and the first process's descendants.
+// Every process /proc lists for which `match(name)` holds, into `out`.
+template <typename Match>
+void processes_where(Match match, std::set<pid_t>& out) {
+    DIR* d = ::opendir("/proc");
+    while (d) {
+        struct dirent* e = ::readdir(d);
+        if (!e) break;
+        if (std::isdigit(static_cast<unsigned char>(e->d_name[0])) && match(e->d_name))
+            out.insert(std::atoi(e->d_name));
+    }
+    if (d) ::closedir(d);
+}
+
 std::vector<pid_t> container_processes(const State& s) {
     std::set<pid_t> pids;
     struct stat want {};
     std::string ns = "/proc/" + std::to_string(s.pid) + "/ns/pid";
-    if (s.own_pid_ns && status_of(s) != "stopped" && ::stat(ns.c_str(), &want) == 0) {
-        DIR* d = ::opendir("/proc");
-        while (d) {
-            struct dirent* e = ::readdir(d);
-            if (!e) break;
-            if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-            if (in_pid_namespace(e->d_name, want)) pids.insert(std::atoi(e->d_name));
-        }
-        if (d) ::closedir(d);
-    }
+    bool alive = status_of(s) != "stopped";
+    if (s.own_pid_ns && alive && ::stat(ns.c_str(), &want) == 0)
+        processes_where([&](const char* pid) { return in_pid_namespace(pid, want); }, pids);
     if (!s.own_pid_ns && s.cgroups.empty()) {
-        bool alive = status_of(s) != "stopped";
         if (alive) {
             pids.insert(s.pid);
             for (pid_t p : descendants_of(s.pid))
@@ -579,16 +584,13 @@ std::vector<pid_t> container_processes(const State& s) {
         auto held = alive ? mount_namespace(first.c_str()) : std::array<std::uint64_t, 3>{};
         bool by_id = s.mnt_id != 0;
         bool by_inode = !by_id && s.mnt_ino != 0 && held[0] == s.mnt_dev && held[1] == s.mnt_ino;
-        DIR* d = (by_id || by_inode) ? ::opendir("/proc") : nullptr;
-        while (d) {
-            struct dirent* e = ::readdir(d);
-            if (!e) break;
-            if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-            auto m = mount_namespace(e->d_name);
-            if (by_id ? m[2] == s.mnt_id : (m[0] == s.mnt_dev && m[1] == s.mnt_ino))
-                pids.insert(std::atoi(e->d_name));
-        }
-        if (d) ::closedir(d);
+        if (by_id || by_inode)
+            processes_where(
+                [&](const char* pid) {
+                    auto m = mount_namespace(pid);
+                    return by_id ? m[2] == s.mnt_id : (m[0] == s.mnt_dev && m[1] == s.mnt_ino);
+                },
+                pids);
     }
     for (const auto& top : s.cgroups)
         for (const auto& dir : cgroup_tree(top))
