@@ -160,6 +160,10 @@ struct ChildChannels {
     // The container's state (JSON) for its createContainer and startContainer hooks: a memfd
     // the runtime fills before "go" (read from offset 0 after it).
     int hook_state_fd = -1;
+    // A pool's sandbox (pool/pool.hpp): set up, it sends Ready and waits on this socket for its
+    // command (pool::Command with stdio as SCM_RIGHTS) before its last steps; a fork-like
+    // child only (it allocates the command's strings).
+    int command_fd = -1;
 };
 
 // An OCI config's hook: forked with `state` (JSON) on its stdin, in its own process group

@@ -22,6 +22,7 @@
 
 #include "child/child.hpp"
 #include "plan/host_path.hpp"
+#include "pool/protocol.hpp"
 
 namespace butter::launcher {
 
@@ -227,10 +228,52 @@ void load_filter(const SandboxPlan& plan, const ChildChannels& ch) {
 
 }  // namespace
 
+namespace {
+
+// A pool's sandbox, set up: it says so and waits for its command (pool/protocol.hpp), then
+// goes on as a plain run's child with it: the command's argv, environment and PATH
+// candidates, its working directory (resolved in the root as plan.cwd is), and the client's
+// stdio. A fork-like child only (spawn.cpp): the strings are allocated in its own memory.
+[[noreturn]] void exec_pooled(const SandboxPlan& plan, const ChildChannels& ch, StepClock& clock) {
+    ControlMessage ready{ControlMessage::Ready, 0};
+    [[maybe_unused]] ssize_t sent = ::send(ch.control_fd, &ready, sizeof ready, MSG_NOSIGNAL);
+    auto frame = pool::recv_frame(ch.command_fd, pool::kMaxCommand, 3);
+    if (!frame) {
+        if (frame.error().errno_value() == EPIPE) ::_exit(125);  // the pool let it go unused
+        die(ch, Step::Exec, frame.error());
+    }
+    auto command = pool::decode_command(frame->data);
+    if (!command) die(ch, Step::Exec, command.error());
+    if (frame->fds.size() != 3)
+        die(ch, Step::Stdio, Error::message("pool", "the command came without its stdio"));
+    ::close(ch.command_fd);
+    SandboxPlan p = plan;
+    p.argv = std::move(command->argv);
+    p.env = std::move(command->env);
+    p.exec_candidates = std::move(command->candidates);
+    p.pid_env.clear();
+    CommandArgs args(p);
+    ChildChannels c = ch;
+    c.command_fd = -1;
+    c.argv = args.argv.data();
+    c.sh_argv = args.sh_argv.data();
+    c.envp = args.envp.data();
+    c.pid_slots = args.pid_slots;
+    if (::dup2(frame->fds[0].get(), 0) < 0)
+        die(ch, Step::Stdio, Error::from_errno("dup2", "stdin"));
+    if (c.stdout_fd < 0) c.stdout_fd = frame->fds[1].get();
+    if (c.stderr_fd < 0) c.stderr_fd = frame->fds[2].get();
+    if (auto r = enter_cwd(command->cwd); !r) die(ch, Step::Chdir, r.error());
+    exec_command(p, c, clock);  // (frame's fds: close-on-exec, dup2'd there first)
+}
+
+}  // namespace
+
 // The command's last steps, in the one order they must run (session before stdio, the fds
 // closed before the filter, the filter last before execve), in one frame: with shared memory
 // nothing here may allocate, and the steps read better in sequence than split apart.
 void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& clock) {
+    if (ch.command_fd >= 0) exec_pooled(plan, ch, clock);
     // argv and envp were built by the supervisor (this process may share its memory, where
     // nothing allocated here would ever be freed); LISTEN_PID and WATCHDOG_PID get the pid of
     // this process as the command will see itself, in the room left for it.

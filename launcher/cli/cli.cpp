@@ -33,6 +33,11 @@ std::string usage() {
              [--timeout DURATION] [--quiet|--verbose] [--] COMMAND [ARG...]
                                run COMMAND once and write the profile that extends BASE by
                                exactly what it used (stdout without -o)
+  butter run --pool NAME [--report FILE|-] [--quiet|--verbose] [--] COMMAND [ARG...]
+                               run COMMAND in a sandbox the pool NAME prepared
+  butter pool start NAME [-p PROFILE] [--set KEY=VALUE]... [--size N] [--foreground]
+                               keep N sandboxes of PROFILE prepared (default 2)
+  butter pool stop NAME        stop the pool: its running commands as SIGTERM stops a run
   butter apply [--dry-run] FILE [DIR]   apply a --changes tar to DIR (default: .)
   butter diff FILE [DIR]       a unified diff of a --changes tar's text files against DIR
   butter check PROFILE...      validate profiles; print every error as FILE:LINE:COL: message
@@ -59,6 +64,7 @@ bool may_run_a_sandbox(int argc, const char* const* argv) {
     for (int i = 2; i < argc; ++i) {
         std::string_view a = argv[i];
         if (a == "--" || !a.starts_with("-") || a == "-") return i + 1 < argc || a != "--";
+        if (a == "--pool" || a.starts_with("--pool=")) return false;  // a pool's sandbox runs it
         if (a == "-p" || a == "--profile" || a == "--set" || a == "--bind" || a == "--ro-bind" ||
             a == "--timeout" || a == "--report" || a == "--events" || a == "--changes")
             ++i;  // its value
@@ -75,15 +81,17 @@ Result<Cli::Command> command_of(const std::string& cmd) {
         {"check", Cli::Command::Check},       {"show", Cli::Command::Show},
         {"profiles", Cli::Command::Profiles}, {"syscalls", Cli::Command::Syscalls},
         {"doctor", Cli::Command::Doctor},     {"apply", Cli::Command::Apply},
-        {"diff", Cli::Command::Diff},         {"--version", Cli::Command::Version},
-        {"-V", Cli::Command::Version},        {"--help", Cli::Command::Help},
-        {"-h", Cli::Command::Help},           {"help", Cli::Command::Help}};
+        {"diff", Cli::Command::Diff},         {"pool", Cli::Command::Pool},
+        {"--version", Cli::Command::Version}, {"-V", Cli::Command::Version},
+        {"--help", Cli::Command::Help},       {"-h", Cli::Command::Help},
+        {"help", Cli::Command::Help}};
     for (const auto& [name, c] : kCommands)
         if (cmd == name) return c;
     if (cmd.starts_with("-"))
         return fail(bad("unknown option '" + cmd + "' (try 'butter --help')"));
-    return fail(bad("unknown command '" + cmd +
-                    "' (run, learn, check, show, profiles, syscalls, doctor, apply, diff, oci)"));
+    return fail(
+        bad("unknown command '" + cmd +
+            "' (run, learn, check, show, profiles, syscalls, doctor, apply, diff, pool, oci)"));
 }
 
 // One flag as written: --flag=value or --flag value.
@@ -159,8 +167,8 @@ Result<void> run_flag(Cli& cli, Flag& f) {
 // One flag of `cli.command`; a flag of another command is an error naming both.
 Result<void> apply_flag(Cli& cli, Flag& f, const std::string& where) {
     bool learn = cli.command == Cli::Command::Learn;
-    bool takes_profile =
-        cli.command == Cli::Command::Run || cli.command == Cli::Command::Show || learn;
+    bool takes_profile = cli.command == Cli::Command::Run || cli.command == Cli::Command::Show ||
+                         cli.command == Cli::Command::Pool || learn;
     bool run = cli.command == Cli::Command::Run;
     auto only = [&](bool allowed) -> Result<void> {
         if (!allowed) return fail(bad("option '" + f.name + "' does not apply to " + where));
@@ -201,6 +209,24 @@ Result<void> apply_flag(Cli& cli, Flag& f, const std::string& where) {
         BUTTER_TRY(only(learn));
         if (f.inline_value) return fail(bad("option '" + f.name + "' takes no value"));
         (f.name == "--diff" ? cli.diff : cli.offline) = true;
+    } else if (f.name == "--pool") {
+        BUTTER_TRY(only(run));
+        BUTTER_ASSIGN_OR_RETURN(std::string v, f.take_value());
+        if (v.empty() || v.starts_with("-"))
+            return fail(bad("option '--pool' expects a pool's name, got '" + v + "'"));
+        cli.pool = v;
+    } else if (f.name == "--size") {
+        BUTTER_TRY(only(cli.command == Cli::Command::Pool));
+        BUTTER_ASSIGN_OR_RETURN(std::string v, f.take_value());
+        char* end = nullptr;
+        long n = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || n < 1 || n > 64)
+            return fail(bad("option '--size' expects a number from 1 to 64, got '" + v + "'"));
+        cli.pool_size = static_cast<unsigned>(n);
+    } else if (f.name == "--foreground") {
+        BUTTER_TRY(only(cli.command == Cli::Command::Pool));
+        if (f.inline_value) return fail(bad("option '" + f.name + "' takes no value"));
+        cli.foreground = true;
     } else if (f.name == "--dry-run" || f.name == "-n") {
         BUTTER_TRY(only(cli.command == Cli::Command::Apply));
         if (f.inline_value) return fail(bad("option '" + f.name + "' takes no value"));
@@ -257,6 +283,20 @@ Result<Cli> parse_cli(const std::vector<std::string>& argv) {
         (cli.args.empty() || cli.args.size() > 2))
         return fail(bad("'butter " + cmd + "' takes a changes file and an optional directory (" +
                         "butter " + cmd + " FILE [DIR])"));
+    if (cli.command == Cli::Command::Pool &&
+        (cli.args.size() != 2 || (cli.args[0] != "start" && cli.args[0] != "stop")))
+        return fail(
+            bad("'butter pool' takes start or stop and a pool's name (butter pool start "
+                "NAME, butter pool stop NAME)"));
+    if (cli.command == Cli::Command::Pool && cli.args[0] == "stop" &&
+        (cli.profile || !cli.sets.empty() || cli.foreground || cli.pool_size != 2))
+        return fail(bad("'butter pool stop' takes only the pool's name"));
+    if (cli.pool && (cli.profile || !cli.sets.empty() || !cli.binds.empty() ||
+                     !cli.ro_binds.empty() || cli.timeout || cli.events_fd >= 0 || cli.changes))
+        return fail(
+            bad("option '--pool' runs the command in a sandbox the pool prepared from "
+                "its profile: -p, --set, --bind, --ro-bind, --timeout, --events and "
+                "--changes belong to 'butter pool start'"));
     if ((cli.command == Cli::Command::Profiles || cli.command == Cli::Command::Doctor) &&
         !cli.args.empty())
         return fail(bad("'butter " + cmd + "' takes no arguments"));

@@ -22,6 +22,7 @@ struct Cli {
         Doctor,
         Apply,
         Diff,
+        Pool,  // pool start|stop NAME
         Version,
         Help
     };
@@ -40,7 +41,11 @@ struct Cli {
     int verbosity = 1;                   // --quiet 0, --verbose 2
     int events_fd = -1;                  // --events FD
     std::string keys_format;             // show --keys[=text|roff|markdown]
-    // run, learn: the command; check: profiles; syscalls: groups; apply, diff: FILE [DIR]
+    std::optional<std::string> pool;     // run --pool NAME
+    unsigned pool_size = 2;              // pool start --size N
+    bool foreground = false;             // pool start --foreground
+    // run, learn: the command; check: profiles; syscalls: groups; apply, diff: FILE [DIR];
+    // pool: start|stop and the pool's name
     std::vector<std::string> args;
 };
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+extern char** environ;
+
 #include <butter/landlock.hpp>
 #include <butter/process.hpp>
 #include <butter/signalfd.hpp>
@@ -27,6 +29,7 @@
 #include "oci/runtime.hpp"
 #include "plan/host_path.hpp"
 #include "plan/plan.hpp"
+#include "pool/pool.hpp"
 #include "profile/loader.hpp"
 #include "profile/toml_reader.hpp"
 #include "seccomp/builtin.hpp"
@@ -680,18 +683,102 @@ int cmd_changes(const Cli& cli) {
     return 0;
 }
 
+// `butter run --pool NAME`: the command to a sandbox the pool prepared (pool/pool.hpp), its
+// signals relayed, its status and report as a plain run's.
+int cmd_run_pooled(const Cli& cli) {
+    pool::Command command;
+    command.argv = cli.args;
+    for (char** e = environ; e && *e; ++e)
+        command.env.emplace_back(*e);
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) {
+        std::fprintf(stderr, "butter: getcwd: %s\n", std::strerror(errno));
+        return kFailed;
+    }
+    command.cwd = cwd;
+    std::optional<HostFile> report;
+    if (cli.report) {
+        command.report = true;
+        if (*cli.report != "-") {
+            std::string path = *cli.report;
+            if (path[0] != '/') path = std::string(cwd) + "/" + path;
+            auto f = HostFile::at(path);
+            if (!f) {
+                std::fprintf(stderr, "butter: report: %s\n", f.error().what().c_str());
+                return kFailed;
+            }
+            report = std::move(*f);
+        }
+    }
+    SignalSet relayed{SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    auto blocked = SignalMaskGuard::block(relayed);
+    auto sfd = blocked ? SignalFd::create(relayed, SignalFdFlag::NonBlock)
+                       : Result<SignalFd>(fail(blocked.error()));
+    if (!sfd) {
+        std::fprintf(stderr, "butter: %s\n", sfd.error().what().c_str());
+        return kFailed;
+    }
+    const int stdio[3] = {0, 1, 2};
+    auto reply = pool::run(*cli.pool, std::move(command), stdio, sfd->fd());
+    if (!reply) {
+        say("butter: " + reply.error().what());
+        return kFailed;
+    }
+    Result<void> written;
+    if (cli.report) written = write_report(report ? &*report : nullptr, reply->report);
+    if (cli.verbosity > 0 && !reply->log.empty()) {
+        std::string log = reply->log;
+        log.pop_back();
+        say(log);
+    }
+    if (!reply->messages.empty()) {
+        std::string m = reply->messages;
+        m.pop_back();
+        say(m);
+    }
+    if (!written) {
+        say("butter: report: " + written.error().what() + " (the command's own status was " +
+            std::to_string(reply->status) + ")");
+        return kFailed;
+    }
+    return reply->status;
+}
+
+int cmd_pool(const Cli& cli) {
+    const std::string& name = cli.args[1];
+    if (cli.args[0] == "stop") {
+        if (auto r = pool::stop(name); !r) {
+            std::fprintf(stderr, "butter: %s\n", r.error().what().c_str());
+            return 1;
+        }
+        return 0;
+    }
+    pool::StartOptions o;
+    o.name = name;
+    o.profile = cli.profile;
+    o.sets = cli.sets;
+    o.size = cli.pool_size;
+    o.foreground = cli.foreground;
+    o.verbosity = cli.verbosity;
+    o.builtin_programs = seccomp::kBuiltinPrograms;
+    return pool::start(o);
+}
+
 // The sandbox's init shares butter's memory (spawn.hpp), so its /proc/1/cmdline is butter's
 // command line, which names host paths (bind sources, profiles) and --set values. Once parsed,
 // it is overwritten in place (as setproctitle does) with "butter run": the kernel shows that
 // to the sandbox, and to the host's ps.
-void hide_command_line(int argc, char** argv) {
+// A pool's sandboxes likewise: their init is forked from the pool's daemon ("butter pool").
+void hide_command_line(int argc, char** argv, bool pool = false) {
     if (argc < 1) return;
     char* begin = argv[0];
     char* end = argv[argc - 1] + std::strlen(argv[argc - 1]);
     std::memset(begin, 0, static_cast<std::size_t>(end - begin));
-    static constexpr char kShown[] = "butter\0run";
-    if (static_cast<std::size_t>(end - begin) >= sizeof kShown)
-        std::memcpy(begin, kShown, sizeof kShown);
+    static constexpr char kRun[] = "butter\0run";
+    static constexpr char kPool[] = "butter\0pool";
+    const char* shown = pool ? kPool : kRun;
+    std::size_t size = pool ? sizeof kPool : sizeof kRun;
+    if (static_cast<std::size_t>(end - begin) >= size) std::memcpy(begin, shown, size);
 }
 
 }  // namespace
@@ -730,6 +817,7 @@ int main(int argc, char** argv) {
             std::fputs(usage().c_str(), stdout);
             return 0;
         case Cli::Command::Run:
+            if (cli->pool) return cmd_run_pooled(*cli);
             hide_command_line(argc, argv);  // `args` and `cli` hold copies
             if (!listen_why.empty() && cli->verbosity > 0)
                 std::fprintf(stderr, "butter: socket activation ignored: %s\n", listen_why.c_str());
@@ -753,6 +841,9 @@ int main(int argc, char** argv) {
         case Cli::Command::Apply:
         case Cli::Command::Diff:
             return cmd_changes(*cli);
+        case Cli::Command::Pool:
+            hide_command_line(argc, argv, true);
+            return cmd_pool(*cli);
     }
     return 2;
 }

@@ -14,6 +14,7 @@
 #include <butter/landlock.hpp>
 #include <butter/signalfd.hpp>
 
+#include "plan/command.hpp"
 #include "plan/planner.hpp"
 #include "seccomp/policy.hpp"
 
@@ -35,11 +36,13 @@ bool is_service_var(std::string_view k) {
            k == "LISTEN_FDNAMES" || k == "WATCHDOG_PID" || k == "WATCHDOG_USEC";
 }
 
+}  // namespace
+
 // The command's environment: each variable where it first appeared, with its last value.
 // Keys are views into `environ` and the profile (both outlive this); a few dozen variables, so
 // a linear search beats a map's allocations.
-std::vector<std::string> make_env(const profile::Profile& p,
-                                  const std::vector<std::string>& environ) {
+std::vector<std::string> command_environment(const profile::Profile& p,
+                                             const std::vector<std::string>& environ) {
     std::vector<std::string> out;
     std::vector<std::string_view> keys;
     auto put = [&](std::string_view k, std::string_view v) {
@@ -91,8 +94,6 @@ std::vector<std::string> exec_candidates(const std::string& arg0,
     return out;
 }
 
-}  // namespace
-
 bool lists_capability(const std::vector<std::string>& names, int cap) {
     return std::any_of(names.begin(), names.end(), [cap](const std::string& n) {
         auto c = capability_from_name(n);
@@ -127,7 +128,7 @@ std::optional<std::string> normalize_target(const std::string& path) {
 void Planner::command() {
     plan.argv = o.argv;
     environment = host.environment();
-    plan.env = make_env(p, environment);
+    plan.env = command_environment(p, environment);
     if (!plan.argv.empty()) plan.exec_candidates = exec_candidates(plan.argv[0], plan.env);
     plan.cwd = p.process.cwd;
     plan.stdin_null = p.process.stdin_mode == profile::StdinMode::Null;

@@ -392,6 +392,7 @@ Result<void> prepare(Spawning& sp, const SandboxPlan& plan, const sigset_t& orig
     ch.join_ns = extras.join_ns;
     ch.hook_state_fd = extras.hook_state_fd;
     ch.console_fd = extras.console_fd;
+    ch.command_fd = extras.command_fd;
     ch.argv = command.argv.data();
     ch.sh_argv = const_cast<char**>(command.sh_argv.data());  // the child fills in its slot
     ch.envp = command.envp.data();
@@ -614,7 +615,7 @@ Result<Sandbox> spawn(const SandboxPlan& plan, const sigset_t& original_mask,
     CommandArgs command(plan);
     BUTTER_TRY(prepare(sp, plan, original_mask, extras, command));
     bool shared = extras.mode == SpawnMode::Auto && !plan.namespaces.has(Namespace::Time) &&
-                  !plan.seccomp_listener;
+                  !plan.seccomp_listener && extras.command_fd < 0;
     Sandbox s;
     BUTTER_TRY(clone_child(sp, plan, extras, s, shared));
     assert(!s.stack.in_use() || shared || sp.early);  // a shared stack for a shared child only

@@ -143,6 +143,7 @@ struct SpawnExtras {
     // cgroups), so that it is rooted there.
     bool late_cgroup_ns = false;
     int console_fd = -1;
+    int command_fd = -1;  // a pool's sandbox: ChildChannels::command_fd (fork-like only)
 };
 
 // The sandbox child, cloned before butter has even parsed its command line: with the user and

@@ -159,6 +159,8 @@ Result<void> Attempt::on_control() {
                 std::memcpy(&mark, msg->data.data() + sizeof m + i * sizeof mark, sizeof mark);
                 add_step(step_label(static_cast<Step>(mark.step)), mark.ns);
             }
+        } else if (m.type == ControlMessage::Ready && on_ready_) {
+            on_ready_();
         } else if (m.type == ControlMessage::AuditSession) {
             audit_session_ = static_cast<std::uint32_t>(m.value);
         } else if (m.type == ControlMessage::KernelLog && !kernel_log_) {

@@ -255,7 +255,7 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(EventLoop& loop, const Sa
     if (s.plan->time_limit) {
         BUTTER_ASSIGN_OR_RETURN(s.limit,
                                 TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock));
-        BUTTER_TRY(s.limit->set_relative(*s.plan->time_limit));
+        if (!s.options.command_clock_later) BUTTER_TRY(s.limit->set_relative(*s.plan->time_limit));
         BUTTER_ASSIGN_OR_RETURN(s.limit_reg, loop.add(s.limit->fd(), IoEvent::In, [&s](IoEvents) {
             (void)s.limit->read_event();
             s.limit_reg.reset();
@@ -306,6 +306,12 @@ void Supervisor::window_changed() {
 
 void Supervisor::abandon() {
     if (s_->current) s_->current->kill_and_reap();
+}
+
+Result<void> Supervisor::start_command_clock() {
+    s_->start = Clock::now();
+    if (s_->limit && !s_->time_up) BUTTER_TRY(s_->limit->set_relative(*s_->plan->time_limit));
+    return {};
 }
 
 pid_t Supervisor::pid() const {
@@ -359,6 +365,7 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
                        options.default_signals,
                        options.mode,
                        {}};
+    extras.command_fd = options.command_fd;
     std::unique_ptr<UserNetwork> net;
     if (plan->net.on) {
         BUTTER_CO_ASSIGN_OR_RETURN(net, UserNetwork::prepare(*plan));
@@ -379,6 +386,7 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
                     std::move(kmsg));
     if (pty) attempt.on_terminal([this](Fd master) { return pty->adopt(std::move(master)); });
     if (options.on_changes) attempt.on_changes(options.on_changes);
+    if (options.on_ready) attempt.on_ready(options.on_ready);
     BUTTER_CO_TRY(attempt.start());
     current = &attempt;
     spawned = true;

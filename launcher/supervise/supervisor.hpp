@@ -60,6 +60,12 @@ struct SupervisorOptions {
     // The upper directory of the workspace overlay (plan.changes), as each attempt's child
     // sends it: what the sandbox changed there, for the caller to export after the run.
     std::function<void(Fd)> on_changes;
+    // A pool's sandbox (pool/pool.hpp): the child waits on `command_fd` for its command once
+    // set up, `on_ready` is called when it does, and the time limit and the wall time count
+    // from start_command_clock() (when the command is handed to it).
+    int command_fd = -1;
+    std::function<void()> on_ready;
+    bool command_clock_later = false;
 };
 
 // One sandbox's whole life on an EventLoop that may serve others too: spawns it (again, on
@@ -86,6 +92,8 @@ class Supervisor {
     // The caller's terminal changed size (SIGWINCH): the pty takes the new size in pty mode,
     // else the command gets the signal.
     void window_changed();
+    // The command was handed to a pool's sandbox: its time limit and wall time count from now.
+    [[nodiscard]] Result<void> start_command_clock();
     // The sandbox's first process now (0 between runs).
     pid_t pid() const;
     // SIGKILL to the sandbox, reaped at once: before a supervisor goes away mid-run.

@@ -9,7 +9,7 @@ _butter() {
     }
     local cmd=${words[1]}
     if [[ $cword -eq 1 ]]; then
-        COMPREPLY=($(compgen -W "run learn check show profiles syscalls doctor apply diff oci --version --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "run learn check show profiles syscalls doctor apply diff pool oci --version --help" -- "$cur"))
         return
     fi
     # After "--" the command and its arguments: complete commands, then files.

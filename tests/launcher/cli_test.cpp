@@ -52,7 +52,7 @@ TEST(Cli, ErrorsNameTheFlag) {
               "option '--bind' does not apply to 'butter check'");
     EXPECT_EQ(parse({"frobnicate"}).error().text(),
               "unknown command 'frobnicate' (run, learn, check, show, profiles, syscalls, doctor, "
-              "apply, diff, oci)");
+              "apply, diff, pool, oci)");
     // learn's own flags, and run's that it does not take.
     EXPECT_EQ(parse({"learn"}).error().text(),
               "'butter learn' needs a command (butter learn -- COMMAND)");
@@ -110,6 +110,37 @@ TEST(Cli, OtherCommands) {
     EXPECT_FALSE(parse({"profiles", "extra"}));
 }
 
+TEST(Cli, Pools) {
+    auto start = parse({"pool", "start", "ci", "-p", "ci", "--size", "4", "--foreground"});
+    ASSERT_TRUE(start) << start.error().text();
+    EXPECT_EQ(start->command, Cli::Command::Pool);
+    EXPECT_EQ(start->args, (std::vector<std::string>{"start", "ci"}));
+    EXPECT_EQ(start->pool_size, 4u);
+    EXPECT_TRUE(start->foreground);
+    auto run = parse({"run", "--pool", "ci", "--report", "r.json", "--", "make"});
+    ASSERT_TRUE(run) << run.error().text();
+    EXPECT_EQ(*run->pool, "ci");
+    EXPECT_EQ(run->args, std::vector<std::string>{"make"});
+    EXPECT_EQ(parse({"pool", "start"}).error().text(),
+              "'butter pool' takes start or stop and a pool's name (butter pool start NAME, "
+              "butter pool stop NAME)");
+    EXPECT_EQ(parse({"pool", "restart", "ci"}).error().text(),
+              "'butter pool' takes start or stop and a pool's name (butter pool start NAME, "
+              "butter pool stop NAME)");
+    EXPECT_EQ(parse({"pool", "stop", "ci", "--size", "3"}).error().text(),
+              "'butter pool stop' takes only the pool's name");
+    EXPECT_EQ(parse({"pool", "start", "ci", "--size", "65"}).error().text(),
+              "option '--size' expects a number from 1 to 64, got '65'");
+    EXPECT_EQ(parse({"run", "--size", "3", "--", "x"}).error().text(),
+              "option '--size' does not apply to 'butter run'");
+    EXPECT_EQ(parse({"run", "--pool", "ci", "--bind", "/a", "--", "x"}).error().text(),
+              "option '--pool' runs the command in a sandbox the pool prepared from its profile: "
+              "-p, --set, --bind, --ro-bind, --timeout, --events and --changes belong to 'butter "
+              "pool start'");
+    EXPECT_EQ(parse({"pool", "start", "ci", "--report", "x"}).error().text(),
+              "option '--report' does not apply to 'butter pool'");
+}
+
 // The guess made before parsing, that starts the sandbox early.
 TEST(Cli, SandboxRunIsGuessedBeforeParsing) {
     auto guess = [](std::vector<const char*> argv) {
@@ -125,6 +156,7 @@ TEST(Cli, SandboxRunIsGuessedBeforeParsing) {
     EXPECT_FALSE(guess({"run"}));
     EXPECT_FALSE(guess({"run", "-q"}));
     EXPECT_FALSE(guess({"check", "--", "true"}));
+    EXPECT_FALSE(guess({"run", "--pool", "ci", "--", "true"}));  // a pool's sandbox runs it
 }
 
 }  // namespace

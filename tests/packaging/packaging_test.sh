@@ -21,7 +21,7 @@ configured_prefix=$(cache CMAKE_INSTALL_PREFIX)
 prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in bin/butter bin/butter-oci share/man/man1/butter-oci.1 $lib/libbutter.a $lib/libbutter.so include/butter/fd.hpp \
-         include/butter/loop.hpp $lib/libbutter-sandbox.a include/butter/sandbox.hpp \
+         include/butter/loop.hpp $lib/libbutter-sandbox.a include/butter/sandbox.hpp include/butter/pool.hpp \
          $lib/pkgconfig/butter-sandbox.pc \
          share/butter/profiles/default.toml share/butter/profiles/untrusted.toml \
          share/man/man1/butter.1 share/man/man5/butter-profile.5 \
