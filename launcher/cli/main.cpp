@@ -721,7 +721,7 @@ int cmd_run_pooled(const Cli& cli) {
     const int stdio[3] = {0, 1, 2};
     auto reply = pool::run(*cli.pool, std::move(command), stdio, sfd->fd());
     if (!reply) {
-        say("butter: " + reply.error().what());
+        say("butter: " + pool::describe(*cli.pool, reply.error()));
         return kFailed;
     }
     Result<void> written;
@@ -748,7 +748,7 @@ int cmd_pool(const Cli& cli) {
     const std::string& name = cli.args[1];
     if (cli.args[0] == "stop") {
         if (auto r = pool::stop(name); !r) {
-            std::fprintf(stderr, "butter: %s\n", r.error().what().c_str());
+            std::fprintf(stderr, "butter: %s\n", pool::describe(name, r.error()).c_str());
             return 1;
         }
         return 0;

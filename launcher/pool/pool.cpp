@@ -120,8 +120,8 @@ Result<Command> resolve(const Prepared& pr, Command c) {
         if (kv.starts_with("HOME=") || std::find(base.begin(), base.end(), kv) == base.end())
             set_var(out.env, kv);
     out.candidates = exec_candidates(out.argv[0], out.env);
-    if (pr.plan.cwd != pr.daemon_cwd) {
-        out.cwd = pr.plan.cwd;  // the profile's own process.cwd
+    if (pr.plan.cwd != pr.daemon_cwd || c.cwd == pr.daemon_cwd) {
+        out.cwd = pr.plan.cwd;  // the profile's own process.cwd, or the pool's $PWD
         return out;
     }
     const MountStep* best = nullptr;
@@ -155,6 +155,20 @@ void refuse(int fd, const std::string& message) {
     r.messages = "butter: " + message + "\n";
     (void)send_frame(fd, encode_reply(r));
 }
+
+}  // namespace
+
+std::string describe(std::string_view name, const Error& e) {
+    // The pool's own errors name it in their text ("NAME is not running", "NAME: ...").
+    if (std::string_view(e.call()) == "pool" && e.errno_value() == 0) {
+        if (e.text().starts_with("pool " + std::string(name))) return e.text();
+        if (e.text().starts_with(std::string(name))) return "pool " + e.text();
+    }
+    return "pool " + std::string(name) + ": " +
+           (std::string_view(e.call()) == "pool" && e.errno_value() == 0 ? e.text() : e.what());
+}
+
+namespace {
 
 // ---- one sandbox's supervisor: a child of the daemon ----------------------------------------
 
@@ -238,7 +252,7 @@ int serve_one(const Prepared& pr, int channel) {
     };
     auto channel_reg = loop->add(BorrowedFd(channel), IoEvent::In, [&](IoEvents) {
         if (auto r = take_client(); !r) {
-            sv.refused = sv.client.valid() ? pr.name + ": " + r.error().what() : "";
+            sv.refused = sv.client.valid() ? describe(pr.name, r.error()) : "";
             s.forward(SIGKILL);  // the sandbox, unused, goes
         }
     });
@@ -256,7 +270,7 @@ int serve_one(const Prepared& pr, int channel) {
     sv.client_reg.reset();
     if (!sv.client.valid() || !sv.command) {
         if (sv.client.valid() && !sv.refused.empty()) {
-            refuse(sv.client.get(), "pool " + sv.refused);
+            refuse(sv.client.get(), sv.refused);
             return 0;  // the sandbox was fine: the daemon counts no failure
         }
         std::string why = !outcome                    ? outcome.error().what()
@@ -558,7 +572,10 @@ int start(const StartOptions& o) {
         std::fprintf(stderr, "butter: pool %s: %s\n", o.name.c_str(), line.c_str());
         return kFailed;
     };
-    if (auto ok = check_name(o.name); !ok) return say(ok.error().what());
+    if (auto ok = check_name(o.name); !ok) {
+        std::fprintf(stderr, "butter: pool: %s\n", ok.error().text().c_str());
+        return kFailed;
+    }
     Prepared pr;
     pr.name = o.name;
     pr.size = o.size;
@@ -682,7 +699,13 @@ Result<void> stop(std::string_view name) {
         return fail_errno("send", "pool");
     BUTTER_ASSIGN_OR_RETURN(Frame f, recv_frame(sock.get(), kMaxReply, 0));
     BUTTER_ASSIGN_OR_RETURN(Reply r, decode_reply(f.data));
-    if (r.status != 0) return fail(Error::message("pool", r.messages));
+    if (r.status != 0) {
+        std::string m = r.messages;
+        if (m.starts_with("butter: ")) m.erase(0, 8);
+        while (!m.empty() && m.back() == '\n')
+            m.pop_back();
+        return fail(Error::message("pool", m));
+    }
     return {};
 }
 

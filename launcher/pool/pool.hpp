@@ -39,6 +39,9 @@ struct StartOptions {
     std::span<const seccomp::BuiltinProgram> builtin_programs;
 };
 
+// "pool NAME: what went wrong" (a pool's own errors as they are written), for a line on stderr.
+std::string describe(std::string_view name, const Error& e);
+
 // `butter pool start`: returns the exit status (0 once the pool serves; in the foreground,
 // when it has stopped).
 int start(const StartOptions& o);
