@@ -326,6 +326,11 @@ class Daemon {
     void on_channel(Slot& s);
     void on_exit(std::list<Slot>::iterator it);
     void on_accept();
+    struct Incoming {
+        Fd conn;
+        EventLoop::Registration reg;
+    };
+    void on_request(std::list<Incoming>::iterator it);
     void dispatch();
     void begin_stop();
     void say_ready(bool ok, const std::string& why);
@@ -340,7 +345,8 @@ class Daemon {
     EventLoop loop_;
     EventLoop::Registration listener_reg_, signal_reg_;
     std::list<Slot> slots_;
-    std::deque<Fd> waiting_;
+    std::list<Incoming> incoming_;  // connections whose request has not come yet
+    std::deque<Fd> waiting_;        // commands waiting for a prepared sandbox
     Fd stopper_;
     bool stopping_ = false;
     unsigned failures_ = 0;
@@ -491,28 +497,50 @@ void Daemon::on_accept() {
                           ": uid " + std::to_string(cred.uid) + " may not use it");
             continue;
         }
-        set_receive_timeout(c, kRequestTimeoutSeconds);
-        Header h;
-        ssize_t n = ::recv(c, &h, sizeof h, MSG_WAITALL);
-        if (n != static_cast<ssize_t>(sizeof h) || h.magic != kMagic) continue;
-        if (h.request == Header::Stop) {
-            stopper_ = std::move(conn);
-            begin_stop();
-            return;
+        if (incoming_.size() >= kMaxWaiting) {
+            refuse(c, "pool " + pr_.name + ": too many connections waiting");
+            continue;
         }
-        if (h.request != Header::Run) continue;
-        std::string changed = changed_file();
-        if (!changed.empty()) {
-            refuse(c, "pool " + pr_.name + ": its profile " + changed +
-                          " changed after the pool prepared its sandboxes: start the pool "
-                          "again (butter pool stop " +
-                          pr_.name + ", then butter pool start)");
-        } else if (waiting_.size() >= kMaxWaiting) {
-            refuse(c, "pool " + pr_.name + ": too many commands waiting for a sandbox");
-        } else {
-            waiting_.push_back(std::move(conn));
-            dispatch();
+        // Its request when it comes: the daemon never waits for one connection.
+        incoming_.push_back({std::move(conn), {}});
+        auto it = std::prev(incoming_.end());
+        auto reg = loop_.add(it->conn, IoEvent::In, [this, it](IoEvents) { on_request(it); });
+        if (!reg) {
+            incoming_.erase(it);
+            continue;
         }
+        it->reg = std::move(*reg);
+    }
+}
+
+void Daemon::on_request(std::list<Incoming>::iterator it) {
+    Fd conn = std::move(it->conn);
+    incoming_.erase(it);  // (its registration with it)
+    int c = conn.get();
+    Header h;
+    // The client writes its header whole: anything shorter is not one of ours. (MSG_DONTWAIT:
+    // the descriptor's own flags are the supervisor's to keep, blocking.)
+    ssize_t n = ::recv(c, &h, sizeof h, MSG_DONTWAIT);
+    if (n != static_cast<ssize_t>(sizeof h) || h.magic != kMagic) return;
+    if (h.request == Header::Stop) {
+        stopper_ = std::move(conn);
+        begin_stop();
+        return;
+    }
+    if (h.request != Header::Run) return;
+    std::string changed = changed_file();
+    if (!changed.empty()) {
+        refuse(c, "pool " + pr_.name + ": its profile " + changed +
+                      " changed after the pool prepared its sandboxes: start the pool "
+                      "again (butter pool stop " +
+                      pr_.name + ", then butter pool start)");
+    } else if (stopping_) {
+        refuse(c, "pool " + pr_.name + " stopped");
+    } else if (waiting_.size() >= kMaxWaiting) {
+        refuse(c, "pool " + pr_.name + ": too many commands waiting for a sandbox");
+    } else {
+        waiting_.push_back(std::move(conn));
+        dispatch();
     }
 }
 
@@ -522,6 +550,7 @@ void Daemon::begin_stop() {
     (void)::unlinkat(dir_.get(), (pr_.name + ".sock").c_str(), 0);
     listener_reg_.reset();
     listener_.reset();
+    incoming_.clear();
     for (Fd& c : waiting_)
         refuse(c.get(), "pool " + pr_.name + " stopped");
     waiting_.clear();
