@@ -62,7 +62,9 @@ struct Prepared {
     profile::Loaded loaded;
     SandboxPlan plan;
     std::vector<FileIdentity> files;  // the profile's chain, as read
-    std::vector<std::string> daemon_env;
+    // What butter set in the plan's environment itself, beyond the profile's rules applied to
+    // the daemon's own (HOME of a home tmpfs, ...): each command gets these too.
+    std::vector<std::string> butter_env;
     std::string daemon_cwd;
     sigset_t command_mask{};
     unsigned size = 2;
@@ -115,10 +117,8 @@ Result<Command> resolve(const Prepared& pr, Command c) {
     out.argv = std::move(c.argv);
     out.report = c.report;
     out.env = command_environment(pr.loaded.profile, c.env);
-    const auto base = command_environment(pr.loaded.profile, pr.daemon_env);
-    for (const std::string& kv : pr.plan.env)
-        if (kv.starts_with("HOME=") || std::find(base.begin(), base.end(), kv) == base.end())
-            set_var(out.env, kv);
+    for (const std::string& kv : pr.butter_env)
+        set_var(out.env, kv);
     out.candidates = exec_candidates(out.argv[0], out.env);
     if (pr.plan.cwd != pr.daemon_cwd || c.cwd == pr.daemon_cwd) {
         out.cwd = pr.plan.cwd;  // the profile's own process.cwd, or the pool's $PWD
@@ -635,8 +635,13 @@ int start(const StartOptions& o) {
         pr.plan.pty_ptmx.clear();
     }
     if (std::string why = why_not_poolable(pr); !why.empty()) return say(why);
+    std::vector<std::string> daemon_env;
     for (char** e = environ; e && *e; ++e)
-        pr.daemon_env.emplace_back(*e);
+        daemon_env.emplace_back(*e);
+    const auto base = command_environment(pr.loaded.profile, daemon_env);
+    for (const std::string& kv : pr.plan.env)
+        if (kv.starts_with("HOME=") || std::find(base.begin(), base.end(), kv) == base.end())
+            pr.butter_env.push_back(kv);
     char cwd[4096];
     if (!::getcwd(cwd, sizeof cwd)) return say(Error::from_errno("getcwd").what());
     pr.daemon_cwd = cwd;
