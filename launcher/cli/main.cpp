@@ -768,17 +768,17 @@ int cmd_pool(const Cli& cli) {
 // command line, which names host paths (bind sources, profiles) and --set values. Once parsed,
 // it is overwritten in place (as setproctitle does) with "butter run": the kernel shows that
 // to the sandbox, and to the host's ps.
-// A pool's sandboxes likewise: their init is forked from the pool's daemon ("butter pool").
-void hide_command_line(int argc, char** argv, bool pool = false) {
+// A pool's sandboxes likewise: their init is forked from the pool's daemon, shown as "butter
+// pool NAME" (the name is the caller's own word, no host path).
+void hide_command_line(int argc, char** argv, const std::string& pool = "") {
     if (argc < 1) return;
     char* begin = argv[0];
     char* end = argv[argc - 1] + std::strlen(argv[argc - 1]);
     std::memset(begin, 0, static_cast<std::size_t>(end - begin));
-    static constexpr char kRun[] = "butter\0run";
-    static constexpr char kPool[] = "butter\0pool";
-    const char* shown = pool ? kPool : kRun;
-    std::size_t size = pool ? sizeof kPool : sizeof kRun;
-    if (static_cast<std::size_t>(end - begin) >= size) std::memcpy(begin, shown, size);
+    std::string shown =
+        pool.empty() ? std::string("butter\0run", 10) : std::string("butter\0pool\0", 12) + pool;
+    if (static_cast<std::size_t>(end - begin) >= shown.size() + 1)
+        std::memcpy(begin, shown.data(), shown.size());
 }
 
 }  // namespace
@@ -842,7 +842,7 @@ int main(int argc, char** argv) {
         case Cli::Command::Diff:
             return cmd_changes(*cli);
         case Cli::Command::Pool:
-            hide_command_line(argc, argv, true);
+            hide_command_line(argc, argv, cli->args[1]);
             return cmd_pool(*cli);
     }
     return 2;

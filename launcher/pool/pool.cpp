@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -21,6 +23,7 @@
 #include <butter/loop.hpp>
 #include <butter/process.hpp>
 #include <butter/signalfd.hpp>
+#include <butter/timerfd.hpp>
 #include <butter/unix_socket.hpp>
 
 #include "learn/learn.hpp"
@@ -41,8 +44,12 @@ constexpr int kFailed = 125;
 constexpr std::size_t kMaxWaiting = 256;
 // How long a connection may take to send its request (the peer is the pool's own user).
 constexpr int kRequestTimeoutSeconds = 5;
-// Sandboxes that fail to set up one after another before the pool gives up preparing them.
+// Sandboxes that fail to set up one after another before the pool stops preparing them for
+// a while (the first retry after kFirstRetryDelay, then twice as long each time).
 constexpr unsigned kMaxFailures = 3;
+constexpr std::chrono::milliseconds kFirstRetryDelay{1000}, kMaxRetryDelay{60000};
+// After `pool stop`, how long a sandbox's supervisor has to end before it is killed.
+constexpr std::chrono::seconds kStopDeadline{30};
 
 // A profile file as the pool read it: any write changes its size, mtime or ctime.
 struct FileIdentity {
@@ -142,13 +149,6 @@ Result<Command> resolve(const Prepared& pr, Command c) {
     return out;
 }
 
-void set_receive_timeout(int fd, int seconds) {
-    struct timeval tv {
-        seconds, 0
-    };
-    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
 void refuse(int fd, const std::string& message) {
     Reply r;
     r.status = kFailed;
@@ -208,8 +208,13 @@ int serve_one(const Prepared& pr, int channel) {
     so.command_fd = pair->second.get();
     so.command_clock_later = true;
     so.cgroup_move_self = true;
-    so.on_ready = [channel] { (void)::send(channel, "R", 1, MSG_NOSIGNAL); };
-    auto sup = Supervisor::create(*loop, pr.plan, std::move(so));
+    so.on_ready = [channel, &pair] {
+        // The child has its end: a child gone is EPIPE to the send of its command from now on.
+        pair->second.reset();
+        (void)::send(channel, "R", 1, MSG_NOSIGNAL);
+    };
+    SandboxPlan plan = pr.plan;  // its argv becomes the command's when it comes
+    auto sup = Supervisor::create(*loop, plan, std::move(so));
     if (!sup) return failed(sup.error().what());
     Supervisor& s = **sup;
     auto take_client = [&]() -> Result<void> {
@@ -217,15 +222,24 @@ int serve_one(const Prepared& pr, int channel) {
         sv.channel_reg.reset();
         if (got.fds.empty()) return fail(Error::message("pool", "stopped"));  // the daemon's EOF
         sv.client = std::move(got.fds[0]);
-        set_receive_timeout(sv.client.get(), kRequestTimeoutSeconds);
-        BUTTER_ASSIGN_OR_RETURN(Frame f, recv_frame(sv.client.get(), kMaxCommand, 3));
+        BUTTER_ASSIGN_OR_RETURN(
+            Frame f, recv_frame(sv.client.get(), kMaxCommand, 3, kRequestTimeoutSeconds * 1000));
         if (f.fds.size() != 3)
             return fail(Error::message("pool", "the command came without its stdio"));
         BUTTER_ASSIGN_OR_RETURN(Command c, decode_command(f.data));
         BUTTER_ASSIGN_OR_RETURN(Command ready, resolve(pr, std::move(c)));
         int fds[3] = {f.fds[0].get(), f.fds[1].get(), f.fds[2].get()};
-        Command to_child = ready;
-        BUTTER_TRY(send_frame(pair->first.get(), encode_command(to_child), fds));
+        // (its PATH candidates make it longer than what came: the child takes kMaxCommand)
+        std::string to_child = encode_command(ready);
+        if (to_child.size() > kMaxCommand)
+            return fail(Error::message("pool", pr.name +
+                                                   ": the command and its environment "
+                                                   "are too long (" +
+                                                   std::to_string(to_child.size()) +
+                                                   " bytes with the PATH candidates)"));
+        BUTTER_TRY(send_frame(pair->first.get(), to_child, fds));
+        plan.argv = ready.argv;  // (what its messages and report name)
+        s.set_command(ready.argv);
         sv.command = std::move(ready);
         BUTTER_TRY(s.start_command_clock());
         BUTTER_TRY(set_nonblocking(sv.client.get(), true));
@@ -351,6 +365,10 @@ class Daemon {
     bool stopping_ = false;
     unsigned failures_ = 0;
     bool ever_ready_ = false;
+    std::string failing_;  // why preparing fails now (give_up), while it is tried again
+    std::chrono::milliseconds retry_delay_ = kFirstRetryDelay;
+    std::optional<TimerFd> retry_, stop_timer_;
+    EventLoop::Registration retry_reg_, stop_reg_;
 };
 
 std::string Daemon::changed_file() const {
@@ -432,8 +450,11 @@ void Daemon::on_channel(Slot& s) {
         s.ready = true;
         ever_ready_ = true;
         failures_ = 0;
+        retry_delay_ = kFirstRetryDelay;
+        failing_.clear();
         say_ready(true, "");
         dispatch();
+        refill();  // (after a failing spell: the rest)
     } else if (buf[0] == 'F') {
         s.failure.assign(buf + 1, static_cast<std::size_t>(n - 1));
     }
@@ -445,26 +466,42 @@ void Daemon::on_exit(std::list<Slot>::iterator it) {
     std::string why = it->failure.empty() ? "a sandbox's supervisor ended" : it->failure;
     slots_.erase(it);
     if (stopping_) return;
-    // Before any was prepared (start says why), or kMaxFailures in a row: the sandboxes of
-    // this profile cannot be made here now.
     if (failed && (!ever_ready_ || ++failures_ >= kMaxFailures)) {
         give_up("its sandboxes fail to set up: " + why);
         return;
     }
-    refill();
+    if (failing_.empty()) refill();
 }
 
 void Daemon::refill() {
-    while (!stopping_ && idle() < pr_.size)
+    while (!stopping_ && failing_.empty() && idle() < pr_.size)
         if (!spawn_slot()) return;
 }
 
 void Daemon::give_up(const std::string& why) {
-    say_ready(false, why);
     for (Fd& c : waiting_)
         refuse(c.get(), "pool " + pr_.name + ": " + why);
     waiting_.clear();
-    begin_stop();
+    if (!ever_ready_) {
+        // None was ever prepared (start says why): the pool ends.
+        say_ready(false, why);
+        begin_stop();
+        return;
+    }
+    // kMaxFailures in a row (a bind source moved away, the host out of something): commands
+    // are refused saying why, those running go on, and preparing is tried again later, each
+    // time after twice the wait (1 s to 60 s).
+    failing_ = why;
+    auto t = TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock);
+    if (t && t->set_relative(retry_delay_)) {
+        retry_ = std::move(*t);
+        auto reg = loop_.add(retry_->fd(), IoEvent::In, [this](IoEvents) {
+            retry_reg_.reset();
+            if (!stopping_) (void)spawn_slot();
+        });
+        if (reg) retry_reg_ = std::move(*reg);
+    }
+    retry_delay_ = std::min<std::chrono::milliseconds>(retry_delay_ * 2, kMaxRetryDelay);
 }
 
 void Daemon::dispatch() {
@@ -536,6 +573,10 @@ void Daemon::on_request(std::list<Incoming>::iterator it) {
                       pr_.name + ", then butter pool start)");
     } else if (stopping_) {
         refuse(c, "pool " + pr_.name + " stopped");
+    } else if (!failing_.empty() && std::none_of(slots_.begin(), slots_.end(), [](const Slot& x) {
+                   return x.ready && !x.busy;
+               })) {
+        refuse(c, "pool " + pr_.name + ": " + failing_ + " (trying again)");
     } else if (waiting_.size() >= kMaxWaiting) {
         refuse(c, "pool " + pr_.name + ": too many commands waiting for a sandbox");
     } else {
@@ -554,10 +595,26 @@ void Daemon::begin_stop() {
     for (Fd& c : waiting_)
         refuse(c.get(), "pool " + pr_.name + " stopped");
     waiting_.clear();
-    // The idle sandboxes go at once; the running commands stop as `butter run`'s do on
-    // SIGTERM (their stop signal, SIGKILL after the grace period).
-    for (Slot& s : slots_)
-        (void)pidfd_send_signal(s.pidfd, s.busy ? SIGTERM : SIGKILL);
+    // The idle sandboxes go at once (their supervisors see the channel close: the sandbox is
+    // killed, its cgroups removed); the running commands stop as `butter run`'s do on SIGTERM
+    // (their stop signal, SIGKILL after the grace period). Whatever is left after
+    // kStopDeadline is killed.
+    for (Slot& s : slots_) {
+        if (s.busy)
+            (void)pidfd_send_signal(s.pidfd, SIGTERM);
+        else
+            (void)::shutdown(s.channel.get(), SHUT_RDWR);
+    }
+    auto t = TimerFd::create(butter::Clock::Monotonic, TimerFdFlag::NonBlock);
+    if (t && t->set_relative(kStopDeadline)) {
+        stop_timer_ = std::move(*t);
+        auto reg = loop_.add(stop_timer_->fd(), IoEvent::In, [this](IoEvents) {
+            stop_reg_.reset();
+            for (Slot& s : slots_)
+                (void)pidfd_send_signal(s.pidfd, SIGKILL);
+        });
+        if (reg) stop_reg_ = std::move(*reg);
+    }
 }
 
 int Daemon::run() {
@@ -605,6 +662,9 @@ int start(const StartOptions& o) {
         std::fprintf(stderr, "butter: pool: %s\n", ok.error().text().c_str());
         return kFailed;
     }
+    // The daemon keeps nothing its starter left open (its sandboxes' supervisors close them
+    // anyway), from before it opens anything of its own.
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
     Prepared pr;
     pr.name = o.name;
     pr.size = o.size;
@@ -648,6 +708,11 @@ int start(const StartOptions& o) {
 
     auto dir = open_dir(true);
     if (!dir) return say(dir.error().what());
+    // Two starts of one name: one binds, the other finds it running.
+    int locked = ::openat(dir->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (locked < 0 || ::flock(locked, LOCK_EX) < 0)
+        return say(Error::from_errno("flock", socket_path(o.name)).what());
+    Fd lock(locked);
     struct sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
     std::string a = socket_address(*dir, o.name);
@@ -669,6 +734,7 @@ int start(const StartOptions& o) {
     ::umask(old);
     if (bound < 0) return say(Error("bind", bind_errno, socket_path(o.name)).what());
     if (::listen(ls, 128) < 0) return say(Error::from_errno("listen").what());
+    lock.reset();
 
     // The signals each sandbox's supervisor forwards (and the daemon's stop) are blocked
     // from here; the commands get the caller's mask back.

@@ -1,6 +1,7 @@
 #include "pool/protocol.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include <butter/unix_socket.hpp>
 
@@ -132,8 +134,27 @@ Result<void> send_frame(int socket, std::string_view data, std::span<const int> 
 
 namespace {
 
-Result<void> read_exactly(int socket, char* p, std::size_t len) {
+// Until `deadline_ns` (CLOCK_MONOTONIC; 0: none) the socket is readable, else ETIMEDOUT.
+Result<void> wait_readable(int socket, std::int64_t deadline_ns) {
+    if (deadline_ns == 0) return {};
+    for (;;) {
+        struct timespec now {};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        std::int64_t left = deadline_ns - (now.tv_sec * 1000000000LL + now.tv_nsec);
+        if (left <= 0) return fail(Error("recv", ETIMEDOUT, "pool: the peer is too slow"));
+        struct pollfd p {
+            socket, POLLIN, 0
+        };
+        int n = ::poll(&p, 1, static_cast<int>(left / 1000000 + 1));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail_errno("poll", "pool");
+        if (n > 0) return {};
+    }
+}
+
+Result<void> read_exactly(int socket, char* p, std::size_t len, std::int64_t deadline_ns) {
     while (len > 0) {
+        BUTTER_TRY(wait_readable(socket, deadline_ns));
         ssize_t n = ::recv(socket, p, len, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return fail_errno("recv", "pool");
@@ -146,21 +167,28 @@ Result<void> read_exactly(int socket, char* p, std::size_t len) {
 
 }  // namespace
 
-Result<Frame> recv_frame(int socket, std::size_t max_size, std::size_t max_fds) {
+Result<Frame> recv_frame(int socket, std::size_t max_size, std::size_t max_fds, int timeout_ms) {
+    std::int64_t deadline = 0;
+    if (timeout_ms >= 0) {
+        struct timespec now {};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        deadline = now.tv_sec * 1000000000LL + now.tv_nsec + timeout_ms * 1000000LL;
+    }
     Frame f;
     std::uint32_t len = 0;
     char* p = reinterpret_cast<char*>(&len);
     // The first byte with its fds (SCM_RIGHTS come with the first read of their bytes).
+    BUTTER_TRY(wait_readable(socket, deadline));
     BUTTER_ASSIGN_OR_RETURN(Received first, recv_fds(BorrowedFd(socket), max_fds, 1));
     if (first.data.empty() && first.fds.empty())
         return fail(Error("recv", EPIPE, "pool: the peer closed"));
     f.fds = std::move(first.fds);
     if (first.data.size() != 1) return fail(bad("a malformed message"));
     p[0] = first.data[0];
-    BUTTER_TRY(read_exactly(socket, p + 1, sizeof len - 1));
+    BUTTER_TRY(read_exactly(socket, p + 1, sizeof len - 1, deadline));
     if (len > max_size) return fail(Error("recv", EMSGSIZE, "pool"));
     f.data.resize(len);
-    BUTTER_TRY(read_exactly(socket, f.data.data(), len));
+    BUTTER_TRY(read_exactly(socket, f.data.data(), len, deadline));
     return f;
 }
 

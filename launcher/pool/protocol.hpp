@@ -61,8 +61,10 @@ struct Frame {
     std::string data;
     std::vector<Fd> fds;
 };
-// EPIPE: the peer closed before a frame began; EMSGSIZE: longer than `max_size`.
-[[nodiscard]] Result<Frame> recv_frame(int socket, std::size_t max_size, std::size_t max_fds);
+// EPIPE: the peer closed before a frame began; EMSGSIZE: longer than `max_size`; ETIMEDOUT:
+// the whole frame did not come within `timeout_ms` (-1: no limit).
+[[nodiscard]] Result<Frame> recv_frame(int socket, std::size_t max_size, std::size_t max_fds,
+                                       int timeout_ms = -1);
 
 // A pool's name: letters, digits, '.', '_' and '-', 1 to 64 of them, not starting with '.'.
 [[nodiscard]] Result<void> check_name(std::string_view name);

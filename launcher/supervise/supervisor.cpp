@@ -314,6 +314,11 @@ Result<void> Supervisor::start_command_clock() {
     return {};
 }
 
+void Supervisor::set_command(std::vector<std::string> argv) {
+    // (The caller changes its own plan, which the supervisor runs unless it extended a copy.)
+    if (s_->extended) s_->extended->argv = std::move(argv);
+}
+
 pid_t Supervisor::pid() const {
     return s_->current ? s_->sandbox_pid : 0;
 }

@@ -94,6 +94,9 @@ class Supervisor {
     void window_changed();
     // The command was handed to a pool's sandbox: its time limit and wall time count from now.
     [[nodiscard]] Result<void> start_command_clock();
+    // ... and this is its argv (what failures and the report name; the plan's was a stand-in):
+    // the caller sets it in the plan it gave create() too.
+    void set_command(std::vector<std::string> argv);
     // The sandbox's first process now (0 between runs).
     pid_t pid() const;
     // SIGKILL to the sandbox, reaped at once: before a supervisor goes away mid-run.

@@ -57,6 +57,10 @@ class Pool : public ::testing::Test {
     }
     void TearDown() override {
         if (started_) (void)run_butter({"pool", "stop", name_}, opts());
+        // Whatever a failed test left of its pool ("butter pool NAME" in ps) goes too.
+        for (pid_t p : pids_matching("butter pool " + name_ + " "))
+            ::kill(p, SIGKILL);
+        (void)::unlink(socket().c_str());
     }
     RunOptions opts() const {
         RunOptions o;
@@ -119,8 +123,8 @@ TEST_F(Pool, CommandsSeeTheIsolationOfAPlainRun) {
         return text.erase(at, text.find('\n', at) + 1 - at);
     };
     EXPECT_EQ(without_line(p.out, 5), without_line(r.out, 5)) << p.out << "\n" << r.out;
-    EXPECT_NE(p.out.find("butter pool"), std::string::npos) << p.out;
-    EXPECT_EQ(p.out.find("gtest-"), std::string::npos) << p.out;
+    EXPECT_NE(p.out.find("butter pool " + name_ + " "), std::string::npos) << p.out;
+    EXPECT_EQ(p.out.find("start"), std::string::npos) << p.out;  // (its command line hidden)
 }
 
 TEST_F(Pool, ConsecutiveCommandsShareNothing) {
@@ -148,7 +152,9 @@ TEST_F(Pool, ExitStatusSignalsTimeLimitAndReport) {
     ASSERT_EQ(s.code, 0) << s.err;
     EXPECT_EQ(pooled({"sh", "-c", "exit 7"}).code, 7);
     EXPECT_EQ(pooled({"sh", "-c", "kill -KILL $$"}).code, 128 + SIGKILL);
-    EXPECT_EQ(pooled({"no-such-program"}).code, 127);
+    auto missing = pooled({"no-such-program"});
+    EXPECT_EQ(missing.code, 127);
+    EXPECT_NE(missing.err.find("no-such-program"), std::string::npos) << missing.err;
     auto out = pooled({"sh", "-c", "echo out; echo err >&2; read x; echo \"got $x\""});
     EXPECT_EQ(out.out, "out\ngot \n") << out.err;
     EXPECT_NE(out.err.find("err\n"), std::string::npos) << out.err;
@@ -346,6 +352,33 @@ TEST_F(Pool, TheLibraryHandsCommandsToo) {
     EXPECT_NE(r->report.find(R"("exit_code": 4)"), std::string::npos) << r->report;
     EXPECT_TRUE(pool->stop());
     started_ = false;
+}
+
+TEST_F(Pool, ACommandTooLongIsRefusedAndThePoolGoesOn) {
+    // 4 MB of argv, under the client's bound; with the PATH candidates the supervisor adds, over
+    // the child's: refused, and the pool (and its stop) unaffected.
+    auto s = start({"--size", "1"});
+    ASSERT_EQ(s.code, 0) << s.err;
+    const std::string client =
+        "import socket,struct,os,array,sys\n"
+        "def frame(parts):\n b=b''.join(struct.pack('<I',len(p))+p for p in parts)\n "
+        "return struct.pack('<I',len(b))+b\n"
+        "arg=b'x'*200000\ncmd=frame([b'\\0'.join([arg]*20), b'PATH=/a:/b:/c:/d:/e:/f', b'', "
+        "os.getcwd().encode(), b'0'])\n"
+        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+        "s.sendall(struct.pack('<II',0x31505442,1))\n"
+        "s.sendmsg([cmd[:1]],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array('i',[0,1,2]))])\n"
+        "s.sendall(cmd[1:])\nd=b''\nwhile True:\n c=s.recv(65536)\n if not c: break\n "
+        "d+=c\nprint(d[8:11].decode(errors='replace'), b'too long' in d)\n";
+    RunOptions o = opts();
+    o.program = "/usr/bin/python3";
+    auto r = run_butter({"-c", client, socket()}, o);
+    EXPECT_EQ(r.out, "125 True\n") << r.out << r.err;
+    EXPECT_EQ(pooled({"true"}).code, 0);
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(run_butter({"pool", "stop", name_}, opts()).code, 0);
+    started_ = false;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
 }
 
 }  // namespace
