@@ -259,6 +259,15 @@ namespace {
     c.sh_argv = args.sh_argv.data();
     c.envp = args.envp.data();
     c.pid_slots = args.pid_slots;
+    // The client's umask, ignored signals, nice and (lowered) rlimits, as a plain run's command
+    // gets them from the process that runs butter; its signal mask at the exec.
+    if (auto r = command->context.apply(); !r) die(ch, Step::Rlimits, r.error());
+    if (command->context.set) {
+        sigemptyset(&c.original_mask);
+        for (int sig = 1; sig < NSIG && sig <= 64; ++sig)
+            if ((command->context.mask >> (sig - 1)) & 1) sigaddset(&c.original_mask, sig);
+        c.sigpipe_default = !((command->context.ignored >> (SIGPIPE - 1)) & 1);
+    }
     if (::dup2(frame->fds[0].get(), 0) < 0)
         die(ch, Step::Stdio, Error::from_errno("dup2", "stdin"));
     if (c.stdout_fd < 0) c.stdout_fd = frame->fds[1].get();

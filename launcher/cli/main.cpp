@@ -688,6 +688,7 @@ int cmd_changes(const Cli& cli) {
 int cmd_run_pooled(const Cli& cli) {
     pool::Command command;
     command.argv = cli.args;
+    command.context = pool::ProcessContext::of_this_process();  // (before the signals below)
     for (char** e = environ; e && *e; ++e)
         command.env.emplace_back(*e);
     char cwd[4096];

@@ -32,6 +32,7 @@ Result<PoolResult> Pool::run(const PoolCommand& command) const {
         c.cwd = buf;
     }
     c.report = command.report;
+    c.context = launcher::pool::ProcessContext::of_this_process();
     const int stdio[3] = {command.stdin_fd, command.stdout_fd, command.stderr_fd};
     BUTTER_ASSIGN_OR_RETURN(launcher::pool::Reply r,
                             launcher::pool::run(name_, std::move(c), stdio, command.signal_fd));

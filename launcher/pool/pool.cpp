@@ -68,7 +68,8 @@ struct Prepared {
     std::string name;
     profile::Loaded loaded;
     SandboxPlan plan;
-    std::vector<FileIdentity> files;  // the profile's chain, as read
+    std::vector<FileIdentity> files;           // the profile's chain, as read
+    std::optional<std::string> spec, located;  // -p as given, and the file it named then
     // What butter set in the plan's environment itself, beyond the profile's rules applied to
     // the daemon's own (HOME of a home tmpfs, ...): each command gets these too.
     std::vector<std::string> butter_env;
@@ -123,6 +124,7 @@ Result<Command> resolve(const Prepared& pr, Command c) {
     Command out;
     out.argv = std::move(c.argv);
     out.report = c.report;
+    out.context = c.context;
     out.env = command_environment(pr.loaded.profile, c.env);
     for (const std::string& kv : pr.butter_env)
         set_var(out.env, kv);
@@ -374,8 +376,12 @@ class Daemon {
 std::string Daemon::changed_file() const {
     for (const FileIdentity& f : pr_.files) {
         struct stat st {};
-        if (::stat(f.path.c_str(), &st) < 0 || !same_file(st, f.st)) return f.path;
+        if (::stat(f.path.c_str(), &st) < 0 || !same_file(st, f.st))
+            return "its profile " + f.path + " changed";
     }
+    // A name that the search path now resolves elsewhere (a file put before it).
+    if (pr_.spec && profile::locate(*pr_.spec, profile::search_path()) != pr_.located)
+        return "its profile " + *pr_.spec + " now names another file";
     return "";
 }
 
@@ -522,6 +528,49 @@ void Daemon::dispatch() {
     }
 }
 
+// Why the peer may not use the pool although its uid is the pool's, or "": a process in
+// another user, mount or network namespace (a sandbox of the same user that reaches the
+// socket, a caller confined to a network namespace of its own), or under a seccomp filter or
+// no_new_privs the daemon does not have, would have the pool run commands beyond its own
+// confinement. (SO_PEERPIDFD, Linux 6.5+: the pid is still the peer's after the checks.)
+std::string peer_differs(int conn, pid_t pid) {
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    Fd peer;
+    if (::getsockopt(conn, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0)
+        peer = Fd(pidfd);
+    const std::string proc = "/proc/" + std::to_string(pid);
+    for (const char* ns : {"user", "mnt", "net"}) {
+        struct stat mine {
+        }, theirs{};
+        if (::stat((std::string("/proc/self/ns/") + ns).c_str(), &mine) < 0 ||
+            ::stat((proc + "/ns/" + ns).c_str(), &theirs) < 0 || mine.st_ino != theirs.st_ino ||
+            mine.st_dev != theirs.st_dev)
+            return std::string("the caller's ") + (std::string_view(ns) == "mnt" ? "mount" : ns) +
+                   " namespace is not the pool's";
+    }
+    auto status = [](const std::string& path, const char* key) {
+        auto text = read_file(path.c_str());
+        if (!text) return std::string("?");
+        auto at = text->find(std::string("\n") + key + ":");
+        if (at == std::string::npos) return std::string("?");
+        auto start = text->find_first_not_of(" \t", at + std::strlen(key) + 2);
+        return text->substr(start, text->find('\n', start) - start);
+    };
+    for (const char* key : {"NoNewPrivs", "Seccomp"}) {
+        std::string mine = status("/proc/self/status", key), theirs = status(proc + "/status", key);
+        if (theirs == "?" || (theirs != "0" && mine == "0"))
+            return std::string("the caller runs under ") +
+                   (std::string_view(key) == "Seccomp" ? "a seccomp filter" : "no_new_privs") +
+                   " the pool does not have";
+    }
+    if (peer.valid() && !pidfd_send_signal(peer, 0)) return "the caller is gone";
+    return "";
+}
+
 void Daemon::on_accept() {
     for (;;) {
         int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
@@ -532,6 +581,11 @@ void Daemon::on_accept() {
         if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != ::geteuid()) {
             refuse(c, "pool " + pr_.name + " belongs to uid " + std::to_string(::geteuid()) +
                           ": uid " + std::to_string(cred.uid) + " may not use it");
+            continue;
+        }
+        if (std::string why = peer_differs(c, cred.pid); !why.empty()) {
+            refuse(c, "pool " + pr_.name + ": " + why +
+                          " (its commands would run outside that): use butter run there");
             continue;
         }
         if (incoming_.size() >= kMaxWaiting) {
@@ -567,8 +621,8 @@ void Daemon::on_request(std::list<Incoming>::iterator it) {
     if (h.request != Header::Run) return;
     std::string changed = changed_file();
     if (!changed.empty()) {
-        refuse(c, "pool " + pr_.name + ": its profile " + changed +
-                      " changed after the pool prepared its sandboxes: start the pool "
+        refuse(c, "pool " + pr_.name + ": " + changed +
+                      " after the pool prepared its sandboxes: start the pool "
                       "again (butter pool stop " +
                       pr_.name + ", then butter pool start)");
     } else if (stopping_) {
@@ -676,6 +730,8 @@ int start(const StartOptions& o) {
         if (d.severity != profile::Diagnostic::Severity::Note)
             std::fprintf(stderr, "%s\n", d.render().c_str());
     if (!pr.loaded.ok()) return kFailed;
+    pr.spec = o.profile;
+    if (o.profile) pr.located = profile::locate(*o.profile, profile::search_path());
     for (const std::string& path : pr.loaded.chain) {
         FileIdentity f{path, {}};
         if (::stat(path.c_str(), &f.st) == 0) pr.files.push_back(f);  // (not the built-in one)
@@ -826,10 +882,12 @@ Result<Reply> run(std::string_view name, Command command, std::span<const int> s
         fds.push_back(fd);
     }
     Header h;
+    // (A refusal may come before the request is read: the reply is read either way.)
+    Result<void> sent;
     if (::send(sock.get(), &h, sizeof h, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof h))
-        return fail_errno("send", "pool");
-    // (A refusal may come before the whole frame is read: the reply is read either way.)
-    auto sent = send_frame(sock.get(), encode_command(command), fds);
+        sent = fail_errno("send", "pool");
+    else
+        sent = send_frame(sock.get(), encode_command(command), fds);
     nulls.clear();
     for (;;) {
         struct pollfd p[2] = {{sock.get(), POLLIN, 0}, {signal_fd, POLLIN, 0}};

@@ -2,12 +2,16 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -56,7 +60,7 @@ Result<std::vector<std::string_view>> fields(std::string_view data, std::size_t 
         out.push_back(data.substr(0, n));
         data.remove_prefix(n);
     }
-    if (out.size() != count || !data.empty())
+    if (out.size() < count || out.size() > count + 1 || !data.empty())
         return fail(Error::message("pool", "a malformed message"));
     return out;
 }
@@ -74,6 +78,16 @@ std::string encode_command(const Command& c) {
     put(out, join(c.candidates));
     put(out, c.cwd);
     put(out, c.report ? "1" : "0");
+    if (c.context.set) {
+        const ProcessContext& x = c.context;
+        char um[8];
+        std::snprintf(um, sizeof um, "%o", x.umask);
+        std::string t = std::string(um) + " " + std::to_string(x.mask) + " " +
+                        std::to_string(x.ignored) + " " + std::to_string(x.nice);
+        for (const auto& [cur, max] : x.rlimits)
+            t += " " + std::to_string(cur) + ":" + std::to_string(max);
+        put(out, t);
+    }
     return out;
 }
 
@@ -85,6 +99,28 @@ Result<Command> decode_command(std::string_view data) {
     c.candidates = split(f[2]);
     c.cwd = std::string(f[3]);
     c.report = f[4] == "1";
+    if (f.size() == 6) {
+        // "UMASK MASK IGNORED NICE CUR:MAX ..." (the client's ProcessContext)
+        ProcessContext& x = c.context;
+        std::string t(f[5]);
+        unsigned long long mask = 0, ignored = 0;
+        int um = 0, used = 0;
+        if (std::sscanf(t.c_str(), "%o %llu %llu %d%n", &um, &mask, &ignored, &x.nice, &used) !=
+                4 ||
+            um < 0 || um > 0777 || x.nice < -20 || x.nice > 19)
+            return fail(bad("a malformed process context"));
+        x.umask = static_cast<unsigned>(um);
+        x.mask = mask;
+        x.ignored = ignored;
+        const char* p = t.c_str() + used;
+        unsigned long long cur = 0, max = 0;
+        int n = 0;
+        while (std::sscanf(p, " %llu:%llu%n", &cur, &max, &n) == 2 && x.rlimits.size() < 64) {
+            x.rlimits.emplace_back(cur, max);
+            p += n;
+        }
+        x.set = true;
+    }
     if (c.argv.empty()) return fail(bad("no command"));
     if (c.cwd.empty() || c.cwd[0] != '/' || c.cwd.find('\0') != std::string::npos)
         return fail(bad("no absolute working directory"));
@@ -190,6 +226,58 @@ Result<Frame> recv_frame(int socket, std::size_t max_size, std::size_t max_fds, 
     f.data.resize(len);
     BUTTER_TRY(read_exactly(socket, f.data.data(), len, deadline));
     return f;
+}
+
+ProcessContext ProcessContext::of_this_process() {
+    ProcessContext x;
+    x.set = true;
+    mode_t um = ::umask(0);
+    ::umask(um);
+    x.umask = um;
+    sigset_t mask;
+    ::pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+    for (int sig = 1; sig < NSIG && sig <= 64; ++sig) {
+        if (sigismember(&mask, sig) == 1) x.mask |= 1ULL << (sig - 1);
+        struct sigaction sa {};
+        if (::sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            x.ignored |= 1ULL << (sig - 1);
+    }
+    errno = 0;
+    int nice = ::getpriority(PRIO_PROCESS, 0);
+    if (errno == 0) x.nice = nice;
+    for (int r = 0; r < RLIM_NLIMITS; ++r) {
+        struct rlimit l {};
+        if (::getrlimit(static_cast<__rlimit_resource>(r), &l) < 0)
+            l = {RLIM_INFINITY, RLIM_INFINITY};
+        x.rlimits.emplace_back(l.rlim_cur, l.rlim_max);
+    }
+    return x;
+}
+
+Result<void> ProcessContext::apply() const {
+    if (!set) return {};
+    ::umask(static_cast<mode_t>(umask & 0777));
+    for (int sig = 1; sig < NSIG && sig <= 64; ++sig)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)::signal(sig, (ignored >> (sig - 1)) & 1 ? SIG_IGN : SIG_DFL);
+    errno = 0;
+    int now = ::getpriority(PRIO_PROCESS, 0);
+    if (errno == 0 && nice > now && ::setpriority(PRIO_PROCESS, 0, nice) < 0)
+        return fail_errno("setpriority", "the client's nice value");
+    for (std::size_t r = 0; r < rlimits.size() && r < RLIM_NLIMITS; ++r) {
+        auto res = static_cast<__rlimit_resource>(r);
+        struct rlimit l {};
+        if (::getrlimit(res, &l) < 0) continue;
+        struct rlimit want {
+            std::min<rlim_t>(l.rlim_cur, rlimits[r].first), std::min<rlim_t>(l.rlim_max,
+                                                                             rlimits[r].second)
+        };
+        if (want.rlim_cur > want.rlim_max) want.rlim_cur = want.rlim_max;
+        if ((want.rlim_cur != l.rlim_cur || want.rlim_max != l.rlim_max) &&
+            ::setrlimit(res, &want) < 0)
+            return fail_errno("setrlimit", "the client's limits");
+    }
+    return {};
 }
 
 Result<void> check_name(std::string_view name) {

@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <butter/error.hpp>
@@ -36,11 +37,26 @@ struct SignalRecord {
     std::uint32_t signo = 0;
 };
 
+// What a plain run's command would get from the process that runs butter, and a pool's gets
+// from its client's: the umask, the signal mask and the ignored signals, the nice value and
+// the rlimits (each lowered to the client's, never raised).
+struct ProcessContext {
+    bool set = false;
+    unsigned umask = 022;
+    std::uint64_t mask = 0, ignored = 0;  // bit N-1: signal N
+    int nice = 0;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> rlimits;  // RLIMIT_* in order
+    static ProcessContext of_this_process();
+    // On this process: what a child of the client would have (no rlimit or nice raised).
+    [[nodiscard]] Result<void> apply() const;
+};
+
 struct Command {
     std::vector<std::string> argv, env;
     std::vector<std::string> candidates;  // (to the child: where execve looks for argv[0])
     std::string cwd;                      // the client's (host path); to the child: inside
     bool report = false;                  // the client wants the JSON report
+    ProcessContext context;
 };
 std::string encode_command(const Command& c);
 [[nodiscard]] Result<Command> decode_command(std::string_view data);

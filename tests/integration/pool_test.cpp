@@ -381,5 +381,26 @@ TEST_F(Pool, ACommandTooLongIsRefusedAndThePoolGoesOn) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
 }
 
+TEST_F(Pool, TheCallersProcessStateAndConfinementHold) {
+    auto s = start({"--size", "1"});
+    ASSERT_EQ(s.code, 0) << s.err;
+    const std::string b = std::string(butter_bin()) + " run --pool " + name_ + " -- ";
+    RunOptions o = opts();
+    o.program = "/bin/sh";
+    // What a plain run's command would get from the shell that runs butter.
+    auto r = run_butter({"-c", "umask 077; ulimit -n 99; trap '' INT; nice -n 3 " + b +
+                                   "sh -c 'umask; ulimit -n; grep SigIgn /proc/self/status; "
+                                   "cut -d\" \" -f19 /proc/self/stat'"},
+                        o);
+    EXPECT_EQ(r.out, "0077\n99\nSigIgn:\t0000000000000002\n3\n") << r.err;
+    // A caller confined more than the pool is refused, not served beyond its confinement.
+    for (const std::string& wrap :
+         {std::string("unshare -n "), std::string("setpriv --no-new-privs ")}) {
+        auto c = run_butter({"-c", wrap + b + "true"}, o);
+        EXPECT_EQ(c.code, 125) << wrap;
+        EXPECT_NE(c.err.find("use butter run there"), std::string::npos) << c.err;
+    }
+}
+
 }  // namespace
 }  // namespace butter::test
