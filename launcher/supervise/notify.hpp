@@ -51,6 +51,9 @@ class NotifyRelay {
     // each dropped one (a line saying why).
     [[nodiscard]] Result<void> start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
                                      std::function<void(const std::string&)> log);
+    // Relays what is queued now: called once the sandbox's first process is gone, so a last
+    // message sent just before it exited (STOPPING=1) is not left behind with the loop.
+    void drain() { relay(); }
 
   private:
     NotifyRelay() = default;

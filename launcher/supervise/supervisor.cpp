@@ -400,6 +400,7 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
         attempt.forward(sig);
     held_signals.clear();
     BUTTER_CO_TRY(co_await attempt.exit_event().wait());
+    if (relay) relay->drain();
     current = nullptr;
     const int interrupts[] = {stop_fd ? stop_fd->fd() : -1, limit ? limit->fd() : -1};
     out->drain(interrupts, stop_requested || time_up);

@@ -9,10 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <set>
 #include <thread>
 
 #include <butter/pool.hpp>
@@ -20,33 +17,10 @@
 #include "../support/butter_run.hpp"
 #include "../support/tmpdir.hpp"
 #include "../support/userns.hpp"
+#include "supervise/descendants.hpp"
 
 namespace butter::test {
 namespace {
-
-// Every process below `root` (by their parent pids), `root` not included.
-std::set<pid_t> descendants(pid_t root) {
-    std::map<pid_t, pid_t> parent;
-    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-        std::string name = e.path().filename();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(e.path() / "stat");
-        std::string s((std::istreambuf_iterator<char>(in)), {});
-        auto close = s.rfind(')');
-        if (close == std::string::npos) continue;
-        int ppid = 0;
-        char state = 0;
-        if (std::sscanf(s.c_str() + close + 1, " %c %d", &state, &ppid) == 2)
-            parent[std::stoi(name)] = ppid;
-    }
-    std::set<pid_t> out;
-    for (bool grew = true; grew;) {
-        grew = false;
-        for (const auto& [pid, pp] : parent)
-            if ((pp == root || out.count(pp)) && !out.count(pid)) grew = out.insert(pid).second;
-    }
-    return out;
-}
 
 class Pool : public ::testing::Test {
   protected:
@@ -236,10 +210,10 @@ TEST_F(Pool, KillingThePoolKillsItsSandboxes) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     ASSERT_EQ(r.code, 0) << r.err;
-    std::set<pid_t> sandboxes;
-    for (int i = 0; i < 100 && descendants(daemon.pid).size() < 6; ++i)
+    std::vector<pid_t> sandboxes;
+    for (int i = 0; i < 100 && launcher::descendants_of(daemon.pid).size() < 6; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    sandboxes = descendants(daemon.pid);
+    sandboxes = launcher::descendants_of(daemon.pid);
     ASSERT_GE(sandboxes.size(), 6u);  // a supervisor and a sandbox's init, at least, for each
     ::kill(daemon.pid, SIGKILL);
     (void)wait_butter(daemon.pid);

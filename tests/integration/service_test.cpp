@@ -106,7 +106,8 @@ TEST_F(Service, PlaysATypeNotifyUnit) {
     o.cwd = dir_.path();
     o.env = {"NOTIFY_SOCKET=" + systemd.path};
     auto s = start_butter(
-        probe({"--set", "supervise.notify=true", "--set", "supervise.stop_timeout=\"5s\""},
+        // -v: a message the relay drops says why on stderr.
+        probe({"-v", "--set", "supervise.notify=true", "--set", "supervise.stop_timeout=\"5s\""},
               {"service", "3"}),
         o);
     EXPECT_EQ(systemd.receive(), "READY=1\nSTATUS=serving\n");
