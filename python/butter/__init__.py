@@ -1,0 +1,14 @@
+"""butter: Linux's low-level features for Python, on libbutter.
+
+The modules follow butter 0.8: butter.inotify, butter.eventfd, butter.timerfd,
+butter.signalfd, butter.splice and butter.system. Every kernel object is *event-like*: a
+file-like object (fileno(), close(), a context manager; select, selectors and asyncio accept
+it) with read_event() (one event) and read_events() (the cached ones, or all the kernel has).
+Each has an asyncio twin named with `_async` (Inotify_async) that behaves like a read-only
+asyncio.Queue.
+
+Errors from the kernel are OSError (its errno's subclass: FileNotFoundError, PermissionError,
+...) with errno, strerror naming the system call, filename and a `call` attribute.
+"""
+
+__version__ = "0.8.0"

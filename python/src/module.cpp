@@ -1,0 +1,516 @@
+// butter._butter: libbutter for Python (the seed's package, issue 32). The Python modules in
+// python/butter/ re-export these under the seed's names and add the asyncio twins.
+//
+// Every kernel object is opened non-blocking; a blocking read_event() waits in poll(2) with the
+// GIL released and runs Python's signal handlers on EINTR (PEP 475), so Ctrl-C interrupts it.
+// A kernel Error becomes an OSError (the errno's subclass: FileNotFoundError, ...) whose
+// strerror names the call, whose filename is the Error's context and which carries `.call`.
+#include <poll.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <butter/eventfd.hpp>
+#include <butter/hostname.hpp>
+#include <butter/inotify.hpp>
+#include <butter/mount.hpp>
+#include <butter/process.hpp>
+#include <butter/signalfd.hpp>
+#include <butter/splice.hpp>
+#include <butter/timerfd.hpp>
+
+namespace py = pybind11;
+
+namespace butter::python {
+namespace {
+
+[[noreturn]] void raise(const Error& e) {
+    if (e.errno_value() == 0) throw py::value_error(e.what());
+    std::string text = std::string(e.call()) + ": " + std::strerror(e.errno_value());
+    py::object exc =
+        e.context().empty()
+            ? py::reinterpret_borrow<py::object>(PyExc_OSError)(e.errno_value(), text)
+            : py::reinterpret_borrow<py::object>(PyExc_OSError)(e.errno_value(), text, e.context());
+    exc.attr("call") = py::str(e.call());
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+    throw py::error_already_set();
+}
+
+template <class T>
+T value(Result<T>&& r) {
+    if (!r) raise(r.error());
+    return std::move(*r);
+}
+inline void check(Result<void>&& r) {
+    if (!r) raise(r.error());
+}
+
+// Waits until `fd` is readable (timeout < 0: for ever), the GIL released; Python's signal
+// handlers run on EINTR and their exception propagates. False on timeout.
+bool wait_readable(int fd, double timeout) {
+    for (;;) {
+        int ms = timeout < 0 ? -1 : static_cast<int>(std::ceil(timeout * 1000));
+        int n;
+        {
+            py::gil_scoped_release unlocked;
+            struct pollfd p {
+                fd, POLLIN, 0
+            };
+            n = ::poll(&p, 1, ms);
+        }
+        if (n > 0) return true;
+        if (n == 0) return false;
+        if (errno != EINTR) raise(Error::from_errno("poll"));
+        if (PyErr_CheckSignals() < 0) throw py::error_already_set();
+    }
+}
+
+// The object behind a Python event-like object: the C++ wrapper, or nothing once closed; one
+// reader at a time (a read may run with the GIL released).
+template <class T>
+struct Handle {
+    std::optional<T> obj;
+    std::mutex reading;
+    bool blocking = true;
+
+    T& get() {
+        if (!obj) throw py::value_error("I/O operation on a closed " + name());
+        return *obj;
+    }
+    int fileno() { return get().fd(); }
+    void close() {
+        std::lock_guard<std::mutex> lock(reading);
+        obj.reset();
+    }
+    bool closed() const { return !obj; }
+    static std::string name();
+
+    // One event: waits for it when blocking (None after `timeout` seconds), else None at once.
+    template <class Event>
+    std::optional<Event> read_event(std::optional<double> timeout) {
+        for (;;) {
+            {
+                std::lock_guard<std::mutex> lock(reading);
+                auto got = value(get().read_event());
+                if (got || (!blocking && !timeout)) return got;
+            }
+            if (!wait_readable(get().fd(), timeout.value_or(-1.0))) return std::nullopt;
+        }
+    }
+    // What is buffered, or all the kernel has; when blocking and there is nothing, waits for
+    // the first (an empty list after `timeout`).
+    template <class Event>
+    std::vector<Event> read_events(std::optional<double> timeout) {
+        for (;;) {
+            {
+                std::lock_guard<std::mutex> lock(reading);
+                auto got = value(get().read_events());
+                if (!got.empty() || (!blocking && !timeout)) return got;
+            }
+            if (!wait_readable(get().fd(), timeout.value_or(-1.0))) return {};
+        }
+    }
+};
+template <>
+std::string Handle<Inotify>::name() {
+    return "Inotify";
+}
+template <>
+std::string Handle<EventFd>::name() {
+    return "EventFD";
+}
+template <>
+std::string Handle<TimerFd>::name() {
+    return "TimerFD";
+}
+template <>
+std::string Handle<SignalFd>::name() {
+    return "SignalFD";
+}
+
+// The methods every event-like object has: fileno, close, closed, the context manager,
+// read_event and read_events.
+template <class T, class Event, class Cls>
+void event_like(Cls& cls) {
+    using H = Handle<T>;
+    cls.def("fileno", &H::fileno, "The file descriptor (for select, selectors and asyncio).")
+        .def("close", &H::close, "Closes the file descriptor (again: nothing).")
+        .def_property_readonly("closed", &H::closed)
+        .def_readonly("blocking", &H::blocking)
+        .def("__enter__", [](py::object self) { return self; })
+        .def("__exit__", [](H& h, py::args) { h.close(); })
+        .def("read_event", &H::template read_event<Event>, py::arg("timeout") = py::none(),
+             "One event; None when non-blocking and none is ready, or after `timeout` seconds.")
+        .def("read_events", &H::template read_events<Event>, py::arg("timeout") = py::none(),
+             "The buffered events, or all the kernel has (waits for one when blocking).");
+}
+
+std::chrono::nanoseconds seconds(double s) {
+    if (!std::isfinite(s) || s < 0 || s > 1e10) throw py::value_error("bad number of seconds");
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(s * 1e9)));
+}
+double as_seconds(std::chrono::nanoseconds ns) {
+    return static_cast<double>(ns.count()) / 1e9;
+}
+
+// A read-only buffer of Python's (bytes, bytearray, memoryview, ...), held while used.
+struct Buffer {
+    py::buffer_info info;
+    explicit Buffer(const py::buffer& b) : info(b.request()) {
+        if (info.ndim > 1 && !PyBuffer_IsContiguous(info.view(), 'C'))
+            throw py::value_error("a contiguous buffer is needed");
+    }
+    struct iovec iov() const {
+        return {info.ptr, static_cast<std::size_t>(info.size * info.itemsize)};
+    }
+};
+
+void bind_inotify(py::module_& m) {
+    using H = Handle<Inotify>;
+    py::class_<InotifyEvent>(m, "InotifyEvent")
+        .def_readonly("wd", &InotifyEvent::wd)
+        .def_property_readonly("mask", [](const InotifyEvent& e) { return e.mask.raw(); })
+        .def_readonly("cookie", &InotifyEvent::cookie)
+        .def_readonly("name", &InotifyEvent::name)
+        .def_readonly("watch_path", &InotifyEvent::watch_path)
+        .def_readonly("moved_from", &InotifyEvent::moved_from)
+        .def_property_readonly("path", &InotifyEvent::path)
+        .def_property_readonly("is_dir", &InotifyEvent::is_dir)
+        .def_property_readonly("is_overflow", &InotifyEvent::is_overflow)
+        .def_property_readonly("is_ignored", &InotifyEvent::is_ignored)
+        .def_property_readonly("flags",
+                               [](const InotifyEvent& e) {
+                                   std::vector<std::string> out;
+                                   for (const auto& f : flag_names(InotifyMask{}))
+                                       if (e.mask.has(f.value)) out.emplace_back(f.name);
+                                   return out;
+                               })
+        .def("__repr__",
+             [](const InotifyEvent& e) { return "<InotifyEvent " + e.to_string() + ">"; });
+    py::class_<H, std::shared_ptr<H>> cls(m, "Inotify");
+    cls.def(py::init([](bool blocking) {
+                auto h = std::make_shared<H>();
+                h->obj.emplace(value(Inotify::create(InotifyFlag::NonBlock)));
+                h->blocking = blocking;
+                return h;
+            }),
+            py::arg("blocking") = true)
+        .def(
+            "watch",
+            [](H& h, const std::string& path, std::uint32_t mask) {
+                return value(h.get().add_watch(path, InotifyMasks::from_raw(mask)));
+            },
+            py::arg("path"), py::arg("mask") = IN_ALL_EVENTS,
+            "inotify_add_watch(2): the watch descriptor.")
+        .def(
+            "modify_watch",
+            [](H& h, int wd, std::uint32_t mask) {
+                return value(h.get().modify_watch(wd, InotifyMasks::from_raw(mask)));
+            },
+            py::arg("wd"), py::arg("mask"))
+        .def(
+            "ignore", [](H& h, int wd) { check(h.get().remove_watch(wd)); }, py::arg("wd"),
+            "inotify_rm_watch(2): an IN_IGNORED event follows.")
+        .def(
+            "path_of",
+            [](H& h, int wd) -> std::optional<std::string> {
+                const std::string* p = h.get().path_of(wd);
+                return p ? std::optional<std::string>(*p) : std::nullopt;
+            },
+            py::arg("wd"))
+        .def_property_readonly("watch_count", [](H& h) { return h.get().watch_count(); });
+    event_like<Inotify, InotifyEvent>(cls);
+#define BUTTER_IN(name) m.attr(#name) = static_cast<std::uint32_t>(name)
+    BUTTER_IN(IN_ACCESS);
+    BUTTER_IN(IN_MODIFY);
+    BUTTER_IN(IN_ATTRIB);
+    BUTTER_IN(IN_CLOSE_WRITE);
+    BUTTER_IN(IN_CLOSE_NOWRITE);
+    BUTTER_IN(IN_CLOSE);
+    BUTTER_IN(IN_OPEN);
+    BUTTER_IN(IN_MOVED_FROM);
+    BUTTER_IN(IN_MOVED_TO);
+    BUTTER_IN(IN_MOVE);
+    BUTTER_IN(IN_CREATE);
+    BUTTER_IN(IN_DELETE);
+    BUTTER_IN(IN_DELETE_SELF);
+    BUTTER_IN(IN_MOVE_SELF);
+    BUTTER_IN(IN_ALL_EVENTS);
+    BUTTER_IN(IN_UNMOUNT);
+    BUTTER_IN(IN_Q_OVERFLOW);
+    BUTTER_IN(IN_IGNORED);
+    BUTTER_IN(IN_ISDIR);
+    BUTTER_IN(IN_ONLYDIR);
+    BUTTER_IN(IN_DONT_FOLLOW);
+    BUTTER_IN(IN_EXCL_UNLINK);
+    BUTTER_IN(IN_MASK_CREATE);
+    BUTTER_IN(IN_MASK_ADD);
+    BUTTER_IN(IN_ONESHOT);
+#undef BUTTER_IN
+}
+
+void bind_eventfd(py::module_& m) {
+    using H = Handle<EventFd>;
+    py::class_<H, std::shared_ptr<H>> cls(m, "EventFD");
+    cls.def(py::init([](unsigned initial, bool semaphore, bool blocking) {
+                auto h = std::make_shared<H>();
+                Flags<EventFdFlag> flags = EventFdFlag::NonBlock;
+                if (semaphore) flags |= EventFdFlag::Semaphore;
+                h->obj.emplace(value(EventFd::create(initial, flags)));
+                h->blocking = blocking;
+                return h;
+            }),
+            py::arg("initial") = 0, py::arg("semaphore") = false, py::arg("blocking") = true)
+        .def(
+            "write",
+            [](H& h, std::uint64_t n) {
+                if (n == ~std::uint64_t{0})
+                    throw py::value_error("eventfd: 2**64-1 is not a value");
+                check(h.get().write(n));
+            },
+            py::arg("n") = 1, "Adds n to the counter (BlockingIOError when it would overflow).");
+    event_like<EventFd, std::uint64_t>(cls);
+}
+
+void bind_timerfd(py::module_& m) {
+    using H = Handle<TimerFd>;
+    py::enum_<Clock>(m, "Clock")
+        .value("MONOTONIC", Clock::Monotonic)
+        .value("BOOTTIME", Clock::Boottime)
+        .value("REALTIME", Clock::Realtime);
+    py::class_<H, std::shared_ptr<H>> cls(m, "TimerFD");
+    cls.def(py::init([](Clock clock, bool blocking) {
+                auto h = std::make_shared<H>();
+                h->obj.emplace(value(TimerFd::create(clock, TimerFdFlag::NonBlock)));
+                h->blocking = blocking;
+                return h;
+            }),
+            py::arg("clock") = Clock::Monotonic, py::arg("blocking") = true)
+        .def(
+            "set",
+            [](H& h, double initial, double interval, bool absolute) {
+                if (absolute)
+                    check(h.get().set_absolute(seconds(initial), seconds(interval)));
+                else if (initial <= 0)
+                    throw py::value_error("the first expiry must be after more than 0 s");
+                else
+                    check(h.get().set_relative(seconds(initial), seconds(interval)));
+            },
+            py::arg("initial"), py::arg("interval") = 0.0, py::arg("absolute") = false,
+            "Arms the timer: first after `initial` seconds (or at that clock reading when "
+            "absolute), then every `interval` seconds (0: once).")
+        .def("disarm", [](H& h) { check(h.get().disarm()); })
+        .def(
+            "get",
+            [](H& h) {
+                TimerSetting s = value(h.get().get());
+                return py::make_tuple(as_seconds(s.remaining), as_seconds(s.interval));
+            },
+            "(seconds to the next expiry, interval); (0, 0) when disarmed.");
+    event_like<TimerFd, std::uint64_t>(cls);
+    m.def(
+        "clock_now", [](Clock c) { return as_seconds(value(clock_now(c))); },
+        py::arg("clock") = Clock::Monotonic);
+}
+
+SignalSet signal_set(const std::vector<int>& signals) {
+    SignalSet set;
+    for (int s : signals) {
+        if (s < 1 || s > SIGRTMAX) throw py::value_error("no signal " + std::to_string(s));
+        set.add(s);
+    }
+    return set;
+}
+
+void bind_signalfd(py::module_& m) {
+    using H = Handle<SignalFd>;
+    py::class_<SignalInfo>(m, "SignalInfo")
+        .def_readonly("signo", &SignalInfo::signo)
+        .def_readonly("code", &SignalInfo::code)
+        .def_readonly("pid", &SignalInfo::pid)
+        .def_readonly("uid", &SignalInfo::uid)
+        .def_readonly("status", &SignalInfo::status)
+        .def_readonly("errno", &SignalInfo::error)
+        .def_readonly("value", &SignalInfo::value)
+        .def_readonly("addr", &SignalInfo::addr)
+        .def_readonly("fd", &SignalInfo::fd)
+        .def("__repr__", [](const SignalInfo& i) { return "<SignalInfo " + i.to_string() + ">"; });
+    py::class_<H, std::shared_ptr<H>> cls(m, "SignalFD");
+    cls.def(
+           py::init([](const std::vector<int>& signals, bool blocking) {
+               auto h = std::make_shared<H>();
+               h->obj.emplace(value(SignalFd::create(signal_set(signals), SignalFdFlag::NonBlock)));
+               h->blocking = blocking;
+               return h;
+           }),
+           py::arg("signals"), py::arg("blocking") = true,
+           "signalfd(2) for `signals`; they arrive here only while blocked "
+           "(signal.pthread_sigmask).")
+        .def(
+            "set_mask",
+            [](H& h, const std::vector<int>& signals) {
+                check(h.get().set_mask(signal_set(signals)));
+            },
+            py::arg("signals"));
+    event_like<SignalFd, SignalInfo>(cls);
+    m.def(
+        "signal_name", [](int sig) { return signal_name(sig); }, py::arg("signo"));
+    m.def(
+        "parse_signal", [](const std::string& s) { return value(parse_signal(s)); },
+        py::arg("text"));
+}
+
+void bind_splice(py::module_& m) {
+    m.attr("SPLICE_F_MOVE") = static_cast<unsigned>(SPLICE_F_MOVE);
+    m.attr("SPLICE_F_NONBLOCK") = static_cast<unsigned>(SPLICE_F_NONBLOCK);
+    m.attr("SPLICE_F_MORE") = static_cast<unsigned>(SPLICE_F_MORE);
+    m.attr("SPLICE_F_GIFT") = static_cast<unsigned>(SPLICE_F_GIFT);
+    m.def(
+        "splice",
+        [](int fd_in, int fd_out, std::size_t len, std::optional<std::int64_t> off_in,
+           std::optional<std::int64_t> off_out, unsigned flags) {
+            std::int64_t in = off_in.value_or(0), out = off_out.value_or(0);
+            std::size_t n;
+            {
+                py::gil_scoped_release unlocked;
+                auto r =
+                    butter::splice(fd_in, off_in ? &in : nullptr, fd_out, off_out ? &out : nullptr,
+                                   len, SpliceFlags::from_raw(flags));
+                if (!r) {
+                    py::gil_scoped_acquire locked;
+                    raise(r.error());
+                }
+                n = *r;
+            }
+            return n;
+        },
+        py::arg("fd_in"), py::arg("fd_out"), py::arg("length"), py::arg("off_in") = py::none(),
+        py::arg("off_out") = py::none(), py::arg("flags") = 0,
+        "splice(2): moves up to `length` bytes between a pipe and an fd; the bytes moved.");
+    m.def(
+        "tee",
+        [](int fd_in, int fd_out, std::size_t len, unsigned flags) {
+            std::size_t n;
+            {
+                py::gil_scoped_release unlocked;
+                auto r = butter::tee(fd_in, fd_out, len, SpliceFlags::from_raw(flags));
+                if (!r) {
+                    py::gil_scoped_acquire locked;
+                    raise(r.error());
+                }
+                n = *r;
+            }
+            return n;
+        },
+        py::arg("fd_in"), py::arg("fd_out"), py::arg("length"), py::arg("flags") = 0,
+        "tee(2): copies up to `length` bytes from one pipe to another, consuming none.");
+    m.def(
+        "vmsplice",
+        [](int fd, const std::vector<py::buffer>& buffers, unsigned flags) {
+            // The kernel takes references to the pages: reusing the memory before the reader
+            // has consumed it changes what it reads (SPLICE_F_GIFT aside).
+            std::vector<Buffer> held;
+            held.reserve(buffers.size());
+            std::vector<struct iovec> iov;
+            for (const py::buffer& b : buffers) {
+                held.emplace_back(b);
+                iov.push_back(held.back().iov());
+            }
+            std::size_t n;
+            {
+                py::gil_scoped_release unlocked;
+                auto r = butter::vmsplice(fd, iov, SpliceFlags::from_raw(flags));
+                if (!r) {
+                    py::gil_scoped_acquire locked;
+                    raise(r.error());
+                }
+                n = *r;
+            }
+            return n;
+        },
+        py::arg("fd"), py::arg("buffers"), py::arg("flags") = 0,
+        "vmsplice(2): the buffers into the pipe's write end; the bytes taken.");
+    m.def(
+        "pipe_size", [](int fd) { return value(butter::pipe_size(fd)); }, py::arg("fd"));
+    m.def(
+        "set_pipe_size", [](int fd, std::size_t size) { return value(set_pipe_size(fd, size)); },
+        py::arg("fd"), py::arg("size"));
+}
+
+void bind_system(py::module_& m) {
+    m.def("gethostname", [] { return value(butter::gethostname()); });
+    m.def(
+        "sethostname", [](const std::string& n) { check(butter::sethostname(n)); },
+        py::arg("name"));
+    m.def("getdomainname", [] { return value(butter::getdomainname()); });
+    m.def(
+        "setdomainname", [](const std::string& n) { check(butter::setdomainname(n)); },
+        py::arg("name"));
+    m.def(
+        "getpid", [] { return butter::getpid(); }, "getpid(2) as a raw system call.");
+    m.def(
+        "getppid", [] { return butter::getppid(); }, "getppid(2) as a raw system call.");
+    m.def(
+        "mount",
+        [](const std::string& source, const std::string& target, const std::string& fstype,
+           unsigned long flags, std::optional<std::string> data) {
+            check(butter::mount(source.c_str(), target.c_str(),
+                                fstype.empty() ? nullptr : fstype.c_str(),
+                                MountFlags::from_raw(flags), data ? data->c_str() : nullptr));
+        },
+        py::arg("source"), py::arg("target"), py::arg("fstype") = "", py::arg("flags") = 0,
+        py::arg("data") = py::none(), "mount(2).");
+    m.def(
+        "umount",
+        [](const std::string& target, int flags) {
+            check(umount2(target.c_str(), Flags<UmountFlag>::from_raw(flags)));
+        },
+        py::arg("target"), py::arg("flags") = 0, "umount2(2).");
+    m.def(
+        "pivot_root",
+        [](const std::string& new_root, const std::string& put_old) {
+            check(butter::pivot_root(new_root.c_str(), put_old.c_str()));
+        },
+        py::arg("new_root"), py::arg("put_old"), "pivot_root(2).");
+#define BUTTER_MS(name) m.attr(#name) = static_cast<unsigned long>(name)
+    BUTTER_MS(MS_RDONLY);
+    BUTTER_MS(MS_NOSUID);
+    BUTTER_MS(MS_NODEV);
+    BUTTER_MS(MS_NOEXEC);
+    BUTTER_MS(MS_REMOUNT);
+    BUTTER_MS(MS_BIND);
+    BUTTER_MS(MS_REC);
+    BUTTER_MS(MS_PRIVATE);
+    BUTTER_MS(MS_SLAVE);
+    BUTTER_MS(MS_SHARED);
+    BUTTER_MS(MS_MOVE);
+    BUTTER_MS(MS_NOATIME);
+#undef BUTTER_MS
+    m.attr("MNT_FORCE") = static_cast<int>(MNT_FORCE);
+    m.attr("MNT_DETACH") = static_cast<int>(MNT_DETACH);
+    m.attr("MNT_EXPIRE") = static_cast<int>(MNT_EXPIRE);
+    m.attr("UMOUNT_NOFOLLOW") = static_cast<int>(UMOUNT_NOFOLLOW);
+}
+
+}  // namespace
+}  // namespace butter::python
+
+PYBIND11_MODULE(_butter, m) {
+    m.doc() = "libbutter's kernel objects (use the butter.* modules)";
+    butter::python::bind_inotify(m);
+    butter::python::bind_eventfd(m);
+    butter::python::bind_timerfd(m);
+    butter::python::bind_signalfd(m);
+    butter::python::bind_splice(m);
+    butter::python::bind_system(m);
+}
