@@ -5,20 +5,8 @@
 // GIL released and runs Python's signal handlers on EINTR (PEP 475), so Ctrl-C interrupts it.
 // A kernel Error becomes an OSError (the errno's subclass: FileNotFoundError, ...) whose
 // strerror names the call, whose filename is the Error's context and which carries `.call`.
-#include <poll.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
-
-#include <cerrno>
-#include <cmath>
-#include <cstring>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <vector>
 
 #include <butter/eventfd.hpp>
 #include <butter/hostname.hpp>
@@ -29,151 +17,10 @@
 #include <butter/splice.hpp>
 #include <butter/timerfd.hpp>
 
-namespace py = pybind11;
+#include "common.hpp"
 
 namespace butter::python {
 namespace {
-
-[[noreturn]] void raise(const Error& e) {
-    if (e.errno_value() == 0) throw py::value_error(e.what());
-    std::string text = std::string(e.call()) + ": " + std::strerror(e.errno_value());
-    py::object exc =
-        e.context().empty()
-            ? py::reinterpret_borrow<py::object>(PyExc_OSError)(e.errno_value(), text)
-            : py::reinterpret_borrow<py::object>(PyExc_OSError)(e.errno_value(), text, e.context());
-    exc.attr("call") = py::str(e.call());
-    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
-    throw py::error_already_set();
-}
-
-template <class T>
-T value(Result<T>&& r) {
-    if (!r) raise(r.error());
-    return std::move(*r);
-}
-inline void check(Result<void>&& r) {
-    if (!r) raise(r.error());
-}
-
-// Waits until `fd` is readable (timeout < 0: for ever), the GIL released; Python's signal
-// handlers run on EINTR and their exception propagates. False on timeout.
-bool wait_readable(int fd, double timeout) {
-    for (;;) {
-        int ms = timeout < 0 ? -1 : static_cast<int>(std::ceil(timeout * 1000));
-        int n;
-        {
-            py::gil_scoped_release unlocked;
-            struct pollfd p {
-                fd, POLLIN, 0
-            };
-            n = ::poll(&p, 1, ms);
-        }
-        if (n > 0) return true;
-        if (n == 0) return false;
-        if (errno != EINTR) raise(Error::from_errno("poll"));
-        if (PyErr_CheckSignals() < 0) throw py::error_already_set();
-    }
-}
-
-// The object behind a Python event-like object: the C++ wrapper, or nothing once closed; one
-// reader at a time (a read may run with the GIL released).
-template <class T>
-struct Handle {
-    std::optional<T> obj;
-    std::mutex reading;
-    bool blocking = true;
-
-    T& get() {
-        if (!obj) throw py::value_error("I/O operation on a closed " + name());
-        return *obj;
-    }
-    int fileno() { return get().fd(); }
-    void close() {
-        std::lock_guard<std::mutex> lock(reading);
-        obj.reset();
-    }
-    bool closed() const { return !obj; }
-    static std::string name();
-
-    // One event: waits for it when blocking (None after `timeout` seconds), else None at once.
-    template <class Event>
-    std::optional<Event> read_event(std::optional<double> timeout) {
-        for (;;) {
-            {
-                std::lock_guard<std::mutex> lock(reading);
-                auto got = value(get().read_event());
-                if (got || (!blocking && !timeout)) return got;
-            }
-            if (!wait_readable(get().fd(), timeout.value_or(-1.0))) return std::nullopt;
-        }
-    }
-    // What is buffered, or all the kernel has; when blocking and there is nothing, waits for
-    // the first (an empty list after `timeout`).
-    template <class Event>
-    std::vector<Event> read_events(std::optional<double> timeout) {
-        for (;;) {
-            {
-                std::lock_guard<std::mutex> lock(reading);
-                auto got = value(get().read_events());
-                if (!got.empty() || (!blocking && !timeout)) return got;
-            }
-            if (!wait_readable(get().fd(), timeout.value_or(-1.0))) return {};
-        }
-    }
-};
-template <>
-std::string Handle<Inotify>::name() {
-    return "Inotify";
-}
-template <>
-std::string Handle<EventFd>::name() {
-    return "EventFD";
-}
-template <>
-std::string Handle<TimerFd>::name() {
-    return "TimerFD";
-}
-template <>
-std::string Handle<SignalFd>::name() {
-    return "SignalFD";
-}
-
-// The methods every event-like object has: fileno, close, closed, the context manager,
-// read_event and read_events.
-template <class T, class Event, class Cls>
-void event_like(Cls& cls) {
-    using H = Handle<T>;
-    cls.def("fileno", &H::fileno, "The file descriptor (for select, selectors and asyncio).")
-        .def("close", &H::close, "Closes the file descriptor (again: nothing).")
-        .def_property_readonly("closed", &H::closed)
-        .def_readonly("blocking", &H::blocking)
-        .def("__enter__", [](py::object self) { return self; })
-        .def("__exit__", [](H& h, py::args) { h.close(); })
-        .def("read_event", &H::template read_event<Event>, py::arg("timeout") = py::none(),
-             "One event; None when non-blocking and none is ready, or after `timeout` seconds.")
-        .def("read_events", &H::template read_events<Event>, py::arg("timeout") = py::none(),
-             "The buffered events, or all the kernel has (waits for one when blocking).");
-}
-
-std::chrono::nanoseconds seconds(double s) {
-    if (!std::isfinite(s) || s < 0 || s > 1e10) throw py::value_error("bad number of seconds");
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(s * 1e9)));
-}
-double as_seconds(std::chrono::nanoseconds ns) {
-    return static_cast<double>(ns.count()) / 1e9;
-}
-
-// A read-only buffer of Python's (bytes, bytearray, memoryview, ...), held while used.
-struct Buffer {
-    py::buffer_info info;
-    explicit Buffer(const py::buffer& b) : info(b.request()) {
-        if (info.ndim > 1 && !PyBuffer_IsContiguous(info.view(), 'C'))
-            throw py::value_error("a contiguous buffer is needed");
-    }
-    struct iovec iov() const {
-        return {info.ptr, static_cast<std::size_t>(info.size * info.itemsize)};
-    }
-};
 
 void bind_inotify(py::module_& m) {
     using H = Handle<Inotify>;
@@ -199,7 +46,7 @@ void bind_inotify(py::module_& m) {
              [](const InotifyEvent& e) { return "<InotifyEvent " + e.to_string() + ">"; });
     py::class_<H, std::shared_ptr<H>> cls(m, "Inotify");
     cls.def(py::init([](bool blocking) {
-                auto h = std::make_shared<H>();
+                auto h = std::make_shared<H>("Inotify");
                 h->obj.emplace(value(Inotify::create(InotifyFlag::NonBlock)));
                 h->blocking = blocking;
                 return h;
@@ -263,7 +110,7 @@ void bind_eventfd(py::module_& m) {
     using H = Handle<EventFd>;
     py::class_<H, std::shared_ptr<H>> cls(m, "EventFD");
     cls.def(py::init([](unsigned initial, bool semaphore, bool blocking) {
-                auto h = std::make_shared<H>();
+                auto h = std::make_shared<H>("EventFD");
                 Flags<EventFdFlag> flags = EventFdFlag::NonBlock;
                 if (semaphore) flags |= EventFdFlag::Semaphore;
                 h->obj.emplace(value(EventFd::create(initial, flags)));
@@ -290,7 +137,7 @@ void bind_timerfd(py::module_& m) {
         .value("REALTIME", Clock::Realtime);
     py::class_<H, std::shared_ptr<H>> cls(m, "TimerFD");
     cls.def(py::init([](Clock clock, bool blocking) {
-                auto h = std::make_shared<H>();
+                auto h = std::make_shared<H>("TimerFD");
                 h->obj.emplace(value(TimerFd::create(clock, TimerFdFlag::NonBlock)));
                 h->blocking = blocking;
                 return h;
@@ -348,7 +195,7 @@ void bind_signalfd(py::module_& m) {
     py::class_<H, std::shared_ptr<H>> cls(m, "SignalFD");
     cls.def(
            py::init([](const std::vector<int>& signals, bool blocking) {
-               auto h = std::make_shared<H>();
+               auto h = std::make_shared<H>("SignalFD");
                h->obj.emplace(value(SignalFd::create(signal_set(signals), SignalFdFlag::NonBlock)));
                h->blocking = blocking;
                return h;
@@ -513,4 +360,8 @@ PYBIND11_MODULE(_butter, m) {
     butter::python::bind_signalfd(m);
     butter::python::bind_splice(m);
     butter::python::bind_system(m);
+    butter::python::bind_fanotify(m);
+    butter::python::bind_seccomp(m);
+    butter::python::bind_aio(m);
+    butter::python::bind_sandbox(m);
 }
