@@ -14,7 +14,7 @@ class EventQueue:
 
     def __init__(self, source, *, loop=None):
         self._source = source
-        self._loop = loop or asyncio.get_event_loop()
+        self._loop = loop  # else the running loop of the first get()
         self._events = collections.deque()
         self._getters = collections.deque()
         self._reading = False
@@ -47,6 +47,8 @@ class EventQueue:
                 raise self._error
             if self._source.closed:
                 raise ValueError("get() on a closed " + type(self).__name__)
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
             waiter = self._loop.create_future()
             self._getters.append(waiter)
             self._start()

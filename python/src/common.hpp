@@ -154,6 +154,7 @@ struct Buffer {
     }
 };
 
+void bind_eventfd_type(py::module_& m);
 void bind_fanotify(py::module_& m);
 void bind_seccomp(py::module_& m);
 void bind_aio(py::module_& m);

@@ -8,7 +8,6 @@
 #include <sys/inotify.h>
 #include <sys/mount.h>
 
-#include <butter/eventfd.hpp>
 #include <butter/hostname.hpp>
 #include <butter/inotify.hpp>
 #include <butter/mount.hpp>
@@ -104,29 +103,6 @@ void bind_inotify(py::module_& m) {
     BUTTER_IN(IN_MASK_ADD);
     BUTTER_IN(IN_ONESHOT);
 #undef BUTTER_IN
-}
-
-void bind_eventfd(py::module_& m) {
-    using H = Handle<EventFd>;
-    py::class_<H, std::shared_ptr<H>> cls(m, "EventFD");
-    cls.def(py::init([](unsigned initial, bool semaphore, bool blocking) {
-                auto h = std::make_shared<H>("EventFD");
-                Flags<EventFdFlag> flags = EventFdFlag::NonBlock;
-                if (semaphore) flags |= EventFdFlag::Semaphore;
-                h->obj.emplace(value(EventFd::create(initial, flags)));
-                h->blocking = blocking;
-                return h;
-            }),
-            py::arg("initial") = 0, py::arg("semaphore") = false, py::arg("blocking") = true)
-        .def(
-            "write",
-            [](H& h, std::uint64_t n) {
-                if (n == ~std::uint64_t{0})
-                    throw py::value_error("eventfd: 2**64-1 is not a value");
-                check(h.get().write(n));
-            },
-            py::arg("n") = 1, "Adds n to the counter (BlockingIOError when it would overflow).");
-    event_like<EventFd, std::uint64_t>(cls);
 }
 
 void bind_timerfd(py::module_& m) {
@@ -355,7 +331,7 @@ void bind_system(py::module_& m) {
 PYBIND11_MODULE(_butter, m) {
     m.doc() = "libbutter's kernel objects (use the butter.* modules)";
     butter::python::bind_inotify(m);
-    butter::python::bind_eventfd(m);
+    butter::python::bind_eventfd_type(m);
     butter::python::bind_timerfd(m);
     butter::python::bind_signalfd(m);
     butter::python::bind_splice(m);

@@ -29,9 +29,9 @@ def test_overflow_and_bad_values():
         assert err.value.call.startswith("write")
         with pytest.raises(ValueError):
             efd.write(2**64 - 1)
-        with pytest.raises(TypeError):
+        with pytest.raises(OverflowError):
             efd.write(-1)
-        with pytest.raises(TypeError):
+        with pytest.raises(OverflowError):
             efd.write(2**64)
         with pytest.raises(TypeError):
             efd.write("1")
@@ -45,6 +45,26 @@ def test_a_thread_wakes_a_blocked_reader():
         t.join()
 
 
+def test_arguments_are_checked():
+    with pytest.raises(ValueError):
+        EventFD(-1)
+    with pytest.raises(TypeError):
+        EventFD(0, True)  # semaphore is keyword-only
+    with EventFD(blocking=False) as efd:
+        assert efd.blocking is False and efd.read_event(timeout=0) is None
+        with pytest.raises(TypeError):
+            efd.read_event(1, 2)
+        with pytest.raises(TypeError):
+            efd.read_event(wait=1)
+        with pytest.raises(ValueError):
+            efd.read_event(timeout=-1)
+        with pytest.raises(TypeError):
+            efd.write(1, 2)
+    with pytest.raises(ValueError):
+        efd.write(1)
+    assert efd.closed
+
+
 def test_the_asyncio_twin_round_trips():
     async def main():
         with EventFD_async() as efd:
@@ -54,3 +74,14 @@ def test_the_asyncio_twin_round_trips():
             assert efd.empty()
 
     asyncio.run(main())
+
+
+def test_a_twin_made_outside_a_loop_serves_the_loop_that_reads_it():
+    efd = EventFD_async(semaphore=True)
+    efd.write(2)
+
+    async def main():
+        return [await asyncio.wait_for(efd.get(), 5) for _ in range(2)]
+
+    assert asyncio.run(main()) == [1, 1]
+    efd.close()
