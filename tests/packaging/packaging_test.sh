@@ -115,6 +115,19 @@ else
     grep -q /usr/share/butter/profiles "$tmp/root/usr/bin/butter" || fail "butter's profile dir"
     gzip -dc "$tmp/root/usr/share/man/man1/butter.1.gz" > "$tmp/butter.1"
     grep -q "/usr/share/butter/profiles" "$tmp/butter.1" || fail "butter(1)'s profile directory"
+    # python3-butter, when the tree built the Python package: the module for the one Python
+    # it was built against, importable from the unpacked tree.
+    pydeb=$(ls "$tmp"/deb/python3-butter_*.deb 2>/dev/null || true)
+    if [ -n "$pydeb" ]; then
+        depends "$pydeb" | grep -q "python3 (>= 3\.[0-9]*), python3 (<< 3\.[0-9]*)" ||
+            fail "python3-butter.deb Depends: $(depends "$pydeb")"
+        dpkg-deb -c "$pydeb" | grep -q "/usr/share/doc/python3-butter/copyright$" ||
+            fail "python3-butter.deb: no copyright"
+        dpkg -x "$pydeb" "$tmp/root"
+        PYTHONPATH="$tmp/root/usr/lib/python3/dist-packages" /usr/bin/python3 -c \
+            'import butter.inotify, butter.sandbox; print(butter.inotify.Inotify().watch("/"))' |
+            grep -qx 1 || fail "python3-butter: the unpacked module does not import"
+    fi
     echo ".deb: ok"
 fi
 
