@@ -120,6 +120,9 @@ InotifyEvent Inotify::parse(const struct inotify_event& raw, const char* name) {
     if (raw.len > 0) ev.name.assign(name, ::strnlen(name, raw.len));  // NUL-padded
     if (ev.is_overflow()) {
         moves_.clear();  // pairing across dropped events would be guesswork
+        // The kernel queues the overflow event last: an IN_IGNORED still awaited for a
+        // removed watch was among the dropped events, and will never come.
+        std::erase_if(watches_, [](const auto& entry) { return entry.second.removed; });
         return ev;
     }
     if (auto it = watches_.find(raw.wd); it != watches_.end()) {

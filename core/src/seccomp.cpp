@@ -186,6 +186,7 @@ int max_known_syscall() {
 
 struct SeccompFilter::Ctx {
     scmp_filter_ctx ctx = nullptr;
+    bool notify = false;  // a rule answers by user notification
     ~Ctx() {
         if (ctx) seccomp_release(ctx);
     }
@@ -235,6 +236,7 @@ Result<void> SeccompFilter::add(SeccompAction action, int syscall_nr,
                                                   static_cast<unsigned>(cmps.size()), cmps.data())
                    : seccomp_rule_add_array(ctx_->ctx, action.native(), syscall_nr,
                                             static_cast<unsigned>(cmps.size()), cmps.data());
+    if (rc >= 0 && action.kind == SeccompAction::Kind::Notify) ctx_->notify = true;
     if (rc < 0) {
         Error e = scmp_error("seccomp_rule_add", rc, syscall_name(syscall_nr));
         if (rc == -EACCES)
@@ -327,19 +329,31 @@ BpfProgram with_syscall_ceiling(std::span<const struct sock_filter> program, int
 }
 
 Result<void> SeccompFilter::load() const {
+    // Loaded with notify rules, the listener would be libseccomp's alone, which nobody reads:
+    // every call a rule holds would wait for ever.
+    if (ctx_->notify)
+        return fail(Error::message("seccomp_load",
+                                   "the filter has notify rules: load it with "
+                                   "load_with_listener() and answer them"));
     int rc = seccomp_load(ctx_->ctx);
     if (rc < 0) return fail(scmp_error("seccomp_load", rc, ""));
     return {};
 }
 
 Result<Fd> SeccompFilter::load_with_listener() const {
-    BUTTER_TRY(load());
+    if (!ctx_->notify)
+        return fail(Error::message("seccomp_load", "the filter has no notify rule: no listener"));
+    int rc = seccomp_load(ctx_->ctx);
+    if (rc < 0) return fail(scmp_error("seccomp_load", rc, ""));
     int fd = seccomp_notify_fd(ctx_->ctx);
     if (fd < 0) return fail(scmp_error("seccomp_notify_fd", fd, ""));
-    // libseccomp keeps its own copy of the number and closes it with the context: hand the
-    // caller an independent, close-on-exec duplicate.
+    // libseccomp keeps the listener in its global state (and hands the same one out again):
+    // the caller gets an independent, close-on-exec duplicate, and libseccomp's is closed
+    // (seccomp_reset(NULL) resets that state), so closing the caller's ends the notification
+    // (the held calls then fail with ENOSYS) instead of leaving them waiting.
     int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup < 0) return fail_errno("fcntl(F_DUPFD_CLOEXEC)");
+    (void)seccomp_reset(nullptr, 0);
     return Fd(dup);
 }
 

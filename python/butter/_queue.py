@@ -47,18 +47,25 @@ class EventQueue:
                 raise self._error
             if self._source.closed:
                 raise ValueError("get() on a closed " + type(self).__name__)
-            if self._loop is None:
-                self._loop = asyncio.get_running_loop()
+            if self._loop is None or (self._loop.is_closed() and not self._reading):
+                self._loop = asyncio.get_running_loop()  # (a first, or a later asyncio.run)
             waiter = self._loop.create_future()
             self._getters.append(waiter)
             self._start()
             try:
                 await waiter
-            finally:
+            except BaseException:
+                # Cancelled after it was woken: its event goes to the next getter, as
+                # asyncio.Queue passes a wakeup on.
                 if waiter in self._getters:
                     self._getters.remove(waiter)
+                elif self._events:
+                    self._wake(1)
                 if not self._getters:
                     self._stop()
+                raise
+            if not self._getters:
+                self._stop()
 
     # The event-like object's own side.
     def fileno(self):
@@ -82,7 +89,10 @@ class EventQueue:
         self.close()
 
     def __getattr__(self, name):
-        # watch(), write(), set(), ... of the wrapped object.
+        # watch(), write(), set(), ... of the wrapped object (never its private parts, nor
+        # before it is set: copy and pickle probe an instance made without __init__).
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._source, name)
 
     # The reader callback.
@@ -109,9 +119,11 @@ class EventQueue:
         self._fill_now()
         # One getter per event (all of them for an error): the fd is drained, so the loop
         # will not call again for these.
-        wake = len(self._getters) if self._error is not None else len(self._events)
-        while wake > 0 and self._getters:
+        self._wake(len(self._getters) if self._error is not None else len(self._events))
+
+    def _wake(self, count):
+        while count > 0 and self._getters:
             waiter = self._getters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                wake -= 1
+                count -= 1

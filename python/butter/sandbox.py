@@ -5,10 +5,15 @@
     profile.set("limits.memory", '"1G"')         # as --set, checked now
     outcome = run(profile, ["make", "test"], timeout=600)
     outcome.exit_status, outcome.kind            # 0, "exited"; outcome.report: the JSON report
+    # kind: "exited", "signaled", "time_limit", "setup_failed" or "exec_failed" (the report's
+    # reason words)
 
-Profile errors are ValueError naming the file, line and column. The run blocks the calling
-thread (other Python threads run meanwhile); Python's signal handlers run once it has ended,
-so bound it with `timeout`.
+Profiles by name are found as the butter program finds them ($BUTTER_PROFILE_PATH, then the
+installed profiles directory), so Profile.load("ci") needs an installed butter or that
+variable. Profile errors are ValueError naming the file, line and column. The run blocks the
+calling thread (other Python threads run meanwhile) and Python's signal handlers run once it has
+ended: bound it with `timeout`, after which the command gets the profile's stop signal and,
+after supervise.stop_timeout (10 s by default), SIGKILL.
 """
 
 import json

@@ -17,19 +17,35 @@
 #include <string>
 #include <vector>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <butter/error.hpp>
+#include <butter/fd.hpp>
 
 namespace butter::python {
 
 namespace py = pybind11;
 
+// Whether an Error's context is the path it was about (OSError.filename), not a number or flags.
+inline bool context_is_path(const Error& e) {
+    const std::string& c = e.context();
+    return !c.empty() && (c.find('/') != std::string::npos || c[0] == '.');
+}
+
 [[noreturn]] inline void raise(const Error& e) {
     if (e.errno_value() == 0) throw py::value_error(e.what());
     std::string text = std::string(e.call()) + ": " + std::strerror(e.errno_value());
-    py::object exc =
-        e.context().empty()
-            ? py::reinterpret_borrow<py::object>(PyExc_OSError)(e.errno_value(), text)
-            : py::reinterpret_borrow<py::object>(PyExc_OSError)(e.errno_value(), text, e.context());
+    py::object os_error = py::reinterpret_borrow<py::object>(PyExc_OSError);
+    py::object exc;
+    if (context_is_path(e)) {
+        exc = os_error(e.errno_value(), text,
+                       py::reinterpret_steal<py::object>(PyUnicode_DecodeFSDefaultAndSize(
+                           e.context().data(), static_cast<Py_ssize_t>(e.context().size()))));
+    } else {
+        if (!e.context().empty()) text += " (" + e.context() + ")";
+        exc = os_error(e.errno_value(), text);
+    }
     exc.attr("call") = py::str(e.call());
     PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
     throw py::error_already_set();
@@ -44,23 +60,63 @@ inline void check(Result<void>&& r) {
     if (!r) raise(r.error());
 }
 
-// Waits until `fd` is readable (timeout < 0: for ever), the GIL released; Python's signal
-// handlers run on EINTR and their exception propagates.
-enum class Wait { Ready, Timeout, Hangup };
-inline Wait wait_readable(int fd, double timeout) {
+// A path (or host name, or argument) from Python as os.fsencode takes it: str (with
+// surrogateescape), bytes or os.PathLike; ValueError for an embedded NUL, which the C string
+// the kernel gets would cut short.
+inline std::string fs_bytes(py::handle o) {
+    PyObject* out = nullptr;
+    if (!PyUnicode_FSConverter(o.ptr(), &out)) throw py::error_already_set();
+    py::object b = py::reinterpret_steal<py::object>(out);
+    return std::string(PyBytes_AS_STRING(out), static_cast<std::size_t>(PyBytes_GET_SIZE(out)));
+}
+// A name for libraries that take text (a syscall name, a profile key): no NUL in it.
+inline std::string no_nul(const std::string& s, const char* what) {
+    if (s.find('\0') != std::string::npos)
+        throw py::value_error(std::string(what) + ": embedded null byte");
+    return s;
+}
+// Kernel bytes back to str as os.fsdecode does (undecodable bytes as surrogate escapes).
+inline py::str fs_str(const std::string& s) {
+    return py::reinterpret_steal<py::str>(
+        PyUnicode_DecodeFSDefaultAndSize(s.data(), static_cast<Py_ssize_t>(s.size())));
+}
+
+// A timeout in seconds as a deadline (nullopt: none).
+using Deadline = std::optional<std::chrono::steady_clock::time_point>;
+inline Deadline deadline_in(std::optional<double> timeout) {
+    if (!timeout) return std::nullopt;
+    if (!std::isfinite(*timeout) || *timeout < 0 || *timeout > 1e9)
+        throw py::value_error("timeout: a number of seconds, 0 or more");
+    return std::chrono::steady_clock::now() +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+               std::chrono::duration<double>(*timeout));
+}
+
+// Waits until `fd` has `events` (POLLIN, POLLOUT), or `wake` is readable, or the deadline
+// passes, the GIL released. Python's signal handlers run on EINTR (their exception
+// propagates) and the wait goes on to the same deadline.
+enum class Wait { Ready, Timeout, Hangup, Woken };
+inline Wait wait_for(int fd, short events, const Deadline& deadline, int wake = -1) {
     for (;;) {
-        int ms = timeout < 0 ? -1 : static_cast<int>(std::ceil(timeout * 1000));
+        int ms = -1;
+        if (deadline) {
+            auto left = *deadline - std::chrono::steady_clock::now();
+            ms = left <= left.zero()
+                     ? 0
+                     : static_cast<int>(std::min<long long>(
+                           std::chrono::ceil<std::chrono::milliseconds>(left).count(), 1 << 30));
+        }
+        struct pollfd p[2] = {{fd, events, 0}, {wake, POLLIN, 0}};
         int n;
-        struct pollfd p {
-            fd, POLLIN, 0
-        };
         {
             py::gil_scoped_release unlocked;
-            n = ::poll(&p, 1, ms);
+            n = ::poll(p, wake >= 0 ? 2 : 1, ms);
         }
-        if (n > 0)
-            return (p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN) ? Wait::Hangup
-                                                                              : Wait::Ready;
+        if (n > 0) {
+            if (wake >= 0 && p[1].revents) return Wait::Woken;
+            return (p[0].revents & (POLLHUP | POLLERR)) && !(p[0].revents & events) ? Wait::Hangup
+                                                                                    : Wait::Ready;
+        }
         if (n == 0) return Wait::Timeout;
         if (errno != EINTR) raise(Error::from_errno("poll"));
         if (PyErr_CheckSignals() < 0) throw py::error_already_set();
@@ -68,7 +124,8 @@ inline Wait wait_readable(int fd, double timeout) {
 }
 
 // The object behind a Python event-like object: the C++ wrapper, or nothing once closed; one
-// reader at a time (a read may run with the GIL released).
+// reader at a time (a read may run with the GIL released). close() from another thread wakes
+// a reader waiting in poll (through `wake`, made at the first wait), which then raises.
 template <class T>
 struct Handle {
     explicit Handle(std::string kind) : name(std::move(kind)) {}
@@ -76,6 +133,7 @@ struct Handle {
     std::optional<T> obj;
     std::mutex reading;
     bool blocking = true;
+    Fd wake;
 
     T& get() {
         if (!obj) throw py::value_error("I/O operation on a closed " + name);
@@ -83,36 +141,54 @@ struct Handle {
     }
     int fileno() { return get().fd(); }
     void close() {
+        if (wake.valid()) {
+            std::uint64_t one = 1;
+            (void)!::write(wake.get(), &one, sizeof one);
+        }
         std::lock_guard<std::mutex> lock(reading);
         obj.reset();
     }
     bool closed() const { return !obj; }
 
+    // (The GIL is held: get() and wake are safe to use; the wait itself runs without it.)
+    Wait wait(const Deadline& deadline) {
+        int fd = get().fd();
+        if (!wake.valid()) {
+            int w = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (w < 0) raise(Error::from_errno("eventfd"));
+            wake = Fd(w);
+        }
+        return wait_for(fd, POLLIN, deadline, wake.get());
+    }
+
     // One event: waits for it when blocking (None after `timeout` seconds), else None at once.
+    // (Hangup: a seccomp listener whose filter has no process left; nothing will come.)
     template <class Event>
     std::optional<Event> read_event(std::optional<double> timeout) {
+        Deadline deadline = deadline_in(timeout);
         for (;;) {
             {
                 std::lock_guard<std::mutex> lock(reading);
                 auto got = value(get().read_event());
                 if (got || (!blocking && !timeout)) return got;
             }
-            // (Hangup: a seccomp listener whose filter has no process left; nothing will come.)
-            if (wait_readable(get().fd(), timeout.value_or(-1.0)) != Wait::Ready)
-                return std::nullopt;
+            Wait w = wait(deadline);
+            if (w == Wait::Timeout || w == Wait::Hangup) return std::nullopt;
         }
     }
     // What is buffered, or all the kernel has; when blocking and there is nothing, waits for
     // the first (an empty list after `timeout`).
     template <class Event>
     std::vector<Event> read_events(std::optional<double> timeout) {
+        Deadline deadline = deadline_in(timeout);
         for (;;) {
             {
                 std::lock_guard<std::mutex> lock(reading);
                 auto got = value(get().read_events());
                 if (!got.empty() || (!blocking && !timeout)) return got;
             }
-            if (wait_readable(get().fd(), timeout.value_or(-1.0)) != Wait::Ready) return {};
+            Wait w = wait(deadline);
+            if (w == Wait::Timeout || w == Wait::Hangup) return {};
         }
     }
 };
@@ -134,8 +210,9 @@ void event_like(Cls& cls) {
              "The buffered events, or all the kernel has (waits for one when blocking).");
 }
 
+// Seconds as nanoseconds that fit in 64 bits (below 292 years).
 inline std::chrono::nanoseconds seconds(double s) {
-    if (!std::isfinite(s) || s < 0 || s > 1e10) throw py::value_error("bad number of seconds");
+    if (!std::isfinite(s) || s < 0 || s > 9.2e9) throw py::value_error("bad number of seconds");
     return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(s * 1e9)));
 }
 inline double as_seconds(std::chrono::nanoseconds ns) {
@@ -146,7 +223,7 @@ inline double as_seconds(std::chrono::nanoseconds ns) {
 struct Buffer {
     py::buffer_info info;
     explicit Buffer(const py::buffer& b) : info(b.request()) {
-        if (info.ndim > 1 && !PyBuffer_IsContiguous(info.view(), 'C'))
+        if (!PyBuffer_IsContiguous(info.view(), 'C'))  // a strided view: not one run of bytes
             throw py::value_error("a contiguous buffer is needed");
     }
     struct iovec iov() const {

@@ -14,6 +14,7 @@ namespace {
 struct EventFdObject {
     PyObject_HEAD std::optional<EventFd> efd;
     bool blocking;
+    Fd wake;  // written by close(): a reader waiting in poll wakes (made at its first wait)
 };
 
 // Runs `body`, turning the exceptions common.hpp's helpers throw into a set Python error.
@@ -72,13 +73,28 @@ bool timeout_arg(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, dou
 
 // One value, waiting as the object says; nullopt: none (non-blocking, or the timeout).
 std::optional<std::uint64_t> read_one(EventFdObject* self, double timeout, bool given) {
+    Deadline deadline = deadline_in(given ? std::optional<double>(timeout) : std::nullopt);
     for (;;) {
         EventFd* efd = open_or_raise(self);
         if (!efd) throw py::error_already_set();
         auto got = value(efd->read_event());
         if (got || (!self->blocking && !given)) return got;
-        if (wait_readable(efd->fd(), timeout) != Wait::Ready) return std::nullopt;
+        if (!self->wake.valid()) {
+            int w = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+            if (w < 0) raise(Error::from_errno("eventfd"));
+            self->wake = Fd(w);
+        }
+        Wait w = wait_for(efd->fd(), POLLIN, deadline, self->wake.get());
+        if (w == Wait::Timeout || w == Wait::Hangup) return std::nullopt;
     }
+}
+
+void close_efd(EventFdObject* self) {
+    if (self->wake.valid()) {
+        std::uint64_t one = 1;
+        (void)!::write(self->wake.get(), &one, sizeof one);
+    }
+    self->efd.reset();
 }
 
 PyObject* efd_write(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
@@ -142,7 +158,7 @@ PyObject* efd_fileno(PyObject* o, PyObject*) {
 }
 
 PyObject* efd_close(PyObject* o, PyObject*) {
-    reinterpret_cast<EventFdObject*>(o)->efd.reset();
+    close_efd(reinterpret_cast<EventFdObject*>(o));
     Py_RETURN_NONE;
 }
 
@@ -152,7 +168,7 @@ PyObject* efd_enter(PyObject* o, PyObject*) {
 }
 
 PyObject* efd_exit(PyObject* o, PyObject*) {
-    reinterpret_cast<EventFdObject*>(o)->efd.reset();
+    close_efd(reinterpret_cast<EventFdObject*>(o));
     Py_RETURN_NONE;
 }
 
@@ -182,6 +198,7 @@ PyObject* efd_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     auto* self = reinterpret_cast<EventFdObject*>(type->tp_alloc(type, 0));
     if (!self) return nullptr;
     new (&self->efd) std::optional<EventFd>(std::move(*created));
+    new (&self->wake) Fd();
     self->blocking = blocking != 0;
     return reinterpret_cast<PyObject*>(self);
 }
@@ -189,6 +206,7 @@ PyObject* efd_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
 void efd_dealloc(PyObject* o) {
     auto* self = reinterpret_cast<EventFdObject*>(o);
     self->efd.~optional<EventFd>();
+    self->wake.~Fd();
     Py_TYPE(o)->tp_free(o);
 }
 

@@ -38,7 +38,7 @@ void bind_fanotify(py::module_& m) {
                                    return py::bytes(reinterpret_cast<const char*>(h.handle.data()),
                                                     h.handle.size());
                                })
-        .def_readonly("name", &FileHandle::name);
+        .def_property_readonly("name", [](const FileHandle& h) { return fs_str(h.name); });
     py::class_<FanotifyEvent>(m, "FanotifyEvent")
         .def_property_readonly("mask", [](const FanotifyEvent& e) { return e.mask.raw(); })
         .def_readonly("pid", &FanotifyEvent::pid)
@@ -55,8 +55,8 @@ void bind_fanotify(py::module_& m) {
         .def_readonly("handles", &FanotifyEvent::handles)
         .def_readonly("error", &FanotifyEvent::error)
         .def_readonly("error_count", &FanotifyEvent::error_count)
-        .def_property_readonly("name", &FanotifyEvent::name)
-        .def_property_readonly("path", &FanotifyEvent::path)
+        .def_property_readonly("name", [](const FanotifyEvent& e) { return fs_str(e.name()); })
+        .def_property_readonly("path", [](const FanotifyEvent& e) { return fs_str(e.path()); })
         .def_property_readonly("is_permission", &FanotifyEvent::is_permission)
         .def_property_readonly("is_overflow", &FanotifyEvent::is_overflow)
         .def_property_readonly("is_dir", &FanotifyEvent::is_dir)
@@ -67,8 +67,9 @@ void bind_fanotify(py::module_& m) {
                                        if (e.mask.has(f.value)) out.emplace_back(f.name);
                                    return out;
                                })
-        .def("__repr__",
-             [](const FanotifyEvent& e) { return "<FanotifyEvent " + e.to_string() + ">"; });
+        .def("__repr__", [](const FanotifyEvent& e) {
+            return fs_str("<FanotifyEvent " + e.to_string() + ">");
+        });
     py::class_<H, std::shared_ptr<H>> cls(m, "Fanotify");
     cls.def(py::init([](unsigned flags, int event_f_flags, bool blocking) {
                 auto h = std::make_shared<H>("Fanotify");
@@ -82,18 +83,17 @@ void bind_fanotify(py::module_& m) {
             "fanotify_init(2) (FAN_* flags; EPERM without CAP_SYS_ADMIN unless FAN_REPORT_FID).")
         .def(
             "mark",
-            [](H& h, const std::string& path, std::uint64_t mask, const std::string& type,
-               unsigned flags) {
-                check(h.get().add_mark(path, FanotifyMasks::from_raw(mask), mark_type(type),
-                                       Flags<FanotifyMarkFlag>::from_raw(flags)));
+            [](H& h, py::object path, std::uint64_t mask, const std::string& type, unsigned flags) {
+                check(h.get().add_mark(fs_bytes(path), FanotifyMasks::from_raw(mask),
+                                       mark_type(type), Flags<FanotifyMarkFlag>::from_raw(flags)));
             },
             py::arg("path"), py::arg("mask"), py::arg("type") = "inode", py::arg("flags") = 0,
             "fanotify_mark(FAN_MARK_ADD): type 'inode', 'mount' or 'filesystem'.")
         .def(
             "unmark",
-            [](H& h, const std::string& path, std::uint64_t mask, const std::string& type,
-               unsigned flags) {
-                check(h.get().remove_mark(path, FanotifyMasks::from_raw(mask), mark_type(type),
+            [](H& h, py::object path, std::uint64_t mask, const std::string& type, unsigned flags) {
+                check(h.get().remove_mark(fs_bytes(path), FanotifyMasks::from_raw(mask),
+                                          mark_type(type),
                                           Flags<FanotifyMarkFlag>::from_raw(flags)));
             },
             py::arg("path"), py::arg("mask"), py::arg("type") = "inode", py::arg("flags") = 0)
@@ -104,7 +104,10 @@ void bind_fanotify(py::module_& m) {
             "respond",
             [](H& h, const FanotifyEvent& e, bool allow) { check(h.get().respond(e, allow)); },
             py::arg("event"), py::arg("allow"),
-            "Answers a permission event: the open or read proceeds, or fails with EPERM.");
+            "Answers a permission event: the open or read proceeds, or fails with EPERM.")
+        .def_property_readonly(
+            "buffered", [](H& h) { return h.get().buffered(); },
+            "Events read from the kernel and not yet returned: select() does not see them.");
     event_like<Fanotify, FanotifyEvent>(cls);
 #define BUTTER_FAN(name) m.attr(#name) = static_cast<std::uint64_t>(name)
     BUTTER_FAN(FAN_ACCESS);
@@ -147,7 +150,10 @@ void bind_fanotify(py::module_& m) {
 namespace {
 
 SeccompAction action_of(const py::object& a) {
-    if (py::isinstance<py::str>(a)) return value(SeccompAction::parse(a.cast<std::string>()));
+    if (py::isinstance<py::str>(a))
+        return value(SeccompAction::parse(no_nul(a.cast<std::string>(), "seccomp action")));
+    if (!py::isinstance<SeccompAction>(a))
+        throw py::type_error("seccomp: an action is a str ('errno:EPERM') or a SeccompAction");
     return a.cast<SeccompAction>();
 }
 
@@ -171,8 +177,18 @@ std::vector<ArgCondition> conditions_of(const std::vector<py::tuple>& in) {
         if (c.index > 5)
             throw py::value_error("seccomp: argument index " + std::to_string(c.index));
         c.op = arg_op(t[1].cast<std::string>());
-        c.value = t[2].cast<std::uint64_t>();
-        if (t.size() == 4) c.mask = t[3].cast<std::uint64_t>();
+        // Negative values as the C argument has them (AT_FDCWD is -100): two's complement.
+        auto u64 = [](py::handle v) {
+            if (!py::isinstance<py::int_>(v)) throw py::type_error("seccomp: values are ints");
+            py::int_ i = py::reinterpret_borrow<py::int_>(v);
+            if (i < py::int_(0)) {
+                if (i < py::int_(INT64_MIN)) throw py::value_error("seccomp: value below -2**63");
+                return static_cast<std::uint64_t>(i.cast<std::int64_t>());
+            }
+            return i.cast<std::uint64_t>();
+        };
+        c.value = u64(t[2]);
+        if (t.size() == 4) c.mask = u64(t[3]);
         if (c.op == ArgOp::MaskedEq && t.size() != 4)
             throw py::value_error("seccomp: &== needs a mask");
         out.push_back(c);
@@ -203,9 +219,12 @@ void bind_seccomp(py::module_& m) {
                const std::vector<py::tuple>& conditions) {
                 auto cs = conditions_of(conditions);
                 if (py::isinstance<py::str>(syscall))
-                    check(f.add_rule(action_of(action), syscall.cast<std::string>(), cs));
-                else
+                    check(f.add_rule(action_of(action),
+                                     no_nul(syscall.cast<std::string>(), "syscall name"), cs));
+                else if (py::isinstance<py::int_>(syscall))
                     check(f.add_rule(action_of(action), syscall.cast<int>(), cs));
+                else
+                    throw py::type_error("seccomp: a syscall is a name or a number");
             },
             py::arg("action"), py::arg("syscall"), py::arg("conditions") = std::vector<py::tuple>{},
             "A rule for a system call (a name or a number), with (index, op, value[, mask]) "
@@ -247,7 +266,8 @@ void bind_seccomp(py::module_& m) {
             },
             "Loads it and returns the listener (a SeccompNotifyFd) of its 'notify' rules.");
     m.def(
-        "resolve_syscall", [](const std::string& n) { return value(resolve_syscall(n)); },
+        "resolve_syscall",
+        [](const std::string& n) { return value(resolve_syscall(no_nul(n, "syscall name"))); },
         py::arg("name"));
     m.def(
         "syscall_name", [](int nr) { return syscall_name(nr); }, py::arg("nr"));

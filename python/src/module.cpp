@@ -5,6 +5,7 @@
 // GIL released and runs Python's signal handlers on EINTR (PEP 475), so Ctrl-C interrupts it.
 // A kernel Error becomes an OSError (the errno's subclass: FileNotFoundError, ...) whose
 // strerror names the call, whose filename is the Error's context and which carries `.call`.
+#include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
 
@@ -27,10 +28,16 @@ void bind_inotify(py::module_& m) {
         .def_readonly("wd", &InotifyEvent::wd)
         .def_property_readonly("mask", [](const InotifyEvent& e) { return e.mask.raw(); })
         .def_readonly("cookie", &InotifyEvent::cookie)
-        .def_readonly("name", &InotifyEvent::name)
-        .def_readonly("watch_path", &InotifyEvent::watch_path)
-        .def_readonly("moved_from", &InotifyEvent::moved_from)
-        .def_property_readonly("path", &InotifyEvent::path)
+        // Names and paths as os.fsdecode gives them (any bytes a file name may hold).
+        .def_property_readonly("name", [](const InotifyEvent& e) { return fs_str(e.name); })
+        .def_property_readonly("watch_path",
+                               [](const InotifyEvent& e) { return fs_str(e.watch_path); })
+        .def_property_readonly("moved_from",
+                               [](const InotifyEvent& e) -> py::object {
+                                   if (!e.moved_from) return py::none();
+                                   return fs_str(*e.moved_from);
+                               })
+        .def_property_readonly("path", [](const InotifyEvent& e) { return fs_str(e.path()); })
         .def_property_readonly("is_dir", &InotifyEvent::is_dir)
         .def_property_readonly("is_overflow", &InotifyEvent::is_overflow)
         .def_property_readonly("is_ignored", &InotifyEvent::is_ignored)
@@ -42,7 +49,7 @@ void bind_inotify(py::module_& m) {
                                    return out;
                                })
         .def("__repr__",
-             [](const InotifyEvent& e) { return "<InotifyEvent " + e.to_string() + ">"; });
+             [](const InotifyEvent& e) { return fs_str("<InotifyEvent " + e.to_string() + ">"); });
     py::class_<H, std::shared_ptr<H>> cls(m, "Inotify");
     cls.def(py::init([](bool blocking) {
                 auto h = std::make_shared<H>("Inotify");
@@ -53,8 +60,8 @@ void bind_inotify(py::module_& m) {
             py::arg("blocking") = true)
         .def(
             "watch",
-            [](H& h, const std::string& path, std::uint32_t mask) {
-                return value(h.get().add_watch(path, InotifyMasks::from_raw(mask)));
+            [](H& h, py::object path, std::uint32_t mask) {
+                return value(h.get().add_watch(fs_bytes(path), InotifyMasks::from_raw(mask)));
             },
             py::arg("path"), py::arg("mask") = IN_ALL_EVENTS,
             "inotify_add_watch(2): the watch descriptor.")
@@ -69,12 +76,16 @@ void bind_inotify(py::module_& m) {
             "inotify_rm_watch(2): an IN_IGNORED event follows.")
         .def(
             "path_of",
-            [](H& h, int wd) -> std::optional<std::string> {
+            [](H& h, int wd) -> py::object {
                 const std::string* p = h.get().path_of(wd);
-                return p ? std::optional<std::string>(*p) : std::nullopt;
+                if (!p) return py::none();
+                return fs_str(*p);
             },
             py::arg("wd"))
-        .def_property_readonly("watch_count", [](H& h) { return h.get().watch_count(); });
+        .def_property_readonly("watch_count", [](H& h) { return h.get().watch_count(); })
+        .def_property_readonly(
+            "buffered", [](H& h) { return h.get().buffered(); },
+            "Events read from the kernel and not yet returned: select() does not see them.");
     event_like<Inotify, InotifyEvent>(cls);
 #define BUTTER_IN(name) m.attr(#name) = static_cast<std::uint32_t>(name)
     BUTTER_IN(IN_ACCESS);
@@ -184,13 +195,36 @@ void bind_signalfd(py::module_& m) {
             [](H& h, const std::vector<int>& signals) {
                 check(h.get().set_mask(signal_set(signals)));
             },
-            py::arg("signals"));
+            py::arg("signals"))
+        .def_property_readonly(
+            "buffered", [](H& h) { return h.get().buffered(); },
+            "Signals read from the kernel and not yet returned: select() does not see them.");
     event_like<SignalFd, SignalInfo>(cls);
     m.def(
         "signal_name", [](int sig) { return signal_name(sig); }, py::arg("signo"));
     m.def(
         "parse_signal", [](const std::string& s) { return value(parse_signal(s)); },
         py::arg("text"));
+}
+
+// A blocking splice, tee or vmsplice, interruptible: the call is made with SPLICE_F_NONBLOCK
+// (which covers the pipe side) and, while it would block, `in` is waited for readable and `out`
+// for writable in poll, where Python's signal handlers run. With the caller's own
+// SPLICE_F_NONBLOCK, EAGAIN is theirs (BlockingIOError).
+template <class Call>
+std::size_t moving(int in, int out, unsigned flags, Call&& call) {
+    const bool wait = !(flags & SPLICE_F_NONBLOCK);
+    for (;;) {
+        std::optional<Result<std::size_t>> r;
+        {
+            py::gil_scoped_release unlocked;  // (a large move copies for a while)
+            r.emplace(call(SpliceFlags::from_raw(flags | SPLICE_F_NONBLOCK)));
+        }
+        if (*r) return **r;
+        if (!wait || r->error().errno_value() != EAGAIN) raise(r->error());
+        if (in >= 0 && wait_for(in, POLLIN, std::nullopt) != Wait::Ready) return 0;
+        if (out >= 0) (void)wait_for(out, POLLOUT, std::nullopt);
+    }
 }
 
 void bind_splice(py::module_& m) {
@@ -203,43 +237,32 @@ void bind_splice(py::module_& m) {
         [](int fd_in, int fd_out, std::size_t len, std::optional<std::int64_t> off_in,
            std::optional<std::int64_t> off_out, unsigned flags) {
             std::int64_t in = off_in.value_or(0), out = off_out.value_or(0);
-            std::size_t n;
-            {
-                py::gil_scoped_release unlocked;
-                auto r =
-                    butter::splice(fd_in, off_in ? &in : nullptr, fd_out, off_out ? &out : nullptr,
-                                   len, SpliceFlags::from_raw(flags));
-                if (!r) {
-                    py::gil_scoped_acquire locked;
-                    raise(r.error());
-                }
-                n = *r;
-            }
-            return n;
+            return moving(fd_in, fd_out, flags, [&](SpliceFlags f) {
+                return butter::splice(fd_in, off_in ? &in : nullptr, fd_out,
+                                      off_out ? &out : nullptr, len, f);
+            });
         },
         py::arg("fd_in"), py::arg("fd_out"), py::arg("length"), py::arg("off_in") = py::none(),
         py::arg("off_out") = py::none(), py::arg("flags") = 0,
-        "splice(2): moves up to `length` bytes between a pipe and an fd; the bytes moved.");
+        "splice(2): moves up to `length` bytes between a pipe and an fd; the bytes moved (0: "
+        "the writers are gone). Blocks until it can move some, unless SPLICE_F_NONBLOCK.");
     m.def(
         "tee",
         [](int fd_in, int fd_out, std::size_t len, unsigned flags) {
-            std::size_t n;
-            {
-                py::gil_scoped_release unlocked;
-                auto r = butter::tee(fd_in, fd_out, len, SpliceFlags::from_raw(flags));
-                if (!r) {
-                    py::gil_scoped_acquire locked;
-                    raise(r.error());
-                }
-                n = *r;
-            }
-            return n;
+            return moving(fd_in, fd_out, flags,
+                          [&](SpliceFlags f) { return butter::tee(fd_in, fd_out, len, f); });
         },
         py::arg("fd_in"), py::arg("fd_out"), py::arg("length"), py::arg("flags") = 0,
         "tee(2): copies up to `length` bytes from one pipe to another, consuming none.");
     m.def(
         "vmsplice",
         [](int fd, const std::vector<py::buffer>& buffers, unsigned flags) {
+            // Into a pipe only: on the read end vmsplice(2) copies out of the pipe into the
+            // buffers, which here may be immutable (bytes) or shared.
+            int mode = ::fcntl(fd, F_GETFL);
+            if (mode < 0) raise(Error::from_errno("fcntl(F_GETFL)"));
+            if ((mode & O_ACCMODE) != O_WRONLY)
+                throw py::value_error("vmsplice: the write end of a pipe is needed");
             // The kernel takes references to the pages: reusing the memory before the reader
             // has consumed it changes what it reads (SPLICE_F_GIFT aside).
             std::vector<Buffer> held;
@@ -249,20 +272,11 @@ void bind_splice(py::module_& m) {
                 held.emplace_back(b);
                 iov.push_back(held.back().iov());
             }
-            std::size_t n;
-            {
-                py::gil_scoped_release unlocked;
-                auto r = butter::vmsplice(fd, iov, SpliceFlags::from_raw(flags));
-                if (!r) {
-                    py::gil_scoped_acquire locked;
-                    raise(r.error());
-                }
-                n = *r;
-            }
-            return n;
+            return moving(-1, fd, flags,
+                          [&](SpliceFlags f) { return butter::vmsplice(fd, iov, f); });
         },
         py::arg("fd"), py::arg("buffers"), py::arg("flags") = 0,
-        "vmsplice(2): the buffers into the pipe's write end; the bytes taken.");
+        "vmsplice(2): the buffers (contiguous) into a pipe's write end; the bytes taken.");
     m.def(
         "pipe_size", [](int fd) { return value(butter::pipe_size(fd)); }, py::arg("fd"));
     m.def(
@@ -271,13 +285,13 @@ void bind_splice(py::module_& m) {
 }
 
 void bind_system(py::module_& m) {
-    m.def("gethostname", [] { return value(butter::gethostname()); });
+    m.def("gethostname", [] { return fs_str(value(butter::gethostname())); });
     m.def(
-        "sethostname", [](const std::string& n) { check(butter::sethostname(n)); },
+        "sethostname", [](py::object n) { check(butter::sethostname(fs_bytes(n))); },
         py::arg("name"));
-    m.def("getdomainname", [] { return value(butter::getdomainname()); });
+    m.def("getdomainname", [] { return fs_str(value(butter::getdomainname())); });
     m.def(
-        "setdomainname", [](const std::string& n) { check(butter::setdomainname(n)); },
+        "setdomainname", [](py::object n) { check(butter::setdomainname(fs_bytes(n))); },
         py::arg("name"));
     m.def(
         "getpid", [] { return butter::getpid(); }, "getpid(2) as a raw system call.");
@@ -285,24 +299,27 @@ void bind_system(py::module_& m) {
         "getppid", [] { return butter::getppid(); }, "getppid(2) as a raw system call.");
     m.def(
         "mount",
-        [](const std::string& source, const std::string& target, const std::string& fstype,
-           unsigned long flags, std::optional<std::string> data) {
-            check(butter::mount(source.c_str(), target.c_str(),
-                                fstype.empty() ? nullptr : fstype.c_str(),
-                                MountFlags::from_raw(flags), data ? data->c_str() : nullptr));
+        [](py::object source, py::object target, py::object fstype, unsigned long flags,
+           py::object data) {
+            std::string src = fs_bytes(source), tgt = fs_bytes(target);
+            std::string type = fstype.is_none() ? "" : fs_bytes(fstype);
+            std::optional<std::string> d;
+            if (!data.is_none()) d = fs_bytes(data);
+            check(butter::mount(src.c_str(), tgt.c_str(), type.empty() ? nullptr : type.c_str(),
+                                MountFlags::from_raw(flags), d ? d->c_str() : nullptr));
         },
-        py::arg("source"), py::arg("target"), py::arg("fstype") = "", py::arg("flags") = 0,
+        py::arg("source"), py::arg("target"), py::arg("fstype") = py::none(), py::arg("flags") = 0,
         py::arg("data") = py::none(), "mount(2).");
     m.def(
         "umount",
-        [](const std::string& target, int flags) {
-            check(umount2(target.c_str(), Flags<UmountFlag>::from_raw(flags)));
+        [](py::object target, int flags) {
+            check(umount2(fs_bytes(target).c_str(), Flags<UmountFlag>::from_raw(flags)));
         },
         py::arg("target"), py::arg("flags") = 0, "umount2(2).");
     m.def(
         "pivot_root",
-        [](const std::string& new_root, const std::string& put_old) {
-            check(butter::pivot_root(new_root.c_str(), put_old.c_str()));
+        [](py::object new_root, py::object put_old) {
+            check(butter::pivot_root(fs_bytes(new_root).c_str(), fs_bytes(put_old).c_str()));
         },
         py::arg("new_root"), py::arg("put_old"), "pivot_root(2).");
 #define BUTTER_MS(name) m.attr(#name) = static_cast<unsigned long>(name)
@@ -330,6 +347,15 @@ void bind_system(py::module_& m) {
 
 PYBIND11_MODULE(_butter, m) {
     m.doc() = "libbutter's kernel objects (use the butter.* modules)";
+    // An argument of the wrong type deep in a conversion (a tuple where a pair belongs, None
+    // where an int does) is a TypeError, as Python's own functions say it, not a RuntimeError.
+    pybind11::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const pybind11::cast_error& e) {
+            PyErr_SetString(PyExc_TypeError, e.what());
+        }
+    });
     butter::python::bind_inotify(m);
     butter::python::bind_eventfd_type(m);
     butter::python::bind_timerfd(m);

@@ -8,6 +8,7 @@ namespace butter::python {
 
 namespace {
 
+// The report's "reason" words for the same ends (README.md's report table).
 std::string outcome_kind(SandboxOutcome::Kind k) {
     switch (k) {
         case SandboxOutcome::Kind::Exited:
@@ -15,11 +16,11 @@ std::string outcome_kind(SandboxOutcome::Kind k) {
         case SandboxOutcome::Kind::Signaled:
             return "signaled";
         case SandboxOutcome::Kind::TimedOut:
-            return "timed-out";
+            return "time_limit";
         case SandboxOutcome::Kind::SetupFailed:
-            return "setup-failed";
+            return "setup_failed";
         case SandboxOutcome::Kind::ExecFailed:
-            return "exec-failed";
+            return "exec_failed";
     }
     return "?";
 }
@@ -27,11 +28,12 @@ std::string outcome_kind(SandboxOutcome::Kind k) {
 std::vector<SandboxOptions::Bind> binds_of(const std::vector<py::object>& in) {
     std::vector<SandboxOptions::Bind> out;
     for (const py::object& b : in) {
-        if (py::isinstance<py::str>(b)) {
-            out.push_back({b.cast<std::string>(), ""});
+        if (py::isinstance<py::tuple>(b) || py::isinstance<py::list>(b)) {
+            py::sequence t = py::reinterpret_borrow<py::sequence>(b);
+            if (t.size() != 2) throw py::type_error("sandbox: a bind is a path or (host, inside)");
+            out.push_back({fs_bytes(t[0]), fs_bytes(t[1])});
         } else {
-            auto t = b.cast<std::pair<std::string, std::string>>();
-            out.push_back({t.first, t.second});
+            out.push_back({fs_bytes(b), ""});
         }
     }
     return out;
@@ -43,20 +45,20 @@ void bind_sandbox(py::module_& m) {
     py::class_<SandboxProfile>(m, "Profile")
         .def_static("builtin", &SandboxProfile::builtin, "The built-in default profile.")
         .def_static(
-            "load", [](const std::string& name) { return value(SandboxProfile::load(name)); },
+            "load", [](py::object name) { return value(SandboxProfile::load(fs_bytes(name))); },
             py::arg("name_or_path"),
             "A profile by name (as butter -p NAME finds it) or path; ValueError naming the "
             "file, line and column for a bad one.")
         .def_static(
             "parse",
             [](const std::string& toml, const std::string& origin) {
-                return value(SandboxProfile::parse(toml, origin));
+                return value(SandboxProfile::parse(toml, no_nul(origin, "origin")));
             },
             py::arg("toml"), py::arg("origin") = "<string>")
         .def(
             "set",
             [](SandboxProfile& p, const std::string& key, const std::string& toml_value) {
-                check(p.set(key, toml_value));
+                check(p.set(no_nul(key, "key"), no_nul(toml_value, "value")));
             },
             py::arg("key"), py::arg("toml_value"),
             "As --set KEY=VALUE (the value in TOML: '\"2G\"', 'true'), checked now.")
@@ -87,13 +89,16 @@ void bind_sandbox(py::module_& m) {
 
     m.def(
         "run_sandbox",
-        [](const SandboxProfile& profile, const std::vector<std::string>& command,
+        [](const SandboxProfile& profile, const std::vector<py::object>& command,
            const std::vector<py::object>& binds, const std::vector<py::object>& ro_binds,
            std::optional<double> timeout, int stdout_fd, int stderr_fd, int verbosity,
            py::object on_event) {
             if (command.empty()) throw py::value_error("sandbox: an empty command");
+            if (stdout_fd < 0 || stderr_fd < 0)
+                throw py::value_error("sandbox: stdout and stderr are open descriptors");
             SandboxOptions o;
-            o.command = command;
+            for (const py::object& a : command)
+                o.command.push_back(fs_bytes(a));
             o.binds = binds_of(binds);
             o.ro_binds = binds_of(ro_binds);
             if (timeout) o.timeout = seconds(*timeout);

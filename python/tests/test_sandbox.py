@@ -29,7 +29,7 @@ def test_a_command_runs_isolated_and_reports(out):
 
 def test_time_limit_and_missing_command(out):
     outcome = run(Profile.builtin(), ["sleep", "10"], timeout=0.3, stdout=out, verbosity=0)
-    assert outcome.kind == "timed-out" and outcome.exit_status == 124
+    assert outcome.kind == "time_limit" and outcome.exit_status == 124
     outcome = run(Profile.builtin(), ["no-such-command"], stdout=out, stderr=out, verbosity=0)
     assert outcome.exit_status == 127
 

@@ -104,3 +104,25 @@ def test_user_notification_answers_a_held_call():
         # No process left under the filter: nothing more will come.
         assert listener.read_event(timeout=1) is None
     parent.close()
+
+
+def test_notify_rules_need_the_listener_and_end_with_it():
+    def body():
+        f = SeccompFilter("allow")
+        f.add_rule("notify", "uname")
+        try:
+            f.load()  # nobody would answer: refused
+            return 1
+        except ValueError:
+            pass
+        listener = f.load_with_listener()
+        listener.close()  # the only listener: held calls now fail
+        try:
+            os.uname()
+            return 2
+        except OSError as e:
+            return 0 if e.errno == errno.ENOSYS else 3
+
+    assert in_child(body) == 0
+    with pytest.raises(ValueError):
+        SeccompFilter("allow").load_with_listener()  # no notify rule

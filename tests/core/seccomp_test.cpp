@@ -223,6 +223,29 @@ TEST(Seccomp, Int80SyscallIsKilled) {
     EXPECT_EQ(r.signal, expected);
 }
 
+// Notify rules need a listener someone reads: load() refuses them, and once the one listener
+// load_with_listener() handed out is closed, a held call fails (ENOSYS) instead of waiting for
+// ever on a copy libseccomp kept.
+TEST(Seccomp, NotifyRulesNeedTheListenerAndEndWithIt) {
+    auto plain = SeccompFilter::create(SeccompAction::allow());
+    ASSERT_TRUE(plain);
+    EXPECT_FALSE(plain->load_with_listener());  // no notify rule: no listener
+    auto r = test::run_in_child([] {
+        auto f = SeccompFilter::create(SeccompAction::allow());
+        CHILD_OK(f);
+        CHILD_OK(f->add_rule(SeccompAction::notify(), "getppid"));
+        CHILD_ASSERT(!f->load(), "load() with a notify rule");
+        auto listener = f->load_with_listener();
+        CHILD_OK(listener);
+        listener->reset();
+        errno = 0;
+        long v = ::syscall(SYS_getppid);
+        CHILD_ASSERT(v == -1 && errno == ENOSYS, "getppid: " << v << " errno " << errno);
+        return 0;
+    });
+    EXPECT_EQ(r.code(), 0) << r.output;
+}
+
 TEST(Seccomp, UserNotificationReachesParent) {
     auto pair = SocketPair::create(SOCK_STREAM);
     ASSERT_TRUE(pair);
