@@ -22,6 +22,7 @@
 
 #include <butter/error.hpp>
 #include <butter/fd.hpp>
+#include <butter/flags.hpp>
 
 namespace butter::python {
 
@@ -58,6 +59,15 @@ T value(Result<T>&& r) {
 }
 inline void check(Result<void>&& r) {
     if (!r) raise(r.error());
+}
+
+// A mask's flag names as the core names them ("Create", "IsDir").
+template <class Enum>
+std::vector<std::string> flag_list(Flags<Enum> mask) {
+    std::vector<std::string> out;
+    for (const auto& f : flag_names(Enum{}))
+        if (mask.has(f.value)) out.emplace_back(f.name);
+    return out;
 }
 
 // A path (or host name, or argument) from Python as os.fsencode takes it: str (with

@@ -60,13 +60,7 @@ void bind_fanotify(py::module_& m) {
         .def_property_readonly("is_permission", &FanotifyEvent::is_permission)
         .def_property_readonly("is_overflow", &FanotifyEvent::is_overflow)
         .def_property_readonly("is_dir", &FanotifyEvent::is_dir)
-        .def_property_readonly("flags",
-                               [](const FanotifyEvent& e) {
-                                   std::vector<std::string> out;
-                                   for (const auto& f : flag_names(FanotifyMask{}))
-                                       if (e.mask.has(f.value)) out.emplace_back(f.name);
-                                   return out;
-                               })
+        .def_property_readonly("flags", [](const FanotifyEvent& e) { return flag_list(e.mask); })
         .def("__repr__", [](const FanotifyEvent& e) {
             return fs_str("<FanotifyEvent " + e.to_string() + ">");
         });

@@ -41,13 +41,7 @@ void bind_inotify(py::module_& m) {
         .def_property_readonly("is_dir", &InotifyEvent::is_dir)
         .def_property_readonly("is_overflow", &InotifyEvent::is_overflow)
         .def_property_readonly("is_ignored", &InotifyEvent::is_ignored)
-        .def_property_readonly("flags",
-                               [](const InotifyEvent& e) {
-                                   std::vector<std::string> out;
-                                   for (const auto& f : flag_names(InotifyMask{}))
-                                       if (e.mask.has(f.value)) out.emplace_back(f.name);
-                                   return out;
-                               })
+        .def_property_readonly("flags", [](const InotifyEvent& e) { return flag_list(e.mask); })
         .def("__repr__",
              [](const InotifyEvent& e) { return fs_str("<InotifyEvent " + e.to_string() + ">"); });
     py::class_<H, std::shared_ptr<H>> cls(m, "Inotify");

@@ -326,23 +326,34 @@ TEST(Inotify, BlockingReadWaitsForEvent) {
     EXPECT_EQ((*ev)->name, "late");
 }
 
-TEST(Inotify, QueueOverflowIsReported) {
+// fs.inotify.max_queued_events (16384 when it cannot be read).
+int max_queued_events() {
     int max_queued = 16384;
     if (FILE* f = std::fopen("/proc/sys/fs/inotify/max_queued_events", "r")) {
         if (std::fscanf(f, "%d", &max_queued) != 1) max_queued = 16384;
         std::fclose(f);
     }
+    return max_queued;
+}
+
+// More create and delete events in `dir` than the queue holds (two distinct ones a round).
+void overfill(const test::TempDir& dir, int max_queued) {
+    std::string f = dir / "f";
+    for (int i = 0; i < max_queued / 2 + 10; ++i) {
+        int fd = ::open(f.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        ::close(fd);
+        ::unlink(f.c_str());
+    }
+}
+
+TEST(Inotify, QueueOverflowIsReported) {
+    int max_queued = max_queued_events();
     if (max_queued > 200000) GTEST_SKIP() << "max_queued_events too large to overflow quickly";
     test::TempDir dir;
     auto in = Inotify::create(InotifyFlag::NonBlock);
     ASSERT_TRUE(in);
     ASSERT_TRUE(in->add_watch(dir.path(), InotifyMask::Create | InotifyMask::Delete));
-    std::string f = dir / "f";
-    for (int i = 0; i < max_queued / 2 + 10; ++i) {  // two distinct events per round
-        int fd = ::open(f.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-        ::close(fd);
-        ::unlink(f.c_str());
-    }
+    overfill(dir, max_queued);
     bool overflow = false;
     std::size_t count = 0;
     for (;;) {
@@ -365,23 +376,14 @@ TEST(Inotify, QueueOverflowIsReported) {
 // A watch removed while the queue is full never gets its IN_IGNORED (the kernel drops it with
 // the other events past the bound): once the overflow is read, the watch is forgotten.
 TEST(Inotify, AWatchWhoseIgnoredWasDroppedIsForgottenAtTheOverflow) {
-    int max_queued = 16384;
-    if (FILE* f = std::fopen("/proc/sys/fs/inotify/max_queued_events", "r")) {
-        if (std::fscanf(f, "%d", &max_queued) != 1) max_queued = 16384;
-        std::fclose(f);
-    }
+    int max_queued = max_queued_events();
     if (max_queued > 200000) GTEST_SKIP() << "max_queued_events too large to overflow quickly";
     test::TempDir dir;
     auto in = Inotify::create(InotifyFlag::NonBlock);
     ASSERT_TRUE(in);
     auto wd = in->add_watch(dir.path(), InotifyMask::Create | InotifyMask::Delete);
     ASSERT_TRUE(wd);
-    std::string f = dir / "f";
-    for (int i = 0; i < max_queued / 2 + 10; ++i) {
-        int fd = ::open(f.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-        ::close(fd);
-        ::unlink(f.c_str());
-    }
+    overfill(dir, max_queued);
     ASSERT_TRUE(in->remove_watch(*wd));    // its IN_IGNORED finds the queue full
     EXPECT_NE(in->path_of(*wd), nullptr);  // (still awaited)
     bool ignored = false, overflow = false;
