@@ -1119,6 +1119,35 @@ Result<Fd> container_pidfd(const State& s) {
     return fd;
 }
 
+// The container's processes that have not exited: zombies are dead already (their parent, the
+// first process, may never reap them), and are no cgroup's.
+std::vector<pid_t> living_processes(const State& s) {
+    std::vector<pid_t> out;
+    for (pid_t pid : container_processes(s))
+        if (auto st = process_stat(pid); st && st->state != 'Z') out.push_back(pid);
+    return out;
+}
+
+// SIGKILL to every process of the container, in passes until none is left (one that forks
+// between a pass's read and its kill is met by the next). Whether none is.
+bool kill_leftovers(const State& s) {
+    for (int pass = 0; pass < 100; ++pass) {
+        auto pids = living_processes(s);
+        if (pids.empty()) return true;
+        // In a joined pid namespace the first process goes last: it is the reaper (a child
+        // subreaper) of what the others leave behind, which would otherwise go to another
+        // container's init, out of sight.
+        bool first_last =
+            !s.own_pid_ns && pass < 50 &&
+            std::any_of(pids.begin(), pids.end(), [&](pid_t p) { return p != s.pid; });
+        for (pid_t pid : pids)
+            if (auto p = pidfd_open(pid); p && !(first_last && pid == s.pid))
+                (void)pidfd_send_signal(*p, SIGKILL);
+        ::usleep(pass < 10 ? 1000 : 10000);
+    }
+    return living_processes(s).empty();
+}
+
 int cmd_kill(const std::vector<std::string>& args, std::size_t from) {
     auto a = parse_args(args, from, {}, {"--all", "-a"});
     if (!a) return error(a.error().what());
@@ -1133,32 +1162,19 @@ int cmd_kill(const std::vector<std::string>& args, std::size_t from) {
     if (status == "stopped") return error("kill: the container is not running");
     auto fd = container_pidfd(c->state);
     if (!fd) return error("kill: " + fd.error().what());
-    if (a->flags.count("--all") || a->flags.count("-a"))
+    bool all = a->flags.count("--all") || a->flags.count("-a");
+    // SIGKILL to all: in passes, so that what a process forks between a read of the list and
+    // its kill is met too (without a cgroup to freeze, one pass missed it).
+    if (all && *sig == SIGKILL) {
+        if (!kill_leftovers(c->state)) return error("kill: processes of the container are left");
+        return 0;
+    }
+    if (all)
         for (pid_t pid : container_processes(c->state))
             if (auto p = pidfd_open(pid); p && pid != c->state.pid)
                 (void)pidfd_send_signal(*p, *sig);
     if (auto r = pidfd_send_signal(*fd, *sig); !r) return error("kill: " + r.error().what());
     return 0;
-}
-
-// SIGKILL to every process of the container, in passes until none is left (one that forks
-// between a pass's read and its kill is met by the next). Whether none is.
-bool kill_leftovers(const State& s) {
-    for (int pass = 0; pass < 100; ++pass) {
-        auto pids = container_processes(s);
-        if (pids.empty()) return true;
-        // In a joined pid namespace the first process goes last: it is the reaper (a child
-        // subreaper) of what the others leave behind, which would otherwise go to another
-        // container's init, out of sight.
-        bool first_last =
-            !s.own_pid_ns && pass < 50 &&
-            std::any_of(pids.begin(), pids.end(), [&](pid_t p) { return p != s.pid; });
-        for (pid_t pid : pids)
-            if (auto p = pidfd_open(pid); p && !(first_last && pid == s.pid))
-                (void)pidfd_send_signal(*p, SIGKILL);
-        ::usleep(pass < 10 ? 1000 : 10000);
-    }
-    return container_processes(s).empty();
 }
 
 int cmd_delete(const std::vector<std::string>& args, std::size_t from) {

@@ -1483,6 +1483,22 @@ TEST(OciRootless, JoinsAPidNamespaceWithoutACgroup) {
     EXPECT_EQ(json::parse(first.oci({"state", "infra"}, true).out)["status"], "running");
     EXPECT_EQ(second.oci({"delete", "member"}, true).code, 0);
 
+    // kill --all KILL while a loop forks all the time: what is forked between a read of the
+    // list and the kills is met by the next pass (one pass left some to the other's init).
+    second.script(
+        "for i in 1 2 3; do (while :; do unshare -U -m sh -c 'sleep 50021 &'; done) & done; "
+        "sleep 0.5; exec sleep 1000");
+    second.save();
+    ASSERT_EQ(second.oci_detached({"create", "busy"}, true).code, 0)
+        << read_file(second / "stderr");
+    ASSERT_EQ(second.oci_detached({"start", "busy"}, true).code, 0);
+    for (int i = 0; i < 300 && pids_matching("sleep 50021").size() < 20; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(second.oci({"kill", "--all", "busy", "KILL"}, true).code, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_TRUE(pids_matching("sleep 50021").empty()) << pids_matching("sleep 50021").size();
+    EXPECT_EQ(second.oci({"delete", "--force", "busy"}, true).code, 0);
+
     // delete --force of a running one: the others first, the first process (their reaper)
     // last, so that none is handed to the other container's init meanwhile.
     second.script("(unshare -U -m setsid sleep 50020 &); exec sleep 1000");
