@@ -690,27 +690,27 @@ void kill_fifo_holders(int dir) {
         return;
     const std::string want = "mnt_id:\t" + std::to_string(fifo.stx_mnt_id) + "\nino:\t" +
                              std::to_string(fifo.stx_ino) + "\n";
-    DIR* proc = ::opendir("/proc");
-    if (!proc) return;
-    while (struct dirent* e = ::readdir(proc)) {
-        if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-        std::string fds = std::string("/proc/") + e->d_name + "/fdinfo";
+    auto holds = [&](const char* pid) {
+        std::string fds = std::string("/proc/") + pid + "/fdinfo";
         DIR* d = ::opendir(fds.c_str());
-        if (!d) continue;
-        bool holds = false;
-        while (struct dirent* f = ::readdir(d)) {
+        bool found = false;
+        while (d && !found) {
+            struct dirent* f = ::readdir(d);
+            if (!f) break;
             if (f->d_name[0] == '.') continue;
             Fd info(::open((fds + "/" + f->d_name).c_str(), O_RDONLY | O_CLOEXEC));
             char text[512];
             ssize_t n = info.valid() ? ::read(info.get(), text, sizeof text - 1) : -1;
-            if (n > 0 && std::string_view(text, static_cast<std::size_t>(n)).find(want) !=
-                             std::string_view::npos)
-                holds = true;
+            found = n > 0 && std::string_view(text, static_cast<std::size_t>(n)).find(want) !=
+                                 std::string_view::npos;
         }
-        ::closedir(d);
-        if (holds) ::kill(std::atoi(e->d_name), SIGKILL);
-    }
-    ::closedir(proc);
+        if (d) ::closedir(d);
+        return found;
+    };
+    std::set<pid_t> holders;
+    processes_where(holds, holders);
+    for (pid_t pid : holders)
+        ::kill(pid, SIGKILL);
 }
 
 // The engine's --console-socket, where a terminal's master goes.
@@ -993,7 +993,12 @@ Result<Made> make_container(const std::string& id, const std::string& bundle_arg
     sigset_t mask;
     ::sigemptyset(&mask);
     auto spawned = spawn(c.plan, mask, extras);
-    if (!spawned) return fail(std::move(spawned).error());
+    if (!spawned) {
+        // (killed in its new cgroup before "go": the send of it fails, EPIPE; the OOM says why)
+        std::string oom = oom_message(c, m.state);
+        if (!oom.empty()) return fail(Error::message("first process", oom + " during its set-up"));
+        return fail(std::move(spawned).error());
+    }
     m.sandbox.emplace(std::move(*spawned));
     m.state.pid = m.sandbox->pid;
     m.state.start_time = process_start_time(m.sandbox->pid);

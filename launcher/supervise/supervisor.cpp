@@ -182,11 +182,13 @@ Result<void> Supervisor::State::open_watches() {
     if (relay) {
         // Only the sandbox reaches the socket (it lies in a directory no one else may enter);
         // a sender that still lives must be in the sandbox too. One gone by the time its
-        // datagram is read was the sandbox's (a quick `systemd-notify --ready`).
+        // datagram is read was the sandbox's (a quick `systemd-notify --ready`, a daemon's
+        // STOPPING=1 before it exits). Gone is asked after the check: asked before, a sender
+        // reaped in between failed both (the notify unit test's lost STOPPING=1).
         auto from_sandbox = [this](pid_t pid) {
             if (sandbox_pid <= 0 || pid <= 0) return false;
-            if (::kill(pid, 0) < 0 && errno == ESRCH) return true;
-            return in_sandbox(pid, sandbox_pid, sandbox_pid_ns);
+            if (in_sandbox(pid, sandbox_pid, sandbox_pid_ns)) return true;
+            return ::kill(pid, 0) < 0 && errno == ESRCH;
         };
         BUTTER_TRY(relay->start(loop, from_sandbox, [this](const std::string& msg) {
             std::string one = msg;

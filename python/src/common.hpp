@@ -175,30 +175,34 @@ struct Handle {
     // (Hangup: a seccomp listener whose filter has no process left; nothing will come.)
     template <class Event>
     std::optional<Event> read_event(std::optional<double> timeout) {
-        Deadline deadline = deadline_in(timeout);
-        for (;;) {
-            {
-                std::lock_guard<std::mutex> lock(reading);
-                auto got = value(get().read_event());
-                if (got || (!blocking && !timeout)) return got;
-            }
-            Wait w = wait(deadline);
-            if (w == Wait::Timeout || w == Wait::Hangup) return std::nullopt;
-        }
+        return read_waiting<std::optional<Event>>(timeout, [](T& o) { return o.read_event(); });
     }
     // What is buffered, or all the kernel has; when blocking and there is nothing, waits for
     // the first (an empty list after `timeout`).
     template <class Event>
     std::vector<Event> read_events(std::optional<double> timeout) {
+        return read_waiting<std::vector<Event>>(timeout, [](T& o) { return o.read_events(); });
+    }
+
+  private:
+    static bool any(const auto& got) {
+        if constexpr (requires { got.has_value(); })
+            return got.has_value();
+        else
+            return !got.empty();
+    }
+    // `read` until it gives something, waiting between tries as read_event says.
+    template <class Got, class Read>
+    Got read_waiting(std::optional<double> timeout, Read read) {
         Deadline deadline = deadline_in(timeout);
         for (;;) {
             {
                 std::lock_guard<std::mutex> lock(reading);
-                auto got = value(get().read_events());
-                if (!got.empty() || (!blocking && !timeout)) return got;
+                Got got = value(read(get()));
+                if (any(got) || (!blocking && !timeout)) return got;
             }
             Wait w = wait(deadline);
-            if (w == Wait::Timeout || w == Wait::Hangup) return {};
+            if (w == Wait::Timeout || w == Wait::Hangup) return Got{};
         }
     }
 };
@@ -229,10 +233,11 @@ inline double as_seconds(std::chrono::nanoseconds ns) {
     return static_cast<double>(ns.count()) / 1e9;
 }
 
-// A read-only buffer of Python's (bytes, bytearray, memoryview, ...), held while used.
+// A buffer of Python's (bytes, bytearray, memoryview, ...), held while used; `writable` for
+// one the kernel will write (BufferError for bytes).
 struct Buffer {
     py::buffer_info info;
-    explicit Buffer(const py::buffer& b) : info(b.request()) {
+    explicit Buffer(const py::buffer& b, bool writable = false) : info(b.request(writable)) {
         if (!PyBuffer_IsContiguous(info.view(), 'C'))  // a strided view: not one run of bytes
             throw py::value_error("a contiguous buffer is needed");
     }
@@ -241,6 +246,18 @@ struct Buffer {
     }
 };
 
+// Whether T is a class bound here. An object made by `Cls.__new__(Cls)` has no C++ object
+// until __init__ makes it, and pybind11 would hand its methods uninitialised memory (a crash):
+// for a bound class, a method on such an object raises TypeError instead (the type_caster
+// below). Each bound class is named with BUTTER_PY_BOUND before its first use.
+template <class T>
+struct bound_class : std::false_type {};
+template <class T>
+struct bound_class<Handle<T>> : std::true_type {};
+#define BUTTER_PY_BOUND(T) \
+    template <>            \
+    struct bound_class<T> : std::true_type {}
+
 void bind_eventfd_type(py::module_& m);
 void bind_fanotify(py::module_& m);
 void bind_seccomp(py::module_& m);
@@ -248,3 +265,23 @@ void bind_aio(py::module_& m);
 void bind_sandbox(py::module_& m);
 
 }  // namespace butter::python
+
+namespace pybind11::detail {
+
+template <class T>
+class type_caster<T, enable_if_t<butter::python::bound_class<T>::value>>
+    : public type_caster_base<T> {
+  public:
+    bool load(handle src, bool convert) {
+        if (src && isinstance<T>(src)) {
+            auto* inst = reinterpret_cast<instance*>(src.ptr());
+            value_and_holder vh = inst->get_value_and_holder(get_type_info(typeid(T)), false);
+            if (vh.inst && !vh.holder_constructed())
+                throw type_error(std::string(Py_TYPE(src.ptr())->tp_name) +
+                                 ": __init__ was not called (made by __new__ alone)");
+        }
+        return type_caster_base<T>::load(src, convert);
+    }
+};
+
+}  // namespace pybind11::detail

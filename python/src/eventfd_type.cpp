@@ -12,9 +12,7 @@ namespace butter::python {
 namespace {
 
 struct EventFdObject {
-    PyObject_HEAD std::optional<EventFd> efd;
-    bool blocking;
-    Fd wake;  // written by close(): a reader waiting in poll wakes (made at its first wait)
+    PyObject_HEAD Handle<EventFd> h;  // (closed, blocking and the reader's wait as elsewhere)
 };
 
 // Runs `body`, turning the exceptions common.hpp's helpers throw into a set Python error.
@@ -30,14 +28,6 @@ PyObject* guarded(F&& body) {
         PyErr_SetString(PyExc_RuntimeError, e.what());
     }
     return nullptr;
-}
-
-EventFd* open_or_raise(EventFdObject* self) {
-    if (!self->efd) {
-        PyErr_SetString(PyExc_ValueError, "I/O operation on a closed EventFD");
-        return nullptr;
-    }
-    return &*self->efd;
 }
 
 // The optional `timeout` (positional or keyword): -1 for none, else seconds; false on an error.
@@ -73,28 +63,7 @@ bool timeout_arg(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, dou
 
 // One value, waiting as the object says; nullopt: none (non-blocking, or the timeout).
 std::optional<std::uint64_t> read_one(EventFdObject* self, double timeout, bool given) {
-    Deadline deadline = deadline_in(given ? std::optional<double>(timeout) : std::nullopt);
-    for (;;) {
-        EventFd* efd = open_or_raise(self);
-        if (!efd) throw py::error_already_set();
-        auto got = value(efd->read_event());
-        if (got || (!self->blocking && !given)) return got;
-        if (!self->wake.valid()) {
-            int w = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-            if (w < 0) raise(Error::from_errno("eventfd"));
-            self->wake = Fd(w);
-        }
-        Wait w = wait_for(efd->fd(), POLLIN, deadline, self->wake.get());
-        if (w == Wait::Timeout || w == Wait::Hangup) return std::nullopt;
-    }
-}
-
-void close_efd(EventFdObject* self) {
-    if (self->wake.valid()) {
-        std::uint64_t one = 1;
-        (void)!::write(self->wake.get(), &one, sizeof one);
-    }
-    self->efd.reset();
+    return self->h.read_event<std::uint64_t>(given ? std::optional<double>(timeout) : std::nullopt);
 }
 
 PyObject* efd_write(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
@@ -112,10 +81,10 @@ PyObject* efd_write(PyObject* o, PyObject* const* args, Py_ssize_t nargs) {
             return nullptr;
         }
     }
-    EventFd* efd = open_or_raise(self);
-    if (!efd) return nullptr;
-    if (auto r = efd->write(n); !r) return guarded([&]() -> PyObject* { raise(r.error()); });
-    Py_RETURN_NONE;
+    return guarded([&]() -> PyObject* {
+        check(self->h.get().write(n));
+        Py_RETURN_NONE;
+    });
 }
 
 PyObject* efd_read_event(PyObject* o, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -153,12 +122,12 @@ PyObject* efd_read_events(PyObject* o, PyObject* const* args, Py_ssize_t nargs, 
 }
 
 PyObject* efd_fileno(PyObject* o, PyObject*) {
-    EventFd* efd = open_or_raise(reinterpret_cast<EventFdObject*>(o));
-    return efd ? PyLong_FromLong(efd->fd()) : nullptr;
+    return guarded(
+        [&] { return PyLong_FromLong(reinterpret_cast<EventFdObject*>(o)->h.fileno()); });
 }
 
 PyObject* efd_close(PyObject* o, PyObject*) {
-    close_efd(reinterpret_cast<EventFdObject*>(o));
+    reinterpret_cast<EventFdObject*>(o)->h.close();
     Py_RETURN_NONE;
 }
 
@@ -168,16 +137,15 @@ PyObject* efd_enter(PyObject* o, PyObject*) {
 }
 
 PyObject* efd_exit(PyObject* o, PyObject*) {
-    close_efd(reinterpret_cast<EventFdObject*>(o));
-    Py_RETURN_NONE;
+    return efd_close(o, nullptr);
 }
 
 PyObject* efd_closed(PyObject* o, void*) {
-    return PyBool_FromLong(!reinterpret_cast<EventFdObject*>(o)->efd);
+    return PyBool_FromLong(reinterpret_cast<EventFdObject*>(o)->h.closed());
 }
 
 PyObject* efd_blocking(PyObject* o, void*) {
-    return PyBool_FromLong(reinterpret_cast<EventFdObject*>(o)->blocking);
+    return PyBool_FromLong(reinterpret_cast<EventFdObject*>(o)->h.blocking);
 }
 
 PyObject* efd_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
@@ -197,16 +165,15 @@ PyObject* efd_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     if (!created) return guarded([&]() -> PyObject* { raise(created.error()); });
     auto* self = reinterpret_cast<EventFdObject*>(type->tp_alloc(type, 0));
     if (!self) return nullptr;
-    new (&self->efd) std::optional<EventFd>(std::move(*created));
-    new (&self->wake) Fd();
-    self->blocking = blocking != 0;
+    new (&self->h) Handle<EventFd>("EventFD");
+    self->h.obj.emplace(std::move(*created));
+    self->h.blocking = blocking != 0;
     return reinterpret_cast<PyObject*>(self);
 }
 
 void efd_dealloc(PyObject* o) {
     auto* self = reinterpret_cast<EventFdObject*>(o);
-    self->efd.~optional<EventFd>();
-    self->wake.~Fd();
+    self->h.~Handle<EventFd>();
     Py_TYPE(o)->tp_free(o);
 }
 

@@ -14,6 +14,12 @@
 
 namespace butter::python {
 
+BUTTER_PY_BOUND(FileHandle);
+BUTTER_PY_BOUND(FanotifyEvent);
+BUTTER_PY_BOUND(SeccompAction);
+BUTTER_PY_BOUND(SeccompFilter);
+BUTTER_PY_BOUND(SeccompNotification);
+
 namespace {
 
 // ---- fanotify ----------------------------------------------------------------------------------
@@ -334,9 +340,16 @@ struct PyAioCompletion {
     std::int64_t result = 0;
 };
 
+}  // namespace
+
+BUTTER_PY_BOUND(PyAioRequest);
+BUTTER_PY_BOUND(PyAioCompletion);
+
+namespace {
+
 // What an in-flight request holds.
 struct InFlight {
-    std::vector<py::buffer_info> views;
+    std::vector<Buffer> views;
     std::vector<struct iovec> iov;
     py::object data;
 };
@@ -361,11 +374,8 @@ class PyAioContext {
             InFlight f;
             f.data = r.data;
             for (const py::buffer& b : r.buffers) {
-                f.views.push_back(b.request(writes_memory));
-                const py::buffer_info& v = f.views.back();
-                if (!PyBuffer_IsContiguous(v.view(), 'C'))
-                    throw py::value_error("aio: a contiguous buffer is needed");
-                f.iov.push_back({v.ptr, static_cast<std::size_t>(v.size * v.itemsize)});
+                f.views.emplace_back(b, writes_memory);
+                f.iov.push_back(f.views.back().iov());
             }
             std::uint64_t id = next_id_++;
             auto [it, _] = in_flight_.emplace(id, std::move(f));
@@ -444,6 +454,8 @@ PyAioRequest request(AioRequest::Op op, int fd, std::vector<py::buffer> buffers,
 }
 
 }  // namespace
+
+BUTTER_PY_BOUND(PyAioContext);
 
 void bind_aio(py::module_& m) {
     py::class_<PyAioRequest>(m, "AIORequest")

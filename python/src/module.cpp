@@ -20,6 +20,11 @@
 #include "common.hpp"
 
 namespace butter::python {
+
+BUTTER_PY_BOUND(InotifyEvent);
+BUTTER_PY_BOUND(SignalInfo);
+BUTTER_PY_BOUND(Clock);
+
 namespace {
 
 void bind_inotify(py::module_& m) {

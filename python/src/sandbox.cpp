@@ -6,6 +6,9 @@
 
 namespace butter::python {
 
+BUTTER_PY_BOUND(SandboxProfile);
+BUTTER_PY_BOUND(SandboxOutcome);
+
 namespace {
 
 // The report's "reason" words for the same ends (README.md's report table).
