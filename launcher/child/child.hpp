@@ -73,9 +73,10 @@ struct ControlMessage {
         Timings = 3,
         KernelLog = 4,
         AuditSession = 5,
-        Terminal = 6,  // with an fd: the master of the terminal made in the sandbox's devpts
-        Changes = 7,   // with an fd: the upper directory of the workspace overlay (plan.changes)
-        Ready = 8      // set up, waiting on ChildChannels::start_fd (an OCI container's create)
+        Terminal = 6,     // with an fd: the master of the terminal made in the sandbox's devpts
+        Changes = 7,      // with an fd: the upper directory of the workspace overlay (plan.changes)
+        Ready = 8,        // set up, waiting on ChildChannels::start_fd (an OCI container's create)
+        NotifySocket = 9  // with an fd: the notify relay's socket, bound in the sandbox
     };
     std::uint32_t type = 0;
     std::int32_t value = 0;  // CommandStatus: the command's wait status; Timings: the count

@@ -6,13 +6,16 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -665,6 +668,38 @@ Result<void> place_resolv_conf(const SandboxPlan& plan, const Fd& root) {
     return move_mount(tree, "", at, "");
 }
 
+// supervise.notify under systemd: the relay's datagram socket, bound in a tmpfs of the
+// sandbox's own (read-only once it is there) and handed to the supervisor. No host path ever
+// names it: a process outside the sandbox cannot send to it, whatever it has bound in.
+Result<void> place_notify_socket(const SandboxPlan& plan, const ChildChannels& ch, const Fd& root) {
+    auto [parent, name] = split_parent(plan.notify_socket);
+    BUTTER_ASSIGN_OR_RETURN(Fd fs, upper_tmpfs("mode=0755,size=4k,nr_inodes=4"));
+    int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return fail_errno("socket(AF_UNIX)", plan.notify_socket);
+    Fd sock(s);
+    int on = 1;
+    if (::setsockopt(s, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
+        return fail_errno("setsockopt(SO_PASSCRED)", plan.notify_socket);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    if (name.size() >= sizeof addr.sun_path)
+        return fail(Error::message("bind", "path too long", plan.notify_socket));
+    std::memcpy(addr.sun_path, name.c_str(), name.size());
+    // Named from the tmpfs as the working directory (as mount_at does: no /proc lookup).
+    if (::fchdir(fs.get()) < 0) return fail_errno("fchdir", plan.notify_socket);
+    if (::bind(s, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0)
+        return fail_errno("bind", plan.notify_socket);
+    // Any id the sandbox's processes run as may send.
+    if (::fchmodat(fs.get(), name.c_str(), 0666, 0) < 0)
+        return fail_errno("fchmodat", plan.notify_socket);
+    MountSetattr ro;
+    ro.set = MountAttr::ReadOnly;  // (a socket takes datagrams on a read-only mount)
+    BUTTER_TRY(mount_setattr(fs, "", false, ro));
+    BUTTER_ASSIGN_OR_RETURN(Fd at, make_dirs_in_root(root, parent.c_str()));
+    BUTTER_TRY(move_mount(fs, "", at, ""));
+    return send_fd(ch.control_fd, ControlMessage::NotifySocket, s);
+}
+
 }  // namespace
 
 Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, StepError& where) {
@@ -695,6 +730,7 @@ Result<void> build_rootfs(const SandboxPlan& plan, const ChildChannels& ch, Step
     }
     where.mount = -1;
     if (!plan.resolv_conf.empty()) BUTTER_TRY(place_resolv_conf(plan, root));
+    if (!plan.notify_socket.empty()) BUTTER_TRY(place_notify_socket(plan, ch, root));
 
     // An OCI config's createContainer hooks: in the container's namespaces, its mounts made,
     // the runtime's file system still the root (their paths are the runtime's).

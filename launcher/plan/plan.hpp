@@ -214,6 +214,10 @@ struct SandboxPlan {
         std::string dns_server;  // the host's, where queries go on
     } net;
     std::string resolv_conf;  // the sandbox's /etc/resolv.conf, when butter makes it
+    // The notify relay's socket, when butter relays sd_notify: the child binds it at this path
+    // in a tmpfs of its own and hands it to the supervisor (ControlMessage::NotifySocket), so
+    // that no host path reaches it.
+    std::string notify_socket;
     std::vector<Rlimit> rlimits;
     // Cgroup limits (created at spawn, below butter's own cgroup).
     std::optional<std::uint64_t> memory_limit, pids_limit;

@@ -169,6 +169,9 @@ Result<void> Attempt::on_control() {
             BUTTER_TRY(on_terminal_(std::move(msg->fds[0])));
         } else if (m.type == ControlMessage::Changes && !msg->fds.empty() && on_changes_) {
             on_changes_(std::move(msg->fds[0]));
+        } else if (m.type == ControlMessage::NotifySocket && !msg->fds.empty() &&
+                   on_notify_socket_) {
+            BUTTER_TRY(on_notify_socket_(std::move(msg->fds[0])));
         } else if (m.type == ControlMessage::Listener && !msg->fds.empty() && !notify_) {
             notify_.emplace(std::move(msg->fds[0]));
             BUTTER_TRY(set_nonblocking(notify_->fd(), true));

@@ -66,52 +66,36 @@ Result<std::optional<NotifyRelay>> NotifyRelay::create() {
     if (target[0] == '@') r.target_.sun_path[0] = '\0';
     r.target_len_ = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + len);
 
-    const char* base = std::getenv("XDG_RUNTIME_DIR");
-    std::string templ = std::string(base && *base == '/' ? base : "/tmp") + "/butter-notify.XXXXXX";
-    if (!::mkdtemp(templ.data())) return fail_errno("mkdtemp", templ);
-    // mkdtemp's directory is 0700: no other user reaches the socket; the sandbox gets the
-    // socket itself, bound in.
-    r.dir_ = templ;
     int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return fail_errno("socket(AF_UNIX)");
     r.sock_ = Fd(fd);
-    int on = 1;
-    if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
-        return fail_errno("setsockopt(SO_PASSCRED)");
-    struct sockaddr_un me {};
-    me.sun_family = AF_UNIX;
-    std::string path = r.dir_ + "/notify";
-    if (path.size() >= sizeof me.sun_path)
-        return fail(Error::message("bind", "path too long", path));
-    std::memcpy(me.sun_path, path.c_str(), path.size());
-    if (::bind(fd, reinterpret_cast<struct sockaddr*>(&me), sizeof me) < 0)
-        return fail_errno("bind", path);
-    // Any id the sandbox runs as may send (only the sandbox can reach it).
-    if (::chmod(path.c_str(), 0666) < 0) return fail_errno("chmod", path);
     return std::optional<NotifyRelay>(std::move(r));
 }
 
 NotifyRelay::NotifyRelay(NotifyRelay&& o) noexcept
     : sock_(std::move(o.sock_)),
-      dir_(std::move(o.dir_)),
+      in_(std::move(o.in_)),
+      loop_(o.loop_),
+      in_sandbox_(std::move(o.in_sandbox_)),
       target_(o.target_),
       target_len_(o.target_len_),
       reg_(std::move(o.reg_)),
-      log_(std::move(o.log_)) {
-    o.dir_.clear();
-}
+      log_(std::move(o.log_)) {}
 
-NotifyRelay::~NotifyRelay() {
-    if (dir_.empty()) return;
-    ::unlink((dir_ + "/notify").c_str());
-    ::rmdir(dir_.c_str());
-}
-
-Result<void> NotifyRelay::start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
-                                std::function<void(const std::string&)> log) {
+void NotifyRelay::start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
+                        std::function<void(const std::string&)> log) {
+    loop_ = &loop;
     in_sandbox_ = std::move(in_sandbox);
     log_ = std::move(log);
-    BUTTER_ASSIGN_OR_RETURN(reg_, loop.add(sock_, IoEvent::In, [this](IoEvents) { relay(); }));
+}
+
+Result<void> NotifyRelay::adopt(Fd sandbox_socket) {
+    if (!loop_) return fail(Error::message("notify", "the relay has not started"));
+    relay();  // what the last sandbox left queued
+    reg_.reset();
+    in_ = std::move(sandbox_socket);
+    BUTTER_TRY(set_nonblocking(in_.get(), true));
+    BUTTER_ASSIGN_OR_RETURN(reg_, loop_->add(in_, IoEvent::In, [this](IoEvents) { relay(); }));
     return {};
 }
 
@@ -184,10 +168,11 @@ void NotifyRelay::relay() {
     auto drop = [&](const std::string& why) {
         if (log_) log_("dropped: " + why);
     };
+    if (!in_.valid()) return;
     for (;;) {
         // The datagram's whole size first: read cut at a buffer's end, its tail could pass
         // for a message of its own ("...\nREADY=1").
-        ssize_t size = ::recv(sock_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
+        ssize_t size = ::recv(in_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
         if (size < 0) return;  // EAGAIN: none left
         buf.resize(std::min<std::size_t>(static_cast<std::size_t>(size), kMaxDatagram) + 1);
         struct iovec iov {
@@ -200,7 +185,7 @@ void NotifyRelay::relay() {
         m.msg_iovlen = 1;
         m.msg_control = control;
         m.msg_controllen = sizeof control;
-        ssize_t n = ::recvmsg(sock_.get(), &m, MSG_CMSG_CLOEXEC);
+        ssize_t n = ::recvmsg(in_.get(), &m, MSG_CMSG_CLOEXEC);
         if (n < 0) return;
         std::vector<Fd> fds;  // closed here whatever becomes of the message
         std::optional<struct ucred> cred;

@@ -1,6 +1,7 @@
-// sd_notify pass-through for Type=notify units. The sandbox gets a datagram socket of
-// butter's own (the socket itself bound in at /run/host/notify/notify, NOTIFY_SOCKET pointing
-// there; on the host it lies in a directory only butter can enter); butter relays what arrives
+// sd_notify pass-through for Type=notify units. The sandbox gets a datagram socket that its
+// child binds at /run/host/notify/notify in a tmpfs of the sandbox's own and hands to the
+// supervisor (NOTIFY_SOCKET pointing there): no host path names it, so nothing outside the
+// sandbox can send to it, whatever it has bound in; butter relays what arrives
 // (READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1, BARRIER=1 and FDSTORE=1 with their
 // fds, ...) to systemd's NOTIFY_SOCKET as its own message, so systemd accepts it from the main
 // pid. Only datagrams whose sender (SCM_CREDENTIALS) is in the sandbox are relayed, whole:
@@ -42,15 +43,14 @@ class NotifyRelay {
     [[nodiscard]] static Result<std::optional<NotifyRelay>> create();
     NotifyRelay(NotifyRelay&&) noexcept;
     NotifyRelay& operator=(NotifyRelay&&) = delete;
-    ~NotifyRelay();
 
-    // The host path of the relay socket (bound into the sandbox).
-    std::string socket_path() const { return dir_ + "/notify"; }
-    // Relays every datagram on the loop whose sender `in_sandbox` accepts (called with the
-    // sender's pid as butter sees it); `log` sees each relayed message (for --verbose) and
-    // each dropped one (a line saying why).
-    [[nodiscard]] Result<void> start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
-                                     std::function<void(const std::string&)> log);
+    // From now on relays on `loop` every datagram of the sandbox's socket (adopt) whose sender
+    // `in_sandbox` accepts (called with the sender's pid as butter sees it); `log` sees each
+    // relayed message (for --verbose) and each dropped one (a line saying why).
+    void start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
+               std::function<void(const std::string&)> log);
+    // The socket a sandbox's child made (plan.notify_socket), in place of the last one's.
+    [[nodiscard]] Result<void> adopt(Fd sandbox_socket);
     // Relays what is queued now: called once the sandbox's first process is gone, so a last
     // message sent just before it exited (STOPPING=1) is not left behind with the loop.
     void drain() { relay(); }
@@ -60,8 +60,9 @@ class NotifyRelay {
     void relay();
     // `text` and `fds` on to the manager's socket.
     void forward(const std::string& text, const std::vector<Fd>& fds);
-    Fd sock_;
-    std::string dir_;
+    Fd sock_;  // butter's own, to the manager
+    Fd in_;    // the sandbox's
+    EventLoop* loop_ = nullptr;
     std::function<bool(pid_t)> in_sandbox_;
     struct sockaddr_un target_ {};
     socklen_t target_len_ = 0;

@@ -10,7 +10,6 @@
 #include <butter/process.hpp>
 #include <butter/timerfd.hpp>
 
-#include "plan/host_path.hpp"
 #include "supervise/activity.hpp"
 #include "supervise/attempt.hpp"
 #include "supervise/cgroup.hpp"
@@ -153,16 +152,7 @@ Result<void> Supervisor::State::extend_plan() {
     }
     if (relay) {
         if (!extended) extended = profile_plan;
-        MountStep m;
-        m.type = profile::MountType::Bind;
-        BUTTER_ASSIGN_OR_RETURN(HostPath sock, resolve_host_path(relay->socket_path()));
-        m.source = std::move(sock.path);
-        m.source_dev = sock.st.st_dev;
-        m.source_ino = sock.st.st_ino;
-        m.source_is_dir = false;
-        m.target = NotifyRelay::kInsideSocket;
-        m.read_only = true;  // a socket still takes datagrams on a read-only mount
-        extended->mounts.push_back(m);
+        extended->notify_socket = NotifyRelay::kInsideSocket;  // made by the child: no host path
         extended->env.push_back(std::string("NOTIFY_SOCKET=") + NotifyRelay::kInsideSocket);
     }
     plan = extended ? &*extended : &profile_plan;
@@ -180,22 +170,22 @@ void Supervisor::State::stop_now() {
 // The notify relay, [watch] and report.file_activity: on the loop from the start.
 Result<void> Supervisor::State::open_watches() {
     if (relay) {
-        // Only the sandbox reaches the socket (it lies in a directory no one else may enter);
-        // a sender that still lives must be in the sandbox too. One gone by the time its
-        // datagram is read was the sandbox's (a quick `systemd-notify --ready`, a daemon's
-        // STOPPING=1 before it exits). Gone is asked after the check: asked before, a sender
-        // reaped in between failed both (the notify unit test's lost STOPPING=1).
+        // Only the sandbox reaches the socket (its child bound it in a tmpfs of the sandbox's
+        // own: no host path names it); a sender that still lives must be in the sandbox too.
+        // One gone by the time its datagram is read was the sandbox's (a quick `systemd-notify
+        // --ready`, a daemon's STOPPING=1 before it exits). Gone is asked after the check:
+        // asked before, a sender reaped in between failed both.
         auto from_sandbox = [this](pid_t pid) {
             if (sandbox_pid <= 0 || pid <= 0) return false;
             if (in_sandbox(pid, sandbox_pid, sandbox_pid_ns)) return true;
             return ::kill(pid, 0) < 0 && errno == ESRCH;
         };
-        BUTTER_TRY(relay->start(loop, from_sandbox, [this](const std::string& msg) {
+        relay->start(loop, from_sandbox, [this](const std::string& msg) {
             std::string one = msg;
             while (!one.empty() && one.back() == '\n')
                 one.pop_back();
             log.info("notify: %s", terminal_safe(one).c_str());
-        }));
+        });
     }
     // [watch]: a change logs, signals the command, or restarts it (whatever the policy).
     if (!plan->watch_paths.empty()) {
@@ -393,6 +383,7 @@ Task<Result<RunOutcome>> Supervisor::State::run_once() {
                     std::move(kmsg));
     if (pty) attempt.on_terminal([this](Fd master) { return pty->adopt(std::move(master)); });
     if (options.on_changes) attempt.on_changes(options.on_changes);
+    if (relay) attempt.on_notify_socket([this](Fd sock) { return relay->adopt(std::move(sock)); });
     if (options.on_ready) attempt.on_ready(options.on_ready);
     BUTTER_CO_TRY(attempt.start());
     current = &attempt;
