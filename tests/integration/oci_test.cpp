@@ -728,7 +728,11 @@ class SeccompAgent {
             for (std::size_t i = 0; i + 1 < p.size(); ++i) {
                 if (!(p[i + 1].revents & POLLIN)) continue;
                 auto n = listeners[i].read_event();
-                if (n && *n && listeners[i].respond_errno((*n)->id, ENOMSG)) ++answered_;
+                if (!n || !*n) continue;
+                // Counted before the answer: the answered process may print, exit and have the
+                // test read the count before this thread runs again.
+                ++answered_;
+                if (!listeners[i].respond_errno((*n)->id, ENOMSG)) --answered_;
             }
         }
     }
