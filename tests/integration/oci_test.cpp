@@ -1288,7 +1288,9 @@ TEST_F(Oci, ContainerCannotOverwriteTheRuntimesBinary) {
     ASSERT_EQ(oci("run -d attacked").code, 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     (void)oci("exec attacked /trig");
-    for (int i = 0; i < 1000 && read_file(b / "out/result").empty(); ++i)
+    // (its "held" takes 300 tries 10 ms apart, each a fork of busybox: well over 3 s on a busy
+    // machine, where a 10 s wait once ended before any result)
+    for (int i = 0; i < 4000 && read_file(b / "out/result").empty(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(read_file(b / "out/result"), "held\n");
     EXPECT_EQ(read_file(runtime).substr(0, 4),
