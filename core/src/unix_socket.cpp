@@ -44,7 +44,8 @@ Result<Received> recv_fds(BorrowedFd socket, std::size_t max_fds, std::size_t ma
     struct iovec iov {
         out.data.data(), out.data.size()
     };
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * (max_fds > 0 ? max_fds : 1)));
+    std::vector<char> control(CMSG_SPACE(sizeof(struct ucred)) +
+                              CMSG_SPACE(sizeof(int) * (max_fds > 0 ? max_fds : 1)));
     struct msghdr msg {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -54,6 +55,13 @@ Result<Received> recv_fds(BorrowedFd socket, std::size_t max_fds, std::size_t ma
     if (n < 0) return fail_errno("recvmsg");
     out.data.resize(static_cast<std::size_t>(n));
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred u;
+            std::memcpy(&u, CMSG_DATA(c), sizeof u);
+            out.sender_pid = u.pid;
+            continue;
+        }
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (std::size_t i = 0; i < count; ++i) {
@@ -62,7 +70,9 @@ Result<Received> recv_fds(BorrowedFd socket, std::size_t max_fds, std::size_t ma
             out.fds.emplace_back(fd);
         }
     }
-    if (msg.msg_flags & MSG_CTRUNC) return fail(Error("recvmsg", EMSGSIZE, "fds truncated"));
+    // (the room for credentials may hold more fds than asked for when none come)
+    if ((msg.msg_flags & MSG_CTRUNC) || out.fds.size() > max_fds)
+        return fail(Error("recvmsg", EMSGSIZE, "fds truncated"));
     return out;
 }
 

@@ -367,7 +367,7 @@ void run_child(const SandboxPlan& plan, const ChildChannels& ch) {
         clock.mark(Step::Init);
         exec_command(plan, ch, clock);
     }
-    run_init(ch, command, init_signals);
+    run_init(ch, command, init_signals, plan.uid, plan.gid);
 }
 
 }  // namespace butter::launcher

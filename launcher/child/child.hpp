@@ -73,10 +73,12 @@ struct ControlMessage {
         Timings = 3,
         KernelLog = 4,
         AuditSession = 5,
-        Terminal = 6,     // with an fd: the master of the terminal made in the sandbox's devpts
-        Changes = 7,      // with an fd: the upper directory of the workspace overlay (plan.changes)
-        Ready = 8,        // set up, waiting on ChildChannels::start_fd (an OCI container's create)
-        NotifySocket = 9  // with an fd: the notify relay's socket, bound in the sandbox
+        Terminal = 6,  // with an fd: the master of the terminal made in the sandbox's devpts
+        Changes = 7,   // with an fd: the upper directory of the workspace overlay (plan.changes)
+        Ready = 8,     // set up, waiting on ChildChannels::start_fd (an OCI container's create)
+        NotifySocket = 9,  // with an fd: the notify relay's socket, bound in the sandbox
+        CommandPid = 10    // from the command's process before its exec: its pid, as the
+                           // supervisor's SCM_CREDENTIALS says it (the notify relay's)
     };
     std::uint32_t type = 0;
     std::int32_t value = 0;  // CommandStatus: the command's wait status; Timings: the count
@@ -219,7 +221,8 @@ Result<void> set_oci_identity(const SandboxPlan& plan, StepError& where);
 // status to the supervisor, exit when it exits (the kernel then kills what is left).
 // prepare_init_signals runs before the command is forked and returns the set init waits on.
 sigset_t prepare_init_signals(const SandboxPlan& plan);
-[[noreturn]] void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set);
+[[noreturn]] void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set, uid_t uid,
+                           gid_t gid);
 
 // chdir to `cwd` resolved inside the root (openat2 RESOLVE_IN_ROOT, no magic link): a symlink
 // that the sandbox or its image planted there, or /proc/self/fd/N, never leads out of it.

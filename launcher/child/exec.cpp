@@ -374,6 +374,15 @@ void exec_command(const SandboxPlan& plan, const ChildChannels& ch, StepClock& c
     // over it already).
     if (auto r = set_rlimits(plan); !r) die(ch, Step::Rlimits, r.error());
     clock.mark(Step::Capabilities);
+    if (!plan.notify_socket.empty()) {
+        // Who the command is: the relay takes its last message even once it is gone. Its
+        // credentials go with it (SO_PASSCRED on this end: the supervisor's may not ask yet).
+        int on = 1;
+        ControlMessage m{ControlMessage::CommandPid, 0};
+        if (::setsockopt(ch.control_fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) == 0) {
+            [[maybe_unused]] ssize_t n = ::send(ch.control_fd, &m, sizeof m, MSG_NOSIGNAL);
+        }
+    }
     clock.send(ch.control_fd);  // before seccomp: a strict filter may not allow sending after
     if (!plan.seccomp.empty() && !filtered) load_filter(plan, ch);
 

@@ -2,6 +2,7 @@
 // it), forwards the supervisor's signals to the command, and when the command exits sends its
 // exact wait status to the supervisor and exits; the kernel then kills whatever is left in the
 // pid namespace, so nothing outlives the command.
+#include <grp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -64,10 +65,23 @@ constexpr long kKernelSigsetSize = 8;  // the kernel's sigset_t: signals 1-64
 
 }  // namespace
 
-void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set) {
+void run_init(const ChildChannels& ch, pid_t command, const sigset_t& set, uid_t uid, gid_t gid) {
     // init keeps nothing it could be attacked for: no capabilities, not dumpable (already so
     // since before the command's vfork: the sandbox cannot ptrace it), no new privileges.
-    if (!drop_all_locked() || !set_no_new_privs()) {
+    // It forwards the supervisor's signals with kill(2), which a capless root may not aim at
+    // another user's process (no user namespace, process.user set): it takes the command's
+    // ids first, between locking its securebits and emptying its capability sets.
+    auto drop = [&]() -> Result<void> {
+        if (::getuid() == uid && ::getgid() == gid) return drop_all_locked();
+        BUTTER_TRY(drop_bounding_all_but({}));
+        BUTTER_TRY(set_securebits(locked_no_root_securebits()));
+        if (::setgroups(0, nullptr) < 0) return fail_errno("setgroups");
+        if (::setresgid(gid, gid, gid) < 0) return fail_errno("setresgid");
+        if (::setresuid(uid, uid, uid) < 0) return fail_errno("setresuid");
+        BUTTER_ASSIGN_OR_RETURN(Capabilities none, Capabilities::empty());
+        return none.apply();
+    };
+    if (!drop() || !set_no_new_privs()) {
         ::kill(command, SIGKILL);
         ::_exit(125);
     }

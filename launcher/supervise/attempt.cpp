@@ -169,6 +169,8 @@ Result<void> Attempt::on_control() {
             BUTTER_TRY(on_terminal_(std::move(msg->fds[0])));
         } else if (m.type == ControlMessage::Changes && !msg->fds.empty() && on_changes_) {
             on_changes_(std::move(msg->fds[0]));
+        } else if (m.type == ControlMessage::CommandPid && msg->sender_pid > 0 && !command_pid_) {
+            command_pid_ = msg->sender_pid;
         } else if (m.type == ControlMessage::NotifySocket && !msg->fds.empty() &&
                    on_notify_socket_) {
             BUTTER_TRY(on_notify_socket_(std::move(msg->fds[0])));
@@ -420,9 +422,22 @@ void Attempt::on_kernel_log() {
     }
 }
 
+pid_t Attempt::command_pid() {
+    if (!command_pid_ && !error_)
+        if (auto r = on_control(); !r) error_ = r.error();
+    return command_pid_;
+}
+
 Result<void> Attempt::start() {
     BUTTER_TRY(set_nonblocking(sb_.failure.get(), true));
     BUTTER_TRY(set_nonblocking(sb_.control.get(), true));
+    if (on_notify_socket_) {
+        // (each message carries its sender's credentials from its send on; they come with it
+        // once the socket asks for them)
+        int on = 1;
+        if (::setsockopt(sb_.control.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0)
+            return fail_errno("setsockopt(SO_PASSCRED)", "control socket");
+    }
     if (sb_.waited) {
         // spawn saw the set-up end (the pipe is at EOF): the child's timings first, so that
         // each step's time is measured from the one before.

@@ -76,6 +76,9 @@ class Attempt {
     void on_terminal(std::function<Result<void>(Fd)> f) { on_terminal_ = std::move(f); }
     // Where the upper directory of the workspace overlay goes (plan.changes).
     void on_changes(std::function<void(Fd)> f) { on_changes_ = std::move(f); }
+    // The command's process (its first), as its CommandPid message said (with the control
+    // messages queued so far read first); 0 before it.
+    pid_t command_pid();
     // The notify relay's socket, made by the child (plan.notify_socket).
     void on_notify_socket(std::function<Result<void>(Fd)> f) { on_notify_socket_ = std::move(f); }
     // Called when the child is set up and waits for a pool's command (ControlMessage::Ready).
@@ -85,6 +88,7 @@ class Attempt {
     std::function<Result<void>(Fd)> on_terminal_;
     std::function<void(Fd)> on_changes_;
     std::function<Result<void>(Fd)> on_notify_socket_;
+    pid_t command_pid_ = 0;
     std::function<void()> on_ready_;
     Result<void> on_failure_pipe();
     Result<void> on_control();

@@ -120,6 +120,20 @@ void take_control(struct msghdr& m, std::vector<Fd>& fds, std::optional<struct u
     }
 }
 
+// The kernel's most fds in one message (SCM_MAX_FD).
+constexpr std::size_t kScmMaxFd = 253;
+
+// The sandbox's fds are closed here, on the supervisor's loop (a dropped message's, and a
+// relayed one's whose send failed): the last close of a socket with SO_LINGER set would wait
+// up to its linger time for data its peer never reads (the time limit and SIGTERM with it).
+// Lingering is turned off first, so that the close returns at once.
+void defuse(const std::vector<Fd>& fds) {
+    for (const Fd& fd : fds) {
+        struct linger off {};
+        (void)::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &off, sizeof off);  // (ENOTSOCK)
+    }
+}
+
 // Lines as systemd splits them (on '\n' and '\r'), and only those that speak of the service
 // itself: the relay sends as butter, whom systemd believes (as root, even a MAINPID= naming
 // any host process, which a stop would then signal).
@@ -178,8 +192,10 @@ void NotifyRelay::relay() {
         struct iovec iov {
             buf.data(), buf.size()
         };
+        // Room for every fd a datagram can carry: one the kernel dropped for want of room would
+        // be closed here, out of reach of defuse().
         alignas(struct cmsghdr) char
-            control[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * kMaxFds)];
+            control[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * kScmMaxFd)];
         struct msghdr m {};
         m.msg_iov = &iov;
         m.msg_iovlen = 1;
@@ -190,9 +206,11 @@ void NotifyRelay::relay() {
         std::vector<Fd> fds;  // closed here whatever becomes of the message
         std::optional<struct ucred> cred;
         take_control(m, fds, cred);
-        if (static_cast<std::size_t>(size) > kMaxDatagram || (m.msg_flags & MSG_CTRUNC)) {
+        defuse(fds);
+        if (static_cast<std::size_t>(size) > kMaxDatagram || fds.size() > kMaxFds ||
+            (m.msg_flags & MSG_CTRUNC)) {
             drop(std::to_string(size) + " bytes" +
-                 ((m.msg_flags & MSG_CTRUNC) ? " with too many fds" : ""));
+                 (fds.size() > kMaxFds || (m.msg_flags & MSG_CTRUNC) ? " with too many fds" : ""));
             continue;
         }
         if (!cred || !in_sandbox_ || !in_sandbox_(cred->pid)) {

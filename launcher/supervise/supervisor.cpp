@@ -170,15 +170,16 @@ void Supervisor::State::stop_now() {
 // The notify relay, [watch] and report.file_activity: on the loop from the start.
 Result<void> Supervisor::State::open_watches() {
     if (relay) {
-        // Only the sandbox reaches the socket (its child bound it in a tmpfs of the sandbox's
-        // own: no host path names it); a sender that still lives must be in the sandbox too.
-        // One gone by the time its datagram is read was the sandbox's (a quick `systemd-notify
-        // --ready`, a daemon's STOPPING=1 before it exits). Gone is asked after the check:
-        // asked before, a sender reaped in between failed both.
+        // Only the sandbox reaches the socket by its name (its child bound it in a tmpfs of
+        // the sandbox's own), but a process that may look into a sandboxed one's root
+        // (/proc/PID/root: the same host uid, without a user namespace) can too: a sender must
+        // be in the sandbox when its datagram is read. Gone by then, only the command's own
+        // process counts (a daemon's last STOPPING=1): a sender from outside that is gone
+        // cannot be told from one inside.
         auto from_sandbox = [this](pid_t pid) {
             if (sandbox_pid <= 0 || pid <= 0) return false;
             if (in_sandbox(pid, sandbox_pid, sandbox_pid_ns)) return true;
-            return ::kill(pid, 0) < 0 && errno == ESRCH;
+            return current && pid == current->command_pid() && ::kill(pid, 0) < 0 && errno == ESRCH;
         };
         relay->start(loop, from_sandbox, [this](const std::string& msg) {
             std::string one = msg;

@@ -13,9 +13,11 @@
 #include <cstring>
 
 #include <dirent.h>
+#include <grp.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "../support/butter_run.hpp"
@@ -230,6 +232,81 @@ TEST_F(Service, NotifyRelayTakesNothingFromOutsideAndNothingCut) {
     std::string got = systemd.receive(500);
     EXPECT_EQ(got.find("\nREADY=1\n"), std::string::npos) << "a cut line became READY=1";
     EXPECT_TRUE(got == "<nothing>" || got.ends_with("READY=1-NOT-REALLY\n")) << got.size();
+}
+
+// A process that may look into a sandboxed one's root (/proc/PID/root: without a user
+// namespace, any process of the sandbox's host uid; here nobody's) reaches the relay's socket
+// by name. The attack: it sends, and is gone by the time the relay reads (here the supervisor
+// is held meanwhile, for a result that does not hang on a race); a sender gone then was taken
+// for the sandbox's. Now only the command's own process counts once gone.
+TEST_F(Service, NotifyRelayRefusesAGoneSenderFromOutside) {
+    BUTTER_REQUIRE_ROOT();  // a sandbox without a user namespace, as nobody
+    FakeSystemd systemd(dir_ / "notify.sock");
+    RunOptions o;
+    o.cwd = dir_.path();
+    o.env = {"NOTIFY_SOCKET=" + systemd.path};
+    auto s = start_butter(
+        probe({"--set", "supervise.notify=true", "--set", "namespaces.user=false", "--set",
+               "process.user=\"nobody\"", "--set", "process.group=\"nogroup\""},
+              {"service", "0"}),
+        o);
+    ASSERT_EQ(systemd.receive(), "READY=1\nSTATUS=serving\n");
+    // The relay's socket through a sandboxed process's root: butter's descendants' (init's is
+    // closed to others: it is not dumpable; the command's is not).
+    std::vector<std::string> relays;
+    std::vector<pid_t> pids = {s.pid};
+    for (std::size_t i = 0; i < pids.size(); ++i) {
+        std::string p = std::to_string(pids[i]);
+        if (i > 0) relays.push_back("/proc/" + p + "/root/run/host/notify/notify");
+        std::istringstream children(read_file("/proc/" + p + "/task/" + p + "/children"));
+        for (pid_t c; children >> c;)
+            pids.push_back(c);
+    }
+    ASSERT_FALSE(relays.empty()) << "no sandboxed process found";
+    ASSERT_EQ(::kill(s.pid, SIGSTOP), 0);
+    int st = 0;
+    ASSERT_EQ(::waitpid(s.pid, &st, WUNTRACED), s.pid);
+    pid_t forger = ::fork();
+    if (forger == 0) {
+        if (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 ||
+            ::setresuid(65534, 65534, 65534) < 0)
+            ::_exit(2);
+        int f = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        for (const std::string& relay : relays) {
+            sockaddr_un a{};
+            a.sun_family = AF_UNIX;
+            std::strncpy(a.sun_path, relay.c_str(), sizeof a.sun_path - 1);
+            const char msg[] = "STATUS=forged";
+            if (::sendto(f, msg, sizeof msg - 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof a) > 0)
+                ::_exit(0);
+        }
+        ::_exit(1);
+    }
+    ::waitpid(forger, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "the forger could not send: no attack";
+    ASSERT_EQ(::kill(s.pid, SIGCONT), 0);
+    EXPECT_EQ(systemd.receive(300), "<nothing>");
+    ::kill(s.pid, SIGTERM);
+    EXPECT_EQ(systemd.receive(), "STOPPING=1\n");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    ::close(s.out_fd);
+}
+
+// The fds of a message the relay drops are closed on the supervisor's loop: a TCP socket with
+// SO_LINGER and a full send buffer towards a peer that never reads made that close wait (up to
+// the linger time, here an hour; in fact until the sandbox ended), the time limit and SIGTERM
+// with it. Lingering is turned off before the close.
+TEST_F(Service, NotifyRelayCannotBeStalledByTheFdsItDrops) {
+    FakeSystemd systemd(dir_ / "notify.sock");
+    RunOptions o;
+    o.cwd = dir_.path();
+    o.env = {"NOTIFY_SOCKET=" + systemd.path};
+    auto start = std::chrono::steady_clock::now();
+    auto r = run_butter(
+        probe({"--timeout", "1s", "--set", "supervise.notify=true"}, {"notify-linger", "30"}), o);
+    EXPECT_EQ(r.out, "sent\n") << r.err;
+    EXPECT_NE(r.err.find("time limit"), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
 // sd_notify_barrier(): BARRIER=1 carries an fd that the manager closes; relayed without it, the

@@ -122,6 +122,25 @@ TEST_F(Supervise, StopTimeoutKillsACommandIgnoringTheSignal) {
     ::close(s.out_fd);
 }
 
+// Without a user namespace, a command of another user (process.user) still gets the stop
+// signal: init, which forwards it, takes the command's ids (a capless root's kill(2) may not
+// signal another user's process: the stop waited out its timeout and ended in SIGKILL).
+TEST_F(Supervise, StopSignalReachesACommandOfAnotherUserWithoutAUserNamespace) {
+    BUTTER_REQUIRE_ROOT();  // no user namespace
+    auto start = std::chrono::steady_clock::now();
+    auto s = start_butter(
+        probe_args({"--set", "namespaces.user=false", "--set", "process.user=\"nobody\"", "--set",
+                    "process.group=\"nogroup\"", "--set", "supervise.stop_timeout=\"30s\""},
+                   {"wait-signal"}),
+        opts());
+    ASSERT_EQ(read_line(s.out_fd), "ready");
+    ::kill(s.pid, SIGTERM);
+    EXPECT_EQ(read_line(s.out_fd), "got TERM");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    ::close(s.out_fd);
+}
+
 TEST_F(Supervise, RestartOnFailureStopsAtTheBurstLimit) {
     std::string count = dir_ / "count";
     auto r = run_butter(

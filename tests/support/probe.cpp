@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -397,6 +398,52 @@ int main(int argc, char** argv) {
         pollfd w{p[0], POLLIN, 0};
         int n = poll(&w, 1, 3000);
         std::puts(n == 1 && (w.revents & POLLHUP) ? "barrier ok" : "barrier timeout");
+    } else if (cmd == "notify-linger") {
+        // A message the relay drops ("X=1") with a TCP socket whose last close would wait:
+        // SO_LINGER set, its send buffer full towards a peer that never reads. Then sleeps
+        // ARG seconds.
+        const char* path = getenv("NOTIFY_SOCKET");
+        if (!path) return std::puts("no NOTIFY_SOCKET"), 0;
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in in{};
+        in.sin_family = AF_INET;
+        in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof in;
+        if (bind(l, reinterpret_cast<sockaddr*>(&in), sizeof in) < 0 || listen(l, 1) < 0 ||
+            getsockname(l, reinterpret_cast<sockaddr*>(&in), &len) < 0)
+            return report_errno(-1);
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(c, reinterpret_cast<sockaddr*>(&in), sizeof in) < 0) return report_errno(-1);
+        fcntl(c, F_SETFL, O_NONBLOCK);
+        static char chunk[65536];
+        while (send(c, chunk, sizeof chunk, MSG_NOSIGNAL) > 0) {
+        }
+        linger lg{1, 3600};
+        setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+        char text[] = "X=1";
+        iovec iov{text, sizeof text - 1};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr m{};
+        m.msg_name = &a;
+        m.msg_namelen = sizeof a;
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control;
+        m.msg_controllen = sizeof control;
+        cmsghdr* cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(cm), &c, sizeof(int));
+        if (sendmsg(s, &m, 0) < 0) return report_errno(-1);
+        close(c);
+        std::puts("sent");
+        std::fflush(stdout);
+        sleep(static_cast<unsigned>(std::atoi(arg.c_str())));
     } else if (cmd == "service") {
         // A Type=notify daemon: READY=1, serve until SIGTERM, STOPPING=1, exit ARG.
         const char* path = getenv("NOTIFY_SOCKET");

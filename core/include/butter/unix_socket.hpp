@@ -2,6 +2,8 @@
 // handing fds between a sandbox's setup child and its supervisor.
 #pragma once
 
+#include <sys/types.h>
+
 #include <span>
 #include <string>
 #include <vector>
@@ -27,6 +29,7 @@ struct SocketPair {
 struct Received {
     std::vector<Fd> fds;
     std::string data;
+    pid_t sender_pid = 0;  // SCM_CREDENTIALS's, on a socket with SO_PASSCRED (0: none came)
 };
 [[nodiscard]] Result<Received> recv_fds(BorrowedFd socket, std::size_t max_fds,
                                         std::size_t max_data = 256);
