@@ -84,6 +84,35 @@ struct FakeSystemd {
     int fds_received = 0;
 };
 
+// One datagram to the socket at `path`; false if it could not be sent.
+bool send_datagram(const std::string& path, const char* msg) {
+    int f = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    bool sent =
+        ::sendto(f, msg, std::strlen(msg), 0, reinterpret_cast<sockaddr*>(&a), sizeof a) > 0;
+    ::close(f);
+    return sent;
+}
+
+// The relay made to read late (a busy supervisor, here stopped: a result that does not hang on
+// a race), then let go: nothing forged may have reached systemd, and the service still stops
+// as a Type=notify unit does (its STOPPING=1, exit 0).
+void hold(const Started& s) {
+    int st = 0;
+    ASSERT_EQ(::kill(s.pid, SIGSTOP), 0);
+    ASSERT_EQ(::waitpid(s.pid, &st, WUNTRACED), s.pid);
+}
+void release_and_stop(FakeSystemd& systemd, const Started& s) {
+    ASSERT_EQ(::kill(s.pid, SIGCONT), 0);
+    EXPECT_EQ(systemd.receive(300), "<nothing>");
+    ::kill(s.pid, SIGTERM);
+    EXPECT_EQ(systemd.receive(), "STOPPING=1\n");
+    EXPECT_EQ(wait_butter(s.pid), 0);
+    ::close(s.out_fd);
+}
+
 TEST_F(Service, ReadyReachesSystemdThroughTheRelay) {
     FakeSystemd systemd(dir_ / "notify.sock");
     RunOptions o;
@@ -202,30 +231,14 @@ TEST_F(Service, NotifyRelayTakesNothingFromOutsideAndNothingCut) {
         }
     }
     EXPECT_TRUE(sockets.empty()) << "the relay's socket has a host path: " << sockets[0];
-    // The relay reads late (a busy supervisor: here stopped, for a result that does not hang on
-    // a race): each forger has sent and is gone, reaped, when it reads.
-    ASSERT_EQ(::kill(s.pid, SIGSTOP), 0);
-    int st = 0;
-    ASSERT_EQ(::waitpid(s.pid, &st, WUNTRACED), s.pid);
+    // Each forger has sent and is gone, reaped, when the relay reads.
+    hold(s);
     for (const std::string& relay : sockets) {
         pid_t forger = ::fork();
-        if (forger == 0) {
-            int f = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-            sockaddr_un a{};
-            a.sun_family = AF_UNIX;
-            std::strncpy(a.sun_path, relay.c_str(), sizeof a.sun_path - 1);
-            const char msg[] = "STATUS=forged";
-            ::sendto(f, msg, sizeof msg - 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
-            ::_exit(0);
-        }
+        if (forger == 0) ::_exit(send_datagram(relay, "STATUS=forged") ? 0 : 1);
         ::waitpid(forger, nullptr, 0);
     }
-    ASSERT_EQ(::kill(s.pid, SIGCONT), 0);
-    EXPECT_EQ(systemd.receive(300), "<nothing>");
-    ::kill(s.pid, SIGTERM);
-    EXPECT_EQ(systemd.receive(), "STOPPING=1\n");
-    EXPECT_EQ(wait_butter(s.pid), 0);
-    ::close(s.out_fd);
+    release_and_stop(systemd, s);
 
     auto cut = run_butter(probe({"--set", "supervise.notify=true"}, {"notify-cut"}), o);
     EXPECT_EQ(cut.out, "sent\n") << cut.err;
@@ -263,33 +276,20 @@ TEST_F(Service, NotifyRelayRefusesAGoneSenderFromOutside) {
             pids.push_back(c);
     }
     ASSERT_FALSE(relays.empty()) << "no sandboxed process found";
-    ASSERT_EQ(::kill(s.pid, SIGSTOP), 0);
-    int st = 0;
-    ASSERT_EQ(::waitpid(s.pid, &st, WUNTRACED), s.pid);
+    hold(s);
     pid_t forger = ::fork();
     if (forger == 0) {
         if (::setgroups(0, nullptr) < 0 || ::setresgid(65534, 65534, 65534) < 0 ||
             ::setresuid(65534, 65534, 65534) < 0)
             ::_exit(2);
-        int f = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        for (const std::string& relay : relays) {
-            sockaddr_un a{};
-            a.sun_family = AF_UNIX;
-            std::strncpy(a.sun_path, relay.c_str(), sizeof a.sun_path - 1);
-            const char msg[] = "STATUS=forged";
-            if (::sendto(f, msg, sizeof msg - 1, 0, reinterpret_cast<sockaddr*>(&a), sizeof a) > 0)
-                ::_exit(0);
-        }
+        for (const std::string& relay : relays)
+            if (send_datagram(relay, "STATUS=forged")) ::_exit(0);
         ::_exit(1);
     }
+    int st = 0;
     ::waitpid(forger, &st, 0);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "the forger could not send: no attack";
-    ASSERT_EQ(::kill(s.pid, SIGCONT), 0);
-    EXPECT_EQ(systemd.receive(300), "<nothing>");
-    ::kill(s.pid, SIGTERM);
-    EXPECT_EQ(systemd.receive(), "STOPPING=1\n");
-    EXPECT_EQ(wait_butter(s.pid), 0);
-    ::close(s.out_fd);
+    release_and_stop(systemd, s);
 }
 
 // The fds of a message the relay drops are closed on the supervisor's loop: a TCP socket with

@@ -38,6 +38,25 @@
 
 namespace {
 
+// One datagram to `a` carrying `text` and `fd` (SCM_RIGHTS), as sd_notify does with a barrier's.
+ssize_t send_with_fd(int s, sockaddr_un& a, const char* text, int fd) {
+    iovec iov{const_cast<char*>(text), strlen(text)};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr m{};
+    m.msg_name = &a;
+    m.msg_namelen = sizeof a;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(s, &m, 0);
+}
+
 int report_errno(int r) {
     if (r >= 0) {
         std::puts("ok");
@@ -378,22 +397,7 @@ int main(int argc, char** argv) {
         }
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0) return report_errno(-1);
-        char text[] = "BARRIER=1";
-        iovec iov{text, sizeof text - 1};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr m{};
-        m.msg_name = &a;
-        m.msg_namelen = sizeof a;
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        m.msg_control = control;
-        m.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &p[1], sizeof(int));
-        if (sendmsg(s, &m, 0) < 0) return report_errno(-1);
+        if (send_with_fd(s, a, "BARRIER=1", p[1]) < 0) return report_errno(-1);
         close(p[1]);
         pollfd w{p[0], POLLIN, 0};
         int n = poll(&w, 1, 3000);
@@ -424,22 +428,7 @@ int main(int argc, char** argv) {
         sockaddr_un a{};
         a.sun_family = AF_UNIX;
         strncpy(a.sun_path, path, sizeof a.sun_path - 1);
-        char text[] = "X=1";
-        iovec iov{text, sizeof text - 1};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr m{};
-        m.msg_name = &a;
-        m.msg_namelen = sizeof a;
-        m.msg_iov = &iov;
-        m.msg_iovlen = 1;
-        m.msg_control = control;
-        m.msg_controllen = sizeof control;
-        cmsghdr* cm = CMSG_FIRSTHDR(&m);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(cm), &c, sizeof(int));
-        if (sendmsg(s, &m, 0) < 0) return report_errno(-1);
+        if (send_with_fd(s, a, "X=1", c) < 0) return report_errno(-1);
         close(c);
         std::puts("sent");
         std::fflush(stdout);
