@@ -175,9 +175,11 @@ Result<void> Supervisor::State::open_watches() {
         // (/proc/PID/root: the same host uid, without a user namespace) can too: a sender must
         // be in the sandbox when its datagram is read. Gone by then, only the command's own
         // process counts (a daemon's last STOPPING=1): a sender from outside that is gone
-        // cannot be told from one inside.
+        // cannot be told from one inside. Between two runs (supervise.restart) nothing is: the
+        // last sandbox's pid and pid namespace may be another's by then (a reused pid, a new
+        // namespace with the old one's inode number).
         auto from_sandbox = [this](pid_t pid) {
-            if (sandbox_pid <= 0 || pid <= 0) return false;
+            if (sandbox_pid <= 0 || pid <= 0 || !current) return false;
             if (in_sandbox(pid, sandbox_pid, sandbox_pid_ns)) return true;
             return current && pid == current->command_pid() && ::kill(pid, 0) < 0 && errno == ESRCH;
         };
