@@ -1,10 +1,13 @@
 #include "supervise/notify.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -53,6 +56,47 @@ int socket_activation_fds(std::string& why) {
     return static_cast<int>(n);
 }
 
+namespace {
+
+// The kernel's most fds in one message (SCM_MAX_FD).
+constexpr std::size_t kScmMaxFd = 253;
+
+// The sandbox's fds, closed so that no close of the supervisor's is the last one: the last
+// close of a TCP socket with SO_LINGER set (or of a socket holding one in flight) waits up to
+// its linger time for data its peer never reads, and would hold the loop (the time limit and
+// SIGTERM with it). A forked child holds copies until ours are closed, then exits: an exiting
+// process's close never lingers.
+void close_elsewhere(std::vector<Fd>& fds) {
+    if (fds.empty()) return;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) == 0) {
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            ::close(p[1]);
+            char c;
+            while (::read(p[0], &c, 1) < 0 && errno == EINTR) {
+            }
+            ::_exit(0);
+        }
+        ::close(p[0]);
+        fds.clear();    // (not the last references while the child lives)
+        ::close(p[1]);  // the child exits with the last ones
+        if (pid > 0) (void)::waitpid(pid, nullptr, 0);
+    }
+    fds.clear();
+}
+
+// A message's fds, closed elsewhere whatever becomes of the message.
+struct HeldFds {
+    std::vector<Fd> fds;
+    HeldFds() = default;
+    HeldFds(const HeldFds&) = delete;
+    HeldFds& operator=(const HeldFds&) = delete;
+    ~HeldFds() { close_elsewhere(fds); }
+};
+
+}  // namespace
+
 Result<std::optional<NotifyRelay>> NotifyRelay::create() {
     const char* target = std::getenv("NOTIFY_SOCKET");
     if (!target || !*target) return std::optional<NotifyRelay>();
@@ -82,6 +126,12 @@ NotifyRelay::NotifyRelay(NotifyRelay&& o) noexcept
       reg_(std::move(o.reg_)),
       log_(std::move(o.log_)) {}
 
+NotifyRelay::~NotifyRelay() {
+    reg_.reset();
+    HeldFds last;  // the sandbox's socket, with what it still holds in flight
+    if (in_.valid()) last.fds.push_back(std::move(in_));
+}
+
 void NotifyRelay::start(EventLoop& loop, std::function<bool(pid_t)> in_sandbox,
                         std::function<void(const std::string&)> log) {
     loop_ = &loop;
@@ -93,6 +143,8 @@ Result<void> NotifyRelay::adopt(Fd sandbox_socket) {
     if (!loop_) return fail(Error::message("notify", "the relay has not started"));
     relay();  // what the last sandbox left queued
     reg_.reset();
+    HeldFds old;  // (with what it still holds in flight)
+    if (in_.valid()) old.fds.push_back(std::move(in_));
     in_ = std::move(sandbox_socket);
     BUTTER_TRY(set_nonblocking(in_.get(), true));
     BUTTER_ASSIGN_OR_RETURN(reg_, loop_->add(in_, IoEvent::In, [this](IoEvents) { relay(); }));
@@ -117,20 +169,6 @@ void take_control(struct msghdr& m, std::vector<Fd>& fds, std::optional<struct u
                 fds.emplace_back(fd);
             }
         }
-    }
-}
-
-// The kernel's most fds in one message (SCM_MAX_FD).
-constexpr std::size_t kScmMaxFd = 253;
-
-// The sandbox's fds are closed here, on the supervisor's loop (a dropped message's, and a
-// relayed one's whose send failed): the last close of a socket with SO_LINGER set would wait
-// up to its linger time for data its peer never reads (the time limit and SIGTERM with it).
-// Lingering is turned off first, so that the close returns at once.
-void defuse(const std::vector<Fd>& fds) {
-    for (const Fd& fd : fds) {
-        struct linger off {};
-        (void)::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &off, sizeof off);  // (ENOTSOCK)
     }
 }
 
@@ -193,7 +231,7 @@ void NotifyRelay::relay() {
             buf.data(), buf.size()
         };
         // Room for every fd a datagram can carry: one the kernel dropped for want of room would
-        // be closed here, out of reach of defuse().
+        // be closed here, not elsewhere.
         alignas(struct cmsghdr) char
             control[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * kScmMaxFd)];
         struct msghdr m {};
@@ -203,10 +241,10 @@ void NotifyRelay::relay() {
         m.msg_controllen = sizeof control;
         ssize_t n = ::recvmsg(in_.get(), &m, MSG_CMSG_CLOEXEC);
         if (n < 0) return;
-        std::vector<Fd> fds;  // closed here whatever becomes of the message
+        HeldFds held;
+        std::vector<Fd>& fds = held.fds;
         std::optional<struct ucred> cred;
         take_control(m, fds, cred);
-        defuse(fds);
         if (static_cast<std::size_t>(size) > kMaxDatagram || fds.size() > kMaxFds ||
             (m.msg_flags & MSG_CTRUNC)) {
             drop(std::to_string(size) + " bytes" +

@@ -43,6 +43,7 @@ class NotifyRelay {
     [[nodiscard]] static Result<std::optional<NotifyRelay>> create();
     NotifyRelay(NotifyRelay&&) noexcept;
     NotifyRelay& operator=(NotifyRelay&&) = delete;
+    ~NotifyRelay();
 
     // From now on relays on `loop` every datagram of the sandbox's socket (adopt) whose sender
     // `in_sandbox` accepts (called with the sender's pid as butter sees it); `log` sees each

@@ -39,12 +39,12 @@
 namespace {
 
 // One datagram to `a` carrying `text` and `fd` (SCM_RIGHTS), as sd_notify does with a barrier's.
-ssize_t send_with_fd(int s, sockaddr_un& a, const char* text, int fd) {
+ssize_t send_with_fd(int s, sockaddr_un* a, const char* text, int fd) {
     iovec iov{const_cast<char*>(text), strlen(text)};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr m{};
-    m.msg_name = &a;
-    m.msg_namelen = sizeof a;
+    m.msg_name = a;  // (none: a connected socket)
+    m.msg_namelen = a ? sizeof *a : 0;
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
     m.msg_control = control;
@@ -397,15 +397,15 @@ int main(int argc, char** argv) {
         }
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0) return report_errno(-1);
-        if (send_with_fd(s, a, "BARRIER=1", p[1]) < 0) return report_errno(-1);
+        if (send_with_fd(s, &a, "BARRIER=1", p[1]) < 0) return report_errno(-1);
         close(p[1]);
         pollfd w{p[0], POLLIN, 0};
         int n = poll(&w, 1, 3000);
         std::puts(n == 1 && (w.revents & POLLHUP) ? "barrier ok" : "barrier timeout");
-    } else if (cmd == "notify-linger") {
+    } else if (cmd == "notify-linger" || cmd == "notify-linger-nested") {
         // A message the relay drops ("X=1") with a TCP socket whose last close would wait:
-        // SO_LINGER set, its send buffer full towards a peer that never reads. Then sleeps
-        // ARG seconds.
+        // SO_LINGER set, its send buffer full towards a peer that never reads (nested: a unix
+        // socket holding that one in flight). Then sleeps ARG seconds.
         const char* path = getenv("NOTIFY_SOCKET");
         if (!path) return std::puts("no NOTIFY_SOCKET"), 0;
         int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -428,7 +428,16 @@ int main(int argc, char** argv) {
         sockaddr_un a{};
         a.sun_family = AF_UNIX;
         strncpy(a.sun_path, path, sizeof a.sun_path - 1);
-        if (send_with_fd(s, a, "X=1", c) < 0) return report_errno(-1);
+        if (cmd == "notify-linger-nested") {
+            int pair[2];
+            if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) < 0 ||
+                send_with_fd(pair[0], nullptr, "in flight", c) < 0)
+                return report_errno(-1);
+            close(c);
+            close(pair[0]);
+            c = pair[1];
+        }
+        if (send_with_fd(s, &a, "X=1", c) < 0) return report_errno(-1);
         close(c);
         std::puts("sent");
         std::fflush(stdout);
